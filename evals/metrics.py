@@ -1,0 +1,167 @@
+"""Ranking metrics on BEIR-shaped ``qrels`` and ``run`` dicts, with trec_eval semantics.
+
+Shapes (the same as BEIR, pytrec_eval and ranx)::
+
+    qrels = {"q1": {"d1": 2, "d7": 1}}             # graded judgments; grade > 0 is relevant
+    run   = {"q1": {"d7": 12.3, "d2": 11.0, ...}}  # retrieval scores, higher is better
+    run   = {"q1": ["d7", "d2", ...]}              # or a ranked list, best first
+
+>>> qrels = {"q1": {"a": 1, "b": 1}}
+>>> evaluate(qrels, {"q1": ["a", "x", "b"]}, ["precision@2", "recall@2", "mrr@10"])
+{'precision@2': 0.5, 'recall@2': 0.5, 'mrr@10': 1.0}
+
+The details where libraries disagree, and what we do (each matches ``trec_eval`` 9.x, and
+``tests/evals/test_metrics.py`` checks every metric against ``pytrec_eval`` on random runs):
+
+* **Ties.** A run dict is sorted by score descending, then by doc id *descending* (trec_eval's
+  order), so equal scores never make a result depend on dict insertion order.
+* **Duplicates.** A ranked list that repeats a doc keeps its first position only, so a run can
+  never collect the same relevant document twice (a bug several libraries have shipped).
+* **Unjudged documents** count as non-relevant (grade 0); negative grades count as 0 as well.
+* **Queries.** The mean is over the queries of ``qrels`` that have at least one relevant
+  document. A query missing from the run (or with an empty ranking) scores 0 on every metric
+  rather than being dropped: dropping it would reward a system for failing silently. Queries with
+  no relevant document are skipped (their metrics are undefined) and reported by
+  :func:`evaluate_per_query` as absent. Run queries that have no judgments are ignored.
+
+The formulas, for a ranking ``d_1, d_2, ...`` cut at depth ``k`` and ``R`` relevant documents:
+
+* ``precision@k = |rel in top k| / k``            (always divided by k, as trec_eval ``P_k``)
+* ``recall@k    = |rel in top k| / R``
+* ``hit@k       = 1 if any rel in top k else 0``   (trec_eval ``success_k``)
+* ``mrr@k       = 1 / rank of the first rel in top k`` (0 if none)
+* ``map@k       = sum_{i <= k, d_i rel} precision@i / R``   (trec_eval ``map_cut_k``)
+* ``ndcg@k      = DCG@k / IDCG@k`` with ``DCG@k = sum_{i <= k} grade(d_i) / log2(i + 1)``
+  (linear gain, as trec_eval ``ndcg_cut_k`` and BEIR), and IDCG@k the DCG of the judged grades
+  sorted best first.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from evals.errors import MetricError
+
+__all__ = ["METRICS", "evaluate", "evaluate_per_query", "parse_metric", "ranking"]
+
+Qrels = Mapping[str, Mapping[str, int]]
+Run = Mapping[str, Mapping[str, float] | Sequence[str]]
+
+METRICS = ("ndcg", "precision", "recall", "hit", "mrr", "map")
+_METRIC_RE = re.compile(r"^(ndcg|precision|recall|hit|mrr|map)@([1-9][0-9]*)$")
+
+
+def parse_metric(metric: str) -> tuple[str, int]:
+    """``"ndcg@10"`` -> ``("ndcg", 10)``; a clear error for anything else."""
+    match = _METRIC_RE.match(metric)
+    if match is None:
+        raise MetricError(
+            f"unknown metric {metric!r}: expected NAME@K with NAME one of {', '.join(METRICS)} "
+            "and K a positive integer, e.g. 'ndcg@10'"
+        )
+    return match.group(1), int(match.group(2))
+
+
+def ranking(results: Mapping[str, float] | Sequence[str]) -> list[str]:
+    """Doc ids best first: scores descending, ties by doc id descending; duplicates dropped."""
+    if isinstance(results, Mapping):
+        return [doc for doc, _ in sorted(results.items(), key=lambda kv: (-kv[1], _Desc(kv[0])))]
+    if isinstance(results, str):
+        raise MetricError("a ranking must be a list of doc ids or a {doc_id: score} dict, not str")
+    return list(dict.fromkeys(results))  # keeps the first occurrence of each id, in order
+
+
+class _Desc:
+    """Sort key that orders strings descending inside an ascending sort."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.value > other.value
+
+
+def _score_query(
+    ranked: list[str], judgments: Mapping[str, int], metrics: list[tuple[str, str, int]]
+) -> dict[str, float]:
+    gains = {doc: max(int(grade), 0) for doc, grade in judgments.items()}
+    n_relevant = sum(1 for g in gains.values() if g > 0)
+    max_k = max(k for _, _, k in metrics)
+    top = ranked[:max_k]
+    rel_flags = [gains.get(doc, 0) > 0 for doc in top]
+
+    # Prefix sums shared by every cutoff: relevant count, average-precision sum, DCG.
+    hits_at, ap_at, dcg_at = [0], [0.0], [0.0]
+    first_rel = 0
+    for i, (doc, is_rel) in enumerate(zip(top, rel_flags, strict=True), start=1):
+        hits_at.append(hits_at[-1] + is_rel)
+        ap_at.append(ap_at[-1] + (hits_at[-1] / i if is_rel else 0.0))
+        dcg_at.append(dcg_at[-1] + gains.get(doc, 0) / math.log2(i + 1))
+        if is_rel and not first_rel:
+            first_rel = i
+    ideal = sorted((g for g in gains.values() if g > 0), reverse=True)
+
+    out: dict[str, float] = {}
+    for label, name, k in metrics:
+        depth = min(k, len(top))
+        hits = hits_at[depth]
+        if name == "precision":
+            value = hits / k
+        elif name == "recall":
+            value = hits / n_relevant
+        elif name == "hit":
+            value = float(hits > 0)
+        elif name == "mrr":
+            value = 1.0 / first_rel if first_rel and first_rel <= k else 0.0
+        elif name == "map":
+            value = ap_at[depth] / n_relevant
+        else:  # ndcg
+            idcg = sum(g / math.log2(i + 1) for i, g in enumerate(ideal[:k], start=1))
+            value = dcg_at[depth] / idcg
+        out[label] = value
+    return out
+
+
+def _validate(qrels: Qrels, run: Run) -> None:
+    if not isinstance(qrels, Mapping) or not isinstance(run, Mapping):
+        raise MetricError(
+            "qrels and run must be dicts: qrels {qid: {doc_id: grade}}, "
+            "run {qid: {doc_id: score}} or {qid: [doc_id, ...]}"
+        )
+    for qid, judgments in qrels.items():
+        if not isinstance(judgments, Mapping):
+            raise MetricError(f"qrels[{qid!r}] must be a {{doc_id: grade}} dict")
+
+
+def evaluate_per_query(
+    qrels: Qrels, run: Run, metrics: Iterable[str] = ("ndcg@10",)
+) -> dict[str, dict[str, float]]:
+    """``{qid: {metric: value}}`` for every judged query with at least one relevant document.
+
+    Neither input is modified. Use the per-query values for bootstrap intervals and paired tests.
+    """
+    _validate(qrels, run)
+    parsed = [(m, *parse_metric(m)) for m in dict.fromkeys(metrics)]
+    if not parsed:
+        raise MetricError("no metrics requested")
+    per_query: dict[str, dict[str, float]] = {}
+    for qid, judgments in qrels.items():
+        if not any(grade > 0 for grade in judgments.values()):
+            continue  # undefined: no relevant document to find
+        ranked = ranking(run.get(qid, ()))
+        per_query[qid] = _score_query(ranked, judgments, parsed)
+    return per_query
+
+
+def evaluate(qrels: Qrels, run: Run, metrics: Iterable[str] = ("ndcg@10",)) -> dict[str, float]:
+    """Mean of each metric over the judged queries (see the module docstring for the rules)."""
+    metrics = list(dict.fromkeys(metrics))
+    per_query = evaluate_per_query(qrels, run, metrics)
+    if not per_query:
+        raise MetricError("no query in qrels has a relevant document: every metric is undefined")
+    n = len(per_query)
+    return {m: sum(scores[m] for scores in per_query.values()) / n for m in metrics}
