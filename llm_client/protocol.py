@@ -1,0 +1,240 @@
+"""The OpenAI-compatible wire format: request bodies, error mapping, response and SSE parsing.
+
+Everything here is pure (bytes and dicts in, dataclasses or exceptions out), shared by the sync
+and async clients. Reference: the OpenAI API reference for ``POST /v1/chat/completions`` and
+``POST /v1/embeddings``, and the WHATWG HTML spec §9.2 "Server-sent events" for the stream
+framing (``data: {...}`` lines, events separated by a blank line, ``data: [DONE]`` at the end).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from llm_client.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExhaustedError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+)
+from llm_client.responses import ChatChunk, ChatCompletion, Embeddings, Usage
+from llm_client.retry import parse_retry_after
+
+VALID_ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def validate_messages(messages: object) -> list[dict[str, Any]]:
+    """Check the chat messages at the boundary, so mistakes fail here and not as a server 400."""
+    if isinstance(messages, str):
+        raise InvalidRequestError(
+            "messages must be a list of {'role', 'content'} dicts, got a str; "
+            "wrap it: [{'role': 'user', 'content': text}]"
+        )
+    if not isinstance(messages, Sequence) or len(messages) == 0:
+        raise InvalidRequestError("messages must be a non-empty list of {'role', 'content'} dicts")
+    checked = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping) or "role" not in message:
+            raise InvalidRequestError(f"messages[{i}] must be a dict with 'role' and 'content'")
+        if message["role"] not in VALID_ROLES:
+            raise InvalidRequestError(
+                f"messages[{i}]['role'] is {message['role']!r}; valid: {sorted(VALID_ROLES)}"
+            )
+        checked.append(dict(message))
+    return checked
+
+
+def chat_body(
+    *,
+    model: str,
+    messages: list[dict[str, Any]],
+    max_tokens: int,
+    temperature: float,
+    stream: bool,
+    params: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The JSON body of a chat completion request. ``params`` (top_p, stop, seed...) pass through."""
+    if max_tokens <= 0:
+        raise InvalidRequestError(f"max_tokens must be a positive int, got {max_tokens!r}")
+    if not 0.0 <= temperature <= 2.0:
+        raise InvalidRequestError(f"temperature must be in [0, 2], got {temperature!r}")
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+    }
+    if stream:
+        body["stream"] = True
+    body.update(params)
+    return body
+
+
+def lower_headers(headers: httpx.Headers | Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def request_id(headers: Mapping[str, str]) -> str | None:
+    return headers.get("x-request-id") or headers.get("request-id")
+
+
+def status_error(
+    status: int, headers: Mapping[str, str], content: bytes, *, now_wall: float
+) -> APIStatusError:
+    """Map a non-2xx response to the typed error, keeping status, ids, Retry-After and body."""
+    try:
+        body: Any = json.loads(content) if content else None
+    except ValueError:
+        body = content.decode("utf-8", "replace")
+    error = body.get("error") if isinstance(body, dict) else None
+    message, code = f"HTTP {status}", None
+    if isinstance(error, dict):
+        message = str(error.get("message") or message)
+        code = error.get("code") or error.get("type")
+    elif isinstance(error, str):
+        message = error
+    elif isinstance(body, str) and body:
+        message = body[:500]
+    cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
+    if status == 429 and "insufficient_quota" in (str(code), str(error)):
+        cls = QuotaExhaustedError
+    return cls(
+        message,
+        status=status,
+        request_id=request_id(headers),
+        body=body,
+        headers=dict(headers),
+        retry_after=parse_retry_after(headers, now_wall=now_wall),
+        code=str(code) if code else None,
+    )
+
+
+def transport_error(exc: httpx.HTTPError) -> Exception:
+    """httpx's transport failures to ours: timeouts vs. everything else that broke the connection."""
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{type(exc).__name__}: {exc or 'timed out'}")
+    return APIConnectionError(f"{type(exc).__name__}: {exc or 'connection failed'}")
+
+
+def decode_json(content: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        data = json.loads(content)
+    except ValueError as exc:
+        raise ResponseDecodeError(
+            f"response is not JSON ({exc}); first bytes: {content[:80]!r}",
+            request_id=request_id(headers),
+        ) from None
+    if not isinstance(data, dict):
+        raise ResponseDecodeError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse_chat(data: dict[str, Any], *, request_id: str | None = None) -> ChatCompletion:
+    """A chat completion JSON object to ``ChatCompletion`` (shape errors: ResponseDecodeError)."""
+    try:
+        choice = data["choices"][0]
+        message = choice.get("message") or {}
+        text = message.get("content") or ""
+        return ChatCompletion(
+            text=text,
+            model=str(data.get("model", "")),
+            usage=Usage.from_json(data.get("usage")),
+            finish_reason=choice.get("finish_reason"),
+            raw=data,
+            request_id=request_id,
+        )
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ResponseDecodeError(
+            f"chat completion without choices[0].message ({exc!r})", request_id=request_id
+        ) from None
+
+
+def parse_chunk(data: dict[str, Any]) -> ChatChunk:
+    """One ``chat.completion.chunk`` object to ``ChatChunk``."""
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise ResponseDecodeError(f"stream chunk without a choices list: {str(data)[:120]}")
+    if not choices:  # e.g. the usage-only final chunk of stream_options.include_usage
+        return ChatChunk("", None, data, Usage.from_json(data.get("usage")))
+    choice = choices[0]
+    delta = (choice.get("delta") or {}).get("content") or ""
+    return ChatChunk(delta, choice.get("finish_reason"), data, Usage.from_json(data.get("usage")))
+
+
+def parse_embeddings(data: dict[str, Any]) -> Embeddings:
+    try:
+        rows = sorted(data["data"], key=lambda row: row["index"])
+        vectors = [list(map(float, row["embedding"])) for row in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResponseDecodeError(
+            f"embeddings response without data[].embedding ({exc!r})"
+        ) from None
+    return Embeddings(vectors, str(data.get("model", "")), Usage.from_json(data.get("usage")), data)
+
+
+class SSEDecoder:
+    """Incremental SSE framing: feed decoded lines, get each event's ``data`` payload.
+
+    Returns None until a blank line ends an event; multi-line ``data:`` fields are joined with
+    newlines per the spec; comments (``:``) and other fields (event, id, retry) are ignored.
+    """
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> str | None:
+        line = line.rstrip("\r\n")
+        if line == "":
+            if not self._data:
+                return None
+            payload, self._data = "\n".join(self._data), []
+            return payload
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        if name == "data":
+            self._data.append(value[1:] if value.startswith(" ") else value)
+        return None
+
+    def flush(self) -> str | None:
+        """An event the server did not terminate with a blank line (seen at end of stream)."""
+        if not self._data:
+            return None
+        payload, self._data = "\n".join(self._data), []
+        return payload
+
+
+def decode_event(payload: str) -> dict[str, Any] | None:
+    """The JSON of one event, or None for the ``[DONE]`` sentinel."""
+    if payload.strip() == "[DONE]":
+        return None
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        raise ResponseDecodeError(f"stream event is not JSON: {payload[:120]!r}") from None
+    if not isinstance(data, dict):
+        raise ResponseDecodeError(f"stream event is not a JSON object: {payload[:120]!r}")
+    if "error" in data and "choices" not in data:  # llama.cpp / vLLM report mid-stream errors so
+        raise ResponseDecodeError(f"server error inside the stream: {str(data['error'])[:200]}")
+    return data

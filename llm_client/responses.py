@@ -1,0 +1,64 @@
+"""Named results: what a call returns, with the raw JSON kept alongside the convenient fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the server reported them (``estimated=True``: counted by us, e.g. streams)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    estimated: bool = False
+
+    @classmethod
+    def from_json(cls, data: Any) -> Usage | None:
+        if not isinstance(data, dict):
+            return None
+        prompt = int(data.get("prompt_tokens") or 0)
+        completion = int(data.get("completion_tokens") or 0)
+        return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+
+
+@dataclass(frozen=True)
+class ChatCompletion:
+    """A finished chat call. ``text`` is the first choice's content ("" if the server sent none).
+
+    ``cached`` says it came from the local cache (no request was sent); ``attempts`` counts the
+    HTTP attempts this call made (0 for a cache hit); ``raw`` is the server's JSON, unmodified.
+    """
+
+    text: str
+    model: str
+    usage: Usage | None
+    finish_reason: str | None
+    raw: dict[str, Any]
+    request_id: str | None = None
+    cached: bool = False
+    attempts: int = 1
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChatChunk:
+    """One server-sent event of a streamed chat: ``delta`` is the new text ("" for role-only)."""
+
+    delta: str
+    finish_reason: str | None
+    raw: dict[str, Any]
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """``vectors[i]`` embeds ``texts[i]`` (the server's ``index`` order is restored)."""
+
+    vectors: list[list[float]]
+    model: str
+    usage: Usage | None
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    cached: bool = False

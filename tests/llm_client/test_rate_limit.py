@@ -1,0 +1,217 @@
+"""The limiter's arithmetic with a fake clock, then threads against the server's own limits."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_client import Client, ConfigurationError, InvalidRequestError, RateLimiterTimeoutError
+from llm_client.fault_server import FaultServer, ServerLimits
+from llm_client.rate_limit import (
+    RateLimiter,
+    estimate_chat_tokens,
+    estimate_tokens,
+    parse_reset_duration,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admit(limiter, tokens=1):
+    ticket = limiter.join(tokens)
+    delay = limiter.poll(ticket)
+    assert delay == 0.0, f"expected admission, got wait {delay}"
+    return ticket.permit
+
+
+def test_rpm_counts_a_slot_until_one_window_after_release():
+    clock = Clock()
+    limiter = RateLimiter(rpm=2, window=10.0, clock=clock)
+    a, b = admit(limiter), admit(limiter)
+    clock.now = 1.0
+    limiter.release(a)
+    limiter.release(b)
+    ticket = limiter.join(1)
+    assert limiter.poll(ticket) == pytest.approx(10.0)  # a's slot frees at 1.0 + 10
+    clock.now = 10.999
+    assert limiter.poll(ticket) > 0
+    clock.now = 11.0
+    assert limiter.poll(ticket) == 0.0
+
+
+def test_in_flight_requests_hold_their_slot_indefinitely():
+    clock = Clock()
+    limiter = RateLimiter(rpm=1, window=1.0, clock=clock)
+    admit(limiter)  # never released
+    clock.now = 1000.0
+    assert limiter.poll(limiter.join(1)) == math.inf
+
+
+def test_tpm_is_checked_together_with_rpm_and_reconciled_with_usage():
+    clock = Clock()
+    limiter = RateLimiter(rpm=100, tpm=100, window=60.0, clock=clock)
+    first = admit(limiter, 80)
+    ticket = limiter.join(30)
+    assert limiter.poll(ticket) == math.inf  # 80 + 30 > 100 and the 80 is in flight
+    limiter.release(first, tokens_used=50)  # the response said 50: 50 + 30 fits now
+    assert limiter.poll(ticket) == 0.0
+    assert limiter.usage() == (2, 80)
+
+
+def test_fifo_a_big_request_is_not_starved_by_small_ones():
+    clock = Clock()
+    limiter = RateLimiter(tpm=100, window=10.0, clock=clock)
+    limiter.release(admit(limiter, 60))
+    big = limiter.join(90)
+    small = limiter.join(10)
+    assert limiter.poll(big) == pytest.approx(10.0)
+    assert limiter.poll(small) == math.inf  # would fit (60 + 10) but must wait its turn
+    clock.now = 10.0
+    assert limiter.poll(big) == 0.0
+    assert limiter.poll(small) == 0.0  # 90 + 10 = 100 fits
+
+
+def test_a_request_larger_than_tpm_is_rejected_at_the_boundary():
+    limiter = RateLimiter(tpm=100)
+    with pytest.raises(InvalidRequestError, match="max_tokens"):
+        limiter.join(101)
+    with pytest.raises(ConfigurationError):
+        RateLimiter(rpm=0)
+
+
+def test_cancel_leaves_the_queue_so_the_next_one_can_go():
+    clock = Clock()
+    limiter = RateLimiter(rpm=1, window=1.0, clock=clock)
+    first = limiter.join(1)
+    second = limiter.join(1)
+    limiter.cancel(first)
+    assert limiter.poll(second) == 0.0
+
+
+def test_server_ratelimit_headers_pause_admissions():
+    clock = Clock()
+    limiter = RateLimiter(rpm=100, clock=clock)
+    limiter.observe_headers(
+        {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}
+    )
+    assert limiter.poll(limiter.join(1)) == pytest.approx(360.0)
+    limiter.observe_headers(
+        {"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "1h"}
+    )
+    clock.now = 360.0
+    assert limiter.poll(limiter._queue[0]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("20ms", 0.02),
+        ("1h2m", 3720.0),
+        ("0.5", 0.5),
+        ("abc", None),
+        ("1x", None),
+    ],
+)
+def test_parse_reset_duration(text, seconds):
+    got = parse_reset_duration(text)
+    assert got == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_token_estimates():
+    assert (
+        estimate_tokens("") == 0 and estimate_tokens("abcd") == 1 and estimate_tokens("abcde") == 2
+    )
+    messages = [{"role": "user", "content": "abcdefgh"}]
+    assert estimate_chat_tokens(messages, max_tokens=10) == 3 + 4 + 2 + 10
+
+
+def test_acquire_times_out_at_the_deadline():
+    limiter = RateLimiter(rpm=1, window=60.0)
+    limiter.acquire(1)
+    with pytest.raises(RateLimiterTimeoutError, match="deadline"):
+        limiter.acquire(1, deadline=limiter._clock() + 0.05)
+    assert len(limiter._queue) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rpm=st.integers(1, 5),
+    tpm=st.integers(20, 60),
+    ops=st.lists(
+        st.tuples(st.integers(1, 20), st.floats(0.0, 3.0), st.floats(0.0, 2.0)), max_size=40
+    ),
+)
+def test_property_a_sliding_window_server_never_sees_too_many(rpm, tpm, ops):
+    """Simulate: admit in FIFO order (advancing the clock to each wait), the server sees each
+    request at a random moment between admission and release; it must never count more than
+    rpm requests or tpm tokens within any window."""
+    clock, window = Clock(), 5.0
+    limiter = RateLimiter(rpm=rpm, tpm=tpm, window=window, clock=clock)
+    rng = random.Random(len(ops))
+    in_flight, seen = [], []  # seen: (arrival time, tokens)
+    for tokens, gap, duration in ops:
+        clock.now += gap
+        ticket = limiter.join(tokens)
+        while (delay := limiter.poll(ticket)) != 0.0:
+            if math.isinf(delay):  # release the oldest in-flight request to make progress
+                permit, arrival, end = in_flight.pop(0)
+                clock.now = max(clock.now, end)
+                limiter.release(permit, permit.tokens)
+            else:
+                clock.now += delay
+        start = clock.now
+        end = start + duration
+        arrival = rng.uniform(start, end)
+        in_flight.append((ticket.permit, arrival, end))
+        seen.append((arrival, tokens))
+        in_flight.sort(key=lambda x: x[2])
+        while in_flight and in_flight[0][2] <= clock.now:
+            permit, _, end_ = in_flight.pop(0)
+            clock.now, saved = end_, clock.now
+            limiter.release(permit, permit.tokens)
+            clock.now = saved
+    for t, _ in seen:
+        inside = [(a, k) for a, k in seen if t - window < a <= t]
+        assert len(inside) <= rpm
+        assert sum(k for _, k in inside) <= tpm
+
+
+def test_threads_sharing_a_client_never_exceed_the_servers_limits():
+    """Real sockets and real time (a 0.4 s window): 12 threads, 60 calls, server counts."""
+    limits = ServerLimits(rpm=6, tpm=300, window=0.4)
+    with FaultServer(limits=limits) as server:
+        client = Client(server.base_url, model="m", rpm=6, tpm=300, rate_window=0.4)
+        errors = []
+
+        def work(i: int) -> None:
+            try:
+                for j in range(5):
+                    client.chat(
+                        [{"role": "user", "content": f"thread {i} call {j}"}], max_tokens=20
+                    )
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        report = server.report()
+    assert not errors
+    assert report.arrivals == 60
+    assert report.limit_violations == 0
+    assert client.stats.retries == 0
