@@ -1,0 +1,84 @@
+"""``python -m benchmarks``: run the registered system benchmarks and render the report.
+
+    python -m benchmarks                 # every system, full run, records in results/
+    python -m benchmarks rag recsys      # some systems
+    python -m benchmarks --quick         # small fast subset (CI), records in results/quick/
+    python -m benchmarks --list          # what is registered
+    python -m benchmarks rag --dataset path/to/beir-folder
+
+Each system runs in its own process and writes ``<out>/<system>.json``; then ``<out>/REPORT.md``
+is rendered from every record in ``<out>``. The exit code is non-zero if any benchmark failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.record import BenchContext
+from benchmarks.registry import BENCHMARKS
+from benchmarks.runner import EXIT_DATASET, describe, run_in_subprocess
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("systems", nargs="*", help="benchmarks to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list registered benchmarks and exit")
+    parser.add_argument("--quick", action="store_true", help="small, fast subset for smoke runs")
+    parser.add_argument("--data-dir", type=Path, help="folder holding the datasets")
+    parser.add_argument(
+        "--out", type=Path, help="records folder (default results/, quick: results/quick/)"
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, help="embeddings/model cache (default results/cache)"
+    )
+    parser.add_argument(
+        "--dataset", help="a dataset path for systems that accept one (rag: BEIR folder)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = parser.parse_args(argv)
+
+    if args.list:
+        width = max(map(len, BENCHMARKS))
+        for name in BENCHMARKS:
+            print(f"{name:<{width}}  {describe(name)}")
+        return 0
+    unknown = [s for s in args.systems if s not in BENCHMARKS]
+    if unknown:
+        parser.error(
+            f"unknown benchmark(s) {', '.join(unknown)}; registered: {', '.join(BENCHMARKS)}"
+        )
+
+    out = args.out or (Path("results/quick") if args.quick else Path("results"))
+    ctx = BenchContext(
+        data_dir=args.data_dir,
+        quick=args.quick,
+        out_dir=out,
+        cache_dir=args.cache_dir or Path("results/cache"),
+        seed=args.seed,
+        dataset=args.dataset,
+        progress=not args.no_progress,
+    )
+    failures = []
+    for name in args.systems or list(BENCHMARKS):
+        print(f"\n=== {name}{' (quick)' if args.quick else ''}: {describe(name)}", flush=True)
+        code, seconds = run_in_subprocess(name, ctx)
+        if code != 0:
+            why = "dataset missing or corrupt" if code == EXIT_DATASET else f"exit code {code}"
+            failures.append(f"{name}: {why}")
+            print(f"=== {name} FAILED after {seconds:.0f} s ({why})", flush=True)
+    report_path = report.render_dir(out, failures)
+    print(f"\nreport: {report_path}")
+    if failures:
+        print("failed benchmarks:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""The registered system benchmarks: name -> module holding ``DESCRIPTION`` and ``run(ctx)``.
+
+Modules are imported only when their benchmark runs (in its own process), so a slow import or a
+broken optional dependency in one system never stops another from being listed or run.
+"""
+
+BENCHMARKS: dict[str, str] = {
+    "harness": "benchmarks.harness",
+}

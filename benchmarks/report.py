@@ -1,0 +1,181 @@
+"""Render benchmark records (``<out>/*.json``) into ``<out>/REPORT.md``, and into the root README.
+
+A separate step from measuring: tables can be re-rendered at any time from the records alone.
+
+    python -m benchmarks.report results                      # writes results/REPORT.md
+    python -m benchmarks.report results --readme README.md   # also refreshes the README's table
+
+For each system: one table per ``table`` name of its rows (metrics, then timings, a confidence
+interval beside a metric when the record has one), then the published anchors, each beside the
+row it is compared with and the difference, then the record's notes. The machine and dates head
+the report, because a latency figure means nothing without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["render", "render_dir", "update_readme"]
+
+README_START = "<!-- benchmark-report:start -->"
+README_END = "<!-- benchmark-report:end -->"
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if value == 0:
+            return "0"
+        magnitude = abs(value)
+        if magnitude >= 1000:
+            return f"{value:,.0f}"
+        if magnitude >= 100:
+            return f"{value:.1f}"
+        if magnitude >= 1:
+            return f"{value:.2f}"
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _columns(rows: list[dict], key: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row.get(key, {})))
+    return list(seen)
+
+
+def _table(rows: list[dict]) -> list[str]:
+    metrics, timings = _columns(rows, "metrics"), _columns(rows, "timings")
+    header = ["variant", *metrics, *timings]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [f"`{row['variant']}`"]
+        for m in metrics:
+            value = row["metrics"].get(m)
+            cell = _fmt(value)
+            if m in row.get("ci", {}) and value is not None:
+                low, high = row["ci"][m]
+                cell += f" ({_fmt(low)}–{_fmt(high)})"
+            cells.append(cell)
+        cells += [_fmt(row.get("timings", {}).get(t)) for t in timings]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _anchor_table(record: dict) -> list[str]:
+    rows_by_key = {(r.get("table", "main"), r["variant"]): r for r in record["rows"]}
+    lines = [
+        "| reference | metric | published | ours (variant) | ours − published | protocol "
+        "| source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in record["anchors"]:
+        row = rows_by_key.get((a.get("table", "main"), a.get("variant")))
+        ours = row["metrics"].get(a["metric"]) if row else None
+        ours_cell = f"{_fmt(ours)} (`{a['variant']}`)" if ours is not None else "–"
+        diff = f"{ours - a['value']:+.4f}" if ours is not None else "–"
+        lines.append(
+            f"| {a['name']} | {a['metric']} | {_fmt(a['value'])} | {ours_cell} | {diff} | "
+            f"{a['protocol']} | {a['source']} |"
+        )
+    return lines
+
+
+def render(records: list[dict], failures: list[str] | None = None) -> str:
+    """The markdown report for a list of records."""
+    lines = ["# Benchmark report", ""]
+    if records:
+        machine = records[0]["machine"]
+        libs = ", ".join(f"{k} {v}" for k, v in machine["libraries"].items() if v)
+        lines += [
+            f"Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}.  ",
+            f"Libraries: {libs}.  ",
+            "Rendered from the JSON records beside this file by `python -m benchmarks.report`.",
+            "",
+        ]
+    if failures:
+        lines += ["**Failed in the latest run:** " + "; ".join(failures), ""]
+    for record in sorted(records, key=lambda r: r["system"]):
+        quick = " (QUICK smoke run: a small subset, not comparable with anchors)" * record["quick"]
+        dataset = record.get("dataset") or {}
+        lines += [
+            f"## {record['system']}{quick}",
+            "",
+            record.get("description", ""),
+            "",
+            f"Dataset: {dataset.get('name', '–')}. Run {record['started_at']} at "
+            f"`{(record.get('git_sha') or 'unknown')[:12]}`, {record['duration_s']:.0f} s, "
+            f"peak memory {record['peak_rss_mb']:.0f} MiB.",
+            "",
+        ]
+        tables: dict[str, list[dict]] = {}
+        for row in record["rows"]:
+            tables.setdefault(row.get("table", "main"), []).append(row)
+        for name, rows in tables.items():
+            if len(tables) > 1 or name != "main":
+                lines += [f"### {name}", ""]
+            lines += [*_table(rows), ""]
+        if record.get("anchors"):
+            lines += ["Published anchors:", "", *_anchor_table(record), ""]
+        for note in record.get("notes", []):
+            lines.append(f"- {note}")
+        if record.get("notes"):
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _load(out_dir: Path) -> list[dict]:
+    records = []
+    for path in sorted(out_dir.glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            print(f"skipping unreadable record {path}: {exc}", file=sys.stderr)
+    return records
+
+
+def render_dir(out_dir: Path, failures: list[str] | None = None) -> Path:
+    """Render every record in ``out_dir`` into ``out_dir/REPORT.md``; returns its path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "REPORT.md"
+    path.write_text(render(_load(out_dir), failures))
+    return path
+
+
+def update_readme(readme: Path, report_md: str) -> None:
+    """Replace the text between the README's report markers with the report (headings demoted)."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"{readme} has no {README_START} / {README_END} markers")
+    body = re.sub(r"^(#+) ", r"#\1 ", report_md.split("\n", 1)[1], flags=re.MULTILINE)
+    before, rest = text.split(README_START, 1)
+    _, after = rest.split(README_END, 1)
+    readme.write_text(f"{before}{README_START}\n{body.strip()}\n{README_END}{after}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report")
+    parser.add_argument("out_dir", type=Path, nargs="?", default=Path("results"))
+    parser.add_argument("--readme", type=Path, help="also refresh this README's report section")
+    args = parser.parse_args(argv)
+    path = render_dir(args.out_dir)
+    if args.readme:
+        update_readme(args.readme, path.read_text())
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The benchmark runner, its records and the report, run for real in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import __main__ as cli
+from benchmarks import report
+from benchmarks.registry import BENCHMARKS
+from benchmarks.runner import describe
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORD_KEYS = {
+    "system", "description", "quick", "status", "dataset", "config", "machine", "git_sha",
+    "started_at", "duration_s", "peak_rss_mb", "rows", "anchors", "notes",
+}  # fmt: skip
+
+
+def test_every_registered_benchmark_has_a_description():
+    for name in BENCHMARKS:
+        assert describe(name) and not describe(name).startswith("(missing"), name
+
+
+def test_list_shows_the_registered_benchmarks():
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert all(name in out for name in BENCHMARKS)
+
+
+def test_quick_harness_run_writes_a_self_describing_record_and_a_report(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "harness", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    record = json.loads((tmp_path / "harness.json").read_text())
+    assert set(record) >= RECORD_KEYS
+    assert record["quick"] is True and record["machine"]["cores"] >= 1
+    ours = next(r for r in record["rows"] if r["variant"] == "evals.metrics")
+    assert ours["metrics"]["max_abs_diff_vs_trec_eval"] < 1e-9
+    assert ours["metrics"]["ndcg@10"] > 0.3  # the synthetic retriever ranks judged docs higher
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "## harness (QUICK" in text and "`evals.metrics`" in text
+
+
+def test_a_failing_benchmark_makes_the_runner_exit_non_zero(tmp_path, monkeypatch):
+    (tmp_path / "failing_bench.py").write_text(
+        "DESCRIPTION = 'always fails'\ndef run(ctx):\n    raise RuntimeError('boom')\n"
+    )
+    (tmp_path / "missing_data_bench.py").write_text(
+        "DESCRIPTION = 'needs data that is not there'\n"
+        "from evals.datasets import load_davidson\n"
+        "def run(ctx):\n"
+        "    load_davidson(ctx.data_dir)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{ROOT}")
+    monkeypatch.setenv("AIS_NO_DOWNLOAD", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("AIS_DATA_DIR", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(
+        cli, "BENCHMARKS", {"boom": "failing_bench", "nodata": "missing_data_bench"}
+    )
+    monkeypatch.setattr("benchmarks.runner.BENCHMARKS", cli.BENCHMARKS)
+    out = tmp_path / "out"
+    assert cli.main(["--out", str(out), "--data-dir", str(tmp_path / "nowhere")]) == 1
+    assert not (out / "boom.json").exists()
+    assert "Failed in the latest run" in (out / "REPORT.md").read_text()
+
+
+def test_unknown_benchmark_name_is_a_usage_error():
+    with pytest.raises(SystemExit) as info:
+        cli.main(["no-such-system"])
+    assert info.value.code == 2
+
+
+def test_report_puts_each_figure_beside_its_anchor(tmp_path):
+    record = {
+        "system": "demo", "description": "d", "quick": False, "status": "ok",
+        "dataset": {"name": "toy"}, "config": {}, "git_sha": "abc", "seed": 0,
+        "machine": {"cpu": "cpu", "cores": 2, "python": "3.11", "libraries": {"numpy": "2"}},
+        "started_at": "2026-01-01T00:00:00+00:00", "duration_s": 1.0, "peak_rss_mb": 10.0,
+        "rows": [
+            {"variant": "bm25", "table": "main", "metrics": {"ndcg@10": 0.70},
+             "timings": {"p50_ms": 1.5}, "ci": {"ndcg@10": [0.65, 0.75]}, "extra": {}},
+        ],
+        "anchors": [
+            {"name": "BEIR BM25", "metric": "ndcg@10", "value": 0.665, "protocol": "p",
+             "source": "s", "variant": "bm25", "table": "main"},
+        ],
+        "notes": ["a note"],
+    }  # fmt: skip
+    (tmp_path / "demo.json").write_text(json.dumps(record))
+    text = report.render_dir(tmp_path).read_text()
+    assert "| `bm25` | 0.7000 (0.6500–0.7500) | 1.50 |" in text
+    assert "| BEIR BM25 | ndcg@10 | 0.6650 | 0.7000 (`bm25`) | +0.0350 |" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\nrest\n")
+    report.update_readme(readme, text)
+    updated = readme.read_text()
+    assert "old" not in updated and "### demo" in updated and updated.endswith("rest\n")
