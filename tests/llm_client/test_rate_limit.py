@@ -146,7 +146,7 @@ def test_acquire_times_out_at_the_deadline():
     assert len(limiter._queue) == 0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     rpm=st.integers(1, 5),
     tpm=st.integers(20, 60),
@@ -184,7 +184,7 @@ def test_property_a_sliding_window_server_never_sees_too_many(rpm, tpm, ops):
             limiter.release(permit, permit.tokens)
             clock.now = saved
     for t, _ in seen:
-        inside = [(a, k) for a, k in seen if t - window < a <= t]
+        inside = [(a, k) for a, k in seen if t - window + 1e-9 < a <= t]  # float ties at the edge
         assert len(inside) <= rpm
         assert sum(k for _, k in inside) <= tpm
 

@@ -1,0 +1,87 @@
+"""AsyncClient parity: the same behaviour as Client, over the same real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from llm_client import AsyncClient, QuotaExhaustedError, StreamInterruptedError
+from llm_client.fault_server import Fault, FaultServer, ServerLimits
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_chat_stream_and_embed(fault_server):
+    async def main():
+        async with AsyncClient(fault_server.base_url, model="m") as client:
+            reply = await client.chat(USER)
+            stream = await client.chat([{"role": "user", "content": "a b c"}], stream=True)
+            text = "".join([c.delta async for c in stream])
+            vectors = (await client.embed(["a", "b"])).vectors
+            return reply, text, vectors
+
+    reply, text, vectors = run(main())
+    assert reply.text == "echo: hello" and text == "echo: a b c" and len(vectors) == 2
+
+
+def test_retry_after_reread_each_attempt_with_injected_async_sleep(fault_server, fake_time):
+    fault_server.script(Fault.rate_limited(1.5, "ms"), Fault.rate_limited(2, "seconds"), Fault.reset())
+
+    async def main():
+        client = AsyncClient(fault_server.base_url, model="m", clock=fake_time.clock,
+                             sleep=fake_time.asleep, backoff_base=0.01, seed=0)  # fmt: skip
+        return await client.chat(USER)
+
+    reply = run(main())
+    assert reply.attempts == 4 and fake_time.sleeps[:2] == [1.5, 2.0]
+    assert len({a.key for a in fault_server.arrivals}) == 1
+
+
+def test_non_retryable_is_not_retried(fault_server):
+    fault_server.script(Fault.quota())
+
+    async def main():
+        await AsyncClient(fault_server.base_url, model="m").chat(USER)
+
+    with pytest.raises(QuotaExhaustedError):
+        run(main())
+    assert fault_server.report().arrivals == 1
+
+
+def test_stream_cut_midway_and_cached_replay(fault_server, tmp_path):
+    fault_server.script(Fault.stream_cut(2))
+    messages = [{"role": "user", "content": "x y z"}]
+
+    async def main():
+        client = AsyncClient(fault_server.base_url, model="m", cache_dir=tmp_path)
+        with pytest.raises(StreamInterruptedError) as info:
+            async for _ in await client.chat(messages, stream=True):
+                pass
+        live = [c.delta async for c in await client.chat(messages, stream=True)]
+        replay_stream = await client.chat(messages, stream=True)
+        replay = [c.delta async for c in replay_stream]
+        return info.value.partial_text, live, replay, replay_stream.cached
+
+    partial, live, replay, cached = run(main())
+    assert partial == "echo: " and live == replay and cached
+    assert fault_server.report().arrivals == 2
+
+
+def test_tasks_share_the_limiter_and_never_exceed_server_limits():
+    limits = ServerLimits(rpm=8, tpm=400, window=0.4)
+    with FaultServer(limits=limits) as server:
+
+        async def main():
+            client = AsyncClient(server.base_url, model="m", rpm=8, tpm=400, rate_window=0.4)
+            calls = [client.chat([{"role": "user", "content": f"task {i}"}], max_tokens=20) for i in range(48)]
+            return await asyncio.gather(*calls), client.stats
+
+        replies, stats = run(main())
+        report = server.report()
+    assert len(replies) == 48 and stats.retries == 0
+    assert report.arrivals == 48 and report.limit_violations == 0

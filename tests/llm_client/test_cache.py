@@ -1,0 +1,112 @@
+"""The response cache: canonical keys, TTL, corrupt entries, stream replay, opt-in rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_client import Client, InvalidRequestError, ResponseCache, cache_key
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+def test_key_is_canonical_and_ignores_dict_order():
+    a = {"model": "m", "messages": USER, "max_tokens": 5, "temperature": 0.0}
+    b = {"temperature": 0.0, "max_tokens": 5, "messages": USER, "model": "m"}
+    assert cache_key("/chat/completions", a) == cache_key("/chat/completions", b)
+    assert cache_key("/chat/completions", a) != cache_key("/chat/completions", {**a, "max_tokens": 6})
+    assert cache_key("/chat/completions", a) != cache_key("/embeddings", a)
+
+
+def test_api_key_is_not_part_of_the_key(fault_server, tmp_path):
+    first = Client(fault_server.base_url, api_key="sk-one", model="m", cache_dir=tmp_path)
+    first.chat(USER)
+    second = Client(fault_server.base_url, api_key="sk-two", model="m", cache_dir=tmp_path)
+    assert second.chat(USER).cached
+    assert fault_server.report().arrivals == 1
+    assert b"sk-one" not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_ttl_uses_the_injected_wall_clock(tmp_path):
+    now = [1000.0]
+    cache = ResponseCache(tmp_path, ttl=10.0, clock=lambda: now[0])
+    cache.set("k", "chat", {"choices": []})
+    assert cache.get("k", "chat")[0] == "hit"
+    now[0] += 10.5
+    assert cache.get("k", "chat") == ("miss", None)
+
+
+@pytest.mark.parametrize("garbage", [b"not json", b'{"v": 1, "kind": "chat"}', b'{"v": 99}', b"\xff\xfe"])
+def test_a_corrupt_entry_is_a_miss_not_a_crash(fault_server, tmp_path, garbage):
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    client.chat(USER)
+    store = client._core.cache._store
+    (key,) = list(store.iterkeys())
+    store.set(key, garbage)
+    reply = client.chat(USER)
+    assert not reply.cached and reply.text == "echo: hello"
+    stats = client.stats
+    assert stats.cache_errors == 1 and stats.cache_hits == 0
+    assert client.chat(USER).cached  # the good answer replaced the corrupt one
+
+
+def test_a_truncated_value_file_is_a_miss(fault_server, tmp_path):
+    cache = ResponseCache(tmp_path, disk_min_file_size=0)  # force values into files
+    client = Client(fault_server.base_url, model="m", cache=cache)
+    client.chat(USER)
+    files = [p for p in tmp_path.rglob("*.val")]
+    assert files
+    for path in files:
+        path.write_bytes(path.read_bytes()[:10])
+    assert not client.chat(USER).cached
+    assert client.stats.cache_errors == 1
+
+
+def test_hit_returns_the_same_completion_without_a_request(fault_server, tmp_path):
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    cold = client.chat(USER)
+    hot = client.chat(USER)
+    assert hot.cached and hot.attempts == 0 and (hot.text, hot.usage) == (cold.text, cold.usage)
+    assert fault_server.report().arrivals == 1
+    assert client.stats.cache_hits == 1 and client.stats.cache_misses == 1
+
+
+def test_streams_are_cached_and_replayed_chunk_for_chunk(fault_server, tmp_path):
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    messages = [{"role": "user", "content": "one two three four"}]
+    live = [(c.delta, c.finish_reason) for c in client.chat(messages, stream=True)]
+    replay_stream = client.chat(messages, stream=True)
+    replay = [(c.delta, c.finish_reason) for c in replay_stream]
+    assert replay == live and len(replay) > 4 and replay_stream.cached
+    assert fault_server.report().arrivals == 1
+    assert not client.chat(messages).cached  # a non-stream call is a different entry
+
+
+def test_temperature_above_zero_is_not_cached_unless_asked(fault_server, tmp_path):
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    client.chat(USER, temperature=0.7)
+    assert not client.chat(USER, temperature=0.7).cached
+    client.chat(USER, temperature=0.7, cache=True)
+    assert client.chat(USER, temperature=0.7, cache=True).cached
+    opted = Client(fault_server.base_url, model="m", cache_dir=tmp_path / "b", cache_nondeterministic=True)
+    opted.chat(USER, temperature=0.7)
+    assert opted.chat(USER, temperature=0.7).cached
+
+
+def test_cache_false_bypasses_read_and_write(fault_server, tmp_path):
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    client.chat(USER, cache=False)
+    assert not client.chat(USER).cached
+    assert not client.chat(USER, cache=False).cached
+    assert fault_server.report().arrivals == 3
+
+
+def test_cache_true_without_a_cache_is_a_clear_error(fault_server):
+    with pytest.raises(InvalidRequestError, match="cache_dir"):
+        Client(fault_server.base_url, model="m").chat(USER, cache=True)
+
+
+def test_embeddings_are_cached(fault_server, tmp_path):
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    cold = client.embed(["x", "y"])
+    hot = client.embed(["x", "y"])
+    assert hot.cached and hot.vectors == cold.vectors

@@ -1,0 +1,256 @@
+"""The sync client end to end over a real loopback socket against the fault-injection server."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from llm_client import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    Client,
+    ConfigurationError,
+    DeadlineExceededError,
+    InvalidRequestError,
+    NotFoundError,
+    QuotaExhaustedError,
+    RateLimitError,
+    RetryAfterTooLongError,
+    ServerError,
+    StreamInterruptedError,
+)
+from llm_client.fault_server import Fault
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+def make_client(server, fake_time=None, **overrides):
+    kwargs = dict(model="m", backoff_base=0.01, read_timeout=2.0, seed=0)
+    if fake_time is not None:
+        kwargs.update(clock=fake_time.clock, sleep=fake_time.sleep, wall_clock=lambda: 1e9 + fake_time.now)
+    kwargs.update(overrides)
+    return Client(server.base_url, **kwargs)
+
+
+def test_chat_returns_text_usage_model_and_raw(fault_server):
+    reply = make_client(fault_server).chat(USER, max_tokens=16)
+    assert reply.text == "echo: hello"
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    assert reply.model == "m" and reply.raw["object"] == "chat.completion"
+    assert reply.request_id and reply.attempts == 1 and not reply.cached
+    assert fault_server.arrivals[0].key  # an idempotency key was sent
+
+
+def test_streaming_yields_deltas_that_add_up_to_the_text(fault_server):
+    stream = make_client(fault_server).chat([{"role": "user", "content": "one two three"}], stream=True)
+    deltas = [chunk.delta for chunk in stream]
+    assert "".join(deltas) == "echo: one two three" == stream.text
+    assert len(deltas) > 3
+
+
+def test_retry_after_is_reread_from_every_attempt(fault_server, fake_time):
+    fault_server.script(
+        Fault.rate_limited(1.5, "ms"),
+        Fault.rate_limited(2, "seconds"),
+        Fault.status_code(503),  # no Retry-After: backoff (base 0.01, third retry = 0.04 * jitter)
+        Fault.status_code(502, retry_after=0.7),
+    )
+    client = make_client(fault_server, fake_time, max_retries=5)
+    reply = client.chat(USER)
+    assert reply.attempts == 5
+    assert fake_time.sleeps[:2] == [1.5, 2.0]
+    assert 0.03 <= fake_time.sleeps[2] <= 0.04
+    assert fake_time.sleeps[3] == 0.7
+    keys = {a.key for a in fault_server.arrivals}
+    assert len(keys) == 1, "the idempotency key must be reused across retries"
+    stats = client.stats
+    assert stats.retries == 4 and stats.attempts == 5 and stats.retry_reasons["HTTP 429"] == 2
+
+
+def test_retry_after_as_http_date(fault_server, fake_time):
+    fault_server.script(Fault.rate_limited(0.5, "date"))
+    make_client(fault_server).chat(USER)  # real wall clock: waits until that second is reached
+    report = fault_server.report()
+    assert report.arrivals == 2 and report.early_retries == 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault.status_code(400), BadRequestError),
+        (Fault.status_code(401), AuthenticationError),
+        (Fault.status_code(404), NotFoundError),
+        (Fault.status_code(422), BadRequestError),
+        (Fault.quota(), QuotaExhaustedError),
+        (Fault.status_code(503, should_retry="false"), ServerError),
+    ],
+)
+def test_non_retryable_errors_are_raised_after_one_attempt(fault_server, fake_time, fault, error):
+    fault_server.script(fault)
+    with pytest.raises(error) as info:
+        make_client(fault_server, fake_time).chat(USER)
+    assert fault_server.report().arrivals == 1 and fake_time.sleeps == []
+    assert info.value.status == fault.status and info.value.request_id and info.value.body["error"]
+
+
+def test_x_should_retry_true_makes_an_unusual_status_retryable(fault_server, fake_time):
+    fault_server.script(Fault.status_code(418, should_retry="true"))
+    assert make_client(fault_server, fake_time).chat(USER).attempts == 2
+
+
+@pytest.mark.parametrize("fault", [Fault.reset(), Fault.truncate(), Fault.malformed(), Fault.status_code(500),
+                                   Fault.status_code(409), Fault.status_code(408)])  # fmt: skip
+def test_transient_faults_are_retried_transparently(fault_server, fake_time, fault):
+    fault_server.script(fault, fault)
+    reply = make_client(fault_server, fake_time).chat(USER)
+    assert reply.text == "echo: hello" and reply.attempts == 3
+
+
+def test_errors_keep_their_context_when_retries_run_out(fault_server, fake_time):
+    fault_server.script(*[Fault.rate_limited(0.5, "ms")] * 3)
+    with pytest.raises(RateLimitError) as info:
+        make_client(fault_server, fake_time, max_retries=2).chat(USER)
+    err = info.value
+    assert err.status == 429 and err.retry_after == 0.5 and err.request_id
+    assert "gave up after 2 retries" in " ".join(getattr(err, "__notes__", []))
+
+
+def test_a_retry_after_above_the_cap_fails_now_and_says_so(fault_server, fake_time):
+    fault_server.script(Fault.rate_limited(120, "seconds"))
+    with pytest.raises(RetryAfterTooLongError, match="above the 60.0s cap") as info:
+        make_client(fault_server, fake_time).chat(USER)
+    assert isinstance(info.value.last_error, RateLimitError) and fake_time.sleeps == []
+
+
+def test_read_timeout_is_retried(fault_server):
+    fault_server.script(Fault.stall(1.0))
+    reply = make_client(fault_server, read_timeout=0.2).chat(USER)
+    assert reply.attempts == 2
+
+
+def test_read_timeout_surfaces_as_typed_error(fault_server):
+    fault_server.script(Fault.stall(1.0))
+    with pytest.raises(APITimeoutError):
+        make_client(fault_server, read_timeout=0.2, max_retries=0).chat(USER)
+
+
+def test_total_deadline_bounds_all_retries(fault_server):
+    fault_server.script(*[Fault.stall(1.0)] * 10)
+    with pytest.raises(DeadlineExceededError) as info:
+        make_client(fault_server, read_timeout=0.3, total_timeout=0.5, max_retries=10).chat(USER)
+    assert info.value.attempts <= 2 and isinstance(info.value.last_error, APITimeoutError)
+
+
+def test_total_deadline_is_checked_before_a_long_wait(fault_server, fake_time):
+    fault_server.script(Fault.rate_limited(30, "seconds"))
+    with pytest.raises(DeadlineExceededError, match="deadline"):
+        make_client(fault_server, fake_time, total_timeout=10).chat(USER)
+    assert fake_time.sleeps == []
+
+
+def test_connection_refused_is_a_connection_error(fake_time):
+    client = Client("http://127.0.0.1:9/v1", model="m", max_retries=1, clock=fake_time.clock,
+                    sleep=fake_time.sleep)  # fmt: skip
+    with pytest.raises(APIConnectionError):
+        client.chat(USER)
+    assert client.stats.attempts == 2
+
+
+def test_stream_broken_before_the_first_event_is_retried(fault_server, fake_time):
+    fault_server.script(Fault.stream_cut(0), Fault.rate_limited(0.2, "ms"))
+    stream = make_client(fault_server, fake_time).chat(USER, stream=True)
+    assert "".join(c.delta for c in stream) == "echo: hello"
+    assert fault_server.report().arrivals == 3
+
+
+def test_stream_broken_midway_raises_with_the_partial_text_and_is_not_cached(fault_server, tmp_path):
+    fault_server.script(Fault.stream_cut(3))
+    client = make_client(fault_server, cache_dir=tmp_path)
+    messages = [{"role": "user", "content": "a b c d e"}]
+    got = []
+    with pytest.raises(StreamInterruptedError) as info:
+        for chunk in client.chat(messages, stream=True):
+            got.append(chunk.delta)
+    assert info.value.partial_text == "".join(got) == "echo: a "
+    assert "".join(c.delta for c in client.chat(messages, stream=True)) == "echo: a b c d e"
+    assert fault_server.report().arrivals == 2  # the broken stream was not replayed from cache
+
+
+def test_embeddings_keep_input_order(fault_server):
+    result = make_client(fault_server).embed(["a", "b", "c"])
+    assert len(result.vectors) == 3 and result.vectors[0] != result.vectors[1]
+    assert make_client(fault_server).embed("b").vectors[0] == result.vectors[1]
+
+
+def test_bad_input_fails_at_the_boundary_without_a_request(fault_server):
+    client = make_client(fault_server)
+    with pytest.raises(InvalidRequestError, match="got a str"):
+        client.chat("hello")
+    with pytest.raises(InvalidRequestError, match="role"):
+        client.chat([{"role": "robot", "content": "x"}])
+    with pytest.raises(InvalidRequestError, match="max_tokens"):
+        client.chat(USER, max_tokens=0)
+    with pytest.raises(InvalidRequestError, match="temperature"):
+        client.chat(USER, temperature=3)
+    with pytest.raises(InvalidRequestError, match="texts"):
+        client.embed([])
+    assert fault_server.report().arrivals == 0
+
+
+def test_configuration_errors_are_specific(monkeypatch):
+    for name in ("AIS_LLM_BASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError, match="AIS_LLM_BASE_URL"):
+        Client()
+    with pytest.raises(ConfigurationError, match="unknown config"):
+        Client("http://x/v1", rmp=3)
+    with pytest.raises(ConfigurationError, match="rpm"):
+        Client("http://x/v1", rpm=0)
+
+
+def test_base_url_api_key_and_model_come_from_the_environment(fault_server, monkeypatch):
+    monkeypatch.setenv("AIS_LLM_BASE_URL", fault_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("AIS_LLM_MODEL", "env-model")
+    client = Client()
+    assert client.config.api_key == "sk-test"
+    assert client.chat(USER).model == "env-model"
+
+
+def test_stats_count_tokens_cost_and_latency(fault_server):
+    client = make_client(fault_server, prices_per_million={"m": (1.0, 2.0)})
+    a = client.chat(USER)
+    b = client.chat([{"role": "user", "content": "another one"}])
+    s = client.stats
+    prompt = a.usage.prompt_tokens + b.usage.prompt_tokens
+    completion = a.usage.completion_tokens + b.usage.completion_tokens
+    assert s.calls == 2 and s.tokens["m"].prompt_tokens == prompt
+    assert s.cost_usd == pytest.approx((prompt * 1.0 + completion * 2.0) / 1e6)
+    assert 0 < s.latency_p50_s <= s.latency_p99_s
+
+
+def test_openai_sdk_speaks_the_same_protocol_to_the_fault_server(fault_server):
+    """Conformance cross-check: the official SDK parses what our server sends, as we do."""
+    openai = pytest.importorskip("openai")
+    sdk = openai.OpenAI(base_url=fault_server.base_url, api_key="x", max_retries=0)
+    theirs = sdk.chat.completions.create(model="m", messages=USER, max_tokens=16)
+    ours = make_client(fault_server).chat(USER, max_tokens=16)
+    assert theirs.choices[0].message.content == ours.text
+    assert theirs.usage.total_tokens == ours.usage.total_tokens
+    streamed = sdk.chat.completions.create(model="m", messages=USER, max_tokens=16, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == ours.text
+    fault_server.script(Fault.rate_limited(1, "seconds"))
+    with pytest.raises(openai.RateLimitError):
+        sdk.chat.completions.create(model="m", messages=USER, max_tokens=16)
+
+
+def test_mock_transport_seam_works_offline():
+    """The transport seam (httpx.MockTransport) for readers' own unit tests."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"model": "m", "choices": [{"message": {"content": "hi"}}]})
+
+    client = Client("http://test/v1", model="m", transport=httpx.MockTransport(handler))
+    assert client.chat(USER).text == "hi"

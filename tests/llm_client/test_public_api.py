@@ -1,0 +1,20 @@
+"""Pin the public surface other systems (rag) and the Makefile depend on."""
+
+import llm_client
+from llm_client import local_server
+
+
+def test_all_is_pinned():
+    assert {"Client", "AsyncClient", "ChatCompletion", "ChatChunk", "ClientConfig", "RateLimiter",
+            "LLMClientError", "RateLimitError", "StreamInterruptedError"} <= set(llm_client.__all__)  # fmt: skip
+    for name in llm_client.__all__:
+        assert hasattr(llm_client, name), name
+
+
+def test_local_server_interface():
+    assert local_server.DEFAULT_MODEL_ALIAS == "smollm2-135m-instruct"
+    server = local_server.LocalLLMServer(port=12345)
+    assert server.base_url == "http://127.0.0.1:12345/v1" and server.model == "smollm2-135m-instruct"
+    cmd = local_server.server_command(local_server.Path("/m.gguf"), 1, "a")
+    assert cmd[1:3] == ["-m", "llama_cpp.server"] and "--interrupt_requests" in cmd
+    assert cmd[cmd.index("--n_threads") + 1] == "2"
