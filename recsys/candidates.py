@@ -1,0 +1,131 @@
+"""Stage 1, merged: from every item to a few hundred candidates per user.
+
+Each source proposes its top-N unseen items; the union is the user's candidate set. For every
+candidate we keep *every* source's score and rank (not only the proposer's): the ranker learns
+from agreement between sources, and an item ranked 3rd by EASE but 400th by popularity is a
+different bet from one ranked 3rd by both. The source that ranked an item best among those that
+proposed it is recorded as its ``proposed_by`` (what ``Recommendation.sources`` reports).
+
+Candidate recall@N (the share of a user's test items that made it into the set) bounds what any
+ranker can reach: an item not in the set can never be recommended. ``candidate_recall`` measures
+it per source and merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.sources import CandidateSource, EmbeddingNeighbours
+
+
+@dataclass(frozen=True)
+class CandidateSet:
+    """Candidates of a batch of users, as flat arrays of (user, item) pairs grouped by user.
+
+    users: (n_pairs,) user row indices, sorted (all pairs of a user are contiguous)
+    items: (n_pairs,) item column indices
+    scores, ranks: (n_pairs, n_sources) every source's score, and its rank among the user's
+        unseen items (0 = that source's best item)
+    proposed_by: (n_pairs,) index into ``source_names`` of the best-ranking proposing source
+    offsets: (n_batch_users + 1,) pairs of batch user b are ``offsets[b]:offsets[b + 1]``
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    ranks: np.ndarray
+    proposed_by: np.ndarray
+    offsets: np.ndarray
+    source_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _rank_matrix(scores: np.ndarray) -> np.ndarray:
+    """Rank of every item per row (0 = highest score); seen items carry -inf so they sink."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(scores.shape[1])[None, :], axis=1)
+    return ranks
+
+
+def generate(
+    sources: Sequence[CandidateSource],
+    users: np.ndarray,
+    history: sp.csr_matrix,
+    per_source: int,
+    exclude: sp.csr_matrix | None = None,
+) -> CandidateSet:
+    """Merge each source's top-``per_source`` items for ``users`` (rows of ``history``).
+
+    Items in ``exclude`` (default: ``history``, i.e. seen items) are never proposed.
+    """
+    n_users, n_items = history.shape[0], history.shape[1]
+    seen_rows, seen_cols = (history if exclude is None else exclude).nonzero()
+    all_scores, all_ranks = [], []
+    proposed = np.zeros((n_users, n_items), dtype=bool)
+    best_rank = np.full((n_users, n_items), np.iinfo(np.int64).max)
+    proposer = np.full((n_users, n_items), -1, dtype=np.int64)
+    for s_idx, source in enumerate(sources):
+        scores = source.score(history).astype(np.float32)
+        masked = scores.copy()
+        masked[seen_rows, seen_cols] = -np.inf
+        ranks = _rank_matrix(masked)
+        if isinstance(source, EmbeddingNeighbours):
+            # The FAISS index proposes; it returns the same items as the dense top-N (exact IP).
+            _, top = source.search(history, per_source, exclude)
+            mine = np.zeros_like(proposed)
+            rows = np.repeat(np.arange(n_users), top.shape[1])
+            valid = top.ravel() >= 0
+            mine[rows[valid], top.ravel()[valid]] = True
+        else:
+            mine = ranks < per_source
+        mine[seen_rows, seen_cols] = False
+        better = mine & (ranks < best_rank)
+        proposer[better] = s_idx
+        best_rank[better] = ranks[better]
+        proposed |= mine
+        all_scores.append(scores)
+        all_ranks.append(ranks)
+    rows, cols = np.nonzero(proposed)  # row-major: pairs come out grouped by user
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_users))])
+    return CandidateSet(
+        users=np.asarray(users)[rows],
+        items=cols,
+        scores=np.stack([s[rows, cols] for s in all_scores], axis=1),
+        ranks=np.stack([r[rows, cols] for r in all_ranks], axis=1).astype(np.float32),
+        proposed_by=proposer[rows, cols],
+        offsets=offsets,
+        source_names=tuple(s.name for s in sources),
+    )
+
+
+def candidate_recall(
+    candidates: CandidateSet, truth: dict[int, set[int]], per_source: int
+) -> dict[str, float]:
+    """Mean over users with test items of |candidates ∩ test| / |test|, per source and merged.
+
+    A source's own set is its items with rank < ``per_source``. ``truth`` maps user row index ->
+    set of test item indices; a user with test items but no candidates counts as recall 0.
+    """
+    out: dict[str, list[float]] = {name: [] for name in (*candidates.source_names, "merged")}
+    for b in range(len(candidates.offsets) - 1):
+        lo, hi = candidates.offsets[b], candidates.offsets[b + 1]
+        if hi == lo:
+            continue
+        user = int(candidates.users[lo])
+        relevant = truth.get(user)
+        if not relevant:
+            continue
+        items = candidates.items[lo:hi]
+        hit = np.fromiter((i in relevant for i in items), dtype=bool, count=len(items))
+        out["merged"].append(hit.sum() / len(relevant))
+        for s, name in enumerate(candidates.source_names):
+            own = candidates.ranks[lo:hi, s] < per_source
+            out[name].append((hit & own).sum() / len(relevant))
+    return {name: float(np.mean(v)) if v else 0.0 for name, v in out.items()}

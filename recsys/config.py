@@ -1,0 +1,62 @@
+"""Settings of the two-stage recommender: one frozen dataclass, every default measured or cited."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from recsys.errors import InvalidArgumentError
+
+SOURCE_NAMES = ("popularity", "item_knn", "ease", "als", "embedding")
+
+
+@dataclass(frozen=True)
+class RecsysConfig:
+    """Every knob of ``TwoStageRecommender``; ``asdict(config)`` goes into benchmark records."""
+
+    seed: int = 42  # split seed and every model seed (Microsoft Recommenders' SEED is 42 too)
+    protocol: str = "stratified"  # "stratified" (their benchmark) or "temporal" (production-like)
+    train_ratio: float = 0.75  # train share of the test split; the validation carve uses it too
+
+    # Stage 1: candidate sources (see sources.py) and the merged candidate set.
+    sources: tuple[str, ...] = SOURCE_NAMES
+    candidates_per_source: int = 100  # top-N from each source, merged by union
+    ease_l2: float = 250.0  # EASE ridge λ
+    knn_neighbours: int = 100  # item-kNN: neighbours kept per item
+    knn_shrink: float = 10.0  # item-kNN: cosine shrinkage
+    als_factors: int = 16  # measured: 16 > 32 > 64 > 128 on ML-100K (more factors overfit)
+    als_regularization: float = 0.01
+    als_alpha: float = 1.0  # confidence 1 + α on observed interactions
+    als_iterations: int = 15
+    embedding_dim: int = 16  # PureSVD dimension of the FAISS item embeddings (16 > 32 > 64)
+
+    # Stage 2: a LightGBM learning-to-rank model. Small trees and large leaves measured best: the
+    # validation labels are noisy (see ranker.py), so a flexible model fits the noise.
+    ranker_objective: str = "rank_xendcg"  # or "lambdarank"; see ranker.py for the comparison
+    ranker_estimators: int = 300
+    ranker_learning_rate: float = 0.05
+    ranker_leaves: int = 7
+    ranker_min_child_samples: int = 200
+    ranker_truncation: int = 30  # lambdarank_truncation_level (lambdarank only)
+    negatives_per_user: int | None = 100  # sampled from the candidate set; None keeps them all
+
+    # Serving and beyond-accuracy.
+    k: int = 10
+    mmr_lambda: float = 0.8  # relevance weight in the MMR diversity re-rank
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.sources if s not in SOURCE_NAMES]
+        if unknown or not self.sources:
+            raise InvalidArgumentError(
+                f"unknown or empty sources {list(self.sources)}; choose from {list(SOURCE_NAMES)}"
+            )
+        if self.protocol not in ("stratified", "temporal"):
+            raise InvalidArgumentError(
+                f"protocol must be 'stratified' or 'temporal', got {self.protocol!r}"
+            )
+        if not 0.0 < self.train_ratio < 1.0:
+            raise InvalidArgumentError(f"train_ratio must be in (0, 1), got {self.train_ratio}")
+        if self.candidates_per_source < 1 or self.k < 1:
+            raise InvalidArgumentError("candidates_per_source and k must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)

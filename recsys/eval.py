@@ -1,0 +1,152 @@
+"""Offline evaluation: the issue's table under one protocol, plus cold slices.
+
+``evaluate_protocol`` is the benchmark's core and the CLI's ``eval`` command: split, fit the
+two-stage model (which carves its own validation split from train), then score on the test
+split, for every user with test items and training history:
+
+* each candidate source alone (its own top-10 of all unseen items),
+* ``blend``: the merged candidates ordered by the sum of the EASE, ALS and item-kNN scores,
+  each divided by the user's best score for that source (the "plain blend" of the issue),
+* ``two_stage``: the merged candidates ordered by the ranker.
+
+Metrics are trec_eval semantics from ``evals.metrics`` with binary relevance (every test
+interaction is relevant, whatever its rating: the Microsoft Recommenders protocol), on ranked
+lists with seen items removed. Per-user values are returned for bootstrap intervals and paired
+tests (``evals.stats``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from evals.metrics import evaluate_per_query
+from evals.timing import latency_summary
+from recsys.candidates import CandidateSet, candidate_recall
+from recsys.catalog import Catalog
+from recsys.config import RecsysConfig
+from recsys.recommender import TwoStageRecommender, truth_by_user
+from recsys.splits import Split, make_split
+
+METRICS = ("ndcg@10", "precision@10", "recall@10", "map@10", "hit@10")
+BLEND_SOURCES = ("ease", "als", "item_knn")
+
+
+@dataclass
+class ProtocolResult:
+    """Everything measured on one split. ``per_user[variant][metric]`` aligns with ``users``."""
+
+    protocol: str
+    split: str
+    users: list[int]
+    metrics: dict[str, dict[str, float]]
+    per_user: dict[str, dict[str, np.ndarray]]
+    candidate_recall: dict[str, float]
+    candidates_per_user: float
+    timings: dict[str, float]
+    importances: dict[str, float]
+    ranker_stats: dict
+    runs: dict[str, dict[int, list[int]]] = field(repr=False, default_factory=dict)
+    model: TwoStageRecommender | None = field(repr=False, default=None)
+
+
+def score_runs(
+    truth: dict[int, set[int]], runs: dict[str, dict[int, list[int]]], users: list[int]
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
+    """Mean and per-user metrics of several runs ({user: ranked item indices}) on ``users``."""
+    qrels = {str(u): {str(i): 1 for i in truth[u]} for u in users}
+    means, per_user = {}, {}
+    for name, run in runs.items():
+        str_run = {str(u): [str(i) for i in run.get(u, [])] for u in users}
+        pq = evaluate_per_query(qrels, str_run, METRICS)
+        per_user[name] = {m: np.array([pq[str(u)][m] for u in users]) for m in METRICS}
+        means[name] = {m: float(per_user[name][m].mean()) for m in METRICS}
+    return means, per_user
+
+
+def runs_from_candidates(
+    cands: CandidateSet, users: np.ndarray, order_by: dict[str, np.ndarray], k: int
+) -> dict[str, dict[int, list[int]]]:
+    """Top-k per user of the candidate set under each ordering (higher value = better)."""
+    runs: dict[str, dict[int, list[int]]] = {name: {} for name in order_by}
+    for b, u in enumerate(users.tolist()):
+        lo, hi = int(cands.offsets[b]), int(cands.offsets[b + 1])
+        for name, value in order_by.items():
+            order = np.argsort(-value[lo:hi], kind="stable")[:k]
+            runs[name][u] = cands.items[lo:hi][order].tolist()
+    return runs
+
+
+def blend_scores(cands: CandidateSet, names: tuple[str, ...] = BLEND_SOURCES) -> np.ndarray:
+    """Sum over ``names`` of score / (user's best candidate score for that source)."""
+    total = np.zeros(len(cands), dtype=np.float64)
+    counts = np.diff(cands.offsets)
+    starts = cands.offsets[:-1][counts > 0]
+    for name in names:
+        if name not in cands.source_names:
+            continue
+        s = cands.scores[:, cands.source_names.index(name)].astype(np.float64)
+        best = np.repeat(np.maximum.reduceat(s, starts), counts[counts > 0])
+        total += np.where(best > 0, s / np.where(best > 0, best, 1.0), 0.0)
+    return total
+
+
+def evaluate_split(
+    split: Split, catalog: Catalog, config: RecsysConfig, *, latency_users: int = 200
+) -> ProtocolResult:
+    """Fit on ``split.train``, evaluate every variant on ``split.test``."""
+    start = time.perf_counter()
+    model = TwoStageRecommender(catalog, config).fit(split.train)
+    train_s = time.perf_counter() - start
+
+    truth = truth_by_user(catalog, split.test)
+    x = model.interactions_
+    users = np.array(sorted(u for u in truth if x.indptr[u + 1] > x.indptr[u]))
+    start = time.perf_counter()
+    cands = model.candidates(users)
+    ranked = model.rank(cands)
+    batch_s = time.perf_counter() - start
+
+    order_by = {name: -cands.ranks[:, j] for j, name in enumerate(cands.source_names)}
+    order_by["blend"] = blend_scores(cands)
+    order_by["two_stage"] = ranked
+    runs = runs_from_candidates(cands, users, order_by, config.k)
+    means, per_user = score_runs(truth, runs, users.tolist())
+
+    # Per-user serving latency: one recommend() call per user, as an online service would.
+    rng = np.random.default_rng(config.seed)
+    sample = rng.choice(users, size=min(latency_users, len(users)), replace=False)
+    seconds = []
+    for u in catalog.user_ids[sample]:
+        t = time.perf_counter()
+        model.recommend(u, config.k)
+        seconds.append(time.perf_counter() - t)
+
+    timings = {"train_total_s": train_s, "score_all_test_users_s": batch_s}
+    timings.update(model.timings_)
+    timings.update(latency_summary(seconds))
+    return ProtocolResult(
+        protocol=split.protocol,
+        split=split.description,
+        users=users.tolist(),
+        metrics=means,
+        per_user=per_user,
+        candidate_recall=candidate_recall(cands, truth, config.candidates_per_source),
+        candidates_per_user=len(cands) / max(len(users), 1),
+        timings=timings,
+        importances=model.ranker_.importances(),
+        ranker_stats=model.ranker_stats_,
+        runs=runs,
+        model=model,
+    )
+
+
+def evaluate_protocol(
+    ratings: pd.DataFrame, catalog: Catalog, config: RecsysConfig, **kwargs
+) -> ProtocolResult:
+    """Split ``ratings`` with ``config.protocol`` and ``config.seed``, then ``evaluate_split``."""
+    split = make_split(ratings, config.protocol, seed=config.seed, ratio=config.train_ratio)  # type: ignore[arg-type]
+    return evaluate_split(split, catalog, config, **kwargs)

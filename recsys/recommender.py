@@ -1,0 +1,255 @@
+"""The two-stage recommender: candidate generation, then learning-to-rank, then serving.
+
+``TwoStageRecommender.fit(train)`` runs the whole training recipe, top to bottom:
+
+1. carve a validation split out of ``train`` with the same protocol as the test split
+   (``splits.validation_split``): fit-part ``train'`` and held-out part ``val``;
+2. fit every candidate source on ``train'``, generate candidates for the users of ``val``,
+   compute features from ``train'`` only, label candidates found in ``val`` (``ranker.py``);
+3. train the ranker on those labelled candidates;
+4. refit the sources and the feature statistics on all of ``train``: serving uses the
+   full-data sources with the ranker learned in step 3 (features are ranks and ratios, so they
+   mean the same thing in both fits; see ``features.py``).
+
+``recommend(user_id, k)`` then does per user what ``fit`` did per batch: every source scores
+the user's history, the union of their top-N unseen items is featurised and ranked, and the
+top ``k`` come back as a ``Recommendation`` naming the source that proposed each item. A user
+with no history (known demographics or not) is served by the cold-start path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.candidates import CandidateSet, generate
+from recsys.catalog import Catalog
+from recsys.cold_start import SegmentPopularity
+from recsys.config import RecsysConfig
+from recsys.errors import (
+    InvalidArgumentError,
+    ModelFileError,
+    NotFittedError,
+)
+from recsys.features import FeatureBuilder
+from recsys.ranker import LambdaRanker, label_candidates, training_set
+from recsys.sources import build_sources
+from recsys.splits import validation_split
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+COLD_START_SOURCE = "cold_start"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Top-k for one user: ``items[j]`` scored ``scores[j]`` was proposed by ``sources[j]``."""
+
+    user_id: object
+    items: list
+    scores: list[float]
+    sources: list[str]
+
+
+def truth_by_user(catalog: Catalog, frame: pd.DataFrame) -> dict[int, set[int]]:
+    """{user row index: set of item column indices} of a ratings frame."""
+    truth: dict[int, set[int]] = {}
+    users = catalog.user_index(frame["user_id"].to_numpy())
+    items = catalog.item_index(frame["item_id"].to_numpy())
+    for u, i in zip(users.tolist(), items.tolist(), strict=True):
+        truth.setdefault(u, set()).add(i)
+    return truth
+
+
+class TwoStageRecommender:
+    """Candidate sources + LightGBM ranker + cold-start fallback, fitted on one training frame."""
+
+    def __init__(self, catalog: Catalog, config: RecsysConfig | None = None) -> None:
+        self.catalog = catalog
+        self.config = config or RecsysConfig()
+        self.timings_: dict[str, float] = {}
+
+    # -- training ---------------------------------------------------------------------------
+    def _fit_stage1(self, train: pd.DataFrame) -> tuple[list, sp.csr_matrix, FeatureBuilder]:
+        x = self.catalog.matrix(train)
+        sources = []
+        for source in build_sources(self.config):
+            start = time.perf_counter()
+            sources.append(source.fit(x))
+            key = f"fit_{source.name}_s"
+            self.timings_[key] = self.timings_.get(key, 0.0) + time.perf_counter() - start
+        return sources, x, FeatureBuilder(self.catalog).fit(train)
+
+    def fit(self, train: pd.DataFrame) -> TwoStageRecommender:
+        cfg = self.config
+        self.timings_ = {}
+        start = time.perf_counter()
+        val = validation_split(train, cfg.protocol, seed=cfg.seed, ratio=cfg.train_ratio)
+        sources, x_fit, features = self._fit_stage1(val.train)
+        truth = truth_by_user(self.catalog, val.test)
+        users = np.array(sorted(u for u in truth if x_fit.indptr[u + 1] > x_fit.indptr[u]))
+        cands = generate(sources, users, x_fit[users], cfg.candidates_per_source)
+        feats = features.transform(cands)
+        labels = label_candidates(cands, truth)
+        data = training_set(
+            cands, feats, labels, negatives_per_user=cfg.negatives_per_user, seed=cfg.seed
+        )
+        self.timings_["validation_stage1_s"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        self.ranker_ = LambdaRanker(
+            objective=cfg.ranker_objective,
+            n_estimators=cfg.ranker_estimators,
+            learning_rate=cfg.ranker_learning_rate,
+            num_leaves=cfg.ranker_leaves,
+            min_child_samples=cfg.ranker_min_child_samples,
+            truncation=cfg.ranker_truncation,
+            seed=cfg.seed,
+        ).fit(data, features.feature_names(cands.source_names))
+        self.timings_["fit_ranker_s"] = time.perf_counter() - start
+        self.ranker_stats_ = {
+            "train_users": len(data.groups),
+            "train_pairs": len(data.labels),
+            "positive_share": float(data.labels.mean()) if len(data.labels) else 0.0,
+        }
+
+        start = time.perf_counter()
+        self.sources_, self.interactions_, self.features_ = self._fit_stage1(train)
+        self.cold_users_ = SegmentPopularity(self.catalog).fit(self.interactions_)
+        self.timings_["final_stage1_s"] = time.perf_counter() - start
+        return self
+
+    # -- batch scoring ----------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "ranker_"):
+            raise NotFittedError("call fit(train) or TwoStageRecommender.load(path) first")
+
+    def candidates(self, users: np.ndarray, exclude_seen: bool = True) -> CandidateSet:
+        """Merged stage-1 candidates for user row indices ``users``."""
+        self._check_fitted()
+        history = self.interactions_[users]
+        mask = history if exclude_seen else sp.csr_matrix(history.shape, dtype=np.float32)
+        return generate(
+            self.sources_, users, history, self.config.candidates_per_source, exclude=mask
+        )
+
+    def rank(self, cands: CandidateSet) -> np.ndarray:
+        """(n_pairs,) ranker scores for a candidate set."""
+        return self.ranker_.predict(self.features_.transform(cands))
+
+    def top_k_indices(
+        self, users: np.ndarray, k: int, exclude_seen: bool = True
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per user: (item indices, ranker scores, proposing source index), best first."""
+        _check_k(k)
+        cands = self.candidates(users, exclude_seen)
+        scores = self.rank(cands) if len(cands) else np.zeros(0, dtype=np.float32)
+        out = []
+        for b in range(len(users)):
+            lo, hi = int(cands.offsets[b]), int(cands.offsets[b + 1])
+            order = np.argsort(-scores[lo:hi], kind="stable")[:k]
+            out.append(
+                (cands.items[lo:hi][order], scores[lo:hi][order], cands.proposed_by[lo:hi][order])
+            )
+        return out
+
+    # -- serving ----------------------------------------------------------------------------
+    def recommend(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> Recommendation:
+        """Top-``k`` for one user; a user unknown or without history gets the cold-start list."""
+        self._check_fitted()
+        _check_k(k)
+        if not self.catalog.has_user(user_id):
+            logger.info("user %r unknown: serving global cold-start popularity", user_id)
+            return self._cold(user_id, self.cold_users_.global_share_, k)
+        u = int(self.catalog.user_index([user_id])[0])
+        if self.interactions_.indptr[u + 1] == self.interactions_.indptr[u]:
+            logger.info("user %r has no history: serving segment popularity", user_id)
+            return self._cold(user_id, self.cold_users_.score_users(np.array([u]))[0], k)
+        items, scores, proposer = self.top_k_indices(np.array([u]), k, exclude_seen)[0]
+        names = [s.name for s in self.sources_]
+        return Recommendation(
+            user_id=user_id,
+            items=self.catalog.item_ids[items].tolist(),
+            scores=[float(s) for s in scores],
+            sources=[names[p] for p in proposer],
+        )
+
+    def recommend_batch(
+        self, user_ids: Sequence[object], k: int = 10, exclude_seen: bool = True
+    ) -> list[Recommendation]:
+        """Top-``k`` for many users; every id must be known (``UnknownUserError`` lists the rest)."""
+        if len(user_ids) == 0:
+            raise InvalidArgumentError("user_ids is empty; pass at least one user id")
+        self.catalog.user_index(user_ids)  # raises naming every unknown id
+        return [self.recommend(u, k, exclude_seen) for u in user_ids]
+
+    def recommend_new_user(
+        self, k: int = 10, *, age: int, gender: str, genres: list[str] | None = None
+    ) -> Recommendation:
+        """Cold start from sign-up information: segment popularity, chosen genres first."""
+        self._check_fitted()
+        _check_k(k)
+        seg = self.cold_users_.segment_of(age, gender)
+        return self._cold(None, self.cold_users_.score_segment(seg, genres), k)
+
+    def _cold(self, user_id: object, scores: np.ndarray, k: int) -> Recommendation:
+        top = np.argsort(-scores, kind="stable")[:k]
+        return Recommendation(
+            user_id=user_id,
+            items=self.catalog.item_ids[top].tolist(),
+            scores=[float(s) for s in scores[top]],
+            sources=[COLD_START_SOURCE] * len(top),
+        )
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write ``model.pkl`` and a human-readable ``manifest.json`` into directory ``path``."""
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "model.pkl", "wb") as fh:
+            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "n_users": self.catalog.n_users,
+            "n_items": self.catalog.n_items,
+            "n_interactions": int(self.interactions_.nnz),
+            "feature_importances": self.ranker_.importances(),
+        }
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> TwoStageRecommender:
+        """Load a model written by ``save`` (pickle: only load files you wrote yourself)."""
+        folder = Path(path)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+            with open(folder / "model.pkl", "rb") as fh:
+                model = pickle.load(fh)
+        except FileNotFoundError as exc:
+            raise ModelFileError(f"no saved model in {folder}: {exc.filename} is missing") from exc
+        except (pickle.UnpicklingError, json.JSONDecodeError, EOFError, AttributeError) as exc:
+            raise ModelFileError(f"saved model in {folder} is corrupt: {exc}") from exc
+        if manifest.get("format_version") != FORMAT_VERSION or not isinstance(model, cls):
+            raise ModelFileError(
+                f"{folder} holds format {manifest.get('format_version')!r}; "
+                f"this code reads format {FORMAT_VERSION}. Retrain with `python -m recsys train`."
+            )
+        return model
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int | np.integer) or isinstance(k, bool) or k <= 0:
+        raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
