@@ -15,6 +15,7 @@ Tables (variants are stable names):
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict
 
@@ -124,6 +125,9 @@ def _real_server(ctx: BenchContext) -> tuple[list[Row], list[str]]:
 
 
 def run(ctx: BenchContext) -> BenchResult:
+    # one INFO line per HTTP request / retry would drown the progress bar
+    for name in ("httpx", "llm_client"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     n, concurrency = (200, 16) if ctx.quick else (1000, 32)
     chaos_cfg = dict(
         n_requests=n,

@@ -62,7 +62,9 @@ def _serve_fault(args: argparse.Namespace) -> int:
     from llm_client.fault_server import ChaosFaults, FaultServer, ServerLimits
 
     limits = ServerLimits(args.rpm, args.tpm, args.window)
-    faults = ChaosFaults(seed=args.seed, transient_rate=args.transient_rate)
+    faults = ChaosFaults(
+        seed=args.seed, transient_rate=args.transient_rate, fatal_rate=args.fatal_rate
+    )
     with FaultServer(port=args.port, faults=faults, limits=limits) as server:
         print(f"fault server at {server.base_url} (Ctrl-C to stop)", flush=True)
         try:
@@ -101,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     fault = sub.add_parser("serve-fault", help="run the fault-injection server in the foreground")
     fault.add_argument("--port", type=int, default=8766)
     fault.add_argument("--transient-rate", type=float, default=0.3)
+    fault.add_argument(
+        "--fatal-rate", type=float, default=0.02, help="share of requests given a 400/quota"
+    )
     fault.add_argument("--rpm", type=int, default=None)
     fault.add_argument("--tpm", type=int, default=None)
     fault.add_argument("--window", type=float, default=60.0)

@@ -20,11 +20,17 @@ depend on the window's length.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -33,6 +39,7 @@ from llm_client.async_client import AsyncClient
 from llm_client.client import Client
 from llm_client.errors import BadRequestError, LLMClientError, QuotaExhaustedError
 from llm_client.fault_server import ChaosFaults, FaultServer, ServerLimits
+from llm_client.pipeline import USER_AGENT
 from llm_client.stats import percentile
 
 FATAL = (QuotaExhaustedError, BadRequestError)
@@ -188,26 +195,29 @@ class OverheadResult:
 
 
 def measure_overhead(n: int = 1000, warmup: int = 50) -> OverheadResult:
-    """Sequential loopback requests, interleaved raw / client / client+limiter."""
+    """Sequential loopback requests to a server process, interleaved raw / client / client+limiter."""
     messages = [{"role": "user", "content": "overhead probe"}]
     body = {"model": "m", "messages": messages, "max_tokens": 8, "temperature": 0.0}
-    with FaultServer() as server:
+    with _server_process() as server:
         raw = httpx.Client(timeout=10.0)
         url = server.base_url + "/chat/completions"
         ours = Client(server.base_url, model="m")
         limited = Client(server.base_url, model="m", rpm=10**9, tpm=10**12)
         times: dict[str, list[float]] = {"raw": [], "client": [], "limited": []}
 
-        def raw_call() -> None:
-            json.loads(raw.post(url, json=body).content)["choices"][0]["message"]["content"]
+        def raw_call() -> None:  # the same request our client sends, headers included
+            headers = {"Idempotency-Key": uuid.uuid4().hex, "User-Agent": USER_AGENT}
+            json.loads(raw.post(url, json=body, headers=headers).content)["choices"][0]["message"]
 
         calls = {
             "raw": raw_call,
             "client": lambda: ours.chat(messages, max_tokens=8),
             "limited": lambda: limited.chat(messages, max_tokens=8),
         }
+        order = list(calls.items())
         for i in range(warmup + n):
-            for name, call in calls.items():
+            order.reverse()  # alternate who goes first: a shared machine drifts
+            for name, call in order:
                 t0 = time.perf_counter()
                 call()
                 if i >= warmup:
@@ -226,6 +236,39 @@ def measure_overhead(n: int = 1000, warmup: int = 50) -> OverheadResult:
         raw_rps=n / sum(times["raw"]),
         client_rps=n / sum(times["client"]),
     )
+
+
+@contextlib.contextmanager
+def _server_process() -> Iterator[Any]:
+    """The fault server (no faults) in its own process, so it does not share our GIL."""
+    from llm_client.local_server import free_port
+
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "llm_client",
+        "serve-fault",
+        "--port",
+        str(port),
+        "--transient-rate",
+        "0",
+        "--fatal-rate",
+        "0",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = SimpleNamespace(base_url=f"http://127.0.0.1:{port}/v1")
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(server.base_url + "/models", timeout=0.5)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def measure_cache_hits(n: int = 2000) -> dict[str, float]:

@@ -32,6 +32,7 @@ is admitted until its reset time.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import re
 import threading
@@ -119,7 +120,13 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._queue: deque[_Ticket] = deque()
-        self._held: list[Permit] = []
+        # Held slots: in flight (a set), or released and counting down (a heap by expiry), with
+        # running totals so admission is O(1) and pruning O(log n) however high the limits are.
+        self._in_flight: set[Permit] = set()
+        self._released: list[tuple[float, int, Permit]] = []
+        self._seq = 0
+        self._count = 0
+        self._tokens = 0
         self._hold_until = -math.inf
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
 
@@ -150,23 +157,31 @@ class RateLimiter:
         if not self._queue or self._queue[0] is not ticket:
             return math.inf  # not our turn: FIFO
         now = self._clock()
-        self._held = [p for p in self._held if p.expires_at(self.window) > now]
+        self._prune(now)
         if now < self._hold_until:
             return self._hold_until - now
-        count = len(self._held)
-        used = sum(p.tokens for p in self._held)
-        if self._fits(count, used, ticket.tokens):
+        if self._fits(self._count, self._tokens, ticket.tokens):
             ticket.permit = Permit(ticket.tokens, admitted_at=now)
-            self._held.append(ticket.permit)
+            self._in_flight.add(ticket.permit)
+            self._count += 1
+            self._tokens += ticket.tokens
             self._queue.popleft()
             self._notify_locked()  # the next in line may fit too
             return 0.0
-        # Free the held slots in expiry order until we fit; in-flight ones expire at inf.
-        for permit in sorted(self._held, key=lambda p: p.expires_at(self.window)):
+        # Free released slots in expiry order until we fit; in-flight ones never expire, so if
+        # those alone block us we wait for a release (inf).
+        count, used = self._count, self._tokens
+        for expires, _, permit in sorted(self._released):
             count, used = count - 1, used - permit.tokens
             if self._fits(count, used, ticket.tokens):
-                return permit.expires_at(self.window) - now
+                return expires - now
         return math.inf
+
+    def _prune(self, now: float) -> None:
+        while self._released and self._released[0][0] <= now:
+            _, _, permit = heapq.heappop(self._released)
+            self._count -= 1
+            self._tokens -= permit.tokens
 
     def _fits(self, count: int, used: int, tokens: int) -> bool:
         return (self.rpm is None or count + 1 <= self.rpm) and (
@@ -176,9 +191,15 @@ class RateLimiter:
     def release(self, permit: Permit, tokens_used: int | None = None) -> None:
         """The response is back: start the slot's one-window countdown, reconcile its tokens."""
         with self._lock:
+            if permit not in self._in_flight:
+                return  # released twice: ignore
+            self._in_flight.remove(permit)
             permit.released_at = self._clock()
             if tokens_used is not None:
+                self._tokens += max(0, tokens_used) - permit.tokens
                 permit.tokens = max(0, tokens_used)
+            self._seq += 1
+            heapq.heappush(self._released, (permit.expires_at(self.window), self._seq, permit))
             self._notify_locked()
 
     def cancel(self, ticket: _Ticket) -> None:
@@ -211,9 +232,8 @@ class RateLimiter:
     def usage(self) -> tuple[int, int]:
         """(requests, tokens) currently held: in flight or released less than a window ago."""
         with self._lock:
-            now = self._clock()
-            held = [p for p in self._held if p.expires_at(self.window) > now]
-            return len(held), sum(p.tokens for p in held)
+            self._prune(self._clock())
+            return self._count, self._tokens
 
     # ---- waiting ------------------------------------------------------------------------------
     def _notify_locked(self) -> None:
