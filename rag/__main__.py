@@ -1,0 +1,245 @@
+"""Command line: ``python -m rag index|search|ask|eval|train-reranker``.
+
+Examples (offline; the embedding model ships in a pip package)::
+
+    python -m rag index /work/shared/data/scifact --index .rag_index     # or a folder of .md/.txt
+    python -m rag train-reranker --index .rag_index --dataset /work/shared/data/scifact
+    python -m rag search "vitamin D and cancer risk" --index .rag_index
+    python -m rag ask "Does vitamin D lower cancer risk?" --index .rag_index --local
+    python -m rag eval --dataset /work/shared/data/scifact
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from rag.config import CHUNKERS, FUSIONS, RagConfig
+from rag.errors import RagError
+
+DEFAULT_INDEX = ".rag_index"
+DEFAULT_CACHE = Path(os.environ.get("AIS_CACHE_DIR", Path.home() / ".cache" / "ais")) / "rag"
+RERANKER_FILE = "reranker.json"
+
+
+def _load_documents(path: str):
+    from rag.documents import documents_from_beir, documents_from_folder, is_beir_folder
+
+    if is_beir_folder(path) or not Path(path).exists():  # a folder or a dataset name ("scifact")
+        from evals.datasets import load_beir
+
+        return documents_from_beir(load_beir(path, split="test").corpus)
+    return documents_from_folder(path)
+
+
+def _embedder(config: RagConfig):
+    from rag.dense import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(config.model, batch_size=config.batch_size)
+
+
+def _open(args) -> tuple:
+    """Load the index and (if trained) the reranker with its tuned weight and threshold."""
+    from rag.index import HybridIndex
+    from rag.rerank import LTRReranker
+    from rag.retrieval import HybridRetriever
+
+    manifest_model = _manifest_model(args.index)
+    index = HybridIndex.load(args.index, _embedder(RagConfig(model=manifest_model)))
+    reranker, threshold = None, None
+    if (Path(args.index) / RERANKER_FILE).exists():
+        reranker = LTRReranker.load(Path(args.index) / RERANKER_FILE)
+        index.config = index.config.replace(dense_weight=reranker.meta.get("dense_weight", 0.5))
+        threshold = reranker.meta.get("threshold")
+    return HybridRetriever(index, reranker=reranker), threshold
+
+
+def _manifest_model(index_dir: str) -> str:
+    from rag.index import read_manifest
+
+    return read_manifest(Path(index_dir))["model"]
+
+
+def cmd_index(args) -> int:
+    from rag.dense import EmbeddingCache
+    from rag.index import HybridIndex, build_chunker
+
+    config = RagConfig(model=args.model, chunker=args.chunker)
+    docs = _load_documents(args.path)
+    index = HybridIndex(_embedder(config), build_chunker(config), config)
+    report = index.upsert(docs, cache=EmbeddingCache(args.cache_dir), progress=True)
+    index.save(args.index)
+    print(
+        f"indexed {len(report.added)} documents as {report.chunks_added} chunks "
+        f"({index.chunker.name}, {config.model}) -> {args.index}"
+    )
+    return 0
+
+
+def cmd_search(args) -> int:
+    retriever, _ = _open(args)
+    mode = args.mode or ("rerank" if retriever.reranker else "hybrid")
+    hits = retriever.search(args.query, args.k, mode=mode)
+    print(f"{mode} results for {args.query!r}:")
+    for rank, h in enumerate(hits, start=1):
+        doc = retriever.index.documents[h.doc_id]
+        snippet = retriever.index.chunks[h.chunk_id].text.replace("\n", " ")
+        print(f"{rank:>3}. {h.score:8.4f}  {h.doc_id}  {doc.title[:70]}")
+        print(textwrap.indent(textwrap.shorten(snippet, 160), " " * 15))
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from rag.answer import LLMClientGenerator, RagPipeline
+
+    retriever, threshold = _open(args)
+    if args.threshold is not None:
+        threshold = args.threshold
+    mode = "rerank" if retriever.reranker else "hybrid"
+
+    def answer(base_url, model):
+        pipe = RagPipeline(
+            retriever, LLMClientGenerator(base_url, model), threshold=threshold, mode=mode
+        )
+        return pipe.ask(args.question)
+
+    if args.local:
+        from llm_client.local_server import LocalLLMServer
+
+        with LocalLLMServer() as server:
+            ans = answer(server.base_url, server.model)
+    else:
+        ans = answer(args.base_url, args.llm_model)
+    print(ans.text)
+    print(
+        f"\nconfidence {ans.confidence:.3f} (threshold {threshold}), "
+        f"{'abstained' if ans.abstained else 'answered'} in {ans.latency_s:.1f}s"
+    )
+    for s in ans.sources:
+        mark = "*" if s in ans.cited else " "
+        cut = "  (truncated)" if s.truncated else ""
+        print(f" {mark}[{s.number}] {s.doc_id}  {s.title[:70]}{cut}")
+    if ans.invalid_citations:
+        print(f"invalid citations (no such source): {ans.invalid_citations}")
+    if ans.dropped:
+        print(f"left out for lack of room: {len(ans.dropped)} chunks")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from evals.datasets import load_beir
+    from rag.dense import EmbeddingCache
+    from rag.documents import documents_from_beir
+    from rag.eval import METRICS, fit_on_train, run_queries
+    from rag.index import HybridIndex, build_chunker
+    from rag.retrieval import HybridRetriever
+
+    config = RagConfig(model=args.model, chunker=args.chunker, fusion=args.fusion)
+    test = load_beir(args.dataset, split=args.split)
+    index = HybridIndex(_embedder(config), build_chunker(config), config)
+    index.upsert(
+        documents_from_beir(test.corpus), cache=EmbeddingCache(args.cache_dir), progress=True
+    )
+    retriever = HybridRetriever(index)
+    modes = ["bm25", "dense", "hybrid"]
+    try:
+        train = load_beir(args.dataset, split="train")
+        tuned = fit_on_train(retriever, train.queries, train.qrels, progress=True)
+        retriever.reranker = tuned.reranker
+        modes.append("rerank")
+        print(f"tuned on {len(train.queries)} train queries: dense weight {tuned.dense_weight}")
+    except Exception as exc:  # no train split: keep the untuned defaults
+        print(f"no train split used ({exc}); fusion weight stays {config.dense_weight}")
+    retriever.embed(list(test.queries.values()), progress=True)
+    print(f"{'mode':<8}" + "".join(f"{m:>12}" for m in METRICS))
+    for mode in modes:
+        res = run_queries(
+            lambda q, m=mode: retriever.search(q, 100, mode=m), test.queries, test.qrels
+        )
+        print(f"{mode:<8}" + "".join(f"{res.metrics[m]:>12.4f}" for m in METRICS))
+    return 0
+
+
+def cmd_train_reranker(args) -> int:
+    from evals.datasets import load_beir
+    from rag.eval import fit_on_train
+
+    retriever, _ = _open(args)
+    train = load_beir(args.dataset, split="train")
+    tuned = fit_on_train(retriever, train.queries, train.qrels, progress=True)
+    path = tuned.reranker.save(Path(args.index) / RERANKER_FILE)
+    meta = tuned.reranker.meta
+    print(
+        f"trained LambdaRank on {meta['train_queries']} train queries ({meta['train_pairs']} "
+        f"pairs, {meta['n_trees']} trees) in {tuned.train_seconds:.1f}s -> {path}"
+    )
+    print(f"dense weight {tuned.dense_weight}, abstention threshold {tuned.threshold:.4f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, index=True):
+        if index:
+            p.add_argument("--index", default=DEFAULT_INDEX, help="index folder")
+        p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="embedding cache folder")
+
+    p = sub.add_parser("index", help="index a BEIR folder, a dataset name or a folder of .md/.txt")
+    p.add_argument("path")
+    p.add_argument("--model", default=RagConfig.model)
+    p.add_argument("--chunker", default=RagConfig.chunker, choices=CHUNKERS)
+    common(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search the index")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--mode", choices=("bm25", "dense", "hybrid", "rerank"))
+    common(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question with citations (or abstain)")
+    p.add_argument("question")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint incl. /v1 ($AIS_LLM_BASE_URL)")
+    p.add_argument("--llm-model", help="model name at that endpoint ($AIS_LLM_MODEL)")
+    p.add_argument("--local", action="store_true", help="start the local SmolLM2 server")
+    p.add_argument("--threshold", type=float, help="override the calibrated abstention threshold")
+    common(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="evaluate every retrieval mode on a BEIR folder")
+    p.add_argument("--dataset", default="scifact", help="BEIR folder or dataset name")
+    p.add_argument("--split", default="test")
+    p.add_argument("--model", default=RagConfig.model)
+    p.add_argument("--chunker", default=RagConfig.chunker, choices=CHUNKERS)
+    p.add_argument("--fusion", default=RagConfig.fusion, choices=FUSIONS)
+    common(p, index=False)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train-reranker", help="tune fusion, train LambdaRank, calibrate abstention")
+    p.add_argument("--dataset", default="scifact", help="BEIR folder with qrels/train.tsv")
+    common(p)
+    p.set_defaults(func=cmd_train_reranker)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return args.func(args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

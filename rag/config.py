@@ -1,0 +1,82 @@
+"""Configuration of the RAG system: one frozen dataclass with every default in one place.
+
+The defaults were chosen by principle or on SciFact's *train* queries (never its test queries);
+each comment says which. ``RagConfig.replace(**changes)`` returns a validated copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from rag.errors import ConfigError
+
+CHUNKERS = ("document", "tokens", "sentences", "recursive")
+FUSIONS = ("rrf", "minmax", "zscore")
+BM25_METHODS = ("lucene", "okapi")
+
+
+@dataclass(frozen=True)
+class RagConfig:
+    # --- embedding / dense retrieval -------------------------------------------------------
+    model: str = "all-MiniLM-L6-v2"  # name or path; the packaged copy is used when offline
+    batch_size: int = 32  # embedding batch size (CPU: larger batches pad more, gain little)
+    dense_index: str = "flat"  # "flat" = exact inner product; "hnsw" = approximate graph index
+    hnsw_m: int = 32  # HNSW graph degree (faiss default 32)
+    hnsw_ef_search: int = 128  # HNSW search beam; recall vs exact is measured in the benchmark
+
+    # --- chunking ------------------------------------------------------------------------------
+    chunker: str = (
+        "document"  # one chunk per document, truncated by the model (see README ablation)
+    )
+    chunk_tokens: int = 254  # window size: the model's 256 positions minus [CLS] and [SEP]
+    chunk_overlap: int = 32  # token-window overlap (about one sentence)
+    sentence_chunk_tokens: int = 128  # budget for sentence packing and recursive splitting
+
+    # --- sparse retrieval ----------------------------------------------------------------------
+    bm25_method: str = "lucene"  # idf = ln(1 + (N - df + .5)/(df + .5)); "okapi" = rank_bm25's
+    bm25_k1: float = 1.5  # Robertson & Zaragoza's usual range 1.2-2.0; bm25s default
+    bm25_b: float = 0.75  # length normalisation, standard value
+
+    # --- fusion and reranking -------------------------------------------------------------------
+    fusion: str = "zscore"  # convex combination of z-scored scores (README: why not RRF)
+    dense_weight: float = (
+        0.5  # weight of dense in convex fusion; `train-reranker` tunes it on train
+    )
+    rrf_k: int = 60  # Cormack et al. 2009
+    candidates: int = 100  # first-stage depth per retriever before fusion
+    rerank_depth: int = 100  # how many fused candidates the reranker rescored
+
+    # --- answers ---------------------------------------------------------------------------------
+    context_tokens: int = 2048  # the LLM's context window (llama.cpp server default n_ctx)
+    answer_tokens: int = 160  # reserved for the answer (sent as max_tokens)
+    top_chunks: int = 5  # at most this many chunks go into the prompt
+    abstain_threshold: float | None = None  # dense cosine; None = use the calibrated value if any
+
+    def __post_init__(self) -> None:
+        if self.chunker not in CHUNKERS:
+            raise ConfigError(f"chunker must be one of {CHUNKERS}, got {self.chunker!r}")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.bm25_method not in BM25_METHODS:
+            raise ConfigError(
+                f"bm25_method must be one of {BM25_METHODS}, got {self.bm25_method!r}"
+            )
+        if self.dense_index not in ("flat", "hnsw"):
+            raise ConfigError(f"dense_index must be 'flat' or 'hnsw', got {self.dense_index!r}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ConfigError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError(
+                f"chunk_overlap must be in [0, chunk_tokens={self.chunk_tokens}), "
+                f"got {self.chunk_overlap}"
+            )
+        for name in ("batch_size", "candidates", "rerank_depth", "top_chunks", "rrf_k"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.answer_tokens >= self.context_tokens:
+            raise ConfigError("answer_tokens must be smaller than context_tokens")
+
+    def replace(self, **changes: object) -> RagConfig:
+        """Return a validated copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,142 @@
+"""Documents: what gets indexed, how it is loaded, and how a corpus is fingerprinted.
+
+A :class:`Document` has an id, a title, a text and a version. Its indexable ``content`` is the
+title and the text joined by a blank line; chunk character offsets point into ``content``, so a
+citation can be traced back to the exact span of the source.
+
+Two sources are supported:
+
+* a BEIR-format folder (``corpus.jsonl[.gz]``, ``queries.jsonl``, ``qrels/*.tsv``), read through the
+  shared loader :func:`evals.datasets.load_beir` (which verifies known datasets' checksums);
+* a folder of ``.txt`` / ``.md`` files: the path relative to the folder is the id, the first
+  markdown heading (or the file name) the title.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.errors import DocumentError
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source document. ``version`` grows by one each time the document is replaced."""
+
+    doc_id: str
+    text: str
+    title: str = ""
+    version: int = 1
+    metadata: Mapping[str, object] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.doc_id, str) or not self.doc_id.strip():
+            raise DocumentError(f"doc_id must be a non-empty string, got {self.doc_id!r}")
+        if not isinstance(self.text, str) or not isinstance(self.title, str):
+            raise DocumentError("title and text must be strings", doc_id=self.doc_id)
+        if not (self.text.strip() or self.title.strip()):
+            raise DocumentError(f"document {self.doc_id!r} has no text", doc_id=self.doc_id)
+        if self.version < 1:
+            raise DocumentError(f"version must be >= 1, got {self.version}", doc_id=self.doc_id)
+
+    @property
+    def content(self) -> str:
+        """Title and text joined by a blank line; chunk offsets index into this string."""
+        if self.title and self.text:
+            return f"{self.title}\n\n{self.text}"
+        return self.title or self.text
+
+    def to_json(self) -> dict:
+        return {
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "text": self.text,
+            "version": self.version,
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_json(cls, row: Mapping) -> Document:
+        return cls(
+            doc_id=row["doc_id"],
+            text=row["text"],
+            title=row.get("title", ""),
+            version=int(row.get("version", 1)),
+            metadata=row.get("metadata", {}),
+        )
+
+
+def documents_from_beir(corpus: Mapping[str, Mapping[str, str]]) -> list[Document]:
+    """Turn a BEIR ``corpus`` dict (``{doc_id: {"title", "text"}}``) into documents.
+
+    Documents whose title and text are both empty are skipped: they cannot be retrieved by any
+    method and would only add ties.
+    """
+    docs = []
+    for doc_id, row in corpus.items():
+        title, text = row.get("title", "") or "", row.get("text", "") or ""
+        if title.strip() or text.strip():
+            docs.append(Document(doc_id=str(doc_id), title=title, text=text))
+    return docs
+
+
+def _markdown_title(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+        if line.strip():
+            return ""
+    return ""
+
+
+def documents_from_folder(folder: str | Path) -> list[Document]:
+    """Load every ``.txt``/``.md`` file under ``folder`` (recursively, sorted by path)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise DocumentError(f"{root} is not a folder of .txt/.md files")
+    docs = []
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DocumentError(f"{path} is not UTF-8 text: {exc}") from exc
+        if not text.strip():
+            continue
+        title = _markdown_title(text) or path.stem
+        docs.append(Document(doc_id=path.relative_to(root).as_posix(), title=title, text=text))
+    if not docs:
+        raise DocumentError(f"no non-empty {'/'.join(TEXT_SUFFIXES)} files under {root}")
+    return docs
+
+
+def is_beir_folder(path: str | Path) -> bool:
+    p = Path(path)
+    return (p / "corpus.jsonl").exists() or (p / "corpus.jsonl.gz").exists()
+
+
+def corpus_checksum(documents: Iterable[Document]) -> str:
+    """SHA-256 over (id, version, title, text) of every document, in id order.
+
+    Used as part of the embedding-cache key: any change to any document changes the key.
+    """
+    h = hashlib.sha256()
+    for doc in sorted(documents, key=lambda d: d.doc_id):
+        row = [doc.doc_id, doc.version, doc.title, doc.text]
+        h.update(json.dumps(row, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def check_unique(documents: Iterable[Document]) -> None:
+    """Raise :class:`DocumentError` naming the first duplicated id."""
+    seen: set[str] = set()
+    for doc in documents:
+        if doc.doc_id in seen:
+            raise DocumentError(f"duplicate doc_id {doc.doc_id!r}", doc_id=doc.doc_id)
+        seen.add(doc.doc_id)

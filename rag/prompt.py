@@ -1,0 +1,146 @@
+"""Prompt building: pack the best chunks into a token budget, numbered for citation.
+
+Budget. The model sees ``system + sources + question`` and must still have room to answer, so::
+
+    source budget = context window - answer tokens (max_tokens) - system and question - overhead
+
+Chunks are taken in rank order while they fit. The first chunk that does not fit is truncated at
+a word boundary if at least ``min_chunk_tokens`` remain, and every chunk after it is left out;
+:class:`PackedPrompt` reports what was included, truncated and left out, so nothing is dropped
+silently. Token counts come from ``count_tokens``; the default :func:`estimate_tokens` assumes
+3 bytes per token, which over-counts English for BPE and WordPiece vocabularies (about 4 bytes
+per token), so the prompt never overflows the window even without the model's tokenizer.
+
+Placement. Liu et al. 2023 ("Lost in the Middle", arXiv:2307.03172) show models use the start
+and end of a long context best and the middle worst. With ``placement="edges"`` the best chunk
+goes first, the second best last, the third second, and so on, leaving the weakest in the middle.
+Citation numbers follow *rank*, not position: ``[1]`` is always the best-ranked source.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from rag.errors import ConfigError
+
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered sources below. Cite every source you use "
+    "with its number in square brackets, like [1]. If the sources do not contain the answer, "
+    "say that you do not know."
+)
+MESSAGE_OVERHEAD = 16  # chat-template tokens around each message (role markers, separators)
+
+
+def estimate_tokens(text: str) -> int:
+    """Conservative token count: one token per 3 UTF-8 bytes, rounded up."""
+    return math.ceil(len(text.encode("utf-8")) / 3)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A chunk placed in the prompt under citation ``number`` (1 = best ranked)."""
+
+    number: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    text: str
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class PackedPrompt:
+    messages: list[dict[str, str]]
+    sources: list[Source]  # included, by citation number
+    dropped: list[str] = field(default_factory=list)  # chunk ids left out for lack of room
+    prompt_tokens: int = 0  # estimate with the builder's count_tokens
+
+
+def edge_order(n: int) -> list[int]:
+    """Positions for ranks 0..n-1 so the best sit at the edges: n=5 -> [0, 2, 4, 3, 1]."""
+    return list(range(0, n, 2)) + list(range(1, n, 2))[::-1]
+
+
+class PromptBuilder:
+    def __init__(
+        self,
+        context_tokens: int = 2048,
+        answer_tokens: int = 160,
+        *,
+        count_tokens: Callable[[str], int] = estimate_tokens,
+        min_chunk_tokens: int = 32,
+        placement: str = "edges",
+        system_prompt: str = SYSTEM_PROMPT,
+    ) -> None:
+        if placement not in ("edges", "rank"):
+            raise ConfigError(f"placement must be 'edges' or 'rank', got {placement!r}")
+        if answer_tokens >= context_tokens:
+            raise ConfigError("answer_tokens must be smaller than context_tokens")
+        self.context_tokens, self.answer_tokens = context_tokens, answer_tokens
+        self.count, self.min_chunk_tokens = count_tokens, min_chunk_tokens
+        self.placement, self.system_prompt = placement, system_prompt
+
+    def _truncate(self, text: str, budget: int) -> str:
+        """Longest word-boundary prefix of ``text`` (plus an ellipsis) within ``budget`` tokens."""
+        words = text.split(" ")
+        lo, hi = 0, len(words)
+        while lo < hi:  # binary search on the number of words
+            mid = (lo + hi + 1) // 2
+            if self.count(" ".join(words[:mid]) + " ...") <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        return " ".join(words[:lo]) + " ..." if lo else ""
+
+    def build(self, question: str, chunks: Sequence[tuple[str, str, str, str]]) -> PackedPrompt:
+        """Pack ``chunks`` (``(doc_id, chunk_id, title, text)``, best first) for ``question``."""
+        question_block = f"Question: {question}\nAnswer (cite sources like [1]):"
+        fixed = self.count(self.system_prompt) + self.count(question_block) + 3 * MESSAGE_OVERHEAD
+        budget = self.context_tokens - self.answer_tokens - fixed
+        if budget <= 0:
+            raise ConfigError(
+                f"question needs {fixed} tokens; with {self.answer_tokens} reserved "
+                f"for the answer it does not fit a {self.context_tokens}-token window"
+            )
+        sources: list[Source] = []
+        dropped: list[str] = []
+        for doc_id, chunk_id, title, text in chunks:
+            if dropped:  # once something did not fit, everything after it is left out
+                dropped.append(chunk_id)
+                continue
+            n = len(sources) + 1
+            header = f"[{n}] {title}\n" if title and not text.startswith(title) else f"[{n}] "
+            cost = self.count(header + text) + 1
+            if cost <= budget:
+                sources.append(Source(n, doc_id, chunk_id, title, text))
+                budget -= cost
+                continue
+            room = budget - self.count(header) - 1
+            if room >= self.min_chunk_tokens:
+                cut = self._truncate(text, room)
+                if cut:
+                    sources.append(Source(n, doc_id, chunk_id, title, cut, truncated=True))
+                    budget -= self.count(header + cut) + 1
+                    dropped.append("")  # marks that the budget is exhausted
+                    continue
+            dropped.append(chunk_id)
+        dropped = [d for d in dropped if d]
+        positions = edge_order(len(sources)) if self.placement == "edges" else range(len(sources))
+        blocks = []
+        for i in positions:
+            s = sources[i]
+            head = (
+                f"[{s.number}] {s.title}\n"
+                if s.title and not s.text.startswith(s.title)
+                else f"[{s.number}] "
+            )
+            blocks.append(head + s.text)
+        user = "Sources:\n\n" + "\n\n".join(blocks) + "\n\n" + question_block
+        messages = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": user},
+        ]
+        used = self.count(self.system_prompt) + self.count(user) + 2 * MESSAGE_OVERHEAD
+        return PackedPrompt(messages, sources, dropped, used)

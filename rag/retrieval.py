@@ -1,0 +1,138 @@
+"""The retrieval pipeline: BM25, dense, hybrid fusion and reranking over a :class:`HybridIndex`.
+
+::
+
+    query ──► BM25 (chunks) ──► best chunk per doc ─┐
+          └─► embed ─► FAISS (chunks) ─► best per doc ─┴─► fuse (z-score / min-max / RRF)
+                                                            └─► [rerank top `rerank_depth`] ─► hits
+
+Every stage returns document-level :class:`~rag.hits.Hit` lists, best first, so each can be
+evaluated on its own (the benchmark's rows are exactly these stages).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from rag.bm25 import ScoredIds
+from rag.config import RagConfig
+from rag.errors import ConfigError
+from rag.features import candidate_features
+from rag.fusion import fuse
+from rag.hits import Candidate, Hit, best_per_document
+
+MODES = ("bm25", "dense", "hybrid", "rerank")
+
+
+class Retriever(Protocol):
+    def search(self, query: str, k: int = 10) -> list[Hit]: ...
+
+
+class Reranker(Protocol):
+    """Reorders fused candidates; returns hits (best first) whose scores are the reranker's."""
+
+    def rerank(self, query: str, candidates: Sequence[Candidate]) -> list[Hit]: ...
+
+
+class HybridRetriever:
+    """BM25 + dense + fusion + optional reranker over one :class:`~rag.index.HybridIndex`."""
+
+    def __init__(
+        self,
+        index,
+        config: RagConfig | None = None,
+        *,
+        reranker: Reranker | None = None,
+        query_cache_size: int = 4096,
+    ) -> None:
+        self.index = index
+        self.config = config or index.config
+        self.reranker = reranker
+        self._qvecs: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = query_cache_size
+        self._title_terms: dict = {}
+
+    # ---- query embeddings (memoised: eval and training ask the same query many times) -----------
+    def embed(self, queries: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        known = {q: self._qvecs[q] for q in queries if q in self._qvecs}
+        missing = [q for q in dict.fromkeys(queries) if q not in known]
+        if missing:
+            vecs = self.index.embedder.encode(missing, progress=progress)
+            known.update(zip(missing, vecs, strict=True))
+            if self._cache_size > 0:
+                self._qvecs.update(zip(missing, vecs, strict=True))
+                while len(self._qvecs) > self._cache_size:
+                    self._qvecs.popitem(last=False)
+        return np.stack([known[q] for q in queries])
+
+    # ---- single retrievers ----------------------------------------------------------------------
+    def _docs(self, search, k: int) -> list[Hit]:
+        """Ask ``search(n_chunks)`` for more chunks until ``k`` distinct documents are covered."""
+        n_chunks = len(self.index.chunks)
+        want = min(max(k * 2, k + 10), n_chunks)
+        c2d = self.index.chunk_to_doc
+        while True:
+            found: ScoredIds = search(want)
+            hits = best_per_document(found.ids, found.scores, c2d, k)
+            if len(hits) >= k or want >= n_chunks or len(found.ids) < want:
+                return hits
+            want = min(want * 2, n_chunks)
+
+    def bm25(self, query: str, k: int = 10) -> list[Hit]:
+        if len(self.index.chunks) == 0:
+            return []
+        return self._docs(lambda n: self.index.bm25.search(query, n), k)
+
+    def dense(self, query: str, k: int = 10) -> list[Hit]:
+        if len(self.index.chunks) == 0:
+            return []
+        qv = self.embed([query])
+        return self._docs(lambda n: self.index.dense.search(qv, n)[0], k)
+
+    # ---- fusion and reranking --------------------------------------------------------------------
+    def hybrid(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        method: str | None = None,
+        dense_weight: float | None = None,
+    ) -> list[Hit]:
+        """Fuse the top ``config.candidates`` of each retriever and return the best ``k``."""
+        c = self.config
+        w = c.dense_weight if dense_weight is None else dense_weight
+        depth = max(k, c.candidates)
+        lists = [self.bm25(query, depth), self.dense(query, depth)]
+        return fuse(lists, method or c.fusion, [1.0 - w, w], rrf_k=c.rrf_k, limit=k)
+
+    def candidates(self, query: str, depth: int | None = None) -> list[Candidate]:
+        """The top ``depth`` fused hits with every feature a reranker may use."""
+        depth = depth or self.config.rerank_depth
+        fused = self.hybrid(query, depth)
+        qv = self.embed([query])[0]
+        return candidate_features(self.index, query, qv, fused, self._title_terms)
+
+    def rerank(self, query: str, k: int = 10, *, depth: int | None = None) -> list[Hit]:
+        """Rerank the top ``depth`` fused candidates; the rest keep their fused order below them."""
+        if self.reranker is None:
+            raise ConfigError(
+                "no reranker configured; train one with `python -m rag train-reranker`"
+            )
+        depth = depth or self.config.rerank_depth
+        fused = self.hybrid(query, max(k, depth))
+        cands = candidate_features(
+            self.index, query, self.embed([query])[0], fused[:depth], self._title_terms
+        )
+        head = self.reranker.rerank(query, cands)
+        return (head + fused[depth:])[:k]
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+        if not query or not query.strip():
+            raise ConfigError("query is empty")
+        return getattr(self, mode)(query, k)

@@ -1,0 +1,85 @@
+import pytest
+
+from rag.answer import ABSTAIN_TEXT, RagPipeline, calibrate_threshold, parse_citations
+from rag.config import RagConfig
+from rag.errors import ConfigError, GenerationError
+from rag.index import HybridIndex
+from rag.retrieval import HybridRetriever
+
+
+class RecordingGenerator:
+    """Returns a fixed reply and records the prompts it was given (a seam double, no model)."""
+
+    def __init__(self, reply):
+        self.reply, self.calls = reply, []
+
+    def generate(self, messages, *, max_tokens):
+        self.calls.append((messages, max_tokens))
+        return self.reply
+
+
+@pytest.fixture
+def retriever(docs, embedder):
+    from rag.chunking import DocumentChunker
+
+    index = HybridIndex(embedder, DocumentChunker(), RagConfig())
+    index.upsert(docs)
+    return HybridRetriever(index)
+
+
+def test_parse_citations():
+    assert parse_citations("A [1] and [3, 2]; again [1] and [9]", 3) == ([1, 3, 2], [9])
+    assert parse_citations("no citations", 3) == ([], [])
+
+
+def test_answer_cites_sources_and_sends_max_tokens(retriever):
+    gen = RecordingGenerator("Vitamin D deficiency is linked to cancer [1]. See also [7].")
+    ans = RagPipeline(retriever, gen, threshold=None).ask("vitamin D cancer")
+    assert not ans.abstained and ans.cited and ans.cited[0].doc_id == "vitd"
+    assert ans.invalid_citations == [7]
+    messages, max_tokens = gen.calls[0]
+    assert max_tokens == RagConfig().answer_tokens
+    assert "[1] Vitamin D and cancer" in messages[1]["content"]
+
+
+def test_abstains_below_threshold_without_calling_the_model(retriever):
+    gen = RecordingGenerator("should not be used")
+    pipe = RagPipeline(retriever, gen, threshold=0.99)
+    ans = pipe.ask("quantum chromodynamics lattice")
+    assert ans.abstained and ans.text == ABSTAIN_TEXT and gen.calls == []
+    assert ans.confidence < 0.99
+
+
+def test_relevant_question_passes_a_calibrated_threshold(retriever):
+    scores = [
+        retriever.dense(q, 1)[0].score
+        for q in ("cats purr", "dogs bark", "goldfish gills", "parrots speech", "vitamin D")
+    ]
+    threshold = calibrate_threshold(scores, answer_rate=0.8)
+    pipe = RagPipeline(retriever, RecordingGenerator("ok [1]"), threshold=threshold)
+    assert not pipe.ask("vitamin D").abstained
+    assert pipe.ask("zzz qqq").abstained
+
+
+def test_empty_model_answer_is_an_error(retriever):
+    with pytest.raises(GenerationError):
+        RagPipeline(retriever, RecordingGenerator("  ")).ask("dogs")
+
+
+def test_calibration_edges():
+    assert calibrate_threshold([0.1, 0.2, 0.3, 0.4, 0.5], 1.0) == pytest.approx(0.1)
+    with pytest.raises(ConfigError):
+        calibrate_threshold([], 0.9)
+    with pytest.raises(ConfigError):
+        calibrate_threshold([0.5], 0.0)
+
+
+@pytest.mark.llm
+def test_real_model_answers_from_the_prompt(retriever, llm_base_url, llm_model):
+    from rag.answer import LLMClientGenerator
+
+    pipe = RagPipeline(retriever, LLMClientGenerator(llm_base_url, llm_model), threshold=None)
+    ans = pipe.ask("What is vitamin D deficiency associated with?")
+    assert ans.text and not ans.abstained
+    assert ans.sources[0].doc_id == "vitd"
+    assert all(1 <= s.number <= len(ans.sources) for s in ans.cited)

@@ -1,0 +1,116 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.bm25 import BM25Index, RankBM25Index, Tokenizer, top_k
+from rag.errors import ConfigError
+
+
+class Split:
+    """Whitespace tokenizer so the parity tests compare formulas, not tokenizers."""
+
+    def __call__(self, text):
+        return text.split()
+
+
+words = st.sampled_from(["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"])
+corpora = st.lists(st.lists(words, min_size=1, max_size=12), min_size=1, max_size=15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(corpus=corpora, query=st.lists(words, min_size=1, max_size=5))
+def test_okapi_matches_rank_bm25_exactly(corpus, query):
+    from rank_bm25 import BM25Okapi
+
+    ours = BM25Index(Split(), method="okapi")
+    ours.add([str(i) for i in range(len(corpus))], [" ".join(d) for d in corpus])
+    reference = BM25Okapi(corpus)
+    np.testing.assert_allclose(
+        ours.score_all(" ".join(query))[1], reference.get_scores(query), rtol=1e-9, atol=1e-12
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(corpus=corpora, query=st.lists(words, min_size=1, max_size=5, unique=True))
+def test_lucene_matches_bm25s(corpus, query):
+    import bm25s
+
+    ours = BM25Index(Split(), method="lucene")
+    ours.add([str(i) for i in range(len(corpus))], [" ".join(d) for d in corpus])
+    ref = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
+    ref.index(corpus, show_progress=False)
+    # bm25s skips query words it has never seen and scores in float32.
+    known = [w for w in query if w in ours.vocab]
+    np.testing.assert_allclose(
+        ours.score_all(" ".join(query))[1],
+        ref.get_scores(known) if known else 0.0,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_lucene_score_by_hand():
+    idx = BM25Index(Split(), k1=1.2, b=0.75)
+    idx.add(["a", "b"], ["x x y", "y"])
+    n, df, tf, dl, avgdl = 2, 1, 2, 3, 2.0
+    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    expected = idf * tf / (tf + 1.2 * (1 - 0.75 + 0.75 * dl / avgdl))
+    assert idx.score_all("x")[1][0] == pytest.approx(expected)
+    assert idx.score_all("x")[1][1] == 0.0
+
+
+def test_tokenizer_stems_lowercases_and_drops_stopwords():
+    tok = Tokenizer()
+    assert tok("The Cats are running to a Studies") == ["cat", "run", "studi"]
+    assert tok("a I x") == []  # stop word and one-letter words are dropped
+
+
+def test_incremental_updates_equal_a_fresh_build():
+    texts = {"1": "red apple", "2": "green apple pie", "3": "red wine", "4": "apple juice"}
+    inc = BM25Index()
+    inc.add(["1", "2"], [texts["1"], texts["2"]])
+    inc.search("apple")  # builds weights, which the next change must invalidate
+    inc.add(["3", "4"], [texts["3"], texts["4"]])
+    inc.remove(["2"])
+    fresh = BM25Index()
+    fresh.add(["1", "3", "4"], [texts["1"], texts["3"], texts["4"]])
+    a, b = inc.search("red apple", 10), fresh.search("red apple", 10)
+    assert a.ids == b.ids
+    np.testing.assert_allclose(a.scores, b.scores)
+    assert "2" not in inc.search("pie", 10).ids
+
+
+def test_replacing_an_id_forgets_the_old_text():
+    idx = BM25Index()
+    idx.add(["d"], ["old words"])
+    idx.add(["d"], ["new text"])
+    assert idx.search("old", 5).ids == []
+    assert idx.search("new", 5).ids == ["d"]
+
+
+def test_search_edge_cases():
+    idx = BM25Index()
+    assert idx.search("anything", 3).ids == []
+    idx.add(["a"], ["hello world"])
+    assert idx.search("unknown words", 3).ids == []
+    with pytest.raises(ConfigError):
+        idx.search("hello", 0)
+    with pytest.raises(ConfigError):
+        BM25Index(method="bm42")
+
+
+def test_top_k_is_stable_for_ties():
+    res = top_k(["a", "b", "c", "d"], np.array([1.0, 2.0, 2.0, 0.0]), 3)
+    assert res.ids == ["b", "c", "a"]
+
+
+def test_rank_bm25_backend_ranks_like_okapi():
+    docs = {"1": "solar power energy", "2": "wind power", "3": "coal energy plant", "4": "tea"}
+    ours = BM25Index(method="okapi")
+    ref = RankBM25Index()
+    for idx in (ours, ref):
+        idx.add(list(docs), list(docs.values()))
+    assert ours.search("power energy", 4).ids == ref.search("power energy", 4).ids

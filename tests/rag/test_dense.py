@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from rag.dense import DenseIndex, EmbeddingCache
+from rag.errors import ConfigError
+
+
+def unit(rng, n, d):
+    v = rng.normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_flat_search_is_exact_inner_product():
+    rng = np.random.default_rng(0)
+    vecs, q = unit(rng, 200, 16), unit(rng, 3, 16)
+    idx = DenseIndex(16)
+    idx.add([f"v{i}" for i in range(200)], vecs)
+    for qi, res in zip(q, idx.search(q, 5), strict=True):
+        expected = np.argsort(-(vecs @ qi))[:5]
+        assert res.ids == [f"v{i}" for i in expected]
+        np.testing.assert_allclose(res.scores, (vecs @ qi)[expected], rtol=1e-5)
+
+
+def test_remove_and_replace_are_exact():
+    rng = np.random.default_rng(1)
+    vecs = unit(rng, 10, 8)
+    idx = DenseIndex(8)
+    idx.add([str(i) for i in range(10)], vecs)
+    idx.search(vecs[:1], 3)  # build the FAISS index, which the changes must invalidate
+    idx.remove(["0"])
+    assert "0" not in idx.search(vecs[:1], 10)[0].ids
+    idx.add(["1"], vecs[:1])  # id 1 now holds vector 0
+    assert idx.search(vecs[:1], 1)[0].ids == ["1"]
+    assert len(idx) == 9
+    assert idx.scores_for(vecs[0], ["1", "0"])[1] == -1.0
+
+
+def test_hnsw_recall_against_exact_is_high_on_random_data():
+    rng = np.random.default_rng(2)
+    vecs, q = unit(rng, 2000, 32), unit(rng, 20, 32)
+    flat, hnsw = DenseIndex(32), DenseIndex(32, "hnsw")
+    ids = [str(i) for i in range(2000)]
+    flat.add(ids, vecs)
+    hnsw.add(ids, vecs)
+    recall = np.mean(
+        [
+            len(set(a.ids) & set(b.ids)) / 10
+            for a, b in zip(flat.search(q, 10), hnsw.search(q, 10), strict=True)
+        ]
+    )
+    assert recall >= 0.9
+
+
+def test_shape_errors_are_clear():
+    idx = DenseIndex(4)
+    with pytest.raises(ConfigError, match=r"shape \(2, 4\)"):
+        idx.add(["a", "b"], np.zeros((2, 3)))
+    with pytest.raises(ConfigError):
+        DenseIndex(4, "ivf-pq")
+    assert idx.search(np.zeros((1, 4)), 3)[0].ids == []
+
+
+def test_embedding_cache_hits_and_recovers_from_corruption(tmp_path, embedder):
+    cache = EmbeddingCache(tmp_path)
+    key = EmbeddingCache.key(embedder.model_id, "document", "abc123")
+    texts = ["alpha beta", "gamma"]
+    first = cache.get_or_compute(key, texts, embedder)
+    second = cache.get_or_compute(key, texts, embedder)
+    assert embedder.calls == 1
+    np.testing.assert_array_equal(first, second)
+    assert key != EmbeddingCache.key(embedder.model_id, "sentences-128", "abc123")
+    cache.path(key).write_bytes(b"not a numpy file")
+    third = cache.get_or_compute(key, texts, embedder)
+    assert embedder.calls == 2
+    np.testing.assert_array_equal(first, third)
+
+
+@pytest.mark.slow
+def test_minilm_embeddings_are_normalised_and_semantic(minilm):
+    v = minilm.encode(["A cat sits on the mat.", "A kitten rests on a rug.", "Stock prices fell."])
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2

@@ -1,0 +1,75 @@
+import pytest
+
+from rag.errors import ConfigError
+from rag.fusion import convex_fusion, fuse, normalize, reciprocal_rank_fusion
+from rag.hits import Hit
+
+
+def hits(*pairs):
+    return [Hit(d, s, f"{d}#0") for d, s in pairs]
+
+
+BM25 = hits(("a", 9.0), ("b", 5.0), ("c", 1.0))
+DENSE = hits(("c", 0.9), ("d", 0.8), ("a", 0.1))
+
+
+def test_rrf_matches_the_formula():
+    fused = {h.doc_id: h.score for h in reciprocal_rank_fusion([BM25, DENSE], k=60)}
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 63)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62)
+    assert fused["d"] == pytest.approx(1 / 62)
+
+
+def test_rrf_weights_really_apply():
+    assert reciprocal_rank_fusion([BM25, DENSE], [1, 1])[0].doc_id == "a"  # tie a/c -> best rank
+    assert reciprocal_rank_fusion([BM25, DENSE], [0.2, 1.0])[0].doc_id == "c"
+    assert reciprocal_rank_fusion([BM25, DENSE], [1.0, 0.2])[0].doc_id == "a"
+    only_dense = reciprocal_rank_fusion([BM25, DENSE], [0.0, 1.0])
+    assert [h.doc_id for h in only_dense[:2]] == ["c", "d"]
+
+
+def test_ties_are_broken_by_best_rank_then_id():
+    fused = reciprocal_rank_fusion([hits(("x", 1.0)), hits(("y", 1.0))])
+    assert [h.doc_id for h in fused] == ["x", "y"]  # equal score, equal best rank -> id order
+    fused = reciprocal_rank_fusion([BM25, DENSE])
+    assert [h.doc_id for h in fused] == ["a", "c", "b", "d"]
+
+
+def test_one_empty_list_leaves_the_other_ranking_intact():
+    for method in ("rrf", "minmax", "zscore"):
+        fused = fuse([BM25, []], method)
+        assert [h.doc_id for h in fused] == ["a", "b", "c"]
+    assert fuse([[], []], "zscore") == []
+
+
+def test_convex_minmax_values_and_missing_documents():
+    fused = {h.doc_id: h.score for h in convex_fusion([BM25, DENSE], [0.5, 0.5], method="minmax")}
+    # a: bm25 1.0, dense (0.1-0.1)/0.8 = 0 -> 0.5; d: bm25 missing -> floor 0, dense 0.875
+    assert fused["a"] == pytest.approx(0.5)
+    assert fused["d"] == pytest.approx(0.5 * 0.875)
+    assert fused["c"] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0)
+
+
+def test_convex_weights_really_apply():
+    assert convex_fusion([BM25, DENSE], [1.0, 0.0])[0].doc_id == "a"
+    assert convex_fusion([BM25, DENSE], [0.0, 1.0])[0].doc_id == "c"
+
+
+def test_normalize():
+    assert list(normalize([2.0, 4.0, 6.0], "minmax")) == [0.0, 0.5, 1.0]
+    assert list(normalize([3.0, 3.0], "minmax")) == [1.0, 1.0]
+    assert list(normalize([3.0, 3.0], "zscore")) == [0.0, 0.0]
+    z = normalize([1.0, 2.0, 3.0], "zscore")
+    assert z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("weights", [[1.0], [-1.0, 1.0], [0.0, 0.0]])
+def test_bad_weights_are_rejected(weights):
+    with pytest.raises(ConfigError):
+        reciprocal_rank_fusion([BM25, DENSE], weights)
+
+
+def test_limit_and_chunk_ids_are_kept():
+    fused = reciprocal_rank_fusion([BM25, DENSE], limit=2)
+    assert len(fused) == 2 and fused[0].chunk_id == "a#0"

@@ -1,0 +1,144 @@
+import json
+
+import numpy as np
+import pytest
+
+from rag.chunking import SentenceChunker, WhitespaceSpans
+from rag.config import RagConfig
+from rag.documents import Document
+from rag.errors import (
+    DocumentError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexVersionError,
+)
+from rag.index import HybridIndex
+from rag.retrieval import HybridRetriever
+
+CONFIG = RagConfig(chunker="sentences", sentence_chunk_tokens=8)
+
+
+def build(docs, embedder):
+    index = HybridIndex(embedder, SentenceChunker(WhitespaceSpans(), 8), CONFIG)
+    index.upsert(docs)
+    return index
+
+
+def retrievable(index, text):
+    """Doc ids either retriever returns for ``text``."""
+    r = HybridRetriever(index)
+    return {h.doc_id for h in r.bm25(text, 10)} | {h.doc_id for h in r.dense(text, 10)}
+
+
+def test_both_indexes_hold_the_same_chunks(docs, embedder):
+    index = build(docs, embedder)
+    assert set(index.bm25._counts) == set(index.chunks) == set(index.dense.ids)
+    assert HybridRetriever(index).hybrid("vitamin D cancer", 1)[0].doc_id == "vitd"
+
+
+def test_update_replaces_the_old_version_everywhere(docs, embedder):
+    index = build(docs, embedder)
+    report = index.upsert([Document("cats", "Kittens chase laser pointers.", title="Kittens")])
+    assert report.replaced == ["cats"] and report.chunks_removed >= 2
+    assert index.documents["cats"].version == 2
+    assert set(index.bm25._counts) == set(index.chunks) == set(index.dense.ids)
+    assert all(cid.startswith("cats@2#") for cid in index.doc_chunks["cats"])
+    bm25_hits = HybridRetriever(index).bm25("purr content", 10)
+    assert "cats" not in {h.doc_id for h in bm25_hits}  # old text is unreachable
+    assert HybridRetriever(index).bm25("laser pointers", 1)[0].doc_id == "cats"
+    assert all("purr" not in index.chunks[c].text for c in index.doc_chunks["cats"])
+
+
+def test_delete_removes_from_both_indexes(docs, embedder):
+    index = build(docs, embedder)
+    index.delete(["vitd", "no-such-doc"])
+    assert "vitd" not in retrievable(index, "vitamin D cancer risk")
+    assert not any(c.startswith("vitd@") for c in index.dense.ids)
+    assert len(index.documents) == 4
+
+
+def test_bad_documents_are_rejected_before_anything_changes(docs, embedder):
+    index = build(docs, embedder)
+    before = dict(index.chunks)
+    with pytest.raises(DocumentError, match="duplicate"):
+        index.upsert([Document("x", "one"), Document("x", "two")])
+    with pytest.raises(DocumentError):
+        Document("", "no id")
+    with pytest.raises(DocumentError):
+        Document("empty", "   ")
+    assert index.chunks == before
+
+
+def test_save_and_load_round_trip(tmp_path, docs, embedder):
+    index = build(docs, embedder)
+    index.save(tmp_path / "idx")
+    loaded = HybridIndex.load(tmp_path / "idx", embedder, tokens=WhitespaceSpans())
+    for q in ("dog walks", "vitamin D", "birds eggs"):
+        a, b = HybridRetriever(index).hybrid(q, 3), HybridRetriever(loaded).hybrid(q, 3)
+        assert [h.doc_id for h in a] == [h.doc_id for h in b]
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-6)
+    index.upsert([Document("new", "Octopuses have three hearts.")])
+    index.save(tmp_path / "idx")  # overwrite in place
+    again = HybridIndex.load(tmp_path / "idx", embedder, tokens=WhitespaceSpans())
+    assert "new" in again.documents and not (tmp_path / "idx.tmp").exists()
+
+
+@pytest.fixture
+def saved(tmp_path, docs, embedder):
+    build(docs, embedder).save(tmp_path / "idx")
+    return tmp_path / "idx"
+
+
+def test_missing_index(tmp_path, embedder):
+    with pytest.raises(IndexNotFoundError, match="python -m rag index"):
+        HybridIndex.load(tmp_path / "nothing", embedder)
+
+
+def test_corrupt_vectors_are_detected(saved, embedder):
+    data = bytearray((saved / "vectors.npy").read_bytes())
+    data[-1] ^= 0xFF
+    (saved / "vectors.npy").write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match=r"vectors\.npy fails its checksum"):
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+
+
+def test_truncated_or_missing_files_are_detected(saved, embedder):
+    text = (saved / "documents.jsonl").read_text()
+    (saved / "documents.jsonl").write_text(text[: len(text) // 2])
+    with pytest.raises(IndexCorruptError):
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    (saved / "chunks.jsonl").unlink()
+    with pytest.raises(IndexCorruptError, match="missing"):
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+
+
+def test_other_format_version_is_refused(saved, embedder):
+    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexVersionError) as info:
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    assert info.value.found == 99 and info.value.expected == 1
+    (saved / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexCorruptError, match="not valid JSON"):
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+
+
+def test_other_model_is_refused(saved, make_embedder):
+    with pytest.raises(IndexMismatchError, match="hashing-64"):
+        HybridIndex.load(saved, make_embedder(model_id="other-model"), tokens=WhitespaceSpans())
+
+
+def test_embedding_failure_leaves_the_index_untouched(docs, embedder, make_embedder):
+    index = build(docs, embedder)
+
+    class Broken(make_embedder):
+        def encode(self, texts, *, progress=False):
+            raise RuntimeError("model crashed")
+
+    index.embedder = Broken()
+    with pytest.raises(RuntimeError):
+        index.upsert([Document("cats", "replacement text")])
+    assert index.documents["cats"].version == 1
+    assert HybridRetriever(index).bm25("purr", 1)[0].doc_id == "cats"
