@@ -7,5 +7,6 @@ broken optional dependency in one system never stops another from being listed o
 BENCHMARKS: dict[str, str] = {
     "harness": "benchmarks.harness",
     "llm_client": "benchmarks.llm_client",
+    "recsys": "benchmarks.recsys",
     "rag": "benchmarks.rag",
 }

@@ -37,6 +37,7 @@ class RecsysConfig:
     ranker_leaves: int = 7
     ranker_min_child_samples: int = 200
     ranker_truncation: int = 30  # lambdarank_truncation_level (lambdarank only)
+    validation_folds: int = 1  # independent validation carves whose candidates train the ranker
     negatives_per_user: int | None = 100  # sampled from the candidate set; None keeps them all
 
     # Serving and beyond-accuracy.

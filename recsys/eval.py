@@ -150,3 +150,140 @@ def evaluate_protocol(
     """Split ``ratings`` with ``config.protocol`` and ``config.seed``, then ``evaluate_split``."""
     split = make_split(ratings, config.protocol, seed=config.seed, ratio=config.train_ratio)  # type: ignore[arg-type]
     return evaluate_split(split, catalog, config, **kwargs)
+
+
+# -- cold slices ------------------------------------------------------------------------------
+def cold_user_slice(
+    split: Split,
+    catalog: Catalog,
+    config: RecsysConfig,
+    *,
+    share: float = 0.1,
+    few: int = 3,
+) -> dict[str, dict[str, float]]:
+    """Users with no or few training interactions, against popularity.
+
+    A random ``share`` of the test users is made cold *before* fitting: half lose their whole
+    training history (served by the cold-start path: segment popularity), half keep only
+    ``few`` random training interactions (served by the two-stage model). The model is refitted
+    on that reduced training set, so nothing of the removed history leaks into any source.
+    """
+    rng = np.random.default_rng(config.seed)
+    test_users = np.unique(split.test["user_id"].to_numpy())
+    cold = rng.choice(test_users, size=max(2, int(share * len(test_users))), replace=False)
+    no_history, few_history = set(cold[::2].tolist()), set(cold[1::2].tolist())
+    train = split.train
+    keep = ~train["user_id"].isin(no_history | few_history)
+    few_rows = train[train["user_id"].isin(few_history)].groupby("user_id", group_keys=False)
+    few_rows = few_rows.apply(lambda g: g.sample(min(few, len(g)), random_state=config.seed))
+    reduced = pd.concat([train[keep], few_rows])
+    model = TwoStageRecommender(catalog, config).fit(reduced)
+
+    truth = truth_by_user(catalog, split.test)
+    pop = model.cold_users_.global_share_
+    out: dict[str, dict[str, float]] = {}
+    for label, group in (("no_history", no_history), ("few_history", few_history)):
+        users = catalog.user_index(sorted(group))
+        users = np.array([u for u in users if u in truth])
+        seen = model.interactions_[users]
+        masked_pop = np.where(seen.toarray() > 0, -np.inf, pop[None, :])
+        runs = {"popularity": {}, "segment_popularity": {}}
+        seg = model.cold_users_.score_users(users)
+        seg = np.where(seen.toarray() > 0, -np.inf, seg)
+        for b, u in enumerate(users.tolist()):
+            runs["popularity"][u] = np.argsort(-masked_pop[b], kind="stable")[: config.k].tolist()
+            runs["segment_popularity"][u] = np.argsort(-seg[b], kind="stable")[: config.k].tolist()
+        if label == "few_history":
+            runs["two_stage"] = {
+                u: items.tolist()
+                for u, (items, _, _) in zip(
+                    users.tolist(), model.top_k_indices(users, config.k), strict=True
+                )
+            }
+        means, _ = score_runs(truth, runs, users.tolist())
+        for name, m in means.items():
+            out[f"{label}/{name}"] = {**m, "users": float(len(users))}
+    return out
+
+
+def cold_item_slice(
+    ratings: pd.DataFrame, catalog: Catalog, *, share: float = 0.1, min_ratings: int = 5, seed=42
+) -> dict[str, dict[str, float]]:
+    """Items never seen in training, ranked among themselves for the users who rated them.
+
+    A random ``share`` of items with >= ``min_ratings`` ratings is held out: all their ratings
+    leave the training data. For each user who rated a held-out item, all held-out items are
+    ranked by the content scorer (history = the user's other ratings) and by the genre
+    popularity baseline; relevant = the held-out items the user rated.
+    """
+    from recsys.cold_start import ContentScorer, genre_popularity
+
+    rng = np.random.default_rng(seed)
+    counts = ratings["item_id"].value_counts()
+    eligible = np.sort(counts[counts >= min_ratings].index.to_numpy())
+    held = rng.choice(eligible, size=max(2, int(share * len(eligible))), replace=False)
+    train = ratings[~ratings["item_id"].isin(held)]
+    test = ratings[ratings["item_id"].isin(held)]
+    x = catalog.matrix(train)
+    truth = truth_by_user(catalog, test)
+    users = np.array(sorted(u for u in truth if x.indptr[u + 1] > x.indptr[u]))
+    held_idx = catalog.item_index(held)
+    content = ContentScorer(catalog).score(x[users])[:, held_idx]
+    baseline = genre_popularity(catalog, x)[held_idx]
+    random_scores = rng.random((len(users), len(held_idx)))
+    runs: dict[str, dict[int, list[int]]] = {"content": {}, "genre_popularity": {}, "random": {}}
+    for b, u in enumerate(users.tolist()):
+        for name, s in (
+            ("content", content[b]),
+            ("genre_popularity", baseline),
+            ("random", random_scores[b]),
+        ):
+            runs[name][u] = held_idx[np.argsort(-s, kind="stable")[:10]].tolist()
+    means, _ = score_runs(truth, runs, users.tolist())
+    return {
+        name: {**m, "users": float(len(users)), "items": float(len(held))}
+        for name, m in means.items()
+    }
+
+
+# -- beyond accuracy --------------------------------------------------------------------------
+def beyond_accuracy(
+    result: ProtocolResult,
+    catalog: Catalog,
+    split: Split,
+    lambdas: tuple[float, ...] = (0.9, 0.7, 0.5),
+) -> dict[str, dict[str, float]]:
+    """Coverage / novelty / diversity of each variant, and the MMR re-rank's accuracy cost."""
+    from recsys.beyond import coverage, intra_list_diversity, mmr_rerank, novelty
+    from recsys.cold_start import content_vectors
+
+    model = result.model
+    assert model is not None
+    vectors = content_vectors(catalog)
+    x = model.interactions_
+    share = np.asarray(x.sum(axis=0)).ravel() / max(int((np.diff(x.indptr) > 0).sum()), 1)
+    runs = {name: result.runs[name] for name in ("popularity", "ease", "blend", "two_stage")}
+
+    users = np.array(result.users)
+    cands = model.candidates(users)
+    scores = model.rank(cands)
+    for lam in lambdas:
+        run = {}
+        for b, u in enumerate(users.tolist()):
+            lo, hi = int(cands.offsets[b]), int(cands.offsets[b + 1])
+            pool = np.argsort(-scores[lo:hi], kind="stable")[:50]
+            run[u] = mmr_rerank(
+                cands.items[lo:hi][pool], scores[lo:hi][pool], vectors, model.config.k, lam
+            ).tolist()
+        runs[f"two_stage+mmr(λ={lam})"] = run
+    truth = truth_by_user(catalog, split.test)
+    means, _ = score_runs(truth, runs, result.users)
+    return {
+        name: {
+            "ndcg@10": means[name]["ndcg@10"],
+            "coverage": coverage(run, catalog.n_items),
+            "novelty_bits": novelty(run, share),
+            "intra_list_diversity": intra_list_diversity(run, vectors),
+        }
+        for name, run in runs.items()
+    }

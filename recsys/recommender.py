@@ -41,7 +41,7 @@ from recsys.errors import (
     NotFittedError,
 )
 from recsys.features import FeatureBuilder
-from recsys.ranker import LambdaRanker, label_candidates, training_set
+from recsys.ranker import LambdaRanker, RankerTrainingSet, label_candidates, training_set
 from recsys.sources import build_sources
 from recsys.splits import validation_split
 
@@ -94,15 +94,30 @@ class TwoStageRecommender:
         cfg = self.config
         self.timings_ = {}
         start = time.perf_counter()
-        val = validation_split(train, cfg.protocol, seed=cfg.seed, ratio=cfg.train_ratio)
-        sources, x_fit, features = self._fit_stage1(val.train)
-        truth = truth_by_user(self.catalog, val.test)
-        users = np.array(sorted(u for u in truth if x_fit.indptr[u + 1] > x_fit.indptr[u]))
-        cands = generate(sources, users, x_fit[users], cfg.candidates_per_source)
-        feats = features.transform(cands)
-        labels = label_candidates(cands, truth)
-        data = training_set(
-            cands, feats, labels, negatives_per_user=cfg.negatives_per_user, seed=cfg.seed
+        parts = []
+        for fold in range(cfg.validation_folds):
+            # Each fold is an independent validation carve of train (seed offset by the fold);
+            # more folds = more (noisy) labelled candidates for the ranker.
+            val = validation_split(
+                train, cfg.protocol, seed=cfg.seed + 1000 * fold, ratio=cfg.train_ratio
+            )
+            sources, x_fit, features = self._fit_stage1(val.train)
+            truth = truth_by_user(self.catalog, val.test)
+            users = np.array(sorted(u for u in truth if x_fit.indptr[u + 1] > x_fit.indptr[u]))
+            cands = generate(sources, users, x_fit[users], cfg.candidates_per_source)
+            parts.append(
+                training_set(
+                    cands,
+                    features.transform(cands),
+                    label_candidates(cands, truth),
+                    negatives_per_user=cfg.negatives_per_user,
+                    seed=cfg.seed + fold,
+                )
+            )
+        data = RankerTrainingSet(
+            np.concatenate([p.features for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.groups for p in parts]),
         )
         self.timings_["validation_stage1_s"] = time.perf_counter() - start
 
@@ -187,7 +202,7 @@ class TwoStageRecommender:
     def recommend_batch(
         self, user_ids: Sequence[object], k: int = 10, exclude_seen: bool = True
     ) -> list[Recommendation]:
-        """Top-``k`` for many users; every id must be known (``UnknownUserError`` lists the rest)."""
+        """Top-``k`` for many users; all ids must be known (``UnknownUserError`` lists the rest)."""
         if len(user_ids) == 0:
             raise InvalidArgumentError("user_ids is empty; pass at least one user id")
         self.catalog.user_index(user_ids)  # raises naming every unknown id
