@@ -190,9 +190,10 @@ def run(ctx: BenchContext) -> BenchResult:
     ]
     notes = [
         f"chaos: {n} requests, concurrency {concurrency}, limits rpm={chaos_cfg['rpm']} "
-        f"tpm={chaos_cfg['tpm']} per {chaos_cfg['window']:g} s window (time-compressed), client limits "
-        "= server limits; targets: retryable_success_rate 1.0, limit_violations 0, early_retries 0, "
-        "fatal_retried 0. ideal_s = fault-free schedule at those limits.",
+        f"tpm={chaos_cfg['tpm']} per {chaos_cfg['window']:g} s window (time-compressed), "
+        "client limits = server limits; targets: retryable_success_rate 1.0, "
+        "limit_violations 0, early_retries 0, fatal_retried 0. "
+        "ideal_s = fault-free schedule at those limits.",
         "overhead targets: added_p50_ms <= 0.5 (Client vs raw httpx on the same loopback server), "
         "cache hit p50_ms <= 1. The machine's 2 cores are shared, so loopback latency is noisy.",
         *real_notes,

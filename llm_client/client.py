@@ -18,6 +18,7 @@ any ``httpx.BaseTransport`` (e.g. ``httpx.MockTransport``), ``sleep=``/``clock=`
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -366,10 +367,8 @@ class ChatStream:
         self.close()
 
     def __del__(self) -> None:  # an abandoned stream must not hold its rate-limit slot forever
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 def _replace_completion(result: ChatCompletion, **changes: Any) -> ChatCompletion:

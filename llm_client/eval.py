@@ -1,4 +1,4 @@
-"""Measurements behind ``python -m benchmarks llm_client``: chaos, overhead, cache hits, real server.
+"""What ``python -m benchmarks llm_client`` measures: chaos, overhead, cache hits, real server.
 
 Each function starts what it needs on loopback, measures, stops it, and returns a named result.
 
@@ -195,7 +195,7 @@ class OverheadResult:
 
 
 def measure_overhead(n: int = 1000, warmup: int = 50) -> OverheadResult:
-    """Sequential loopback requests to a server process, interleaved raw / client / client+limiter."""
+    """Sequential loopback requests to a server process; raw, client, client+limiter interleaved."""
     messages = [{"role": "user", "content": "overhead probe"}]
     body = {"model": "m", "messages": messages, "max_tokens": 8, "temperature": 0.0}
     with _server_process() as server:

@@ -1,13 +1,13 @@
-"""A fault-injecting OpenAI-compatible server on a real loopback socket, for tests and the chaos run.
+"""A fault-injecting OpenAI-compatible server on a real loopback socket (tests, chaos run).
 
 It answers ``POST /v1/chat/completions`` (plain and SSE), ``POST /v1/embeddings`` and
 ``GET /v1/models`` with deterministic content ("echo: <last user message>"), and can be told to
 misbehave the way real providers do:
 
 ============================  =================================================================
-``Fault.rate_limited(ra, form)``  429 with ``retry-after-ms`` / ``retry-after`` seconds / HTTP date / none
+``Fault.rate_limited(ra, f)``    429 with ``retry-after-ms`` / ``retry-after`` seconds / date / none
 ``Fault.quota()``                429 ``insufficient_quota`` (must not be retried)
-``Fault.status(code)``           any status, e.g. 500/502/503, 400, 401 (optional x-should-retry)
+``Fault.status_code(c)``         any status, e.g. 500/502/503, 400, 401 (optional x-should-retry)
 ``Fault.reset()``                TCP RST before any byte of the answer
 ``Fault.stall(s)``               answer only after ``s`` seconds (past the client's read timeout)
 ``Fault.truncate()``             Content-Length says N, half the body arrives, connection closes
@@ -241,7 +241,7 @@ class ServerReport:
 
 
 class FaultServer:
-    """``with FaultServer(faults=ScriptedFaults([...])) as server: Client(server.base_url, ...)``."""
+    """``with FaultServer(faults=ScriptedFaults([...])) as server:`` then ``server.base_url``."""
 
     def __init__(
         self,
@@ -410,7 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
     )
     server: _HTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def handle(self) -> None:  # the socket may have been reset on purpose: not an error here
@@ -481,10 +481,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
         elif fault.kind == "stall":
             owner.stopping.wait(fault.seconds)
-            try:
+            with contextlib.suppress(OSError):
                 self._json(200, payload, headers)
-            except OSError:
-                pass
         elif fault.kind == "truncate":
             data = json.dumps(payload).encode()
             self._head(200, "application/json", len(data), headers)

@@ -1,4 +1,4 @@
-"""The per-call pipeline shared by ``Client`` and ``AsyncClient``; only the I/O differs between them.
+"""The per-call pipeline shared by ``Client`` and ``AsyncClient``; only their I/O differs.
 
 Every call goes through the same steps, in this order::
 
@@ -213,7 +213,7 @@ class CallCore:
 
 
 class StreamState:
-    """What a stream has delivered so far: chunk objects (for the cache), text, usage, completion."""
+    """What a stream delivered so far: chunk objects (for the cache), text, usage, completion."""
 
     def __init__(self, call: PreparedCall) -> None:
         self.call = call
@@ -238,7 +238,7 @@ class StreamState:
         )
 
     def final_usage(self) -> Usage:
-        """The server's usage if the stream carried one, else our estimate (llama.cpp sends none)."""
+        """The server's usage if the stream had one, else our estimate (llama.cpp sends none)."""
         if self.usage is not None:
             return self.usage
         completion = estimate_tokens("".join(self.text_parts))

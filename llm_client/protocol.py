@@ -74,7 +74,7 @@ def chat_body(
     stream: bool,
     params: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The JSON body of a chat completion request. ``params`` (top_p, stop, seed...) pass through."""
+    """The JSON body of a chat request; ``params`` (top_p, stop, seed...) pass through."""
     if max_tokens <= 0:
         raise InvalidRequestError(f"max_tokens must be a positive int, got {max_tokens!r}")
     if not 0.0 <= temperature <= 2.0:
@@ -131,7 +131,7 @@ def status_error(
 
 
 def transport_error(exc: httpx.HTTPError) -> Exception:
-    """httpx's transport failures to ours: timeouts vs. everything else that broke the connection."""
+    """httpx transport failures to ours: timeouts vs. everything else that broke the connection."""
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"{type(exc).__name__}: {exc or 'timed out'}")
     return APIConnectionError(f"{type(exc).__name__}: {exc or 'connection failed'}")

@@ -111,7 +111,7 @@ class RateLimiter:
         window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if rpm is not None and rpm <= 0 or tpm is not None and tpm <= 0:
+        if (rpm is not None and rpm <= 0) or (tpm is not None and tpm <= 0):
             raise ConfigurationError(f"rpm and tpm must be positive or None, got {rpm=}, {tpm=}")
         if window <= 0:
             raise ConfigurationError(f"window must be > 0 seconds, got {window}")

@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Usage:
-    """Token counts as the server reported them (``estimated=True``: counted by us, e.g. streams)."""
+    """Token counts as the server reported them (``estimated=True``: our count, e.g. streams)."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -53,7 +53,7 @@ RETRY_STATUS = frozenset({408, 409, 429})
 def backoff_seconds(
     retry_number: int, *, base: float = 0.5, cap: float = 8.0, jitter: float = 0.25, u: float = 0.0
 ) -> float:
-    """Backoff before retry ``retry_number`` (1 = first retry): min(base*2^(n-1), cap)*(1-jitter*u)."""
+    """Backoff before retry ``retry_number`` (1 = first): min(base*2^(n-1), cap)*(1-jitter*u)."""
     if retry_number < 1:
         raise ValueError(f"retry_number starts at 1, got {retry_number}")
     exponent = min(retry_number - 1, 60)  # 2**60 s is already forever; avoids float overflow
@@ -119,7 +119,7 @@ def retry_reason(error: BaseException) -> tuple[bool, str]:
 
 @dataclass(frozen=True)
 class RetryDecision:
-    """What to do after a failed attempt. ``give_up`` names why we stopped when ``retry`` is False."""
+    """What to do after a failed attempt; ``give_up`` says why we stopped if ``retry`` is False."""
 
     retry: bool
     wait: float

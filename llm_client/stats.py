@@ -31,7 +31,7 @@ class ModelTokens:
 
 @dataclass(frozen=True)
 class StatsSnapshot:
-    """Counters since the client was created. Latencies are seconds per call (cache hits included)."""
+    """Counters since the client was created; latencies are seconds per call (hits included)."""
 
     calls: int
     attempts: int

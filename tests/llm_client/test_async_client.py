@@ -30,11 +30,19 @@ def test_chat_stream_and_embed(fault_server):
 
 
 def test_retry_after_reread_each_attempt_with_injected_async_sleep(fault_server, fake_time):
-    fault_server.script(Fault.rate_limited(1.5, "ms"), Fault.rate_limited(2, "seconds"), Fault.reset())
+    fault_server.script(
+        Fault.rate_limited(1.5, "ms"), Fault.rate_limited(2, "seconds"), Fault.reset()
+    )
 
     async def main():
-        client = AsyncClient(fault_server.base_url, model="m", clock=fake_time.clock,
-                             sleep=fake_time.asleep, backoff_base=0.01, seed=0)  # fmt: skip
+        client = AsyncClient(
+            fault_server.base_url,
+            model="m",
+            clock=fake_time.clock,
+            sleep=fake_time.asleep,
+            backoff_base=0.01,
+            seed=0,
+        )
         return await client.chat(USER)
 
     reply = run(main())
@@ -78,7 +86,10 @@ def test_tasks_share_the_limiter_and_never_exceed_server_limits():
 
         async def main():
             client = AsyncClient(server.base_url, model="m", rpm=8, tpm=400, rate_window=0.4)
-            calls = [client.chat([{"role": "user", "content": f"task {i}"}], max_tokens=20) for i in range(48)]
+            calls = [
+                client.chat([{"role": "user", "content": f"task {i}"}], max_tokens=20)
+                for i in range(48)
+            ]
             return await asyncio.gather(*calls), client.stats
 
         replies, stats = run(main())

@@ -13,7 +13,9 @@ def test_key_is_canonical_and_ignores_dict_order():
     a = {"model": "m", "messages": USER, "max_tokens": 5, "temperature": 0.0}
     b = {"temperature": 0.0, "max_tokens": 5, "messages": USER, "model": "m"}
     assert cache_key("/chat/completions", a) == cache_key("/chat/completions", b)
-    assert cache_key("/chat/completions", a) != cache_key("/chat/completions", {**a, "max_tokens": 6})
+    assert cache_key("/chat/completions", a) != cache_key(
+        "/chat/completions", {**a, "max_tokens": 6}
+    )
     assert cache_key("/chat/completions", a) != cache_key("/embeddings", a)
 
 
@@ -35,7 +37,9 @@ def test_ttl_uses_the_injected_wall_clock(tmp_path):
     assert cache.get("k", "chat") == ("miss", None)
 
 
-@pytest.mark.parametrize("garbage", [b"not json", b'{"v": 1, "kind": "chat"}', b'{"v": 99}', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "garbage", [b"not json", b'{"v": 1, "kind": "chat"}', b'{"v": 99}', b"\xff\xfe"]
+)
 def test_a_corrupt_entry_is_a_miss_not_a_crash(fault_server, tmp_path, garbage):
     client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
     client.chat(USER)
@@ -87,7 +91,9 @@ def test_temperature_above_zero_is_not_cached_unless_asked(fault_server, tmp_pat
     assert not client.chat(USER, temperature=0.7).cached
     client.chat(USER, temperature=0.7, cache=True)
     assert client.chat(USER, temperature=0.7, cache=True).cached
-    opted = Client(fault_server.base_url, model="m", cache_dir=tmp_path / "b", cache_nondeterministic=True)
+    opted = Client(
+        fault_server.base_url, model="m", cache_dir=tmp_path / "b", cache_nondeterministic=True
+    )
     opted.chat(USER, temperature=0.7)
     assert opted.chat(USER, temperature=0.7).cached
 

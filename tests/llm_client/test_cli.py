@@ -13,7 +13,9 @@ def test_chat_streams_to_stdout(fault_server, capsys):
 
 
 def test_chat_no_stream_and_error_exit_code(fault_server, capsys):
-    assert main(["chat", "x", "--base-url", fault_server.base_url, "--model", "m", "--no-stream"]) == 0
+    assert (
+        main(["chat", "x", "--base-url", fault_server.base_url, "--model", "m", "--no-stream"]) == 0
+    )
     fault_server.script(Fault.status_code(401))
     assert main(["chat", "x", "--base-url", fault_server.base_url, "--model", "m"]) == 2
     assert "HTTP 401" in capsys.readouterr().err

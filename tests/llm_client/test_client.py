@@ -29,7 +29,9 @@ USER = [{"role": "user", "content": "hello"}]
 def make_client(server, fake_time=None, **overrides):
     kwargs = dict(model="m", backoff_base=0.01, read_timeout=2.0, seed=0)
     if fake_time is not None:
-        kwargs.update(clock=fake_time.clock, sleep=fake_time.sleep, wall_clock=lambda: 1e9 + fake_time.now)
+        kwargs.update(
+            clock=fake_time.clock, sleep=fake_time.sleep, wall_clock=lambda: 1e9 + fake_time.now
+        )
     kwargs.update(overrides)
     return Client(server.base_url, **kwargs)
 
@@ -44,7 +46,9 @@ def test_chat_returns_text_usage_model_and_raw(fault_server):
 
 
 def test_streaming_yields_deltas_that_add_up_to_the_text(fault_server):
-    stream = make_client(fault_server).chat([{"role": "user", "content": "one two three"}], stream=True)
+    stream = make_client(fault_server).chat(
+        [{"role": "user", "content": "one two three"}], stream=True
+    )
     deltas = [chunk.delta for chunk in stream]
     assert "".join(deltas) == "echo: one two three" == stream.text
     assert len(deltas) > 3
@@ -100,8 +104,17 @@ def test_x_should_retry_true_makes_an_unusual_status_retryable(fault_server, fak
     assert make_client(fault_server, fake_time).chat(USER).attempts == 2
 
 
-@pytest.mark.parametrize("fault", [Fault.reset(), Fault.truncate(), Fault.malformed(), Fault.status_code(500),
-                                   Fault.status_code(409), Fault.status_code(408)])  # fmt: skip
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.reset(),
+        Fault.truncate(),
+        Fault.malformed(),
+        Fault.status_code(500),
+        Fault.status_code(409),
+        Fault.status_code(408),
+    ],
+)
 def test_transient_faults_are_retried_transparently(fault_server, fake_time, fault):
     fault_server.script(fault, fault)
     reply = make_client(fault_server, fake_time).chat(USER)
@@ -119,7 +132,7 @@ def test_errors_keep_their_context_when_retries_run_out(fault_server, fake_time)
 
 def test_a_retry_after_above_the_cap_fails_now_and_says_so(fault_server, fake_time):
     fault_server.script(Fault.rate_limited(120, "seconds"))
-    with pytest.raises(RetryAfterTooLongError, match="above the 60.0s cap") as info:
+    with pytest.raises(RetryAfterTooLongError, match=r"above the 60\.0s cap") as info:
         make_client(fault_server, fake_time).chat(USER)
     assert isinstance(info.value.last_error, RateLimitError) and fake_time.sleeps == []
 
@@ -151,8 +164,13 @@ def test_total_deadline_is_checked_before_a_long_wait(fault_server, fake_time):
 
 
 def test_connection_refused_is_a_connection_error(fake_time):
-    client = Client("http://127.0.0.1:9/v1", model="m", max_retries=1, clock=fake_time.clock,
-                    sleep=fake_time.sleep)  # fmt: skip
+    client = Client(
+        "http://127.0.0.1:9/v1",
+        model="m",
+        max_retries=1,
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+    )
     with pytest.raises(APIConnectionError):
         client.chat(USER)
     assert client.stats.attempts == 2
@@ -165,7 +183,9 @@ def test_stream_broken_before_the_first_event_is_retried(fault_server, fake_time
     assert fault_server.report().arrivals == 3
 
 
-def test_stream_broken_midway_raises_with_the_partial_text_and_is_not_cached(fault_server, tmp_path):
+def test_stream_broken_midway_raises_with_the_partial_text_and_is_not_cached(
+    fault_server, tmp_path
+):
     fault_server.script(Fault.stream_cut(3))
     client = make_client(fault_server, cache_dir=tmp_path)
     messages = [{"role": "user", "content": "a b c d e"}]

@@ -13,7 +13,10 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_toke
 
 def test_server_rejects_over_limit_arrivals_and_counts_them():
     with FaultServer(limits=ServerLimits(rpm=3, window=60.0)) as server:
-        codes = [httpx.post(server.base_url + "/chat/completions", json=BODY).status_code for _ in range(5)]
+        codes = [
+            httpx.post(server.base_url + "/chat/completions", json=BODY).status_code
+            for _ in range(5)
+        ]
         response = httpx.post(server.base_url + "/chat/completions", json=BODY)
         report = server.report()
     assert codes == [200, 200, 200, 429, 429]
@@ -38,7 +41,9 @@ def test_server_flags_a_key_that_came_back_after_a_fatal_fault():
     with FaultServer() as server:
         server.script(Fault.status_code(400))
         for _ in range(2):
-            httpx.post(server.base_url + "/chat/completions", json=BODY, headers={"Idempotency-Key": "k"})
+            httpx.post(
+                server.base_url + "/chat/completions", json=BODY, headers={"Idempotency-Key": "k"}
+            )
         assert server.report().retried_after_fatal == 1
 
 
@@ -55,7 +60,11 @@ def test_chaos_faults_are_a_pure_function_of_key_and_attempt():
     from llm_client.fault_server import ArrivalInfo
 
     chaos = ChaosFaults(seed=3, transient_rate=0.3)
-    infos = [ArrivalInfo("/v1/chat/completions", f"key{i}", a, False, {}) for i in range(300) for a in (1, 2)]
+    infos = [
+        ArrivalInfo("/v1/chat/completions", f"key{i}", a, False, {})
+        for i in range(300)
+        for a in (1, 2)
+    ]
     first = [chaos(i) for i in infos]
     assert first == [chaos(i) for i in infos]
     rate = sum(f is not None for f in first) / len(first)

@@ -5,8 +5,17 @@ from llm_client import local_server
 
 
 def test_all_is_pinned():
-    assert {"Client", "AsyncClient", "ChatCompletion", "ChatChunk", "ClientConfig", "RateLimiter",
-            "LLMClientError", "RateLimitError", "StreamInterruptedError"} <= set(llm_client.__all__)  # fmt: skip
+    assert {
+        "Client",
+        "AsyncClient",
+        "ChatCompletion",
+        "ChatChunk",
+        "ClientConfig",
+        "RateLimiter",
+        "LLMClientError",
+        "RateLimitError",
+        "StreamInterruptedError",
+    } <= set(llm_client.__all__)
     for name in llm_client.__all__:
         assert hasattr(llm_client, name), name
 
@@ -14,7 +23,9 @@ def test_all_is_pinned():
 def test_local_server_interface():
     assert local_server.DEFAULT_MODEL_ALIAS == "smollm2-135m-instruct"
     server = local_server.LocalLLMServer(port=12345)
-    assert server.base_url == "http://127.0.0.1:12345/v1" and server.model == "smollm2-135m-instruct"
+    assert (
+        server.base_url == "http://127.0.0.1:12345/v1" and server.model == "smollm2-135m-instruct"
+    )
     cmd = local_server.server_command(local_server.Path("/m.gguf"), 1, "a")
     assert cmd[1:3] == ["-m", "llama_cpp.server"] and "--interrupt_requests" in cmd
     assert cmd[cmd.index("--n_threads") + 1] == "2"

@@ -20,8 +20,12 @@ PROMPT = [{"role": "user", "content": "Name one colour."}]
 
 @pytest.fixture(scope="module")
 def client(llm_base_url, llm_model, tmp_path_factory):
-    with Client(llm_base_url, model=llm_model, read_timeout=120.0,
-                cache_dir=tmp_path_factory.mktemp("llm-cache")) as c:  # fmt: skip
+    with Client(
+        llm_base_url,
+        model=llm_model,
+        read_timeout=120.0,
+        cache_dir=tmp_path_factory.mktemp("llm-cache"),
+    ) as c:
         yield c
 
 
@@ -59,18 +63,21 @@ def test_cached_call_and_cached_stream_replay(client):
 def test_errors_from_the_real_server_are_typed(llm_base_url, llm_model):
     with Client(llm_base_url, model=llm_model, max_retries=0) as c:
         with pytest.raises(APIStatusError) as info:  # llama.cpp answers validation errors with 500
-            c.chat(PROMPT, max_tokens=8, n_probs="not a number")
+            c.chat(PROMPT, max_tokens=8, top_p="not a number")
         assert info.value.status in (400, 422, 500)
-    with Client(llm_base_url.removesuffix("/v1") + "/v2", model=llm_model, max_retries=0) as c:
-        with pytest.raises(NotFoundError):
-            c.chat(PROMPT, max_tokens=8)
+    wrong = Client(llm_base_url.removesuffix("/v1") + "/v2", model=llm_model, max_retries=0)
+    with wrong, pytest.raises(NotFoundError):
+        wrong.chat(PROMPT, max_tokens=8)
 
 
 def test_async_client_with_concurrent_streams(llm_base_url, llm_model):
     async def main():
         async with AsyncClient(llm_base_url, model=llm_model, read_timeout=120.0) as c:
+
             async def one(i):
-                stream = await c.chat([{"role": "user", "content": f"Say {i}."}], max_tokens=6, stream=True)
+                stream = await c.chat(
+                    [{"role": "user", "content": f"Say {i}."}], max_tokens=6, stream=True
+                )
                 return "".join([ch.delta async for ch in stream])
 
             return await asyncio.gather(*(one(i) for i in range(3)))
@@ -82,6 +89,8 @@ def test_async_client_with_concurrent_streams(llm_base_url, llm_model):
 def test_openai_sdk_cross_check(llm_base_url, llm_model, client):
     openai = pytest.importorskip("openai")
     sdk = openai.OpenAI(base_url=llm_base_url, api_key="none", max_retries=0)
-    theirs = sdk.chat.completions.create(model=llm_model, messages=PROMPT, max_tokens=12, temperature=0.0)
+    theirs = sdk.chat.completions.create(
+        model=llm_model, messages=PROMPT, max_tokens=12, temperature=0.0
+    )
     ours = client.chat(PROMPT, max_tokens=12, cache=False)
     assert theirs.choices[0].message.content == ours.text

@@ -104,8 +104,13 @@ def test_retry_reason_table(error, retryable):
 
 
 def test_decide_uses_retry_after_exactly_without_jitter():
-    d = decide(status(RateLimitError, 429, retry_after=3.0), retry_number=1, u=0.99,
-               seconds_left=None, **POLICY)  # fmt: skip
+    d = decide(
+        status(RateLimitError, 429, retry_after=3.0),
+        retry_number=1,
+        u=0.99,
+        seconds_left=None,
+        **POLICY,
+    )
     assert d.retry and d.wait == 3.0 and "retry-after" in d.reason
 
 
@@ -115,14 +120,24 @@ def test_decide_falls_back_to_backoff_without_retry_after():
 
 
 def test_decide_fails_fast_above_the_retry_after_cap():
-    d = decide(status(RateLimitError, 429, retry_after=61.0), retry_number=1, u=0.0,
-               seconds_left=None, **POLICY)  # fmt: skip
+    d = decide(
+        status(RateLimitError, 429, retry_after=61.0),
+        retry_number=1,
+        u=0.0,
+        seconds_left=None,
+        **POLICY,
+    )
     assert not d.retry and d.give_up == "retry_after_cap" and "cap" in d.reason
 
 
 def test_decide_gives_up_when_the_wait_would_pass_the_deadline():
-    d = decide(status(RateLimitError, 429, retry_after=5.0), retry_number=1, u=0.0,
-               seconds_left=4.0, **POLICY)  # fmt: skip
+    d = decide(
+        status(RateLimitError, 429, retry_after=5.0),
+        retry_number=1,
+        u=0.0,
+        seconds_left=4.0,
+        **POLICY,
+    )
     assert not d.retry and d.give_up == "deadline"
 
 
@@ -133,6 +148,11 @@ def test_decide_stops_after_max_retries():
 
 
 def test_decide_never_retries_non_retryable_even_with_retry_after():
-    d = decide(status(QuotaExhaustedError, 429, retry_after=1.0), retry_number=1, u=0.0,
-               seconds_left=None, **POLICY)  # fmt: skip
+    d = decide(
+        status(QuotaExhaustedError, 429, retry_after=1.0),
+        retry_number=1,
+        u=0.0,
+        seconds_left=None,
+        **POLICY,
+    )
     assert not d.retry and d.give_up == "not_retryable"
