@@ -5,6 +5,7 @@ broken optional dependency in one system never stops another from being listed o
 """
 
 BENCHMARKS: dict[str, str] = {
+    "drift": "benchmarks.drift",
     "harness": "benchmarks.harness",
     "llm_client": "benchmarks.llm_client",
     "recsys": "benchmarks.recsys",

@@ -1,0 +1,92 @@
+"""One frozen dataclass holding every knob of the monitor, with the reason for each default.
+
+The defaults reproduce Evidently 0.7's own choices where Evidently has one (test chosen by column
+type and reference size, p < 0.05, distance >= 0.1, dataset drift when half the columns drift) and
+otherwise follow the issue's targets (a 0.5 standard-deviation shift detected within one window).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from drift.errors import ConfigError
+
+__all__ = ["MonitorConfig"]
+
+_METHODS = ("evidently_default", "pvalue")
+_CORRECTIONS = ("none", "bonferroni")
+_ENGINES = ("numpy", "evidently")
+_CHI_SQUARED = ("goodness_of_fit", "two_sample")
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Thresholds for drift, performance and the action policies (all windows are counted in
+    serving windows, e.g. weeks)."""
+
+    # --- data drift (per feature, Evidently's semantics) ---
+    engine: str = (
+        "numpy"  # "numpy": our parity-tested re-implementation (fast); "evidently": Report
+    )
+    method: str = "evidently_default"  # or "pvalue": KS / chi-squared / z at every sample size
+    correction: str = "none"  # "bonferroni" divides the p-value threshold by the number of features
+    chi_squared: str = (
+        "goodness_of_fit"  # Evidently's; "two_sample" = homogeneity test (calibrated)
+    )
+    pvalue_threshold: float = 0.05  # Evidently's default for KS, chi-squared and z-tests
+    distance_threshold: float = 0.1  # Evidently's default for normed Wasserstein and Jensen-Shannon
+    large_sample: int = 1000  # reference rows above which Evidently switches to distances
+    drift_share: float = 0.5  # dataset drift when at least this share of features drift
+
+    # --- sequential detector (CUSUM on the largest per-feature drift distance) ---
+    cusum_allowance: float = 0.15  # k: distances below this are noise (1k-row noise is ~0.05)
+    cusum_threshold: float = 0.3  # h: a 0.5-sd shift (distance ~0.5) crosses it in one window
+
+    # --- performance / concept drift (needs labels) ---
+    error_ratio_threshold: float = (
+        1.25  # window MAE above 1.25x the baseline triggers investigation
+    )
+    perf_cusum_allowance: float = 0.1  # k for CUSUM on (error ratio - 1)
+    perf_cusum_threshold: float = 0.4  # h for CUSUM on (error ratio - 1)
+    label_delay: int = 1  # labels of window t arrive while window t + label_delay is served
+
+    # --- data quality ---
+    max_null_share: float = 0.05  # more nulls than this in a column is a null burst
+    max_out_of_range_share: float = 0.01  # share of values outside the reference range allowed
+
+    # --- action policies ---
+    patience: int = 2  # hysteresis: a rule must hold this many labelled windows in a row
+    cooldown: int = 3  # windows after an action during which no new rollback/retrain starts
+    rollback_margin: float = 0.10  # roll back if the new model's MAE exceeds the previous by 10%
+    rollback_watch: int = 4  # windows after a deployment during which the previous model shadows
+    promote_margin: float = 0.02  # a candidate must beat the serving MAE by 2% to be promoted
+    promote_patience: int = 1  # labelled shadow windows a candidate must win (a full window each)
+    retrain_windows: int = 4  # labelled windows of recent data a retrain learns from
+    max_retrain_rows: int = 20_000  # subsample cap so a retrain stays a couple of seconds
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ConfigError("method", f"{self.method!r}; valid: {', '.join(_METHODS)}")
+        if self.correction not in _CORRECTIONS:
+            raise ConfigError(
+                "correction", f"{self.correction!r}; valid: {', '.join(_CORRECTIONS)}"
+            )
+        if self.engine not in _ENGINES:
+            raise ConfigError("engine", f"{self.engine!r}; valid: {', '.join(_ENGINES)}")
+        if self.chi_squared not in _CHI_SQUARED:
+            raise ConfigError(
+                "chi_squared", f"{self.chi_squared!r}; valid: {', '.join(_CHI_SQUARED)}"
+            )
+        if self.engine == "evidently" and self.chi_squared == "two_sample":
+            raise ConfigError("chi_squared", "Evidently has no two-sample chi-squared; use numpy")
+        for name in ("pvalue_threshold", "drift_share", "max_null_share", "max_out_of_range_share"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(name, f"must be in (0, 1], got {value}")
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ConfigError(field.name, f"must be >= 0, got {value}")
+        for name in ("patience", "promote_patience"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")

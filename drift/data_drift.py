@@ -1,0 +1,307 @@
+"""Per-feature data drift and prediction drift for one window, with Evidently's test choice.
+
+Two engines give the same verdict (parity-tested column by column):
+
+- ``numpy`` (default): :mod:`drift.stattests`, a few milliseconds per feature at 10k rows;
+- ``evidently``: an Evidently 0.7 ``Report`` of ``DriftedColumnsCount`` + one ``ValueDrift`` per
+  column, i.e. the library itself. It costs about a second or more per 10k-row window, which is
+  why the monitor defaults to the numpy engine and uses Evidently for the HTML report.
+
+Test choice (``method``): ``"evidently_default"`` follows Evidently's rule (p-value tests up to
+1,000 reference rows, distances above); ``"pvalue"`` always uses KS / chi-squared / z. ``correction=
+"bonferroni"`` divides the p-value threshold by the number of features, as alibi-detect's
+``KSDrift`` does (Bonferroni 1936) so the chance of *any* false alarm stays near 5%.
+``chi_squared="two_sample"`` replaces Evidently's goodness-of-fit chi-squared with the two-sample
+homogeneity test (see :mod:`drift.stattests` for why that matters).
+
+Every column also gets its *distance* (normed Wasserstein or Jensen-Shannon) whatever test decides
+the verdict: it is the effect size that the sequential detector accumulates and triage ranks by.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from drift import stattests
+from drift.config import MonitorConfig
+from drift.errors import SchemaError
+from drift.features import CATEGORICAL, NUMERICAL
+
+__all__ = ["ColumnDrift", "DriftVerdict", "choose_test", "detect_drift", "evidently_drift"]
+
+PVALUE_TESTS = ("ks", "chisquare", "chisquare_2s", "z")
+# Evidently's display names, used to read its Report back.
+_EVIDENTLY_NAMES = {
+    "K-S p_value": "ks",
+    "chi-square p_value": "chisquare",
+    "Z-test p_value": "z",
+    "Wasserstein distance (normed)": "wasserstein",
+    "Jensen-Shannon distance": "jensenshannon",
+}
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """Drift of one column.
+
+    ``test`` decided ``drifted`` by comparing ``statistic`` with ``threshold`` (p-value tests drift
+    when statistic < threshold, distances when statistic >= threshold). ``distance`` is the
+    effect size (normed Wasserstein for numerical, Jensen-Shannon for categorical), always set.
+    """
+
+    column: str
+    kind: str
+    test: str
+    statistic: float
+    threshold: float
+    drifted: bool
+    distance: float
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    """Dataset-level verdict: ``drifted_share`` of ``features`` drifted; ``dataset_drift`` when it
+    reaches ``share_threshold``. ``prediction`` is the drift of the model output (not counted in
+    the share)."""
+
+    features: tuple[ColumnDrift, ...]
+    prediction: ColumnDrift | None
+    drifted_share: float
+    share_threshold: float
+    dataset_drift: bool
+    method: str
+    correction: str
+    engine: str
+
+    @property
+    def any_drift(self) -> bool:
+        return any(c.drifted for c in self.features)
+
+    @property
+    def max_distance(self) -> float:
+        return max((c.distance for c in self.features), default=0.0)
+
+    def ranked(self) -> list[ColumnDrift]:
+        """Features from most to least drifted by distance (what triage shows first)."""
+        return sorted(self.features, key=lambda c: c.distance, reverse=True)
+
+    def to_dict(self) -> dict:
+        return {
+            "drifted_share": self.drifted_share,
+            "share_threshold": self.share_threshold,
+            "dataset_drift": self.dataset_drift,
+            "method": self.method,
+            "correction": self.correction,
+            "engine": self.engine,
+            "features": [c.__dict__ for c in self.ranked()],
+            "prediction": None if self.prediction is None else self.prediction.__dict__,
+        }
+
+
+def choose_test(kind: str, n_reference: int, n_distinct: int, config: MonitorConfig) -> str:
+    """Evidently's rule (see module docstring); ``method="pvalue"`` forces the small-sample row."""
+    small = n_reference <= config.large_sample or config.method == "pvalue"
+    if kind == "numerical" and n_distinct > 5:
+        return "ks" if small else "wasserstein"
+    if small:
+        if n_distinct <= 2:
+            return "z"
+        return "chisquare" if config.chi_squared == "goodness_of_fit" else "chisquare_2s"
+    return "jensenshannon"
+
+
+def _threshold(test: str, n_features: int, config: MonitorConfig) -> float:
+    if test not in PVALUE_TESTS:
+        return config.distance_threshold
+    if config.correction == "bonferroni":
+        return config.pvalue_threshold / n_features
+    return config.pvalue_threshold
+
+
+def _clean(values: pd.Series) -> np.ndarray:
+    array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    return array[np.isfinite(array)]
+
+
+def _column(
+    name: str, kind: str, ref: np.ndarray, cur: np.ndarray, n_features: int, config: MonitorConfig
+) -> ColumnDrift:
+    n_distinct = len(np.unique(np.concatenate([ref, cur])))
+    test = choose_test(kind, len(ref), n_distinct, config)
+    threshold = _threshold(test, n_features, config)
+    if kind == "numerical" and n_distinct > 5:
+        distance = stattests.wasserstein_normed(ref, cur)
+    else:
+        distance = stattests.jensenshannon_distance(ref, cur, numerical=kind == "numerical")
+    if test == "ks":
+        statistic = stattests.ks_pvalue(ref, cur)
+    elif test == "chisquare":
+        statistic = stattests.chisquare_pvalue(ref, cur)
+    elif test == "chisquare_2s":
+        statistic = stattests.chisquare_two_sample_pvalue(ref, cur)
+    elif test == "z":
+        statistic = stattests.z_pvalue(ref, cur)
+    else:
+        statistic = distance
+    # Evidently: KS drifts at p <= threshold, chi-squared and z at p < threshold.
+    if test == "ks":
+        drifted = statistic <= threshold
+    elif test in PVALUE_TESTS:
+        drifted = statistic < threshold
+    else:
+        drifted = statistic >= threshold
+    return ColumnDrift(name, kind, test, statistic, threshold, bool(drifted), distance)
+
+
+def detect_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    config: MonitorConfig | None = None,
+    numerical: tuple[str, ...] = NUMERICAL,
+    categorical: tuple[str, ...] = CATEGORICAL,
+    prediction: tuple[np.ndarray, np.ndarray] | None = None,
+) -> DriftVerdict:
+    """Test every feature of ``current`` against ``reference`` (numpy engine).
+
+    ``prediction`` is ``(reference_predictions, current_predictions)`` of the serving model.
+    Columns absent from ``current`` are skipped here: the data-quality check reports them.
+    """
+    config = config or MonitorConfig()
+    if config.engine == "evidently":
+        return evidently_drift(
+            reference,
+            current,
+            config=config,
+            numerical=numerical,
+            categorical=categorical,
+            prediction=prediction,
+        )
+    present = [(c, "numerical") for c in numerical if c in current.columns] + [
+        (c, "categorical") for c in categorical if c in current.columns
+    ]
+    if not present:
+        raise SchemaError("no feature columns to test", columns=numerical + categorical)
+    columns = []
+    for name, kind in present:
+        ref, cur = _clean(reference[name]), _clean(current[name])
+        if len(ref) == 0 or len(cur) == 0:
+            continue  # an all-null column is a quality finding, not a drift statistic
+        columns.append(_column(name, kind, ref, cur, len(present), config))
+    pred_drift = None
+    if prediction is not None:
+        ref_pred, cur_pred = (np.asarray(p, float) for p in prediction)
+        pred_drift = _column("prediction", "numerical", ref_pred, cur_pred, 1, config)
+    return _verdict(columns, pred_drift, config, engine="numpy")
+
+
+def _verdict(
+    columns: list[ColumnDrift], prediction: ColumnDrift | None, config: MonitorConfig, engine: str
+) -> DriftVerdict:
+    share = sum(c.drifted for c in columns) / len(columns) if columns else 0.0
+    return DriftVerdict(
+        features=tuple(columns),
+        prediction=prediction,
+        drifted_share=share,
+        share_threshold=config.drift_share,
+        dataset_drift=share >= config.drift_share,
+        method=config.method,
+        correction=config.correction,
+        engine=engine,
+    )
+
+
+def evidently_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    config: MonitorConfig | None = None,
+    numerical: tuple[str, ...] = NUMERICAL,
+    categorical: tuple[str, ...] = CATEGORICAL,
+    prediction: tuple[np.ndarray, np.ndarray] | None = None,
+) -> DriftVerdict:
+    """The same verdict computed by Evidently 0.7 (``Report`` + ``ValueDrift`` per column).
+
+    With ``method="evidently_default"`` and no correction, Evidently chooses each test itself;
+    otherwise the test and threshold our rule picked are passed to ``ValueDrift`` explicitly.
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    config = config or MonitorConfig()
+    num = [c for c in numerical if c in current.columns]
+    cat = [c for c in categorical if c in current.columns]
+    ref, cur = reference[num + cat].copy(), current[num + cat].copy()
+    if prediction is not None:
+        ref["prediction"], cur["prediction"] = prediction
+    num_all = [*num, "prediction"] if prediction is not None else num
+    definition = DataDefinition(numerical_columns=num_all, categorical_columns=cat)
+    own_choice = config.method != "evidently_default" or config.correction != "none"
+    metrics = []
+    for name in num_all + cat:
+        kind = "categorical" if name in cat else "numerical"
+        if own_choice:
+            a, b = _clean(ref[name]), _clean(cur[name])
+            n_distinct = len(np.unique(np.concatenate([a, b])))
+            test = choose_test(kind, len(a), n_distinct, config)
+            n = 1 if name == "prediction" else len(num + cat)
+            metrics.append(
+                ValueDrift(column=name, method=test, threshold=_threshold(test, n, config))
+            )
+        else:
+            metrics.append(ValueDrift(column=name))
+    snapshot = Report(metrics).run(
+        Dataset.from_pandas(cur, data_definition=definition),
+        Dataset.from_pandas(ref, data_definition=definition),
+    )
+    columns, pred_drift = [], None
+    for result in snapshot.dict()["metrics"]:
+        cfg = result["config"]
+        name, test = cfg["column"], _EVIDENTLY_NAMES.get(cfg["method"], cfg["method"])
+        kind = "categorical" if name in cat else "numerical"
+        statistic, threshold = float(result["value"]), float(cfg["threshold"])
+        if test == "ks":
+            drifted = statistic <= threshold
+        elif test in PVALUE_TESTS:
+            drifted = statistic < threshold
+        else:
+            drifted = statistic >= threshold
+        a, b = _clean(ref[name]), _clean(cur[name])
+        if kind == "numerical" and len(np.unique(np.concatenate([a, b]))) > 5:
+            distance = stattests.wasserstein_normed(a, b)
+        else:
+            distance = stattests.jensenshannon_distance(a, b, numerical=kind == "numerical")
+        column = ColumnDrift(name, kind, test, statistic, threshold, bool(drifted), distance)
+        if name == "prediction":
+            pred_drift = column
+        elif not math.isnan(statistic):
+            columns.append(column)
+    return _verdict(columns, pred_drift, config, engine="evidently")
+
+
+def save_evidently_html(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    path,
+    *,
+    numerical: tuple[str, ...] = NUMERICAL,
+    categorical: tuple[str, ...] = CATEGORICAL,
+) -> None:
+    """Write Evidently's own interactive ``DataDriftPreset`` report for one window to ``path``."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    num = [c for c in numerical if c in current.columns and c in reference.columns]
+    cat = [c for c in categorical if c in current.columns and c in reference.columns]
+    if "prediction" in current.columns and "prediction" in reference.columns:
+        num.append("prediction")
+    definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
+    snapshot = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(current[num + cat], data_definition=definition),
+        Dataset.from_pandas(reference[num + cat], data_definition=definition),
+    )
+    snapshot.save_html(str(path))

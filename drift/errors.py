@@ -1,0 +1,67 @@
+"""Errors raised by the drift monitor.
+
+Every error derives from one root, so a caller can catch the whole system with one clause::
+
+    DriftError
+    ├── ConfigError          a MonitorConfig field is out of its valid range
+    ├── SchemaError          a window does not match the feature schema (missing column, type)
+    ├── RegistryError        the registry is missing, corrupt, or asked for an unknown version
+    │   └── NoPreviousVersionError   rollback asked for, but nothing served before the current
+    ├── PredictionLogError   the SQLite log rejected a write or a label for an unknown row
+    └── ScenarioError        an unknown scenario name or impossible scenario parameters
+
+Errors carry the offending value (``.field``, ``.version``, ``.columns``) so a CLI can print a
+specific message without parsing text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DriftError",
+    "NoPreviousVersionError",
+    "PredictionLogError",
+    "RegistryError",
+    "ScenarioError",
+    "SchemaError",
+]
+
+
+class DriftError(Exception):
+    """Root of every error the drift package raises."""
+
+
+class ConfigError(DriftError, ValueError):
+    """A configuration value is invalid; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class SchemaError(DriftError, ValueError):
+    """A window's columns or dtypes do not match the schema; ``columns`` lists the culprits."""
+
+    def __init__(self, message: str, columns: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.columns = columns
+
+
+class RegistryError(DriftError):
+    """The model registry cannot do what was asked; ``version`` is the version involved, if any."""
+
+    def __init__(self, message: str, version: str | None = None) -> None:
+        super().__init__(message)
+        self.version = version
+
+
+class NoPreviousVersionError(RegistryError):
+    """Rollback was requested but no version served before the current one."""
+
+
+class PredictionLogError(DriftError):
+    """The prediction log could not store or join a record."""
+
+
+class ScenarioError(DriftError, ValueError):
+    """Unknown scenario or impossible scenario parameters."""

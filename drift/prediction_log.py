@@ -1,0 +1,226 @@
+"""The prediction log: every served (and shadow) prediction in SQLite, labels joined when they come.
+
+Production labels arrive late (here: the rentals of an hour are known a window later), so the log
+stores predictions first and labels separately, keyed by the same ``row_key``; performance is a
+join. Three tables::
+
+    predictions(row_key, window, role, model_version, prediction, low, high, features, logged_at)
+    labels(row_key PRIMARY KEY, label, arrived_at)
+    decisions(window, rule, action, reasons, evidence, decided_at)
+
+Durability: every ``log_*`` call is one transaction committed before it returns, in WAL mode, so a
+process that dies after a call returns loses nothing; re-opening the file sees every committed row
+(tested by closing and re-opening). ``INSERT OR IGNORE`` on labels makes a re-delivered label
+harmless, and a label for a row never predicted is an error rather than a silent orphan.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from drift.errors import PredictionLogError
+from drift.model import Prediction
+
+__all__ = ["LabelledRows", "PredictionLog"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    row_key TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    role TEXT NOT NULL,              -- 'serving' or 'shadow:<why>'
+    model_version TEXT NOT NULL,
+    prediction REAL NOT NULL,
+    low REAL NOT NULL,
+    high REAL NOT NULL,
+    features TEXT NOT NULL,          -- JSON object of the inputs as received
+    logged_at REAL NOT NULL,
+    PRIMARY KEY (row_key, model_version)
+);
+CREATE INDEX IF NOT EXISTS predictions_window ON predictions(window);
+CREATE TABLE IF NOT EXISTS labels (
+    row_key TEXT PRIMARY KEY,
+    label REAL NOT NULL,
+    arrived_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    window INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    evidence TEXT NOT NULL,
+    decided_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    """Joined rows of one model version: arrays of shape (n,) plus the inputs as a DataFrame."""
+
+    row_keys: list[str]
+    prediction: np.ndarray
+    label: np.ndarray
+    features: pd.DataFrame
+
+
+class PredictionLog:
+    """SQLite-backed log; ``path=":memory:"`` works for experiments but is not durable."""
+
+    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path)
+        self.clock = clock
+        self._db = sqlite3.connect(self.path)
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writes -------------------------------------------------------------------------------
+    def log_predictions(
+        self,
+        window: int,
+        row_keys: Sequence[str],
+        features: pd.DataFrame,
+        prediction: Prediction,
+        *,
+        model_version: str,
+        role: str = "serving",
+    ) -> int:
+        """Store one prediction per row; returns the number of rows written."""
+        n = len(row_keys)
+        if not (len(features) == n == len(prediction.value)):
+            raise PredictionLogError(
+                f"row_keys ({n}), features ({len(features)}) and predictions "
+                f"({len(prediction.value)}) must have the same length"
+            )
+        payloads = features.to_json(orient="records", lines=True).splitlines() if n else []
+        now = self.clock()
+        rows = [
+            (key, window, role, model_version, float(v), float(lo), float(hi), payload, now)
+            for key, v, lo, hi, payload in zip(
+                row_keys, prediction.value, prediction.low, prediction.high, payloads, strict=True
+            )
+        ]
+        try:
+            with self._db:
+                self._db.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        except sqlite3.IntegrityError as exc:
+            raise PredictionLogError(
+                f"duplicate prediction for model {model_version} in window {window}: {exc}"
+            ) from exc
+        return n
+
+    def log_labels(self, row_keys: Sequence[str], labels: Sequence[float]) -> int:
+        """Store ground truth for predicted rows; returns the number of new labels."""
+        if len(row_keys) != len(labels):
+            raise PredictionLogError(f"{len(row_keys)} row keys but {len(labels)} labels")
+        keys = list(row_keys)
+        known = self._known_keys(keys)
+        unknown = [key for key in keys if key not in known]
+        if unknown:
+            raise PredictionLogError(
+                f"{len(unknown)} labels for rows never predicted, e.g. {unknown[:3]}"
+            )
+        now = self.clock()
+        with self._db:
+            before = self._db.total_changes
+            self._db.executemany(
+                "INSERT OR IGNORE INTO labels VALUES (?,?,?)",
+                [(key, float(label), now) for key, label in zip(keys, labels, strict=True)],
+            )
+            return self._db.total_changes - before
+
+    def log_decision(
+        self, window: int, rule: str, action: str, reasons: list[str], evidence: dict[str, Any]
+    ) -> None:
+        """Record a policy decision with its reasons and the numbers it was based on."""
+        with self._db:
+            self._db.execute(
+                "INSERT INTO decisions (window, rule, action, reasons, evidence, decided_at) "
+                "VALUES (?,?,?,?,?,?)",
+                (
+                    window,
+                    rule,
+                    action,
+                    json.dumps(reasons),
+                    json.dumps(evidence, default=float),
+                    self.clock(),
+                ),
+            )
+
+    # ---- reads --------------------------------------------------------------------------------
+    def count(self, table: str = "predictions") -> int:
+        if table not in ("predictions", "labels", "decisions"):
+            raise PredictionLogError(f"unknown table {table!r}")
+        return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+    def labelled(
+        self, windows: Sequence[int], model_version: str, *, with_features: bool = False
+    ) -> LabelledRows:
+        """Joined (prediction, label) rows of ``model_version`` in ``windows``."""
+        marks = ",".join("?" * len(windows))
+        cursor = self._db.execute(
+            "SELECT p.row_key, p.prediction, l.label, p.features FROM predictions p "
+            f"JOIN labels l ON l.row_key = p.row_key WHERE p.window IN ({marks}) "
+            "AND p.model_version = ? ORDER BY p.rowid",
+            (*windows, model_version),
+        )
+        rows = cursor.fetchall()
+        features = (
+            pd.DataFrame([json.loads(r[3]) for r in rows]) if with_features else pd.DataFrame()
+        )
+        return LabelledRows(
+            row_keys=[r[0] for r in rows],
+            prediction=np.array([r[1] for r in rows], dtype=float),
+            label=np.array([r[2] for r in rows], dtype=float),
+            features=features,
+        )
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every recorded decision, oldest first."""
+        cursor = self._db.execute(
+            "SELECT window, rule, action, reasons, evidence, decided_at FROM decisions ORDER BY id"
+        )
+        return [
+            {
+                "window": w,
+                "rule": r,
+                "action": a,
+                "reasons": json.loads(rs),
+                "evidence": json.loads(ev),
+                "decided_at": t,
+            }
+            for w, r, a, rs, ev, t in cursor.fetchall()
+        ]
+
+    def _known_keys(self, keys: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(keys), 900):  # SQLite's host-parameter limit
+            chunk = keys[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT DISTINCT row_key FROM predictions WHERE row_key IN ({marks})", chunk
+                )
+            )
+        return known

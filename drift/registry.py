@@ -1,0 +1,164 @@
+"""A versioned model registry on disk with an atomic switch of the serving version.
+
+Layout::
+
+    root/
+      versions/v0001/{point.txt, q10.txt, q90.txt, features.json, meta.json}
+      versions/v0002/...
+      SERVING            {"version": "v0002", "history": ["v0001", "v0002"]}
+      events.jsonl       one line per activate / rollback, with the reason
+
+Why it is safe: a version directory is written completely under a temporary name and then
+renamed into place, and the ``SERVING`` pointer is replaced with ``os.replace``, which POSIX makes
+atomic. A reader (or a crash) sees either the old pointer or the new one, never half a file. This
+is the same trick as a blue/green "symlink flip".
+
+``history`` is the stack of versions that have served, so a rollback pops back to whatever served
+before the current one, not merely to the highest older version number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drift.errors import NoPreviousVersionError, RegistryError
+from drift.model import DemandModel
+
+__all__ = ["ModelRegistry", "Switch"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One change of the serving version: ``kind`` is "activate" or "rollback"."""
+
+    kind: str
+    from_version: str | None
+    to_version: str
+    reason: str
+    at: float
+
+
+class ModelRegistry:
+    """Store model versions under ``root`` and choose which one serves.
+
+    >>> registry = ModelRegistry(tmp_path)              # doctest: +SKIP
+    >>> v1 = registry.register(model, {"trained_on": "2011"})
+    >>> registry.activate(v1, reason="first deployment")
+    """
+
+    def __init__(self, root: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+        self.root = Path(root)
+        self.clock = clock
+        (self.root / "versions").mkdir(parents=True, exist_ok=True)
+        self._cache: dict[str, DemandModel] = {}
+
+    # ---- versions ---------------------------------------------------------------------------
+    def versions(self) -> list[str]:
+        """All registered versions, oldest first."""
+        return sorted(p.name for p in (self.root / "versions").iterdir() if p.name.startswith("v"))
+
+    def register(self, model: DemandModel, meta: dict[str, Any] | None = None) -> str:
+        """Save ``model`` as the next version and return its name (e.g. ``"v0003"``)."""
+        existing = self.versions()
+        version = f"v{int(existing[-1][1:]) + 1 if existing else 1:04d}"
+        staging = self.root / "versions" / f".staging-{version}"
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save(staging)
+        record = {"version": version, "registered_at": self.clock(), **(meta or {})}
+        (staging / "meta.json").write_text(json.dumps(record, indent=2, default=str))
+        os.replace(staging, self.root / "versions" / version)
+        log.info("registered model %s", version)
+        return version
+
+    def meta(self, version: str) -> dict[str, Any]:
+        """The metadata stored with ``version``."""
+        return json.loads((self._dir(version) / "meta.json").read_text())
+
+    def load(self, version: str) -> DemandModel:
+        """Load (and cache) the model of ``version``."""
+        if version not in self._cache:
+            self._cache[version] = DemandModel.load(self._dir(version))
+        return self._cache[version]
+
+    # ---- serving pointer ----------------------------------------------------------------------
+    def serving(self) -> str | None:
+        """The version currently serving, or None before the first activation."""
+        state = self._read_state()
+        return state["history"][-1] if state["history"] else None
+
+    def previous(self) -> str | None:
+        """The version that served before the current one, if any."""
+        history = self._read_state()["history"]
+        return history[-2] if len(history) >= 2 else None
+
+    def activate(self, version: str, *, reason: str) -> Switch:
+        """Make ``version`` the serving version (atomic pointer switch)."""
+        self._dir(version)  # raises if unknown
+        state = self._read_state()
+        current = state["history"][-1] if state["history"] else None
+        if version == current:
+            raise RegistryError(f"{version} is already serving", version=version)
+        state["history"].append(version)
+        return self._switch("activate", current, version, reason, state)
+
+    def rollback(self, *, reason: str) -> Switch:
+        """Return to the version that served before the current one."""
+        state = self._read_state()
+        if len(state["history"]) < 2:
+            raise NoPreviousVersionError(
+                "nothing served before the current version; cannot roll back",
+                version=state["history"][-1] if state["history"] else None,
+            )
+        current = state["history"].pop()
+        return self._switch("rollback", current, state["history"][-1], reason, state)
+
+    def events(self) -> list[Switch]:
+        """Every switch so far, oldest first."""
+        path = self.root / "events.jsonl"
+        if not path.exists():
+            return []
+        return [Switch(**json.loads(line)) for line in path.read_text().splitlines() if line]
+
+    # ---- internals ----------------------------------------------------------------------------
+    def _dir(self, version: str) -> Path:
+        path = self.root / "versions" / version
+        if not (path / "meta.json").exists():
+            raise RegistryError(
+                f"unknown model version {version!r}; registered: {self.versions()}", version=version
+            )
+        return path
+
+    def _read_state(self) -> dict[str, Any]:
+        path = self.root / "SERVING"
+        if not path.exists():
+            return {"version": None, "history": []}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:  # only possible if someone edited it by hand
+            raise RegistryError(f"corrupt serving pointer {path}: {exc}") from exc
+
+    def _switch(
+        self, kind: str, current: str | None, target: str, reason: str, state: dict[str, Any]
+    ) -> Switch:
+        state["version"] = target
+        pointer = self.root / "SERVING"
+        tmp = pointer.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        with open(tmp, "rb+") as handle:  # make the bytes durable before the rename
+            os.fsync(handle.fileno())
+        os.replace(tmp, pointer)  # the atomic switch
+        switch = Switch(kind, current, target, reason, self.clock())
+        with open(self.root / "events.jsonl", "a") as events:
+            events.write(json.dumps(switch.__dict__) + "\n")
+        log.info("%s %s -> %s: %s", kind, current, target, reason)
+        return switch

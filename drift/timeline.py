@@ -1,0 +1,311 @@
+"""Play a scenario through the whole loop: serve, log, monitor, label, decide, act.
+
+This is the production loop in miniature, one iteration per window::
+
+    deploy?  -> the scenario may push a model (registry switch; the old model starts shadowing)
+    serve    -> the serving model predicts; every shadow model predicts the same rows
+    log      -> predictions go to SQLite with inputs, interval, version and role
+    monitor  -> quality, data drift, prediction drift, CUSUM  (drift.monitor)
+    labels   -> the labels of window t - label_delay arrive and are joined in the log
+    perform  -> serving and shadow MAE on that labelled window  (drift.performance)
+    decide   -> the policy rules  (drift.policy), each decision stored with its evidence
+    act      -> rollback / retrain a candidate / promote / discard, via the registry
+
+With ``act=False`` the loop still decides and records, but never changes the serving model: that
+is the "monitor without actions" baseline whose error the benchmark compares with.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from drift.config import MonitorConfig
+from drift.features import FEATURES, TARGET, BikeData
+from drift.model import DemandModel, mean_absolute_error
+from drift.monitor import Monitor, WindowReport
+from drift.performance import PerformanceCheck, PerformanceTracker
+from drift.policy import Decision, Evidence, PolicyEngine, ShadowScore
+from drift.prediction_log import PredictionLog
+from drift.registry import ModelRegistry
+from drift.scenarios import Scenario
+
+__all__ = ["Models", "Step", "Timeline", "run_scenario", "train_models"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Models:
+    """The models a scenario can deploy, each with its baseline MAE on the 2011 holdout."""
+
+    base: DemandModel
+    benign: DemandModel
+    bad: DemandModel
+    baseline_mae: dict[str, float]
+
+
+def train_models(data: BikeData, *, seed: int = 0) -> Models:
+    """Train the initial model, an equivalent retrain (benign) and a bad one (forgets ``hr``)."""
+    base = DemandModel.train(data.train, seed=seed)
+    benign = DemandModel.train(data.train, seed=seed + 1)
+    bad = DemandModel.train(data.train, features=tuple(f for f in FEATURES if f != "hr"), seed=seed)
+    truth = data.holdout[TARGET].to_numpy(float)
+    baseline = {
+        name: mean_absolute_error(truth, model.predict(data.holdout).value)
+        for name, model in (("base", base), ("benign", benign), ("bad", bad))
+    }
+    return Models(base, benign, bad, baseline)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One window of a timeline. ``served_mae`` is the true error of what was served (ground truth
+    for evaluation, known to the simulator, not to the monitor)."""
+
+    window: int
+    label: str
+    serving: str
+    served_mae: float
+    n_rows: int
+    report: WindowReport
+    performance: PerformanceCheck | None
+    decisions: tuple[Decision, ...]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A played scenario: its steps and whether decisions were executed (``acted``)."""
+
+    scenario: Scenario
+    steps: tuple[Step, ...]
+    acted: bool
+    registry_root: Path
+    log_path: Path
+    deployments: tuple[tuple[int, str, str], ...] = field(default_factory=tuple)
+
+    def actions(self) -> list[tuple[int, str]]:
+        """(window, action) for every model-affecting or quarantine decision."""
+        return [
+            (d.window, d.action)
+            for s in self.steps
+            for d in s.decisions
+            if d.action in ("rollback", "retrain", "promote", "discard", "quarantine")
+        ]
+
+    def served_mae(self, start: int = 0) -> float:
+        """Row-weighted MAE of the served predictions from window ``start`` on."""
+        steps = [s for s in self.steps if s.window >= start]
+        rows = sum(s.n_rows for s in steps)
+        return sum(s.served_mae * s.n_rows for s in steps) / rows if rows else float("nan")
+
+
+def run_scenario(
+    scenario: Scenario,
+    models: Models,
+    workdir: Path,
+    *,
+    config: MonitorConfig | None = None,
+    act: bool = True,
+    seed: int = 0,
+) -> Timeline:
+    """Play ``scenario`` window by window (see module docstring); state lives under ``workdir``."""
+    config = config or MonitorConfig()
+    workdir.mkdir(parents=True, exist_ok=True)
+    registry = ModelRegistry(workdir / "registry")
+    pred_log = PredictionLog(workdir / "predictions.sqlite")
+    by_kind = {"base": models.base, "benign": models.benign, "bad": models.bad}
+    baselines: dict[str, float] = {}
+    first = registry.register(
+        models.base, {"kind": "base", "baseline_mae": models.baseline_mae["base"]}
+    )
+    baselines[first] = models.baseline_mae["base"]
+    registry.activate(first, reason="initial deployment")
+    tracker = PerformanceTracker(baselines[first], config)
+    accepted = [first]  # the model whose predictions define "normal" for prediction drift
+    monitor = Monitor(config)
+    engine = PolicyEngine(config)
+    shadows: dict[str, str] = {}
+    deployed_at: int | None = None
+    served_by: dict[int, str] = {}
+    shadows_at: dict[int, dict[str, str]] = {}
+    keys_of: dict[int, list[str]] = {}
+    labels_of: dict[int, np.ndarray] = {}
+    quality_ok: dict[int, bool] = {}
+    ref_preds: dict[tuple[int, str], np.ndarray] = {}
+    deployments: list[tuple[int, str, str]] = []
+    steps: list[Step] = []
+    try:
+        for w in scenario.windows:
+            if w.deploy is not None:
+                # The pipeline *claims* the new model matches the current one's offline error; a bad
+                # model that passed a buggy validation looks exactly like this.
+                claimed = models.baseline_mae["base"]
+                version = registry.register(
+                    by_kind[w.deploy], {"kind": w.deploy, "claimed_baseline_mae": claimed}
+                )
+                baselines[version] = claimed
+                shadows["previous"] = registry.serving() or first
+                registry.activate(version, reason=f"scheduled deployment ({w.deploy} model)")
+                tracker.rebaseline(baselines[version])
+                deployed_at = w.index
+                deployments.append((w.index, version, w.deploy))
+            if deployed_at is not None and w.index - deployed_at > config.rollback_watch:
+                shadows.pop("previous", None)
+                deployed_at = None
+            serving = registry.serving()
+            model = registry.load(serving)
+            keys = [f"{w.index}:{i}" for i in range(len(w.features))]
+            prediction = model.predict(w.features)
+            pred_log.log_predictions(w.index, keys, w.features, prediction, model_version=serving)
+            for role, version in shadows.items():
+                pred_log.log_predictions(
+                    w.index,
+                    keys,
+                    w.features,
+                    registry.load(version).predict(w.features),
+                    model_version=version,
+                    role=f"shadow:{role}",
+                )
+            served_by[w.index], shadows_at[w.index] = serving, dict(shadows)
+            keys_of[w.index], labels_of[w.index] = keys, w.labels
+            cache_key = (id(w.reference), accepted[-1])
+            if cache_key not in ref_preds:
+                ref_preds[cache_key] = registry.load(accepted[-1]).predict(w.reference).value
+            report = monitor.observe(
+                w.index,
+                w.reference,
+                w.features,
+                predictions=(ref_preds[cache_key], prediction.value),
+            )
+            quality_ok[w.index] = report.quality.ok
+
+            performance, scores, labelled = None, {}, w.index - config.label_delay
+            if labelled in keys_of:
+                pred_log.log_labels(keys_of[labelled], labels_of[labelled])
+                if served_by[labelled] == serving:  # evidence about the model serving now
+                    rows = pred_log.labelled([labelled], serving)
+                    performance = tracker.update(
+                        labelled,
+                        serving,
+                        mean_absolute_error(rows.label, rows.prediction),
+                        len(rows.label),
+                    )
+                    for role, version in shadows_at[labelled].items():
+                        if shadows.get(role) == version:
+                            shadow_rows = pred_log.labelled([labelled], version)
+                            scores[role] = ShadowScore(
+                                version,
+                                mean_absolute_error(shadow_rows.label, shadow_rows.prediction),
+                            )
+            drifted = tuple(c.column for c in report.drift.ranked() if c.drifted)
+            evidence = Evidence(
+                window=w.index,
+                quality_findings=tuple(f.detail for f in report.quality.findings),
+                labelled_window_quality_ok=quality_ok.get(labelled, True),
+                performance=performance,
+                shadows=scores,
+                data_drift=report.drift.dataset_drift or report.alarms["cusum"],
+                drifted_features=drifted,
+            )
+            decisions = engine.decide(evidence)
+            for decision in decisions:
+                pred_log.log_decision(
+                    w.index,
+                    decision.rule,
+                    decision.action if act else f"recommend:{decision.action}",
+                    list(decision.reasons),
+                    decision.evidence,
+                )
+                if act:
+                    _execute(
+                        decision,
+                        registry,
+                        pred_log,
+                        tracker,
+                        shadows,
+                        baselines,
+                        served_by,
+                        quality_ok,
+                        config,
+                        seed,
+                    )
+                    if decision.action == "rollback":
+                        deployed_at = None
+                    if decision.action in ("rollback", "promote"):
+                        accepted.append(registry.serving())
+            steps.append(
+                Step(
+                    w.index,
+                    w.label,
+                    serving,
+                    mean_absolute_error(w.labels, prediction.value),
+                    len(w.labels),
+                    report,
+                    performance,
+                    tuple(decisions) if act else (),
+                )
+            )
+    finally:
+        pred_log.close()
+    return Timeline(
+        scenario,
+        tuple(steps),
+        act,
+        registry.root,
+        workdir / "predictions.sqlite",
+        tuple(deployments),
+    )
+
+
+def _execute(
+    decision: Decision,
+    registry: ModelRegistry,
+    pred_log: PredictionLog,
+    tracker: PerformanceTracker,
+    shadows: dict[str, str],
+    baselines: dict[str, float],
+    served_by: dict[int, str],
+    quality_ok: dict[int, bool],
+    config: MonitorConfig,
+    seed: int,
+) -> None:
+    """Carry out one decision against the registry (the only place the serving model changes)."""
+    reason = "; ".join(decision.reasons)
+    if decision.action == "rollback":
+        switch = registry.rollback(reason=reason)
+        shadows.pop("previous", None)
+        tracker.rebaseline(baselines[switch.to_version])
+    elif decision.action == "retrain":
+        labelled = decision.evidence["labelled_window"]
+        windows = [
+            w
+            for w in range(labelled - config.retrain_windows + 1, labelled + 1)
+            if quality_ok.get(w, False) and w in served_by
+        ]
+        frames = []
+        for w in windows:
+            rows = pred_log.labelled([w], served_by[w], with_features=True)
+            frames.append(rows.features.assign(**{TARGET: rows.label}))
+        train = pd.concat(frames, ignore_index=True)
+        if len(train) > config.max_retrain_rows:
+            train = train.sample(config.max_retrain_rows, random_state=seed)
+        candidate = DemandModel.train(train, seed=seed)
+        version = registry.register(
+            candidate, {"kind": "retrained", "trained_on_windows": windows, "rows": len(train)}
+        )
+        shadows["candidate"] = version
+        log.info("retrained candidate %s on windows %s (%d rows)", version, windows, len(train))
+    elif decision.action == "promote":
+        version = decision.evidence["candidate"]
+        registry.activate(version, reason=reason)
+        shadows.pop("candidate", None)
+        shadows.pop("previous", None)
+        baselines[version] = float(decision.evidence["candidate_mae"])
+        tracker.rebaseline(baselines[version])
+    elif decision.action == "discard":
+        shadows.pop("candidate", None)

@@ -1,0 +1,104 @@
+"""The triage report for an alert: what an on-call engineer reads first, in the order to check it.
+
+"The model degraded in production, what do you do?" The report follows the standard answer:
+rule out the pipeline before blaming the model.
+
+1. **Data quality** findings of the alert window (schema, nulls, ranges, units).
+2. **Recent deployments**: every registry switch so far (a deployment just before an alert is the
+   first suspect).
+3. **Drifted features, ranked** by effect size, with the test, statistic and threshold used, and
+   the drift of the model's predictions.
+4. **Performance trend**: the serving model's error against its baseline, window by window.
+5. **Action** taken (or recommended) and the reasons and evidence recorded for it.
+
+Written as ``triage.json`` plus Evidently's own interactive HTML drift report of the alert window
+(``evidently_drift.html``) beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from drift.data_drift import save_evidently_html
+from drift.prediction_log import PredictionLog
+from drift.registry import ModelRegistry
+from drift.timeline import Timeline
+
+__all__ = ["TriageReport", "alert_window", "write_triage"]
+
+
+@dataclass(frozen=True)
+class TriageReport:
+    """Paths of the written files and the JSON ``summary`` itself."""
+
+    json_path: Path
+    html_path: Path | None
+    summary: dict
+
+
+def alert_window(timeline: Timeline) -> int | None:
+    """The first window with a decision other than none (an alert or an action)."""
+    for step in timeline.steps:
+        if step.decisions:
+            return step.window
+    for step in timeline.steps:  # observe-only timelines: first drift or quality alarm
+        if step.report.alarms["quality"] or step.report.drift.dataset_drift:
+            return step.window
+    return None
+
+
+def write_triage(
+    timeline: Timeline, out_dir: Path, *, window: int | None = None, html: bool = True
+) -> TriageReport:
+    """Write the triage JSON (and Evidently HTML) for ``window`` (default: the first alert)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    window = alert_window(timeline) if window is None else window
+    steps = {s.window: s for s in timeline.steps}
+    if window is None or window not in steps:
+        summary = {
+            "scenario": timeline.scenario.name,
+            "alert": None,
+            "message": "no alert in this timeline: nothing to triage",
+        }
+        path = out_dir / "triage.json"
+        path.write_text(json.dumps(summary, indent=2))
+        return TriageReport(path, None, summary)
+    step = steps[window]
+    registry = ModelRegistry(timeline.registry_root)
+    with PredictionLog(timeline.log_path) as pred_log:
+        decisions = [d for d in pred_log.decisions() if d["window"] >= window][:10]
+    trend = [
+        {
+            "labelled_window": s.performance.window,
+            "model": s.performance.model_version,
+            "mae": round(s.performance.error, 2),
+            "baseline_mae": round(s.performance.baseline, 2),
+            "ratio": round(s.performance.ratio, 3),
+        }
+        for s in timeline.steps
+        if s.performance is not None and s.window <= window + 6
+    ]
+    summary = {
+        "scenario": timeline.scenario.name,
+        "alert_window": window,
+        "alert_window_label": step.label,
+        "serving_model": step.serving,
+        "1_data_quality": step.report.quality.to_dict(),
+        "2_deployments": [e.__dict__ for e in registry.events()],
+        "3_drift": step.report.drift.to_dict(),
+        "4_performance_trend": trend,
+        "5_actions": decisions,
+        "detector_alarms": step.report.alarms,
+    }
+    json_path = out_dir / "triage.json"
+    json_path.write_text(json.dumps(summary, indent=2, default=float))
+    html_path = None
+    if html:
+        scenario_window = timeline.scenario.windows[
+            [w.index for w in timeline.scenario.windows].index(window)
+        ]
+        html_path = out_dir / "evidently_drift.html"
+        save_evidently_html(scenario_window.reference, scenario_window.features, html_path)
+    return TriageReport(json_path, html_path, summary)
