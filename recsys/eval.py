@@ -174,8 +174,8 @@ def cold_user_slice(
     no_history, few_history = set(cold[::2].tolist()), set(cold[1::2].tolist())
     train = split.train
     keep = ~train["user_id"].isin(no_history | few_history)
-    few_rows = train[train["user_id"].isin(few_history)].groupby("user_id", group_keys=False)
-    few_rows = few_rows.apply(lambda g: g.sample(min(few, len(g)), random_state=config.seed))
+    few_rows = train[train["user_id"].isin(few_history)].sample(frac=1.0, random_state=config.seed)
+    few_rows = few_rows.groupby("user_id").head(few)
     reduced = pd.concat([train[keep], few_rows])
     model = TwoStageRecommender(catalog, config).fit(reduced)
 

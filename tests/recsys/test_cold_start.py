@@ -1,0 +1,37 @@
+"""Cold-start scorers on the checkerboard: demographics and content carry the signal."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys.cold_start import ContentScorer, SegmentPopularity, content_vectors, genre_popularity
+from tests.recsys.conftest import N_ITEMS, block_of_item
+
+
+def test_segment_popularity_prefers_the_segments_items(frames, catalog):
+    x = catalog.matrix(frames[0])
+    seg = SegmentPopularity(catalog, shrinkage=1.0).fit(x)
+    scores = seg.score_users(np.array([0, 39]))  # a group-A man and a group-B woman
+    assert all(block_of_item(i + 1) == 0 for i in np.argsort(-scores[0])[:10])
+    assert all(block_of_item(i + 1) == 1 for i in np.argsort(-scores[1])[:10])
+    # with infinite shrinkage the segment is ignored: global popularity for everyone
+    flat = SegmentPopularity(catalog, shrinkage=1e12).fit(x).score_users(np.array([0, 39]))
+    np.testing.assert_allclose(flat[0], flat[1], rtol=1e-6)
+
+
+def test_content_scorer_ranks_cold_items_of_the_users_genre_first(frames, catalog):
+    ratings = frames[0]
+    cold_items = {5, 15}  # one per block, never seen in training
+    x = catalog.matrix(ratings[~ratings["item_id"].isin(cold_items)])
+    scores = ContentScorer(catalog).score(x[[0, 39]])
+    cold_idx = catalog.item_index(sorted(cold_items))
+    assert scores[0, cold_idx[0]] > scores[0, cold_idx[1]]
+    assert scores[1, cold_idx[1]] > scores[1, cold_idx[0]]
+
+
+def test_content_vectors_are_unit_length_and_genre_popularity_is_shared_by_genre(frames, catalog):
+    v = content_vectors(catalog)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    gp = genre_popularity(catalog, catalog.matrix(frames[0]))
+    assert gp.shape == (N_ITEMS,)
+    assert len(set(np.round(gp[:10], 6))) == 1  # all Action items share the genre's mean

@@ -1,0 +1,58 @@
+"""No test interaction ever reaches training, the sources, or the features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.config import RecsysConfig
+from recsys.recommender import TwoStageRecommender
+from recsys.splits import make_split
+from tests.recsys.conftest import GENRES
+
+TINY = dict(
+    candidates_per_source=6,
+    ranker_estimators=20,
+    ranker_min_child_samples=3,
+    negatives_per_user=None,
+    als_factors=2,
+    embedding_dim=2,
+    knn_neighbours=10,
+    ease_l2=10.0,
+)
+
+
+@pytest.mark.parametrize("protocol", ["stratified", "temporal"])
+def test_model_and_features_only_see_training_rows(frames, catalog, protocol):
+    ratings = frames[0]
+    split = make_split(ratings, protocol, seed=0)
+    model = TwoStageRecommender(catalog, RecsysConfig(protocol=protocol, seed=0, **TINY))
+    model.fit(split.train)
+    x = model.interactions_
+    test_u = catalog.user_index(split.test["user_id"])
+    test_i = catalog.item_index(split.test["item_id"])
+    assert np.asarray(x[test_u, test_i]).ravel().sum() == 0
+    assert x.nnz == len(split.train)
+
+    # Feature statistics are computed from the training rows alone.
+    builder = model.features_
+    np.testing.assert_array_equal(
+        builder.item_count_, np.bincount(catalog.item_index(split.train["item_id"]), minlength=20)
+    )
+    assert builder.end_ts_ == split.train["timestamp"].max()
+    if protocol == "temporal":  # nothing from after the cut, not even a timestamp
+        assert builder.user_last_ts_[np.isfinite(builder.user_last_ts_)].max() < (
+            split.test["timestamp"].min()
+        )
+    # The ranker's validation carve was taken inside train: its labels never saw the test set.
+    assert model.ranker_stats_["train_pairs"] > 0
+
+
+def test_feature_names_match_columns(frames, catalog):
+    ratings = frames[0]
+    model = TwoStageRecommender(catalog, RecsysConfig(seed=0, **TINY)).fit(ratings)
+    cands = model.candidates(np.array([0, 1]))
+    feats = model.features_.transform(cands)
+    assert feats.shape[1] == len(model.features_.feature_names(cands.source_names))
+    assert np.isfinite(feats[:, :10]).all()
+    assert GENRES[1] in catalog.genre_names

@@ -1,0 +1,106 @@
+"""Serving: named results, cold-start fallbacks, clear errors, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys import (
+    InvalidArgumentError,
+    ModelFileError,
+    NotFittedError,
+    Recommendation,
+    Recommender,
+    RecsysConfig,
+    UnknownUserError,
+)
+from recsys.recommender import COLD_START_SOURCE
+from tests.recsys.conftest import N_ITEMS, block_of_item
+from tests.recsys.test_leakage import TINY
+
+
+@pytest.fixture(scope="module")
+def fitted(frames, catalog):
+    ratings = frames[0]
+    # user 40 keeps no history: a known user (demographics) who is cold
+    train = ratings[ratings["user_id"] != 40]
+    return Recommender(catalog, RecsysConfig(seed=0, **TINY)).fit(train), train
+
+
+def test_recommend_returns_named_unseen_own_block_items(fitted):
+    model, train = fitted
+    rec = model.recommend(1, k=4)
+    assert isinstance(rec, Recommendation)
+    assert len(rec.items) == len(rec.scores) == len(rec.sources) == 4
+    seen = set(train.loc[train["user_id"] == 1, "item_id"])
+    assert not set(rec.items) & seen
+    assert all(block_of_item(i) == 0 for i in rec.items)
+    assert rec.scores == sorted(rec.scores, reverse=True)
+    assert set(rec.sources) <= {s.name for s in model.sources_}
+
+
+def test_exclude_seen_false_may_return_seen_items(fitted):
+    model, train = fitted
+    rec = model.recommend(1, k=N_ITEMS // 2, exclude_seen=False)
+    seen = set(train.loc[train["user_id"] == 1, "item_id"])
+    assert seen & set(rec.items)
+
+
+def test_unknown_and_history_less_users_fall_back_to_cold_start(fitted):
+    model, _ = fitted
+    unknown = model.recommend(99_999, k=3)
+    assert unknown.sources == [COLD_START_SOURCE] * 3
+    cold = model.recommend(40, k=3)  # known demographics (52, F): the Drama segment's favourites
+    assert cold.sources == [COLD_START_SOURCE] * 3
+    assert all(block_of_item(i) == 1 for i in cold.items)
+
+
+def test_new_user_with_chosen_genres(fitted):
+    model, _ = fitted
+    rec = model.recommend_new_user(k=5, age=30, gender="M", genres=["Drama"])
+    assert all(block_of_item(i) == 1 for i in rec.items)
+    with pytest.raises(InvalidArgumentError, match="unknown genres"):
+        model.recommend_new_user(k=5, age=30, gender="M", genres=["Western"])
+    with pytest.raises(InvalidArgumentError, match="gender"):
+        model.recommend_new_user(k=5, age=30, gender="X")
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True])
+def test_bad_k_is_rejected(fitted, k):
+    with pytest.raises(InvalidArgumentError, match="positive integer"):
+        fitted[0].recommend(1, k=k)
+
+
+def test_batch_with_unknown_ids_names_them(fitted):
+    model, _ = fitted
+    with pytest.raises(UnknownUserError) as info:
+        model.recommend_batch([1, 777, 2, 888], k=3)
+    assert info.value.ids == [777, 888]
+    assert "777" in str(info.value)
+    with pytest.raises(InvalidArgumentError):
+        model.recommend_batch([], k=3)
+    assert [r.user_id for r in model.recommend_batch([1, 2], k=3)] == [1, 2]
+
+
+def test_unfitted_model_says_so(catalog):
+    with pytest.raises(NotFittedError):
+        Recommender(catalog).recommend(1)
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    model, _ = fitted
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    for user in (1, 25, 40):
+        a, b = model.recommend(user, k=5), loaded.recommend(user, k=5)
+        assert a.items == b.items
+        np.testing.assert_allclose(a.scores, b.scores)
+
+
+def test_load_errors_are_clear(fitted, tmp_path):
+    with pytest.raises(ModelFileError, match="missing"):
+        Recommender.load(tmp_path / "nothing-here")
+    folder = fitted[0].save(tmp_path / "m")
+    (folder / "model.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(ModelFileError, match="corrupt"):
+        Recommender.load(folder)

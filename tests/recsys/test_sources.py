@@ -1,0 +1,89 @@
+"""Every candidate source on the checkerboard: own-block items must outrank the other block."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recsys.sources import (
+    ALS,
+    EASE,
+    CandidateSource,
+    EmbeddingNeighbours,
+    ItemKNN,
+    Popularity,
+    top_n,
+)
+from tests.recsys.conftest import N_ITEMS, N_USERS
+
+COLLABORATIVE = [
+    lambda: ItemKNN(neighbours=10, shrink=0.0),
+    lambda: EASE(l2=10.0),
+    lambda: ALS(factors=2, regularization=0.1, alpha=1.0, iterations=15, seed=0),
+    lambda: EmbeddingNeighbours(dim=2, seed=0),
+]
+
+
+@pytest.fixture(scope="module")
+def matrix(frames, catalog) -> sp.csr_matrix:
+    return catalog.matrix(frames[0])
+
+
+@pytest.mark.parametrize("factory", COLLABORATIVE)
+def test_collaborative_sources_recover_the_checkerboard(factory, matrix):
+    source = factory().fit(matrix)
+    assert isinstance(source, CandidateSource)
+    scores = source.score(matrix)
+    assert scores.shape == (N_USERS, N_ITEMS)
+    half = N_ITEMS // 2
+    top = top_n(scores, matrix, half - 6)  # exactly the user's unseen own-block items
+    for u in range(N_USERS):
+        own = range(0, half) if u < N_USERS // 2 else range(half, N_ITEMS)
+        assert set(top[u].tolist()) <= set(own), (source.name, u, top[u])
+        assert not set(top[u].tolist()) & set(matrix[u].indices.tolist())
+
+
+def test_popularity_ranks_by_number_of_users():
+    x = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 1, 0]], dtype=np.float32))
+    pop = Popularity().fit(x)
+    np.testing.assert_array_equal(pop.counts_, [3, 3, 1])
+    assert top_n(pop.score(x[[3]]), x[[3]], 2).tolist() == [[0, 2]]
+
+
+def test_ease_matches_the_closed_form_by_hand():
+    x = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1], [1, 1, 1]], dtype=np.float64))
+    ease = EASE(l2=1.0).fit(x)
+    g = (x.T @ x).toarray() + np.eye(3)
+    p = np.linalg.inv(g)
+    expected = np.eye(3) - p / np.diag(p)
+    np.testing.assert_allclose(ease.weights_, expected, atol=1e-5)
+    assert np.allclose(np.diag(ease.weights_), 0.0)
+
+
+def test_als_fold_in_matches_the_normal_equations(matrix):
+    als = ALS(factors=4, regularization=0.1, alpha=2.0, iterations=5, seed=0).fit(matrix)
+    y = als.item_factors_
+    row = matrix[[0]]
+    c = np.ones(N_ITEMS)
+    c[row.indices] += 2.0
+    p = np.zeros(N_ITEMS)
+    p[row.indices] = 1.0
+    expected = np.linalg.solve(y.T @ (c[:, None] * y) + 0.1 * np.eye(4), y.T @ (c * p))
+    np.testing.assert_allclose(als.user_factors(row)[0], expected, rtol=1e-6, atol=1e-8)
+
+
+def test_faiss_search_equals_dense_top_n(matrix):
+    emb = EmbeddingNeighbours(dim=3, seed=0).fit(matrix)
+    scores, items = emb.search(matrix, 5)
+    dense = top_n(emb.score(matrix), matrix, 5)
+    dense_scores = np.take_along_axis(emb.score(matrix), dense, axis=1)
+    np.testing.assert_allclose(scores, dense_scores, rtol=1e-4, atol=1e-5)
+    for u in range(N_USERS):
+        assert not set(items[u].tolist()) & set(matrix[u].indices.tolist())
+
+
+def test_top_n_excludes_seen_and_orders_best_first():
+    scores = np.array([[0.1, 0.9, 0.5, 0.7]], dtype=np.float32)
+    seen = sp.csr_matrix(np.array([[0, 1, 0, 0]], dtype=np.float32))
+    assert top_n(scores, seen, 2).tolist() == [[3, 2]]

@@ -1,0 +1,95 @@
+"""Both protocols: parity with Microsoft Recommenders, leakage safety, seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.errors import InvalidArgumentError
+from recsys.splits import make_split, stratified_split, temporal_split, validation_split
+
+
+def _ratings(n_users=30, n_items=25, n=400, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.integers(1, n_users + 1, n),
+            "item_id": rng.integers(1, n_items + 1, n),
+            "rating": rng.integers(1, 6, n),
+            "timestamp": rng.integers(0, 10**6, n),
+        }
+    )
+    return frame.drop_duplicates(["user_id", "item_id"]).reset_index(drop=True)
+
+
+def _keys(frame: pd.DataFrame) -> set[tuple[int, int]]:
+    return set(zip(frame["user_id"], frame["item_id"], strict=True))
+
+
+@pytest.mark.parametrize("filter_by", ["item", "user"])
+@pytest.mark.parametrize("seed", [0, 42])
+def test_stratified_split_matches_microsoft_recommenders(filter_by, seed):
+    splitters = pytest.importorskip("recommenders.datasets.python_splitters")
+    ratings = _ratings(seed=seed)
+    theirs = ratings.rename(columns={"user_id": "userID", "item_id": "itemID"})
+    their_train, their_test = splitters.python_stratified_split(
+        theirs, ratio=0.75, min_rating=1, filter_by=filter_by, seed=seed
+    )
+    ours = stratified_split(ratings, ratio=0.75, filter_by=filter_by, seed=seed)
+    assert set(ours.train.index) == set(their_train.index)
+    assert set(ours.test.index) == set(their_test.index)
+
+
+def test_stratified_split_keeps_the_ratio_per_item_and_is_a_partition():
+    ratings = _ratings()
+    split = stratified_split(ratings, ratio=0.75, seed=1)
+    assert len(split.train) + len(split.test) == len(ratings)
+    assert not (_keys(split.train) & _keys(split.test))
+    train_counts = split.train["item_id"].value_counts()
+    total = ratings["item_id"].value_counts()
+    for item, n in total.items():
+        assert train_counts.get(item, 0) == round(0.75 * n)
+
+
+def test_stratified_split_is_seeded_and_does_not_mutate_its_input():
+    ratings = _ratings()
+    before = ratings.copy()
+    a = stratified_split(ratings, seed=3)
+    b = stratified_split(ratings, seed=3)
+    c = stratified_split(ratings, seed=4)
+    pd.testing.assert_frame_equal(ratings, before)
+    assert a.train.index.equals(b.train.index)
+    assert not a.train.index.sort_values().equals(c.train.index.sort_values())
+
+
+def test_temporal_split_never_trains_on_the_future():
+    ratings = _ratings()
+    split = temporal_split(ratings, test_fraction=0.25)
+    assert split.train["timestamp"].max() < split.test["timestamp"].min()
+    assert set(split.test["user_id"]) <= set(split.train["user_id"])
+    assert not (_keys(split.train) & _keys(split.test))
+
+
+@pytest.mark.parametrize("protocol", ["stratified", "temporal"])
+def test_validation_split_is_carved_from_train_only(protocol):
+    ratings = _ratings(n=600)
+    split = make_split(ratings, protocol, seed=0)
+    val = validation_split(split.train, protocol, seed=0, ratio=0.75)
+    assert _keys(val.train) | _keys(val.test) <= _keys(split.train)
+    assert not ((_keys(val.train) | _keys(val.test)) & _keys(split.test))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r: stratified_split(r, ratio=1.5),
+        lambda r: stratified_split(r, filter_by="rating"),
+        lambda r: stratified_split(r.drop(columns="timestamp")),
+        lambda r: temporal_split(r.iloc[:0]),
+        lambda r: make_split(r, "random"),
+    ],
+)
+def test_bad_arguments_get_clear_errors(call):
+    with pytest.raises(InvalidArgumentError):
+        call(_ratings())
