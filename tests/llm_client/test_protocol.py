@@ -1,0 +1,95 @@
+"""Wire-format pieces: SSE framing, status -> typed error, response shape checks, percentiles."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llm_client import (
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    QuotaExhaustedError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+)
+from llm_client.protocol import SSEDecoder, decode_event, parse_chat, parse_chunk, status_error
+from llm_client.stats import percentile
+
+
+def feed_all(lines):
+    decoder = SSEDecoder()
+    events = [e for line in lines if (e := decoder.feed(line)) is not None]
+    tail = decoder.flush()
+    return events + ([tail] if tail is not None else [])
+
+
+def test_sse_events_comments_multiline_and_unterminated_tail():
+    lines = [
+        ": keep-alive",
+        'data: {"a": 1}',
+        "",
+        "event: x",
+        "data: line1",
+        "data: line2",
+        "",
+        "id: 7",
+        'data:{"b":2}',
+    ]
+    assert feed_all(lines) == ['{"a": 1}', "line1\nline2", '{"b":2}']
+
+
+def test_done_sentinel_and_bad_events():
+    assert decode_event("[DONE]") is None
+    with pytest.raises(ResponseDecodeError, match="not JSON"):
+        decode_event("{oops")
+    with pytest.raises(ResponseDecodeError, match="server error inside the stream"):
+        decode_event(json.dumps({"error": {"message": "boom"}}))
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls"),
+    [
+        (400, {"error": {"message": "bad", "type": "invalid_request_error"}}, BadRequestError),
+        (401, {"error": {"message": "key"}}, AuthenticationError),
+        (404, {"error": "no such model"}, NotFoundError),
+        (429, {"error": {"message": "slow", "code": "rate_limit_exceeded"}}, RateLimitError),
+        (429, {"error": {"message": "pay", "code": "insufficient_quota"}}, QuotaExhaustedError),
+        (429, {"error": {"message": "pay", "type": "insufficient_quota"}}, QuotaExhaustedError),
+        (503, "upstream down", ServerError),
+    ],
+)
+def test_status_errors_are_typed_with_context(status, body, cls):
+    content = json.dumps(body).encode() if not isinstance(body, str) else body.encode()
+    headers = {"x-request-id": "req-1", "retry-after": "3"}
+    err = status_error(status, headers, content, now_wall=0.0)
+    assert type(err) is cls
+    assert err.status == status and err.request_id == "req-1" and err.retry_after == 3.0
+    assert err.body == body
+
+
+def test_response_shape_errors_are_decode_errors():
+    with pytest.raises(ResponseDecodeError, match="choices"):
+        parse_chat({"object": "chat.completion"})
+    with pytest.raises(ResponseDecodeError, match="choices"):
+        parse_chunk({"object": "chat.completion.chunk"})
+    assert (
+        parse_chunk(
+            {"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3}}
+        ).usage.total_tokens
+        == 5
+    )
+
+
+@given(
+    st.lists(st.floats(0, 1e3, allow_nan=False), min_size=1, max_size=200),
+    st.sampled_from([50, 95, 99]),
+)
+def test_percentile_matches_numpy_inverted_cdf(values, q):
+    expected = np.percentile(values, q, method="inverted_cdf")
+    assert percentile(sorted(values), q) == pytest.approx(expected)
