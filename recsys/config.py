@@ -37,7 +37,7 @@ class RecsysConfig:
     ranker_leaves: int = 7
     ranker_min_child_samples: int = 200
     ranker_truncation: int = 30  # lambdarank_truncation_level (lambdarank only)
-    validation_folds: int = 1  # independent validation carves whose candidates train the ranker
+    validation_folds: int = 2  # independent validation carves (2 measured +0.006 NDCG@10 over 1)
     negatives_per_user: int | None = 100  # sampled from the candidate set; None keeps them all
 
     # Serving and beyond-accuracy.

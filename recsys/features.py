@@ -66,7 +66,7 @@ class FeatureBuilder:
 
         # Item timeline for window counts: (item, ts) keys sorted once, searched per pair.
         order = np.lexsort((ts, i))
-        self._keys_item, self._keys_ts = i[order], ts[order]
+        self._timeline = _Timeline(i[order], ts[order])
 
         # User-genre affinity: share of the user's history in each genre.
         hist = np.zeros((n_u, cat.genres.shape[1]))
@@ -109,7 +109,7 @@ class FeatureBuilder:
 
         lo = self.user_first_ts_[u] - WINDOW_DAYS * DAY
         hi = self.user_last_ts_[u] + WINDOW_DAYS * DAY
-        in_window = _count_between(self._keys_item, self._keys_ts, i, lo, hi)
+        in_window = self._timeline.count_between(i, lo, hi)
         genres = cat.genres[i]
         n_genres = np.maximum(genres.sum(axis=1), 1.0)
         affinity = self.user_genre_[u] * genres
@@ -138,18 +138,23 @@ def _mean(total: np.ndarray, count: np.ndarray, empty: float) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1.0), empty)
 
 
-def _count_between(
-    keys_item: np.ndarray, keys_ts: np.ndarray, items: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> np.ndarray:
-    """For each pair, how many training interactions of ``items[p]`` fall in [lo[p], hi[p]]."""
-    # Searching the composite key (item, ts) keeps this one vectorised pass over all pairs.
-    scale = float(keys_ts.max() - keys_ts.min() + 1.0) * 4.0 if len(keys_ts) else 1.0
-    base = keys_ts.min() if len(keys_ts) else 0.0
-    composite = keys_item * scale + (keys_ts - base)
-    finite_lo = np.where(np.isfinite(lo), lo, base) - base
-    finite_hi = np.where(np.isfinite(hi), hi, base - 1.0) - base
-    left = np.searchsorted(composite, items * scale + np.clip(finite_lo, -scale / 4, scale / 2))
-    right = np.searchsorted(
-        composite, items * scale + np.clip(finite_hi, -scale / 4, scale / 2), side="right"
-    )
-    return np.maximum(right - left, 0).astype(np.float64)
+class _Timeline:
+    """Sorted (item, timestamp) keys; counts an item's interactions inside a time window."""
+
+    def __init__(self, items: np.ndarray, ts: np.ndarray) -> None:
+        # One composite float key item * scale + (ts - base), sorted, so that every pair's
+        # count is two searchsorted calls in one vectorised pass. scale = 4 x the time range,
+        # and queries are clipped to [-range, 2 x range], so an item's keys never overlap the
+        # next item's.
+        self.base = float(ts.min()) if len(ts) else 0.0
+        self.range = float(ts.max() - self.base + 1.0) if len(ts) else 1.0
+        self.scale = 4.0 * self.range
+        self.keys = items * self.scale + (ts - self.base)
+
+    def count_between(self, items: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """For each pair p: training interactions of ``items[p]`` with lo[p] <= ts <= hi[p]."""
+        lo = np.clip(np.where(np.isfinite(lo), lo - self.base, 0.0), -self.range, 2 * self.range)
+        hi = np.clip(np.where(np.isfinite(hi), hi - self.base, -1.0), -self.range, 2 * self.range)
+        left = np.searchsorted(self.keys, items * self.scale + lo)
+        right = np.searchsorted(self.keys, items * self.scale + hi, side="right")
+        return np.maximum(right - left, 0).astype(np.float64)

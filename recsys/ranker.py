@@ -122,7 +122,9 @@ class LambdaRanker:
         return self
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return self.model_.predict(features, num_threads=1).astype(np.float32)
+        # The booster directly: the scikit-learn wrapper re-validates its parameters on every
+        # call, which costs more than scoring 200 candidates (measured 9.2 vs 6.7 ms).
+        return self.model_.booster_.predict(features, num_threads=1).astype(np.float32)
 
     def importances(self) -> dict[str, float]:
         """Total gain per feature, normalised to sum to 1, largest first."""

@@ -145,7 +145,9 @@ class ALS:
 
     def fit(self, interactions: sp.csr_matrix) -> ALS:
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
 
+        limit = threadpool_limits(1, "blas")  # implicit's advice: BLAS threads fight its own
         model = AlternatingLeastSquares(
             factors=self.factors,
             regularization=self.regularization,
@@ -154,7 +156,10 @@ class ALS:
             random_state=self.seed,
             num_threads=1,  # deterministic and polite on a shared machine
         )
-        model.fit(interactions.astype(np.float32).tocsr(), show_progress=False)
+        try:
+            model.fit(interactions.astype(np.float32).tocsr(), show_progress=False)
+        finally:
+            limit.restore_original_limits()
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float64)
         y = self.item_factors_
         self._yty = y.T @ y
