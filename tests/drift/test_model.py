@@ -1,0 +1,41 @@
+"""The demand model: learns the synthetic formula, intervals are ordered, save/load round-trips."""
+
+import numpy as np
+import pytest
+
+from drift.errors import SchemaError
+from drift.features import FEATURES
+from drift.model import DemandModel, mean_absolute_error
+
+
+def test_beats_predicting_the_mean(models, bike_data):
+    truth = bike_data.holdout["cnt"].to_numpy(float)
+    model_mae = mean_absolute_error(truth, models.base.predict(bike_data.holdout).value)
+    mean_mae = mean_absolute_error(truth, np.full_like(truth, truth.mean()))
+    assert model_mae < 0.6 * mean_mae
+    assert models.baseline_mae["bad"] > models.baseline_mae["base"]  # the bad model forgets hr
+
+
+def test_interval_contains_point_and_is_non_negative(models, bike_data):
+    pred = models.base.predict(bike_data.holdout)
+    assert pred.value.shape == (len(bike_data.holdout),)
+    assert np.all(pred.low <= pred.value) and np.all(pred.value <= pred.high)
+    assert np.all(pred.low >= 0) and np.all(pred.uncertainty >= 0)
+
+
+def test_missing_column_predicts_with_nan_instead_of_crashing(models, bike_data):
+    rows = bike_data.holdout.head(20).drop(columns=["temp"])
+    assert np.all(np.isfinite(models.base.predict(rows).value))
+
+
+def test_save_load_round_trip(tmp_path, models, bike_data):
+    models.bad.save(tmp_path / "m")
+    loaded = DemandModel.load(tmp_path / "m")
+    assert loaded.features == tuple(f for f in FEATURES if f != "hr")
+    rows = bike_data.holdout.head(30)
+    np.testing.assert_allclose(loaded.predict(rows).value, models.bad.predict(rows).value)
+
+
+def test_training_without_target_is_a_schema_error(bike_data):
+    with pytest.raises(SchemaError, match="cnt"):
+        DemandModel.train(bike_data.train.drop(columns=["cnt"]))

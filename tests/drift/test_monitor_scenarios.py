@@ -1,0 +1,53 @@
+"""The monitor's detectors and the scenario generators (synthetic data)."""
+
+import numpy as np
+import pytest
+
+from drift.config import MonitorConfig
+from drift.errors import ScenarioError
+from drift.features import FEATURES
+from drift.monitor import DETECTORS, Monitor
+from drift.scenarios import build_scenario, tilt_weights
+
+
+def test_tilt_weights_shift_the_mean_by_the_requested_sd():
+    values = np.random.default_rng(0).uniform(0, 1, 5000)
+    for shift in (0.25, 0.5, -0.5):
+        w = tilt_weights(values, shift)
+        moved = (np.sum(w * values) - values.mean()) / values.std()
+        assert moved == pytest.approx(shift, abs=1e-6)
+    with pytest.raises(ScenarioError, match="outside"):
+        tilt_weights(values, 5.0)
+
+
+def test_scenarios_have_ground_truth(bike_data):
+    cov = build_scenario("covariate_shift", bike_data, n_windows=6, window_rows=200, onset=3)
+    before = np.mean([w.features["temp"].mean() for w in cov.windows[:3]])
+    after = np.mean([w.features["temp"].mean() for w in cov.windows[3:]])
+    assert after > before
+    assert cov.windows[3].deploy == "benign" and "rollback" in cov.forbidden
+    dq = build_scenario("data_quality", bike_data, n_windows=6, window_rows=200, onset=3)
+    assert dq.windows[2].features["temp"].max() <= 1 < dq.windows[3].features["temp"].max()
+    concept = build_scenario("concept_drift", bike_data, n_windows=6, window_rows=200, onset=3)
+    assert concept.required == {"retrain"}
+    real = build_scenario("real_2011_2012", bike_data)
+    assert real.onset == 0 and len(real.windows) == 3  # 20 synthetic days of "2012"
+    with pytest.raises(ScenarioError, match="unknown scenario"):
+        build_scenario("meteor", bike_data)
+    with pytest.raises(ScenarioError, match="onset"):
+        build_scenario("stationary", bike_data, n_windows=4, onset=4)
+
+
+def test_monitor_reports_every_detector_and_cusum_catches_a_shift(bike_data):
+    scenario = build_scenario(
+        "covariate_shift", bike_data, n_windows=6, window_rows=400, onset=3, shift_sd=1.0
+    )
+    monitor = Monitor(MonitorConfig())
+    reports = [monitor.observe(w.index, w.reference, w.features) for w in scenario.windows]
+    assert all(set(r.alarms) == set(DETECTORS) for r in reports)
+    assert not any(r.alarms["cusum"] for r in reports[:3])
+    assert any(r.alarms["cusum"] for r in reports[3:5])
+    assert reports[3].drift.ranked()[0].column in ("temp", "atemp")
+    assert all(r.seconds >= 0 for r in reports)
+    assert set(reports[0].to_dict()) >= {"quality", "drift", "alarms"}
+    assert list(scenario.windows[0].features.columns) == list(FEATURES)

@@ -1,0 +1,92 @@
+"""Each policy rule: hysteresis, cool-down, promotion guard, quality gate, rollback vs retrain."""
+
+from drift.config import MonitorConfig
+from drift.performance import PerformanceCheck
+from drift.policy import Evidence, PolicyEngine, ShadowScore
+
+CONFIG = MonitorConfig(patience=2, cooldown=3, rollback_margin=0.1, promote_margin=0.02)
+
+
+def perf(window, error, baseline=10.0, version="v2"):
+    ratio = error / baseline
+    return PerformanceCheck(window, version, error, baseline, ratio, ratio > 1.25, False, 100)
+
+
+def ev(window, error, **kwargs):
+    return Evidence(window=window, performance=perf(window - 1, error), **kwargs)
+
+
+def actions(decisions):
+    return [d.action for d in decisions]
+
+
+def test_rollback_needs_patience_windows_in_a_row():
+    engine = PolicyEngine(CONFIG)
+    previous = {"previous": ShadowScore("v1", 10.0)}
+    assert actions(engine.decide(ev(1, 20.0, shadows=previous))) == []  # one bad window: wait
+    assert actions(engine.decide(ev(2, 10.5, shadows=previous))) == []  # within margin: reset
+    assert actions(engine.decide(ev(3, 20.0, shadows=previous))) == []
+    decisions = engine.decide(ev(4, 20.0, shadows=previous))
+    assert actions(decisions) == ["rollback"]
+    assert decisions[0].evidence["previous_mae"] == 10.0
+    assert "previous v1" in decisions[0].reasons[0]
+
+
+def test_no_rollback_when_new_model_is_not_worse():
+    engine = PolicyEngine(CONFIG)
+    previous = {"previous": ShadowScore("v1", 10.0)}
+    for w in range(1, 8):
+        assert "rollback" not in actions(engine.decide(ev(w, 10.9, shadows=previous)))
+
+
+def test_retrain_after_sustained_degradation_then_cooldown():
+    engine = PolicyEngine(CONFIG)
+    assert actions(engine.decide(ev(1, 20.0))) == []
+    assert actions(engine.decide(ev(2, 20.0))) == ["retrain"]
+    # still degraded, but inside the cool-down (windows 3..5): no second retrain
+    for w in (3, 4, 5):
+        assert actions(engine.decide(ev(w, 20.0))) == []
+    assert actions(engine.decide(ev(6, 20.0))) == ["retrain"]
+
+
+def test_retrain_is_not_triggered_while_rollback_is_in_question():
+    engine = PolicyEngine(CONFIG)
+    close_previous = {"previous": ShadowScore("v1", 19.5)}  # new model not worse than previous
+    for w in range(1, 6):
+        assert "retrain" not in actions(engine.decide(ev(w, 20.0, shadows=close_previous)))
+
+
+def test_promotion_guard_requires_a_win():
+    engine = PolicyEngine(CONFIG)
+    loses = {"candidate": ShadowScore("v3", 19.9)}  # not 2% better than 20.0
+    assert actions(engine.decide(ev(1, 20.0, shadows=loses))) == []
+    assert actions(engine.decide(ev(2, 20.0, shadows=loses))) == ["discard"]
+    wins = {"candidate": ShadowScore("v4", 15.0)}
+    decisions = engine.decide(ev(3, 20.0, shadows=wins))
+    assert actions(decisions) == ["promote"]
+    assert decisions[0].evidence["candidate"] == "v4"
+
+
+def test_quality_gate_suspends_model_actions():
+    engine = PolicyEngine(CONFIG)
+    previous = {"previous": ShadowScore("v1", 5.0)}
+    engine.decide(ev(1, 20.0, shadows=previous))
+    decisions = engine.decide(
+        ev(2, 20.0, shadows=previous, quality_findings=("temp: 100% out of range",))
+    )
+    assert actions(decisions) == ["quarantine"]
+    assert "temp: 100% out of range" in decisions[0].reasons
+
+
+def test_labels_from_a_broken_window_are_not_evidence():
+    engine = PolicyEngine(CONFIG)
+    for w in range(1, 6):
+        decisions = engine.decide(ev(w, 30.0, labelled_window_quality_ok=False))
+        assert actions(decisions) == []
+
+
+def test_drift_without_labels_is_an_alert_only():
+    engine = PolicyEngine(CONFIG)
+    decisions = engine.decide(Evidence(window=0, data_drift=True, drifted_features=("temp",)))
+    assert actions(decisions) == ["investigate"]
+    assert decisions[0].evidence["drifted_features"] == ["temp"]

@@ -1,0 +1,56 @@
+"""End to end on synthetic data: the loop rolls back a bad deployment, quarantines broken data,
+retrains on concept drift, and observe-only mode never changes the model."""
+
+from drift.eval import alarms_of, score_actions, score_detection
+from drift.prediction_log import PredictionLog
+from drift.registry import ModelRegistry
+from drift.scenarios import build_scenario
+from drift.timeline import run_scenario
+from drift.triage import write_triage
+
+
+def _run(name, bike_data, models, tmp_path, act=True):
+    scenario = build_scenario(name, bike_data, n_windows=9, window_rows=300, onset=3, seed=1)
+    return run_scenario(scenario, models, tmp_path / f"{name}-{act}", act=act)
+
+
+def test_bad_deployment_is_rolled_back(bike_data, models, tmp_path):
+    timeline = _run("bad_deployment", bike_data, models, tmp_path)
+    score = score_actions(timeline)
+    assert score.correct, score
+    rollback_window = next(w for w, a in timeline.actions() if a == "rollback")
+    assert 3 < rollback_window <= 6
+    assert timeline.steps[-1].serving == "v0001"
+    registry = ModelRegistry(timeline.registry_root)
+    assert [e.kind for e in registry.events()] == ["activate", "activate", "rollback"]
+    with PredictionLog(timeline.log_path) as log:
+        stored = log.decisions()
+    assert any(d["action"] == "rollback" and d["evidence"]["previous"] == "v0001" for d in stored)
+    observed = _run("bad_deployment", bike_data, models, tmp_path, act=False)
+    assert observed.actions() == []
+    assert observed.steps[-1].serving == "v0002"  # observe-only keeps the bad model
+    assert timeline.served_mae(3) < observed.served_mae(3)
+
+
+def test_data_quality_bug_is_quarantined_not_retrained(bike_data, models, tmp_path):
+    timeline = _run("data_quality", bike_data, models, tmp_path)
+    assert score_actions(timeline).correct
+    assert score_detection(timeline, "quality").delay == 0
+
+
+def test_concept_drift_is_seen_by_labels_not_inputs(bike_data, models, tmp_path):
+    timeline = _run("concept_drift", bike_data, models, tmp_path, act=False)
+    assert score_detection(timeline, "performance").delay == 1  # labels come a window late
+    assert score_detection(timeline, "cusum").missed  # inputs never moved
+    acted = _run("concept_drift", bike_data, models, tmp_path)
+    assert "retrain" in {a for _, a in acted.actions()}
+
+
+def test_triage_report_json_and_html(bike_data, models, tmp_path):
+    timeline = _run("bad_deployment", bike_data, models, tmp_path)
+    report = write_triage(timeline, tmp_path / "triage")
+    summary = report.summary
+    assert summary["alert_window"] >= 3
+    assert [e["kind"] for e in summary["2_deployments"]][:2] == ["activate", "activate"]
+    assert report.json_path.exists() and report.html_path.stat().st_size > 10_000
+    assert set(alarms_of(timeline.steps[0])) >= {"performance", "cusum", "quality"}
