@@ -1,0 +1,84 @@
+"""One frozen dataclass holding every knob of the moderation pipeline, with the reason for each.
+
+Defaults follow the issue's policy targets (auto-action only at precision >= 0.95, at most 20 % of
+traffic to human review) and the settings measured best on the validation split (see README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from moderation.errors import ConfigError
+
+__all__ = ["ModerationConfig"]
+
+_CALIBRATIONS = ("isotonic", "sigmoid", "none")
+_FEATURES = ("tfidf", "embedding", "tfidf+embedding")
+
+
+def _default_severity() -> dict[str, float]:
+    # How bad a missed item is, per label; scales the review-queue priority. Hate speech is the
+    # most harmful class the data has; "offensive" alone is mostly profanity.
+    return {"hate": 1.0, "offensive": 0.3, "spam": 0.2}
+
+
+@dataclass(frozen=True)
+class ModerationConfig:
+    """Settings for features, heads, calibration, the routing policy, input limits and the queue."""
+
+    # --- features ---
+    features: str = "tfidf"  # "tfidf" | "embedding" | "tfidf+embedding" (concatenated)
+    normalise: bool = True  # run moderation.normalise on train and serve (the evasion defence)
+    word_ngrams: tuple[int, int] = (1, 2)  # word TF-IDF n-gram range
+    char_ngrams: tuple[int, int] = (2, 5)  # char_wb TF-IDF n-gram range (robust to misspellings)
+    min_df: int = 2  # drop n-grams seen in fewer documents (mostly typos, user names)
+    max_features: int = 200_000  # per vectoriser; caps memory and the model file size
+    embedding_model: str | None = None  # name or path; None = the packaged all-MiniLM-L6-v2
+    embedding_weight: float = 1.0  # scale of the (unit-norm) embedding block next to TF-IDF
+
+    # --- heads (one binary logistic regression per label: one-vs-rest) ---
+    C: float = 4.0  # inverse L2 strength, chosen on validation
+    parents: dict[str, str] = field(default_factory=lambda: {"hate": "offensive"})  # hierarchy
+    child_C: float = 1.0  # inverse L2 strength of child heads (fewer, harder examples)
+    soft_labels: bool = True  # train on annotator vote shares instead of the majority 0/1
+    class_weight: str | None = None  # None or "balanced" (measured: worse hate F1, see README)
+    calibration: str = "isotonic"  # fitted on the validation split: "isotonic" | "sigmoid" | "none"
+
+    # --- routing policy (thresholds are chosen on validation, per label) ---
+    target_precision: float = 0.95  # auto-action only where validation precision >= this
+    target_recall: float = 0.90  # the review band reaches down until auto+review recall >= this
+    max_review_share: float = 0.20  # the review band is narrowed until review traffic <= this
+    min_auto_support: int = 20  # an auto threshold must be backed by this many validation items
+
+    # --- input limits ---
+    max_chars: int = 5_000  # longer input is refused (TextTooLongError), not silently truncated
+
+    # --- review queue ---
+    severity: dict[str, float] = field(default_factory=_default_severity)
+    lease_seconds: float = 300.0  # a claim expires after this; the item returns to the queue
+
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.features not in _FEATURES:
+            raise ConfigError(f"features must be one of {_FEATURES}, got {self.features!r}")
+        if self.calibration not in _CALIBRATIONS:
+            raise ConfigError(
+                f"calibration must be one of {_CALIBRATIONS}, got {self.calibration!r}"
+            )
+        if self.class_weight not in (None, "balanced"):
+            raise ConfigError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        for name in ("target_precision", "target_recall", "max_review_share"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ConfigError(f"{name} must be in (0, 1], got {value}")
+        if self.C <= 0 or self.child_C <= 0:
+            raise ConfigError(f"C and child_C must be > 0, got {self.C}, {self.child_C}")
+        if self.max_chars < 1:
+            raise ConfigError(f"max_chars must be >= 1, got {self.max_chars}")
+        if self.lease_seconds <= 0:
+            raise ConfigError(f"lease_seconds must be > 0, got {self.lease_seconds}")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (for benchmark records and saved models)."""
+        return asdict(self)

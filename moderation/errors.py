@@ -1,0 +1,100 @@
+"""Exceptions raised by the moderation system.
+
+Every error derives from :class:`ModerationError`, so a caller can catch one type. Each carries the
+context needed to fix the problem in its attributes and its message says what would be valid.
+
+    ModerationError
+    ├── ConfigError              a setting is out of range or names an unknown option
+    ├── InvalidTextError         input that cannot be moderated as text (raised at the boundary)
+    │   ├── BinaryContentError   bytes that are not text (NUL bytes, mostly control characters)
+    │   ├── EncodingError        bytes that are not valid UTF-8
+    │   └── TextTooLongError     more characters than ``ModerationConfig.max_chars``
+    ├── NotTrainedError          a model is used before ``fit`` (or a model file is missing)
+    ├── CategoryError            a new category cannot be added (name taken, too few examples)
+    └── QueueError               the human review queue refused an operation
+        ├── ItemNotFoundError    no queue item with that id
+        ├── LeaseError           the caller does not hold a live lease on the item
+        ├── AlreadyDecidedError  the item (or appeal) already has a decision: no double decisions
+        └── AppealError          the appeal is not allowed (not decided yet, already appealed,
+                                 or the reviewer is the one who made the original decision)
+
+Empty text is *not* an error: ``moderate("")`` returns an ``allow`` verdict whose reason says so.
+"""
+
+from __future__ import annotations
+
+
+class ModerationError(Exception):
+    """Root of every exception this package raises."""
+
+
+class ConfigError(ModerationError, ValueError):
+    """A setting is invalid; the message names the setting and the valid range."""
+
+
+class InvalidTextError(ModerationError, ValueError):
+    """The input cannot be moderated as text. ``reason`` is a short machine-readable code."""
+
+    reason = "invalid_text"
+
+
+class BinaryContentError(InvalidTextError):
+    """The bytes look like binary data, not text."""
+
+    reason = "binary"
+
+
+class EncodingError(InvalidTextError):
+    """The bytes are not valid UTF-8; ``position`` is the offset of the first bad byte."""
+
+    reason = "encoding"
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class TextTooLongError(InvalidTextError):
+    """The text is longer than the configured limit."""
+
+    reason = "too_long"
+
+    def __init__(self, message: str, *, length: int, limit: int) -> None:
+        super().__init__(message)
+        self.length = length
+        self.limit = limit
+
+
+class NotTrainedError(ModerationError, RuntimeError):
+    """The model has not been fitted (or no saved model exists at the path)."""
+
+
+class CategoryError(ModerationError, ValueError):
+    """A category cannot be added as requested."""
+
+
+class QueueError(ModerationError):
+    """The review queue refused an operation; ``item_id`` names the item when there is one."""
+
+    def __init__(self, message: str, *, item_id: str | None = None) -> None:
+        super().__init__(message)
+        self.item_id = item_id
+
+
+class ItemNotFoundError(QueueError, KeyError):
+    """No item with this id exists in the queue."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class LeaseError(QueueError):
+    """The reviewer holds no live lease on the item (never claimed, expired, or another's)."""
+
+
+class AlreadyDecidedError(QueueError):
+    """The item or appeal already has a decision; a second one is refused."""
+
+
+class AppealError(QueueError):
+    """The appeal is not allowed in the item's current state or by this reviewer."""

@@ -1,0 +1,298 @@
+"""Evaluation on Davidson et al.: train per split seed, then measure every figure the README shows.
+
+One function per question the issue asks, each returning plain dicts or named results:
+
+* :func:`train` fits a model on a seeded split, tunes the 3-class hate cut and the routing
+  thresholds on validation (never on test).
+* :func:`evaluate_seed` scores the test split: the paper's 3-class weighted and per-class
+  P/R/F1 (decoded with the tuned hate cut, and with argmax-like 0.5 cuts for reference), per-label
+  PR-AUC / ROC-AUC on the multi-label view, ECE before/after calibration with the reliability
+  curve, routing shares and per-path errors, and the policy trade-off curve.
+* :func:`robustness`: weighted and hate F1 on clean vs perturbed test text, for a model trained
+  without the normaliser and one with it.
+* :func:`identity_false_positives`: how often benign identity sentences are flagged.
+* :func:`new_category_curve`: a "new" label learnt from k examples on frozen features, its PR-AUC
+  against the fully trained head, and proof that no other head changed.
+* :func:`sync_latency`, :func:`batch_throughput`, :func:`queue_throughput`: speed.
+
+Metrics come from :mod:`evals.classification` (parity-tested against scikit-learn).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from evals.classification import (
+    classification_report,
+    expected_calibration_error,
+    pr_auc,
+    reliability_curve,
+    roc_auc,
+)
+from evals.timing import latency_summary
+from moderation.classifier import ModerationModel, three_class, tune_hate_threshold
+from moderation.config import ModerationConfig
+from moderation.features import Embedder
+from moderation.identity import benign_identity_sentences
+from moderation.labels import LABELS, LabelledData, Split, stratified_split
+from moderation.perturb import Perturber
+from moderation.pipeline import Moderator
+from moderation.policy import (
+    ALLOW,
+    LabelThresholds,
+    PathErrors,
+    TradeoffPoint,
+    choose_thresholds,
+    path_errors,
+    route,
+    tradeoff_curve,
+)
+from moderation.queue import ReviewQueue
+
+__all__ = [
+    "SeedEvaluation",
+    "Trained",
+    "batch_throughput",
+    "evaluate_seed",
+    "identity_false_positives",
+    "new_category_curve",
+    "queue_throughput",
+    "robustness",
+    "sync_latency",
+    "train",
+]
+
+
+@dataclass
+class Trained:
+    """A fitted model, its validation-tuned thresholds, and the split it was trained on."""
+
+    model: ModerationModel
+    thresholds: dict[str, LabelThresholds]
+    split: Split
+    val_probs: dict[str, np.ndarray]
+
+    def moderator(self) -> Moderator:
+        return Moderator(self.model, self.thresholds)
+
+
+def train(
+    data: LabelledData,
+    seed: int,
+    config: ModerationConfig,
+    embedder: Embedder | None = None,
+    split: Split | None = None,
+) -> Trained:
+    """Fit on the seed's train split; tune the hate cut and routing thresholds on validation."""
+    split = split or stratified_split(data.y3, seed)
+    tr, va = data.subset(split.train), data.subset(split.val)
+    targets = tr.soft if config.soft_labels else {k: v.astype(float) for k, v in tr.hard.items()}
+    model = ModerationModel(config, embedder)
+    model.fit(tr.texts, {k: targets[k] for k in LABELS}, va.texts, va.hard)
+    val_probs = model.predict_proba(va.texts)
+    model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
+    thresholds = choose_thresholds(val_probs, va.hard, config)
+    model.thresholds = thresholds
+    return Trained(model, thresholds, split, val_probs)
+
+
+@dataclass
+class SeedEvaluation:
+    """Everything measured on one split seed's test part (shapes documented per field)."""
+
+    seed: int
+    three_class: dict  # evals.classification.classification_report, labels 0/1/2, tuned hate cut
+    three_class_default: dict  # the same with a 0.5 hate cut (no tuning)
+    hate_threshold: float
+    labels: dict[str, dict[str, float]]  # label -> pr_auc, roc_auc, ece_raw, ece_calibrated
+    reliability: dict[str, list[dict]]  # label -> bins (low, high, count, mean_prob, frac_pos)
+    thresholds: dict[str, LabelThresholds]
+    routing: PathErrors
+    tradeoff: list[TradeoffPoint]
+
+
+def evaluate_seed(
+    trained: Trained, data: LabelledData, with_tradeoff: bool = True
+) -> SeedEvaluation:
+    model, config = trained.model, trained.model.config
+    te = data.subset(trained.split.test)
+    raw = model.raw_scores(te.texts)
+    probs = model.calibrate(raw)
+    labels = {}
+    reliability = {}
+    for name in LABELS:
+        y = te.hard[name]
+        labels[name] = {
+            "pr_auc": pr_auc(y, probs[name]),
+            "roc_auc": roc_auc(y, probs[name]),
+            "ece_raw": expected_calibration_error(y, raw[name]),
+            "ece_calibrated": expected_calibration_error(y, probs[name]),
+            "positive_share": float(y.mean()),
+        }
+        reliability[name] = [b.__dict__ for b in reliability_curve(y, probs[name], n_bins=10)]
+    tuned = three_class(probs["hate"], probs["offensive"], model.hate_threshold)
+    default = three_class(probs["hate"], probs["offensive"], 0.5)
+    routing = route(probs, trained.thresholds, config.severity)
+    curve = []
+    if with_tradeoff:
+        va = data.subset(trained.split.val)
+        curve = tradeoff_curve(trained.val_probs, va.hard, probs, te.hard, config)
+    return SeedEvaluation(
+        seed=trained.split.seed,
+        three_class=classification_report(te.y3, tuned, labels=[0, 1, 2]),
+        three_class_default=classification_report(te.y3, default, labels=[0, 1, 2]),
+        hate_threshold=model.hate_threshold,
+        labels=labels,
+        reliability=reliability,
+        thresholds=trained.thresholds,
+        routing=path_errors(routing, te.hard),
+        tradeoff=curve,
+    )
+
+
+def _f1s(model: ModerationModel, texts: list[str], y3: np.ndarray) -> dict[str, float]:
+    probs = model.predict_proba(texts)
+    report = classification_report(
+        y3, three_class(probs["hate"], probs["offensive"], model.hate_threshold), labels=[0, 1, 2]
+    )
+    return {"weighted_f1": report["weighted"]["f1"], "hate_f1": report["per_class"][0]["f1"]}
+
+
+def robustness(
+    data: LabelledData,
+    defended: Trained,
+    undefended: Trained,
+    *,
+    seed: int = 0,
+    word_rate: float = 0.5,
+    limit: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """F1 on clean vs perturbed test text for the undefended and the defended model.
+
+    Returns ``{"no_defence": {...}, "normaliser": {...}}`` with ``clean_*``, ``perturbed_*`` and
+    ``drop_*`` for weighted and hate F1.
+    """
+    te = data.subset(defended.split.test[:limit] if limit else defended.split.test)
+    attacked = Perturber(seed=seed, word_rate=word_rate).perturb_all(te.texts)
+    out = {}
+    for name, trained in (("no_defence", undefended), ("normaliser", defended)):
+        clean = _f1s(trained.model, te.texts, te.y3)
+        perturbed = _f1s(trained.model, attacked, te.y3)
+        out[name] = {
+            **{f"clean_{k}": v for k, v in clean.items()},
+            **{f"perturbed_{k}": v for k, v in perturbed.items()},
+            **{f"drop_{k}": clean[k] - perturbed[k] for k in clean},
+        }
+    return out
+
+
+def identity_false_positives(moderator: Moderator) -> dict:
+    """Share of benign identity sentences sent to auto-action or review, overall and per term."""
+    pairs = benign_identity_sentences()
+    verdicts = moderator.moderate_batch([s for _, s in pairs])
+    flagged = np.array([v.path != ALLOW for v in verdicts])
+    auto = np.array([v.path == "auto_action" for v in verdicts])
+    terms = [t for t, _ in pairs]
+    per_term = {t: float(flagged[[i for i, x in enumerate(terms) if x == t]].mean()) for t in terms}
+    return {
+        "fpr": float(flagged.mean()),
+        "auto_fpr": float(auto.mean()),
+        "n": len(pairs),
+        "per_term": dict(sorted(per_term.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def _coef_digest(model: ModerationModel, label: str) -> str:
+    head = model.heads[label]
+    return hashlib.sha256(head.coef_.tobytes() + head.intercept_.tobytes()).hexdigest()[:16]
+
+
+def new_category_curve(
+    data: LabelledData, trained: Trained, sizes: tuple[int, ...] = (16, 64, 256), seed: int = 0
+) -> list[dict]:
+    """Learn "hate" again as if it were a brand-new category, from ``k`` positives (+ 4k negatives).
+
+    The copy keeps the frozen features and the ``offensive`` head; only the new head is fitted.
+    Each row reports the new head's test PR-AUC / ROC-AUC next to the fully trained head's, and
+    whether the ``offensive`` head is bit-for-bit unchanged.
+    """
+    rng = np.random.default_rng(seed)
+    tr, te = data.subset(trained.split.train), data.subset(trained.split.test)
+    y_test = te.hard["hate"]
+    full = trained.model.predict_proba(te.texts)["hate"]
+    rows = []
+    for k in sizes:
+        pos = rng.choice(np.flatnonzero(tr.hard["hate"] == 1), size=k, replace=False)
+        neg = rng.choice(np.flatnonzero(tr.hard["hate"] == 0), size=4 * k, replace=False)
+        index = np.r_[pos, neg]
+        model = copy.copy(trained.model)
+        model.heads = {"offensive": trained.model.heads["offensive"]}
+        model.calibrators = {"offensive": trained.model.calibrators["offensive"]}
+        before = _coef_digest(model, "offensive")
+        model.add_category("hate_new", [tr.texts[i] for i in index], tr.hard["hate"][index])
+        p = model.predict_proba(te.texts)["hate_new"]
+        rows.append(
+            {
+                "k_positive": k,
+                "k_total": len(index),
+                "pr_auc": pr_auc(y_test, p),
+                "roc_auc": roc_auc(y_test, p),
+                "full_pr_auc": pr_auc(y_test, full),
+                "others_unchanged": _coef_digest(model, "offensive") == before,
+            }
+        )
+    return rows
+
+
+def sync_latency(moderator: Moderator, texts: list[str], warmup: int = 20) -> dict[str, float]:
+    """p50/p95/p99/mean of :meth:`Moderator.moderate`, one text per call."""
+    for t in texts[:warmup]:
+        moderator.moderate(t)
+    seconds = []
+    for t in texts:
+        start = time.perf_counter()
+        moderator.moderate(t)
+        seconds.append(time.perf_counter() - start)
+    return latency_summary(seconds)
+
+
+def batch_throughput(moderator: Moderator, texts: list[str]) -> float:
+    """Items per second through :meth:`Moderator.moderate_batch`."""
+    start = time.perf_counter()
+    moderator.moderate_batch(texts)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def queue_throughput(n_items: int = 1000, path: Path | None = None) -> dict[str, float]:
+    """Enqueues/s and claim+decide pairs/s on a real SQLite file (WAL, synchronous=FULL)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(path or Path(tmp) / "queue.sqlite")
+        rng = np.random.default_rng(0)
+        with ReviewQueue(db) as queue:
+            start = time.perf_counter()
+            for i in range(n_items):
+                label = "hate" if rng.random() < 0.3 else "offensive"
+                queue.enqueue(f"c{i}", "synthetic text", label, float(rng.random()))
+            enqueue_s = time.perf_counter() - start
+            start = time.perf_counter()
+            decided = 0
+            while (claim := queue.claim(f"r{decided % 5}")) is not None:
+                queue.decide(claim.item_id, f"r{decided % 5}", "violation")
+                decided += 1
+            decide_s = time.perf_counter() - start
+    return {
+        "enqueue_per_s": n_items / enqueue_s,
+        "claim_decide_per_s": decided / decide_s,
+        "n_items": n_items,
+    }
+
+
+def with_normaliser(config: ModerationConfig, on: bool) -> ModerationConfig:
+    return replace(config, normalise=on)

@@ -1,0 +1,185 @@
+"""A text normaliser that undoes the usual evasions before the classifier sees the text.
+
+People who want their abuse to pass a filter rewrite the words the filter keys on: ``h4te``,
+``h a t e``, ``haaaate``, ``h.a.t.e``, Cyrillic ``а`` for Latin ``a``, zero-width spaces inside a
+word, ``hxxp://evil[.]com``, ``@ user``. A model trained on clean text has never seen these forms,
+so its score collapses. The defence is to map every variant back to one canonical form, at
+training time *and* at serving time (the same function on both sides, or the model learns one
+distribution and serves another).
+
+The steps, in order (each a small pure function, listed in ``STEPS``)::
+
+    unicode      NFKC (full-width, mathematical bold, ligatures -> ASCII), drop accents (NFKD, then
+                 remove combining marks)
+    invisible    drop zero-width and other format characters (Unicode category Cf: U+200B..U+200F,
+                 U+2060, U+FEFF, soft hyphen)
+    homoglyphs   Cyrillic / Greek look-alikes -> Latin (а->a, е->e, о->o, р->p, с->c, ...)
+    entities     HTML entities (&amp; -> &), as the tweets were scraped HTML-escaped
+    urls         real and obfuscated links (hxxp, [.], (dot), " dot com") -> ``<url>``
+    mentions     @user and the spaced ``@ user`` -> ``<user>``
+    lowercase
+    separators   ``h.a.t.e``, ``h-a-t-e``, ``h_a_t_e`` -> ``hate``
+    leetspeak    digits/symbols inside a word that also has letters: 4->a 3->e 1->i 0->o 5->s 7->t
+                 @->a $->s !->i | ->l (a pure number such as ``2017`` is left alone)
+    spacing      runs of three or more single letters, ``h a t e`` -> ``hate``
+    repeats      three or more of the same character -> two (``haaaate`` -> ``haate``)
+    whitespace   collapse runs, strip
+
+Step names flagged ``evasion=True`` are reported by :func:`normalise_with_signals` when they changed
+the text: an evasion attempt is itself a signal a policy may route to a human.
+
+Limits (measured in the benchmark's robustness table): a normaliser cannot undo what is ambiguous
+(``f*ck``, deliberate misspellings such as ``fcuk``), and joining spaced letters can merge two
+spaced words into one. Character n-grams in the classifier absorb part of what is left.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["STEPS", "Normalised", "Step", "normalise", "normalise_with_signals"]
+
+URL_TOKEN = "<url>"
+USER_TOKEN = "<user>"
+
+# Cyrillic and Greek letters that render like Latin ones (the confusables people actually use).
+HOMOGLYPHS = str.maketrans(
+    "аеорсуххіјѕԁһӏАВЕКМНОРСТХІЈЅαβεικνορτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxxijsdhlABEKMHOPCTXIJSabeiknoptuxABEHIKMNOPTYX",
+)
+LEET = str.maketrans("4@31!|0$57", "aaeiilosst")
+_LEET_CHARS = set("4@31!|0$57")
+
+_URL = re.compile(
+    r"(?:h[tx]{2}ps?\s*:\s*/\s*/\S*|www\s*\.\S+"
+    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|ly|co|io|me|info|biz|gl|tv|us|uk)\b(?:/\S*)?)",
+    re.IGNORECASE,
+)
+_DOT = re.compile(
+    r"\s*(?:\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{dot\})\s*|\s+dot\s+(?=(?:com|net|org|ly|co|io)\b)",
+    re.IGNORECASE,
+)
+_MENTION = re.compile(r"(?<![\w@])@\s?\w+")
+_SEPARATED = re.compile(r"\b(?:[a-z][.\-_*·]){2,}[a-z]\b")
+_SPACED = re.compile(r"(?<!\S)(?:[a-z] ){2,}[a-z](?!\S)")
+_REPEATS = re.compile(r"(.)\1{2,}")
+_WORD = re.compile(r"\S+")
+_EDGE_PUNCT = "!?.,;:'\")("
+
+
+def _unicode(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _invisible(text: str) -> str:
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def _homoglyphs(text: str) -> str:
+    return text.translate(HOMOGLYPHS)
+
+
+def _urls(text: str) -> str:
+    return _URL.sub(f" {URL_TOKEN} ", _DOT.sub(".", text))
+
+
+def _mentions(text: str) -> str:
+    return _MENTION.sub(f" {USER_TOKEN} ", text)
+
+
+def _separators(text: str) -> str:
+    return _SEPARATED.sub(lambda m: re.sub(r"[.\-_*·]", "", m.group()), text)
+
+
+def _leet_word(match: re.Match) -> str:
+    word = match.group()
+    if word in (URL_TOKEN, USER_TOKEN) or not _LEET_CHARS.intersection(word):
+        return word
+    core = word.rstrip(_EDGE_PUNCT)  # "idiot!" ends a sentence; "sh!t" hides a letter
+    tail = word[len(core) :]
+    lead_len = len(core) - len(core.lstrip("\"'("))
+    lead, core = core[:lead_len], core[lead_len:]
+    if sum(c.isalpha() for c in core) < 1 or not _LEET_CHARS.intersection(core):
+        return word
+    return lead + core.translate(LEET) + tail
+
+
+def _leetspeak(text: str) -> str:
+    return _WORD.sub(_leet_word, text)
+
+
+def _spacing(text: str) -> str:
+    return _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
+
+
+def _repeats(text: str) -> str:
+    return _REPEATS.sub(r"\1\1", text)
+
+
+def _whitespace(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Step:
+    """One normalisation step; ``evasion`` says whether a change by it is an evasion signal."""
+
+    name: str
+    fn: Callable[[str], str]
+    evasion: bool
+
+
+STEPS: tuple[Step, ...] = (
+    Step("unicode", _unicode, True),
+    Step("invisible", _invisible, True),
+    Step("homoglyphs", _homoglyphs, True),
+    Step("entities", html.unescape, False),
+    Step("urls", _urls, False),
+    Step("mentions", _mentions, False),
+    Step("lowercase", str.lower, False),
+    Step("separators", _separators, True),
+    Step("leetspeak", _leetspeak, True),
+    Step("spacing", _spacing, True),
+    Step("repeats", _repeats, False),  # "soooo" is ordinary tweet style, not an evasion
+    Step("whitespace", _whitespace, False),
+)
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """The canonical text and the names of the evasion steps that changed it."""
+
+    text: str
+    evasions: tuple[str, ...]
+
+
+def normalise_with_signals(text: str) -> Normalised:
+    """Run every step; report which evasion steps changed the text.
+
+    >>> normalise_with_signals("h a t e  @ bob").text
+    'hate <user>'
+    """
+    evasions = []
+    for step in STEPS:
+        changed = step.fn(text)
+        if step.evasion and changed != text:
+            evasions.append(step.name)
+        text = changed
+    return Normalised(text, tuple(evasions))
+
+
+def normalise(text: str) -> str:
+    """The canonical form of ``text`` (see the module docstring for the steps).
+
+    >>> normalise("Ｙou аre a 1d10t!!! hxxp://bad[.]com")
+    'you are a idiot!! <url>'
+    """
+    for step in STEPS:
+        text = step.fn(text)
+    return text

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from evals.classification import pr_auc
+from moderation.classifier import ModerationModel, three_class, tune_hate_threshold
+from moderation.errors import CategoryError, ConfigError, NotTrainedError
+
+from .conftest import make_corpus
+
+
+def test_heads_learn_the_marker_words(trained_model):
+    texts, labels, y3 = make_corpus(300, seed=7)
+    probs = trained_model.predict_proba(texts)
+    for name in ("hate", "offensive"):
+        assert pr_auc(labels[name], probs[name]) > 0.95
+    pred = three_class(probs["hate"], probs["offensive"], 0.5)
+    assert (pred == y3).mean() > 0.95
+
+
+def test_hierarchy_scores_child_as_parent_times_conditional(trained_model):
+    x = trained_model.features.transform(trained_model.prepare(["zorg blarg walk", "sunny day"]))
+    raw = trained_model.raw_scores(["zorg blarg walk", "sunny day"])
+    off = trained_model.heads["offensive"].predict_proba(x)[:, 1]
+    cond = trained_model.heads["hate"].predict_proba(x)[:, 1]
+    np.testing.assert_allclose(raw["hate"], off * cond)
+
+
+def test_soft_targets_equal_cross_entropy_on_duplicated_rows(small_config):
+    # A soft target of 1.0 everywhere a label is 1 (and 0.0 elsewhere) is the hard fit exactly.
+    from moderation.classifier import _fit_head
+
+    texts, labels, _ = make_corpus(200, seed=3)
+    model = ModerationModel(small_config)
+    x = model.features.fit_transform(texts)
+    hard = _fit_head(x, labels["offensive"], 1.0, None)
+    soft = _fit_head(x, labels["offensive"].astype(float), 1.0, None)
+    np.testing.assert_allclose(hard.coef_, soft.coef_)
+    # and a 0.5 share pulls the probability towards 0.5
+    half = _fit_head(x, np.where(labels["offensive"] == 1, 0.5, 0.0), 1.0, None)
+    assert half.predict_proba(x)[labels["offensive"] == 1, 1].mean() < 0.6
+
+
+def test_tuned_hate_threshold_maximises_validation_f1():
+    p_hate = np.array([0.9, 0.35, 0.3, 0.2, 0.1])
+    p_off = np.array([0.9, 0.9, 0.9, 0.9, 0.1])
+    y3 = np.array([0, 0, 1, 1, 2])
+    t = tune_hate_threshold(p_hate, p_off, y3)
+    assert 0.3 < t <= 0.35  # catches both hate items, no offensive one
+
+
+def test_new_category_leaves_existing_heads_untouched(trained_model):
+    import copy
+
+    model = copy.deepcopy(trained_model)
+    before = {k: h.coef_.copy() for k, h in model.heads.items()}
+    spam = [
+        f"buy cheap pills now {w} click" for w in ("today", "fast", "win", "free", "deal", "cash")
+    ]
+    ham = ["sunny day walk park", "coffee with a friend", "music book game", "team city river",
+           "walk by the river", "a good book"]  # fmt: skip
+    model.add_category("spam", spam + ham, np.array([1] * 6 + [0] * 6))
+    for name, coef in before.items():
+        np.testing.assert_array_equal(model.heads[name].coef_, coef)
+    probs = model.predict_proba(["buy cheap pills click now", "a walk in the park"])
+    assert probs["spam"][0] > probs["spam"][1]
+    with pytest.raises(CategoryError, match="exists"):
+        model.add_category("spam", spam + ham, np.array([1] * 6 + [0] * 6))
+    with pytest.raises(CategoryError, match="need >= 4"):
+        model.add_category("other", spam[:2] + ham, np.array([1] * 2 + [0] * 6))
+
+
+def test_save_load_roundtrip(trained_model, tmp_path):
+    path = tmp_path / "m.pkl"
+    trained_model.save(path)
+    loaded = ModerationModel.load(path)
+    texts = ["zorg blarg walk", "sunny day"]
+    np.testing.assert_allclose(
+        loaded.predict_proba(texts)["hate"], trained_model.predict_proba(texts)["hate"]
+    )
+    assert loaded.thresholds == trained_model.thresholds
+    with pytest.raises(NotTrainedError, match="no model at"):
+        ModerationModel.load(tmp_path / "missing.pkl")
+
+
+def test_unfitted_and_bad_targets(small_config):
+    with pytest.raises(NotTrainedError):
+        ModerationModel(small_config).predict_proba(["x"])
+    with pytest.raises(ConfigError, match="3 values for 2 texts"):
+        ModerationModel(small_config).fit(["a", "b"], {"hate": np.zeros(3)}, ["a"], {})

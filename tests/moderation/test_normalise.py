@@ -1,0 +1,70 @@
+import unicodedata
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moderation.normalise import normalise, normalise_with_signals
+
+
+@pytest.mark.parametrize(
+    ("evasion", "expected", "signal"),
+    [
+        ("h4t3", "hate", "leetspeak"),
+        ("$h!t happens", "shit happens", "leetspeak"),
+        ("h a t e you", "hate you", "spacing"),
+        ("h.a.t.e", "hate", "separators"),
+        ("h-a-t-e", "hate", "separators"),
+        ("h\u200bate", "hate", "invisible"),
+        ("h\ufeffa\u200dte", "hate", "invisible"),
+        ("hаtе", "hate", "homoglyphs"),  # Cyrillic а and е
+        ("ｈａｔｅ", "hate", "unicode"),  # full-width
+        ("𝐡𝐚𝐭𝐞", "hate", "unicode"),  # mathematical bold
+        ("hâte", "hate", "unicode"),
+    ],
+)
+def test_each_evasion_maps_back_and_is_reported(evasion, expected, signal):
+    result = normalise_with_signals(evasion)
+    assert result.text == expected
+    assert signal in result.evasions
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("see hxxp://evil[.]com/x now", "see <url> now"),
+        ("see https://t.co/abc now", "see <url> now"),
+        ("visit evil dot com today", "visit <url> today"),
+        ("visit evil(dot)com today", "visit <url> today"),
+        ("@ bob hi", "<user> hi"),
+        ("RT @bob_1: hi", "rt <user> : hi"),
+    ],
+)
+def test_links_and_mentions_become_placeholders(text, expected):
+    assert normalise(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I was born in 1990.", "i was born in 1990."),  # pure numbers are not leetspeak
+        ("that costs $100!", "that costs $100!"),
+        ("what an idiot!", "what an idiot!"),  # sentence punctuation is not a letter
+        ("sooooo goooood", "soo good"),
+        ("Tom &amp; Jerry", "tom & jerry"),
+        ("a nice day", "a nice day"),  # fewer than three single letters: left alone
+    ],
+)
+def test_ordinary_text_is_not_mangled(text, expected):
+    assert normalise(text) == expected
+    assert normalise_with_signals(text).evasions == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_normalises_without_error_to_lowercase_visible_text(text):
+    out = normalise(text)
+    assert isinstance(out, str)
+    assert not any(unicodedata.category(c) == "Cf" for c in out)
+    assert out == out.strip()
+    assert "  " not in out

@@ -1,0 +1,188 @@
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from moderation.errors import (
+    AlreadyDecidedError,
+    AppealError,
+    ItemNotFoundError,
+    LeaseError,
+    QueueError,
+)
+from moderation.queue import ReviewQueue, risk_priority
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def queue(tmp_path, clock):
+    with ReviewQueue(tmp_path / "q.sqlite", lease_seconds=60, clock=clock) as q:
+        yield q
+
+
+def test_priority_formula_by_hand():
+    # S * p * (1 + U) * R with U = 1 - |2p - 1| and R = log10(10 + reach)
+    assert risk_priority(1.0, 0.5, 0) == pytest.approx(1.0 * 0.5 * 2.0 * 1.0)
+    assert risk_priority(0.3, 0.9, 90) == pytest.approx(0.3 * 0.9 * 1.2 * 2.0)
+    assert risk_priority(1.0, 0.0, 0) == 0.0
+
+
+def test_claims_follow_risk_not_arrival_order(queue):
+    low = queue.enqueue("c1", "t", "offensive", 0.6)  # arrives first, lowest risk
+    high = queue.enqueue("c2", "t", "hate", 0.6)
+    viral = queue.enqueue("c3", "t", "hate", 0.6, reach=100_000)
+    order = [queue.claim(f"r{i}").item_id for i in range(3)]
+    assert order == [viral, high, low]
+    assert queue.claim("r9") is None
+
+
+def test_a_leased_item_is_invisible_to_others_until_the_lease_expires(queue, clock):
+    item = queue.enqueue("c1", "t", "hate", 0.7)
+    assert queue.claim("alice").item_id == item
+    assert queue.claim("bob") is None
+    clock.now += 61  # alice's lease expired
+    claim = queue.claim("bob")
+    assert claim.item_id == item
+    with pytest.raises(LeaseError):
+        queue.decide(item, "alice", "violation")  # alice's lease is gone
+    queue.decide(item, "bob", "violation")
+    events = [e["event"] for e in queue.audit_trail(item)]
+    assert events == ["enqueued", "claimed", "lease_expired", "claimed", "decided"]
+
+
+def test_no_double_decision(queue):
+    item = queue.enqueue("c1", "t", "hate", 0.7)
+    queue.claim("alice")
+    queue.decide(item, "alice", "violation")
+    with pytest.raises(AlreadyDecidedError):
+        queue.decide(item, "alice", "no_violation")
+    assert queue.decision(item)["outcome"] == "violation"
+
+
+def test_decide_needs_a_claim_and_a_valid_outcome(queue):
+    item = queue.enqueue("c1", "t", "hate", 0.7)
+    with pytest.raises(LeaseError):
+        queue.decide(item, "alice", "violation")
+    queue.claim("alice")
+    with pytest.raises(QueueError, match="outcome must be one of"):
+        queue.decide(item, "alice", "maybe")
+    with pytest.raises(ItemNotFoundError):
+        queue.decide("nope", "alice", "violation")
+    with pytest.raises(QueueError, match="unknown label"):
+        queue.enqueue("c2", "t", "nonsense", 0.5)
+
+
+def test_concurrent_reviewers_never_share_an_item(tmp_path):
+    path = tmp_path / "q.sqlite"
+    with ReviewQueue(path) as q:
+        for i in range(60):
+            q.enqueue(f"c{i}", "t", "hate", 0.5 + i / 200)
+    claimed: dict[str, list[str]] = {}
+
+    def reviewer(name: str) -> None:
+        with ReviewQueue(path) as q:
+            mine = claimed.setdefault(name, [])
+            while (c := q.claim(name)) is not None:
+                q.decide(c.item_id, name, "violation")
+                mine.append(c.item_id)
+
+    threads = [threading.Thread(target=reviewer, args=(f"r{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for ids in claimed.values() for i in ids]
+    assert len(everything) == 60 and len(set(everything)) == 60
+
+
+def test_durable_across_reopen(tmp_path, clock):
+    path = tmp_path / "q.sqlite"
+    with ReviewQueue(path, clock=clock) as q:
+        item = q.enqueue("c1", "t", "hate", 0.7)
+        q.claim("alice")
+        q.decide(item, "alice", "violation")
+        other = q.enqueue("c2", "t", "offensive", 0.6)
+    with ReviewQueue(path, clock=clock) as q:
+        assert q.decision(item)["reviewer"] == "alice"
+        assert q.pending() == 1
+        assert q.claim("bob").item_id == other
+
+
+def test_a_crashed_process_loses_nothing_it_returned_from(tmp_path):
+    path = tmp_path / "q.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import os
+        from moderation.queue import ReviewQueue
+        q = ReviewQueue({str(path)!r})
+        for i in range(5):
+            q.enqueue(f"c{{i}}", "t", "hate", 0.5)
+        os._exit(1)  # no close(), no cleanup: a crash
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=_repo_root())
+    assert result.returncode == 1
+    with ReviewQueue(path) as q:
+        assert q.pending() == 5
+
+
+def _repo_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2]
+
+
+def _decided(queue, content="c1", reviewer="alice", outcome="violation"):
+    item = queue.enqueue(content, "text", "hate", 0.7)
+    assert queue.claim(reviewer).item_id == item
+    queue.decide(item, reviewer, outcome)
+    return item
+
+
+def test_appeal_goes_to_a_different_reviewer_and_overturn_is_exported(queue):
+    item = _decided(queue)
+    appeal = queue.appeal(item, "poster", "it was a quote")
+    assert queue.claim("alice") is None  # the original reviewer cannot take the appeal
+    claim = queue.claim("bob")
+    assert claim.item_id == appeal and claim.kind == "appeal"
+    queue.decide(appeal, "bob", "no_violation")
+    labels = queue.overturns()
+    assert [(x.content_id, x.label, x.value) for x in labels] == [("c1", "hate", 0)]
+    events = [e["event"] for e in queue.audit_trail(item)]
+    assert events[-3:] == ["claimed", "decided", "overturned"]
+    assert "appealed" in events
+
+
+def test_upheld_appeal_is_not_an_overturn(queue):
+    item = _decided(queue)
+    appeal = queue.appeal(item, "poster")
+    queue.claim("bob")
+    queue.decide(appeal, "bob", "violation")
+    assert queue.overturns() == []
+    assert queue.audit_trail(item)[-1]["event"] == "upheld"
+
+
+def test_appeal_rules(queue):
+    pending = queue.enqueue("c1", "t", "offensive", 0.6)  # ranks below the next one
+    with pytest.raises(AppealError, match="no decision"):
+        queue.appeal(pending, "poster")
+    item = _decided(queue, content="c2")
+    appeal = queue.appeal(item, "poster")
+    with pytest.raises(AppealError, match="already been appealed"):
+        queue.appeal(item, "poster")
+    with pytest.raises(AppealError, match="cannot be appealed"):
+        queue.appeal(appeal, "poster")
