@@ -10,7 +10,12 @@ Collaborative sources need interactions, so both cold cases fall back to side in
 * **New items** get ``ContentScorer``: a content vector per item (genre flags plus a one-hot
   release-year bucket), a user profile = the mean content vector of the user's history, and
   score = cosine(profile, item). The baseline for cold items is genre popularity: the mean
-  popularity of the warm items that share the cold item's genres.
+  popularity of the warm items that share the cold item's genres. Content alone *loses* to that
+  baseline (NDCG@10 0.19 vs 0.22 on the cold-item slice): genres say what a user likes, not
+  what is good. ``ContentScorer(prior_weight=2)`` adds the genre-popularity prior:
+  score = z(cosine) + w·z(log(1 + genre popularity)), z-scored over the scored items, with w = 2
+  chosen on a different held-out item draw (seed 7: w = 1, 2, 3, 5, 10 gave 0.258, 0.322,
+  0.320, 0.299, 0.282).
 
 Both are evaluated on cold slices in ``eval.py`` (users held out of training; items held out of
 training) against popularity.
@@ -94,16 +99,36 @@ def content_vectors(catalog: Catalog) -> np.ndarray:
 
 
 class ContentScorer:
-    """Cold items: cosine between a user's mean content vector and each item's content vector."""
+    """Cold items: cosine(user's mean content vector, item's), plus an optional popularity prior.
 
-    def __init__(self, catalog: Catalog) -> None:
+    ``score(history, items)`` scores only ``items`` (e.g. the cold ones); with ``prior_weight``
+    > 0, ``fit(interactions)`` must be called first to compute genre popularity.
+    """
+
+    def __init__(self, catalog: Catalog, prior_weight: float = 0.0) -> None:
         self.catalog = catalog
+        self.prior_weight = prior_weight
         self.vectors = content_vectors(catalog)
 
-    def score(self, history: sp.csr_matrix) -> np.ndarray:
+    def fit(self, interactions: sp.csr_matrix) -> ContentScorer:
+        self.prior_ = np.log1p(genre_popularity(self.catalog, interactions))
+        return self
+
+    def score(self, history: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+        items = np.arange(self.catalog.n_items) if items is None else np.asarray(items)
         profile = np.asarray(history @ self.vectors)
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-9)
-        return (profile @ self.vectors.T).astype(np.float32)
+        cosine = profile @ self.vectors[items].T
+        if not self.prior_weight:
+            return cosine.astype(np.float32)
+        return (_z(cosine) + self.prior_weight * _z(self.prior_[items])[None, :]).astype(np.float32)
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    """Standardise along the last axis (items); constant rows become 0."""
+    mean = values.mean(axis=-1, keepdims=True)
+    std = values.std(axis=-1, keepdims=True)
+    return (values - mean) / np.where(std > 0, std, 1.0)
 
 
 def genre_popularity(catalog: Catalog, interactions: sp.csr_matrix) -> np.ndarray:

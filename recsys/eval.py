@@ -158,7 +158,7 @@ def cold_user_slice(
     catalog: Catalog,
     config: RecsysConfig,
     *,
-    share: float = 0.1,
+    share: float = 0.3,
     few: int = 3,
 ) -> dict[str, dict[str, float]]:
     """Users with no or few training interactions, against popularity.
@@ -228,12 +228,16 @@ def cold_item_slice(
     truth = truth_by_user(catalog, test)
     users = np.array(sorted(u for u in truth if x.indptr[u + 1] > x.indptr[u]))
     held_idx = catalog.item_index(held)
-    content = ContentScorer(catalog).score(x[users])[:, held_idx]
+    content = ContentScorer(catalog).score(x[users], held_idx)
+    hybrid = ContentScorer(catalog, prior_weight=2.0).fit(x).score(x[users], held_idx)
     baseline = genre_popularity(catalog, x)[held_idx]
     random_scores = rng.random((len(users), len(held_idx)))
-    runs: dict[str, dict[int, list[int]]] = {"content": {}, "genre_popularity": {}, "random": {}}
+    runs: dict[str, dict[int, list[int]]] = {
+        name: {} for name in ("content+genre_popularity", "content", "genre_popularity", "random")
+    }
     for b, u in enumerate(users.tolist()):
         for name, s in (
+            ("content+genre_popularity", hybrid[b]),
             ("content", content[b]),
             ("genre_popularity", baseline),
             ("random", random_scores[b]),
