@@ -41,6 +41,8 @@ class MonitorConfig:
     # --- sequential detector (CUSUM on the largest per-feature drift distance) ---
     cusum_allowance: float = 0.15  # k: distances below this are noise (1k-row noise is ~0.05)
     cusum_threshold: float = 0.3  # h: a 0.5-sd shift (distance ~0.5) crosses it in one window
+    ph_delta: float = 0.1  # Page-Hinkley tolerance on the same statistic
+    ph_threshold: float = 0.3  # Page-Hinkley lambda
 
     # --- performance / concept drift (needs labels) ---
     error_ratio_threshold: float = (

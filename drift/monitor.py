@@ -19,6 +19,7 @@ Each detector's verdict lands in ``WindowReport.alarms`` under a stable name (th
 ``pvalue``             any feature with KS / chi-squared / z p < 0.05, at every sample size
 ``bonferroni``         alibi-detect's recipe: KS / two-sample chi-squared / z, p < 0.05 / n_feat.
 ``cusum``              the sequential detector on the largest drift distance
+``page_hinkley``       Page-Hinkley on the same statistic (running-mean reference)
 ``prediction``         the serving model's predictions drift (Evidently default test)
 ``quality``            a data-quality incident
 =====================  ===========================================================================
@@ -36,7 +37,7 @@ import pandas as pd
 from drift.config import MonitorConfig
 from drift.data_drift import DriftVerdict, detect_drift
 from drift.quality import QualityReport, check_quality
-from drift.sequential import Cusum
+from drift.sequential import Cusum, PageHinkley
 
 __all__ = ["DETECTORS", "Monitor", "WindowReport"]
 
@@ -46,6 +47,7 @@ DETECTORS = (
     "pvalue",
     "bonferroni",
     "cusum",
+    "page_hinkley",
     "prediction",
     "quality",
 )
@@ -92,6 +94,7 @@ class Monitor:
         self.config = config or MonitorConfig()
         self.timer = timer
         self.cusum = Cusum(self.config.cusum_allowance, self.config.cusum_threshold)
+        self.page_hinkley = PageHinkley(self.config.ph_delta, self.config.ph_threshold)
         evidently = {"correction": "none", "chi_squared": "goodness_of_fit", "engine": "numpy"}
         self._default = replace(self.config, method="evidently_default", **evidently)
         self._pvalue = replace(self.config, method="pvalue", **evidently)
@@ -119,12 +122,14 @@ class Monitor:
                 reference, current, config=self.config, prediction=predictions
             )
         state = self.cusum.update(default.max_distance)
+        ph_state = self.page_hinkley.update(default.max_distance)
         alarms = {
             "evidently_default": default.dataset_drift,
             "evidently_column": default.any_drift,
             "pvalue": pvalue.any_drift,
             "bonferroni": alibi.any_drift,
             "cusum": state.alarm,
+            "page_hinkley": ph_state.alarm,
             "prediction": bool(default.prediction and default.prediction.drifted),
             "quality": not quality.ok,
         }
