@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 
 from evals.errors import MetricError
 
@@ -67,22 +68,14 @@ def parse_metric(metric: str) -> tuple[str, int]:
 def ranking(results: Mapping[str, float] | Sequence[str]) -> list[str]:
     """Doc ids best first: scores descending, ties by doc id descending; duplicates dropped."""
     if isinstance(results, Mapping):
-        return [doc for doc, _ in sorted(results.items(), key=lambda kv: (-kv[1], _Desc(kv[0])))]
+        # Two stable sorts (both in C): doc id descending, then score descending, so that equal
+        # scores stay in doc-id-descending order. Faster than one sort with a Python comparator.
+        items = sorted(results.items(), key=itemgetter(0), reverse=True)
+        items.sort(key=lambda kv: -kv[1])
+        return [doc for doc, _ in items]
     if isinstance(results, str):
         raise MetricError("a ranking must be a list of doc ids or a {doc_id: score} dict, not str")
     return list(dict.fromkeys(results))  # keeps the first occurrence of each id, in order
-
-
-class _Desc:
-    """Sort key that orders strings descending inside an ascending sort."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Desc) -> bool:
-        return self.value > other.value
 
 
 def _score_query(

@@ -62,6 +62,22 @@ def _as_array(values: Sequence[float], what: str) -> np.ndarray:
     return array
 
 
+def _chunks(n_resamples: int, n: int, max_cells: int = 4_000_000) -> list[int]:
+    """Split ``n_resamples`` so that no (chunk, n) matrix exceeds ``max_cells`` (~32 MB)."""
+    step = max(1, max_cells // max(n, 1))
+    return [min(step, n_resamples - start) for start in range(0, n_resamples, step)]
+
+
+def _resampled_means(values: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_resamples`` bootstrap resamples, computed in bounded-memory chunks."""
+    return np.concatenate(
+        [
+            values[rng.integers(0, len(values), size=(size, len(values)))].mean(axis=1)
+            for size in _chunks(n_resamples, len(values))
+        ]
+    )
+
+
 def bootstrap_ci(
     values: Sequence[float],
     *,
@@ -74,8 +90,7 @@ def bootstrap_ci(
     if not 0 < confidence < 1:
         raise MetricError(f"confidence must be in (0, 1), got {confidence}")
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(array), size=(n_resamples, len(array)))
-    means = array[idx].mean(axis=1)
+    means = _resampled_means(array, n_resamples, rng)
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return ConfidenceInterval(float(array.mean()), float(low), float(high), confidence, len(array))
@@ -96,13 +111,17 @@ def paired_test(
     diff = x - y
     observed = diff.mean()
     rng = np.random.default_rng(seed)
-    signs = rng.choice(np.array([-1.0, 1.0]), size=(n_resamples, len(diff)))
-    null_means = (signs * diff).mean(axis=1)
+    null_means = np.concatenate(
+        [
+            (rng.choice(np.array([-1.0, 1.0]), size=(size, len(diff))) * diff).mean(axis=1)
+            for size in _chunks(n_resamples, len(diff))
+        ]
+    )
     # +1 in numerator and denominator: the observed assignment is one of the permutations, so the
     # p-value is never exactly 0 (Phipson & Smyth 2010).
     extreme = np.sum(np.abs(null_means) >= abs(observed) - 1e-12)
     p_value = (extreme + 1) / (n_resamples + 1)
-    boot = diff[rng.integers(0, len(diff), size=(n_resamples, len(diff)))].mean(axis=1)
+    boot = _resampled_means(diff, n_resamples, rng)
     tail = (1 - confidence) / 2
     low, high = np.quantile(boot, [tail, 1 - tail])
     return PairedTest(
