@@ -21,6 +21,7 @@ the verdict: it is the effect size that the sequential detector accumulates and 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,10 +255,12 @@ def evidently_drift(
             )
         else:
             metrics.append(ValueDrift(column=name))
-    snapshot = Report(metrics).run(
-        Dataset.from_pandas(cur, data_definition=definition),
-        Dataset.from_pandas(ref, data_definition=definition),
-    )
+    with warnings.catch_warnings():  # Evidently's chi-squared divides by zero on unseen values
+        warnings.simplefilter("ignore", RuntimeWarning)
+        snapshot = Report(metrics).run(
+            Dataset.from_pandas(cur, data_definition=definition),
+            Dataset.from_pandas(ref, data_definition=definition),
+        )
     columns, pred_drift = [], None
     for result in snapshot.dict()["metrics"]:
         cfg = result["config"]
@@ -300,8 +303,10 @@ def save_evidently_html(
     if "prediction" in current.columns and "prediction" in reference.columns:
         num.append("prediction")
     definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
-    snapshot = Report([DataDriftPreset()]).run(
-        Dataset.from_pandas(current[num + cat], data_definition=definition),
-        Dataset.from_pandas(reference[num + cat], data_definition=definition),
-    )
-    snapshot.save_html(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        snapshot = Report([DataDriftPreset()]).run(
+            Dataset.from_pandas(current[num + cat], data_definition=definition),
+            Dataset.from_pandas(reference[num + cat], data_definition=definition),
+        )
+        snapshot.save_html(str(path))

@@ -19,7 +19,8 @@ Rules, in the order they are consulted:
    recent labelled windows by ``promote_margin`` -> ``promote``; if it loses -> ``discard``.
 4. ``retrain``: the serving model's error stays above its baseline (concept drift) -> ``retrain``
    a candidate on recent labelled data. It never serves directly: it must win rule 3 first.
-5. ``drift_alert``: inputs drifted but no label evidence (yet) -> ``investigate`` (alert only).
+5. ``drift_alert``: inputs or predictions drifted but no label evidence of harm (yet) ->
+   ``investigate`` (alert only: drift alone is not a reason to change a model).
 
 Policies decide; they do not act. :mod:`drift.timeline` executes decisions against the registry.
 """
@@ -61,6 +62,7 @@ class Evidence:
     shadows: dict[str, ShadowScore] = field(default_factory=dict)
     data_drift: bool = False
     drifted_features: tuple[str, ...] = ()
+    prediction_drift: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,15 +207,23 @@ class PolicyEngine:
         return decisions + self._drift_alert(ev)
 
     def _drift_alert(self, ev: Evidence) -> list[Decision]:
-        if not ev.data_drift:
+        if not (ev.data_drift or ev.prediction_drift):
             return []
+        what = " and ".join(
+            name
+            for name, flag in (("input", ev.data_drift), ("prediction", ev.prediction_drift))
+            if flag
+        )
         return [
             Decision(
                 ev.window,
                 "drift_alert",
                 "investigate",
-                ("input drift without label evidence of harm; alert only, no model action",),
-                {"drifted_features": list(ev.drifted_features)},
+                (f"{what} drift without label evidence of harm; alert only, no model action",),
+                {
+                    "drifted_features": list(ev.drifted_features),
+                    "prediction_drift": ev.prediction_drift,
+                },
             )
         ]
 

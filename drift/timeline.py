@@ -211,6 +211,7 @@ def run_scenario(
                 shadows=scores,
                 data_drift=report.drift.dataset_drift or report.alarms["cusum"],
                 drifted_features=drifted,
+                prediction_drift=report.alarms["prediction"],
             )
             decisions = engine.decide(evidence)
             for decision in decisions:

@@ -90,3 +90,10 @@ def test_drift_without_labels_is_an_alert_only():
     decisions = engine.decide(Evidence(window=0, data_drift=True, drifted_features=("temp",)))
     assert actions(decisions) == ["investigate"]
     assert decisions[0].evidence["drifted_features"] == ["temp"]
+
+
+def test_prediction_drift_alone_raises_an_alert():
+    engine = PolicyEngine(CONFIG)
+    decisions = engine.decide(Evidence(window=6, prediction_drift=True))
+    assert actions(decisions) == ["investigate"]
+    assert decisions[0].reasons[0].startswith("prediction drift")
