@@ -65,8 +65,8 @@ SOURCES = ("popularity", "item_knn", "ease", "als", "embedding")
 def _protocol_rows(results, table: str) -> tuple[list[Row], list[str]]:
     """Aggregate per-seed results into one row per variant (mean over seeds, CI over users)."""
     rows, notes = [], []
-    users = results[0].users
-    same_users = all(r.users == users for r in results)
+    # Users evaluated under every seed (a user can lack training history under one split).
+    common = sorted(set.intersection(*(set(r.users) for r in results)))
     per_user_mean = {}
     for v in VARIANTS:
         metrics = {m: float(np.mean([r.metrics[v][m] for r in results])) for m in METRICS}
@@ -74,14 +74,16 @@ def _protocol_rows(results, table: str) -> tuple[list[Row], list[str]]:
             "ndcg@10_per_seed": [round(r.metrics[v]["ndcg@10"], 4) for r in results],
             "ndcg@10_std_over_seeds": float(np.std([r.metrics[v]["ndcg@10"] for r in results])),
         }
-        ci = {}
-        if same_users:
-            per_user_mean[v] = np.mean([r.per_user[v]["ndcg@10"] for r in results], axis=0)
-            interval = bootstrap_ci(per_user_mean[v], seed=0)
-            ci["ndcg@10"] = [interval.low, interval.high]
+        per_seed = []
+        for r in results:
+            position = {u: j for j, u in enumerate(r.users)}
+            per_seed.append(r.per_user[v]["ndcg@10"][[position[u] for u in common]])
+        per_user_mean[v] = np.mean(per_seed, axis=0)
+        interval = bootstrap_ci(per_user_mean[v], seed=0)
+        ci = {"ndcg@10": [interval.low, interval.high]}
         rows.append(Row(variant=v, metrics=metrics, table=table, ci=ci, extra=extra))
     best = max(SOURCES, key=lambda s: np.mean([r.metrics[s]["ndcg@10"] for r in results]))
-    if same_users:
+    if common:
         test = paired_test(per_user_mean["two_stage"], per_user_mean[best], seed=0)
         summary = {
             "vs": best,
