@@ -8,6 +8,7 @@ BENCHMARKS: dict[str, str] = {
     "drift": "benchmarks.drift",
     "harness": "benchmarks.harness",
     "llm_client": "benchmarks.llm_client",
+    "moderation": "benchmarks.moderation",
     "recsys": "benchmarks.recsys",
     "rag": "benchmarks.rag",
 }

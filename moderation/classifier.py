@@ -126,14 +126,14 @@ class ModerationModel:
         if not self.heads:
             raise NotTrainedError("ModerationModel is not fitted: call fit() or load()")
 
-    def raw_scores(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Uncalibrated head outputs ``{label: (n,) array}``."""
+    def raw_scores(self, texts: list[str], *, prepared: bool = False) -> dict[str, np.ndarray]:
+        """Uncalibrated head outputs ``{label: (n,) array}`` (``prepared``: already normalised)."""
         self._check()
-        return self._raw(self.features.transform(self.prepare(texts)))
+        return self._raw(self.features.transform(list(texts) if prepared else self.prepare(texts)))
 
-    def predict_proba(self, texts: list[str]) -> dict[str, np.ndarray]:
+    def predict_proba(self, texts: list[str], *, prepared: bool = False) -> dict[str, np.ndarray]:
         """Calibrated probabilities ``{label: (n,) array in [0, 1]}``."""
-        return self.calibrate(self.raw_scores(texts))
+        return self.calibrate(self.raw_scores(texts, prepared=prepared))
 
     def calibrate(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {label: self.calibrators[label].transform(s) for label, s in raw.items()}

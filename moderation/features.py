@@ -82,9 +82,16 @@ class CachedEmbedder:
         self.inner = inner
         self.path = Path(cache_dir) / f"embeddings-{model_id}.npz"
         self._vectors: dict[str, np.ndarray] = {}
-        if self.path.exists():
-            with np.load(self.path) as stored:
-                self._vectors = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+        self._loaded_mtime: float | None = None
+
+    def _reload_if_changed(self) -> None:
+        """Pick up vectors another process (e.g. a warm-up job) wrote since we last looked."""
+        if not self.path.exists() or self.path.stat().st_mtime == self._loaded_mtime:
+            return
+        self._loaded_mtime = self.path.stat().st_mtime
+        with np.load(self.path) as stored:
+            loaded = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+        self._vectors = loaded | self._vectors
 
     @staticmethod
     def _key(text: str) -> str:
@@ -92,6 +99,8 @@ class CachedEmbedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         keys = [self._key(t) for t in texts]
+        if any(k not in self._vectors for k in keys):
+            self._reload_if_changed()
         missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._vectors}
         if missing:
             log.info("embedding %d new texts (%d cached)", len(missing), len(texts) - len(missing))
@@ -106,6 +115,7 @@ class CachedEmbedder:
         keys = np.array(list(self._vectors))
         np.savez(tmp, keys=keys, vectors=np.stack(list(self._vectors.values())))
         tmp.replace(self.path)
+        self._loaded_mtime = self.path.stat().st_mtime
 
 
 class TextFeatures:

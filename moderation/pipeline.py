@@ -35,6 +35,7 @@ from moderation.errors import (
 )
 from moderation.normalise import normalise_with_signals
 from moderation.policy import ALLOW, REVIEW, LabelThresholds, route
+from moderation.serving import CompiledScorer
 
 __all__ = ["REJECTED", "Moderator", "Verdict", "validate_text"]
 
@@ -118,12 +119,17 @@ class Moderator:
         self.thresholds = thresholds
         self.review_evasions = review_evasions
         self.clock = clock
+        self.scorer = CompiledScorer(model)
 
     def _verdicts(self, texts: list[str]) -> list[Verdict]:
         signals = [normalise_with_signals(t) for t in texts]
-        canonical = [s.text for s in signals]
-        # The model normalises again; normalise is idempotent, so this only costs time.
-        probs = self.model.predict_proba(canonical)
+        prepared = self.model.config.normalise
+        canonical = [s.text if prepared else t for s, t in zip(signals, texts, strict=True)]
+        if len(texts) == 1:  # the sync path: compiled scorer, no per-call sklearn validation
+            one = self.scorer.scores(canonical[0], normalised=prepared)
+            probs = {k: np.array([v]) for k, v in one.items()}
+        else:
+            probs = self.model.predict_proba(canonical, prepared=prepared)
         routing = route(probs, self.thresholds, self.model.config.severity)
         verdicts = []
         for i, sig in enumerate(signals):

@@ -1,0 +1,297 @@
+"""Benchmark of the moderation pipeline on Davidson et al. 2017 (24,783 labelled tweets).
+
+Tables (``table`` names in the record):
+
+* ``classifiers``: per feature variant, the paper's 3-class weighted and hate-class P/R/F1
+  (stratified 10 % test, mean over split seeds with the [min, max] spread), the hate F1 without the
+  tuned cut, per-label PR-AUC / ROC-AUC on the multi-label view, ECE after calibration.
+  Variants: ``tfidf`` (default: word+char TF-IDF, soft labels, hate under offensive),
+  ``tfidf-flat`` (no hierarchy), ``tfidf-hard`` (majority labels instead of vote shares),
+  ``embedding`` (MiniLM + linear heads), ``tfidf+embedding`` (both blocks).
+* ``calibration``: ECE before/after isotonic calibration per label, reliability bins in ``extra``.
+* ``routing``: the policy (auto-action at validation precision >= 0.95, review budget 20 %) on test:
+  path shares, auto precision, positives among reviewed and allowed items, recall caught.
+* ``tradeoff``: the same for other precision and recall targets (seed 0, review budget 20 %).
+* ``robustness``: weighted / hate F1 clean vs perturbed test, without and with the normaliser.
+* ``identity``: share of 240 benign identity-term sentences flagged (auto or review).
+* ``new_category``: "hate" re-learnt as a new label from k positives on frozen features.
+* ``speed``: sync latency, batch throughput, review-queue throughput on SQLite.
+
+Quick mode: a stratified half of the tweets, one seed, the ``tfidf`` variant only, fewer latency
+calls. The ablations (flat, hard) run on one seed; the others on three.
+No tweet text is ever written to the record or the logs: aggregates only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, replace
+
+import numpy as np
+
+from benchmarks.record import Anchor, BenchContext, BenchResult, Row
+from evals.datasets import dataset_summary, load_davidson
+from moderation import eval as ev
+from moderation.config import ModerationConfig
+from moderation.features import CachedEmbedder, MiniLMEmbedder
+from moderation.labels import from_davidson, stratified_split
+
+DESCRIPTION = (
+    "Content moderation on Davidson et al. 2017: TF-IDF and MiniLM heads, calibration, "
+    "routing policy, adversarial robustness, identity false positives, review queue"
+)
+
+log = logging.getLogger(__name__)
+
+DAVIDSON = "Davidson et al., ICWSM 2017, Table/Fig. 1 (logistic regression, L2, one-vs-rest)"
+PROTOCOL = "10% held-out test split, 3-class weighted average / hate class"
+
+
+def _variants(quick: bool) -> dict[str, tuple[ModerationConfig, int]]:
+    """Variant name -> (config, number of split seeds it runs on)."""
+    base = ModerationConfig()
+    variants = {"tfidf": (base, 3)}
+    if not quick:
+        variants |= {
+            # ablations of the default, one seed each (CPU is shared; the spread is in tfidf's row)
+            "tfidf-flat": (replace(base, parents={}), 1),
+            "tfidf-hard": (replace(base, soft_labels=False), 1),
+            # embedding variants last: their vectors come from the on-disk cache when warm
+            "embedding": (replace(base, features="embedding", C=16.0, child_C=16.0), 3),
+            "tfidf+embedding": (replace(base, features="tfidf+embedding"), 3),
+        }
+    return variants
+
+
+def _summary(per_seed: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, list[float]]]:
+    keys = per_seed[0].keys()
+    mean = {k: float(np.mean([s[k] for s in per_seed])) for k in keys}
+    spread = {
+        k: [float(min(s[k] for s in per_seed)), float(max(s[k] for s in per_seed))] for k in keys
+    }
+    return mean, spread
+
+
+def _classifier_metrics(report: ev.SeedEvaluation) -> dict[str, float]:
+    c, d = report.three_class, report.three_class_default
+    return {
+        "weighted_p": c["weighted"]["precision"],
+        "weighted_r": c["weighted"]["recall"],
+        "weighted_f1": c["weighted"]["f1"],
+        "hate_p": c["per_class"][0]["precision"],
+        "hate_r": c["per_class"][0]["recall"],
+        "hate_f1": c["per_class"][0]["f1"],
+        "hate_f1_cut0.5": d["per_class"][0]["f1"],
+        "offensive_f1": c["per_class"][1]["f1"],
+        "neither_f1": c["per_class"][2]["f1"],
+        "hate_pr_auc": report.labels["hate"]["pr_auc"],
+        "hate_roc_auc": report.labels["hate"]["roc_auc"],
+        "offensive_pr_auc": report.labels["offensive"]["pr_auc"],
+        "offensive_roc_auc": report.labels["offensive"]["roc_auc"],
+        "hate_ece": report.labels["hate"]["ece_calibrated"],
+    }
+
+
+def _routing_metrics(report: ev.SeedEvaluation) -> dict[str, float]:
+    r = report.routing
+    return {
+        "auto_share": r.shares["auto_action"],
+        "review_share": r.shares["review"],
+        "allow_share": r.shares["allow"],
+        "auto_precision": r.auto_precision,
+        "review_positive_rate": r.review_positive_rate,
+        "allow_miss_rate": r.allow_miss_rate,
+        "hate_caught": r.recall_caught["hate"],
+        "offensive_caught": r.recall_caught["offensive"],
+    }
+
+
+def run(ctx: BenchContext) -> BenchResult:
+    data = from_davidson(load_davidson(ctx.data_dir))
+    if ctx.quick:  # a stratified half of the tweets keeps the smoke run short
+        data = data.subset(np.sort(stratified_split(data.y3, ctx.seed, test=0.5, val=0.25).test))
+    all_seeds = [ctx.seed] if ctx.quick else [ctx.seed, ctx.seed + 1, ctx.seed + 2]
+    embedder = CachedEmbedder(MiniLMEmbedder(), ctx.cache_dir)
+    rows: list[Row] = []
+    notes: list[str] = []
+    default: dict[int, tuple[ev.Trained, ev.SeedEvaluation]] = {}
+    variants = _variants(ctx.quick)
+    bar = _progress(ctx, total=sum(min(n, len(all_seeds)) for _, n in variants.values()))
+
+    for name, (config, n_seeds) in variants.items():
+        seeds = all_seeds[:n_seeds]
+        per_seed, train_s, thresholds = [], [], []
+        for seed in seeds:
+            start = time.perf_counter()
+            uses_embedding = "embedding" in config.features
+            trained = ev.train(data, seed, config, embedder if uses_embedding else None)
+            train_s.append(time.perf_counter() - start)
+            report = ev.evaluate_seed(trained, data, with_tradeoff=name == "tfidf" and seed == 0)
+            per_seed.append(_classifier_metrics(report))
+            thresholds.append(report.hate_threshold)
+            if name == "tfidf":
+                default[seed] = (trained, report)
+            bar.update(1)
+        mean, spread = _summary(per_seed)
+        rows.append(
+            Row(
+                variant=name,
+                table="classifiers",
+                metrics=mean,
+                ci={k: spread[k] for k in ("weighted_f1", "hate_f1", "hate_pr_auc")},
+                timings={"train_s": float(np.mean(train_s))},
+                extra={"seeds": seeds, "per_seed": per_seed, "hate_threshold": thresholds},
+            )
+        )
+    bar.close()
+
+    seeds = all_seeds
+    trained0, report0 = default[seeds[0]]
+    for label, m in report0.labels.items():
+        rows.append(
+            Row(
+                variant=label,
+                table="calibration",
+                metrics={k: m[k] for k in ("ece_raw", "ece_calibrated", "positive_share")},
+                extra={"reliability_bins": report0.reliability[label], "seed": seeds[0]},
+            )
+        )
+
+    thresholds_by_seed = {
+        s: {k: asdict(v) for k, v in r.thresholds.items()} for s, (_, r) in default.items()
+    }
+    missed_by_seed = {s: r.routing.missed for s, (_, r) in default.items()}
+    route_mean, route_spread = _summary([_routing_metrics(r) for _, r in default.values()])
+    rows.append(
+        Row(
+            variant="tfidf@p0.95,review<=0.20",
+            table="routing",
+            metrics=route_mean,
+            ci={k: route_spread[k] for k in ("auto_precision", "review_share")},
+            extra={"thresholds": thresholds_by_seed, "missed": missed_by_seed},
+        )
+    )
+    for point in report0.tradeoff:
+        e = point.errors
+        rows.append(
+            Row(
+                variant=f"p>={point.target_precision:.2f},recall>={point.target_recall:.2f}",
+                table="tradeoff",
+                metrics={
+                    "auto_share": e.shares["auto_action"],
+                    "review_share": e.shares["review"],
+                    "auto_precision": e.auto_precision,
+                    "allow_miss_rate": e.allow_miss_rate,
+                    "hate_caught": e.recall_caught["hate"],
+                    "offensive_caught": e.recall_caught["offensive"],
+                },
+            )
+        )
+
+    # Robustness: the default model (normaliser on) against one trained without the normaliser.
+    start = time.perf_counter()
+    undefended = ev.train(data, seeds[0], ev.with_normaliser(trained0.model.config, False))
+    robust = ev.robustness(data, trained0, undefended, seed=seeds[0])
+    for name, m in robust.items():
+        rows.append(Row(variant=name, table="robustness", metrics=m))
+    notes.append(f"robustness: seed {seeds[0]}, word_rate 0.5, {time.perf_counter() - start:.0f}s")
+
+    moderator = trained0.moderator()
+    identity = ev.identity_false_positives(moderator)
+    rows.append(
+        Row(
+            variant="tfidf",
+            table="identity",
+            metrics={"fpr": identity["fpr"], "auto_fpr": identity["auto_fpr"]},
+            extra={"per_term": identity["per_term"], "n": identity["n"]},
+        )
+    )
+
+    for r in ev.new_category_curve(data, trained0, sizes=(16, 64, 256), seed=seeds[0]):
+        rows.append(
+            Row(
+                variant=f"k={r['k_positive']}",
+                table="new_category",
+                metrics={k: r[k] for k in ("pr_auc", "roc_auc", "full_pr_auc")},
+                extra={"k_total": r["k_total"], "others_unchanged": r["others_unchanged"]},
+            )
+        )
+
+    test_texts = data.subset(trained0.split.test).texts
+    n_latency = 300 if ctx.quick else 1000
+    latency = ev.sync_latency(moderator, test_texts[:n_latency])
+    rows.append(
+        Row(
+            variant="moderate() sync",
+            table="speed",
+            metrics={k: latency[k] for k in ("p50_ms", "p95_ms", "p99_ms")},
+        )
+    )
+    rows.append(
+        Row(
+            variant="moderate_batch()",
+            table="speed",
+            metrics={"items_per_s": ev.batch_throughput(moderator, test_texts)},
+        )
+    )
+    queue = ev.queue_throughput(n_items=500 if ctx.quick else 2000)
+    rows.append(
+        Row(
+            variant="review queue (SQLite WAL, synchronous=FULL)",
+            table="speed",
+            metrics={
+                "enqueue_per_s": queue["enqueue_per_s"],
+                "claim_decide_per_s": queue["claim_decide_per_s"],
+            },
+        )
+    )
+
+    anchors = [
+        Anchor("Davidson et al. LR", metric, value, PROTOCOL, DAVIDSON, "tfidf", "classifiers")
+        for metric, value in (
+            ("weighted_p", 0.91),
+            ("weighted_r", 0.90),
+            ("weighted_f1", 0.90),
+            ("hate_p", 0.44),
+            ("hate_r", 0.59),
+            ("hate_f1", 0.51),
+        )
+    ]
+    notes += [
+        "targets (issue 6): weighted F1 >= 0.91 and hate F1 >= 0.55 (mean of 3 seeds); auto "
+        "precision >= 0.95 with review share <= 0.20; F1 drop under perturbation <= 0.02 with "
+        "defences; sync p99 <= 10 ms",
+        "split: stratified by class, 80/10/10 train/validation/test per seed; thresholds and "
+        "calibration fitted on validation only",
+        "Davidson's published figures come from a model whose L1 feature selection saw all data "
+        "before the split and from an unstratified split; see moderation/README.md",
+    ]
+    config = {
+        "seeds": seeds,
+        "variants": {k: {**v.to_dict(), "n_seeds": n} for k, (v, n) in variants.items()},
+        "quick_subsample": 0.5 if ctx.quick else None,
+    }
+    return BenchResult(
+        dataset=dataset_summary("davidson-hate-offensive", ctx.data_dir),
+        config=config,
+        rows=rows,
+        anchors=anchors,
+        notes=notes,
+    )
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(ctx: BenchContext, total: int):
+    if not ctx.progress:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="moderation train+eval", unit="fit")
