@@ -86,7 +86,10 @@ class Catalog:
         return _lookup(self.item_ids, item_ids, UnknownItemError)
 
     def has_user(self, user_id: object) -> bool:
-        pos = np.searchsorted(self.user_ids, user_id)
+        try:
+            pos = int(np.searchsorted(self.user_ids, user_id))
+        except (TypeError, ValueError):  # an id of another type (e.g. "abc") is simply unknown
+            return False
         return bool(pos < len(self.user_ids) and self.user_ids[pos] == user_id)
 
     # -- matrices -----------------------------------------------------------------------------

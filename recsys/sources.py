@@ -23,14 +23,14 @@ get score 0 from every collaborative source: only content features (``cold_start
 
 from __future__ import annotations
 
-import logging
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import faiss
 import numpy as np
 import scipy.sparse as sp
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from recsys.config import RecsysConfig
 
 
 @runtime_checkable
@@ -235,7 +235,7 @@ class EmbeddingNeighbours:
         return out_s, out_i
 
 
-def build_sources(config) -> list[CandidateSource]:
+def build_sources(config: RecsysConfig) -> list[CandidateSource]:
     """The sources named in ``config.sources``, constructed with the config's settings."""
     factories = {
         "popularity": lambda: Popularity(),

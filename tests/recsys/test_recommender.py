@@ -50,6 +50,7 @@ def test_unknown_and_history_less_users_fall_back_to_cold_start(fitted):
     model, _ = fitted
     unknown = model.recommend(99_999, k=3)
     assert unknown.sources == [COLD_START_SOURCE] * 3
+    assert model.recommend("not-a-number", k=2).sources == [COLD_START_SOURCE] * 2
     cold = model.recommend(40, k=3)  # known demographics (52, F): the Drama segment's favourites
     assert cold.sources == [COLD_START_SOURCE] * 3
     assert all(block_of_item(i) == 1 for i in cold.items)
