@@ -87,17 +87,20 @@ def _behaviour_anchors() -> list[Anchor]:
 
 
 def _real_server(ctx: BenchContext) -> tuple[list[Row], list[str]]:
-    n = 2 if ctx.quick else 5
+    # each cold call costs seconds (minutes on an overloaded 2-core box): keep --quick tiny
+    n, max_tokens = (1, 8) if ctx.quick else (5, 48)
     url = os.environ.get("AIS_LLM_BASE_URL")
     from llm_client.local_server import DEFAULT_MODEL_ALIAS, LocalLLMServer
 
     model = os.environ.get("AIS_LLM_MODEL", DEFAULT_MODEL_ALIAS)
     try:
         if url:
-            result = measure_real_server(url, model, n=n)
+            result = measure_real_server(url, model, n=n, max_tokens=max_tokens)
         else:
             with LocalLLMServer(model_alias=model) as server:
-                result = measure_real_server(server.base_url, server.model, n=n)
+                result = measure_real_server(
+                    server.base_url, server.model, n=n, max_tokens=max_tokens
+                )
     except Exception as exc:  # the server is optional: say why there is no row
         return [], [f"real server not measured: {type(exc).__name__}: {exc}"]
     rows = [
@@ -120,7 +123,7 @@ def _real_server(ctx: BenchContext) -> tuple[list[Row], list[str]]:
     ]
     return rows, [
         f"real server: {model} at {url or 'a LocalLLMServer started by the benchmark'}, "
-        f"max_tokens=48, {n} cold calls, 2 CPU threads"
+        f"max_tokens={max_tokens}, {n} cold calls, 2 CPU threads on a shared machine"
     ]
 
 

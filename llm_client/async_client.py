@@ -37,6 +37,7 @@ from llm_client.protocol import (
 )
 from llm_client.rate_limit import Permit, RateLimiter
 from llm_client.responses import ChatChunk, ChatCompletion, Embeddings, Usage
+from llm_client.stats import StatsSnapshot
 
 
 class AsyncClient:
@@ -77,7 +78,7 @@ class AsyncClient:
         return self._core.config
 
     @property
-    def stats(self):  # -> StatsSnapshot
+    def stats(self) -> StatsSnapshot:
         return self._core.stats.snapshot()
 
     @property

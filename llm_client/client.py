@@ -43,6 +43,7 @@ from llm_client.protocol import (
 )
 from llm_client.rate_limit import Permit, RateLimiter
 from llm_client.responses import ChatChunk, ChatCompletion, Embeddings, Usage
+from llm_client.stats import StatsSnapshot
 
 
 class Client:
@@ -84,7 +85,7 @@ class Client:
         return self._core.config
 
     @property
-    def stats(self):  # -> StatsSnapshot
+    def stats(self) -> StatsSnapshot:
         """A snapshot of the counters (tokens, cost, attempts, retries, cache, latency)."""
         return self._core.stats.snapshot()
 

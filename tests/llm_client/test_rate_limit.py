@@ -215,3 +215,23 @@ def test_threads_sharing_a_client_never_exceed_the_servers_limits():
     assert report.arrivals == 60
     assert report.limit_violations == 0
     assert client.stats.retries == 0
+
+
+def test_following_x_ratelimit_headers_avoids_the_servers_429s():
+    """The client's own limit is too generous (100); the server allows 3 per 0.5 s and says so in
+    x-ratelimit-remaining/reset headers. Following them: no rejections. Ignoring them: rejected."""
+    rejected = {}
+    for follow in (True, False):
+        with FaultServer(limits=ServerLimits(rpm=3, window=0.5)) as server:
+            client = Client(
+                server.base_url,
+                model="m",
+                rpm=100,
+                rate_window=0.5,
+                follow_ratelimit_headers=follow,
+            )
+            for i in range(6):
+                client.chat([{"role": "user", "content": f"call {i}"}], max_tokens=4)
+            rejected[follow] = server.report().limit_violations
+    assert rejected[True] == 0
+    assert rejected[False] > 0
