@@ -1,0 +1,64 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from moderation.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(capsys, *args: str) -> tuple[int, dict | str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 and out.strip().startswith("{") else out + err)
+
+
+def test_queue_workflow_through_the_cli(tmp_path, capsys):
+    db = str(tmp_path / "q.sqlite")
+    code, out = _run(capsys, "queue", "--db", db, "enqueue", "some text", "--label", "hate",
+                     "--score", "0.7", "--reach", "50")  # fmt: skip
+    assert code == 0 and out["pending"] == 1
+    item = out["item_id"]
+    code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "alice")
+    assert code == 0 and out["item_id"] == item
+    code, out = _run(capsys, "queue", "--db", db, "decide", item, "--reviewer", "alice",
+                     "--outcome", "violation")  # fmt: skip
+    assert code == 0 and out["decision"]["outcome"] == "violation"
+    code, out = _run(capsys, "queue", "--db", db, "appeal", item, "--user", "poster")
+    appeal = out["appeal_item_id"]
+    code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "alice")
+    assert out["item_id"] is None  # the original reviewer never gets the appeal
+    code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "bob")
+    assert out["item_id"] == appeal
+    _run(capsys, "queue", "--db", db, "decide", appeal, "--reviewer", "bob",
+         "--outcome", "no_violation")  # fmt: skip
+    assert main(["queue", "--db", db, "overturns"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [json.loads(x)["value"] for x in lines] == [0]
+
+
+def test_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
+    db = str(tmp_path / "q.sqlite")
+    code, out = _run(capsys, "queue", "--db", db, "decide", "nope", "--reviewer", "a",
+                     "--outcome", "violation")  # fmt: skip
+    assert code == 2 and out.startswith("error: no review item 'nope'")
+    code, out = _run(capsys, "classify", "hello", "--model", str(tmp_path / "none.pkl"))
+    assert code == 2 and "python -m moderation train" in out
+
+
+def test_classify_with_a_saved_model(trained_model, tmp_path, capsys):
+    path = tmp_path / "m.pkl"
+    trained_model.save(path)
+    code, out = _run(capsys, "classify", "zorg blarg walk", "--model", str(path))
+    assert code == 0 and out["label"] == "hate" and out["path"] in ("auto_action", "review")
+
+
+def test_module_entry_point_runs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "moderation", "queue", "--db", str(tmp_path / "q.sqlite"),
+         "next", "--reviewer", "a"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["item_id"] is None
