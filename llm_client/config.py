@@ -50,7 +50,9 @@ class ClientConfig:
     rpm: int | None = None  # requests per window (None: unlimited)
     tpm: int | None = None  # tokens per window (prompt estimate + max_tokens, reconciled)
     rate_window: float = 60.0  # the window, seconds; smaller values compress time in tests
-    follow_ratelimit_headers: bool = True  # pause when x-ratelimit-remaining-* reaches 0
+    follow_ratelimit_headers: bool = (
+        True  # pause when x-ratelimit-remaining-* hits 0 (even without rpm/tpm)
+    )
 
     # --- cache -------------------------------------------------------------------------------
     cache_dir: str | Path | None = None  # diskcache directory; None disables caching

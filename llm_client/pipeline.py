@@ -64,7 +64,8 @@ class CallCore:
         self.config = config.resolved()
         self.clock, self.wall_clock = clock, wall_clock
         self.rng = random.Random(seed)
-        if limiter is None and (config.rpm or config.tpm):
+        if limiter is None and (config.rpm or config.tpm or config.follow_ratelimit_headers):
+            # with no rpm/tpm it only pauses when the server's x-ratelimit headers say 0 remain
             limiter = RateLimiter(config.rpm, config.tpm, window=config.rate_window, clock=clock)
         self.limiter = limiter
         if cache is None and config.cache_dir is not None:

@@ -160,6 +160,11 @@ class RateLimiter:
         self._prune(now)
         if now < self._hold_until:
             return self._hold_until - now
+        if self.rpm is None and self.tpm is None:  # only following server headers: no bookkeeping
+            ticket.permit = Permit(ticket.tokens, admitted_at=now)
+            self._queue.popleft()
+            self._notify_locked()
+            return 0.0
         if self._fits(self._count, self._tokens, ticket.tokens):
             ticket.permit = Permit(ticket.tokens, admitted_at=now)
             self._in_flight.add(ticket.permit)

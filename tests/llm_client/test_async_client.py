@@ -96,3 +96,16 @@ def test_tasks_share_the_limiter_and_never_exceed_server_limits():
         report = server.report()
     assert len(replies) == 48 and stats.retries == 0
     assert report.arrivals == 48 and report.limit_violations == 0
+
+
+def test_total_deadline_bounds_retries_async(fault_server):
+    from llm_client import DeadlineExceededError
+
+    fault_server.script(*[Fault.stall(1.0)] * 5)
+
+    async def main():
+        client = AsyncClient(fault_server.base_url, model="m", read_timeout=0.3, total_timeout=0.5)
+        await client.chat(USER)
+
+    with pytest.raises(DeadlineExceededError):
+        run(main())

@@ -235,3 +235,22 @@ def test_following_x_ratelimit_headers_avoids_the_servers_429s():
             rejected[follow] = server.report().limit_violations
     assert rejected[True] == 0
     assert rejected[False] > 0
+
+
+def test_headers_are_followed_even_without_client_limits():
+    with FaultServer(limits=ServerLimits(rpm=2, window=0.4)) as server:
+        client = Client(server.base_url, model="m")  # no rpm/tpm: header-following only
+        for i in range(5):
+            client.chat([{"role": "user", "content": f"call {i}"}], max_tokens=4)
+        assert server.report().limit_violations == 0
+        assert client.limiter is not None and client.limiter.usage() == (0, 0)
+
+
+def test_an_abandoned_stream_releases_its_slot(fault_server):
+    client = Client(fault_server.base_url, model="m", rpm=10, rate_window=60.0)
+    stream = client.chat([{"role": "user", "content": "a b c d"}], stream=True)
+    next(stream)
+    assert len(client.limiter._in_flight) == 1
+    stream.close()
+    assert len(client.limiter._in_flight) == 0  # released: no longer blocks forever
+    assert client.limiter.usage()[0] == 1  # but still counts for one window after its release
