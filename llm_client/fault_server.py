@@ -15,8 +15,9 @@ misbehave the way real providers do:
 ``Fault.stream_cut(n)``          SSE: ``n`` events, then RST (``n=0``: headers only)
 ============================  =================================================================
 
-Which fault hits which arrival is a policy: ``ScriptedFaults`` (a list, for tests) or
-``ChaosFaults`` (seeded random per request and attempt, for the benchmark). The server also
+Which fault hits which arrival is a policy (``faults.py``): ``ScriptedFaults`` (a list, for
+tests) or ``ChaosFaults`` (seeded random per request and attempt, for the benchmark); replies come
+from ``echo_model.py``. The server also
 **enforces its own RPM/TPM** over a sliding window (every arrival counts as a request; tokens are
 charged as ceil(chars/4) of the prompt's contents plus the completion) and answers over-limit
 arrivals with 429 + ``retry-after-ms``; and it **records every arrival**: time, idempotency key,
@@ -28,182 +29,34 @@ never exceeded a limit and never retried early.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
-import random
 import socket
 import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from llm_client.echo_model import chat_completion, embeddings, stream_events
+from llm_client.faults import ArrivalInfo, ChaosFaults, Fault, FaultPolicy, ScriptedFaults
+
+__all__ = [
+    "Arrival",
+    "ArrivalInfo",
+    "ChaosFaults",
+    "Fault",
+    "FaultServer",
+    "ScriptedFaults",
+    "ServerLimits",
+    "ServerReport",
+]
+
 MODEL = "fault-model"
-
-
-def count_tokens(text: str) -> int:
-    """The server's tokenizer stand-in: ceil(chars/4), the same rule the client estimates with."""
-    return math.ceil(len(text) / 4)
-
-
-@dataclass(frozen=True)
-class Fault:
-    kind: str  # status | reset | stall | truncate | malformed | stream_cut
-    status: int = 200
-    retry_after: float | None = None
-    form: str | None = None  # ms | seconds | date | None: how retry_after is sent
-    code: str | None = None  # error.code in the body, e.g. insufficient_quota
-    should_retry: str | None = None  # x-should-retry header value
-    seconds: float = 0.0  # stall length
-    events: int = 0  # stream_cut: events sent before the cut
-
-    @property
-    def label(self) -> str:
-        if self.kind == "status":
-            return (
-                f"{self.status}"
-                + (f"/{self.form}" if self.form else "")
-                + (f"/{self.code}" if self.code else "")
-            )
-        return self.kind
-
-    @property
-    def retryable(self) -> bool:
-        """Should a correct client retry after this fault? (The chaos run's ground truth.)"""
-        if self.kind != "status":
-            return True
-        if self.code == "insufficient_quota" or self.status in (400, 401, 403, 404, 422):
-            return False
-        return self.status in (408, 409, 429) or self.status >= 500
-
-    @classmethod
-    def rate_limited(cls, retry_after: float | None = None, form: str | None = "seconds") -> Fault:
-        return cls(
-            "status",
-            429,
-            retry_after,
-            form if retry_after is not None else None,
-            "rate_limit_exceeded",
-        )
-
-    @classmethod
-    def quota(cls) -> Fault:
-        return cls("status", 429, code="insufficient_quota")
-
-    @classmethod
-    def status_code(
-        cls,
-        status: int,
-        *,
-        should_retry: str | None = None,
-        retry_after: float | None = None,
-        form: str | None = "seconds",
-    ) -> Fault:
-        return cls(
-            "status",
-            status,
-            retry_after,
-            form if retry_after is not None else None,
-            should_retry=should_retry,
-        )
-
-    @classmethod
-    def reset(cls) -> Fault:
-        return cls("reset")
-
-    @classmethod
-    def stall(cls, seconds: float) -> Fault:
-        return cls("stall", seconds=seconds)
-
-    @classmethod
-    def truncate(cls) -> Fault:
-        return cls("truncate")
-
-    @classmethod
-    def malformed(cls) -> Fault:
-        return cls("malformed")
-
-    @classmethod
-    def stream_cut(cls, events: int = 0) -> Fault:
-        return cls("stream_cut", events=events)
-
-
-@dataclass(frozen=True)
-class ArrivalInfo:
-    """What a fault policy sees about an arrival."""
-
-    path: str
-    key: str | None
-    attempt: int  # 1 for the first arrival with this idempotency key
-    stream: bool
-    body: dict[str, Any]
-
-
-FaultPolicy = Callable[[ArrivalInfo], "Fault | None"]
-
-
-class ScriptedFaults:
-    """Faults for the next arrivals, in order; afterwards every arrival is served normally."""
-
-    def __init__(self, faults: Iterable[Fault | None] = ()) -> None:
-        self._faults = deque(faults)
-        self._lock = threading.Lock()
-
-    def __call__(self, info: ArrivalInfo) -> Fault | None:
-        with self._lock:
-            return self._faults.popleft() if self._faults else None
-
-
-class ChaosFaults:
-    """Seeded random faults: each attempt of a request is faulted with ``transient_rate``; a
-    ``fatal_rate`` share of requests get a non-retryable fault on their first attempt.
-    Decisions are a pure function of (seed, idempotency key, attempt), so runs are repeatable
-    regardless of thread interleaving."""
-
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        transient_rate: float = 0.3,
-        fatal_rate: float = 0.02,
-        stall_seconds: float = 1.0,
-        retry_after: tuple[float, float] = (0.05, 0.5),
-    ) -> None:
-        self.seed, self.transient_rate, self.fatal_rate = seed, transient_rate, fatal_rate
-        self.stall_seconds, self.retry_after = stall_seconds, retry_after
-
-    def _rng(self, *parts: object) -> random.Random:
-        digest = hashlib.sha256(repr((self.seed, *parts)).encode()).digest()
-        return random.Random(int.from_bytes(digest[:8], "big"))
-
-    def __call__(self, info: ArrivalInfo) -> Fault | None:
-        if info.attempt == 1 and self._rng(info.key, "fatal").random() < self.fatal_rate:
-            return self._rng(info.key, "kind").choice([Fault.quota(), Fault.status_code(400)])
-        rng = self._rng(info.key, info.attempt)
-        if rng.random() >= self.transient_rate:
-            return None
-        ra = round(rng.uniform(*self.retry_after), 3)
-        kinds = [
-            Fault.rate_limited(ra, "ms"),
-            Fault.rate_limited(ra, "seconds"),
-            Fault.rate_limited(ra, "date"),
-            Fault.rate_limited(None),
-            Fault.status_code(500),
-            Fault.status_code(502),
-            Fault.status_code(503, retry_after=ra),
-            Fault.reset(),
-            Fault.stall(self.stall_seconds),
-            Fault.truncate(),
-            Fault.malformed(),
-        ]
-        if info.stream:
-            kinds.append(Fault.stream_cut(0))
-        return rng.choice(kinds)
 
 
 @dataclass(frozen=True)
@@ -451,14 +304,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         stream = bool(body.get("stream"))
         payload, tokens = (
-            _chat(body, owner.model) if path.endswith("completions") else _embed(body, owner.model)
+            chat_completion(body, owner.model)
+            if path.endswith("completions")
+            else embeddings(body, owner.model)
         )
         fault, headers = owner.admit(
             path, self.headers.get("Idempotency-Key"), body, stream, tokens
         )
         if fault is None:
             if stream:
-                self._stream(_stream_events(payload), headers)
+                self._stream(stream_events(payload), headers)
             else:
                 self._json(200, payload, headers)
             return
@@ -494,7 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._head(200, "application/json", len(data), headers)
             self.wfile.write(data)
         elif fault.kind == "stream_cut":
-            events = _stream_events(payload) if "choices" in payload else []
+            events = stream_events(payload) if "choices" in payload else []
             self._stream(events[: fault.events], headers, cut=True)
 
     # ---- low-level writing --------------------------------------------------------------------
@@ -539,92 +394,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
         except OSError:
             pass
-
-
-def _chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], int]:
-    messages = body.get("messages") or []
-    prompt = sum(count_tokens(str(m.get("content") or "")) for m in messages if isinstance(m, dict))
-    last = next(
-        (
-            str(m.get("content"))
-            for m in reversed(messages)
-            if isinstance(m, dict) and m.get("role") == "user"
-        ),
-        "",
-    )
-    max_tokens = int(body.get("max_tokens") or 16)
-    text = ("echo: " + last)[: max_tokens * 4]  # never more than max_tokens tokens
-    completion = count_tokens(text)
-    payload = {
-        "id": "chatcmpl-fault",
-        "object": "chat.completion",
-        "created": 0,
-        "model": body.get("model", model),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "length" if len(text) < len("echo: " + last) else "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        },
-    }
-    return payload, prompt + completion
-
-
-def _stream_events(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """A chat completion as chunk events: a role chunk, word by word, then a finish chunk."""
-    text = payload["choices"][0]["message"]["content"]
-    base = {
-        "id": payload["id"],
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": payload["model"],
-    }
-    pieces = [{"role": "assistant", "content": ""}] + [{"content": w} for w in _words(text)]
-    events = [
-        {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in pieces
-    ]
-    events.append(
-        {
-            **base,
-            "choices": [
-                {"index": 0, "delta": {}, "finish_reason": payload["choices"][0]["finish_reason"]}
-            ],
-        }
-    )
-    return events
-
-
-def _words(text: str) -> list[str]:
-    words, start = [], 0
-    for i, ch in enumerate(text):
-        if ch == " ":
-            words.append(text[start : i + 1])
-            start = i + 1
-    if start < len(text):
-        words.append(text[start:])
-    return words
-
-
-def _embed(body: dict[str, Any], model: str) -> tuple[dict[str, Any], int]:
-    texts = body.get("input") or []
-    texts = [texts] if isinstance(texts, str) else texts
-    rows = []
-    for i, text in enumerate(texts):
-        digest = hashlib.sha256(str(text).encode()).digest()
-        rows.append(
-            {"object": "embedding", "index": i, "embedding": [b / 255.0 for b in digest[:8]]}
-        )
-    tokens = sum(count_tokens(str(t)) for t in texts)
-    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-    return {
-        "object": "list",
-        "data": rows,
-        "model": body.get("model", model),
-        "usage": usage,
-    }, tokens
