@@ -88,7 +88,7 @@ def _behaviour_anchors() -> list[Anchor]:
 
 def _real_server(ctx: BenchContext) -> tuple[list[Row], list[str]]:
     # each cold call costs seconds (minutes on an overloaded 2-core box): keep --quick tiny
-    n, max_tokens = (1, 8) if ctx.quick else (5, 48)
+    n, max_tokens = (1, 8) if ctx.quick else (3, 48)
     url = os.environ.get("AIS_LLM_BASE_URL")
     from llm_client.local_server import DEFAULT_MODEL_ALIAS, LocalLLMServer
 
