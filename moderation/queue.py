@@ -15,7 +15,7 @@ and a crash mid-operation rolls the whole operation back. Nothing is held only i
 
 ``S * p * R`` is the expected harm of leaving the item up; the ``(1 + U)`` factor lifts the items
 the model is least sure about (where a human label teaches the model most) to rank with sure ones.
-Appeals are scored with ``p = 1`` and ``U = 1`` (a contested decision is maximally uncertain).
+Appeals get ``2 * S * R`` (``p = 1``, ``U = 1``): a contested decision is maximally uncertain.
 
 **Leases.** ``claim`` atomically gives the top item to one reviewer until ``now + lease_seconds``;
 nobody else can claim it meanwhile, an expired lease returns the item to the queue, and ``decide``
@@ -301,7 +301,7 @@ class ReviewQueue:
                 )
             decision = self._decision(item_id)
             appeal_id = self.new_id()
-            priority = risk_priority(self.severity[row["label"]], 0.5, row["reach"]) * 2
+            priority = 2.0 * self.severity[row["label"]] * math.log10(10 + row["reach"])
             try:
                 self._db.execute(
                     "INSERT INTO review_items (item_id, content_id, text, label, score, reach, "
