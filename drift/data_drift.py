@@ -129,25 +129,39 @@ def _clean(values: pd.Series) -> np.ndarray:
 
 
 def _column(
-    name: str, kind: str, ref: np.ndarray, cur: np.ndarray, n_features: int, config: MonitorConfig
+    name: str,
+    kind: str,
+    ref: np.ndarray,
+    cur: np.ndarray,
+    n_features: int,
+    config: MonitorConfig,
+    cache: dict | None = None,
 ) -> ColumnDrift:
-    n_distinct = len(np.unique(np.concatenate([ref, cur])))
+    """One column's verdict; ``cache`` shares statistics between verdicts on the same window."""
+    cache = {} if cache is None else cache
+
+    def cached(key: str, compute):
+        if (name, key) not in cache:
+            cache[(name, key)] = compute()
+        return cache[(name, key)]
+
+    n_distinct = cached("n_distinct", lambda: len(np.unique(np.concatenate([ref, cur]))))
     test = choose_test(kind, len(ref), n_distinct, config)
     threshold = _threshold(test, n_features, config)
     if kind == "numerical" and n_distinct > 5:
-        distance = stattests.wasserstein_normed(ref, cur)
+        distance = cached("distance", lambda: stattests.wasserstein_normed(ref, cur))
     else:
-        distance = stattests.jensenshannon_distance(ref, cur, numerical=kind == "numerical")
-    if test == "ks":
-        statistic = stattests.ks_pvalue(ref, cur)
-    elif test == "chisquare":
-        statistic = stattests.chisquare_pvalue(ref, cur)
-    elif test == "chisquare_2s":
-        statistic = stattests.chisquare_two_sample_pvalue(ref, cur)
-    elif test == "z":
-        statistic = stattests.z_pvalue(ref, cur)
-    else:
-        statistic = distance
+        distance = cached(
+            "distance",
+            lambda: stattests.jensenshannon_distance(ref, cur, numerical=kind == "numerical"),
+        )
+    compute = {
+        "ks": stattests.ks_pvalue,
+        "chisquare": stattests.chisquare_pvalue,
+        "chisquare_2s": stattests.chisquare_two_sample_pvalue,
+        "z": stattests.z_pvalue,
+    }
+    statistic = cached(test, lambda: compute[test](ref, cur)) if test in compute else distance
     # Evidently: KS drifts at p <= threshold, chi-squared and z at p < threshold.
     if test == "ks":
         drifted = statistic <= threshold
@@ -166,11 +180,14 @@ def detect_drift(
     numerical: tuple[str, ...] = NUMERICAL,
     categorical: tuple[str, ...] = CATEGORICAL,
     prediction: tuple[np.ndarray, np.ndarray] | None = None,
+    cache: dict | None = None,
 ) -> DriftVerdict:
     """Test every feature of ``current`` against ``reference`` (numpy engine).
 
     ``prediction`` is ``(reference_predictions, current_predictions)`` of the serving model.
     Columns absent from ``current`` are skipped here: the data-quality check reports them.
+    Pass the same ``cache`` dict to several calls on the *same* two frames to compute each
+    statistic once (the monitor does, for its side-by-side detectors).
     """
     config = config or MonitorConfig()
     if config.engine == "evidently":
@@ -187,16 +204,19 @@ def detect_drift(
     ]
     if not present:
         raise SchemaError("no feature columns to test", columns=numerical + categorical)
+    cache = {} if cache is None else cache
     columns = []
     for name, kind in present:
-        ref, cur = _clean(reference[name]), _clean(current[name])
+        if (name, "arrays") not in cache:
+            cache[(name, "arrays")] = (_clean(reference[name]), _clean(current[name]))
+        ref, cur = cache[(name, "arrays")]
         if len(ref) == 0 or len(cur) == 0:
             continue  # an all-null column is a quality finding, not a drift statistic
-        columns.append(_column(name, kind, ref, cur, len(present), config))
+        columns.append(_column(name, kind, ref, cur, len(present), config, cache))
     pred_drift = None
     if prediction is not None:
         ref_pred, cur_pred = (np.asarray(p, float) for p in prediction)
-        pred_drift = _column("prediction", "numerical", ref_pred, cur_pred, 1, config)
+        pred_drift = _column("prediction", "numerical", ref_pred, cur_pred, 1, config, cache)
     return _verdict(columns, pred_drift, config, engine="numpy")
 
 

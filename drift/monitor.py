@@ -111,15 +111,18 @@ class Monitor:
         """Check ``current`` against ``reference``; ``predictions`` = (reference, current)."""
         start = self.timer()
         quality = check_quality(current, reference, config=self.config)
-        default = detect_drift(reference, current, config=self._default, prediction=predictions)
-        pvalue = detect_drift(reference, current, config=self._pvalue)
-        alibi = detect_drift(reference, current, config=self._alibi)
+        cache: dict = {}  # each statistic is computed once, whichever verdicts need it
+        default = detect_drift(
+            reference, current, config=self._default, prediction=predictions, cache=cache
+        )
+        pvalue = detect_drift(reference, current, config=self._pvalue, cache=cache)
+        alibi = detect_drift(reference, current, config=self._alibi, cache=cache)
         same = {self._default: default, self._pvalue: pvalue, self._alibi: alibi}
         if self.config in same:  # the configured verdict is one already computed
             configured = same[self.config]
         else:
             configured = detect_drift(
-                reference, current, config=self.config, prediction=predictions
+                reference, current, config=self.config, prediction=predictions, cache=cache
             )
         state = self.cusum.update(default.max_distance)
         ph_state = self.page_hinkley.update(default.max_distance)
