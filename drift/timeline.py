@@ -205,7 +205,7 @@ def run_scenario(
             drifted = tuple(c.column for c in report.drift.ranked() if c.drifted)
             evidence = Evidence(
                 window=w.index,
-                quality_findings=tuple(f.detail for f in report.quality.findings),
+                quality_findings=tuple(f"{f.column}: {f.detail}" for f in report.quality.findings),
                 labelled_window_quality_ok=quality_ok.get(labelled, True),
                 performance=performance,
                 shadows=scores,
