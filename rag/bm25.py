@@ -188,9 +188,13 @@ class BM25Index:
         qtf = np.fromiter(counts.values(), np.float64, len(counts))
         return self._ids, np.asarray(w[:, cols] @ qtf).ravel()
 
-    def terms_of(self, doc_id: str) -> np.ndarray:
-        """Vocabulary ids of the distinct terms of an indexed id (for lexical-match features)."""
-        return self._counts[doc_id][0]
+    def term_presence(self, ids: Sequence[str], term_ids: np.ndarray) -> np.ndarray:
+        """Boolean matrix ``(len(ids), len(term_ids))``: does indexed id i contain term j?"""
+        w = self.weights
+        if len(term_ids) == 0 or len(ids) == 0:
+            return np.zeros((len(ids), len(term_ids)), bool)
+        rows = [self._row[i] for i in ids]
+        return (w[:, term_ids].tocsr()[rows] != 0).toarray()
 
     def idf(self, term_ids: np.ndarray) -> np.ndarray:
         """Current idf of the given vocabulary ids (same formula as the scores)."""

@@ -90,21 +90,24 @@ def candidate_features(
     cols["fused_rank"] = np.arange(1, len(fused) + 1, dtype=np.float64)
 
     q_terms = bm25.query_terms(query)
-    q_idf = bm25.idf(q_terms) if len(q_terms) else np.zeros(0)
-    coverage, idf_cov, title_cov, lengths = [], [], [], []
-    for doc_id, cl in zip(doc_ids, chunk_lists, strict=True):
-        doc_terms = np.unique(np.concatenate([bm25.terms_of(c) for c in cl]))
-        hit = np.isin(q_terms, doc_terms)
-        coverage.append(hit.mean() if len(q_terms) else 0.0)
-        idf_cov.append(q_idf[hit].sum() / q_idf.sum() if q_idf.sum() > 0 else 0.0)
+    q_idf = bm25.idf(q_terms)
+    present = np.zeros((len(doc_ids), len(q_terms)), bool)  # does document i contain term j?
+    np.logical_or.at(present, owner, bm25.term_presence(flat, q_terms))
+    n_terms = max(1, len(q_terms))
+    idf_total = q_idf.sum()
+    q_set = set(q_terms.tolist())
+    title_cov, lengths = [], []
+    for doc_id in doc_ids:
         if doc_id not in title_terms:
             title = index.documents[doc_id].title
-            title_terms[doc_id] = bm25.query_terms(title) if title else np.zeros(0, np.int64)
-        title_cov.append(np.isin(q_terms, title_terms[doc_id]).mean() if len(q_terms) else 0.0)
+            title_terms[doc_id] = set(bm25.query_terms(title).tolist()) if title else set()
+        title_cov.append(len(q_set & title_terms[doc_id]) / n_terms)
         lengths.append(np.log1p(len(index.documents[doc_id].content)))
+    coverage = present.sum(axis=1) / n_terms
+    idf_cov = present @ q_idf / idf_total if idf_total > 0 else np.zeros(len(doc_ids))
     cols |= {
-        "coverage": np.array(coverage),
-        "idf_coverage": np.array(idf_cov),
+        "coverage": coverage.astype(np.float64),
+        "idf_coverage": np.asarray(idf_cov, np.float64),
         "title_coverage": np.array(title_cov),
         "n_query_terms": np.full(len(doc_ids), float(len(q_terms))),
         "log_length": np.array(lengths),

@@ -181,37 +181,37 @@ def train_ltr(
     def subset(keys):
         return training_groups({q: candidates[q] for q in keys}, qrels)
 
-    params = dict(
-        objective="lambdarank",
-        n_estimators=settings.n_estimators,
-        learning_rate=settings.learning_rate,
-        num_leaves=settings.num_leaves,
-        min_child_samples=settings.min_child_samples,
-        subsample=settings.subsample,
-        subsample_freq=1,
-        colsample_bytree=settings.colsample_bytree,
-        random_state=settings.seed,
-        n_jobs=2,
-        verbose=-1,
-    )
+    params = {
+        "objective": "lambdarank",
+        "metric": "ndcg",
+        "eval_at": [10],
+        "learning_rate": settings.learning_rate,
+        "num_leaves": settings.num_leaves,
+        "min_data_in_leaf": settings.min_child_samples,
+        "bagging_fraction": settings.subsample,
+        "bagging_freq": 1,
+        "feature_fraction": settings.colsample_bytree,
+        "seed": settings.seed,
+        "num_threads": 2,
+        "verbose": -1,
+    }
     _, x_fit, y_fit, g_fit = subset(fit)
     _, x_hold, y_hold, g_hold = subset(sorted(hold))
-    model = lgb.LGBMRanker(**params)
-    model.fit(
-        x_fit,
-        y_fit,
-        group=g_fit,
-        eval_set=[(x_hold, y_hold)],
-        eval_group=[g_hold],
-        eval_at=[10],
+    fit_set = lgb.Dataset(x_fit, y_fit, group=g_fit, feature_name=list(FEATURE_NAMES))
+    hold_set = lgb.Dataset(x_hold, y_hold, group=g_hold, reference=fit_set)
+    first = lgb.train(
+        params,
+        fit_set,
+        num_boost_round=settings.n_estimators,
+        valid_sets=[hold_set],
         callbacks=[lgb.early_stopping(settings.early_stopping_rounds, verbose=False)],
     )
-    best = int(model.best_iteration_ or settings.n_estimators)
-    holdout_ndcg = float(model.best_score_["valid_0"]["ndcg@10"])
+    best = int(first.best_iteration or settings.n_estimators)
+    holdout_ndcg = float(first.best_score["valid_0"]["ndcg@10"])
     log.info("LambdaRank early stopping: %d trees, holdout nDCG@10 %.4f", best, holdout_ndcg)
     _, x_all, y_all, g_all = subset(qids)
-    final = lgb.LGBMRanker(**(params | {"n_estimators": best}))
-    final.fit(x_all, y_all, group=g_all)
+    all_set = lgb.Dataset(x_all, y_all, group=g_all, feature_name=list(FEATURE_NAMES))
+    booster = lgb.train(params, all_set, num_boost_round=best)
     meta = {
         "settings": asdict(settings),
         "n_trees": best,
@@ -219,7 +219,7 @@ def train_ltr(
         "train_queries": len(g_all),
         "train_pairs": len(y_all),
         "feature_importance": dict(
-            zip(FEATURE_NAMES, map(int, final.booster_.feature_importance()), strict=True)
+            zip(FEATURE_NAMES, map(round, booster.feature_importance("gain")), strict=True)
         ),
     }
-    return LTRReranker(final.booster_, FEATURE_NAMES, meta)
+    return LTRReranker(booster, FEATURE_NAMES, meta)

@@ -48,7 +48,7 @@ def test_the_prompt_never_overflows_the_window(window, answer, lengths):
     except ConfigError:
         return  # the question alone does not fit: refused up front
     assert packed.prompt_tokens + answer <= window
-    assert len(packed.sources) + len(packed.dropped) in (len(lengths), len(lengths) - 0)
+    assert len(packed.sources) + len(packed.dropped) == len(lengths)
 
 
 def test_question_too_long_is_a_clear_error():

@@ -1,0 +1,56 @@
+"""The CLI end to end on a tiny folder of markdown files, with the real MiniLM model."""
+
+import pytest
+
+from rag.__main__ import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, minilm):
+    root = tmp_path_factory.mktemp("cli")
+    notes = root / "notes"
+    notes.mkdir()
+    (notes / "tea.md").write_text("# Green tea\n\nGreen tea contains catechins and caffeine.\n")
+    (notes / "bikes.md").write_text("# Bicycles\n\nA bicycle chain needs oil every month.\n")
+    (notes / "sub").mkdir()
+    (notes / "sub" / "moon.txt").write_text("The Moon orbits the Earth every 27 days.")
+    index = root / "idx"
+    assert main(["index", str(notes), "--index", str(index), "--cache-dir", str(root / "c")]) == 0
+    return index
+
+
+def test_index_and_search(built, capsys):
+    assert (
+        main(["search", "how often should I oil my chain", "--index", str(built), "-k", "2"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[2] == "bikes.md"
+
+
+def test_ask_abstains_above_threshold_without_a_model(built, capsys):
+    args = [
+        "ask",
+        "Who won the 1998 World Cup?",
+        "--index",
+        str(built),
+        "--threshold",
+        "0.99",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    ]
+    assert main(args) == 0
+    assert "could not find" in capsys.readouterr().out
+
+
+def test_corrupt_index_is_a_clear_error(built, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    (copy / "documents.jsonl").write_text("garbage\n")
+    assert main(["search", "tea", "--index", str(copy)]) == 2
+    assert "fails its checksum" in capsys.readouterr().err
+    assert main(["search", "tea", "--index", str(tmp_path / "none")]) == 2
+    assert "no index" in capsys.readouterr().err
