@@ -296,7 +296,10 @@ def measure_real_server(
 ) -> dict[str, Any]:
     """Cold (cache bypassed) vs cached latency and tokens/s for one fixed prompt, plus a stream."""
     with tempfile.TemporaryDirectory() as tmp:
-        client = Client(base_url, model=model, cache_dir=tmp, read_timeout=120.0)
+        client = Client(base_url, model=model, cache_dir=tmp, read_timeout=300.0)
+        # "cold" means cache-cold, not server-cold: the first generation after llama.cpp starts
+        # pays for paging the model in (tens of seconds on a loaded box), so it is not timed.
+        client.chat([{"role": "user", "content": "Hi"}], max_tokens=4, cache=False)
         cold, tokens = [], []
         for _ in range(n):
             reply = client.chat(PROMPT, max_tokens=max_tokens, cache=False)
