@@ -108,12 +108,18 @@ def _stationary_alarms(data, models, rows: int, sequences: int, windows: int, se
     for s in range(sequences):
         rng = np.random.default_rng(seed * 1000 + s)
         reference = pool.iloc[rng.integers(0, len(pool), rows)][list(FEATURES)]
-        ref_pred = models.base.predict(reference).value
+        ref_out = models.base.predict(reference)
         monitor = Monitor(MonitorConfig())
         for w in range(windows):
             current = pool.iloc[rng.integers(0, len(pool), rows)][list(FEATURES)]
-            cur_pred = models.base.predict(current).value
-            report = monitor.observe(w, reference, current, predictions=(ref_pred, cur_pred))
+            cur_out = models.base.predict(current)
+            report = monitor.observe(
+                w,
+                reference,
+                current,
+                predictions=(ref_out.value, cur_out.value),
+                uncertainty=(ref_out.uncertainty, cur_out.uncertainty),
+            )
             seconds.append(report.seconds)
             for name, value in report.alarms.items():
                 alarms[name].append(value)
@@ -138,14 +144,20 @@ def _shift_delays(data, models, rows: int, shift: float, reps: int, seed: int) -
     for r in range(reps):
         rng = np.random.default_rng(seed * 7919 + r)
         reference = pool.iloc[rng.integers(0, len(pool), rows)][list(FEATURES)]
-        ref_pred = models.base.predict(reference).value
+        ref_out = models.base.predict(reference)
         monitor = Monitor(MonitorConfig())
         first: dict[str, int | None] = dict.fromkeys(SWEEP_DETECTORS)
         for w in range(6):
             p = weights if w >= 3 else None
             current = pool.iloc[rng.choice(len(pool), size=rows, p=p)][list(FEATURES)]
-            cur_pred = models.base.predict(current).value
-            report = monitor.observe(w, reference, current, predictions=(ref_pred, cur_pred))
+            cur_out = models.base.predict(current)
+            report = monitor.observe(
+                w,
+                reference,
+                current,
+                predictions=(ref_out.value, cur_out.value),
+                uncertainty=(ref_out.uncertainty, cur_out.uncertainty),
+            )
             for d in SWEEP_DETECTORS:
                 if w >= 3 and report.alarms[d] and first[d] is None:
                     first[d] = w - 3

@@ -7,6 +7,8 @@ For every served window the monitor answers, in triage order:
    (:func:`drift.data_drift.detect_drift`), under the configured method, plus the same tests with
    plain p-values and with a Bonferroni correction so detectors can be compared on the same windows.
 3. Did the model's outputs move? The same test on the serving model's predictions (a label-free
+   early signal of a bad deployment), and on its uncertainty (the width of its 80% interval:
+   a model growing unsure of itself is the regression analogue of falling confidence).
    early signal of a bad deployment).
 4. Is the drift *sustained*? A CUSUM over the largest per-feature drift distance
    (:mod:`drift.sequential`).
@@ -21,6 +23,7 @@ Each detector's verdict lands in ``WindowReport.alarms`` under a stable name (th
 ``cusum``              the sequential detector on the largest drift distance
 ``page_hinkley``       Page-Hinkley on the same statistic (running-mean reference)
 ``prediction``         the serving model's predictions drift (Evidently default test)
+``uncertainty``        the width of the model's 80% interval drifts (same test)
 ``quality``            a data-quality incident
 =====================  ===========================================================================
 """
@@ -49,6 +52,7 @@ DETECTORS = (
     "cusum",
     "page_hinkley",
     "prediction",
+    "uncertainty",
     "quality",
 )
 
@@ -107,8 +111,13 @@ class Monitor:
         current: pd.DataFrame,
         *,
         predictions: tuple[np.ndarray, np.ndarray] | None = None,
+        uncertainty: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> WindowReport:
-        """Check ``current`` against ``reference``; ``predictions`` = (reference, current)."""
+        """Check ``current`` against ``reference``.
+
+        ``predictions`` and ``uncertainty`` are (reference, current) pairs of the model's output
+        and interval width; either may be None (its detector then stays quiet).
+        """
         start = self.timer()
         quality = check_quality(current, reference, config=self.config)
         cache: dict = {}  # each statistic is computed once, whichever verdicts need it
@@ -134,6 +143,8 @@ class Monitor:
             "cusum": state.alarm,
             "page_hinkley": ph_state.alarm,
             "prediction": bool(default.prediction and default.prediction.drifted),
+            "uncertainty": uncertainty is not None
+            and _output_drift("uncertainty", uncertainty, self._default, cache),
             "quality": not quality.ok,
         }
         return WindowReport(
@@ -145,3 +156,14 @@ class Monitor:
             cusum_statistic=state.statistic,
             seconds=self.timer() - start,
         )
+
+
+def _output_drift(
+    name: str, values: tuple[np.ndarray, np.ndarray], config: MonitorConfig, cache: dict
+) -> bool:
+    """Drift of a model-output column (same test choice as a numerical feature)."""
+    frames = [pd.DataFrame({name: np.asarray(v, dtype=float)}) for v in values]
+    verdict = detect_drift(
+        frames[0], frames[1], config=config, numerical=(name,), categorical=(), cache=cache
+    )
+    return bool(verdict.features and verdict.features[0].drifted)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from drift.config import MonitorConfig
 from drift.features import FEATURES, TARGET, BikeData
-from drift.model import DemandModel, mean_absolute_error
+from drift.model import DemandModel, Prediction, mean_absolute_error
 from drift.monitor import Monitor, WindowReport
 from drift.performance import PerformanceCheck, PerformanceTracker
 from drift.policy import Decision, Evidence, PolicyEngine, ShadowScore
@@ -136,7 +136,7 @@ def run_scenario(
     keys_of: dict[int, list[str]] = {}
     labels_of: dict[int, np.ndarray] = {}
     quality_ok: dict[int, bool] = {}
-    ref_preds: dict[tuple[int, str], np.ndarray] = {}
+    ref_preds: dict[tuple[int, str], Prediction] = {}
     deployments: list[tuple[int, str, str]] = []
     steps: list[Step] = []
     try:
@@ -175,12 +175,13 @@ def run_scenario(
             keys_of[w.index], labels_of[w.index] = keys, w.labels
             cache_key = (id(w.reference), accepted[-1])
             if cache_key not in ref_preds:
-                ref_preds[cache_key] = registry.load(accepted[-1]).predict(w.reference).value
+                ref_preds[cache_key] = registry.load(accepted[-1]).predict(w.reference)
             report = monitor.observe(
                 w.index,
                 w.reference,
                 w.features,
-                predictions=(ref_preds[cache_key], prediction.value),
+                predictions=(ref_preds[cache_key].value, prediction.value),
+                uncertainty=(ref_preds[cache_key].uncertainty, prediction.uncertainty),
             )
             quality_ok[w.index] = report.quality.ok
 
@@ -211,7 +212,7 @@ def run_scenario(
                 shadows=scores,
                 data_drift=report.drift.dataset_drift or report.alarms["cusum"],
                 drifted_features=drifted,
-                prediction_drift=report.alarms["prediction"],
+                prediction_drift=report.alarms["prediction"] or report.alarms["uncertainty"],
             )
             decisions = engine.decide(evidence)
             for decision in decisions:

@@ -51,3 +51,18 @@ def test_monitor_reports_every_detector_and_cusum_catches_a_shift(bike_data):
     assert all(r.seconds >= 0 for r in reports)
     assert set(reports[0].to_dict()) >= {"quality", "drift", "alarms"}
     assert list(scenario.windows[0].features.columns) == list(FEATURES)
+
+
+def test_uncertainty_detector_sees_wider_intervals(bike_data, models):
+    window = bike_data.holdout[list(FEATURES)].iloc[:400]
+    reference = bike_data.holdout[list(FEATURES)].iloc[400:800]
+    ref_out, cur_out = models.base.predict(reference), models.base.predict(window)
+    quiet = Monitor().observe(
+        0, reference, window, uncertainty=(ref_out.uncertainty, cur_out.uncertainty)
+    )
+    loud = Monitor().observe(
+        0, reference, window, uncertainty=(ref_out.uncertainty, 2 * cur_out.uncertainty)
+    )
+    assert loud.alarms["uncertainty"]
+    assert not Monitor().observe(0, reference, window).alarms["uncertainty"]
+    assert quiet.alarms.keys() == loud.alarms.keys()
