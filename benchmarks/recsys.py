@@ -6,7 +6,8 @@ Tables (one per ``table`` name):
   filter_by="item", as their benchmark notebook calls it), 3 split seeds (42, 43, 44), top-10,
   seen items removed, binary relevance. Variants: each candidate source alone (``popularity``,
   ``item_knn``, ``ease``, ``als``, ``embedding``), ``blend`` (the merged candidates ordered by a
-  plain score blend of EASE + ALS + item-kNN) and ``two_stage`` (the LightGBM ranker). Metrics
+  plain score blend of EASE + ALS + item-kNN), ``ranker_only`` (the LightGBM ranker) and
+  ``two_stage`` (what ``recommend`` serves: ranker and blend averaged as per-user z-scores). Metrics
   are means over seeds; the CI is a bootstrap over users of each user's mean across seeds;
   ``extra`` holds the per-seed values and the paired test of two_stage vs the best source.
 * ``temporal``: one global time cut (the last 25% of interactions, by time, are the test set).
@@ -58,7 +59,16 @@ ANCHORS = {
     "SAR": 0.382461,
     "ALS (Spark, explicit)": 0.044239,
 }
-VARIANTS = ("popularity", "item_knn", "ease", "als", "embedding", "blend", "two_stage")
+VARIANTS = (
+    "popularity",
+    "item_knn",
+    "ease",
+    "als",
+    "embedding",
+    "blend",
+    "ranker_only",
+    "two_stage",
+)
 SOURCES = ("popularity", "item_knn", "ease", "als", "embedding")
 
 
@@ -100,6 +110,17 @@ def _protocol_rows(results, table: str) -> tuple[list[Row], list[str]]:
             f"[{test.low:+.4f}, {test.high:+.4f}], paired sign-flip p = {test.p_value:.4f} "
             f"over {test.n} users (per-user mean over {len(results)} seed(s))"
         )
+        for other in ("blend", "ranker_only"):
+            vs = paired_test(per_user_mean["two_stage"], per_user_mean[other], seed=0)
+            rows[-1].extra[f"paired_test_vs_{other}"] = {
+                "mean_diff": vs.mean_diff,
+                "ci": [vs.low, vs.high],
+                "p_value": vs.p_value,
+            }
+            notes.append(
+                f"{table}: two_stage - {other} NDCG@10 = {vs.mean_diff:+.4f} "
+                f"[{vs.low:+.4f}, {vs.high:+.4f}], p = {vs.p_value:.4f}"
+            )
     return rows, notes
 
 

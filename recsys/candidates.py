@@ -21,6 +21,8 @@ import scipy.sparse as sp
 
 from recsys.sources import CandidateSource, EmbeddingNeighbours
 
+BLEND_SOURCES = ("ease", "als", "item_knn")
+
 
 @dataclass(frozen=True)
 class CandidateSet:
@@ -129,3 +131,32 @@ def candidate_recall(
             own = candidates.ranks[lo:hi, s] < per_source
             out[name].append((hit & own).sum() / len(relevant))
     return {name: float(np.mean(v)) if v else 0.0 for name, v in out.items()}
+
+
+def blend_scores(cands: CandidateSet, names: tuple[str, ...] = BLEND_SOURCES) -> np.ndarray:
+    """Sum over ``names`` of score / (user's best candidate score for that source)."""
+    total = np.zeros(len(cands), dtype=np.float64)
+    counts = np.diff(cands.offsets)
+    starts = cands.offsets[:-1][counts > 0]
+    for name in names:
+        if name not in cands.source_names:
+            continue
+        s = cands.scores[:, cands.source_names.index(name)].astype(np.float64)
+        best = np.repeat(np.maximum.reduceat(s, starts), counts[counts > 0])
+        total += np.where(best > 0, s / np.where(best > 0, best, 1.0), 0.0)
+    return total
+
+
+def per_user_z(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Standardise ``values`` within each user's candidates (mean 0, std 1; constant -> 0)."""
+    counts = np.diff(offsets)
+    nonempty = counts > 0
+    starts = offsets[:-1][nonempty]
+    n = counts[nonempty].astype(np.float64)
+    v = values.astype(np.float64)
+    mean = np.add.reduceat(v, starts) / n
+    var = np.add.reduceat(v * v, starts) / n - mean**2
+    std = np.sqrt(np.maximum(var, 0.0))
+    mean_r = np.repeat(mean, counts[nonempty])
+    std_r = np.repeat(std, counts[nonempty])
+    return np.where(std_r > 1e-12, (v - mean_r) / np.where(std_r > 1e-12, std_r, 1.0), 0.0)

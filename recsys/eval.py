@@ -7,7 +7,8 @@ split, for every user with test items and training history:
 * each candidate source alone (its own top-10 of all unseen items),
 * ``blend``: the merged candidates ordered by the sum of the EASE, ALS and item-kNN scores,
   each divided by the user's best score for that source (the "plain blend" of the issue),
-* ``two_stage``: the merged candidates ordered by the ranker.
+* ``ranker_only``: the merged candidates ordered by the LightGBM ranker alone,
+* ``two_stage``: the served model: per-user z-scores of the ranker plus the blend.
 
 Metrics are trec_eval semantics from ``evals.metrics`` with binary relevance (every test
 interaction is relevant, whatever its rating: the Microsoft Recommenders protocol), on ranked
@@ -25,14 +26,13 @@ import pandas as pd
 
 from evals.metrics import evaluate_per_query
 from evals.timing import latency_summary
-from recsys.candidates import CandidateSet, candidate_recall
+from recsys.candidates import CandidateSet, blend_scores, candidate_recall
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
 from recsys.recommender import TwoStageRecommender, truth_by_user
 from recsys.splits import Split, make_split
 
 METRICS = ("ndcg@10", "precision@10", "recall@10", "map@10", "hit@10")
-BLEND_SOURCES = ("ease", "als", "item_knn")
 
 
 @dataclass
@@ -80,20 +80,6 @@ def runs_from_candidates(
     return runs
 
 
-def blend_scores(cands: CandidateSet, names: tuple[str, ...] = BLEND_SOURCES) -> np.ndarray:
-    """Sum over ``names`` of score / (user's best candidate score for that source)."""
-    total = np.zeros(len(cands), dtype=np.float64)
-    counts = np.diff(cands.offsets)
-    starts = cands.offsets[:-1][counts > 0]
-    for name in names:
-        if name not in cands.source_names:
-            continue
-        s = cands.scores[:, cands.source_names.index(name)].astype(np.float64)
-        best = np.repeat(np.maximum.reduceat(s, starts), counts[counts > 0])
-        total += np.where(best > 0, s / np.where(best > 0, best, 1.0), 0.0)
-    return total
-
-
 def evaluate_split(
     split: Split, catalog: Catalog, config: RecsysConfig, *, latency_users: int = 200
 ) -> ProtocolResult:
@@ -112,6 +98,7 @@ def evaluate_split(
 
     order_by = {name: -cands.ranks[:, j] for j, name in enumerate(cands.source_names)}
     order_by["blend"] = blend_scores(cands)
+    order_by["ranker_only"] = model.ranker_scores(cands)
     order_by["two_stage"] = ranked
     runs = runs_from_candidates(cands, users, order_by, config.k)
     means, per_user = score_runs(truth, runs, users.tolist())
