@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from llm_client.client import Client
@@ -46,6 +47,8 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _serve_local(args: argparse.Namespace) -> int:
+    # `kill <pid>` (what scripts and CI do) must stop llama.cpp too, not orphan it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = LocalLLMServer(port=args.port, model_alias=args.model_alias).start()
     print(f"serving {server.model} at {server.base_url} (Ctrl-C to stop)", flush=True)
     try:
