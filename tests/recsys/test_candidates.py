@@ -57,3 +57,23 @@ def test_generate_batches_users_and_groups_pairs(frames, catalog):
         lo, hi = c.offsets[b], c.offsets[b + 1]
         assert (c.users[lo:hi] == u).all()
         assert not set(c.items[lo:hi].tolist()) & set(x[u].indices.tolist())
+
+
+def test_per_user_z_and_blend_scores_by_hand():
+    from recsys.candidates import blend_scores, per_user_z
+
+    offsets = np.array([0, 3, 4, 6])
+    values = np.array([1.0, 2.0, 3.0, 5.0, 4.0, 4.0])
+    z = per_user_z(values, offsets)
+    np.testing.assert_allclose(z[:3], [-np.sqrt(1.5), 0.0, np.sqrt(1.5)])
+    np.testing.assert_allclose(z[3:], 0.0)  # one candidate, or all equal: no information
+
+    history = sp.csr_matrix(np.zeros((1, 3), dtype=np.float32))
+    cands = generate(
+        [Fixed("ease", [2, 1, 0]), Fixed("als", [1, 4, 2]), Fixed("popularity", [9, 9, 9])],
+        np.array([0]),
+        history,
+        per_source=3,
+    )
+    # ease / 2 + als / 4 per item; popularity is not part of the blend
+    np.testing.assert_allclose(blend_scores(cands), [1.0 + 0.25, 0.5 + 1.0, 0.0 + 0.5])

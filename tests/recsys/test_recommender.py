@@ -105,3 +105,19 @@ def test_load_errors_are_clear(fitted, tmp_path):
     (folder / "model.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ModelFileError, match="corrupt"):
         Recommender.load(folder)
+
+
+def test_blend_weight_zero_serves_the_ranker_alone(fitted):
+    from dataclasses import replace
+
+    model, _ = fitted
+    users = np.array([0, 1, 2])
+    cands = model.candidates(users)
+    ranker_only = model.ranker_scores(cands)
+    saved = model.config
+    try:
+        model.config = replace(saved, blend_weight=0.0)
+        np.testing.assert_array_equal(model.rank(cands), ranker_only)
+    finally:
+        model.config = saved
+    assert not np.array_equal(model.rank(cands), ranker_only)
