@@ -203,7 +203,7 @@ def run(ctx: BenchContext) -> BenchResult:
         Row(
             variant="tfidf",
             table="identity",
-            metrics={"fpr": identity["fpr"], "auto_fpr": identity["auto_fpr"]},
+            metrics={k: identity[k] for k in ("fpr", "auto_fpr", "hate_fpr")},
             extra={"per_term": identity["per_term"], "n": identity["n"]},
         )
     )

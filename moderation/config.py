@@ -49,6 +49,7 @@ class ModerationConfig:
     target_recall: float = 0.90  # the review band reaches down until auto+review recall >= this
     max_review_share: float = 0.20  # the review band is narrowed until review traffic <= this
     min_auto_support: int = 20  # an auto threshold must be backed by this many validation items
+    auto_confidence_z: float = 1.645  # Wilson lower bound of auto precision must clear the target
 
     # --- input limits ---
     max_chars: int = 5_000  # longer input is refused (TextTooLongError), not silently truncated

@@ -194,16 +194,22 @@ def robustness(
 
 
 def identity_false_positives(moderator: Moderator) -> dict:
-    """Share of benign identity sentences sent to auto-action or review, overall and per term."""
+    """Share of benign identity sentences sent to auto-action or review, overall and per term.
+
+    ``hate_fpr`` counts only those flagged *as hate*: the identity bias Dixon et al. measure, as
+    distinct from this data's prior that almost any tweet is offensive.
+    """
     pairs = benign_identity_sentences()
     verdicts = moderator.moderate_batch([s for _, s in pairs])
     flagged = np.array([v.path != ALLOW for v in verdicts])
     auto = np.array([v.path == "auto_action" for v in verdicts])
+    as_hate = np.array([v.path != ALLOW and v.label == "hate" for v in verdicts])
     terms = [t for t, _ in pairs]
     per_term = {t: float(flagged[[i for i, x in enumerate(terms) if x == t]].mean()) for t in terms}
     return {
         "fpr": float(flagged.mean()),
         "auto_fpr": float(auto.mean()),
+        "hate_fpr": float(as_hate.mean()),  # flagged as hate (not just "offensive")
         "n": len(pairs),
         "per_term": dict(sorted(per_term.items(), key=lambda kv: -kv[1])),
     }

@@ -7,9 +7,11 @@ The policy, per label, with thresholds chosen on the **validation** split::
     p < review                 allow
 
 * ``auto`` is the lowest threshold whose validation precision is at least ``target_precision``
-  (e.g. 0.95: at most 1 in 20 automatic actions is wrong) and that at least ``min_auto_support``
-  items reach (a threshold backed by three items is noise). If no threshold qualifies, the label
-  is never auto-actioned (``auto = inf``) and everything above ``review`` goes to humans.
+  (e.g. 0.95: at most 1 in 20 automatic actions is wrong) *with confidence*: the Wilson lower bound
+  of the precision (``auto_confidence_z = 1.645``, one-sided 95 %) must clear the target, so the
+  threshold still holds on new data; and at least ``min_auto_support`` items must reach it. If
+  no threshold qualifies, the label is never auto-actioned (``auto = inf``) and everything above
+  ``review`` goes to humans.
 * ``review`` is the highest threshold at which auto + review together still catch
   ``target_recall`` of the positives; then, if the union of all labels' review bands exceeds
   ``max_review_share`` of validation traffic, the label with the largest band has its ``review``
@@ -43,6 +45,7 @@ __all__ = [
     "path_errors",
     "route",
     "tradeoff_curve",
+    "wilson_lower",
 ]
 
 AUTO, REVIEW, ALLOW = "auto_action", "review", "allow"
@@ -57,13 +60,29 @@ class LabelThresholds:
     review: float
 
 
-def _auto_threshold(p: np.ndarray, y: np.ndarray, target: float, min_support: int) -> float:
+def wilson_lower(positives: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+    """Wilson score lower bound of a binomial proportion (Wilson, JASA 1927)::
+
+    (p + z^2/2n - z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n),   p = positives / n
+    """
+    n = np.asarray(n, dtype=float)
+    p = np.asarray(positives, dtype=float) / n
+    centre = p + z * z / (2 * n)
+    margin = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - margin) / (1 + z * z / n)
+
+
+def _auto_threshold(
+    p: np.ndarray, y: np.ndarray, target: float, min_support: int, z: float
+) -> float:
     order = np.argsort(-p, kind="mergesort")
     p_sorted, y_sorted = p[order], y[order]
-    precision = np.cumsum(y_sorted) / np.arange(1, len(p) + 1)
+    n = np.arange(1, len(p) + 1)
+    # the precision of {p >= cut} must clear the target with confidence, not just on average
+    precision_low = wilson_lower(np.cumsum(y_sorted), n, z) if z > 0 else np.cumsum(y_sorted) / n
     # only cut between distinct scores: the last index of each tied group
     last = np.r_[np.flatnonzero(np.diff(p_sorted)), len(p) - 1]
-    ok = last[(precision[last] >= target) & (last + 1 >= min_support)]
+    ok = last[(precision_low[last] >= target) & (last + 1 >= min_support)]
     return float(p_sorted[ok.max()]) if len(ok) else math.inf
 
 
@@ -82,7 +101,9 @@ def choose_thresholds(
     auto, review = {}, {}
     for name, p in probs.items():
         p, y = np.asarray(p, dtype=float), np.asarray(labels[name]).astype(int)
-        auto[name] = _auto_threshold(p, y, config.target_precision, config.min_auto_support)
+        auto[name] = _auto_threshold(
+            p, y, config.target_precision, config.min_auto_support, config.auto_confidence_z
+        )
         review[name] = _review_threshold(p, y, auto[name], config.target_recall)
 
     def band(name: str) -> np.ndarray:

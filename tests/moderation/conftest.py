@@ -47,7 +47,7 @@ def trained_model(small_config):
     from moderation.policy import choose_thresholds
 
     texts, labels, _ = make_corpus(400, seed=1)
-    val_texts, val_labels, _ = make_corpus(200, seed=2)
+    val_texts, val_labels, _ = make_corpus(600, seed=2)  # enough for a confident auto cut
     model = ModerationModel(small_config).fit(
         texts, {k: v.astype(float) for k, v in labels.items()}, val_texts, val_labels
     )

@@ -51,7 +51,8 @@ def test_classify_with_a_saved_model(trained_model, tmp_path, capsys):
     path = tmp_path / "m.pkl"
     trained_model.save(path)
     code, out = _run(capsys, "classify", "zorg blarg walk", "--model", str(path))
-    assert code == 0 and out["label"] == "hate" and out["path"] in ("auto_action", "review")
+    assert code == 0 and out["path"] in ("auto_action", "review")
+    assert out["scores"]["hate"] > 0.5 and out["label"] in ("hate", "offensive")
 
 
 def test_module_entry_point_runs(tmp_path):

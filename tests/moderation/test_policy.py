@@ -22,7 +22,7 @@ def test_auto_threshold_is_the_lowest_cut_meeting_the_precision_target():
     p = np.array([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
     y = np.array([1, 1, 1, 1, 0, 1, 0, 0, 1, 0])
     cfg = ModerationConfig(target_precision=0.8, target_recall=1.0, max_review_share=1.0,
-                           min_auto_support=1)  # fmt: skip
+                           min_auto_support=1, auto_confidence_z=0.0)  # fmt: skip
     t = choose_thresholds({"hate": p}, {"hate": y}, cfg)["hate"]
     # precision at cut 0.5 is 5/6 = 0.83 >= 0.8; at 0.4 it is 5/7 = 0.71
     assert t.auto == 0.5
@@ -82,3 +82,24 @@ def test_path_errors_by_hand():
     assert errors.allow_miss_rate == 0.5
     assert errors.missed == {"hate": 1}
     assert errors.recall_caught == {"hate": pytest.approx(2 / 3)}
+
+
+def test_wilson_lower_bound_matches_statsmodels_values():
+    from moderation.policy import wilson_lower
+
+    # statsmodels proportion_confint(95, 100, alpha=0.10, method="wilson")[0] = 0.900839
+    assert wilson_lower(np.array([95]), np.array([100]), 1.6448536)[0] == pytest.approx(
+        0.9008389, abs=1e-6
+    )
+    assert wilson_lower(np.array([0]), np.array([10]), 1.96)[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_confidence_makes_the_auto_threshold_stricter():
+    rng = np.random.default_rng(1)
+    p = rng.random(3000)
+    y = (rng.random(3000) < p).astype(int)
+    plain = ModerationConfig(target_precision=0.9, auto_confidence_z=0.0)
+    careful = ModerationConfig(target_precision=0.9)
+    t_plain = choose_thresholds({"hate": p}, {"hate": y}, plain)["hate"].auto
+    t_careful = choose_thresholds({"hate": p}, {"hate": y}, careful)["hate"].auto
+    assert t_careful > t_plain
