@@ -133,6 +133,7 @@ SWEEP_DETECTORS = (
     "cusum",
     "page_hinkley",
     "prediction",
+    "uncertainty",
 )
 
 
