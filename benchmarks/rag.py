@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmarks.record import Anchor, BenchContext, BenchResult, Row
 from evals.datasets import load_beir
+from evals.errors import DatasetError
 from evals.metrics import evaluate
 from evals.stats import bootstrap_ci, paired_test
 from evals.timing import latency_summary
@@ -142,7 +143,7 @@ def run(ctx: BenchContext) -> BenchResult:
     test = load_beir(name, split="test", data_dir=ctx.data_dir)
     try:
         train = load_beir(name, split="train", data_dir=ctx.data_dir)
-    except Exception:
+    except DatasetError:  # no train split: no tuning and no trained reranker (noted below)
         train = None
     notes: list[str] = []
     corpus, queries, qrels = test.corpus, test.queries, test.qrels

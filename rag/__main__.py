@@ -132,6 +132,7 @@ def cmd_ask(args) -> int:
 
 def cmd_eval(args) -> int:
     from evals.datasets import load_beir
+    from evals.errors import DatasetError
     from rag.dense import EmbeddingCache
     from rag.documents import documents_from_beir
     from rag.eval import METRICS, fit_on_train, run_queries
@@ -148,12 +149,14 @@ def cmd_eval(args) -> int:
     modes = ["bm25", "dense", "hybrid"]
     try:
         train = load_beir(args.dataset, split="train")
+    except DatasetError as exc:  # a dataset without a train split
+        train = None
+        print(f"no train split ({exc}); fusion weight stays {config.dense_weight}, no reranker")
+    if train is not None:
         tuned = fit_on_train(retriever, train.queries, train.qrels, progress=True)
         retriever.reranker = tuned.reranker
         modes.append("rerank")
         print(f"tuned on {len(train.queries)} train queries: dense weight {tuned.dense_weight}")
-    except Exception as exc:  # no train split: keep the untuned defaults
-        print(f"no train split used ({exc}); fusion weight stays {config.dense_weight}")
     retriever.embed(list(test.queries.values()), progress=True)
     print(f"{'mode':<8}" + "".join(f"{m:>12}" for m in METRICS))
     for mode in modes:

@@ -73,7 +73,8 @@ class HFTokenSpans:
     def __init__(self, name_or_path: str) -> None:
         from transformers import AutoTokenizer  # heavy import, only when a model is used
 
-        self._tok = AutoTokenizer.from_pretrained(name_or_path)
+        # We only read offsets, never feed the ids to the model, so lift the length warning.
+        self._tok = AutoTokenizer.from_pretrained(name_or_path, model_max_length=10**9)
 
     def __call__(self, text: str) -> list[Span]:
         enc = self._tok(text, add_special_tokens=False, return_offsets_mapping=True)

@@ -76,9 +76,19 @@ def test_calibration_edges():
 
 @pytest.mark.llm
 def test_real_model_answers_from_the_prompt(retriever, llm_base_url, llm_model):
+    from llm_client import Client
     from rag.answer import LLMClientGenerator
+    from rag.prompt import PromptBuilder
 
-    pipe = RagPipeline(retriever, LLMClientGenerator(llm_base_url, llm_model), threshold=None)
+    # Long read timeout: on a shared 2-core machine the 135M model can take a minute.
+    client = Client(llm_base_url, model=llm_model, read_timeout=300.0, max_retries=0)
+    pipe = RagPipeline(
+        retriever,
+        LLMClientGenerator(client=client),
+        threshold=None,
+        builder=PromptBuilder(2048, 48),
+        top_chunks=2,
+    )
     ans = pipe.ask("What is vitamin D deficiency associated with?")
     assert ans.text and not ans.abstained
     assert ans.sources[0].doc_id == "vitd"
