@@ -57,7 +57,11 @@ def _train(args: argparse.Namespace) -> None:
             "test_weighted_f1": round(report.three_class["weighted"]["f1"], 4),
             "test_hate_f1": round(report.three_class["per_class"][0]["f1"], 4),
             "hate_threshold": report.hate_threshold,
-            "thresholds": {k: asdict(v) for k, v in trained.thresholds.items()},
+            # an unreachable auto threshold is inf; JSON has no inf, so print null ("never")
+            "thresholds": {
+                k: {n: (None if x == float("inf") else x) for n, x in asdict(v).items()}
+                for k, v in trained.thresholds.items()
+            },
             "routing_shares": report.routing.shares,
         }
     )
