@@ -8,7 +8,8 @@ A separate step from measuring: tables can be re-rendered at any time from the r
 For each system: one table per ``table`` name of its rows (metrics, then timings, a confidence
 interval beside a metric when the record has one), then the published anchors, each beside the
 row it is compared with and the difference, then the record's notes. The machine and dates head
-the report, because a latency figure means nothing without them.
+the report, because a latency figure means nothing without them. The README gets the compact
+form: per system, each published anchor beside our figure.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from pathlib import Path
 
-__all__ = ["render", "render_dir", "update_readme"]
+__all__ = ["render", "render_dir", "render_summary", "update_readme"]
 
 README_START = "<!-- benchmark-report:start -->"
 README_END = "<!-- benchmark-report:end -->"
@@ -38,6 +38,8 @@ def _fmt(value: object) -> str:
             return "n/a"
         if value == 0:
             return "0"
+        if value.is_integer() and abs(value) >= 1:  # counts stored as floats
+            return f"{value:,.0f}"
         magnitude = abs(value)
         if magnitude >= 1000:
             return f"{value:,.0f}"
@@ -91,6 +93,25 @@ def _anchor_table(record: dict) -> list[str]:
             f"{a['protocol']} | {a['source']} |"
         )
     return lines
+
+
+def render_summary(records: list[dict]) -> str:
+    """The compact form for the root README: per system, each figure beside its anchors."""
+    lines = []
+    for record in sorted(records, key=lambda r: r["system"]):
+        if not record.get("anchors"):
+            continue
+        quick = " (quick smoke run)" * record["quick"]
+        lines += [
+            f"### {record['system']}{quick}",
+            "",
+            f"{record.get('description', '')} Run {record['started_at'][:10]}, "
+            f"{record['duration_s']:.0f} s, peak {record['peak_rss_mb']:.0f} MiB.",
+            "",
+            *_anchor_table(record),
+            "",
+        ]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def render(records: list[dict], failures: list[str] | None = None) -> str:
@@ -154,12 +175,12 @@ def render_dir(out_dir: Path, failures: list[str] | None = None) -> Path:
     return path
 
 
-def update_readme(readme: Path, report_md: str) -> None:
-    """Replace the text between the README's report markers with the report (headings demoted)."""
+def update_readme(readme: Path, summary_md: str) -> None:
+    """Replace the text between the README's report markers with ``summary_md``."""
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise SystemExit(f"{readme} has no {README_START} / {README_END} markers")
-    body = re.sub(r"^(#+) ", r"#\1 ", report_md.split("\n", 1)[1], flags=re.MULTILINE)
+    body = summary_md
     before, rest = text.split(README_START, 1)
     _, after = rest.split(README_END, 1)
     readme.write_text(f"{before}{README_START}\n{body.strip()}\n{README_END}{after}")
@@ -172,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = render_dir(args.out_dir)
     if args.readme:
-        update_readme(args.readme, path.read_text())
+        update_readme(args.readme, render_summary(_load(args.out_dir)))
     print(path)
     return 0
 

@@ -107,6 +107,7 @@ def test_report_puts_each_figure_beside_its_anchor(tmp_path):
     assert "| BEIR BM25 | ndcg@10 | 0.6650 | 0.7000 (`bm25`) | +0.0350 |" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\nrest\n")
-    report.update_readme(readme, text)
+    report.update_readme(readme, report.render_summary([record]))
     updated = readme.read_text()
     assert "old" not in updated and "### demo" in updated and updated.endswith("rest\n")
+    assert "| BEIR BM25 | ndcg@10 | 0.6650 | 0.7000 (`bm25`) | +0.0350 |" in updated
