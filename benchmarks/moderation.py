@@ -7,13 +7,16 @@ Tables (``table`` names in the record):
   tuned cut, per-label PR-AUC / ROC-AUC on the multi-label view, ECE after calibration.
   Variants: ``tfidf`` (default: word+char TF-IDF, soft labels, hate under offensive),
   ``tfidf-flat`` (no hierarchy), ``tfidf-hard`` (majority labels instead of vote shares),
-  ``embedding`` (MiniLM + linear heads), ``tfidf+embedding`` (both blocks).
+  ``embedding`` (MiniLM + linear heads), ``tfidf+embedding`` (both blocks), ``tfidf+prior``
+  (the ``tfidf`` models served at ``DEPLOYMENT_PRIOR``: 10 % offensive, 1 % hate; its test
+  figures are on Davidson's own 83 % offensive test split, where the correction must cost F1).
 * ``calibration``: ECE before/after isotonic calibration per label, reliability bins in ``extra``.
 * ``routing``: the policy (auto-action at validation precision >= 0.95, review budget 20 %) on test:
   path shares, auto precision, positives among reviewed and allowed items, recall caught.
 * ``tradeoff``: the same for other precision and recall targets (seed 0, review budget 20 %).
 * ``robustness``: weighted / hate F1 clean vs perturbed test, without and with the normaliser.
-* ``identity``: share of 240 benign identity-term sentences flagged (auto or review).
+* ``identity``: share of 240 benign identity-term sentences flagged (auto or review), for
+  ``tfidf`` and ``tfidf+prior`` (seed 0).
 * ``new_category``: "hate" re-learnt as a new label from k positives on frozen features.
 * ``speed``: sync latency, batch throughput, review-queue throughput on SQLite.
 
@@ -33,7 +36,7 @@ import numpy as np
 from benchmarks.record import Anchor, BenchContext, BenchResult, Row
 from evals.datasets import dataset_summary, load_davidson
 from moderation import eval as ev
-from moderation.config import ModerationConfig
+from moderation.config import DEPLOYMENT_PRIOR, ModerationConfig
 from moderation.features import CachedEmbedder, MiniLMEmbedder
 from moderation.labels import from_davidson, stratified_split
 
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 
 DAVIDSON = "Davidson et al., ICWSM 2017, Table/Fig. 1 (logistic regression, L2, one-vs-rest)"
 PROTOCOL = "10% held-out test split, 3-class weighted average / hate class"
+PRIOR_VARIANT = "tfidf+prior"  # the tfidf models served at moderation.config.DEPLOYMENT_PRIOR
 
 
 def _variants(quick: bool) -> dict[str, tuple[ModerationConfig, int]]:
@@ -146,6 +150,31 @@ def run(ctx: BenchContext) -> BenchResult:
         )
     bar.close()
 
+    # The same fitted models served at a deployment prior (moderation.prior): nothing refitted;
+    # probabilities shifted, hate cut and routing thresholds re-chosen on re-weighted validation.
+    corrected = {
+        s: ev.with_deployment_prior(t, data, DEPLOYMENT_PRIOR) for s, (t, _) in default.items()
+    }
+    corrected_reports = {
+        s: ev.evaluate_seed(t, data, with_tradeoff=False) for s, t in corrected.items()
+    }
+    per_seed = [_classifier_metrics(r) for r in corrected_reports.values()]
+    mean, spread = _summary(per_seed)
+    rows.append(
+        Row(
+            variant=PRIOR_VARIANT,
+            table="classifiers",
+            metrics=mean,
+            ci={k: spread[k] for k in ("weighted_f1", "hate_f1", "hate_pr_auc")},
+            extra={
+                "seeds": list(corrected),
+                "per_seed": per_seed,
+                "hate_threshold": [r.hate_threshold for r in corrected_reports.values()],
+                "deployment_prior": DEPLOYMENT_PRIOR,
+            },
+        )
+    )
+
     seeds = all_seeds
     trained0, report0 = default[seeds[0]]
     for label, m in report0.labels.items():
@@ -170,6 +199,22 @@ def run(ctx: BenchContext) -> BenchResult:
             metrics=route_mean,
             ci={k: route_spread[k] for k in ("auto_precision", "review_share")},
             extra={"thresholds": thresholds_by_seed, "missed": missed_by_seed},
+        )
+    )
+    route_mean, route_spread = _summary([_routing_metrics(r) for r in corrected_reports.values()])
+    rows.append(
+        Row(
+            variant=f"{PRIOR_VARIANT}@p0.95,review<=0.20",
+            table="routing",
+            metrics=route_mean,
+            ci={k: route_spread[k] for k in ("auto_precision", "review_share")},
+            extra={
+                "thresholds": {
+                    s: {k: asdict(v) for k, v in r.thresholds.items()}
+                    for s, r in corrected_reports.items()
+                },
+                "deployment_prior": DEPLOYMENT_PRIOR,
+            },
         )
     )
     for point in report0.tradeoff:
@@ -198,15 +243,16 @@ def run(ctx: BenchContext) -> BenchResult:
     notes.append(f"robustness: seed {seeds[0]}, word_rate 0.5, {time.perf_counter() - start:.0f}s")
 
     moderator = trained0.moderator()
-    identity = ev.identity_false_positives(moderator)
-    rows.append(
-        Row(
-            variant="tfidf",
-            table="identity",
-            metrics={k: identity[k] for k in ("fpr", "auto_fpr", "hate_fpr")},
-            extra={"per_term": identity["per_term"], "n": identity["n"]},
+    for name, candidate in (("tfidf", trained0), (PRIOR_VARIANT, corrected[seeds[0]])):
+        identity = ev.identity_false_positives(candidate.moderator())
+        rows.append(
+            Row(
+                variant=name,
+                table="identity",
+                metrics={k: identity[k] for k in ("fpr", "auto_fpr", "hate_fpr")},
+                extra={"per_term": identity["per_term"], "n": identity["n"], "seed": seeds[0]},
+            )
         )
-    )
 
     for r in ev.new_category_curve(data, trained0, sizes=(16, 64, 256), seed=seeds[0]):
         rows.append(

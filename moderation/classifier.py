@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
-from moderation import calibration
+from moderation import calibration, prior
 from moderation.config import ModerationConfig
 from moderation.errors import CategoryError, ConfigError, NotTrainedError
 from moderation.features import Embedder, TextFeatures
@@ -74,6 +74,7 @@ class ModerationModel:
         self.calibrators: dict[str, calibration.Calibrator] = {}
         self.hate_threshold = 0.5  # the 3-class decoding cut, set by tune_hate_threshold
         self.thresholds: dict = {}  # label -> policy.LabelThresholds, chosen on validation
+        self.train_prior: dict[str, float] = {}  # positive share the calibrators were fitted on
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -113,6 +114,7 @@ class ModerationModel:
         for label in targets:
             cal = calibration.make(c.calibration)
             self.calibrators[label] = cal.fit(raw[label], val_labels[label])
+            self.train_prior[label] = float(np.mean(np.asarray(val_labels[label], dtype=float)))
         return self
 
     def _raw(self, x: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -136,7 +138,17 @@ class ModerationModel:
         return self.calibrate(self.raw_scores(texts, prepared=prepared))
 
     def calibrate(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {label: self.calibrators[label].transform(s) for label, s in raw.items()}
+        """Calibrated probabilities, shifted to ``config.deployment_prior`` when one is set."""
+        out = {label: self.calibrators[label].transform(s) for label, s in raw.items()}
+        return {label: self.shift_prior(label, p) for label, p in out.items()}
+
+    def shift_prior(self, label: str, p: np.ndarray) -> np.ndarray:
+        """Saerens et al. prior correction for ``label`` (identity without a deployment prior)."""
+        target = (self.config.deployment_prior or {}).get(label)
+        source = getattr(self, "train_prior", {}).get(label)
+        if target is None or source is None or not 0.0 < source < 1.0:
+            return p
+        return prior.prior_shift(p, source, target)
 
     def add_category(
         self, label: str, texts: list[str], y: np.ndarray, *, min_examples: int = 4

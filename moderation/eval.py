@@ -54,6 +54,7 @@ from moderation.policy import (
     route,
     tradeoff_curve,
 )
+from moderation.prior import importance_weights
 from moderation.queue import ReviewQueue
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "robustness",
     "sync_latency",
     "train",
+    "with_deployment_prior",
 ]
 
 
@@ -298,6 +300,27 @@ def queue_throughput(n_items: int = 1000, path: Path | None = None) -> dict[str,
         "claim_decide_per_s": decided / decide_s,
         "n_items": n_items,
     }
+
+
+def with_deployment_prior(trained: Trained, data: LabelledData, prior: dict[str, float]) -> Trained:
+    """The same fitted heads and calibrators served at a deployment prior (moderation.prior).
+
+    Nothing is refitted: the calibrated probabilities are shifted (Saerens et al. 2002), the
+    3-class hate cut is re-tuned and the routing thresholds re-chosen on validation, with
+    validation items importance-weighted to ``prior`` (each label by its own weights; the review
+    share by the root label's, ``offensive``, which every other label is nested in).
+    """
+    model = copy.copy(trained.model)
+    model.config = replace(model.config, deployment_prior=dict(prior))
+    va = data.subset(trained.split.val)
+    val_probs = model.calibrate(model.raw_scores(va.texts))
+    model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
+    weights = {k: importance_weights(va.hard[k], model.train_prior[k], prior[k]) for k in prior}
+    thresholds = choose_thresholds(
+        val_probs, va.hard, model.config, weights, traffic_weight=weights.get("offensive")
+    )
+    model.thresholds = thresholds
+    return Trained(model, thresholds, trained.split, val_probs)
 
 
 def with_normaliser(config: ModerationConfig, on: bool) -> ModerationConfig:

@@ -73,16 +73,26 @@ def wilson_lower(positives: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
 
 
 def _auto_threshold(
-    p: np.ndarray, y: np.ndarray, target: float, min_support: int, z: float
+    p: np.ndarray,
+    y: np.ndarray,
+    target: float,
+    min_support: int,
+    z: float,
+    weight: np.ndarray | None = None,
 ) -> float:
     order = np.argsort(-p, kind="mergesort")
     p_sorted, y_sorted = p[order], y[order]
+    w = np.ones(len(p)) if weight is None else np.asarray(weight, dtype=float)[order]
     n = np.arange(1, len(p) + 1)
-    # the precision of {p >= cut} must clear the target with confidence, not just on average
-    precision_low = wilson_lower(np.cumsum(y_sorted), n, z) if z > 0 else np.cumsum(y_sorted) / n
+    total = np.cumsum(w)
+    precision = np.cumsum(w * y_sorted) / total
+    # the precision of {p >= cut} must clear the target with confidence, not just on average;
+    # with importance weights the binomial n is Kish's effective size (sum w)^2 / sum w^2
+    n_eff = total**2 / np.cumsum(w * w)
+    precision_low = wilson_lower(precision * n_eff, n_eff, z) if z > 0 else precision
     # only cut between distinct scores: the last index of each tied group
     last = np.r_[np.flatnonzero(np.diff(p_sorted)), len(p) - 1]
-    ok = last[(precision_low[last] >= target) & (last + 1 >= min_support)]
+    ok = last[(precision_low[last] >= target) & (n[last] >= min_support)]
     return float(p_sorted[ok.max()]) if len(ok) else math.inf
 
 
@@ -95,14 +105,29 @@ def _review_threshold(p: np.ndarray, y: np.ndarray, auto: float, target_recall: 
 
 
 def choose_thresholds(
-    probs: dict[str, np.ndarray], labels: dict[str, np.ndarray], config: ModerationConfig
+    probs: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    config: ModerationConfig,
+    weights: dict[str, np.ndarray] | None = None,
+    traffic_weight: np.ndarray | None = None,
 ) -> dict[str, LabelThresholds]:
-    """Per-label thresholds on validation probabilities for the policy in ``config``."""
+    """Per-label thresholds on validation probabilities for the policy in ``config``.
+
+    ``weights`` (per label, per item) re-weight each label's precision and ``traffic_weight`` (per
+    item) the review share, to estimate them at a deployment prior (:mod:`moderation.prior`).
+    Without them every validation item counts once.
+    """
+    weights = weights or {}
     auto, review = {}, {}
     for name, p in probs.items():
         p, y = np.asarray(p, dtype=float), np.asarray(labels[name]).astype(int)
         auto[name] = _auto_threshold(
-            p, y, config.target_precision, config.min_auto_support, config.auto_confidence_z
+            p,
+            y,
+            config.target_precision,
+            config.min_auto_support,
+            config.auto_confidence_z,
+            weights.get(name),
         )
         review[name] = _review_threshold(p, y, auto[name], config.target_recall)
 
@@ -115,7 +140,7 @@ def choose_thresholds(
         for name in probs:
             in_auto |= probs[name] >= auto[name]
             in_band |= band(name)
-        return float((in_band & ~in_auto).mean())
+        return float(np.average(in_band & ~in_auto, weights=traffic_weight))
 
     # Narrow the widest band (drop its lowest 5 %, at least one distinct score) until the budget
     # holds; a band with nothing left closes (review = auto).

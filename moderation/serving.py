@@ -96,4 +96,6 @@ class CompiledScorer:
         raw = {k: _sigmoid(float(vals @ coef[cols]) + b) for k, (coef, b) in self.coef.items()}
         for child, parent in self.parents.items():
             raw[child] *= raw[parent]
-        return {k: self.calibrators[k](p) for k, p in raw.items()}
+        calibrated = {k: self.calibrators[k](p) for k, p in raw.items()}
+        shift = self.model.shift_prior
+        return {k: float(shift(k, np.array([p]))[0]) for k, p in calibrated.items()}
