@@ -249,15 +249,15 @@ def run(ctx: BenchContext) -> BenchResult:
                 "hybrid-zscore": w_z,
             }.get(variant)
         }
-        timings = None
+        row_timings = None
         if variant.startswith("hybrid-") and "+" not in variant:  # fusion of precomputed lists
             lat = latency_summary(res.latencies)
-            timings = {
+            row_timings = {
                 "fusion_only_p50_ms": round(lat["p50_ms"], 3),
                 "fusion_only_p95_ms": round(lat["p95_ms"], 3),
             }
         extra = {k: v for k, v in extra.items() if v is not None}
-        rows.append(_row(variant, res, timings=timings, extra=extra))
+        rows.append(_row(variant, res, timings=row_timings, extra=extra))
     best = max(results, key=lambda v: results[v].metrics["ndcg@10"])
     qids = sorted(qrels)
     pt = paired_test(
@@ -336,7 +336,7 @@ def run(ctx: BenchContext) -> BenchResult:
             k: reranker.meta[k]
             for k in ("settings", "n_trees", "train_queries", "train_pairs", "feature_importance")
         }
-    rows.append(Row("index", timings, table="build"))
+    rows.append(Row("index", metrics=timings, table="build"))
     return BenchResult(dataset=dataset, config=cfg, rows=rows, anchors=anchors, notes=notes)
 
 
