@@ -19,10 +19,11 @@ Two families, both over document-level :class:`~rag.hits.Hit` lists:
   normalised score: it was not retrieved, so its true score is at most the list's minimum.
 
 Which is the default? Bruch et al. find a tuned convex combination beats RRF and is
-sample-efficient to tune; our benchmark agrees on SciFact (see README), so ``zscore`` is the
-default with its one weight tuned on *train* queries. RRF is the safe choice when no training
-queries exist. Ties are broken by the best rank a document had in any list, then by id, so the
-output is deterministic.
+sample-efficient to tune; our benchmark agrees on SciFact (convex 0.727-0.729 vs RRF 0.717
+nDCG@10, see README). ``zscore`` is the default, with its one weight tuned on *train* queries:
+it is within noise of min-max here, and one outlier score cannot squash the rest of its list.
+RRF is the safe choice when no training queries exist. Ties are broken by the best rank a
+document had in any list, then by id, so the output is deterministic.
 """
 
 from __future__ import annotations
