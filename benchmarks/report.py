@@ -51,6 +51,10 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _signed(value: float) -> str:
+    return f"{value:+.4f}" if abs(value) < 10 else f"{value:+,.1f}"
+
+
 def _columns(rows: list[dict], key: str) -> list[str]:
     seen: dict[str, None] = {}
     for row in rows:
@@ -87,7 +91,7 @@ def _anchor_table(record: dict) -> list[str]:
         row = rows_by_key.get((a.get("table", "main"), a.get("variant")))
         ours = row["metrics"].get(a["metric"]) if row else None
         ours_cell = f"{_fmt(ours)} (`{a['variant']}`)" if ours is not None else "–"
-        diff = f"{ours - a['value']:+.4f}" if ours is not None else "–"
+        diff = "–" if ours is None else _signed(ours - a["value"])
         lines.append(
             f"| {a['name']} | {a['metric']} | {_fmt(a['value'])} | {ours_cell} | {diff} | "
             f"{a['protocol']} | {a['source']} |"
@@ -105,7 +109,7 @@ def render_summary(records: list[dict]) -> str:
         lines += [
             f"### {record['system']}{quick}",
             "",
-            f"{record.get('description', '')} Run {record['started_at'][:10]}, "
+            f"{record.get('description', '').rstrip('.')}. Run {record['started_at'][:10]}, "
             f"{record['duration_s']:.0f} s, peak {record['peak_rss_mb']:.0f} MiB.",
             "",
             *_anchor_table(record),
