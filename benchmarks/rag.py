@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from benchmarks.record import Anchor, BenchContext, BenchResult, Row
-from evals.datasets import load_beir
+from evals.datasets import DATASETS, dataset_summary, load_beir
 from evals.errors import DatasetError
 from evals.metrics import evaluate
 from evals.stats import bootstrap_ci, paired_test
@@ -326,7 +326,10 @@ def run(ctx: BenchContext) -> BenchResult:
         "chunks": len(index.chunks),
         "queries": len(queries),
         "train_queries": len(train.queries) if train else 0,
+        "corpus_checksum": corpus_sum,  # sha256 over (id, version, title, text) of each doc
     }
+    if test.name in DATASETS:  # a registered dataset: its verified files and their sha256
+        dataset |= dataset_summary(test.name, ctx.data_dir)
     cfg = {k: getattr(config, k) for k in RagConfig.__dataclass_fields__} | {
         "dense_weight": w_z,
         "rerank_depths": list(RERANK_DEPTHS),
