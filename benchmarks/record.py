@@ -130,8 +130,9 @@ def git_sha(cwd: Path | None = None) -> str | None:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
+        # results/ is where records are written, so a run in progress must not count as a change
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
             cwd=cwd,
             capture_output=True,
             text=True,
