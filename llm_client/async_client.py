@@ -22,9 +22,8 @@ import httpx
 from llm_client.cache import ResponseCache
 from llm_client.config import ClientConfig
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
-from llm_client.pipeline import CallCore, PreparedCall, StreamState
+from llm_client.pipeline import CallCore, PreparedCall, StreamBase
 from llm_client.protocol import (
-    SSEDecoder,
     decode_event,
     decode_json,
     lower_headers,
@@ -250,7 +249,7 @@ class AsyncClient:
             raise
 
 
-class AsyncChatStream:
+class AsyncChatStream(StreamBase):
     """Async iterator of ``ChatChunk``s (live or a cached replay); see ``ChatStream``."""
 
     def __init__(
@@ -261,24 +260,8 @@ class AsyncChatStream:
         permit: Permit | None,
         replay: list[dict] | None = None,
     ) -> None:
-        self._client, self._call, self._response, self._permit = client, call, response, permit
-        self._lines = response.aiter_lines() if response is not None else None
-        self._decoder = SSEDecoder()
-        self._replay = iter(replay) if replay is not None else None
-        self._state = StreamState(call) if call is not None else None
-        self._first: dict | None = None
-        self._started = client._core.clock() if client else 0.0
-        self._closed = False
-        self.cached = replay is not None
-        self._texts: list[str] = []
-
-    @classmethod
-    def replay(cls, chunks: list[dict]) -> AsyncChatStream:
-        return cls(None, None, None, None, replay=chunks)
-
-    @property
-    def text(self) -> str:
-        return "".join(self._texts)
+        lines = response.aiter_lines() if response is not None else None
+        super().__init__(client, call, response, permit, lines, replay)
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
         return self

@@ -18,14 +18,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
 from llm_client.cache import ResponseCache, cache_key
 from llm_client.config import ClientConfig
 from llm_client.errors import ConfigurationError, InvalidRequestError, StreamInterruptedError
-from llm_client.protocol import chat_body, parse_chunk, validate_messages
+from llm_client.protocol import SSEDecoder, chat_body, parse_chunk, validate_messages
 from llm_client.rate_limit import RateLimiter, estimate_chat_tokens, estimate_tokens
 from llm_client.responses import ChatChunk, Usage
 from llm_client.retry import RetryController
@@ -245,3 +245,38 @@ class StreamState:
         completion = estimate_tokens("".join(self.text_parts))
         prompt = self.call.prompt_estimate
         return Usage(prompt, completion, prompt + completion, estimated=True)
+
+
+class StreamBase:
+    """State shared by ``ChatStream`` and ``AsyncChatStream``: they differ only in reading lines.
+
+    ``lines`` is the response's (async) line iterator, or None for a replay of cached chunks.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        call: PreparedCall | None,
+        response: httpx.Response | None,
+        permit: Any,
+        lines: Any,
+        replay: list[dict] | None,
+    ) -> None:
+        self._client, self._call, self._response, self._permit = client, call, response, permit
+        self._lines = lines
+        self._decoder = SSEDecoder()
+        self._replay = iter(replay) if replay is not None else None
+        self._state = StreamState(call) if call is not None else None
+        self._first: dict | None = None
+        self._started = client._core.clock() if client else 0.0
+        self._closed = False
+        self.cached = replay is not None
+        self._texts: list[str] = []
+
+    @classmethod
+    def replay(cls, chunks: list[dict]) -> Self:
+        return cls(None, None, None, None, replay=chunks)  # type: ignore[call-arg]
+
+    @property
+    def text(self) -> str:
+        return "".join(self._texts)
