@@ -3,7 +3,8 @@
 Every system in this repository is measured with these pieces, so a figure in one system's table
 means the same thing as the same figure in another's. Map of the package:
 
-    datasets.py        the four benchmark datasets: registry, resolution, sha256 checks, loaders
+    sources.py         where the datasets come from: registry, resolution, download, sha256 checks
+    datasets.py        the loaders that parse them into typed structures (BEIR dicts, DataFrames)
     metrics.py         ranking metrics on BEIR qrels/run dicts (trec_eval semantics)
     classification.py  precision/recall/F1, PR-AUC, ROC-AUC, calibration error
     stats.py           bootstrap confidence intervals, paired randomisation test
