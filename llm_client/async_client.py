@@ -25,17 +25,14 @@ from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecode
 from llm_client.pipeline import CallCore, PreparedCall, StreamBase
 from llm_client.protocol import (
     decode_event,
-    decode_json,
-    lower_headers,
     parse_chat,
     parse_chunk,
     parse_embeddings,
     request_id,
-    status_error,
     transport_error,
 )
 from llm_client.rate_limit import Permit, RateLimiter
-from llm_client.responses import ChatChunk, ChatCompletion, Embeddings, Usage
+from llm_client.responses import ChatChunk, ChatCompletion, Embeddings
 from llm_client.stats import StatsSnapshot
 
 
@@ -168,8 +165,7 @@ class AsyncClient:
                 with try_:
                     return await attempt(call, deadline), try_.retry_state.attempt_number
         except LLMClientError as exc:
-            final = controller.final_error(exc)
-            core.stats.error(final)
+            final = core.give_up(controller, exc)
             if final is exc:
                 raise
             raise final from exc
@@ -182,10 +178,6 @@ class AsyncClient:
             permit = await limiter.acquire_async(call.token_estimate, deadline=deadline)
         self._core.stats.count("attempts")
         return permit
-
-    def _release(self, permit: Permit | None, tokens: int | None) -> None:
-        if permit is not None:
-            self._core.limiter.release(permit, tokens)  # type: ignore[union-attr]
 
     async def _post_json(
         self, call: PreparedCall, deadline: float | None
@@ -203,18 +195,12 @@ class AsyncClient:
                 )
             except httpx.HTTPError as exc:
                 raise transport_error(exc) from exc
-            headers = lower_headers(response.headers)
-            core.observe(headers)
-            if response.status_code >= 400:
-                raise status_error(
-                    response.status_code, headers, response.content, now_wall=core.wall_clock()
-                )
-            data = decode_json(response.content, headers)
-            usage = Usage.from_json(data.get("usage"))
-            used = usage.total_tokens if usage else None
+            headers = core.response_headers(response)
+            core.raise_for_status(response.status_code, headers, response.content)
+            data, used = core.json_body(response.content, headers)
             return data, headers
         finally:
-            self._release(permit, used)
+            self._core.release(permit, used)
 
     async def _open_stream(self, call: PreparedCall, deadline: float | None) -> AsyncChatStream:
         core = self._core
@@ -230,13 +216,10 @@ class AsyncClient:
             )
             try:
                 response = await self._http.send(request, stream=True)
-                headers = lower_headers(response.headers)
-                core.observe(headers)
+                headers = core.response_headers(response)
                 if response.status_code >= 400:
                     content = await response.aread()
-                    raise status_error(
-                        response.status_code, headers, content, now_wall=core.wall_clock()
-                    )
+                    core.raise_for_status(response.status_code, headers, content)
                 stream = AsyncChatStream(self, call, response, permit)
                 stream._first = await stream._next_event()
             except httpx.HTTPError as exc:
@@ -245,7 +228,7 @@ class AsyncClient:
         except BaseException:
             if response is not None:
                 await response.aclose()
-            self._release(permit, None)
+            self._core.release(permit, None)
             raise
 
 
@@ -312,11 +295,11 @@ class AsyncChatStream(StreamBase):
         await self._response.aclose()  # type: ignore[union-attr]
         if completed:
             usage = state.final_usage()  # type: ignore[union-attr]
-            self._client._release(self._permit, usage.total_tokens)
+            self._client._core.release(self._permit, usage.total_tokens)
             core.account(self._call, usage)  # type: ignore[arg-type]
             core.cache_put(self._call, state.raw_chunks)  # type: ignore[arg-type,union-attr]
         else:
-            self._client._release(self._permit, None)
+            self._client._core.release(self._permit, None)
         core.stats.latency(core.clock() - self._started)
 
     async def aclose(self) -> None:
@@ -334,7 +317,7 @@ class AsyncChatStream(StreamBase):
     def __del__(self) -> None:  # release the rate-limit slot of an abandoned stream
         if not self._closed and self._client is not None:
             self._closed = True
-            self._client._release(self._permit, None)
+            self._client._core.release(self._permit, None)
 
 
 def _replace(result: ChatCompletion, **changes: Any) -> ChatCompletion:

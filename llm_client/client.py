@@ -31,17 +31,14 @@ from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecode
 from llm_client.pipeline import CallCore, PreparedCall, StreamBase
 from llm_client.protocol import (
     decode_event,
-    decode_json,
-    lower_headers,
     parse_chat,
     parse_chunk,
     parse_embeddings,
     request_id,
-    status_error,
     transport_error,
 )
 from llm_client.rate_limit import Permit, RateLimiter
-from llm_client.responses import ChatChunk, ChatCompletion, Embeddings, Usage
+from llm_client.responses import ChatChunk, ChatCompletion, Embeddings
 from llm_client.stats import StatsSnapshot
 
 
@@ -186,8 +183,7 @@ class Client:
                 with try_:
                     return attempt(call, deadline), try_.retry_state.attempt_number
         except LLMClientError as exc:
-            final = controller.final_error(exc)
-            core.stats.error(final)
+            final = core.give_up(controller, exc)
             if final is exc:
                 raise
             raise final from exc
@@ -198,10 +194,6 @@ class Client:
         permit = limiter.acquire(call.token_estimate, deadline=deadline) if limiter else None
         self._core.stats.count("attempts")
         return permit
-
-    def _release(self, permit: Permit | None, tokens: int | None) -> None:
-        if permit is not None:
-            self._core.limiter.release(permit, tokens)  # type: ignore[union-attr]
 
     def _post_json(self, call: PreparedCall, deadline: float | None) -> tuple[dict, dict[str, str]]:
         core = self._core
@@ -217,18 +209,12 @@ class Client:
                 )
             except httpx.HTTPError as exc:
                 raise transport_error(exc) from exc
-            headers = lower_headers(response.headers)
-            core.observe(headers)
-            if response.status_code >= 400:
-                raise status_error(
-                    response.status_code, headers, response.content, now_wall=core.wall_clock()
-                )
-            data = decode_json(response.content, headers)
-            usage = Usage.from_json(data.get("usage"))
-            used = usage.total_tokens if usage else None
+            headers = core.response_headers(response)
+            core.raise_for_status(response.status_code, headers, response.content)
+            data, used = core.json_body(response.content, headers)
             return data, headers
         finally:
-            self._release(permit, used)
+            self._core.release(permit, used)
 
     def _open_stream(self, call: PreparedCall, deadline: float | None) -> ChatStream:
         """Send the request and read up to the first event; failures so far are retryable."""
@@ -245,12 +231,9 @@ class Client:
             )
             try:
                 response = self._http.send(request, stream=True)
-                headers = lower_headers(response.headers)
-                core.observe(headers)
+                headers = core.response_headers(response)
                 if response.status_code >= 400:
-                    raise status_error(
-                        response.status_code, headers, response.read(), now_wall=core.wall_clock()
-                    )
+                    core.raise_for_status(response.status_code, headers, response.read())
                 stream = ChatStream(self, call, response, permit)
                 stream._first = stream._next_event()
             except httpx.HTTPError as exc:
@@ -259,7 +242,7 @@ class Client:
         except BaseException:
             if response is not None:
                 response.close()
-            self._release(permit, None)
+            self._core.release(permit, None)
             raise
 
 
@@ -331,11 +314,11 @@ class ChatStream(StreamBase):
         self._response.close()  # type: ignore[union-attr]
         if completed:
             usage = state.final_usage()  # type: ignore[union-attr]
-            self._client._release(self._permit, usage.total_tokens)
+            self._client._core.release(self._permit, usage.total_tokens)
             core.account(self._call, usage)  # type: ignore[arg-type]
             core.cache_put(self._call, state.raw_chunks)  # type: ignore[arg-type,union-attr]
         else:
-            self._client._release(self._permit, None)
+            self._client._core.release(self._permit, None)
         core.stats.latency(core.clock() - self._started)
 
     def close(self) -> None:

@@ -24,9 +24,22 @@ import httpx
 
 from llm_client.cache import ResponseCache, cache_key
 from llm_client.config import ClientConfig
-from llm_client.errors import ConfigurationError, InvalidRequestError, StreamInterruptedError
-from llm_client.protocol import SSEDecoder, chat_body, parse_chunk, validate_messages
-from llm_client.rate_limit import RateLimiter, estimate_chat_tokens, estimate_tokens
+from llm_client.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    LLMClientError,
+    StreamInterruptedError,
+)
+from llm_client.protocol import (
+    SSEDecoder,
+    chat_body,
+    decode_json,
+    lower_headers,
+    parse_chunk,
+    status_error,
+    validate_messages,
+)
+from llm_client.rate_limit import Permit, RateLimiter, estimate_chat_tokens, estimate_tokens
 from llm_client.responses import ChatChunk, Usage
 from llm_client.retry import RetryController
 from llm_client.stats import Stats
@@ -188,9 +201,35 @@ class CallCore:
             on_retry=lambda decision: self.stats.retry(decision.reason),
         )
 
-    def observe(self, headers: Mapping[str, str]) -> None:
+    def give_up(self, controller: RetryController, exc: LLMClientError) -> LLMClientError:
+        """The error a call raises once retrying stops (counted in the stats)."""
+        final = controller.final_error(exc)
+        self.stats.error(final)
+        return final
+
+    # ---- one attempt: its limiter slot and what the response says -----------------------------
+    def release(self, permit: Permit | None, tokens: int | None) -> None:
+        """Give back a limiter slot; ``tokens`` reconciles the reservation (None: keep it all)."""
+        if permit is not None:
+            self.limiter.release(permit, tokens)  # type: ignore[union-attr]
+
+    def response_headers(self, response: httpx.Response) -> dict[str, str]:
+        """Lower-cased headers, after letting the limiter learn from any rate-limit headers."""
+        headers = lower_headers(response.headers)
         if self.limiter is not None and self.config.follow_ratelimit_headers:
             self.limiter.observe_headers(headers)
+        return headers
+
+    def raise_for_status(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        if status >= 400:
+            raise status_error(status, headers, content, now_wall=self.wall_clock())
+
+    @staticmethod
+    def json_body(content: bytes, headers: Mapping[str, str]) -> tuple[dict, int | None]:
+        """The decoded body and the tokens it says were used (None when it has no usage)."""
+        data = decode_json(content, headers)
+        usage = Usage.from_json(data.get("usage"))
+        return data, usage.total_tokens if usage else None
 
     # ---- cache and accounting -----------------------------------------------------------------
     def cache_get(self, call: PreparedCall) -> Any | None:
