@@ -18,7 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from rag.config import CHUNKERS, FUSIONS, RagConfig
+from rag.config import CHUNKERS, ENCODERS, FUSIONS, RagConfig
 from rag.errors import RagError
 
 DEFAULT_INDEX = ".rag_index"
@@ -36,10 +36,17 @@ def _load_documents(path: str):
     return documents_from_folder(path)
 
 
-def _embedder(config: RagConfig):
-    from rag.dense import SentenceTransformerEmbedder
+def _embedder(config: RagConfig, args):
+    """onnxruntime by default (same vectors, faster); falls back to sentence-transformers."""
+    from rag.onnx_embedder import make_embedder
 
-    return SentenceTransformerEmbedder(config.model, batch_size=config.batch_size)
+    return make_embedder(
+        config.model,
+        backend=args.encoder,
+        batch_size=config.batch_size,
+        threads=config.encoder_threads or None,
+        cache_dir=args.cache_dir,
+    )
 
 
 def _open(args) -> tuple:
@@ -49,7 +56,7 @@ def _open(args) -> tuple:
     from rag.retrieval import HybridRetriever
 
     manifest_model = _manifest_model(args.index)
-    index = HybridIndex.load(args.index, _embedder(RagConfig(model=manifest_model)))
+    index = HybridIndex.load(args.index, _embedder(RagConfig(model=manifest_model), args))
     reranker, threshold = None, None
     if (Path(args.index) / RERANKER_FILE).exists():
         reranker = LTRReranker.load(Path(args.index) / RERANKER_FILE)
@@ -70,7 +77,7 @@ def cmd_index(args) -> int:
 
     config = RagConfig(model=args.model, chunker=args.chunker)
     docs = _load_documents(args.path)
-    index = HybridIndex(_embedder(config), build_chunker(config), config)
+    index = HybridIndex(_embedder(config, args), build_chunker(config), config)
     report = index.upsert(docs, cache=EmbeddingCache(args.cache_dir), progress=True)
     index.save(args.index)
     print(
@@ -141,7 +148,7 @@ def cmd_eval(args) -> int:
 
     config = RagConfig(model=args.model, chunker=args.chunker, fusion=args.fusion)
     test = load_beir(args.dataset, split=args.split)
-    index = HybridIndex(_embedder(config), build_chunker(config), config)
+    index = HybridIndex(_embedder(config, args), build_chunker(config), config)
     index.upsert(
         documents_from_beir(test.corpus), cache=EmbeddingCache(args.cache_dir), progress=True
     )
@@ -193,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         if index:
             p.add_argument("--index", default=DEFAULT_INDEX, help="index folder")
         p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="embedding cache folder")
+        p.add_argument(
+            "--encoder",
+            default=RagConfig.encoder,
+            choices=ENCODERS,
+            help="query/document encoder: onnxruntime (default) or plain sentence-transformers",
+        )
 
     p = sub.add_parser("index", help="index a BEIR folder, a dataset name or a folder of .md/.txt")
     p.add_argument("path")

@@ -14,6 +14,7 @@ from rag.errors import ConfigError
 CHUNKERS = ("document", "tokens", "sentences", "recursive")
 FUSIONS = ("rrf", "minmax", "zscore")
 BM25_METHODS = ("lucene", "okapi")
+ENCODERS = ("onnx", "torch")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class RagConfig:
     # --- embedding / dense retrieval -------------------------------------------------------
     model: str = "all-MiniLM-L6-v2"  # name or path; the packaged copy is used when offline
     batch_size: int = 32  # embedding batch size (CPU: larger batches pad more, gain little)
+    encoder: str = "onnx"  # "onnx": onnxruntime, same vectors, ~3x faster queries; "torch": plain
+    encoder_threads: int = 0  # onnxruntime intra-op threads; 0 = its default (one per core)
     dense_index: str = "flat"  # "flat" = exact inner product; "hnsw" = approximate graph index
     hnsw_m: int = 32  # HNSW graph degree (faiss default 32)
     hnsw_ef_search: int = 128  # HNSW search beam; recall vs exact is measured in the benchmark
@@ -62,6 +65,10 @@ class RagConfig:
             raise ConfigError(
                 f"bm25_method must be one of {BM25_METHODS}, got {self.bm25_method!r}"
             )
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.encoder_threads < 0:
+            raise ConfigError(f"encoder_threads must be >= 0, got {self.encoder_threads}")
         if self.dense_index not in ("flat", "hnsw"):
             raise ConfigError(f"dense_index must be 'flat' or 'hnsw', got {self.dense_index!r}")
         if not 0.0 <= self.dense_weight <= 1.0:

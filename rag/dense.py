@@ -52,6 +52,12 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+def embedding_dimension(model) -> int:
+    """A SentenceTransformer's output size (the method was renamed in sentence-transformers 6)."""
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; loaded lazily on first use."""
 
@@ -75,7 +81,7 @@ class SentenceTransformerEmbedder:
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension()), np.float32)
+            return np.zeros((0, embedding_dimension(self.model)), np.float32)
         vecs = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
