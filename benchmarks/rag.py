@@ -1,18 +1,17 @@
 """Benchmark of the rag system on a BEIR dataset (default SciFact; ``--dataset PATH`` for any).
 
-Tables in the record:
+Tables in the record, and the module that measures each:
 
-* ``main``      every retrieval variant on the test queries: nDCG@10, Recall@100, MRR@10 with
-                bootstrap 95% CIs, plus a paired permutation test of the best variant vs BM25.
-* ``bm25_speed`` queries per second of our scipy BM25 vs rank-bm25 (and bm25s) on the same tokens.
-* ``latency``   p50/p95 per query of each pipeline stage (cold query-embedding cache).
-* ``hnsw``      recall of the HNSW index against exact search, and build times.
-* ``chunking``  the chunker ablation (on a sub-corpus: see notes).
-* ``answers``   the answer-level check with the local SmolLM2 server.
+* ``main``       (here) every retrieval variant on the test queries: nDCG@10, Recall@100, MRR@10
+                 with bootstrap 95% CIs, plus a paired permutation test of the best vs BM25.
+* ``build``      (here) index build time, embedding throughput of each encoder.
+* ``bm25_speed``, ``latency``, ``encoder``, ``hnsw``   :mod:`benchmarks.rag_speed`.
+* ``chunking``   the chunker ablation on a sub-corpus, :mod:`benchmarks.rag_chunking`.
+* ``answers``    the answer-level check with the local SmolLM2, :mod:`benchmarks.rag_answers`.
 
 Everything tuned (fusion weight, LambdaRank reranker, abstention threshold) is tuned on the
 dataset's *train* split; the test split is only evaluated. Embeddings, query vectors and the
-trained reranker are cached in ``ctx.cache_dir/rag``.
+trained reranker, the ONNX export and the generated answers are cached in ``ctx.cache_dir/rag``.
 """
 
 from __future__ import annotations
@@ -20,25 +19,27 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import random
 import time
 
 import numpy as np
 
+from benchmarks.rag_answers import answer_rows
+from benchmarks.rag_chunking import chunking_rows, subset
+from benchmarks.rag_speed import bm25_speed_rows, encoder_rows, hnsw_rows, latency_rows
 from benchmarks.record import Anchor, BenchContext, BenchResult, Row
 from evals.datasets import DATASETS, dataset_summary, load_beir
 from evals.errors import DatasetError
-from evals.metrics import evaluate
 from evals.stats import bootstrap_ci, paired_test
 from evals.timing import latency_summary
 from rag.bm25 import BM25Index, RankBM25Index, Tokenizer
 from rag.config import RagConfig
-from rag.dense import DenseIndex, EmbeddingCache, MemoEmbedder, SentenceTransformerEmbedder
-from rag.documents import documents_from_beir
+from rag.dense import EmbeddingCache, MemoEmbedder, SentenceTransformerEmbedder
+from rag.documents import corpus_checksum, documents_from_beir
 from rag.eval import METRICS, first_stage, fit_on_train, run_queries, tune_dense_weight
 from rag.fusion import fuse
-from rag.hits import as_run, best_per_document
+from rag.hits import best_per_document
 from rag.index import HybridIndex, build_chunker
+from rag.onnx_embedder import OnnxEmbedder, make_embedder
 from rag.rerank import LTRReranker, LTRSettings
 from rag.retrieval import HybridRetriever
 
@@ -68,19 +69,6 @@ ANCHORS = [
         "Pyserini BEIR hybrid regressions",
     ),
 ]
-
-
-def _subset(test, train, n_test: int, n_train: int, n_docs: int, seed: int):
-    """A small corpus holding the relevant documents of sampled test and train queries."""
-    rng = random.Random(seed)
-    tq = sorted(rng.sample(sorted(test.qrels), min(n_test, len(test.qrels))))
-    trq = sorted(rng.sample(sorted(train.qrels), min(n_train, len(train.qrels)))) if train else []
-    keep = {d for q in tq for d in test.qrels[q]} | {d for q in trq for d in train.qrels[q]}
-    keep &= set(test.corpus)
-    rest = sorted(set(test.corpus) - keep)
-    keep |= set(rng.sample(rest, max(0, min(len(rest), n_docs - len(keep)))))
-    corpus = {d: test.corpus[d] for d in sorted(keep)}
-    return corpus, tq, trq
 
 
 def _queries_cache(cache: EmbeddingCache, embedder, texts: list[str], progress: bool):
@@ -148,7 +136,7 @@ def run(ctx: BenchContext) -> BenchResult:
     notes: list[str] = []
     corpus, queries, qrels = test.corpus, test.queries, test.qrels
     if ctx.quick:
-        corpus, tq, trq = _subset(test, train, 50, 150, 500, ctx.seed)
+        corpus, tq, trq = subset(test, train, 50, 150, 500, ctx.seed)
         queries = {q: test.queries[q] for q in tq}
         qrels = {q: test.qrels[q] for q in tq}
         if train:
@@ -163,13 +151,22 @@ def run(ctx: BenchContext) -> BenchResult:
         )
     docs = documents_from_beir(corpus)
     cache = EmbeddingCache(ctx.cache_dir / "rag")
-    embedder = MemoEmbedder(SentenceTransformerEmbedder(config.model, batch_size=config.batch_size))
+    # The serving encoder (onnxruntime unless it cannot be built) and PyTorch, for comparison.
+    serving = make_embedder(
+        config.model,
+        backend=config.encoder,
+        batch_size=config.batch_size,
+        threads=config.encoder_threads or None,
+        cache_dir=ctx.cache_dir / "rag",
+    )
+    encoders = {"onnx" if isinstance(serving, OnnxEmbedder) else "torch": serving}
+    if "torch" not in encoders:
+        encoders["torch"] = SentenceTransformerEmbedder(config.model, batch_size=config.batch_size)
+    embedder = MemoEmbedder(serving)
     timings: dict[str, float] = {}
 
     # ---- index ----------------------------------------------------------------------------------
     index = HybridIndex(embedder, build_chunker(config), config)
-    from rag.documents import corpus_checksum
-
     corpus_sum = corpus_checksum(docs)
     key = EmbeddingCache.key(config.model, index.chunker.name, corpus_sum)
     was_cached = cache.get(key, len(docs)) is not None
@@ -184,9 +181,15 @@ def run(ctx: BenchContext) -> BenchResult:
     probe.search("warm up", 1)  # builds the weight matrix
     timings["bm25_build_s"] = round(time.perf_counter() - t0, 2)
     sample = [d.content for d in docs[:64]]
-    t0 = time.perf_counter()
-    embedder.inner.encode(sample)
-    timings["embed_docs_per_s"] = round(len(sample) / (time.perf_counter() - t0), 1)
+    doc_vecs = {}
+    for label, enc in encoders.items():  # back to back, same documents
+        t0 = time.perf_counter()
+        doc_vecs[label] = enc.encode(sample)
+        timings[f"embed_docs_per_s ({label})"] = round(len(sample) / (time.perf_counter() - t0), 1)
+    first, *rest = doc_vecs.values()
+    timings["embed_docs_max_abs_diff"] = max(
+        (float(np.abs(v - first).max()) for v in rest), default=0.0
+    )
 
     retriever = HybridRetriever(index)
     all_q = list(queries.values()) + (list(train.queries.values()) if train else [])
@@ -270,38 +273,16 @@ def run(ctx: BenchContext) -> BenchResult:
         f"diff {pt.mean_diff:+.4f} [{pt.low:+.4f}, {pt.high:+.4f}], p={pt.p_value:.4g}."
     )
 
-    # ---- BM25 speed ----------------------------------------------------------------------------
-    import bm25s
-
-    tok = Tokenizer()
-    bs = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
-    bs.index([tok(c.text) for c in index.chunks.values()], show_progress=False)
-    speed = {
-        "ours-scipy (lucene)": (lambda q: index.bm25.search(q, 100), "bm25"),
-        "ours-scipy (okapi)": (lambda q: okapi.search(q, 100), "bm25-okapi"),
-        "rank_bm25 (okapi)": (lambda q: rank_ref.search(q, 100), "bm25-rank_bm25"),
-        "bm25s (lucene)": (lambda q: bs.get_scores(tok(q)), None),
-    }
-    qps = {}
-    for label, (fn, variant) in speed.items():
-        t0 = time.perf_counter()
-        for q in queries.values():
-            fn(q)
-        qps[label] = len(queries) / (time.perf_counter() - t0)
-        metrics = {"queries_per_s": round(qps[label], 1)}
-        if variant:
-            metrics["ndcg@10"] = results[variant].metrics["ndcg@10"]
-        rows.append(Row(label, metrics, table="bm25_speed"))
-    notes.append(
-        f"BM25 speed-up, ours (okapi) vs rank_bm25 (same formula and tokens): "
-        f"{qps['ours-scipy (okapi)'] / qps['rank_bm25 (okapi)']:.0f}x."
-    )
-
-    rows += _latency(retriever, list(queries.values())[: 20 if ctx.quick else 100], reranker)
-    rows += _hnsw(index, retriever, queries, qrels, config)
+    # ---- speed, encoders, HNSW, chunking, answers ------------------------------------------------
+    rows += bm25_speed_rows(index, okapi, rank_ref, queries, results, notes)
+    texts = list(queries.values())[: 20 if ctx.quick else 100]
+    rows += latency_rows(retriever, texts, reranker, encoders)
+    rows += encoder_rows(index, queries, qrels, encoders)
+    rows += hnsw_rows(index, retriever, queries, qrels, config)
     if not ctx.quick:
-        rows += _chunking(test, queries, qrels, embedder, cache, w_z, ctx, notes)
-    rows += _answers(retriever, reranker, queries, qrels, ctx, notes)
+        base = config.replace(dense_weight=w_z)
+        rows += chunking_rows(test, queries, qrels, embedder, cache, base, ctx, notes)
+    rows += answer_rows(retriever, reranker, queries, qrels, ctx, notes)
 
     anchors = [
         Anchor(n, "ndcg@10", v, "BEIR SciFact test, nDCG@10", s, variant=var)
@@ -333,6 +314,8 @@ def run(ctx: BenchContext) -> BenchResult:
     cfg = {k: getattr(config, k) for k in RagConfig.__dataclass_fields__} | {
         "dense_weight": w_z,
         "rerank_depths": list(RERANK_DEPTHS),
+        "encoder_built": type(serving).__name__,  # the fallback shows here
+        "onnxruntime": _version("onnxruntime"),
     }
     if reranker:
         cfg["reranker"] = {
@@ -343,241 +326,14 @@ def run(ctx: BenchContext) -> BenchResult:
     return BenchResult(dataset=dataset, config=cfg, rows=rows, anchors=anchors, notes=notes)
 
 
+def _version(package: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _ids_scores(found):
     return found.ids, found.scores
-
-
-def _latency(retriever, texts, reranker) -> list[Row]:
-    """Per-stage latency as a query arrives: nothing memoised, every query embedded afresh."""
-    index = retriever.index
-    memo = index.embedder
-    index.embedder = getattr(memo, "inner", memo)  # bypass the benchmark's text memo
-    cold = HybridRetriever(index, retriever.config, reranker=reranker, query_cache_size=0)
-    w = cold.config.dense_weight
-    stages = {"bm25": [], "embed_query": [], "faiss search": [], "fusion": [], "hybrid total": []}
-    if reranker:
-        stages["hybrid + ltr@100 total"] = []
-    try:
-        for q in texts:
-            t0 = time.perf_counter()
-            b = cold.bm25(q, 100)
-            t1 = time.perf_counter()
-            vec = index.embedder.encode([q])
-            t2 = time.perf_counter()
-            found = index.dense.search(vec, 200)[0]
-            t3 = time.perf_counter()
-            d = best_per_document(found.ids, found.scores, index.chunk_to_doc, 100)
-            fuse([b, d], cold.config.fusion, [1 - w, w])
-            t4 = time.perf_counter()
-            cold.hybrid(q, 10)
-            t5 = time.perf_counter()
-            for stage, secs in zip(
-                stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=False
-            ):
-                stages[stage].append(secs)
-            if reranker:
-                cold.rerank(q, 10, depth=100)
-                stages["hybrid + ltr@100 total"].append(time.perf_counter() - t5)
-    finally:
-        index.embedder = memo
-    out = []
-    for stage, secs in stages.items():
-        lat = latency_summary(secs)
-        out.append(
-            Row(
-                stage,
-                {"p50_ms": round(lat["p50_ms"], 2), "p95_ms": round(lat["p95_ms"], 2)},
-                table="latency",
-                extra={"queries": len(secs)},
-            )
-        )
-    return out
-
-
-def _hnsw(index, retriever, queries, qrels, config) -> list[Row]:
-    """Recall@100 of HNSW vs exact search on the real chunk vectors, and its nDCG@10."""
-    vecs = retriever.embed(list(queries.values()))
-    t0 = time.perf_counter()
-    hnsw = DenseIndex(
-        index.dense.dim, "hnsw", hnsw_m=config.hnsw_m, ef_search=config.hnsw_ef_search
-    )
-    hnsw.add(index.dense.ids, index.dense.vectors)
-    hnsw.search(vecs[:1], 1)
-    build = time.perf_counter() - t0
-    exact = index.dense.search(vecs, 100)
-    t0 = time.perf_counter()
-    approx = hnsw.search(vecs, 100)
-    per_q = (time.perf_counter() - t0) / len(vecs)
-    recall = float(
-        np.mean(
-            [
-                len(set(a.ids) & set(e.ids)) / max(1, len(e.ids))
-                for a, e in zip(approx, exact, strict=True)
-            ]
-        )
-    )
-    c2d = index.chunk_to_doc
-    run = {
-        qid: best_per_document(a.ids, a.scores, c2d, 100)
-        for qid, a in zip(queries, approx, strict=True)
-    }
-    m = evaluate(qrels, as_run(run), ["ndcg@10"])
-    return [
-        Row(
-            f"hnsw M={config.hnsw_m} ef={config.hnsw_ef_search}",
-            {"recall@100_vs_exact": round(recall, 4), "ndcg@10": round(m["ndcg@10"], 4)},
-            timings={"build_s": round(build, 2), "search_ms_per_query": round(per_q * 1e3, 3)},
-            table="hnsw",
-        )
-    ]
-
-
-def _chunking(test, queries, qrels, embedder, cache, w, ctx, notes) -> list[Row]:
-    """Chunker ablation on a 1,000-document sub-corpus (all test queries' relevant documents
-    plus random others): embedding the full corpus once per chunker does not fit our CPU budget."""
-    corpus, _, _ = _subset(test, None, len(test.qrels), 0, 1000, ctx.seed)
-    docs = [d for d in documents_from_beir(corpus)]
-    notes.append(
-        f"Chunking ablation on a {len(docs)}-doc sub-corpus (every test query's relevant "
-        "docs + random others), all test queries; absolute figures are higher than on "
-        "the full corpus, compare rows with each other."
-    )
-    out = []
-    for kind in ("document", "tokens", "sentences", "recursive"):
-        config = RagConfig(chunker=kind, dense_weight=w)
-        index = HybridIndex(embedder, build_chunker(config), config)
-        t0 = time.perf_counter()
-        index.upsert(docs, cache=cache, progress=ctx.progress)
-        build = time.perf_counter() - t0
-        r = HybridRetriever(index)
-        r.embed(list(queries.values()))
-        row_metrics = {"chunks": float(len(index.chunks))}
-        for mode in ("bm25", "dense", "hybrid"):
-            res = run_queries(lambda q, m=mode, r=r: r.search(q, 100, mode=m), queries, qrels)
-            row_metrics[f"{mode}_ndcg@10"] = round(res.metrics["ndcg@10"], 4)
-            row_metrics[f"{mode}_recall@100"] = round(res.metrics["recall@100"], 4)
-        out.append(
-            Row(
-                index.chunker.name,
-                row_metrics,
-                timings={"index_build_s": round(build, 1)},
-                table="chunking",
-            )
-        )
-    return out
-
-
-def _answers(retriever, reranker, queries, qrels, ctx, notes) -> list[Row]:
-    """Answer-level check: cited-relevant share, abstention, latency with the local SmolLM2."""
-    from rag.answer import LLMClientGenerator, RagPipeline
-    from rag.errors import GenerationError
-
-    n = 3 if ctx.quick else 20
-    rng = random.Random(ctx.seed)
-    sample = sorted(rng.sample(sorted(queries), min(n, len(queries))))
-    off_topic = _off_topic(ctx, 3 if ctx.quick else 20)
-    try:
-        from llm_client.local_server import LocalLLMServer
-
-        server = LocalLLMServer().start()
-    except Exception as exc:
-        notes.append(f"Answer-level check skipped: local LLM server unavailable ({exc}).")
-        return []
-    try:
-        threshold = reranker.meta["threshold"] if reranker else None
-        from llm_client import Client
-        from rag.prompt import PromptBuilder
-
-        # A 135M model on two shared cores can need a minute per answer: long read timeout and
-        # no retries (a retried timeout only doubles the wait).
-        client = Client(
-            server.base_url,
-            model=server.model,
-            read_timeout=300.0,
-            total_timeout=600.0,
-            max_retries=0,
-        )
-        pipe = RagPipeline(
-            retriever,
-            LLMClientGenerator(client=client),
-            threshold=threshold,
-            mode="rerank" if reranker else "hybrid",
-            top_chunks=3,
-            builder=PromptBuilder(2048, 96),
-        )
-        # Wall-clock budget: on a shared CPU one answer can take minutes. Questions not reached
-        # in time are reported as not attempted, never silently averaged.
-        deadline = time.monotonic() + (150 if ctx.quick else 900)
-        answers, failed = [], 0
-
-        def ask(question):
-            nonlocal failed
-            try:
-                return pipe.ask(question)
-            except GenerationError as exc:
-                failed += 1
-                notes.append(f"LLM call failed for {question[:60]!r}: {exc}")
-                return None
-
-        # Off-topic questions first: they should abstain, which costs no model call.
-        off = [ask(q) for q in off_topic if time.monotonic() < deadline]
-        off = [a for a in off if a is not None]
-        for q in sample:
-            if time.monotonic() > deadline:
-                break
-            answers.append((q, ask(queries[q])))
-    finally:
-        server.stop()
-    attempted = len(answers)
-    sample = [q for q, a in answers if a is not None]
-    answers = [a for _, a in answers if a is not None]
-    if not answers:
-        notes.append("Answer-level check: no answer finished within the time budget.")
-        return []
-    answered = [(q, a) for q, a in zip(sample, answers, strict=True) if not a.abstained]
-    judged = [(q, a) for q, a in answered if a.cited]
-    hit = [any(s.doc_id in qrels[q] for s in a.cited) for q, a in judged]
-    prec = [np.mean([s.doc_id in qrels[q] for s in a.cited]) for q, a in judged]
-    in_prompt = [any(s.doc_id in qrels[q] for s in a.sources) for q, a in answered]
-    lat = latency_summary([a.latency_s for a in answers if not a.abstained] or [0.0])
-    metrics = {
-        "questions": float(len(sample)),
-        "not_attempted_time_budget": float(n - attempted),
-        "llm_failures": float(failed),
-        "abstention_rate": round(1 - len(answered) / len(sample), 4),
-        "judged": float(len(judged)),
-        "unjudged_no_citation": float(len(answered) - len(judged)),
-        "invalid_citation_answers": float(sum(bool(a.invalid_citations) for _, a in answered)),
-        "cites_relevant_share": round(float(np.mean(hit)), 4) if hit else float("nan"),
-        "citation_precision": round(float(np.mean(prec)), 4) if prec else float("nan"),
-        "relevant_in_prompt_share": round(float(np.mean(in_prompt)), 4) if in_prompt else 0.0,
-        "off_topic_questions": float(len(off)),
-        "off_topic_abstention_rate": round(float(np.mean([a.abstained for a in off])), 4)
-        if off
-        else float("nan"),
-    }
-    return [
-        Row(
-            "smollm2-135m, 3 chunks",
-            metrics,
-            timings={
-                "answer_p50_s": round(lat["p50_ms"] / 1e3, 2),
-                "answer_p95_s": round(lat["p95_ms"] / 1e3, 2),
-            },
-            table="answers",
-            extra={
-                "example": {"question": answers[0].question, "answer": answers[0].text[:500]}
-                if answers
-                else {}
-            },
-        )
-    ]
-
-
-def _off_topic(ctx, n: int) -> list[str]:
-    """Questions the scientific corpus cannot answer: about films in MovieLens-100k."""
-    from evals.datasets import load_movielens_100k
-
-    items = load_movielens_100k(data_dir=ctx.data_dir).items
-    titles = items["title"].head(n).tolist()
-    return [f"Who directed the film {t} and what is its plot?" for t in titles]
