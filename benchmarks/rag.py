@@ -38,7 +38,7 @@ from rag.documents import corpus_checksum, documents_from_beir
 from rag.eval import METRICS, first_stage, fit_on_train, run_queries, tune_dense_weight
 from rag.fusion import fuse
 from rag.hits import best_per_document
-from rag.index import HybridIndex, build_chunker
+from rag.index import HybridIndex, build_bm25, build_chunker
 from rag.onnx_embedder import OnnxEmbedder, make_embedder
 from rag.rerank import LTRReranker, LTRSettings
 from rag.retrieval import HybridRetriever
@@ -99,15 +99,9 @@ def _row(variant, res, table="main", timings=None, extra=None) -> Row:
 def _ltr(ctx, retriever, train, corpus_sum, config, progress):
     """Train (or load the cached) fusion weight + LambdaRank reranker + threshold on train."""
     settings = LTRSettings(seed=ctx.seed)
+    # every setting that shapes the candidates (BM25 k1/b, depth, fusion, ...) is in the key
     key_src = json.dumps(
-        [
-            config.model,
-            config.chunker,
-            config.fusion,
-            corpus_sum,
-            sorted(train.queries),
-            str(settings),
-        ]
+        [dataclasses.asdict(config), corpus_sum, sorted(train.queries), str(settings)]
     )
     path = ctx.cache_dir / "rag" / f"ltr-{hashlib.sha256(key_src.encode()).hexdigest()[:16]}.json"
     if path.exists():
@@ -176,7 +170,7 @@ def run(ctx: BenchContext) -> BenchResult:
     timings["embeddings_cached"] = float(was_cached)
     embedder.remember([index.chunks[c].text for c in index.dense.ids], index.dense.vectors)
     t0 = time.perf_counter()
-    probe = BM25Index(Tokenizer())
+    probe = build_bm25(config)
     probe.add(list(index.chunks), [c.text for c in index.chunks.values()])
     probe.search("warm up", 1)  # builds the weight matrix
     timings["bm25_build_s"] = round(time.perf_counter() - t0, 2)
@@ -217,9 +211,10 @@ def run(ctx: BenchContext) -> BenchResult:
     w_z = retriever.config.dense_weight
 
     # ---- main table --------------------------------------------------------------------------
-    rank_ref = RankBM25Index(Tokenizer())
+    bm25_params = {"k1": config.bm25_k1, "b": config.bm25_b}  # same formula params everywhere
+    rank_ref = RankBM25Index(Tokenizer(), **bm25_params)
     rank_ref.add(list(index.chunks), [c.text for c in index.chunks.values()])
-    okapi = BM25Index(Tokenizer(), method="okapi")
+    okapi = BM25Index(Tokenizer(), method="okapi", **bm25_params)
     okapi.add(list(index.chunks), [c.text for c in index.chunks.values()])
     c2d = index.chunk_to_doc
 

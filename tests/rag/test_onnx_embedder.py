@@ -39,6 +39,8 @@ def test_onnx_matches_sentence_transformers_on_real_text(onnx_minilm, minilm, sc
         assert fast.shape == ref.shape == (len(texts), 384) and fast.dtype == np.float32
         assert np.abs(fast - ref).max() < 1e-5  # measured ~2e-7: float32 round-off
         np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, rtol=1e-5)
+    bulk = onnx_minilm.encode(docs * 5)  # more than bulk_from texts: the PyTorch path
+    assert np.abs(bulk[: len(docs)] - onnx_minilm.encode(docs)).max() < 1e-5
     one_by_one = np.vstack([onnx_minilm.encode([q]) for q in queries[:4]])
     assert np.abs(one_by_one - onnx_minilm.encode(queries[:4])).max() < 1e-5  # padding-free
 
