@@ -155,15 +155,7 @@ def cold_user_slice(
     ``few`` random training interactions (served by the two-stage model). The model is refitted
     on that reduced training set, so nothing of the removed history leaks into any source.
     """
-    rng = np.random.default_rng(config.seed)
-    test_users = np.unique(split.test["user_id"].to_numpy())
-    cold = rng.choice(test_users, size=max(2, int(share * len(test_users))), replace=False)
-    no_history, few_history = set(cold[::2].tolist()), set(cold[1::2].tolist())
-    train = split.train
-    keep = ~train["user_id"].isin(no_history | few_history)
-    few_rows = train[train["user_id"].isin(few_history)].sample(frac=1.0, random_state=config.seed)
-    few_rows = few_rows.groupby("user_id").head(few)
-    reduced = pd.concat([train[keep], few_rows])
+    reduced, no_history, few_history = _make_users_cold(split, config.seed, share, few)
     model = TwoStageRecommender(catalog, config).fit(reduced)
 
     truth = truth_by_user(catalog, split.test)
@@ -191,6 +183,69 @@ def cold_user_slice(
         for name, m in means.items():
             out[f"{label}/{name}"] = {**m, "users": float(len(users))}
     return out
+
+
+def _make_users_cold(
+    split: Split, seed: int, share: float, few: int
+) -> tuple[pd.DataFrame, set, set]:
+    """(reduced train, no-history user ids, few-history user ids): see ``cold_user_slice``."""
+    rng = np.random.default_rng(seed)
+    test_users = np.unique(split.test["user_id"].to_numpy())
+    cold = rng.choice(test_users, size=max(2, int(share * len(test_users))), replace=False)
+    no_history, few_history = set(cold[::2].tolist()), set(cold[1::2].tolist())
+    train = split.train
+    keep = ~train["user_id"].isin(no_history | few_history)
+    few_rows = train[train["user_id"].isin(few_history)].sample(frac=1.0, random_state=seed)
+    few_rows = few_rows.groupby("user_id").head(few)
+    return pd.concat([train[keep], few_rows]), no_history, few_history
+
+
+@dataclass
+class ColdDraw:
+    """No-history users of one draw: per-user NDCG@k of popularity and of the served rule."""
+
+    seed: int
+    shrinkage: float  # the pseudo-count chosen on training users (inf = global popularity)
+    popularity: np.ndarray
+    served: np.ndarray
+
+
+def cold_user_draws(
+    ratings: pd.DataFrame, catalog: Catalog, config: RecsysConfig, seeds: tuple[int, ...]
+) -> list[ColdDraw]:
+    """The no-history slice of ``cold_user_slice`` on several split seeds, without the ranker.
+
+    One draw holds ~140 users, too few to tell two popularity lists apart (NDCG@10 moves by
+    ±0.01 between draws); pooling draws gives the paired test something to stand on. Only the
+    cold-start model is fitted (shrinkage chosen on the training users of that draw).
+    """
+    from recsys.cold_start import SegmentPopularity, choose_shrinkage
+
+    draws = []
+    for seed in seeds:
+        split = make_split(ratings, "stratified", seed=seed, ratio=config.train_ratio)
+        reduced, no_history, _ = _make_users_cold(split, seed, 0.3, 3)
+        x = catalog.matrix(reduced)
+        m = config.cold_shrinkage
+        if m is None:
+            m, _ = choose_shrinkage(catalog, x, seed=seed)
+        cold = SegmentPopularity(catalog, m).fit(x)
+        truth = truth_by_user(catalog, split.test)
+        users = [u for u in catalog.user_index(sorted(no_history)).tolist() if u in truth]
+        served = cold.score_users(np.array(users))
+        runs = {
+            "popularity": {u: _top(cold.global_share_, config.k) for u in users},
+            "served": {u: _top(served[b], config.k) for b, u in enumerate(users)},
+        }
+        _, per_user = score_runs(truth, runs, users)
+        draws.append(
+            ColdDraw(seed, m, per_user["popularity"]["ndcg@10"], per_user["served"]["ndcg@10"])
+        )
+    return draws
+
+
+def _top(scores: np.ndarray, k: int) -> list[int]:
+    return np.argsort(-scores, kind="stable")[:k].tolist()
 
 
 def cold_item_slice(

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 
 from recsys.candidates import CandidateSet, blend_scores, generate, per_user_z
 from recsys.catalog import Catalog
-from recsys.cold_start import SegmentPopularity
+from recsys.cold_start import SegmentPopularity, choose_shrinkage
 from recsys.config import RecsysConfig
 from recsys.errors import (
     InvalidArgumentError,
@@ -97,7 +97,9 @@ class TwoStageRecommender:
         self.timings_ = {}
         start = time.perf_counter()
         parts = []
-        for fold in range(cfg.validation_folds):
+        # The temporal carve is one time cut, the same for every seed: one fold, not copies.
+        folds = cfg.validation_folds if cfg.protocol == "stratified" else 1
+        for fold in range(folds):
             # Each fold is an independent validation carve of train (seed offset by the fold);
             # more folds = more (noisy) labelled candidates for the ranker.
             val = validation_split(
@@ -142,7 +144,13 @@ class TwoStageRecommender:
 
         start = time.perf_counter()
         self.sources_, self.interactions_, self.features_ = self._fit_stage1(train)
-        self.cold_users_ = SegmentPopularity(self.catalog).fit(self.interactions_)
+        shrinkage = cfg.cold_shrinkage
+        if shrinkage is None:  # chosen on a carve of training users (inf = global popularity)
+            shrinkage, self.cold_validation_ = choose_shrinkage(
+                self.catalog, self.interactions_, seed=cfg.seed
+            )
+            logger.info("cold start: segment shrinkage %s chosen on training users", shrinkage)
+        self.cold_users_ = SegmentPopularity(self.catalog, shrinkage).fit(self.interactions_)
         self.timings_["final_stage1_s"] = time.perf_counter() - start
         return self
 

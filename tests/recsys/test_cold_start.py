@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from recsys.cold_start import ContentScorer, SegmentPopularity, content_vectors, genre_popularity
+import numpy as np
+import pytest
+
+from evals.metrics import evaluate
+from recsys.cold_start import (
+    SHRINKAGE_GRID,
+    ContentScorer,
+    SegmentPopularity,
+    _ndcg_at_k,
+    choose_shrinkage,
+    content_vectors,
+    genre_popularity,
+)
 from tests.recsys.conftest import N_ITEMS, block_of_item
 
 
@@ -35,3 +47,35 @@ def test_content_vectors_are_unit_length_and_genre_popularity_is_shared_by_genre
     gp = genre_popularity(catalog, catalog.matrix(frames[0]))
     assert gp.shape == (N_ITEMS,)
     assert len(set(np.round(gp[:10], 6))) == 1  # all Action items share the genre's mean
+
+
+def test_infinite_shrinkage_is_global_popularity(frames, catalog):
+    x = catalog.matrix(frames[0])
+    seg = SegmentPopularity(catalog, shrinkage=math.inf).fit(x)
+    scores = seg.score_users(np.array([0, 39]))
+    np.testing.assert_allclose(scores[0], scores[1])
+    np.testing.assert_allclose(scores[0], 2 * seg.global_share_)  # two segmentations summed
+
+
+def test_choose_shrinkage_uses_segments_when_they_predict_taste(frames, catalog):
+    # On the checkerboard, demographics decide the block: a finite pseudo-count must beat
+    # global popularity (m = inf), which mixes both blocks.
+    best, means = choose_shrinkage(catalog, catalog.matrix(frames[0]), seed=0)
+    assert math.isfinite(best)
+    assert means[best] > means[math.inf]
+    assert set(means) == set(SHRINKAGE_GRID)
+
+
+def test_choose_shrinkage_falls_back_to_popularity_without_enough_users(frames, catalog):
+    x = catalog.matrix(frames[0])
+    assert choose_shrinkage(catalog, x, min_history=100) == (math.inf, {})
+
+
+def test_ndcg_at_k_matches_the_shared_metric():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        scores = rng.random(30)
+        relevant = set(rng.choice(30, size=int(rng.integers(1, 15)), replace=False).tolist())
+        ranked = [str(i) for i in np.argsort(-scores, kind="stable")]
+        expected = evaluate({"q": {str(i): 1 for i in relevant}}, {"q": ranked}, ["ndcg@10"])
+        assert _ndcg_at_k(scores, relevant, 10) == pytest.approx(expected["ndcg@10"])
