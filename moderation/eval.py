@@ -39,7 +39,8 @@ from evals.classification import (
 from evals.timing import latency_summary
 from moderation.classifier import ModerationModel, three_class, tune_hate_threshold
 from moderation.config import ModerationConfig
-from moderation.features import Embedder
+from moderation.features import Embedder, default_model_path
+from moderation.finetune import CachedPredictions, FineTuneSettings, fine_tune_cached
 from moderation.identity import benign_identity_sentences
 from moderation.labels import LABELS, LabelledData, Split, stratified_split
 from moderation.perturb import Perturber
@@ -56,6 +57,7 @@ from moderation.policy import (
 )
 from moderation.prior import importance_weights
 from moderation.queue import ReviewQueue
+from moderation.stacking import StackedModel, soft_three_class
 
 __all__ = [
     "SeedEvaluation",
@@ -68,7 +70,9 @@ __all__ = [
     "robustness",
     "sync_latency",
     "train",
+    "train_stacked",
     "with_deployment_prior",
+    "with_identity_guard",
 ]
 
 
@@ -76,13 +80,20 @@ __all__ = [
 class Trained:
     """A fitted model, its validation-tuned thresholds, and the split it was trained on."""
 
-    model: ModerationModel
+    model: ModerationModel | StackedModel
     thresholds: dict[str, LabelThresholds]
     split: Split
     val_probs: dict[str, np.ndarray]
+    identity_guard: bool = False  # serve with Moderator(identity_guard=True)
+    require_parent: bool = False  # serve with Moderator(require_parent=True)
 
     def moderator(self) -> Moderator:
-        return Moderator(self.model, self.thresholds)
+        return Moderator(
+            self.model,
+            self.thresholds,
+            identity_guard=self.identity_guard,
+            require_parent=self.require_parent,
+        )
 
 
 def train(
@@ -103,6 +114,35 @@ def train(
     thresholds = choose_thresholds(val_probs, va.hard, config)
     model.thresholds = thresholds
     return Trained(model, thresholds, split, val_probs)
+
+
+def train_stacked(
+    trained: Trained,
+    data: LabelledData,
+    cache_dir: Path,
+    settings: FineTuneSettings | None = None,
+    base_model: str | None = None,
+    progress=None,
+    weights: dict[str, float] | None = None,
+) -> Trained:
+    """Fine-tune MiniLM on the same train split (cached), stack it with ``trained``'s heads.
+
+    The blend weights (unless ``weights`` fixes them), calibrators, hate cut and routing
+    thresholds are all chosen on validation. Predictions are cached on disk for evaluation; use
+    ``model.serving()`` for timing.
+    """
+    split = trained.split
+    settings = settings or FineTuneSettings(seed=split.seed)
+    tr, va = data.subset(split.train), data.subset(split.val)
+    texts = trained.model.prepare(tr.texts)
+    base = base_model or default_model_path()
+    transformer = fine_tune_cached(base, texts, soft_three_class(tr), settings, cache_dir, progress)
+    cached = CachedPredictions(transformer, transformer.directory)
+    model = StackedModel(trained.model, cached).fit(va.texts, va.hard, weights)
+    val_probs = model.predict_proba(va.texts)
+    model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
+    model.thresholds = choose_thresholds(val_probs, va.hard, model.config)
+    return Trained(model, model.thresholds, split, val_probs)
 
 
 @dataclass
@@ -126,7 +166,7 @@ def evaluate_seed(
     model, config = trained.model, trained.model.config
     te = data.subset(trained.split.test)
     raw = model.raw_scores(te.texts)
-    probs = model.calibrate(raw)
+    probs = trained.moderator().scores(te.texts) if trained.identity_guard else model.calibrate(raw)
     labels = {}
     reliability = {}
     for name in LABELS:
@@ -141,7 +181,7 @@ def evaluate_seed(
         reliability[name] = [b.__dict__ for b in reliability_curve(y, probs[name], n_bins=10)]
     tuned = three_class(probs["hate"], probs["offensive"], model.hate_threshold)
     default = three_class(probs["hate"], probs["offensive"], 0.5)
-    routing = route(probs, trained.thresholds, config.severity)
+    routing = route(probs, trained.thresholds, config.severity, trained.moderator().requires)
     curve = []
     if with_tradeoff:
         va = data.subset(trained.split.val)
@@ -321,6 +361,27 @@ def with_deployment_prior(trained: Trained, data: LabelledData, prior: dict[str,
     )
     model.thresholds = thresholds
     return Trained(model, thresholds, trained.split, val_probs)
+
+
+def with_identity_guard(
+    trained: Trained, data: LabelledData, *, require_parent: bool = False
+) -> Trained:
+    """The same model served with the identity guard; hate cut and thresholds re-chosen on it.
+
+    Guarded validation probabilities replace the plain ones, so the policy's validation estimates
+    describe the guarded scores; a deployment prior on the model keeps its importance weights.
+    """
+    model = copy.copy(trained.model)
+    va = data.subset(trained.split.val)
+    val_probs = Moderator(model, trained.thresholds, identity_guard=True).scores(va.texts)
+    model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
+    prior = model.config.deployment_prior or {}
+    weights = {k: importance_weights(va.hard[k], model.train_prior[k], prior[k]) for k in prior}
+    thresholds = choose_thresholds(
+        val_probs, va.hard, model.config, weights or None, traffic_weight=weights.get("offensive")
+    )
+    model.thresholds = thresholds
+    return Trained(model, thresholds, trained.split, val_probs, True, require_parent)
 
 
 def with_normaliser(config: ModerationConfig, on: bool) -> ModerationConfig:

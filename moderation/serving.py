@@ -40,7 +40,11 @@ class CompiledScorer:
 
     def __init__(self, model: ModerationModel) -> None:
         self.model = model
-        self.compiled = model.features.uses_tfidf and "embedding" not in model.config.features
+        self.compiled = (
+            isinstance(model, ModerationModel)  # not a StackedModel (its encoder is the cost)
+            and model.features.uses_tfidf
+            and "embedding" not in model.config.features
+        )
         if not self.compiled:
             return
         feats = model.features

@@ -1,0 +1,132 @@
+"""Fine-tuning MiniLM and stacking it with the TF-IDF heads.
+
+The cheap checks (targets, cache key, batching, weight choice, the stacked model's surface with a
+stand-in transformer that has a known answer) run on synthetic data; the fine-tuning test loads the
+real packaged MiniLM and trains it for a few steps on the marker corpus (marked slow).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from moderation.classifier import ModerationModel
+from moderation.finetune import (
+    CachedPredictions,
+    FineTunedClassifier,
+    FineTuneSettings,
+    _length_buckets,
+    fine_tune_cached,
+    training_key,
+)
+from moderation.labels import LabelledData
+from moderation.pipeline import Moderator
+from moderation.policy import choose_thresholds
+from moderation.stacking import StackedModel, finetune_scores, soft_three_class, stack_weights
+
+from .conftest import make_corpus
+
+
+def _soft3(y3: np.ndarray) -> np.ndarray:
+    return np.eye(3)[y3]
+
+
+def test_soft_three_class_rows_are_vote_distributions():
+    soft = {
+        "hate": np.array([0.0, 1 / 3, 2 / 3, 0.0]),
+        "offensive": np.array([0.0, 1.0, 1.0, 2 / 3]),
+    }
+    data = LabelledData(["a"] * 4, np.zeros(4, int), {}, soft, np.zeros(4, bool))
+    s3 = soft_three_class(data)
+    np.testing.assert_allclose(s3.sum(axis=1), 1.0)
+    np.testing.assert_allclose(s3[1], [1 / 3, 2 / 3, 0.0])
+    np.testing.assert_allclose(s3[3], [0.0, 2 / 3, 1 / 3])
+    back = finetune_scores(s3)  # and the multi-label view comes back out
+    np.testing.assert_allclose(back["hate"], soft["hate"])
+    np.testing.assert_allclose(back["offensive"], soft["offensive"])
+
+
+def test_training_key_changes_with_every_input():
+    texts, _, y3 = make_corpus(20, seed=0)
+    s3, settings = _soft3(y3), FineTuneSettings()
+    key = training_key("models/minilm", texts, s3, settings)
+    assert key == training_key("other/dir/minilm", texts, s3, settings)  # model name, not path
+    assert key != training_key("models/other", texts, s3, settings)
+    assert key != training_key("models/minilm", [*texts[:-1], "x"], s3, settings)
+    assert key != training_key("models/minilm", texts, s3[::-1], settings)
+    assert key != training_key("models/minilm", texts, s3, FineTuneSettings(seed=1))
+
+
+def test_length_buckets_cover_every_item_once_in_batches_of_similar_length():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=1000)
+    batches = _length_buckets(lengths, 32, np.random.default_rng(1))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 0.5 * np.mean([np.ptp(lengths[rng.permutation(1000)[:32]]) for _ in range(20)])
+
+
+def test_stack_weights_follow_the_better_model():
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.3).astype(int)
+    perfect, noise = np.where(y == 1, 0.9, 0.1), rng.random(400)
+    # the smallest weight that reaches the best validation PR-AUC (here a perfect 1.0) wins
+    assert stack_weights({"hate": noise}, {"hate": perfect}, {"hate": y})["hate"] > 0.5
+    assert stack_weights({"hate": perfect}, {"hate": noise}, {"hate": y})["hate"] < 0.5
+    assert stack_weights({"hate": perfect}, {"hate": perfect}, {"hate": y}) == {"hate": 0.0}
+
+
+class _Oracle:
+    """A stand-in transformer that knows the marker words (a known answer, no network)."""
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        hate = np.array([0.9 if "zorg" in t else 0.02 for t in texts])
+        off = np.array([0.9 if "blarg" in t else 0.05 for t in texts]) - hate
+        return np.stack([hate, np.clip(off, 0, 1), 1 - hate - np.clip(off, 0, 1)], axis=1)
+
+
+def test_stacked_model_serves_through_the_moderator(small_config):
+    texts, labels, _ = make_corpus(300, seed=1)
+    val_texts, val_labels, _ = make_corpus(600, seed=2)
+    base = ModerationModel(small_config).fit(
+        texts, {k: v.astype(float) for k, v in labels.items()}, val_texts, val_labels
+    )
+    stacked = StackedModel(base, _Oracle()).fit(val_texts, val_labels)
+    assert set(stacked.weights) == {"hate", "offensive"}
+    thresholds = choose_thresholds(stacked.predict_proba(val_texts), val_labels, small_config)
+    moderator = Moderator(stacked, thresholds)
+    assert not moderator.scorer.compiled  # the encoder path: no compiled TF-IDF scorer
+    hateful, benign = moderator.moderate_batch(["zorg blarg park walk", "sunny day coffee"])
+    assert hateful.path != "allow" and hateful.label == "hate"
+    assert benign.path == "allow"
+    assert moderator.moderate("zorg blarg park walk").label == "hate"  # sync falls back, works
+    only = StackedModel(base, _Oracle()).fit(val_texts, val_labels, {"hate": 1.0, "offensive": 1.0})
+    assert only.weights == {"hate": 1.0, "offensive": 1.0}
+
+
+@pytest.mark.slow
+def test_fine_tuning_learns_caches_and_round_trips(tmp_path, monkeypatch):
+    from moderation.features import default_model_path
+
+    texts, _, y3 = make_corpus(32, seed=3)
+    settings = FineTuneSettings(epochs=3, batch_size=16, lr=2e-4)
+    model = fine_tune_cached(default_model_path(), texts, _soft3(y3), settings, tmp_path)
+    losses = [h["train_loss"] for h in model.history]
+    assert losses[-1] < losses[0]  # it learns the marker words
+    probs = model.predict_proba(texts)
+    assert probs.shape == (32, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached model must not be retrained")
+
+    monkeypatch.setattr(FineTunedClassifier, "fit", no_training)
+    again = fine_tune_cached(default_model_path(), texts, _soft3(y3), settings, tmp_path)
+    np.testing.assert_allclose(again.predict_proba(texts), probs, atol=1e-6)
+    assert again.history == model.history
+
+    cached = CachedPredictions(again, tmp_path)
+    first = cached.predict_proba(texts[:5])
+    assert len(list(tmp_path.glob("probs-*.npy"))) == 1
+    np.testing.assert_array_equal(cached.predict_proba(texts[:5]), first)
