@@ -9,19 +9,24 @@ Tables (``table`` names in the record):
   ``tfidf-flat`` (no hierarchy), ``tfidf-hard`` (majority labels instead of vote shares),
   ``embedding`` (MiniLM + linear heads), ``tfidf+embedding`` (both blocks), ``tfidf+prior``
   (the ``tfidf`` models served at ``DEPLOYMENT_PRIOR``: 10 % offensive, 1 % hate; its test
-  figures are on Davidson's own 83 % offensive test split, where the correction must cost F1).
+  figures are on Davidson's own 83 % offensive test split, where the correction must cost F1),
+  ``finetuned`` (MiniLM fine-tuned as a 3-class classifier on vote shares, ``finetune.py``) and
+  ``tfidf+finetuned`` (its scores stacked with the ``tfidf`` heads, ``moderation/stacking.py``),
+  ``tfidf+guard`` / ``tfidf+prior+guard`` (the identity guard, ``moderation/identity.py``).
 * ``calibration``: ECE before/after isotonic calibration per label, reliability bins in ``extra``.
 * ``routing``: the policy (auto-action at validation precision >= 0.95, review budget 20 %) on test:
   path shares, auto precision, positives among reviewed and allowed items, recall caught.
 * ``tradeoff``: the same for other precision and recall targets (seed 0, review budget 20 %).
 * ``robustness``: weighted / hate F1 clean vs perturbed test, without and with the normaliser.
 * ``identity``: share of 240 benign identity-term sentences flagged (auto or review), for
-  ``tfidf`` and ``tfidf+prior`` (seed 0).
+  every serving variant (seed 0); ``+parent`` adds the hierarchy rule to the guard.
 * ``new_category``: "hate" re-learnt as a new label from k positives on frozen features.
 * ``speed``: sync latency, batch throughput, review-queue throughput on SQLite.
 
-Quick mode: a stratified half of the tweets, one seed, the ``tfidf`` variant only, fewer latency
-calls. The ablations (flat, hard) run on one seed; the others on three.
+Quick mode: a stratified half of the tweets, one seed, the ``tfidf`` variant only (no
+fine-tuning), fewer latency calls. The ablations (flat, hard) run on one seed; the others on
+three. Fine-tuned weights and their predictions are cached in ``ctx.cache_dir`` keyed by base
+model, training data checksum, split seed and settings, so only the first full run trains.
 No tweet text is ever written to the record or the logs: aggregates only.
 """
 
@@ -39,6 +44,7 @@ from moderation import eval as ev
 from moderation.config import DEPLOYMENT_PRIOR, ModerationConfig
 from moderation.features import CachedEmbedder, MiniLMEmbedder
 from moderation.labels import from_davidson, stratified_split
+from moderation.pipeline import Moderator
 
 DESCRIPTION = (
     "Content moderation on Davidson et al. 2017: TF-IDF and MiniLM heads, calibration, "
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 DAVIDSON = "Davidson et al., ICWSM 2017, Table/Fig. 1 (logistic regression, L2, one-vs-rest)"
 PROTOCOL = "10% held-out test split, 3-class weighted average / hate class"
 PRIOR_VARIANT = "tfidf+prior"  # the tfidf models served at moderation.config.DEPLOYMENT_PRIOR
+# fine-tuned variants: name -> fixed blend weights (None: chosen on validation)
+FINETUNED = {"finetuned": {"hate": 1.0, "offensive": 1.0}, "tfidf+finetuned": None}
 
 
 def _variants(quick: bool) -> dict[str, tuple[ModerationConfig, int]]:
@@ -97,6 +105,38 @@ def _classifier_metrics(report: ev.SeedEvaluation) -> dict[str, float]:
     }
 
 
+def _classifier_row(
+    name: str, reports: list[ev.SeedEvaluation], extra: dict, timings: dict | None = None
+) -> Row:
+    per_seed = [_classifier_metrics(r) for r in reports]
+    mean, spread = _summary(per_seed)
+    return Row(
+        variant=name,
+        table="classifiers",
+        metrics=mean,
+        ci={k: spread[k] for k in ("weighted_f1", "hate_f1", "hate_pr_auc")},
+        timings=timings or {},
+        extra={
+            "seeds": [r.seed for r in reports],
+            "per_seed": per_seed,
+            "hate_threshold": [r.hate_threshold for r in reports],
+            **extra,
+        },
+    )
+
+
+def _routing_row(name: str, reports: list[ev.SeedEvaluation], extra: dict) -> Row:
+    mean, spread = _summary([_routing_metrics(r) for r in reports])
+    thresholds = {r.seed: {k: asdict(v) for k, v in r.thresholds.items()} for r in reports}
+    return Row(
+        variant=f"{name}@p0.95,review<=0.20",
+        table="routing",
+        metrics=mean,
+        ci={k: spread[k] for k in ("auto_precision", "review_share")},
+        extra={"thresholds": thresholds, **extra},
+    )
+
+
 def _routing_metrics(report: ev.SeedEvaluation) -> dict[str, float]:
     r = report.routing
     return {
@@ -125,29 +165,18 @@ def run(ctx: BenchContext) -> BenchResult:
 
     for name, (config, n_seeds) in variants.items():
         seeds = all_seeds[:n_seeds]
-        per_seed, train_s, thresholds = [], [], []
+        reports, train_s = [], []
         for seed in seeds:
             start = time.perf_counter()
             uses_embedding = "embedding" in config.features
             trained = ev.train(data, seed, config, embedder if uses_embedding else None)
             train_s.append(time.perf_counter() - start)
             report = ev.evaluate_seed(trained, data, with_tradeoff=name == "tfidf" and seed == 0)
-            per_seed.append(_classifier_metrics(report))
-            thresholds.append(report.hate_threshold)
+            reports.append(report)
             if name == "tfidf":
                 default[seed] = (trained, report)
             bar.update(1)
-        mean, spread = _summary(per_seed)
-        rows.append(
-            Row(
-                variant=name,
-                table="classifiers",
-                metrics=mean,
-                ci={k: spread[k] for k in ("weighted_f1", "hate_f1", "hate_pr_auc")},
-                timings={"train_s": float(np.mean(train_s))},
-                extra={"seeds": seeds, "per_seed": per_seed, "hate_threshold": thresholds},
-            )
-        )
+        rows.append(_classifier_row(name, reports, {}, {"train_s": float(np.mean(train_s))}))
     bar.close()
 
     # The same fitted models served at a deployment prior (moderation.prior): nothing refitted;
@@ -158,22 +187,54 @@ def run(ctx: BenchContext) -> BenchResult:
     corrected_reports = {
         s: ev.evaluate_seed(t, data, with_tradeoff=False) for s, t in corrected.items()
     }
-    per_seed = [_classifier_metrics(r) for r in corrected_reports.values()]
-    mean, spread = _summary(per_seed)
     rows.append(
-        Row(
-            variant=PRIOR_VARIANT,
-            table="classifiers",
-            metrics=mean,
-            ci={k: spread[k] for k in ("weighted_f1", "hate_f1", "hate_pr_auc")},
-            extra={
-                "seeds": list(corrected),
-                "per_seed": per_seed,
-                "hate_threshold": [r.hate_threshold for r in corrected_reports.values()],
-                "deployment_prior": DEPLOYMENT_PRIOR,
-            },
+        _classifier_row(
+            PRIOR_VARIANT, list(corrected_reports.values()), {"deployment_prior": DEPLOYMENT_PRIOR}
         )
     )
+
+    # Fine-tuned MiniLM alone and stacked with the tfidf heads (full runs only: minutes per seed).
+    tuned: dict[str, dict[int, ev.Trained]] = (
+        {name: {} for name in FINETUNED} if not ctx.quick else {}
+    )
+    for name in tuned:
+        reports, extra = [], {"weights": [], "finetune": []}
+        for seed, (trained, _) in default.items():
+            t = ev.train_stacked(trained, data, ctx.cache_dir, weights=FINETUNED[name])
+            tuned[name][seed] = t
+            reports.append(ev.evaluate_seed(t, data, with_tradeoff=False))
+            extra["weights"].append(t.model.weights)
+            ft = t.model.transformer.inner
+            extra["finetune"].append(
+                {
+                    "settings": asdict(ft.settings),
+                    "train_s": ft.train_seconds,
+                    "history": ft.history,
+                }
+            )
+        train_s = float(np.mean([f["train_s"] for f in extra["finetune"]]))
+        rows.append(_classifier_row(name, reports, extra, {"train_s": train_s}))
+        rows.append(_routing_row(name, reports, {}))
+
+    # The identity guard (moderation/identity.py) on the tfidf models, at both priors; the
+    # classifier rows show what blindness to identity terms costs in F1 (the hierarchy rule
+    # changes routing only, so "+parent" variants get routing rows).
+    guarded: dict[str, dict[int, ev.Trained]] = {}
+    for name, source in (
+        ("tfidf", {s: t for s, (t, _) in default.items()}),
+        (PRIOR_VARIANT, corrected),
+    ):
+        for parent in (False, True):
+            variant = f"{name}+guard" + ("+parent" if parent else "")
+            guarded[variant] = {
+                s: ev.with_identity_guard(t, data, require_parent=parent) for s, t in source.items()
+            }
+            reports = [
+                ev.evaluate_seed(t, data, with_tradeoff=False) for t in guarded[variant].values()
+            ]
+            if not parent:
+                rows.append(_classifier_row(variant, reports, {}))
+            rows.append(_routing_row(variant, reports, {}))
 
     seeds = all_seeds
     trained0, report0 = default[seeds[0]]
@@ -187,34 +248,11 @@ def run(ctx: BenchContext) -> BenchResult:
             )
         )
 
-    thresholds_by_seed = {
-        s: {k: asdict(v) for k, v in r.thresholds.items()} for s, (_, r) in default.items()
-    }
     missed_by_seed = {s: r.routing.missed for s, (_, r) in default.items()}
-    route_mean, route_spread = _summary([_routing_metrics(r) for _, r in default.values()])
+    rows.append(_routing_row("tfidf", [r for _, r in default.values()], {"missed": missed_by_seed}))
     rows.append(
-        Row(
-            variant="tfidf@p0.95,review<=0.20",
-            table="routing",
-            metrics=route_mean,
-            ci={k: route_spread[k] for k in ("auto_precision", "review_share")},
-            extra={"thresholds": thresholds_by_seed, "missed": missed_by_seed},
-        )
-    )
-    route_mean, route_spread = _summary([_routing_metrics(r) for r in corrected_reports.values()])
-    rows.append(
-        Row(
-            variant=f"{PRIOR_VARIANT}@p0.95,review<=0.20",
-            table="routing",
-            metrics=route_mean,
-            ci={k: route_spread[k] for k in ("auto_precision", "review_share")},
-            extra={
-                "thresholds": {
-                    s: {k: asdict(v) for k, v in r.thresholds.items()}
-                    for s, r in corrected_reports.items()
-                },
-                "deployment_prior": DEPLOYMENT_PRIOR,
-            },
+        _routing_row(
+            PRIOR_VARIANT, list(corrected_reports.values()), {"deployment_prior": DEPLOYMENT_PRIOR}
         )
     )
     for point in report0.tradeoff:
@@ -243,7 +281,9 @@ def run(ctx: BenchContext) -> BenchResult:
     notes.append(f"robustness: seed {seeds[0]}, word_rate 0.5, {time.perf_counter() - start:.0f}s")
 
     moderator = trained0.moderator()
-    for name, candidate in (("tfidf", trained0), (PRIOR_VARIANT, corrected[seeds[0]])):
+    serving = {"tfidf": trained0, PRIOR_VARIANT: corrected[seeds[0]]}
+    serving |= {name: by_seed[seeds[0]] for name, by_seed in (guarded | tuned).items()}
+    for name, candidate in serving.items():
         identity = ev.identity_false_positives(candidate.moderator())
         rows.append(
             Row(
@@ -281,6 +321,33 @@ def run(ctx: BenchContext) -> BenchResult:
             metrics={"items_per_s": ev.batch_throughput(moderator, test_texts)},
         )
     )
+    guard_moderator = guarded[f"{PRIOR_VARIANT}+guard+parent"][seeds[0]].moderator()
+    latency = ev.sync_latency(guard_moderator, test_texts[:n_latency])
+    rows.append(
+        Row(
+            variant="moderate() sync, tfidf+prior+guard+parent",
+            table="speed",
+            metrics={k: latency[k] for k in ("p50_ms", "p95_ms", "p99_ms")},
+        )
+    )
+    for name, by_seed in tuned.items():  # the fine-tuned models serve the batch path
+        model = by_seed[seeds[0]].model.serving()  # no prediction cache: real encoder calls
+        stacked = Moderator(model, by_seed[seeds[0]].thresholds)
+        latency = ev.sync_latency(stacked, test_texts[:100], warmup=5)
+        rows.append(
+            Row(
+                variant=f"moderate() one at a time, {name}",
+                table="speed",
+                metrics={k: latency[k] for k in ("p50_ms", "p95_ms", "p99_ms")},
+            )
+        )
+        rows.append(
+            Row(
+                variant=f"moderate_batch(), {name}",
+                table="speed",
+                metrics={"items_per_s": ev.batch_throughput(stacked, test_texts[:1000])},
+            )
+        )
     queue = ev.queue_throughput(n_items=500 if ctx.quick else 2000)
     rows.append(
         Row(

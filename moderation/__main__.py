@@ -2,6 +2,7 @@
 
     python -m moderation train [--data-dir D] [--model PATH] [--seed 0] [--features tfidf]
                                [--deployment-prior]   (serve at config.DEPLOYMENT_PRIOR)
+                               [--identity-guard] [--require-parent]   (moderation/identity.py)
     python -m moderation classify "some text" [--model PATH]
     python -m moderation queue [--db PATH] enqueue "text" --label hate --score 0.7 [--reach 100]
     python -m moderation queue [--db PATH] next --reviewer alice
@@ -44,7 +45,7 @@ def _print(obj: object) -> None:
 def _train(args: argparse.Namespace) -> None:
     from evals.datasets import load_davidson
     from moderation.config import DEPLOYMENT_PRIOR, ModerationConfig
-    from moderation.eval import evaluate_seed, train, with_deployment_prior
+    from moderation.eval import evaluate_seed, train, with_deployment_prior, with_identity_guard
     from moderation.labels import from_davidson
 
     data = from_davidson(load_davidson(args.data_dir))
@@ -52,6 +53,14 @@ def _train(args: argparse.Namespace) -> None:
     trained = train(data, args.seed, config)
     if args.deployment_prior:  # same heads; probabilities and thresholds moved to the prior
         trained = with_deployment_prior(trained, data, DEPLOYMENT_PRIOR)
+    if args.identity_guard:  # thresholds re-chosen on guarded validation scores
+        trained = with_identity_guard(trained, data, require_parent=args.require_parent)
+    trained.require_parent = args.require_parent  # a routing rule: thresholds unchanged
+    # how to serve it travels with the model: classify builds the same Moderator
+    trained.model.serving_options = {
+        "identity_guard": trained.identity_guard,
+        "require_parent": trained.require_parent,
+    }
     report = evaluate_seed(trained, data, with_tradeoff=False)
     trained.model.save(args.model)
     _print(
@@ -74,7 +83,8 @@ def _classify(args: argparse.Namespace) -> None:
     from moderation.classifier import ModerationModel
     from moderation.pipeline import Moderator
 
-    moderator = Moderator(ModerationModel.load(args.model))
+    model = ModerationModel.load(args.model)
+    moderator = Moderator(model, **getattr(model, "serving_options", {}))
     _print(asdict(moderator.moderate(args.text)))
 
 
@@ -120,6 +130,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="serve at moderation.config.DEPLOYMENT_PRIOR (10%% offensive, 1%% hate), not at "
         "Davidson's 83%% offensive",
+    )
+    train.add_argument(
+        "--identity-guard",
+        action="store_true",
+        help="a hate score must survive deleting identity terms (moderation/identity.py)",
+    )
+    train.add_argument(
+        "--require-parent",
+        action="store_true",
+        help="a hate flag also needs the offensive score at its review cut",
     )
     train.set_defaults(fn=_train)
 

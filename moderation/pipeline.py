@@ -13,7 +13,11 @@ Two entry points over one trained :class:`~moderation.classifier.ModerationModel
 Evasion signals from the normaliser (zero-width characters, homoglyphs, leetspeak, ...) are
 carried on the verdict as ``evasions``; with ``review_evasions=True`` an otherwise allowed item
 that tried to evade is sent to review (off by default: the benchmark measures what that costs in
-review share).
+review share). Two minimum-evidence rules against identity-term false positives (measured in the
+README): with ``identity_guard=True`` a hate score must survive deleting the identity terms from
+the text, and with ``require_parent=True`` a hate flag also needs the offensive score at or above
+its review cut (:mod:`moderation.identity`). Thresholds for a guarded moderator are chosen on
+guarded validation scores (``eval.with_identity_guard``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from moderation.errors import (
     InvalidTextError,
     TextTooLongError,
 )
+from moderation.identity import GUARDED_LABELS, mask_identity_terms
 from moderation.normalise import normalise_with_signals
 from moderation.policy import ALLOW, REVIEW, LabelThresholds, route
 from moderation.serving import CompiledScorer
@@ -106,6 +111,8 @@ class Moderator:
         thresholds: dict[str, LabelThresholds] | None = None,
         *,
         review_evasions: bool = False,
+        identity_guard: bool = False,
+        require_parent: bool = False,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         thresholds = thresholds if thresholds is not None else model.thresholds
@@ -118,6 +125,10 @@ class Moderator:
         self.model = model
         self.thresholds = thresholds
         self.review_evasions = review_evasions
+        self.identity_guard = identity_guard
+        # minimum evidence: a guarded label needs its parent label at least in review (hierarchy)
+        parents = model.config.parents if require_parent else {}
+        self.requires = {c: p for c, p in parents.items() if c in GUARDED_LABELS}
         self.clock = clock
         self.scorer = CompiledScorer(model)
 
@@ -130,7 +141,9 @@ class Moderator:
             probs = {k: np.array([v]) for k, v in one.items()}
         else:
             probs = self.model.predict_proba(canonical, prepared=prepared)
-        routing = route(probs, self.thresholds, self.model.config.severity)
+        if self.identity_guard:
+            probs = self._guard(canonical, probs, prepared)
+        routing = route(probs, self.thresholds, self.model.config.severity, self.requires)
         verdicts = []
         for i, sig in enumerate(signals):
             path, label = str(routing.path[i]), str(routing.label[i])
@@ -140,6 +153,26 @@ class Moderator:
                 path, reason = REVIEW, f"evasion attempt: {', '.join(sig.evasions)}"
             verdicts.append(Verdict(path, label, scores, sig.evasions, reason))
         return verdicts
+
+    def _guard(
+        self, canonical: list[str], probs: dict[str, np.ndarray], prepared: bool
+    ) -> dict[str, np.ndarray]:
+        """Guarded labels keep ``min(p(text), p(text without identity terms))``."""
+        masked = {i: m for i, t in enumerate(canonical) if (m := mask_identity_terms(t))}
+        labels = [k for k in GUARDED_LABELS if k in probs]
+        if not masked or not labels:
+            return probs
+        index = np.fromiter(masked, dtype=np.int64, count=len(masked))
+        if len(canonical) == 1:
+            one = self.scorer.scores(masked[0], normalised=prepared)
+            alt = {k: np.array([v]) for k, v in one.items()}
+        else:
+            alt = self.model.predict_proba(list(masked.values()), prepared=prepared)
+        out = dict(probs)
+        for label in labels:
+            out[label] = np.array(probs[label], dtype=float)
+            out[label][index] = np.minimum(out[label][index], alt[label])
+        return out
 
     def moderate(self, text: str | bytes) -> Verdict:
         """Synchronous path: one text, one verdict. Raises InvalidTextError on unusable input."""
@@ -172,5 +205,9 @@ class Moderator:
         return [v for v in out if v is not None]
 
     def scores(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Calibrated probabilities for many texts (no validation; for evaluation code)."""
-        return self.model.predict_proba(texts)
+        """Calibrated (with the guard: guarded) probabilities; no validation, for evaluation."""
+        if not self.identity_guard:
+            return self.model.predict_proba(texts)
+        canonical = self.model.prepare(list(texts))
+        probs = self.model.predict_proba(canonical, prepared=True)
+        return self._guard(canonical, probs, prepared=True)

@@ -170,8 +170,19 @@ def route(
     probs: dict[str, np.ndarray],
     thresholds: dict[str, LabelThresholds],
     severity: dict[str, float],
+    requires: dict[str, str] | None = None,
 ) -> Routing:
-    """Send each item down the most severe path any label asks for (see the module docstring)."""
+    """Send each item down the most severe path any label asks for (see the module docstring).
+
+    ``requires`` maps a label to a parent whose score must reach the parent's review cut before
+    the label may flag anything (a minimum-evidence rule: no hate flag for a text the offensive
+    head would allow; used by ``Moderator(identity_guard=True)``).
+    """
+    probs = dict(probs)
+    for child, parent in (requires or {}).items():
+        if child in probs and parent in probs:
+            supported = probs[parent] >= thresholds[parent].review
+            probs[child] = np.where(supported, probs[child], 0.0)
     names = sorted(probs, key=lambda n: -severity.get(n, 0.0))  # most severe first
     n = len(probs[names[0]])
     path = np.full(n, ALLOW, dtype=object)

@@ -63,3 +63,27 @@ def test_module_entry_point_runs(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["item_id"] is None
+
+
+def test_classify_serves_with_the_options_saved_by_train(
+    trained_model, tmp_path, capsys, monkeypatch
+):
+    import copy
+
+    import moderation.pipeline
+
+    built = []
+
+    class Recording(moderation.pipeline.Moderator):
+        def __init__(self, model, *args, **kwargs):
+            super().__init__(model, *args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(moderation.pipeline, "Moderator", Recording)
+    model = copy.copy(trained_model)
+    model.serving_options = {"identity_guard": True, "require_parent": True}
+    path = tmp_path / "guarded.pkl"
+    model.save(path)
+    code, out = _run(capsys, "classify", "muslim zorg blarg walk", "--model", str(path))
+    assert code == 0 and out["label"] in ("hate", "offensive")
+    assert built[-1].identity_guard and built[-1].requires == {"hate": "offensive"}
