@@ -130,7 +130,11 @@ def latency_rows(retriever, texts, reranker, encoders: dict) -> list[Row]:
 def encoder_rows(index, queries, qrels, encoders: dict) -> list[Row]:
     """Every encoder's query vectors against the same document vectors: same vectors, same nDCG?"""
     texts = list(queries.values())
-    vecs = {label: e.encode(texts) for label, e in encoders.items()}
+    # batches of 32: the size a query service sees, and below OnnxEmbedder's bulk hand-off
+    vecs = {
+        label: np.vstack([e.encode(texts[i : i + 32]) for i in range(0, len(texts), 32)])
+        for label, e in encoders.items()
+    }
     ref_label, ref = next(iter(vecs.items()))
     c2d, rows = index.chunk_to_doc, []
     for label, v in vecs.items():
