@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -60,12 +61,13 @@ class RecordedGenerator:
         self.temperature, self.clock = temperature, clock
         self.inner = None
         self.calls: list[tuple[float, bool]] = []
-        self.store: dict[str, dict] = {}
-        if self.path.exists():
-            try:
-                self.store = json.loads(self.path.read_text())
-            except (OSError, ValueError):  # a cache may always be thrown away
-                self.store = {}
+        self.store: dict[str, dict] = self._read()
+
+    def _read(self) -> dict[str, dict]:
+        try:
+            return json.loads(self.path.read_text()) if self.path.exists() else {}
+        except (OSError, ValueError):  # a cache may always be thrown away
+            return {}
 
     def key(self, messages: list[dict[str, str]], max_tokens: int) -> str:
         raw = json.dumps([self.fingerprint, messages, max_tokens, self.temperature])
@@ -84,10 +86,13 @@ class RecordedGenerator:
         seconds = self.clock() - t0
         self.calls.append((seconds, False))
         self.store[key] = {"text": text, "seconds": round(seconds, 3)}
+        # merge with what another run may have recorded meanwhile, then replace atomically;
+        # saved after every answer, so a crash loses at most one
+        self.store = self._read() | self.store
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.store))
-        tmp.replace(self.path)  # atomic, and saved after every answer: a crash loses one answer
+        tmp.replace(self.path)
         return text
 
 
