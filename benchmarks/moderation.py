@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 DAVIDSON = "Davidson et al., ICWSM 2017, Table/Fig. 1 (logistic regression, L2, one-vs-rest)"
 PROTOCOL = "10% held-out test split, 3-class weighted average / hate class"
 PRIOR_VARIANT = "tfidf+prior"  # the tfidf models served at moderation.config.DEPLOYMENT_PRIOR
-# fine-tuned variants: name -> fixed blend weights (None: chosen on validation)
-FINETUNED = {"finetuned": {"hate": 1.0, "offensive": 1.0}, "tfidf+finetuned": None}
+# fine-tuned variants: name -> fixed blend weight (None: chosen on validation)
+FINETUNED = {"finetuned": 1.0, "tfidf+finetuned": None}
 
 
 def _variants(quick: bool) -> dict[str, tuple[ModerationConfig, int]]:
@@ -200,10 +200,10 @@ def run(ctx: BenchContext) -> BenchResult:
     for name in tuned:
         reports, extra = [], {"weights": [], "finetune": []}
         for seed, (trained, _) in default.items():
-            t = ev.train_stacked(trained, data, ctx.cache_dir, weights=FINETUNED[name])
+            t = ev.train_stacked(trained, data, ctx.cache_dir, weight=FINETUNED[name])
             tuned[name][seed] = t
             reports.append(ev.evaluate_seed(t, data, with_tradeoff=False))
-            extra["weights"].append(t.model.weights)
+            extra["weights"].append(t.model.weights["hate"])
             ft = t.model.transformer.inner
             extra["finetune"].append(
                 {

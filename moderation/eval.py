@@ -123,11 +123,11 @@ def train_stacked(
     settings: FineTuneSettings | None = None,
     base_model: str | None = None,
     progress=None,
-    weights: dict[str, float] | None = None,
+    weight: float | None = None,
 ) -> Trained:
     """Fine-tune MiniLM on the same train split (cached), stack it with ``trained``'s heads.
 
-    The blend weights (unless ``weights`` fixes them), calibrators, hate cut and routing
+    The blend weight (unless ``weight`` fixes it), calibrators, hate cut and routing
     thresholds are all chosen on validation. Predictions are cached on disk for evaluation; use
     ``model.serving()`` for timing.
     """
@@ -138,7 +138,7 @@ def train_stacked(
     base = base_model or default_model_path()
     transformer = fine_tune_cached(base, texts, soft_three_class(tr), settings, cache_dir, progress)
     cached = CachedPredictions(transformer, transformer.directory)
-    model = StackedModel(trained.model, cached).fit(va.texts, va.hard, weights)
+    model = StackedModel(trained.model, cached).fit(va.texts, va.hard, va.y3, weight)
     val_probs = model.predict_proba(va.texts)
     model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
     model.thresholds = choose_thresholds(val_probs, va.hard, model.config)

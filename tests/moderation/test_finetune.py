@@ -22,7 +22,7 @@ from moderation.finetune import (
 from moderation.labels import LabelledData
 from moderation.pipeline import Moderator
 from moderation.policy import choose_thresholds
-from moderation.stacking import StackedModel, finetune_scores, soft_three_class, stack_weights
+from moderation.stacking import StackedModel, finetune_scores, soft_three_class, stack_weight
 
 from .conftest import make_corpus
 
@@ -67,14 +67,16 @@ def test_length_buckets_cover_every_item_once_in_batches_of_similar_length():
     assert spread < 0.5 * np.mean([np.ptp(lengths[rng.permutation(1000)[:32]]) for _ in range(20)])
 
 
-def test_stack_weights_follow_the_better_model():
+def test_stack_weight_follows_the_better_model():
     rng = np.random.default_rng(0)
-    y = (rng.random(400) < 0.3).astype(int)
-    perfect, noise = np.where(y == 1, 0.9, 0.1), rng.random(400)
-    # the smallest weight that reaches the best validation PR-AUC (here a perfect 1.0) wins
-    assert stack_weights({"hate": noise}, {"hate": perfect}, {"hate": y})["hate"] > 0.5
-    assert stack_weights({"hate": perfect}, {"hate": noise}, {"hate": y})["hate"] < 0.5
-    assert stack_weights({"hate": perfect}, {"hate": perfect}, {"hate": y}) == {"hate": 0.0}
+    y3 = rng.choice([0, 1, 2], size=600, p=[0.2, 0.5, 0.3])
+    y = {"hate": (y3 == 0).astype(int), "offensive": (y3 <= 1).astype(int)}
+    perfect = {k: np.where(v == 1, 0.9, 0.1) for k, v in y.items()}
+    noise = {k: rng.random(600) for k in y}
+    # the smallest weight that reaches the best validation F1 (here a perfect 1.0) wins
+    assert stack_weight(noise, perfect, y, y3) > 0.5
+    assert stack_weight(perfect, noise, y, y3) < 0.5
+    assert stack_weight(perfect, perfect, y, y3) == 0.0
 
 
 class _Oracle:
@@ -88,11 +90,11 @@ class _Oracle:
 
 def test_stacked_model_serves_through_the_moderator(small_config):
     texts, labels, _ = make_corpus(300, seed=1)
-    val_texts, val_labels, _ = make_corpus(600, seed=2)
+    val_texts, val_labels, val_y3 = make_corpus(600, seed=2)
     base = ModerationModel(small_config).fit(
         texts, {k: v.astype(float) for k, v in labels.items()}, val_texts, val_labels
     )
-    stacked = StackedModel(base, _Oracle()).fit(val_texts, val_labels)
+    stacked = StackedModel(base, _Oracle()).fit(val_texts, val_labels, val_y3)
     assert set(stacked.weights) == {"hate", "offensive"}
     thresholds = choose_thresholds(stacked.predict_proba(val_texts), val_labels, small_config)
     moderator = Moderator(stacked, thresholds)
@@ -101,7 +103,7 @@ def test_stacked_model_serves_through_the_moderator(small_config):
     assert hateful.path != "allow" and hateful.label == "hate"
     assert benign.path == "allow"
     assert moderator.moderate("zorg blarg park walk").label == "hate"  # sync falls back, works
-    only = StackedModel(base, _Oracle()).fit(val_texts, val_labels, {"hate": 1.0, "offensive": 1.0})
+    only = StackedModel(base, _Oracle()).fit(val_texts, val_labels, val_y3, weight=1.0)
     assert only.weights == {"hate": 1.0, "offensive": 1.0}
 
 
