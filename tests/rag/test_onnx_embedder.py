@@ -74,3 +74,14 @@ def test_torch_backend_and_bad_backend():
         RagConfig(encoder="tensorrt")
     with pytest.raises(ConfigError, match="encoder_threads"):
         RagConfig(encoder_threads=-1)
+
+
+@pytest.mark.slow
+def test_an_export_that_disagrees_with_torch_is_refused(onnx_minilm, monkeypatch, caplog):
+    import rag.onnx_embedder as module
+
+    monkeypatch.setattr(module, "PARITY_TOLERANCE", -1.0)  # no export can pass: must fall back
+    with caplog.at_level(logging.WARNING, logger="rag.onnx_embedder"):
+        emb = make_embedder("all-MiniLM-L6-v2", cache_dir=onnx_minilm.onnx_path.parent.parent)
+    assert isinstance(emb, SentenceTransformerEmbedder)
+    assert "differ from torch" in caplog.text
