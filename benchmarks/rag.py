@@ -99,10 +99,10 @@ def _row(variant, res, table="main", timings=None, extra=None) -> Row:
 def _ltr(ctx, retriever, train, corpus_sum, config, progress):
     """Train (or load the cached) fusion weight + LambdaRank reranker + threshold on train."""
     settings = LTRSettings(seed=ctx.seed)
-    # every setting that shapes the candidates (BM25 k1/b, depth, fusion, ...) is in the key
-    key_src = json.dumps(
-        [dataclasses.asdict(config), corpus_sum, sorted(train.queries), str(settings)]
-    )
+    # every setting that shapes the candidates (BM25 k1/b, depth, fusion, ...) is in the key;
+    # the encoder backend is not: both give the same vectors (the `encoder` table)
+    shaping = {k: v for k, v in dataclasses.asdict(config).items() if not k.startswith("encoder")}
+    key_src = json.dumps([shaping, corpus_sum, sorted(train.queries), str(settings)])
     path = ctx.cache_dir / "rag" / f"ltr-{hashlib.sha256(key_src.encode()).hexdigest()[:16]}.json"
     if path.exists():
         model = LTRReranker.load(path)
