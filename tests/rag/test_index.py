@@ -50,6 +50,16 @@ def test_update_replaces_the_old_version_everywhere(docs, embedder):
     assert all("purr" not in index.chunks[c].text for c in index.doc_chunks["cats"])
 
 
+def test_chunk_to_doc_follows_every_change(docs, embedder):
+    index = build(docs, embedder)
+    before = dict(index.chunk_to_doc)  # built and cached here; every change must refresh it
+    index.upsert([Document("cats", "Kittens chase laser pointers.", title="Kittens")])
+    index.delete(["vitd"])
+    expected = {cid: c.doc_id for cid, c in index.chunks.items()}
+    assert index.chunk_to_doc == expected != before
+    assert not any(d == "vitd" for d in index.chunk_to_doc.values())
+
+
 def test_delete_removes_from_both_indexes(docs, embedder):
     index = build(docs, embedder)
     index.delete(["vitd", "no-such-doc"])
