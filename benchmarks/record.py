@@ -39,6 +39,8 @@ LIBRARIES = (
     "sentence-transformers",
     "transformers",
     "faiss-cpu",
+    "onnxruntime",
+    "onnx",
     "bm25s",
     "rank-bm25",
     "lightgbm",
