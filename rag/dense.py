@@ -58,6 +58,20 @@ def embedding_dimension(model) -> int:
     return int(get())
 
 
+def encode_normalised(
+    model, texts: Sequence[str], batch_size: int, *, progress: bool = False
+) -> np.ndarray:
+    """Unit-length float32 vectors from a ``SentenceTransformer`` (inner product = cosine)."""
+    vecs = model.encode(
+        list(texts),
+        batch_size=batch_size,
+        show_progress_bar=progress,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+    )
+    return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; loaded lazily on first use."""
 
@@ -82,14 +96,7 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, embedding_dimension(self.model)), np.float32)
-        vecs = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            show_progress_bar=progress,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        return encode_normalised(self.model, texts, self.batch_size, progress=progress)
 
 
 class MemoEmbedder:

@@ -37,6 +37,7 @@ from rag.dense import (
     Embedder,
     SentenceTransformerEmbedder,
     embedding_dimension,
+    encode_normalised,
     resolve_model,
 )
 
@@ -187,14 +188,7 @@ class OnnxEmbedder:
 
     def encode_torch(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """The same vectors from the PyTorch model (bulk requests)."""
-        vecs = self.torch_model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            show_progress_bar=progress,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+        return encode_normalised(self.torch_model, texts, self.batch_size, progress=progress)
 
 
 def _sentence_graph(st, names: list[str]):
