@@ -26,9 +26,11 @@ import numpy as np
 
 from benchmarks.record import Row
 from evals.timing import latency_summary
+from rag.config import RagConfig
 
 N_QUESTIONS, N_QUESTIONS_QUICK = 30, 3
 TOP_CHUNKS, ANSWER_TOKENS = 3, 96  # prompt: 3 numbered chunks; the answer is cut at 96 tokens
+SOURCE_TOKENS = RagConfig().source_tokens  # longer chunks: their sentences nearest the question
 BUDGET_S, BUDGET_QUICK_S = 600, 150  # wall-clock cap on fresh generation in one run
 
 
@@ -139,7 +141,7 @@ def answer_rows(retriever, reranker, queries, qrels, ctx, notes) -> list[Row]:
         threshold=reranker.meta["threshold"] if reranker else None,
         mode="rerank" if reranker else "hybrid",
         top_chunks=TOP_CHUNKS,
-        builder=PromptBuilder(2048, ANSWER_TOKENS),
+        builder=PromptBuilder(2048, ANSWER_TOKENS, source_tokens=SOURCE_TOKENS),
     )
     # Wall-clock cap on fresh generation: on a shared CPU one answer can take minutes. Questions
     # not reached in time are reported as not attempted, never silently averaged.

@@ -128,7 +128,7 @@ def cmd_ask(args) -> int:
     )
     for s in ans.sources:
         mark = "*" if s in ans.cited else " "
-        cut = "  (truncated)" if s.truncated else ""
+        cut = "  (truncated)" if s.truncated else "  (extract)" if s.condensed else ""
         print(f" {mark}[{s.number}] {s.doc_id}  {s.title[:70]}{cut}")
     if ans.invalid_citations:
         print(f"invalid citations (no such source): {ans.invalid_citations}")

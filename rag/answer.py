@@ -128,7 +128,9 @@ class RagPipeline:
     ) -> None:
         cfg = retriever.config
         self.retriever, self.generator = retriever, generator
-        self.builder = builder or PromptBuilder(cfg.context_tokens, cfg.answer_tokens)
+        self.builder = builder or PromptBuilder(
+            cfg.context_tokens, cfg.answer_tokens, source_tokens=cfg.source_tokens or None
+        )
         self.threshold, self.mode, self.top_chunks, self.clock = threshold, mode, top_chunks, clock
 
     def confidence(self, question: str) -> float:

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.errors import ConfigError
-from rag.prompt import MESSAGE_OVERHEAD, PromptBuilder, edge_order, estimate_tokens
+from rag.prompt import MESSAGE_OVERHEAD, PromptBuilder, edge_order, estimate_tokens, focus
 
 
 def chunk(i, words=20):
@@ -62,3 +62,47 @@ def test_token_estimate_is_conservative_for_english():
     text = "The quick brown fox jumps over the lazy dog. " * 10
     assert estimate_tokens(text) >= len(text.split()) * 1.3
     assert MESSAGE_OVERHEAD > 0
+
+
+ABSTRACT = (
+    "Obesity is a growing public health problem. Many cohorts were followed for decades. "
+    "Vitamin D deficiency raised the risk of colorectal cancer by a third. "
+    "Funding came from national grants. "
+    "Supplementing vitamin D did not lower cancer incidence in the trial."
+)
+
+
+def test_focus_keeps_the_sentences_about_the_question_in_text_order():
+    question = "Does vitamin D lower cancer risk?"
+    first = "Vitamin D deficiency raised the risk of colorectal cancer by a third."
+    second = "Supplementing vitamin D did not lower cancer incidence in the trial."
+    expected = f"... {first} ... {second}"
+    assert focus(ABSTRACT, question, 1000, estimate_tokens) == expected  # no-term ones left out
+    budget = sum(estimate_tokens(s) + 2 for s in (first, second))  # + 2: each " ..." or space
+    out = focus(ABSTRACT, question, budget, estimate_tokens)
+    assert out == expected and estimate_tokens(out) <= budget
+    # one token short: only one fits, and the tie on shared terms goes to the earlier sentence
+    assert focus(ABSTRACT, question, budget - 1, estimate_tokens) == f"... {first} ..."
+
+
+def test_focus_returns_nothing_when_no_sentence_fits_or_shares_a_term():
+    assert focus(ABSTRACT, "vitamin D", 5, estimate_tokens) == ""
+    assert focus(ABSTRACT, "Which galaxies merge?", 1000, estimate_tokens) == ""
+
+
+def test_long_sources_are_condensed_short_ones_kept_whole():
+    builder = PromptBuilder(2048, 100, source_tokens=60)
+    short = ("d0", "d0@1#0", "Short", "Vitamin D is a vitamin.")
+    long = ("d1", "d1@1#0", "Long", ABSTRACT)
+    unsplittable = ("d2", "d2@1#0", "Run-on", "vitamin " * 80)
+    packed = builder.build("Does vitamin D lower cancer risk?", [short, long, unsplittable])
+    s0, s1, s2 = packed.sources
+    assert not s0.condensed and s0.text == short[3]
+    assert s1.condensed and "Funding" not in s1.text and "colorectal cancer" in s1.text
+    assert s2.condensed and s2.text.endswith(" ...")  # one sentence over budget: truncated
+    assert all(estimate_tokens(s.text) <= 60 for s in packed.sources)
+
+
+def test_source_budget_below_the_minimum_chunk_is_refused():
+    with pytest.raises(ConfigError, match="source_tokens"):
+        PromptBuilder(2048, 100, source_tokens=8)
