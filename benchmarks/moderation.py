@@ -151,6 +151,16 @@ def _routing_metrics(report: ev.SeedEvaluation) -> dict[str, float]:
     }
 
 
+def _latency_row(variant: str, moderator, texts: list[str], warmup: int = 20) -> Row:
+    """p50/p95/p99 of ``moderator.moderate`` called one text at a time (the blocking path)."""
+    latency = ev.sync_latency(moderator, texts, warmup=warmup)
+    return Row(
+        variant=variant,
+        table="speed",
+        metrics={k: latency[k] for k in ("p50_ms", "p95_ms", "p99_ms")},
+    )
+
+
 def run(ctx: BenchContext) -> BenchResult:
     data = from_davidson(load_davidson(ctx.data_dir))
     if ctx.quick:  # a stratified half of the tweets keeps the smoke run short
@@ -306,14 +316,7 @@ def run(ctx: BenchContext) -> BenchResult:
 
     test_texts = data.subset(trained0.split.test).texts
     n_latency = 300 if ctx.quick else 1000
-    latency = ev.sync_latency(moderator, test_texts[:n_latency])
-    rows.append(
-        Row(
-            variant="moderate() sync",
-            table="speed",
-            metrics={k: latency[k] for k in ("p50_ms", "p95_ms", "p99_ms")},
-        )
-    )
+    rows.append(_latency_row("moderate() sync", moderator, test_texts[:n_latency]))
     rows.append(
         Row(
             variant="moderate_batch()",
@@ -322,24 +325,16 @@ def run(ctx: BenchContext) -> BenchResult:
         )
     )
     guard_moderator = guarded[f"{PRIOR_VARIANT}+guard+parent"][seeds[0]].moderator()
-    latency = ev.sync_latency(guard_moderator, test_texts[:n_latency])
     rows.append(
-        Row(
-            variant="moderate() sync, tfidf+prior+guard+parent",
-            table="speed",
-            metrics={k: latency[k] for k in ("p50_ms", "p95_ms", "p99_ms")},
+        _latency_row(
+            "moderate() sync, tfidf+prior+guard+parent", guard_moderator, test_texts[:n_latency]
         )
     )
     for name, by_seed in tuned.items():  # the fine-tuned models serve the batch path
         model = by_seed[seeds[0]].model.serving()  # no prediction cache: real encoder calls
         stacked = Moderator(model, by_seed[seeds[0]].thresholds)
-        latency = ev.sync_latency(stacked, test_texts[:100], warmup=5)
         rows.append(
-            Row(
-                variant=f"moderate() one at a time, {name}",
-                table="speed",
-                metrics={k: latency[k] for k in ("p50_ms", "p95_ms", "p99_ms")},
-            )
+            _latency_row(f"moderate() one at a time, {name}", stacked, test_texts[:100], warmup=5)
         )
         rows.append(
             Row(
