@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 
 from recsys.errors import InvalidArgumentError
 
-SOURCE_NAMES = ("popularity", "item_knn", "ease", "als", "embedding")
+SOURCE_NAMES = ("popularity", "item_knn", "ease", "als", "embedding", "dlae", "edlae")
+DEFAULT_SOURCES = ("popularity", "item_knn", "ease", "als", "embedding")
 
 
 @dataclass(frozen=True)
@@ -18,12 +19,18 @@ class RecsysConfig:
     train_ratio: float = 0.75  # train share of the test split; the validation carve uses it too
 
     # Stage 1: candidate sources (see sources.py) and the merged candidate set.
-    sources: tuple[str, ...] = SOURCE_NAMES
+    sources: tuple[str, ...] = DEFAULT_SOURCES
     candidates_per_source: int = 100  # top-N from each source, merged by union
     # EASE λ and kNN k chosen on the validation carve (a split of *train*; each source alone,
     # NDCG@10, seeds 42/43/44): λ 250 -> 500 +0.005/+0.001/+0.005 (1000: within 0.001 of 500);
     # k 100 -> 200 +0.002/+0.007/+0.006 (400: within 0.002 of 200). We took the first step.
     ease_l2: float = 500.0  # EASE ridge λ
+    # DLAE / EDLAE (Steck 2020): dropout p and ridge λ; used only when named in ``sources``.
+    # Chosen on the validation carves (2 per seed, seeds 42-44, each model alone, NDCG@10;
+    # p 0.1-0.9 x λ 0-750): EDLAE p 0.8, λ 250 0.2713 vs EASE λ 500 0.2680 / λ 750 0.2687;
+    # DLAE's best 0.2712 (p 0.75, λ 350). The surface is flat within 0.001 for p 0.67-0.875.
+    dlae_dropout: float = 0.8
+    dlae_l2: float = 250.0
     knn_neighbours: int = 200  # item-kNN: neighbours kept per item
     knn_shrink: float = 10.0  # item-kNN: cosine shrinkage
     als_factors: int = 16  # measured: 16 > 32 > 64 > 128 on ML-100K (more factors overfit)
@@ -45,6 +52,8 @@ class RecsysConfig:
     # Final score = z(ranker) + blend_weight · z(EASE + ALS + kNN blend), per user. 1.0 = equal
     # weights, not tuned (0.5 / 1 / 2 all beat both parts on seeds 42-44); 0 = ranker alone.
     blend_weight: float = 1.0
+    # The sources whose relative scores the blend sums (candidates.blend_scores).
+    blend_sources: tuple[str, ...] = ("ease", "als", "item_knn")
 
     # Cold start: SegmentPopularity's pseudo-count; None = choose it on a carve of training users
     # (cold_start.choose_shrinkage; inf there means plain global popularity).
@@ -66,6 +75,16 @@ class RecsysConfig:
             )
         if not 0.0 < self.train_ratio < 1.0:
             raise InvalidArgumentError(f"train_ratio must be in (0, 1), got {self.train_ratio}")
+        missing = [s for s in self.blend_sources if s not in self.sources]
+        if missing:
+            raise InvalidArgumentError(
+                f"blend_sources {missing} are not among sources {list(self.sources)}"
+            )
+        if not 0.0 <= self.dlae_dropout < 1.0 or self.dlae_l2 < 0.0:
+            raise InvalidArgumentError(
+                f"dlae_dropout must be in [0, 1) and dlae_l2 >= 0, got "
+                f"{self.dlae_dropout} and {self.dlae_l2}"
+            )
         if self.candidates_per_source < 1 or self.k < 1:
             raise InvalidArgumentError("candidates_per_source and k must be >= 1")
 

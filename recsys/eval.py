@@ -26,7 +26,7 @@ import pandas as pd
 
 from evals.metrics import evaluate_per_query
 from evals.timing import latency_summary
-from recsys.candidates import CandidateSet, blend_scores, candidate_recall
+from recsys.candidates import CandidateSet, candidate_recall
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
 from recsys.recommender import TwoStageRecommender, truth_by_user
@@ -97,7 +97,7 @@ def evaluate_split(
     batch_s = time.perf_counter() - start
 
     order_by = {name: -cands.ranks[:, j] for j, name in enumerate(cands.source_names)}
-    order_by["blend"] = blend_scores(cands)
+    order_by["blend"] = model.blend(cands)
     order_by["ranker_only"] = model.ranker_scores(cands)
     order_by["two_stage"] = ranked
     runs = runs_from_candidates(cands, users, order_by, config.k)

@@ -172,6 +172,10 @@ class TwoStageRecommender:
         """(n_pairs,) the LightGBM ranker's scores alone."""
         return self.ranker_.predict(self.features_.transform(cands))
 
+    def blend(self, cands: CandidateSet) -> np.ndarray:
+        """(n_pairs,) the plain score blend of ``config.blend_sources`` (no training)."""
+        return blend_scores(cands, self.config.blend_sources)
+
     def rank(self, cands: CandidateSet) -> np.ndarray:
         """(n_pairs,) final scores: z(ranker) + blend_weight · z(blend), z-scored per user.
 
@@ -183,7 +187,7 @@ class TwoStageRecommender:
         if not self.config.blend_weight:
             return ranked
         final = per_user_z(ranked, cands.offsets)
-        final += self.config.blend_weight * per_user_z(blend_scores(cands), cands.offsets)
+        final += self.config.blend_weight * per_user_z(self.blend(cands), cands.offsets)
         return final.astype(np.float32)
 
     def top_k_indices(

@@ -1,12 +1,17 @@
 """Stage 1 candidate sources: each turns a user's history into a score for every item.
 
-One contract (``CandidateSource``), five models, from the simplest baseline up:
+One contract (``CandidateSource``), five models in the default set, from the simplest
+baseline up, and two optional variants of EASE:
 
 =============  ==========================================================================
 popularity     number of training users per item; the same list for everyone
 item_knn       item-item cosine similarity, top-``k`` neighbours kept (Sarwar et al., WWW 2001)
 ease           closed-form linear autoencoder, B = I - P·diagMat(1/diag(P)), P = (XᵀX + λI)⁻¹,
                zero diagonal (Steck, "Embarrassingly Shallow Autoencoders", WWW 2019)
+dlae / edlae   EASE's denoising relatives: dropout on the input acts as a ridge penalty that
+               grows with item popularity, Λ = p/(1-p)·diag(XᵀX) + λ; DLAE B = (XᵀX + Λ)⁻¹XᵀX,
+               EDLAE = EASE with Λ for λI (Steck, "Autoencoders that don't overfit towards
+               the Identity", NeurIPS 2020)
 als            implicit-feedback matrix factorisation, confidence 1 + α·x (Hu, Koren, Volinsky,
                ICDM 2008), trained with ``implicit``; users are folded in by the same
                closed-form least-squares step ALS itself uses, so a new user needs no retrain
@@ -28,6 +33,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import faiss
 import numpy as np
 import scipy.sparse as sp
+
+from recsys.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from recsys.config import RecsysConfig
@@ -117,6 +124,75 @@ class EASE:
 
     def score(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray(history @ self.weights_, dtype=np.float32)
+
+
+class DLAE:
+    """Dropout-denoising linear autoencoder (Steck, "Autoencoders that don't overfit towards
+    the Identity", NeurIPS 2020), in closed form.
+
+    Training on inputs X∘Δ/(1-p) (each entry dropped with probability p) to reconstruct X has,
+    in expectation over the dropout mask Δ, the objective
+
+        ‖X - XB‖² + ‖Λ^½ B‖²,   Λ = p/(1-p) · diagMat(diag(G)) + λI,   G = XᵀX,
+
+    so B = (G + Λ)⁻¹ G = I - PΛ with P = (G + Λ)⁻¹. Dropout is an L2 penalty that grows with
+    an item's popularity (diag(G) counts its users): popular items are pushed hardest away
+    from predicting themselves, which is what "overfitting towards the identity" means here.
+    The diagonal of B is not zero, but it only scores items the user has already seen, which
+    serving removes.
+    """
+
+    name = "dlae"
+
+    def __init__(self, dropout: float = 0.25, l2: float = 50.0) -> None:
+        if not 0.0 <= dropout < 1.0 or l2 < 0.0:
+            raise InvalidArgumentError(
+                f"DLAE needs 0 <= dropout < 1 and l2 >= 0, got dropout={dropout}, l2={l2}"
+            )
+        self.dropout = dropout
+        self.l2 = l2
+
+    def penalty(self, gram: np.ndarray) -> np.ndarray:
+        """(n_items,) the diagonal of Λ = p/(1-p) · diag(G) + λ."""
+        return self.dropout / (1.0 - self.dropout) * np.diag(gram) + self.l2
+
+    def _inverse(self, interactions: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        gram = (interactions.T @ interactions).toarray().astype(np.float64)
+        lam = self.penalty(gram)
+        # Items nobody interacted with have G_jj = 0; the 1e-6 floor keeps G + Λ invertible at
+        # λ = 0 (their rows and columns of B come out 0 either way).
+        gram[np.diag_indices_from(gram)] += np.maximum(lam, 1e-6)
+        return np.linalg.inv(gram), lam
+
+    def fit(self, interactions: sp.csr_matrix) -> DLAE:
+        p, lam = self._inverse(interactions)
+        self.weights_ = (np.eye(len(lam)) - p * lam[None, :]).astype(np.float32)  # I - PΛ
+        return self
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray(history @ self.weights_, dtype=np.float32)
+
+
+class EDLAE(DLAE):
+    """Emphasised denoising (Steck 2020, full emphasis): the loss counts only dropped entries.
+
+    An item can only be asked to reconstruct itself when its own input was dropped, so its
+    diagonal weight never helps: B_jj = 0 is forced, and the expected loss becomes EASE's
+    objective with Λ in place of λI. The solution is EASE's formula with that penalty:
+
+        B = I - P · diagMat(1/diag(P)),   P = (G + Λ)⁻¹,   Λ = p/(1-p) · diagMat(diag(G)) + λI.
+
+    At p = 0 this *is* EASE; at p > 0 popular items get a larger ridge than rare ones.
+    """
+
+    name = "edlae"
+
+    def fit(self, interactions: sp.csr_matrix) -> EDLAE:
+        p, _ = self._inverse(interactions)
+        b = -p / np.diag(p)  # column j divided by P_jj
+        np.fill_diagonal(b, 0.0)
+        self.weights_ = b.astype(np.float32)
+        return self
 
 
 class ALS:
@@ -241,6 +317,8 @@ def build_sources(config: RecsysConfig) -> list[CandidateSource]:
         "popularity": lambda: Popularity(),
         "item_knn": lambda: ItemKNN(config.knn_neighbours, config.knn_shrink),
         "ease": lambda: EASE(config.ease_l2),
+        "dlae": lambda: DLAE(config.dlae_dropout, config.dlae_l2),
+        "edlae": lambda: EDLAE(config.dlae_dropout, config.dlae_l2),
         "als": lambda: ALS(
             config.als_factors,
             config.als_regularization,

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recsys.errors import InvalidArgumentError
 from recsys.sources import (
     ALS,
+    DLAE,
     EASE,
+    EDLAE,
     CandidateSource,
     EmbeddingNeighbours,
     ItemKNN,
@@ -20,6 +23,8 @@ from tests.recsys.conftest import N_ITEMS, N_USERS
 COLLABORATIVE = [
     lambda: ItemKNN(neighbours=10, shrink=0.0),
     lambda: EASE(l2=10.0),
+    lambda: DLAE(dropout=0.5, l2=1.0),
+    lambda: EDLAE(dropout=0.25, l2=1.0),
     lambda: ALS(factors=2, regularization=0.1, alpha=1.0, iterations=15, seed=0),
     lambda: EmbeddingNeighbours(dim=2, seed=0),
 ]
@@ -61,6 +66,65 @@ def test_ease_matches_the_closed_form_by_hand():
     assert np.allclose(np.diag(ease.weights_), 0.0)
 
 
+def _expected_dropout_loss(b: np.ndarray, x: np.ndarray, p: float, emphasised: bool) -> float:
+    """E over every dropout mask of the denoising loss, enumerated exactly (tiny n_items).
+
+    Input x∘m/(1-p), each entry kept (m = 1) with probability 1-p. Plain denoising (DLAE) counts
+    every output entry; full emphasis (EDLAE) only the entries whose input was dropped, divided
+    by p (the chance an entry is dropped) so that both are on the scale of ‖X - XB‖².
+    """
+    n = x.shape[1]
+    total = 0.0
+    for bits in range(2**n):
+        m = np.array([(bits >> j) & 1 for j in range(n)], dtype=np.float64)
+        prob = np.prod(np.where(m == 1, 1.0 - p, p))
+        residual = x - (x * m / (1.0 - p)) @ b
+        weight = (1.0 - m) / p if emphasised else np.ones(n)
+        total += prob * float((residual**2 * weight).sum())
+    return total
+
+
+@pytest.mark.parametrize("cls", [DLAE, EDLAE])
+def test_dlae_closed_form_minimises_the_expected_dropout_loss(cls):
+    """The closed forms against a numerical minimiser of the enumerated expected loss + λ‖B‖²."""
+    from scipy.optimize import minimize
+
+    x = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 1, 1, 0], [0, 0, 1, 1], [1, 0, 0, 1]], float)
+    p, l2, n = 0.3, 0.5, x.shape[1]
+    emphasised = cls is EDLAE
+    free = ~np.eye(n, dtype=bool) if emphasised else np.ones((n, n), dtype=bool)  # EDLAE: B_jj = 0
+
+    def objective(theta: np.ndarray) -> float:
+        b = np.zeros((n, n))
+        b[free] = theta
+        return _expected_dropout_loss(b, x, p, emphasised) + l2 * float((b**2).sum())
+
+    best = minimize(objective, np.zeros(free.sum()), method="BFGS", options={"gtol": 1e-10})
+    numeric = np.zeros((n, n))
+    numeric[free] = best.x
+    closed = cls(dropout=p, l2=l2).fit(sp.csr_matrix(x)).weights_
+    np.testing.assert_allclose(closed, numeric, atol=1e-5)
+
+
+def test_edlae_without_dropout_is_ease(matrix):
+    np.testing.assert_allclose(
+        EDLAE(dropout=0.0, l2=10.0).fit(matrix).weights_,
+        EASE(l2=10.0).fit(matrix).weights_,
+        atol=1e-6,
+    )
+
+
+def test_dlae_penalises_popular_items_more():
+    gram = np.diag([10.0, 2.0, 0.0])
+    np.testing.assert_allclose(DLAE(dropout=0.5, l2=1.0).penalty(gram), [11.0, 3.0, 1.0])
+
+
+@pytest.mark.parametrize("kwargs", [{"dropout": 1.0}, {"dropout": -0.1}, {"l2": -1.0}])
+def test_dlae_rejects_bad_settings(kwargs):
+    with pytest.raises(InvalidArgumentError, match="dropout"):
+        DLAE(**kwargs)
+
+
 def test_als_fold_in_matches_the_normal_equations(matrix):
     als = ALS(factors=4, regularization=0.1, alpha=2.0, iterations=5, seed=0).fit(matrix)
     y = als.item_factors_
@@ -87,3 +151,15 @@ def test_top_n_excludes_seen_and_orders_best_first():
     scores = np.array([[0.1, 0.9, 0.5, 0.7]], dtype=np.float32)
     seen = sp.csr_matrix(np.array([[0, 1, 0, 0]], dtype=np.float32))
     assert top_n(scores, seen, 2).tolist() == [[3, 2]]
+
+
+def test_config_rejects_bad_dlae_settings_and_unknown_blend_sources():
+    from recsys.config import RecsysConfig
+    from recsys.sources import build_sources
+
+    with pytest.raises(InvalidArgumentError, match="dlae_dropout"):
+        RecsysConfig(dlae_dropout=1.0)
+    with pytest.raises(InvalidArgumentError, match="blend_sources"):
+        RecsysConfig(blend_sources=("edlae",))
+    cfg = RecsysConfig(sources=("edlae", "dlae"), blend_sources=("edlae",))
+    assert [s.name for s in build_sources(cfg)] == ["edlae", "dlae"]
