@@ -10,6 +10,8 @@ Tables (one per ``table`` name):
   ``two_stage`` (what ``recommend`` serves: ranker and blend averaged as per-user z-scores). Metrics
   are means over seeds; the CI is a bootstrap over users of each user's mean across seeds;
   ``extra`` holds the per-seed values and the paired test of two_stage vs the best source.
+* ``linear_autoencoders``: EASE, DLAE and EDLAE each alone on the stratified test splits,
+  with the paired difference to EASE (full run only).
 * ``temporal``: one global time cut (the last 25% of interactions, by time, are the test set).
 * ``candidate_recall``: recall of each source's top-N and of the merged set (seed 42).
 * ``cold_users`` / ``cold_items``: the cold slices (see ``recsys.eval``), against popularity.
