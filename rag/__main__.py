@@ -107,6 +107,12 @@ def cmd_ask(args) -> int:
     if args.threshold is not None:
         threshold = args.threshold
     mode = "rerank" if retriever.reranker else "hybrid"
+    if threshold is None:
+        print(
+            "note: no abstention threshold (run `python -m rag train-reranker` to calibrate one, "
+            "or pass --threshold): every question goes to the model",
+            file=sys.stderr,
+        )
 
     def answer(base_url, model):
         pipe = RagPipeline(
@@ -122,8 +128,9 @@ def cmd_ask(args) -> int:
     else:
         ans = answer(args.base_url, args.llm_model)
     print(ans.text)
+    gate = "no threshold" if threshold is None else f"threshold {threshold:.3f}"
     print(
-        f"\nconfidence {ans.confidence:.3f} (threshold {threshold}), "
+        f"\nconfidence {ans.confidence:.3f} ({gate}), "
         f"{'abstained' if ans.abstained else 'answered'} in {ans.latency_s:.1f}s"
     )
     for s in ans.sources:

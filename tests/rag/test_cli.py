@@ -44,6 +44,17 @@ def test_ask_abstains_above_threshold_without_a_model(built, capsys):
     assert "could not find" in capsys.readouterr().out
 
 
+def test_ask_without_a_threshold_says_it_cannot_abstain(built, capsys):
+    # No reranker was trained into this index, so no threshold was calibrated. The closed port
+    # makes the model call fail after the note is printed.
+    args = ["ask", "What does green tea contain?", "--index", str(built)]
+    args += ["--base-url", "http://127.0.0.1:9/v1", "--llm-model", "any"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no abstention threshold" in err
+    assert "LLM call failed" in err
+
+
 def test_corrupt_index_is_a_clear_error(built, tmp_path, capsys):
     import shutil
 
