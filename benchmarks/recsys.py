@@ -5,11 +5,12 @@ Tables (one per ``table`` name):
 * ``stratified``: Microsoft Recommenders' protocol (python_stratified_split, ratio 0.75,
   filter_by="item", as their benchmark notebook calls it), 3 split seeds (42, 43, 44), top-10,
   seen items removed, binary relevance. Variants: each candidate source alone (``popularity``,
-  ``item_knn``, ``ease``, ``als``, ``embedding``), ``blend`` (the merged candidates ordered by a
-  plain score blend of EASE + ALS + item-kNN), ``ranker_only`` (the LightGBM ranker) and
-  ``two_stage`` (what ``recommend`` serves: ranker and blend averaged as per-user z-scores). Metrics
-  are means over seeds; the CI is a bootstrap over users of each user's mean across seeds;
-  ``extra`` holds the per-seed values and the paired test of two_stage vs the best source.
+  ``item_knn``, ``ease``, ``rp3beta``, ``als``, ``embedding``), ``blend`` (the merged
+  candidates ordered by a plain score blend of EASE + ALS + item-kNN + RP3beta),
+  ``ranker_only`` (the LightGBM ranker) and ``two_stage`` (what ``recommend`` serves: ranker
+  and blend averaged as per-user z-scores). Metrics are means over seeds; the CI is a
+  bootstrap over users of each user's mean across seeds; ``extra`` holds the per-seed values
+  and the paired test of two_stage vs the best source.
 * ``linear_autoencoders``: EASE, DLAE and EDLAE each alone on the stratified test splits,
   with the paired difference to EASE (full run only).
 * ``temporal``: one global time cut (the last 25% of interactions, by time, are the test set).
@@ -48,7 +49,7 @@ from recsys.eval import (
 from recsys.feedback import simulate
 from recsys.splits import make_split
 
-DESCRIPTION = "Two-stage recommender (5 candidate sources + LightGBM ranker) on MovieLens 100K"
+DESCRIPTION = "Two-stage recommender (6 candidate sources + LightGBM ranker) on MovieLens 100K"
 SOURCE_URL = "https://github.com/recommenders-team/recommenders#algorithm-comparison"
 MS_PROTOCOL = (
     "ML-100K, python_stratified_split(ratio=0.75, filter_by='item', seed=42), top-10, seen "
@@ -67,13 +68,14 @@ VARIANTS = (
     "popularity",
     "item_knn",
     "ease",
+    "rp3beta",
     "als",
     "embedding",
     "blend",
     "ranker_only",
     "two_stage",
 )
-SOURCES = ("popularity", "item_knn", "ease", "als", "embedding")
+SOURCES = ("popularity", "item_knn", "ease", "rp3beta", "als", "embedding")
 
 
 def _protocol_rows(results, table: str) -> tuple[list[Row], list[str]]:

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from recsys.sources import CandidateSource, EmbeddingNeighbours
 
-BLEND_SOURCES = ("ease", "als", "item_knn")
+BLEND_SOURCES = ("ease", "als", "item_knn", "rp3beta")
 
 
 @dataclass(frozen=True)

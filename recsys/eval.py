@@ -5,8 +5,8 @@ two-stage model (which carves its own validation split from train), then score o
 split, for every user with test items and training history:
 
 * each candidate source alone (its own top-10 of all unseen items),
-* ``blend``: the merged candidates ordered by the sum of the EASE, ALS and item-kNN scores,
-  each divided by the user's best score for that source (the "plain blend" of the issue),
+* ``blend``: the merged candidates ordered by the sum of the EASE, ALS, item-kNN and RP3beta
+  scores, each divided by the user's best score for that source (the "plain blend" of the issue),
 * ``ranker_only``: the merged candidates ordered by the LightGBM ranker alone,
 * ``two_stage``: the served model: per-user z-scores of the ranker plus the blend.
 

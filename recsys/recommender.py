@@ -11,7 +11,7 @@
    full-data sources with the ranker learned in step 3 (features are ranks and ratios, so they
    mean the same thing in both fits; see ``features.py``);
 5. at serving time the ranker's score is averaged (per-user z-scores) with a plain blend of the
-   EASE, ALS and item-kNN scores (``config.blend_weight``; 0 serves the ranker alone).
+   EASE, ALS, item-kNN and RP3beta scores (``config.blend_weight``; 0 serves the ranker alone).
 
 ``recommend(user_id, k)`` then does per user what ``fit`` did per batch: every source scores
 the user's history, the union of their top-N unseen items is featurised and ranked, and the

@@ -16,6 +16,8 @@ from recsys.sources import (
     EmbeddingNeighbours,
     ItemKNN,
     Popularity,
+    RP3beta,
+    UserKNN,
     top_n,
 )
 from tests.recsys.conftest import N_ITEMS, N_USERS
@@ -25,6 +27,8 @@ COLLABORATIVE = [
     lambda: EASE(l2=10.0),
     lambda: DLAE(dropout=0.5, l2=1.0),
     lambda: EDLAE(dropout=0.25, l2=1.0),
+    lambda: RP3beta(alpha=0.6, beta=0.5, neighbours=10),
+    lambda: UserKNN(neighbours=10, shrink=0.0),
     lambda: ALS(factors=2, regularization=0.1, alpha=1.0, iterations=15, seed=0),
     lambda: EmbeddingNeighbours(dim=2, seed=0),
 ]
@@ -64,6 +68,80 @@ def test_ease_matches_the_closed_form_by_hand():
     expected = np.eye(3) - p / np.diag(p)
     np.testing.assert_allclose(ease.weights_, expected, atol=1e-5)
     assert np.allclose(np.diag(ease.weights_), 0.0)
+
+
+def test_rp3beta_is_the_three_step_walk_by_hand():
+    """Users u0 {0, 1}, u1 {1, 2}, u2 {0, 1, 2}: item degrees (2, 3, 2), user degrees (2, 2, 3).
+
+    From item 0 the walk reaches u0 or u2 (1/2 each), then item 1 with 1/2 from u0 and 1/3 from
+    u2: P(0 -> 1) = 1/2 · 1/2 + 1/2 · 1/3 = 5/12. β = 1 divides by deg(1) = 3.
+    """
+    x = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1], [1, 1, 1]], dtype=np.float32))
+    walk = RP3beta(alpha=1.0, beta=0.0).fit(x).weights_
+    assert walk[0, 1] == pytest.approx(5 / 12)
+    assert np.allclose(np.diag(walk), 0.0)
+    assert RP3beta(alpha=1.0, beta=1.0).fit(x).weights_[0, 1] == pytest.approx(5 / 36)
+    # At α = 1, β = 0 each row is a probability distribution once the zeroed return is added.
+    back = np.array([1 / 2 * 1 / 2 + 1 / 2 * 1 / 3, 1 / 3 * (1 / 2 + 1 / 2 + 1 / 3), 5 / 12])
+    np.testing.assert_allclose(walk.sum(axis=1) + back, 1.0, atol=1e-6)
+
+
+def test_rp3beta_matches_the_definition_summed_over_users():
+    """W_ij = Σ_u (x_ui/deg(i))^α (x_uj/deg(u))^α / deg(j)^β, as loops, off the diagonal."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((8, 6)) < 0.5).astype(np.float64)
+    x[:, 5] = 0.0  # an item nobody interacted with: all-zero row and column
+    alpha, beta = 0.6, 0.4
+    users, items = x.sum(axis=1), x.sum(axis=0)
+    expected = np.zeros((6, 6))
+    for i in range(6):
+        for j in range(6):
+            if i == j or items[i] == 0 or items[j] == 0:
+                continue
+            walk = sum(
+                (x[u, i] / items[i]) ** alpha * (x[u, j] / users[u]) ** alpha
+                for u in range(8)
+                if users[u] > 0
+            )
+            expected[i, j] = walk / items[j] ** beta
+    w = RP3beta(alpha, beta).fit(sp.csr_matrix(x)).weights_
+    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-7)
+    kept = RP3beta(alpha, beta, neighbours=2).fit(sp.csr_matrix(x)).weights_
+    for i in range(6):
+        top2 = np.sort(expected[i])[-2:]
+        np.testing.assert_allclose(np.sort(kept[i][kept[i] > 0]), top2[top2 > 0], rtol=1e-5)
+        assert (kept[i] > 0).sum() <= 2
+
+
+@pytest.mark.parametrize("kwargs", [{"alpha": 0.0}, {"beta": -0.1}, {"neighbours": 0}])
+def test_rp3beta_rejects_bad_settings(kwargs):
+    with pytest.raises(InvalidArgumentError, match="RP3beta"):
+        RP3beta(**kwargs)
+
+
+def test_user_knn_sums_the_nearest_users_cosines_by_hand():
+    """History {0, 1} against users {0, 1}, {1, 2}, {2, 3}: cosines 1, 1/2, 0 (shrink 0).
+
+    With both neighbours: item 0 gets 1, item 1 gets 1 + 1/2, item 2 gets 1/2, item 3 nothing.
+    With one neighbour only the identical user counts; shrink 2 divides by ‖u‖‖v‖ + 2 = 4.
+    """
+    x = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=np.float32))
+    history = sp.csr_matrix(np.array([[1, 1, 0, 0]], dtype=np.float32))
+    np.testing.assert_allclose(
+        UserKNN(neighbours=2, shrink=0.0).fit(x).score(history), [[1, 1.5, 0.5, 0]], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        UserKNN(neighbours=1, shrink=0.0).fit(x).score(history), [[1, 1, 0, 0]], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        UserKNN(neighbours=1, shrink=2.0).fit(x).score(history), [[0.5, 0.5, 0, 0]], atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("kwargs", [{"neighbours": 0}, {"shrink": -1.0}])
+def test_user_knn_rejects_bad_settings(kwargs):
+    with pytest.raises(InvalidArgumentError, match="UserKNN"):
+        UserKNN(**kwargs)
 
 
 def _expected_dropout_loss(b: np.ndarray, x: np.ndarray, p: float, emphasised: bool) -> float:
@@ -163,3 +241,5 @@ def test_config_rejects_bad_dlae_settings_and_unknown_blend_sources():
         RecsysConfig(blend_sources=("edlae",))
     cfg = RecsysConfig(sources=("edlae", "dlae"), blend_sources=("edlae",))
     assert [s.name for s in build_sources(cfg)] == ["edlae", "dlae"]
+    cfg = RecsysConfig(sources=("rp3beta", "user_knn"), blend_sources=("rp3beta",))
+    assert [s.name for s in build_sources(cfg)] == ["rp3beta", "user_knn"]
