@@ -288,7 +288,9 @@ class RP3beta:
         if k < w.shape[1] - 1:  # keep the k largest weights of each row
             drop = np.argpartition(-w, k, axis=1)[:, k:]
             np.put_along_axis(w, drop, 0.0, axis=1)
-        self.weights_ = w.astype(np.float32)
+        # C order: the sparse product above comes out Fortran-ordered, and a history row times
+        # a Fortran-ordered matrix was measured ~200x slower (17 ms vs 0.08 ms per user).
+        self.weights_ = np.ascontiguousarray(w, dtype=np.float32)
         return self
 
     def score(self, history: sp.csr_matrix) -> np.ndarray:

@@ -106,6 +106,7 @@ def test_rp3beta_matches_the_definition_summed_over_users():
             expected[i, j] = walk / items[j] ** beta
     w = RP3beta(alpha, beta).fit(sp.csr_matrix(x)).weights_
     np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-7)
+    assert w.flags.c_contiguous  # serving multiplies history rows by it (see RP3beta.fit)
     kept = RP3beta(alpha, beta, neighbours=2).fit(sp.csr_matrix(x)).weights_
     for i in range(6):
         top2 = np.sort(expected[i])[-2:]
