@@ -21,8 +21,6 @@ import scipy.sparse as sp
 
 from recsys.sources import CandidateSource, EmbeddingNeighbours
 
-BLEND_SOURCES = ("ease", "als", "item_knn", "rp3beta")
-
 
 @dataclass(frozen=True)
 class CandidateSet:
@@ -133,8 +131,12 @@ def candidate_recall(
     return {name: float(np.mean(v)) if v else 0.0 for name, v in out.items()}
 
 
-def blend_scores(cands: CandidateSet, names: tuple[str, ...] = BLEND_SOURCES) -> np.ndarray:
-    """Sum over ``names`` of score / (user's best candidate score for that source)."""
+def blend_scores(cands: CandidateSet, names: tuple[str, ...]) -> np.ndarray:
+    """Sum over ``names`` of score / (user's best candidate score for that source).
+
+    ``names`` is ``RecsysConfig.blend_sources`` when serving; names not among the candidate
+    set's sources are skipped.
+    """
     total = np.zeros(len(cands), dtype=np.float64)
     counts = np.diff(cands.offsets)
     starts = cands.offsets[:-1][counts > 0]

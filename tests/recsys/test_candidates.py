@@ -75,5 +75,6 @@ def test_per_user_z_and_blend_scores_by_hand():
         history,
         per_source=3,
     )
-    # ease / 2 + als / 4 per item; popularity is not part of the blend
-    np.testing.assert_allclose(blend_scores(cands), [1.0 + 0.25, 0.5 + 1.0, 0.0 + 0.5])
+    # ease / 2 + als / 4 per item; popularity is not named, item_knn is absent: both skipped
+    blend = blend_scores(cands, ("ease", "als", "item_knn"))
+    np.testing.assert_allclose(blend, [1.0 + 0.25, 0.5 + 1.0, 0.0 + 0.5])
