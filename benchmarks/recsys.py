@@ -49,6 +49,7 @@ from recsys.eval import (
 from recsys.feedback import simulate
 from recsys.splits import make_split
 
+# A literal: `--list` reads it from the source without importing (benchmarks.runner).
 DESCRIPTION = "Two-stage recommender (6 candidate sources + LightGBM ranker) on MovieLens 100K"
 SOURCE_URL = "https://github.com/recommenders-team/recommenders#algorithm-comparison"
 MS_PROTOCOL = (
@@ -64,18 +65,8 @@ ANCHORS = {
     "SAR": 0.382461,
     "ALS (Spark, explicit)": 0.044239,
 }
-VARIANTS = (
-    "popularity",
-    "item_knn",
-    "ease",
-    "rp3beta",
-    "als",
-    "embedding",
-    "blend",
-    "ranker_only",
-    "two_stage",
-)
-SOURCES = ("popularity", "item_knn", "ease", "rp3beta", "als", "embedding")
+SOURCES = RecsysConfig().sources  # each default candidate source, scored alone
+VARIANTS = (*SOURCES, "blend", "ranker_only", "two_stage")
 
 
 def _protocol_rows(results, table: str) -> tuple[list[Row], list[str]]:
