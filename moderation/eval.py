@@ -40,7 +40,12 @@ from evals.timing import latency_summary
 from moderation.classifier import ModerationModel, three_class, tune_hate_threshold
 from moderation.config import ModerationConfig
 from moderation.features import Embedder, default_model_path
-from moderation.finetune import CachedPredictions, FineTuneSettings, fine_tune_cached
+from moderation.finetune import (
+    CachedPredictions,
+    FineTunedEnsemble,
+    FineTuneSettings,
+    fine_tune_cached,
+)
 from moderation.identity import benign_identity_sentences
 from moderation.labels import LABELS, LabelledData, Split, stratified_split
 from moderation.perturb import Perturber
@@ -74,6 +79,8 @@ __all__ = [
     "with_deployment_prior",
     "with_identity_guard",
 ]
+
+MEMBER_SEED_STRIDE = 100  # ensemble member k of split seed s fine-tunes with seed s + 100 k
 
 
 @dataclass
@@ -124,21 +131,27 @@ def train_stacked(
     base_model: str | None = None,
     progress=None,
     weight: float | None = None,
+    members: int = 1,
 ) -> Trained:
     """Fine-tune MiniLM on the same train split (cached), stack it with ``trained``'s heads.
 
-    The blend weight (unless ``weight`` fixes it), calibrators, hate cut and routing
-    thresholds are all chosen on validation. Predictions are cached on disk for evaluation; use
-    ``model.serving()`` for timing.
+    With ``members > 1`` that many fine-tunes (seeds ``settings.seed + 100 k``) are averaged
+    (:class:`~moderation.finetune.FineTunedEnsemble`). The blend weight (unless ``weight`` fixes
+    it), calibrators, hate cut and routing thresholds are all chosen on validation. Predictions
+    are cached on disk for evaluation; use ``model.serving()`` for timing.
     """
     split = trained.split
     settings = settings or FineTuneSettings(seed=split.seed)
     tr, va = data.subset(split.train), data.subset(split.val)
     texts = trained.model.prepare(tr.texts)
     base = base_model or default_model_path()
-    transformer = fine_tune_cached(base, texts, soft_three_class(tr), settings, cache_dir, progress)
-    cached = CachedPredictions(transformer, transformer.directory)
-    model = StackedModel(trained.model, cached).fit(va.texts, va.hard, va.y3, weight)
+    cached = []
+    for k in range(members):
+        member = replace(settings, seed=settings.seed + MEMBER_SEED_STRIDE * k)
+        tuned = fine_tune_cached(base, texts, soft_three_class(tr), member, cache_dir, progress)
+        cached.append(CachedPredictions(tuned, tuned.directory))
+    transformer = cached[0] if members == 1 else FineTunedEnsemble(cached)
+    model = StackedModel(trained.model, transformer).fit(va.texts, va.hard, va.y3, weight)
     val_probs = model.predict_proba(va.texts)
     model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
     model.thresholds = choose_thresholds(val_probs, va.hard, model.config)

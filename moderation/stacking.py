@@ -33,7 +33,12 @@ import numpy as np
 from evals.classification import classification_report
 from moderation import calibration
 from moderation.classifier import ModerationModel, three_class, tune_hate_threshold
-from moderation.finetune import CachedPredictions, FineTunedClassifier
+from moderation.finetune import (
+    CachedPredictions,
+    FineTunedClassifier,
+    FineTunedEnsemble,
+    uncached,
+)
 from moderation.labels import LABELS, LabelledData
 
 __all__ = ["StackedModel", "finetune_scores", "soft_three_class", "stack_weight"]
@@ -92,10 +97,12 @@ def stack_weight(
 
 
 class StackedModel:
-    """A fitted :class:`ModerationModel` and a :class:`FineTunedClassifier`, blended per label."""
+    """A fitted :class:`ModerationModel` and a fine-tuned MiniLM or ensemble, blended per label."""
 
     def __init__(
-        self, base: ModerationModel, transformer: FineTunedClassifier | CachedPredictions
+        self,
+        base: ModerationModel,
+        transformer: FineTunedClassifier | FineTunedEnsemble | CachedPredictions,
     ) -> None:
         self.base = base
         self.transformer = transformer
@@ -140,8 +147,7 @@ class StackedModel:
     def serving(self) -> StackedModel:
         """The same fitted model without the evaluation-only prediction cache."""
         model = copy.copy(self)
-        if isinstance(self.transformer, CachedPredictions):
-            model.transformer = self.transformer.inner
+        model.transformer = uncached(self.transformer)
         return model
 
     def raw_scores(self, texts: list[str], *, prepared: bool = False) -> dict[str, np.ndarray]:

@@ -11,13 +11,16 @@ import numpy as np
 import pytest
 
 from moderation.classifier import ModerationModel
+from moderation.errors import ConfigError
 from moderation.finetune import (
     CachedPredictions,
     FineTunedClassifier,
+    FineTunedEnsemble,
     FineTuneSettings,
     _length_buckets,
     fine_tune_cached,
     training_key,
+    uncached,
 )
 from moderation.labels import LabelledData
 from moderation.pipeline import Moderator
@@ -55,6 +58,9 @@ def test_training_key_changes_with_every_input():
     assert key != training_key("models/minilm", [*texts[:-1], "x"], s3, settings)
     assert key != training_key("models/minilm", texts, s3[::-1], settings)
     assert key != training_key("models/minilm", texts, s3, FineTuneSettings(seed=1))
+    assert key != training_key("models/minilm", texts, s3, FineTuneSettings(epochs=2))
+    # threads change the speed, not the model: a 2-thread fine-tune serves a 1-thread run
+    assert key == training_key("models/minilm", texts, s3, FineTuneSettings(threads=2))
 
 
 def test_length_buckets_cover_every_item_once_in_batches_of_similar_length():
@@ -105,6 +111,43 @@ def test_stacked_model_serves_through_the_moderator(small_config):
     assert moderator.moderate("zorg blarg park walk").label == "hate"  # sync falls back, works
     only = StackedModel(base, _Oracle()).fit(val_texts, val_labels, val_y3, weight=1.0)
     assert only.weights == {"hate": 1.0, "offensive": 1.0}
+
+
+class _Fixed:
+    """A stand-in member that returns the same class probabilities for every text."""
+
+    def __init__(self, row: list[float]) -> None:
+        self.row = np.array(row)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return np.tile(self.row, (len(texts), 1))
+
+
+def test_ensemble_averages_its_members_probabilities(tmp_path):
+    ensemble = FineTunedEnsemble([_Fixed([0.6, 0.3, 0.1]), _Fixed([0.2, 0.3, 0.5])])
+    np.testing.assert_allclose(ensemble.predict_proba(["a", "b"]), [[0.4, 0.3, 0.3]] * 2)
+    with pytest.raises(ConfigError, match="at least one member"):
+        FineTunedEnsemble([])
+    # the serving copy drops every member's prediction cache, nothing else
+    inner = _Fixed([1.0, 0.0, 0.0])
+    cached = FineTunedEnsemble([CachedPredictions(inner, tmp_path), _Fixed([0.0, 1.0, 0.0])])
+    served = uncached(cached)
+    assert served.members[0] is inner and served.members[1] is cached.members[1]
+    assert uncached(CachedPredictions(inner, tmp_path)) is inner
+
+
+def test_stacked_ensemble_serves_without_the_prediction_cache(small_config, tmp_path):
+    texts, labels, _ = make_corpus(300, seed=1)
+    val_texts, val_labels, val_y3 = make_corpus(600, seed=2)
+    base = ModerationModel(small_config).fit(
+        texts, {k: v.astype(float) for k, v in labels.items()}, val_texts, val_labels
+    )
+    ensemble = FineTunedEnsemble([CachedPredictions(_Oracle(), tmp_path), _Oracle()])
+    stacked = StackedModel(base, ensemble).fit(val_texts, val_labels, val_y3)
+    served = stacked.serving()
+    assert not any(isinstance(m, CachedPredictions) for m in served.transformer.members)
+    for label, p in stacked.predict_proba(val_texts[:50]).items():
+        np.testing.assert_allclose(served.predict_proba(val_texts[:50])[label], p)
 
 
 @pytest.mark.slow
