@@ -19,7 +19,7 @@ tests (``evals.stats``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from evals.timing import latency_summary
 from recsys.candidates import CandidateSet, candidate_recall
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
+from recsys.errors import InvalidArgumentError
 from recsys.recommender import TwoStageRecommender, truth_by_user
 from recsys.splits import Split, make_split
 
@@ -137,6 +138,43 @@ def evaluate_protocol(
     """Split ``ratings`` with ``config.protocol`` and ``config.seed``, then ``evaluate_split``."""
     split = make_split(ratings, config.protocol, seed=config.seed, ratio=config.train_ratio)  # type: ignore[arg-type]
     return evaluate_split(split, catalog, config, **kwargs)
+
+
+def validation_comparison(
+    ratings: pd.DataFrame,
+    catalog: Catalog,
+    configs: dict[str, RecsysConfig],
+    *,
+    seeds: tuple[int, ...] = (42, 43, 44),
+    ratio: float = 0.75,
+    carves: int = 2,
+    variant: str = "two_stage",
+    metric: str = "ndcg@10",
+) -> dict[str, np.ndarray]:
+    """Compare whole pipelines without touching a test split: ``{name: (seeds, carves) array}``.
+
+    The README's third and fourth rounds and its carve-size check were decided this way. For each
+    split seed the test split is drawn exactly as the benchmark draws it and set aside; from its
+    training part, ``carves`` validation splits are cut with the same protocol (carve seeds
+    ``seed + 1, seed + 2, ...``; ``ratio`` is the carve's training share: 0.75 mirrors the test
+    split, 0.9 trains on data closer to the final fit's size). Each config's pipeline, its own
+    inner ranker carves included, is fitted on a carve's training part and scored on its test
+    part. All configs must share one protocol; a temporal carve is one time cut, so use
+    ``carves=1`` there.
+    """
+    protocols = {c.protocol for c in configs.values()}
+    if len(protocols) != 1:
+        raise InvalidArgumentError(f"configs must share one protocol, got {sorted(protocols)}")
+    protocol = protocols.pop()
+    out = {name: np.zeros((len(seeds), carves)) for name in configs}
+    for a, seed in enumerate(seeds):
+        outer = make_split(ratings, protocol, seed=seed)  # type: ignore[arg-type]
+        for b in range(carves):
+            carve = make_split(outer.train, protocol, seed=seed + 1 + b, ratio=ratio)  # type: ignore[arg-type]
+            for name, config in configs.items():
+                result = evaluate_split(carve, catalog, replace(config, seed=seed), latency_users=1)
+                out[name][a, b] = result.metrics[variant][metric]
+    return out
 
 
 # -- cold slices ------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recsys.config import RecsysConfig
+from recsys.errors import InvalidArgumentError
 from recsys.recommender import TwoStageRecommender
 from recsys.splits import make_split
 from tests.recsys.conftest import GENRES
@@ -56,3 +58,34 @@ def test_feature_names_match_columns(frames, catalog):
     assert feats.shape[1] == len(model.features_.feature_names(cands.source_names))
     assert np.isfinite(feats[:, :10]).all()
     assert GENRES[1] in catalog.genre_names
+
+
+def test_validation_comparison_never_sees_the_test_split(frames, catalog, monkeypatch):
+    from recsys import eval as recsys_eval
+
+    ratings = frames[0]
+    seen: list = []
+    real = recsys_eval.evaluate_split
+
+    def recording(split, *args, **kwargs):  # the real evaluation, with its inputs noted
+        seen.append(split)
+        return real(split, *args, **kwargs)
+
+    monkeypatch.setattr(recsys_eval, "evaluate_split", recording)
+    configs = {"tiny": RecsysConfig(seed=0, **TINY), "no_ease": RecsysConfig(
+        seed=0, **TINY, sources=("popularity", "item_knn"), blend_sources=("item_knn",)
+    )}  # fmt: skip
+    scores = recsys_eval.validation_comparison(ratings, catalog, configs, seeds=(3, 4), carves=2)
+    assert {k: v.shape for k, v in scores.items()} == {"tiny": (2, 2), "no_ease": (2, 2)}
+    assert all(0.0 <= x <= 1.0 for v in scores.values() for x in v.ravel())
+    assert len(seen) == 8  # 2 seeds x 2 carves x 2 configs
+    for i, seed in enumerate((3, 4)):
+        test = make_split(ratings, "stratified", seed=seed).test
+        held_out = set(zip(test["user_id"], test["item_id"], strict=True))
+        for carve in seen[4 * i : 4 * i + 4]:
+            rows = pd.concat([carve.train, carve.test])
+            assert not held_out & set(zip(rows["user_id"], rows["item_id"], strict=True))
+    with pytest.raises(InvalidArgumentError, match="one protocol"):
+        recsys_eval.validation_comparison(
+            ratings, catalog, {"a": configs["tiny"], "b": RecsysConfig(protocol="temporal")}
+        )
