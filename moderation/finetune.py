@@ -287,7 +287,8 @@ class FineTunedEnsemble:
     Fine-tuning from one seed is noisy (the seed sets the classifier layer's initialisation and
     the batch order): two seeds on the same split differ by up to 0.004 in test weighted F1.
     Averaging the members' probabilities removes part of that variance, at one encoder pass per
-    member (the README has the measured gain and cost).
+    member. Measured on Davidson with two members (README): +0.0016 validation weighted F1 on
+    every seed, but -0.0016 on test, and half the hate flags on benign identity sentences.
     """
 
     def __init__(self, members: list[FineTunedClassifier | CachedPredictions]) -> None:
@@ -299,7 +300,9 @@ class FineTunedEnsemble:
         return np.mean([m.predict_proba(texts) for m in self.members], axis=0)
 
 
-def uncached(model):
+def uncached(
+    model: FineTunedClassifier | FineTunedEnsemble | CachedPredictions,
+) -> FineTunedClassifier | FineTunedEnsemble:
     """The same fine-tuned model(s) without the evaluation-only prediction cache."""
     if isinstance(model, CachedPredictions):
         return model.inner
