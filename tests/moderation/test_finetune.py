@@ -59,8 +59,16 @@ def test_training_key_changes_with_every_input():
     assert key != training_key("models/minilm", texts, s3[::-1], settings)
     assert key != training_key("models/minilm", texts, s3, FineTuneSettings(seed=1))
     assert key != training_key("models/minilm", texts, s3, FineTuneSettings(epochs=2))
+    weighted = FineTuneSettings(class_weights=(3.0, 1.0, 1.0))
+    assert key != training_key("models/minilm", texts, s3, weighted)
     # threads change the speed, not the model: a 2-thread fine-tune serves a 1-thread run
     assert key == training_key("models/minilm", texts, s3, FineTuneSettings(threads=2))
+
+
+@pytest.mark.parametrize("weights", [(1.0, 1.0), (3.0, 0.0, 1.0), (3.0, -1.0, 1.0)])
+def test_class_weights_must_be_three_positive_numbers(weights):
+    with pytest.raises(ConfigError, match="class_weights"):
+        FineTuneSettings(class_weights=weights)
 
 
 def test_length_buckets_cover_every_item_once_in_batches_of_similar_length():
@@ -175,3 +183,23 @@ def test_fine_tuning_learns_caches_and_round_trips(tmp_path, monkeypatch):
     first = cached.predict_proba(texts[:5])
     assert len(list(tmp_path.glob("probs-*.npy"))) == 1
     np.testing.assert_array_equal(cached.predict_proba(texts[:5]), first)
+
+
+@pytest.mark.slow
+def test_fine_tuning_is_reproducible_and_class_weights_shift_probability():
+    import torch
+
+    from moderation.features import default_model_path
+
+    texts, _, y3 = make_corpus(32, seed=3)
+
+    def trained(weights):
+        settings = FineTuneSettings(epochs=2, batch_size=16, lr=2e-4, class_weights=weights)
+        return FineTunedClassifier(default_model_path(), settings).fit(texts, _soft3(y3))
+
+    plain = trained(None)
+    torch.rand(100)  # other work moves the process's random state: the result must not change
+    ones = trained((1.0, 1.0, 1.0))
+    assert ones.history == plain.history  # same seed, same model; weights of 1 = unweighted
+    hate_heavy = trained((5.0, 1.0, 1.0))
+    assert hate_heavy.predict_proba(texts)[:, 0].mean() > plain.predict_proba(texts)[:, 0].mean()
