@@ -13,7 +13,7 @@ classes::
 
 The soft target is the same vote share the logistic heads use (``labels.py``): a 2-of-3 tweet is
 learnt as (0.67, 0.33, 0), and ``p(offensive)`` keeps the "hate is offensive too" rule. The class
-weights ``w`` are 1 unless ``FineTuneSettings.class_weights`` sets them.
+weights ``w`` are ``FineTuneSettings.class_weights``: hate counts 3 times by default.
 
 **Cost, measured on this machine** (2 shared cores): tweets are short (median 22 word pieces, 99 %
 <= 45, none above 80 after normalisation), so ``max_length=64`` truncates nothing that matters, and
@@ -69,8 +69,10 @@ class FineTuneSettings:
     threads: int = 1  # torch threads; 1 beats 2 on a shared 2-core CPU (measured, see docstring)
     seed: int = 0
     # Loss weight per class (hate, offensive, neither); None = unweighted. Hate is 5.8 % of the
-    # tweets, so its gradient is small; a weight > 1 makes the encoder attend to it more.
-    class_weights: tuple[float, float, float] | None = None
+    # tweets, so its gradient is small; a weight > 1 makes the encoder attend to it more. 3 was
+    # fixed in advance (not tuned) and adopted on validation: stacked hate F1 0.4981 -> 0.5023,
+    # weighted F1 0.9145 -> 0.9154 (seeds 0-2; the README has the test figures).
+    class_weights: tuple[float, float, float] | None = (3.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.max_length < 8:
