@@ -154,14 +154,13 @@ def validation_comparison(
     """Compare whole pipelines without touching a test split: ``{name: (seeds, carves) array}``.
 
     The procedure behind the README's third and fourth rounds (then run as scripts) and its
-    carve-size check. For each
-    split seed the test split is drawn exactly as the benchmark draws it and set aside; from its
-    training part, ``carves`` validation splits are cut with the same protocol (carve seeds
-    ``seed + 1, seed + 2, ...``; ``ratio`` is the carve's training share: 0.75 mirrors the test
-    split, 0.9 trains on data closer to the final fit's size). Each config's pipeline, its own
-    inner ranker carves included, is fitted on a carve's training part and scored on its test
-    part. All configs must share one protocol; a temporal carve is one time cut, so use
-    ``carves=1`` there.
+    carve-size check. For each split seed the test split is drawn exactly as the benchmark draws
+    it and set aside; from its training part, ``carves`` validation splits are cut with the same
+    protocol (carve seeds ``seed + 1, seed + 2, ...``; ``ratio`` is the carve's training share:
+    0.75 mirrors the test split, 0.9 trains on data closer to the final fit's size). Each
+    config's pipeline, its own inner ranker carves included, is fitted on a carve's training
+    part and scored on its test part. All configs must share one protocol; a temporal carve is
+    one time cut, so use ``carves=1`` there.
     """
     protocols = {c.protocol for c in configs.values()}
     if len(protocols) != 1:
