@@ -148,7 +148,11 @@ class FineTunedClassifier:
         return np.array([len(x) for x in ids["input_ids"]])
 
     def fit(self, texts: list[str], soft3: np.ndarray, progress=None) -> FineTunedClassifier:
-        """Train on ``soft3`` (``(n, 3)`` rows summing to 1: hate, offensive, neither shares)."""
+        """Train on ``soft3`` (``(n, 3)`` rows summing to 1: hate, offensive, neither shares).
+
+        Training starts from a freshly seeded head: calling ``fit`` on a loaded fine-tune does
+        not continue its training.
+        """
         import torch
         from transformers import get_linear_schedule_with_warmup
 
