@@ -235,7 +235,8 @@ class FaultServer:
                 reset = self._window[0][0] + lim.window - now
                 headers["x-ratelimit-limit-requests"] = str(lim.rpm)
                 headers["x-ratelimit-remaining-requests"] = str(max(0, lim.rpm - len(self._window)))
-                headers["x-ratelimit-reset-requests"] = f"{max(reset, 0.0):.3f}s"
+                # rounded up to the ms, like Retry-After: a server never says "come back" early
+                headers["x-ratelimit-reset-requests"] = f"{math.ceil(max(reset, 0.0) * 1000)}ms"
             return fault, headers
 
     def retry_after_headers(self, fault: Fault) -> dict[str, str]:

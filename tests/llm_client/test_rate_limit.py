@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_client import Client, ConfigurationError, InvalidRequestError, RateLimiterTimeoutError
+from llm_client import (
+    Client,
+    ConfigurationError,
+    InvalidRequestError,
+    RateLimitError,
+    RateLimiterTimeoutError,
+)
 from llm_client.fault_server import FaultServer, ServerLimits
 from llm_client.rate_limit import (
     RateLimiter,
@@ -219,7 +225,11 @@ def test_threads_sharing_a_client_never_exceed_the_servers_limits():
 
 def test_following_x_ratelimit_headers_avoids_the_servers_429s():
     """The client's own limit is too generous (100); the server allows 3 per 0.5 s and says so in
-    x-ratelimit-remaining/reset headers. Following them: no rejections. Ignoring them: rejected."""
+    x-ratelimit-remaining/reset headers. Following them: no rejections. Ignoring them: rejected.
+
+    The server counts rejected attempts in its window (as OpenAI does), so the ignoring client's
+    retries can be rejected in turn until it gives up (about 1 run in 15): that is the failure
+    the headers prevent, so it is allowed there and only there."""
     rejected = {}
     for follow in (True, False):
         with FaultServer(limits=ServerLimits(rpm=3, window=0.5)) as server:
@@ -230,8 +240,12 @@ def test_following_x_ratelimit_headers_avoids_the_servers_429s():
                 rate_window=0.5,
                 follow_ratelimit_headers=follow,
             )
-            for i in range(6):
-                client.chat([{"role": "user", "content": f"call {i}"}], max_tokens=4)
+            try:
+                for i in range(6):
+                    client.chat([{"role": "user", "content": f"call {i}"}], max_tokens=4)
+            except RateLimitError:
+                if follow:
+                    raise
             rejected[follow] = server.report().limit_violations
     assert rejected[True] == 0
     assert rejected[False] > 0
