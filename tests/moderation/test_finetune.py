@@ -59,8 +59,8 @@ def test_training_key_changes_with_every_input():
     assert key != training_key("models/minilm", texts, s3[::-1], settings)
     assert key != training_key("models/minilm", texts, s3, FineTuneSettings(seed=1))
     assert key != training_key("models/minilm", texts, s3, FineTuneSettings(epochs=2))
-    unweighted = FineTuneSettings(class_weights=None)
-    assert key != training_key("models/minilm", texts, s3, unweighted)
+    weighted = FineTuneSettings(class_weights=(3.0, 1.0, 1.0))
+    assert key != training_key("models/minilm", texts, s3, weighted)
     # threads change the speed, not the model: a 2-thread fine-tune serves a 1-thread run
     assert key == training_key("models/minilm", texts, s3, FineTuneSettings(threads=2))
 
