@@ -33,6 +33,15 @@ def test_evaluate_seed_reports_every_figure(synthetic):
     assert [b["count"] for b in report.reliability["hate"]].count(0) < 10
 
 
+def test_validation_f1_scores_the_stored_validation_probabilities(synthetic):
+    data, trained = synthetic
+    va = data.subset(trained.split.val)
+    scores = ev.validation_f1(trained, data)
+    # the stored val_probs are the model's own validation predictions: rescoring gives the same
+    assert scores == ev._f1s(trained.model, va.texts, va.y3)
+    assert scores["weighted_f1"] > 0.95 and 0.0 <= scores["hate_f1"] <= 1.0
+
+
 def test_robustness_identity_and_new_category(synthetic, small_config):
     data, trained = synthetic
     undefended = ev.train(data, 0, ev.with_normaliser(small_config, False), split=trained.split)
