@@ -16,7 +16,8 @@ Tables (one per ``table`` name):
 * ``temporal``: one global time cut (the last 25% of interactions, by time, are the test set).
 * ``candidate_recall``: recall of each source's top-N and of the merged set (seed 42).
 * ``cold_users`` / ``cold_items``: the cold slices (see ``recsys.eval``), against popularity;
-  ``cold_users_no_history``: the no-history users of ten draws (split seeds 42-51) pooled.
+  ``cold_users_no_history``: the no-history users of ten draws (split seeds 42-51) pooled,
+  served with and without genres named at sign-up.
 * ``beyond_accuracy``: coverage, novelty, intra-list diversity, and the MMR re-rank's cost.
 * ``feedback_loop``: exposure Gini / coverage after R rounds of retraining on own
   recommendations, without and with the exploration counter-measure.
@@ -301,8 +302,13 @@ def run(ctx: BenchContext) -> BenchResult:
             )
     pooled_pop = np.concatenate([d.popularity for d in draws])
     pooled_served = np.concatenate([d.served for d in draws])
+    pooled_genres = {
+        key: np.concatenate([d.with_genres[key] for d in draws]) for key in draws[0].with_genres
+    }
     test = paired_test(pooled_served, pooled_pop, seed=0)
-    for label, values in (("popularity", pooled_pop), ("served", pooled_served)):
+    pooled = [("popularity", pooled_pop), ("served", pooled_served)]
+    pooled += [(f"served + {g} genres, rule {r}", v) for (r, g), v in pooled_genres.items()]
+    for label, values in pooled:
         interval = bootstrap_ci(values, seed=0)
         rows.append(
             Row(
@@ -321,6 +327,17 @@ def run(ctx: BenchContext) -> BenchResult:
         f"{test.mean_diff:+.4f} [{test.low:+.4f}, {test.high:+.4f}], p = {test.p_value:.4f} "
         f"({test.wins} users better, {test.losses} worse)"
     )
+    for (rule, g), values in pooled_genres.items():
+        vs_pop = paired_test(values, pooled_pop, seed=0)
+        vs_served = paired_test(values, pooled_served, seed=0)
+        notes.append(
+            f"the same users naming {g} genre{'s' if g > 1 else ''} at sign-up (the top genres "
+            f"of their removed history), rule {rule}: vs global popularity "
+            f"{vs_pop.mean_diff:+.4f} [{vs_pop.low:+.4f}, {vs_pop.high:+.4f}], "
+            f"p = {vs_pop.p_value:.4f}; vs the served rule without genres "
+            f"{vs_served.mean_diff:+.4f} [{vs_served.low:+.4f}, {vs_served.high:+.4f}], "
+            f"p = {vs_served.p_value:.4f}"
+        )
     for name, m in cold_item_slice(ml.ratings, catalog, seed=seeds[0]).items():
         rows.append(
             Row(

@@ -9,7 +9,11 @@ Collaborative sources need interactions, so both cold cases fall back to side in
   ``m`` is chosen on a carve of *training* users (``choose_shrinkage``): each fold of users is
   made cold in turn and judged on a third of its own ratings; ``m = inf`` is plain global
   popularity, so segments are used only where they beat popularity on that validation.
-  A user who names genres at sign-up gets those genres' items first (``genres=``).
+  A user who names genres at sign-up (``genres=``) gets them as one more segmentation: the
+  items popular among training users whose top genres include them (``add_genres``). Putting
+  the named genres' items first instead, the obvious rule, measured *worse* than ignoring the
+  genres (``compare_genre_rules``, training users only: 0.1419 vs 0.1423 NDCG@10; the taste
+  segments 0.1448; ten draws).
 * **New items** get ``ContentScorer``: a content vector per item (genre flags plus a one-hot
   release-year bucket), a user profile = the mean content vector of the user's history, and
   score = cosine(profile, item). The baseline for cold items is genre popularity: the mean
@@ -31,12 +35,32 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.catalog import Catalog
+from recsys.catalog import AGE_BINS, Catalog
 from recsys.errors import InvalidArgumentError
 
 # Candidate pseudo-counts for SegmentPopularity; inf = global popularity (segments ignored).
 SHRINKAGE_GRID = (5.0, 20.0, 100.0, 500.0, math.inf)
 YEAR_BUCKETS = (1930, 1960, 1980, 1990, 1994, 1996, 1997)  # release-year edges (ML-100K skew)
+# Genres named at sign-up: a training user's taste is their TASTE_GENRES most-rated genres; a
+# taste segment's popularity is shrunk with a fixed pseudo-count (segments hold hundreds of
+# users; fixed in advance, not tuned).
+TASTE_GENRES = 3
+TASTE_SHRINKAGE = 20.0
+
+
+def top_genres(catalog: Catalog, items, n: int) -> list[str]:
+    """The ``n`` genres holding most of ``items`` (ties in catalogue order), "unknown" excluded.
+
+    A training user's taste, and in the evaluation the stand-in for what a new user names at
+    sign-up (``eval.cold_user_draws``).
+    """
+    counts = catalog.genres[np.fromiter(items, dtype=np.int64)].sum(axis=0)
+    return [catalog.genre_names[j] for j in _top_genre_columns(catalog, counts, n)]
+
+
+def _top_genre_columns(catalog: Catalog, counts: np.ndarray, n: int) -> list[int]:
+    order = np.argsort(-counts, kind="stable")
+    return [int(j) for j in order if counts[j] > 0 and catalog.genre_names[j] != "unknown"][:n]
 
 
 class SegmentPopularity:
@@ -54,6 +78,12 @@ class SegmentPopularity:
             "age_gender": catalog.user_age_band * 2 + catalog.user_gender,
             "occupation": catalog.user_occupation,
         }
+        # Every possible segment gets a row, so a new user in a segment no catalogue user is in
+        # (say a woman over 56 on a small catalogue) is served global popularity, not an error.
+        self.n_segments = {
+            "age_gender": (len(AGE_BINS) - 1) * 2,
+            "occupation": int(catalog.user_occupation.max()) + 1,
+        }
 
     def fit(self, interactions: sp.csr_matrix) -> SegmentPopularity:
         active = np.diff(interactions.indptr) > 0
@@ -64,10 +94,17 @@ class SegmentPopularity:
         for name, segment in self.segmentations.items():
             indicator = sp.csr_matrix(
                 (active.astype(np.float64), (segment, np.arange(n_users))),
-                shape=(segment.max() + 1, n_users),
+                shape=(self.n_segments[name], n_users),
             )
             self.segment_counts_[name] = np.asarray((indicator @ interactions).todense())
             self.segment_sizes_[name] = np.asarray(indicator.sum(axis=1)).ravel()
+        # Taste segments (not a partition): genre g holds every user with g in their top genres.
+        per_user = np.asarray(interactions @ self.catalog.genres)
+        taste = np.zeros((len(self.catalog.genre_names), n_users))
+        for u in np.flatnonzero(active):
+            taste[_top_genre_columns(self.catalog, per_user[u], TASTE_GENRES), u] = 1.0
+        self.taste_counts_ = np.asarray((interactions.T @ taste.T).T)
+        self.taste_sizes_ = taste.sum(axis=1)
         return self
 
     def _shrunk(self, name: str, segment: np.ndarray | int) -> np.ndarray:
@@ -86,23 +123,42 @@ class SegmentPopularity:
             raise InvalidArgumentError(f"gender must be 'M' or 'F', got {gender!r}")
         if not 0 < age < 120:
             raise InvalidArgumentError(f"age must be in (0, 120), got {age}")
-        from recsys.catalog import AGE_BINS
-
         band = int(np.digitize([age], AGE_BINS[1:-1])[0])
         return band * 2 + int(gender == "F")
 
     def score_segment(self, segment: int, genres: list[str] | None = None) -> np.ndarray:
         """(n_items,) scores for a new user of ``segment``; ``genres`` first if given."""
         scores = self._shrunk("age_gender", segment)
-        if genres:
-            names = self.catalog.genre_names
-            unknown = [g for g in genres if g not in names]
-            if unknown:
-                raise InvalidArgumentError(f"unknown genres {unknown}; valid: {list(names)}")
-            cols = [names.index(g) for g in genres]
-            liked = self.catalog.genres[:, cols].sum(axis=1) > 0
-            scores = np.where(liked, scores + 1.0, scores)  # chosen genres first, by popularity
-        return scores
+        return self.add_genres(scores, genres) if genres else scores
+
+    def add_genres(self, scores: np.ndarray, genres: list[str], rule: str = "taste") -> np.ndarray:
+        """A new user's ``scores`` with the genres they named at sign-up taken into account.
+
+        ``rule="taste"`` (the default): the genres act as one more segmentation, summed with the
+        demographic ones: the mean over the named genres of the share of that genre's taste
+        segment who interacted with the item, shrunk towards global popularity
+        (``TASTE_SHRINKAGE``). ``rule="first"``: items of any named genre come first, by score:
+        the obvious rule, which measured *worse* than ignoring the genres (see the README).
+        """
+        names = self.catalog.genre_names
+        unknown = [g for g in genres if g not in names]
+        if unknown:
+            raise InvalidArgumentError(f"unknown genres {unknown}; valid: {list(names)}")
+        if rule not in ("taste", "first"):
+            raise InvalidArgumentError(f"rule must be 'taste' or 'first', got {rule!r}")
+        cols = [names.index(g) for g in genres]
+        if not cols:
+            return scores
+        if rule == "taste":
+            m = TASTE_SHRINKAGE
+            shares = (self.taste_counts_[cols] + m * self.global_share_) / (
+                self.taste_sizes_[cols, None] + m
+            )
+            return scores + shares.mean(axis=0)
+        liked = self.catalog.genres[:, cols].sum(axis=1) > 0
+        finite = scores[np.isfinite(scores)]
+        lift = float(np.ptp(finite)) + 1.0 if finite.size else 1.0  # above every other item
+        return np.where(liked, scores + lift, scores)
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
         """(len(users), n_items): both segmentations of catalogue users, summed."""
@@ -129,28 +185,76 @@ def choose_shrinkage(
     75% train). Returns (best m, {m: mean NDCG@k}); ties go to the larger m, the simpler model.
     Only training interactions are read, so choosing m never touches a test split.
     """
+    folds_ = list(_cold_user_folds(interactions, folds, min_history, truth_share, seed))
+    if not folds_:
+        return math.inf, {}
+    totals = dict.fromkeys(grid, 0.0)
+    for held, rest, truth in folds_:
+        for m in grid:
+            scores = SegmentPopularity(catalog, shrinkage=m).fit(rest).score_users(held)
+            totals[m] += sum(_ndcg_at_k(s, t, k) for s, t in zip(scores, truth, strict=True))
+    n_users = sum(len(held) for held, _, _ in folds_)
+    means = {m: total / n_users for m, total in totals.items()}
+    best = max(means, key=lambda m: (round(means[m], 6), m))
+    return best, means
+
+
+def compare_genre_rules(
+    catalog: Catalog,
+    interactions: sp.csr_matrix,
+    shrinkage: float,
+    *,
+    n_genres: int = TASTE_GENRES,
+    folds: int = 5,
+    min_history: int = 5,
+    truth_share: float = 1 / 3,
+    k: int = 10,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean NDCG@k on training users made cold, for each way of using genres named at sign-up.
+
+    The carve of ``choose_shrinkage``; each held-out user "names" the ``n_genres`` top genres
+    of the part of their history that is *not* their truth. Returns {"none": no genres,
+    "first": ``add_genres(rule="first")``, "taste": ``rule="taste"``}. Reads training
+    interactions only, so choosing a rule never touches a test split.
+    """
+    totals = {"none": 0.0, "first": 0.0, "taste": 0.0}
+    n_users = 0
+    x = interactions.tocsr()
+    for held, rest, truth in _cold_user_folds(x, folds, min_history, truth_share, seed):
+        model = SegmentPopularity(catalog, shrinkage=shrinkage).fit(rest)
+        for scores, u, t in zip(model.score_users(held), held.tolist(), truth, strict=True):
+            named = top_genres(catalog, set(x.indices[x.indptr[u] : x.indptr[u + 1]]) - t, n_genres)
+            totals["none"] += _ndcg_at_k(scores, t, k)
+            for rule in ("first", "taste"):
+                totals[rule] += _ndcg_at_k(model.add_genres(scores, named, rule), t, k)
+        n_users += len(held)
+    return {rule: total / max(n_users, 1) for rule, total in totals.items()}
+
+
+def _cold_user_folds(
+    interactions: sp.csr_matrix, folds: int, min_history: int, truth_share: float, seed: int
+):
+    """Yield (held users, matrix without their rows, their truth sets), one fold at a time.
+
+    Users with >= ``min_history`` interactions are dealt into ``folds`` groups; each user's
+    truth is a random ``truth_share`` of their own interactions. Nothing if too few users.
+    """
     x = interactions.tocsr()
     rng = np.random.default_rng(seed)
     eligible = rng.permutation(np.flatnonzero(np.diff(x.indptr) >= min_history))
     if len(eligible) < folds:
-        return math.inf, {}
-    totals = dict.fromkeys(grid, 0.0)
+        return
     for fold in range(folds):
         held = np.sort(eligible[fold::folds])
         keep = np.ones(x.shape[0])
         keep[held] = 0.0
-        rest = sp.diags(keep) @ x
         truth = []
         for u in held:
             items = x.indices[x.indptr[u] : x.indptr[u + 1]]
             n = max(1, round(truth_share * len(items)))
             truth.append(set(rng.choice(items, size=n, replace=False).tolist()))
-        for m in grid:
-            scores = SegmentPopularity(catalog, shrinkage=m).fit(rest.tocsr()).score_users(held)
-            totals[m] += sum(_ndcg_at_k(s, t, k) for s, t in zip(scores, truth, strict=True))
-    means = {m: total / len(eligible) for m, total in totals.items()}
-    best = max(means, key=lambda m: (round(means[m], 6), m))
-    return best, means
+        yield held, (sp.diags(keep) @ x).tocsr(), truth
 
 
 def _ndcg_at_k(scores: np.ndarray, relevant: set[int], k: int) -> float:

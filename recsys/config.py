@@ -61,6 +61,9 @@ class RecsysConfig:
     ranker_leaves: int = 7
     ranker_min_child_samples: int = 200
     ranker_truncation: int = 30  # lambdarank_truncation_level (lambdarank only)
+    # Monotone constraints on every source's rank and relative score (ranker.py). Not adopted:
+    # validation two-stage NDCG@10 0.2750 vs 0.2753 without (lower on 2 of 3 seeds; round 5).
+    ranker_monotone: bool = False
     validation_folds: int = 2  # independent validation carves (2 measured +0.006 NDCG@10 over 1)
     negatives_per_user: int | None = 100  # sampled from the candidate set; None keeps them all
     # Final score = z(ranker) + blend_weight · z(blend), per user. 1.0 = equal weights, not

@@ -79,6 +79,18 @@ def training_set(
     return RankerTrainingSet(features[rows], labels[rows], np.asarray(groups, dtype=np.int64))
 
 
+def monotone_constraints(feature_names: list[str]) -> list[int]:
+    """-1 for every source's rank, +1 for its score relative to the best, 0 for the rest.
+
+    What we know about the sources, written into the trees: a better rank (or relative score)
+    from any source never makes a candidate *less* likely to be relevant, all else equal.
+    """
+    return [
+        -1 if name.endswith("_rank") else 1 if name.endswith("_score_vs_best") else 0
+        for name in feature_names
+    ]
+
+
 class LambdaRanker:
     """Thin, documented wrapper around ``lightgbm.LGBMRanker`` (objective ``lambdarank``)."""
 
@@ -90,6 +102,7 @@ class LambdaRanker:
         num_leaves: int = 31,
         min_child_samples: int = 50,
         truncation: int = 30,
+        monotone: bool = False,
         seed: int = 0,
     ) -> None:
         if objective not in ("lambdarank", "rank_xendcg"):
@@ -109,6 +122,7 @@ class LambdaRanker:
         )
         if objective == "lambdarank":
             self.params["lambdarank_truncation_level"] = truncation
+        self.monotone = monotone
 
     def fit(self, data: RankerTrainingSet, feature_names: list[str]) -> LambdaRanker:
         import lightgbm as lgb
@@ -116,7 +130,10 @@ class LambdaRanker:
         if len(data.groups) == 0:
             raise ValueError("no user has a positive candidate: nothing to learn a ranking from")
         self.feature_names_ = list(feature_names)
-        self.model_ = lgb.LGBMRanker(**self.params)
+        params = dict(self.params)
+        if self.monotone:
+            params["monotone_constraints"] = monotone_constraints(self.feature_names_)
+        self.model_ = lgb.LGBMRanker(**params)
         self.model_.fit(data.features, data.labels, group=data.groups)
         logger.info("ranker trained on %d users, %d pairs", len(data.groups), len(data.labels))
         return self

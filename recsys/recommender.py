@@ -133,6 +133,7 @@ class TwoStageRecommender:
             num_leaves=cfg.ranker_leaves,
             min_child_samples=cfg.ranker_min_child_samples,
             truncation=cfg.ranker_truncation,
+            monotone=cfg.ranker_monotone,
             seed=cfg.seed,
         ).fit(data, features.feature_names(cands.source_names))
         self.timings_["fit_ranker_s"] = time.perf_counter() - start

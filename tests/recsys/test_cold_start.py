@@ -10,13 +10,17 @@ import pytest
 from evals.metrics import evaluate
 from recsys.cold_start import (
     SHRINKAGE_GRID,
+    TASTE_SHRINKAGE,
     ContentScorer,
     SegmentPopularity,
     _ndcg_at_k,
     choose_shrinkage,
+    compare_genre_rules,
     content_vectors,
     genre_popularity,
+    top_genres,
 )
+from recsys.errors import InvalidArgumentError
 from tests.recsys.conftest import N_ITEMS, block_of_item
 
 
@@ -79,3 +83,43 @@ def test_ndcg_at_k_matches_the_shared_metric():
         ranked = [str(i) for i in np.argsort(-scores, kind="stable")]
         expected = evaluate({"q": {str(i): 1 for i in relevant}}, {"q": ranked}, ["ndcg@10"])
         assert _ndcg_at_k(scores, relevant, 10) == pytest.approx(expected["ndcg@10"])
+
+
+def test_top_genres_breaks_ties_in_catalogue_order_and_skips_unknown(catalog):
+    # items 1..10 are Action, 11..20 Drama (indices 0..19)
+    assert top_genres(catalog, [0, 1, 10, 11, 12], 2) == ["Drama", "Action"]
+    assert top_genres(catalog, [0, 10], 3) == ["Action", "Drama"]  # a tie: catalogue order
+    assert top_genres(catalog, [0, 1], 3) == ["Action"]  # genres never rated are not named
+    assert top_genres(catalog, [], 3) == []
+
+
+def test_taste_rule_adds_the_genre_fans_shrunk_popularity(frames, catalog):
+    x = catalog.matrix(frames[0])
+    seg = SegmentPopularity(catalog, shrinkage=math.inf).fit(x)
+    # Every group-A user (ids 1-20) rates only Action: they are the Action taste segment.
+    fans = catalog.user_index(range(1, 21))
+    counts = np.asarray(x[fans].sum(axis=0)).ravel()
+    m = TASTE_SHRINKAGE
+    expected = (counts + m * seg.global_share_) / (len(fans) + m)
+    np.testing.assert_allclose(seg.add_genres(np.zeros(N_ITEMS), ["Action"]), expected)
+    assert seg.taste_sizes_.tolist() == [0, 20, 20]  # unknown, Action, Drama
+
+
+def test_first_rule_puts_every_named_genre_item_first(frames, catalog):
+    seg = SegmentPopularity(catalog).fit(catalog.matrix(frames[0]))
+    scores = np.where(np.arange(N_ITEMS) < 10, 1.0, 0.0)  # the Action block scores higher
+    ranked = np.argsort(-seg.add_genres(scores, ["Drama"], rule="first"), kind="stable")
+    assert all(block_of_item(i + 1) == 1 for i in ranked[:10])
+    assert seg.add_genres(scores, []) is scores
+    with pytest.raises(InvalidArgumentError, match="rule"):
+        seg.add_genres(scores, ["Drama"], rule="last")
+    with pytest.raises(InvalidArgumentError, match="unknown genres"):
+        seg.add_genres(scores, ["Western"])
+
+
+def test_named_genres_beat_ignoring_them_when_taste_follows_genre(frames, catalog):
+    # Global popularity (m = inf) mixes both blocks; the genres a held-out user names (from the
+    # part of their history that is not their truth) point to their block.
+    means = compare_genre_rules(catalog, catalog.matrix(frames[0]), math.inf, seed=0)
+    assert means["taste"] > means["none"] + 0.1
+    assert means["first"] > means["none"] + 0.1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsys.candidates import CandidateSet
-from recsys.ranker import LambdaRanker, label_candidates, training_set
+from recsys.ranker import LambdaRanker, label_candidates, monotone_constraints, training_set
 
 
 def _cands(n_users: int, per_user: int) -> CandidateSet:
@@ -64,3 +64,30 @@ def test_ranker_learns_which_feature_marks_the_positive(objective):
 def test_unknown_objective_is_rejected():
     with pytest.raises(ValueError, match="objective"):
         LambdaRanker(objective="pointwise")
+
+
+def test_monotone_constraints_follow_the_feature_names():
+    names = ["ease_rank", "ease_score_vs_best", "item_log_count", "als_rank"]
+    assert monotone_constraints(names) == [-1, 1, 0, -1]
+
+
+def test_monotone_ranker_never_prefers_a_worse_rank():
+    # Relevance peaks at rank 5 of 0..19: an unconstrained ranker learns that bump; the
+    # constrained one may only flatten it, so its score never rises as the rank gets worse.
+    rng = np.random.default_rng(1)
+    n_users, per_user = 80, 20
+    c = _cands(n_users, per_user)
+    truth = {u: {4, 5, 6} for u in range(n_users)}
+    labels = label_candidates(c, truth)
+    rank = np.tile(np.arange(per_user, dtype=np.float32), n_users)
+    feats = np.column_stack([rank, rng.random(len(labels)).astype(np.float32)])
+    data = training_set(c, feats, labels)
+    grid = np.column_stack([np.arange(per_user, dtype=np.float32), np.full(per_user, 0.5)])
+    slopes = {}
+    for monotone in (False, True):
+        ranker = LambdaRanker(
+            n_estimators=30, num_leaves=4, min_child_samples=5, monotone=monotone
+        ).fit(data, ["ease_rank", "noise"])
+        slopes[monotone] = np.diff(ranker.predict(grid.astype(np.float32)))
+    assert slopes[False].max() > 0  # the bump: a worse rank scored higher
+    assert slopes[True].max() <= 1e-6

@@ -58,8 +58,14 @@ def test_unknown_and_history_less_users_fall_back_to_cold_start(fitted):
 
 def test_new_user_with_chosen_genres(fitted):
     model, _ = fitted
-    rec = model.recommend_new_user(k=5, age=30, gender="M", genres=["Drama"])
+    # No training user shares this segment (70, F): the named genre's fans decide the list.
+    rec = model.recommend_new_user(k=5, age=70, gender="F", genres=["Drama"])
     assert all(block_of_item(i) == 1 for i in rec.items)
+    # A segment full of Action fans (30, M) naming Drama: the genres and the segment are summed.
+    plain = model.recommend_new_user(k=10, age=30, gender="M")
+    named = model.recommend_new_user(k=10, age=30, gender="M", genres=["Drama"])
+    drama = sum(block_of_item(i) == 1 for i in named.items)
+    assert sum(block_of_item(i) == 1 for i in plain.items) < drama
     with pytest.raises(InvalidArgumentError, match="unknown genres"):
         model.recommend_new_user(k=5, age=30, gender="M", genres=["Western"])
     with pytest.raises(InvalidArgumentError, match="gender"):
