@@ -13,6 +13,7 @@ instead of cancelling each other.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
@@ -120,6 +121,7 @@ class LocalLLMServer:
                 )
             try:
                 if httpx.get(self.base_url + "/models", timeout=1.0).status_code == 200:
+                    self._check_generation()
                     return self
             except httpx.HTTPError:
                 pass
@@ -127,6 +129,35 @@ class LocalLLMServer:
         self.stop()
         raise LocalServerError(
             f"llama.cpp server not ready after {self.startup_timeout:.0f}s:\n{self.log_tail()}"
+        )
+
+    def _check_generation(self) -> None:
+        """Generate two tokens from a ~30-token chat prompt; raise if the server dies doing it.
+
+        A llama.cpp build can load the model, answer ``/models`` and then crash on the first
+        prompt longer than a few tokens: seen with a build whose CPU kernels (AMX, from
+        ``-march=native``) did not run on the machine, exit -11. Without this check that shows
+        up later as connection errors in whatever called the server first.
+        """
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": "Reply with the word ready."}],
+            "max_tokens": 2,
+        }
+        with contextlib.suppress(httpx.HTTPError):  # judged by whether the process survives
+            httpx.post(self.base_url + "/chat/completions", json=body, timeout=120.0)
+        assert self._proc is not None
+        try:  # a crashing process can still be exiting when its socket closes
+            code = self._proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return  # still serving: the build generates
+        tail = self.log_tail()
+        self.stop()
+        raise LocalServerError(
+            f"llama.cpp server crashed (exit {code}) on its first generation. A llama-cpp-python "
+            "wheel built for another CPU, or with kernels this machine cannot run, does this; "
+            "the Makefile builds it for a portable AVX2 target. Rebuild: pip cache remove "
+            f"llama_cpp_python && make clean install.\n{tail}"
         )
 
     def log_tail(self, lines: int = 20) -> str:
