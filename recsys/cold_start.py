@@ -31,6 +31,7 @@ training) against popularity.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,7 +49,7 @@ TASTE_GENRES = 3
 TASTE_SHRINKAGE = 20.0
 
 
-def top_genres(catalog: Catalog, items, n: int) -> list[str]:
+def top_genres(catalog: Catalog, items: Iterable[int], n: int) -> list[str]:
     """The ``n`` genres holding most of ``items`` (ties in catalogue order), "unknown" excluded.
 
     A training user's taste, and in the evaluation the stand-in for what a new user names at
@@ -127,7 +128,7 @@ class SegmentPopularity:
         return band * 2 + int(gender == "F")
 
     def score_segment(self, segment: int, genres: list[str] | None = None) -> np.ndarray:
-        """(n_items,) scores for a new user of ``segment``; ``genres`` first if given."""
+        """(n_items,) scores for a new user of ``segment``, plus ``genres`` (``add_genres``)."""
         scores = self._shrunk("age_gender", segment)
         return self.add_genres(scores, genres) if genres else scores
 
@@ -185,15 +186,15 @@ def choose_shrinkage(
     75% train). Returns (best m, {m: mean NDCG@k}); ties go to the larger m, the simpler model.
     Only training interactions are read, so choosing m never touches a test split.
     """
-    folds_ = list(_cold_user_folds(interactions, folds, min_history, truth_share, seed))
-    if not folds_:
+    carved = list(_cold_user_folds(interactions, folds, min_history, truth_share, seed))
+    if not carved:
         return math.inf, {}
     totals = dict.fromkeys(grid, 0.0)
-    for held, rest, truth in folds_:
+    for held, rest, truth in carved:
         for m in grid:
             scores = SegmentPopularity(catalog, shrinkage=m).fit(rest).score_users(held)
             totals[m] += sum(_ndcg_at_k(s, t, k) for s, t in zip(scores, truth, strict=True))
-    n_users = sum(len(held) for held, _, _ in folds_)
+    n_users = sum(len(held) for held, _, _ in carved)
     means = {m: total / n_users for m, total in totals.items()}
     best = max(means, key=lambda m: (round(means[m], 6), m))
     return best, means
@@ -234,7 +235,7 @@ def compare_genre_rules(
 
 def _cold_user_folds(
     interactions: sp.csr_matrix, folds: int, min_history: int, truth_share: float, seed: int
-):
+) -> Iterator[tuple[np.ndarray, sp.csr_matrix, list[set[int]]]]:
     """Yield (held users, matrix without their rows, their truth sets), one fold at a time.
 
     Users with >= ``min_history`` interactions are dealt into ``folds`` groups; each user's
