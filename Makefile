@@ -20,7 +20,8 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 # llama.cpp compiles from source; the multimodal part is not needed here and costs a minute.
 # Portable AVX2 target, not -march=native: pip caches the wheel and may reuse it on another
-# machine, and a native build on a VM advertising AMX segfaulted on its first prompt (session 14).
+# machine, and a native build on a VM advertising AMX segfaulted on its first prompt (session 14;
+# its AMX / weight-repacking kernels were at fault: turning them off at load time fixed it).
 # A wheel cached with other flags stays cached: `pip cache remove llama_cpp_python` first.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
 	-DGGML_FMA=ON -DGGML_F16C=ON

@@ -135,8 +135,9 @@ class LocalLLMServer:
         """Generate two tokens from a ~30-token chat prompt; raise if the server dies doing it.
 
         A llama.cpp build can load the model, answer ``/models`` and then crash on the first
-        prompt longer than a few tokens: seen with a build whose CPU kernels (AMX, from
-        ``-march=native``) did not run on the machine, exit -11. Without this check that shows
+        prompt longer than a few tokens: seen with a ``-march=native`` build on a VM advertising
+        AMX, exit -11 (turning off llama.cpp's extra CPU buffer types, its AMX and weight-repacking
+        kernels, made the same build work). Without this check that shows
         up later as connection errors in whatever called the server first.
         """
         body = {

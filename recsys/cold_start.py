@@ -56,12 +56,18 @@ def top_genres(catalog: Catalog, items: Iterable[int], n: int) -> list[str]:
     sign-up (``eval.cold_user_draws``).
     """
     counts = catalog.genres[np.fromiter(items, dtype=np.int64)].sum(axis=0)
-    return [catalog.genre_names[j] for j in _top_genre_columns(catalog, counts, n)]
+    chosen = _top_genre_mask(catalog, counts, n)
+    return [catalog.genre_names[j] for j in np.argsort(-counts, kind="stable") if chosen[j]]
 
 
-def _top_genre_columns(catalog: Catalog, counts: np.ndarray, n: int) -> list[int]:
-    order = np.argsort(-counts, kind="stable")
-    return [int(j) for j in order if counts[j] > 0 and catalog.genre_names[j] != "unknown"][:n]
+def _top_genre_mask(catalog: Catalog, counts: np.ndarray, n: int) -> np.ndarray:
+    """Boolean mask over the last axis of ``counts`` (..., n_genres): each row's ``n`` genres
+    with the highest counts, ties in catalogue order; never "unknown", never a zero count."""
+    counts = np.where(np.asarray(catalog.genre_names) == "unknown", 0, counts)
+    top = np.argsort(-counts, axis=-1, kind="stable")[..., :n]
+    mask = np.zeros(counts.shape, dtype=bool)
+    np.put_along_axis(mask, top, True, axis=-1)
+    return mask & (counts > 0)
 
 
 class SegmentPopularity:
@@ -100,10 +106,8 @@ class SegmentPopularity:
             self.segment_counts_[name] = np.asarray((indicator @ interactions).todense())
             self.segment_sizes_[name] = np.asarray(indicator.sum(axis=1)).ravel()
         # Taste segments (not a partition): genre g holds every user with g in their top genres.
-        per_user = np.asarray(interactions @ self.catalog.genres)
-        taste = np.zeros((len(self.catalog.genre_names), n_users))
-        for u in np.flatnonzero(active):
-            taste[_top_genre_columns(self.catalog, per_user[u], TASTE_GENRES), u] = 1.0
+        per_user = np.asarray(interactions @ self.catalog.genres)  # users without history: 0s
+        taste = _top_genre_mask(self.catalog, per_user, TASTE_GENRES).T.astype(np.float64)
         self.taste_counts_ = np.asarray((interactions.T @ taste.T).T)
         self.taste_sizes_ = taste.sum(axis=1)
         return self

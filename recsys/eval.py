@@ -255,7 +255,7 @@ class ColdDraw:
     shrinkage: float  # the pseudo-count chosen on training users (inf = global popularity)
     popularity: np.ndarray
     served: np.ndarray
-    with_genres: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+    with_genres: dict[tuple[str, int], np.ndarray]
 
 
 def cold_user_draws(
