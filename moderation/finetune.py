@@ -63,7 +63,9 @@ class FineTuneSettings:
 
     max_length: int = 64  # word pieces; 99 % of normalised tweets are <= 45
     batch_size: int = 32
-    lr: float = 5e-5  # AdamW, linear warm-up over the first 10 % of steps, then linear decay
+    # AdamW, linear warm-up over the first 10 % of steps, then linear decay. 1e-4 replaced 5e-5
+    # in session 15: stacked validation weighted F1 0.9162 vs 0.9156, higher on seeds 0 and 2.
+    lr: float = 1e-4
     weight_decay: float = 0.01
     epochs: int = 1  # 2 lost on validation (stacked weighted F1 0.9149 vs 0.9156; README)
     warmup: float = 0.1
