@@ -373,6 +373,18 @@ def run(ctx: BenchContext) -> BenchResult:
             ("hate_f1", 0.51),
         )
     ]
+    # The issue's targets, each beside the variant it is judged on (the batch path for accuracy).
+    anchors += [
+        Anchor("issue 6 target", metric, value, protocol, "issue 6", variant, table)
+        for metric, value, protocol, variant, table in (
+            ("weighted_f1", 0.91, ">= 0.91, mean of 3 seeds", "tfidf+finetuned", "classifiers"),
+            ("hate_f1", 0.55, ">= 0.55, mean of 3 seeds", "tfidf+finetuned", "classifiers"),
+            ("auto_precision", 0.95, ">= 0.95", "tfidf@p0.95,review<=0.20", "routing"),
+            ("review_share", 0.20, "<= 0.20", "tfidf@p0.95,review<=0.20", "routing"),
+            ("drop_weighted_f1", 0.02, "<= 0.02 with defences", "normaliser", "robustness"),
+            ("p99_ms", 10.0, "<= 10 ms per item, 2 cores", "moderate() sync", "speed"),
+        )
+    ]
     notes += [
         "targets (issue 6): weighted F1 >= 0.91 and hate F1 >= 0.55 (mean of 3 seeds); auto "
         "precision >= 0.95 with review share <= 0.20; F1 drop under perturbation <= 0.02 with "

@@ -88,8 +88,9 @@ def _anchor_table(record: dict) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for a in record["anchors"]:
-        row = rows_by_key.get((a.get("table", "main"), a.get("variant")))
-        ours = row["metrics"].get(a["metric"]) if row else None
+        row = rows_by_key.get((a.get("table", "main"), a.get("variant")), {})
+        # Our figure is one of the row's metrics or, for a speed target (p99_ms), a timing.
+        ours = row.get("metrics", {}).get(a["metric"], row.get("timings", {}).get(a["metric"]))
         ours_cell = f"{_fmt(ours)} (`{a['variant']}`)" if ours is not None else "–"
         diff = "–" if ours is None else _signed(ours - a["value"])
         lines.append(

@@ -98,6 +98,10 @@ def test_report_puts_each_figure_beside_its_anchor(tmp_path):
         "anchors": [
             {"name": "BEIR BM25", "metric": "ndcg@10", "value": 0.665, "protocol": "p",
              "source": "s", "variant": "bm25", "table": "main"},
+            {"name": "latency target", "metric": "p50_ms", "value": 10.0, "protocol": "p",
+             "source": "s", "variant": "bm25", "table": "main"},
+            {"name": "missing row", "metric": "ndcg@10", "value": 0.5, "protocol": "p",
+             "source": "s", "variant": "no-such-variant", "table": "main"},
         ],
         "notes": ["a note"],
     }  # fmt: skip
@@ -105,6 +109,8 @@ def test_report_puts_each_figure_beside_its_anchor(tmp_path):
     text = report.render_dir(tmp_path).read_text()
     assert "| `bm25` | 0.7000 (0.6500–0.7500) | 1.50 |" in text
     assert "| BEIR BM25 | ndcg@10 | 0.6650 | 0.7000 (`bm25`) | +0.0350 |" in text
+    assert "| latency target | p50_ms | 10 | 1.50 (`bm25`) | -8.5000 |" in text  # from timings
+    assert "| missing row | ndcg@10 | 0.5000 | – | – |" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\nrest\n")
     report.update_readme(readme, report.render_summary([record]))
