@@ -386,9 +386,6 @@ def run(ctx: BenchContext) -> BenchResult:
         )
     ]
     notes += [
-        "targets (issue 6): weighted F1 >= 0.91 and hate F1 >= 0.55 (mean of 3 seeds); auto "
-        "precision >= 0.95 with review share <= 0.20; F1 drop under perturbation <= 0.02 with "
-        "defences; sync p99 <= 10 ms",
         "split: stratified by class, 80/10/10 train/validation/test per seed; thresholds and "
         "calibration fitted on validation only",
         "Davidson's published figures come from a model whose L1 feature selection saw all data "
