@@ -118,17 +118,43 @@ def _length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generat
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def _model_source(base_model: str) -> tuple[str, dict]:
+    """``from_pretrained`` arguments for a model directory, a hub name or a single ``.gguf`` file.
+
+    A GGUF file (llama.cpp's format, e.g. the packaged SmolLM2-135M-Instruct) is de-quantised to
+    float32 weights by transformers on load (it needs the ``gguf`` and ``accelerate`` packages);
+    the fine-tune is then saved as an ordinary model directory.
+    """
+    path = Path(base_model)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ConfigError(f"no GGUF file at {path}")
+        return str(path.parent), {"gguf_file": path.name}
+    return base_model, {}
+
+
 class FineTunedClassifier:
-    """MiniLM + mean pooling + a linear 3-class layer. ``predict_proba`` returns ``(n, 3)``."""
+    """An encoder + mean pooling + a linear 3-class layer. ``predict_proba`` returns ``(n, 3)``.
+
+    ``base_model`` is the packaged MiniLM by default, or any transformers model directory, hub
+    name or ``.gguf`` file. A decoder (SmolLM2) is pooled the same way: with causal attention
+    each position has read only the words before it, so the mean still sees the whole tweet.
+    """
 
     def __init__(self, base_model: str, settings: FineTuneSettings | None = None) -> None:
+        import torch
         from transformers import AutoModel, AutoTokenizer
 
         self.base_model = base_model
         self.settings = settings or FineTuneSettings()
-        self.tokenizer = AutoTokenizer.from_pretrained(base_model)
-        self.encoder = AutoModel.from_pretrained(base_model)
-        import torch
+        source, extra = _model_source(base_model)
+        self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
+        self.encoder = AutoModel.from_pretrained(source, dtype=torch.float32, **extra)
+        if extra:  # de-quantised already: drop the GGUF marker that makes save_pretrained refuse
+            self.encoder.hf_quantizer = None
+            self.encoder.config.__dict__.pop("quantization_config", None)
+        if self.tokenizer.pad_token is None:  # decoder tokenizers often have none; masked anyway
+            self.tokenizer.pad_token = self.tokenizer.eos_token
 
         self.head = torch.nn.Linear(self.encoder.config.hidden_size, 3)
         self.train_seconds: float | None = None

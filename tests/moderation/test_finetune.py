@@ -203,3 +203,24 @@ def test_fine_tuning_is_reproducible_and_class_weights_shift_probability():
     assert ones.history == plain.history  # same seed, same model; weights of 1 = unweighted
     hate_heavy = trained((5.0, 1.0, 1.0))
     assert hate_heavy.predict_proba(texts)[:, 0].mean() > plain.predict_proba(texts)[:, 0].mean()
+
+
+def test_a_missing_gguf_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no GGUF file"):
+        FineTunedClassifier(str(tmp_path / "absent.gguf"))
+
+
+@pytest.mark.slow
+def test_a_gguf_decoder_fine_tunes_and_round_trips_as_a_model_directory(tmp_path):
+    """The packaged SmolLM2 GGUF (a decoder, no pad token) trains through the same code path."""
+    from llm_client.local_server import gguf_model_path
+
+    texts, _, y3 = make_corpus(16, seed=3)
+    settings = FineTuneSettings(batch_size=8, threads=2)
+    model = fine_tune_cached(str(gguf_model_path()), texts, _soft3(y3), settings, tmp_path)
+    assert model.encoder.config.model_type == "llama"
+    probs = model.predict_proba(texts)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    loaded = FineTunedClassifier.load(model.directory)  # an ordinary directory now, not GGUF
+    assert loaded.base_model == gguf_model_path().name
+    np.testing.assert_allclose(loaded.predict_proba(texts), probs, atol=1e-5)
