@@ -13,6 +13,8 @@ Tables (``table`` names in the record):
   ``finetuned`` (MiniLM fine-tuned as a 3-class classifier on vote shares, ``finetune.py``) and
   ``tfidf+finetuned`` (its scores stacked with the ``tfidf`` heads, ``moderation/stacking.py``),
   ``tfidf+finetuned-x2`` (the same with two fine-tunes per split averaged),
+  ``tfidf+finetuned+smollm`` (MiniLM's fine-tune averaged with one of SmolLM2-135M, the
+  packaged GGUF decoder, before stacking; ~30 min more per split to train),
   ``tfidf+guard`` / ``tfidf+prior+guard`` (the identity guard, ``moderation/identity.py``).
 * ``calibration``: ECE before/after isotonic calibration per label, reliability bins in ``extra``.
 * ``routing``: the policy (auto-action at validation precision >= 0.95, review budget 20 %) on test:
@@ -41,6 +43,7 @@ import numpy as np
 
 from benchmarks.record import Anchor, BenchContext, BenchResult, Row
 from evals.datasets import dataset_summary, load_davidson
+from llm_client.local_server import gguf_model_path
 from moderation import eval as ev
 from moderation.config import DEPLOYMENT_PRIOR, ModerationConfig
 from moderation.features import CachedEmbedder, MiniLMEmbedder
@@ -58,9 +61,15 @@ log = logging.getLogger(__name__)
 DAVIDSON = "Davidson et al., ICWSM 2017, Table/Fig. 1 (logistic regression, L2, one-vs-rest)"
 PROTOCOL = "10% held-out test split, 3-class weighted average / hate class"
 PRIOR_VARIANT = "tfidf+prior"  # the tfidf models served at moderation.config.DEPLOYMENT_PRIOR
-# fine-tuned variants: name -> (fixed blend weight or None: chosen on validation, fine-tunes
-# averaged). "-x2" averages two fine-tunes per split (seeds s and s + 100).
-FINETUNED = {"finetuned": (1.0, 1), "tfidf+finetuned": (None, 1), "tfidf+finetuned-x2": (None, 2)}
+# fine-tuned variants: name -> (fixed blend weight or None: chosen on validation, MiniLM
+# fine-tunes averaged, whether a SmolLM2-135M fine-tune joins the average). "-x2" averages two
+# MiniLM fine-tunes per split (seeds s and s + 100); "+smollm" adds SmolLM2's (session 16).
+FINETUNED = {
+    "finetuned": (1.0, 1, False),
+    "tfidf+finetuned": (None, 1, False),
+    "tfidf+finetuned-x2": (None, 2, False),
+    "tfidf+finetuned+smollm": (None, 1, True),
+}
 
 
 def _variants(quick: bool) -> dict[str, tuple[ModerationConfig, int]]:
@@ -212,9 +221,17 @@ def run(ctx: BenchContext) -> BenchResult:
     )
     for name in tuned:
         reports, extra = [], {"weights": [], "finetune": []}
-        weight, members = FINETUNED[name]
+        weight, members, smollm = FINETUNED[name]
+        extra_models = (str(gguf_model_path()),) if smollm else ()
         for seed, (trained, _) in default.items():
-            t = ev.train_stacked(trained, data, ctx.cache_dir, weight=weight, members=members)
+            t = ev.train_stacked(
+                trained,
+                data,
+                ctx.cache_dir,
+                weight=weight,
+                members=members,
+                extra_models=extra_models,
+            )
             tuned[name][seed] = t
             reports.append(ev.evaluate_seed(t, data, with_tradeoff=False))
             extra["weights"].append(t.model.weights["hate"])
@@ -222,8 +239,10 @@ def run(ctx: BenchContext) -> BenchResult:
             extra["finetune"].append(  # per seed, one entry per fine-tuned member
                 [
                     {
+                        "base_model": m.base_model,
                         "settings": asdict(m.settings),
                         "train_s": m.train_seconds,
+                        "trained_threads": m.trained_threads,
                         "history": m.history,
                     }
                     for m in getattr(fitted, "members", [fitted])

@@ -133,25 +133,32 @@ def train_stacked(
     progress=None,
     weight: float | None = None,
     members: int = 1,
+    extra_models: tuple[str, ...] = (),
 ) -> Trained:
     """Fine-tune MiniLM on the same train split (cached), stack it with ``trained``'s heads.
 
     With ``members > 1`` that many fine-tunes (seeds ``settings.seed + 100 k``) are averaged
-    (:class:`~moderation.finetune.FineTunedEnsemble`). The blend weight (unless ``weight`` fixes
-    it), calibrators, hate cut and routing thresholds are all chosen on validation. Predictions
-    are cached on disk for evaluation; use ``model.serving()`` for timing.
+    (:class:`~moderation.finetune.FineTunedEnsemble`); ``extra_models`` adds one fine-tune of
+    each other base model (same settings and seed) to that average, e.g. the packaged SmolLM2
+    GGUF beside MiniLM. The blend weight (unless ``weight`` fixes it), calibrators, hate cut and
+    routing thresholds are all chosen on validation. Predictions are cached on disk for
+    evaluation; use ``model.serving()`` for timing.
     """
     split = trained.split
     settings = settings or FineTuneSettings(seed=split.seed)
     tr, va = data.subset(split.train), data.subset(split.val)
     texts = trained.model.prepare(tr.texts)
     base = base_model or default_model_path()
+    runs = [
+        (base, replace(settings, seed=settings.seed + MEMBER_SEED_STRIDE * k))
+        for k in range(members)
+    ]
+    runs += [(path, settings) for path in extra_models]
     cached = []
-    for k in range(members):
-        member = replace(settings, seed=settings.seed + MEMBER_SEED_STRIDE * k)
-        tuned = fine_tune_cached(base, texts, soft_three_class(tr), member, cache_dir, progress)
+    for path, member in runs:
+        tuned = fine_tune_cached(path, texts, soft_three_class(tr), member, cache_dir, progress)
         cached.append(CachedPredictions(tuned, tuned.directory))
-    transformer = cached[0] if members == 1 else FineTunedEnsemble(cached)
+    transformer = cached[0] if len(cached) == 1 else FineTunedEnsemble(cached)
     model = StackedModel(trained.model, transformer).fit(va.texts, va.hard, va.y3, weight)
     val_probs = model.predict_proba(va.texts)
     model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)

@@ -37,7 +37,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +158,7 @@ class FineTunedClassifier:
 
         self.head = torch.nn.Linear(self.encoder.config.hidden_size, 3)
         self.train_seconds: float | None = None
+        self.trained_threads: int | None = None  # threads used in training (speed context)
         self.history: list[dict] = []
         self.directory: Path | None = None  # where fine_tune_cached stored it
 
@@ -228,6 +229,7 @@ class FineTunedClassifier:
             self.encoder.eval()
             torch.set_num_threads(threads)
         self.train_seconds = time.perf_counter() - start
+        self.trained_threads = s.threads
         return self
 
     def predict_proba(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
@@ -282,6 +284,7 @@ class FineTunedClassifier:
         model.encoder.eval()
         model.base_model = meta["base_model"]
         model.train_seconds = meta["train_seconds"]
+        model.trained_threads = meta["settings"]["threads"]
         model.history = meta["history"]
         return model
 
@@ -299,6 +302,8 @@ def fine_tune_cached(
     if (directory / "meta.json").exists():
         log.info("fine-tuned model cache hit: %s", directory.name)
         model = FineTunedClassifier.load(directory)
+        # the key leaves threads out: predict with the caller's, not those it was trained with
+        model.settings = replace(model.settings, threads=settings.threads)
     else:
         log.info("fine-tuning %s on %d texts (%s)", Path(base_model).name, len(texts), settings)
         model = FineTunedClassifier(base_model, settings).fit(texts, soft3, progress)

@@ -7,6 +7,8 @@ real packaged MiniLM and trains it for a few steps on the marker corpus (marked 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -175,9 +177,11 @@ def test_fine_tuning_learns_caches_and_round_trips(tmp_path, monkeypatch):
         raise AssertionError("a cached model must not be retrained")
 
     monkeypatch.setattr(FineTunedClassifier, "fit", no_training)
-    again = fine_tune_cached(default_model_path(), texts, _soft3(y3), settings, tmp_path)
+    two_threads = replace(settings, threads=2)  # same key: threads change speed, not the model
+    again = fine_tune_cached(default_model_path(), texts, _soft3(y3), two_threads, tmp_path)
     np.testing.assert_allclose(again.predict_proba(texts), probs, atol=1e-6)
     assert again.history == model.history
+    assert (again.settings.threads, again.trained_threads) == (2, 1)  # predicts with the caller's
 
     cached = CachedPredictions(again, tmp_path)
     first = cached.predict_proba(texts[:5])
@@ -211,16 +215,29 @@ def test_a_missing_gguf_file_is_a_config_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_gguf_decoder_fine_tunes_and_round_trips_as_a_model_directory(tmp_path):
-    """The packaged SmolLM2 GGUF (a decoder, no pad token) trains through the same code path."""
+def test_a_gguf_decoder_joins_the_stack_and_round_trips_as_a_model_directory(
+    tmp_path, small_config
+):
+    """The packaged SmolLM2 GGUF (a decoder, no pad token) fine-tunes through the same code path
+    and is averaged with MiniLM by ``train_stacked(extra_models=...)``."""
     from llm_client.local_server import gguf_model_path
+    from moderation import eval as ev
 
-    texts, _, y3 = make_corpus(16, seed=3)
-    settings = FineTuneSettings(batch_size=8, threads=2)
-    model = fine_tune_cached(str(gguf_model_path()), texts, _soft3(y3), settings, tmp_path)
-    assert model.encoder.config.model_type == "llama"
-    probs = model.predict_proba(texts)
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
-    loaded = FineTunedClassifier.load(model.directory)  # an ordinary directory now, not GGUF
+    texts, labels, y3 = make_corpus(120, seed=3)
+    soft = {k: v.astype(float) for k, v in labels.items()}
+    data = LabelledData(texts, y3, labels, soft, np.zeros(len(texts), dtype=bool))
+    trained = ev.train(data, 0, small_config)
+    settings = FineTuneSettings(batch_size=16, threads=2)
+    gguf = str(gguf_model_path())
+    stacked = ev.train_stacked(trained, data, tmp_path, settings, extra_models=(gguf,))
+
+    minilm, smollm = (m.inner for m in stacked.model.transformer.members)
+    assert minilm.encoder.config.model_type == "bert"
+    assert smollm.encoder.config.model_type == "llama"
+    assert smollm.settings == minilm.settings  # same seed: one fine-tune of each model
+    assert stacked.val_probs["hate"].shape == (len(trained.split.val),)
+    loaded = FineTunedClassifier.load(smollm.directory)  # an ordinary directory now, not GGUF
     assert loaded.base_model == gguf_model_path().name
-    np.testing.assert_allclose(loaded.predict_proba(texts), probs, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict_proba(texts[:16]), smollm.predict_proba(texts[:16]), atol=1e-5
+    )
