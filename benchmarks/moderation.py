@@ -70,6 +70,10 @@ FINETUNED = {
     "tfidf+finetuned-x2": (None, 2, False),
     "tfidf+finetuned+smollm": (None, 1, True),
 }
+# The batch path, on which the issue's accuracy targets are judged: since session 16 the stack
+# with SmolLM2 beside MiniLM (validation weighted F1 0.9174 vs 0.9162, higher on 2 seeds of 3),
+# at a tenth of MiniLM's throughput; "tfidf+finetuned" is the choice when volume matters more.
+BATCH_PATH = "tfidf+finetuned+smollm"
 
 
 def _variants(quick: bool) -> dict[str, tuple[ModerationConfig, int]]:
@@ -396,8 +400,8 @@ def run(ctx: BenchContext) -> BenchResult:
     anchors += [
         Anchor("issue 6 target", metric, value, protocol, "issue 6", variant, table)
         for metric, value, protocol, variant, table in (
-            ("weighted_f1", 0.91, ">= 0.91, mean of 3 seeds", "tfidf+finetuned", "classifiers"),
-            ("hate_f1", 0.55, ">= 0.55, mean of 3 seeds", "tfidf+finetuned", "classifiers"),
+            ("weighted_f1", 0.91, ">= 0.91, mean of 3 seeds", BATCH_PATH, "classifiers"),
+            ("hate_f1", 0.55, ">= 0.55, mean of 3 seeds", BATCH_PATH, "classifiers"),
             ("auto_precision", 0.95, ">= 0.95", "tfidf@p0.95,review<=0.20", "routing"),
             ("review_share", 0.20, "<= 0.20", "tfidf@p0.95,review<=0.20", "routing"),
             ("drop_weighted_f1", 0.02, "<= 0.02 with defences", "normaliser", "robustness"),
