@@ -14,7 +14,8 @@ Tables (``table`` names in the record):
   ``tfidf+finetuned`` (its scores stacked with the ``tfidf`` heads, ``moderation/stacking.py``),
   ``tfidf+finetuned-x2`` (the same with two fine-tunes per split averaged),
   ``tfidf+finetuned+smollm`` (MiniLM's fine-tune averaged with one of SmolLM2-135M, the
-  packaged GGUF decoder, before stacking; ~30 min more per split to train),
+  packaged GGUF decoder, before stacking; ~30 min more per split to train with two threads,
+  about an hour with one),
   ``tfidf+guard`` / ``tfidf+prior+guard`` (the identity guard, ``moderation/identity.py``).
 * ``calibration``: ECE before/after isotonic calibration per label, reliability bins in ``extra``.
 * ``routing``: the policy (auto-action at validation precision >= 0.95, review budget 20 %) on test:

@@ -153,8 +153,6 @@ class FineTunedClassifier:
         if extra:  # de-quantised already: drop the GGUF marker that makes save_pretrained refuse
             self.encoder.hf_quantizer = None
             self.encoder.config.__dict__.pop("quantization_config", None)
-        if self.tokenizer.pad_token is None:  # decoder tokenizers often have none; masked anyway
-            self.tokenizer.pad_token = self.tokenizer.eos_token
 
         self.head = torch.nn.Linear(self.encoder.config.hidden_size, 3)
         self.train_seconds: float | None = None

@@ -218,8 +218,8 @@ def test_a_missing_gguf_file_is_a_config_error(tmp_path):
 def test_a_gguf_decoder_joins_the_stack_and_round_trips_as_a_model_directory(
     tmp_path, small_config
 ):
-    """The packaged SmolLM2 GGUF (a decoder, no pad token) fine-tunes through the same code path
-    and is averaged with MiniLM by ``train_stacked(extra_models=...)``."""
+    """The packaged SmolLM2 GGUF (a 4-bit decoder) fine-tunes through the same code path and is
+    averaged with MiniLM by ``train_stacked(extra_models=...)``."""
     from llm_client.local_server import gguf_model_path
     from moderation import eval as ev
 
