@@ -143,15 +143,17 @@ def train_stacked(
     weight: float | None = None,
     members: int = 1,
     extra_models: tuple[str, ...] = (),
+    extra_settings: FineTuneSettings | None = None,
 ) -> Trained:
     """Fine-tune MiniLM on the same train split (cached), stack it with ``trained``'s heads.
 
     With ``members > 1`` that many fine-tunes (seeds ``settings.seed + 100 k``) are averaged
     (:class:`~moderation.finetune.FineTunedEnsemble`); ``extra_models`` adds one fine-tune of
-    each other base model (same settings and seed) to that average, e.g. the packaged SmolLM2
-    GGUF beside MiniLM. The blend weight (unless ``weight`` fixes it), calibrators, hate cut and
-    routing thresholds are all chosen on validation. Predictions are cached on disk for
-    evaluation; use ``model.serving()`` for timing.
+    each other base model to that average, e.g. the packaged SmolLM2 GGUF beside MiniLM,
+    trained with ``settings`` or, if given, ``extra_settings`` (its seed replaced by
+    ``settings.seed``, so one object serves every split). The blend weight (unless ``weight``
+    fixes it), calibrators, hate cut and routing thresholds are all chosen on validation.
+    Predictions are cached on disk for evaluation; use ``model.serving()`` for timing.
     """
     split = trained.split
     settings = settings or FineTuneSettings(seed=split.seed)
@@ -162,7 +164,8 @@ def train_stacked(
         (base, replace(settings, seed=settings.seed + MEMBER_SEED_STRIDE * k))
         for k in range(members)
     ]
-    runs += [(path, settings) for path in extra_models]
+    extra = settings if extra_settings is None else replace(extra_settings, seed=settings.seed)
+    runs += [(path, extra) for path in extra_models]
     cached = []
     for path, member in runs:
         tuned = fine_tune_cached(path, texts, soft_three_class(tr), member, cache_dir, progress)

@@ -57,6 +57,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+POOLINGS = ("mean", "weighted-mean")
+# Settings added after fine-tunes were cached: left out of the key at these values, so adding
+# one does not invalidate (and retrain, for hours) every fine-tune already on disk.
+_KEY_DEFAULTS = {"pooling": "mean"}
+
+
 @dataclass(frozen=True)
 class FineTuneSettings:
     """Training settings; every field but ``threads`` is part of the cache key."""
@@ -77,8 +83,14 @@ class FineTuneSettings:
     # predated the seeded head; with reproducible ones it lost (0.5041 -> 0.5002, two seeds of
     # three), so the default is unweighted (the README has both rounds and the test figures).
     class_weights: tuple[float, float, float] | None = None
+    # How token states become one tweet vector: "mean", or "weighted-mean" (SGPT, Muennighoff
+    # 2022: token i of L weighs i / (1 + ... + L)). In a decoder each token has read only the
+    # ones before it, so the later ones know more of the tweet; an encoder's tokens all see it.
+    pooling: str = "mean"
 
     def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
         if self.epochs < 1 or self.batch_size < 1 or self.max_length < 8:
             raise ConfigError(f"invalid fine-tuning settings: {self}")
         if self.class_weights is not None and (
@@ -101,7 +113,11 @@ def training_key(
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
     digest.update(np.ascontiguousarray(soft3, dtype=np.float64).tobytes())
-    fields = {k: v for k, v in asdict(settings).items() if k != "threads"}
+    fields = {
+        k: v
+        for k, v in asdict(settings).items()
+        if k != "threads" and not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])
+    }
     digest.update(json.dumps(fields, sort_keys=True).encode())
     return digest.hexdigest()[:24]
 
@@ -137,8 +153,9 @@ class FineTunedClassifier:
     """An encoder + mean pooling + a linear 3-class layer. ``predict_proba`` returns ``(n, 3)``.
 
     ``base_model`` is the packaged MiniLM by default, or any transformers model directory, hub
-    name or ``.gguf`` file. A decoder (SmolLM2) is pooled the same way: with causal attention
-    each position has read only the words before it, so the mean still sees the whole tweet.
+    name or ``.gguf`` file. A decoder (SmolLM2) is pooled the same way by default: with causal
+    attention each position has read only the words before it, so the mean still sees the whole
+    tweet; ``FineTuneSettings(pooling="weighted-mean")`` leans on the later positions instead.
     """
 
     def __init__(self, base_model: str, settings: FineTuneSettings | None = None) -> None:
@@ -170,6 +187,8 @@ class FineTunedClassifier:
         )
         hidden = self.encoder(**enc).last_hidden_state
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        if self.settings.pooling == "weighted-mean":
+            mask = mask.cumsum(1) * mask  # 1, 2, ..., L on the tweet's tokens, 0 on padding
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.head(pooled)
 

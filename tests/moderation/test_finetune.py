@@ -7,7 +7,9 @@ real packaged MiniLM and trains it for a few steps on the marker corpus (marked 
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import json
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -65,6 +67,24 @@ def test_training_key_changes_with_every_input():
     assert key != training_key("models/minilm", texts, s3, weighted)
     # threads change the speed, not the model: a 2-thread fine-tune serves a 1-thread run
     assert key == training_key("models/minilm", texts, s3, FineTuneSettings(threads=2))
+
+
+def test_a_setting_added_later_keeps_old_keys_at_its_default():
+    texts, _, y3 = make_corpus(20, seed=0)
+    s3 = _soft3(y3)
+    # the key as it was computed before ``pooling`` existed
+    digest = hashlib.sha256(b"minilm")
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\x00")
+    digest.update(np.ascontiguousarray(s3, dtype=np.float64).tobytes())
+    fields = asdict(FineTuneSettings())
+    fields = {k: v for k, v in fields.items() if k not in ("threads", "pooling")}
+    digest.update(json.dumps(fields, sort_keys=True).encode())
+    assert training_key("models/minilm", texts, s3, FineTuneSettings()) == digest.hexdigest()[:24]
+    weighted = FineTuneSettings(pooling="weighted-mean")
+    assert training_key("models/minilm", texts, s3, weighted) != digest.hexdigest()[:24]
+    with pytest.raises(ConfigError, match="unknown pooling 'max'"):
+        FineTuneSettings(pooling="max")
 
 
 @pytest.mark.parametrize("weights", [(1.0, 1.0), (3.0, 0.0, 1.0), (3.0, -1.0, 1.0)])
@@ -209,6 +229,24 @@ def test_fine_tuning_is_reproducible_and_class_weights_shift_probability():
     assert hate_heavy.predict_proba(texts)[:, 0].mean() > plain.predict_proba(texts)[:, 0].mean()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("pooling", ["mean", "weighted-mean"])
+def test_pooling_ignores_padding(pooling):
+    """A tweet scores the same alone and padded beside a longer one (real MiniLM, untrained
+    head): padding must get no weight, and weighted-mean counts positions from its first token."""
+    from moderation.features import default_model_path
+
+    model = FineTunedClassifier(default_model_path(), FineTuneSettings(pooling=pooling))
+    short, long = "sunny day", "a long walk in the park with a friend and a good book"
+    alone = model.predict_proba([short], batch_size=1)
+    padded = model.predict_proba([short, long], batch_size=2)
+    np.testing.assert_allclose(padded[0], alone[0], atol=1e-5)
+    if pooling == "weighted-mean":  # and it is not the plain mean
+        mean = FineTunedClassifier(default_model_path(), FineTuneSettings())
+        mean.head.load_state_dict(model.head.state_dict())
+        assert np.abs(mean.predict_proba([long]) - model.predict_proba([long])).max() > 1e-4
+
+
 def test_a_missing_gguf_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no GGUF file"):
         FineTunedClassifier(str(tmp_path / "absent.gguf"))
@@ -219,7 +257,7 @@ def test_a_gguf_decoder_joins_the_stack_and_round_trips_as_a_model_directory(
     tmp_path, small_config
 ):
     """The packaged SmolLM2 GGUF (a 4-bit decoder) fine-tunes through the same code path and is
-    averaged with MiniLM by ``train_stacked(extra_models=...)``."""
+    averaged with MiniLM by ``train_stacked(extra_models=...)``, with its own pooling."""
     from llm_client.local_server import gguf_model_path
     from moderation import eval as ev
 
@@ -229,15 +267,19 @@ def test_a_gguf_decoder_joins_the_stack_and_round_trips_as_a_model_directory(
     trained = ev.train(data, 0, small_config)
     settings = FineTuneSettings(batch_size=16, threads=2)
     gguf = str(gguf_model_path())
-    stacked = ev.train_stacked(trained, data, tmp_path, settings, extra_models=(gguf,))
+    decoder = replace(settings, pooling="weighted-mean", seed=7)  # the seed is the split's
+    stacked = ev.train_stacked(
+        trained, data, tmp_path, settings, extra_models=(gguf,), extra_settings=decoder
+    )
 
     minilm, smollm = (m.inner for m in stacked.model.transformer.members)
     assert minilm.encoder.config.model_type == "bert"
     assert smollm.encoder.config.model_type == "llama"
-    assert smollm.settings == minilm.settings  # same seed: one fine-tune of each model
+    assert smollm.settings == replace(minilm.settings, pooling="weighted-mean")
     assert stacked.val_probs["hate"].shape == (len(trained.split.val),)
     loaded = FineTunedClassifier.load(smollm.directory)  # an ordinary directory now, not GGUF
     assert loaded.base_model == gguf_model_path().name
+    assert loaded.settings.pooling == "weighted-mean"  # saved with the model, used to predict
     np.testing.assert_allclose(
         loaded.predict_proba(texts[:16]), smollm.predict_proba(texts[:16]), atol=1e-5
     )
