@@ -26,6 +26,10 @@ Tables (``table`` names in the record):
   every serving variant (seed 0); ``+parent`` adds the hierarchy rule to the guard.
 * ``new_category``: "hate" re-learnt as a new label from k positives on frozen features.
 * ``speed``: sync latency, batch throughput, review-queue throughput on SQLite.
+* ``agreement``: 3-class F1 against the *other* annotators' majority on the test splits (leave
+  one annotator out, ``moderation/agreement.py``) for one annotator and for ``tfidf``,
+  ``tfidf+finetuned`` and the batch path; and one annotator against the released class, own
+  vote included (the flattered figure).
 
 Quick mode: a stratified half of the tweets, one seed, the ``tfidf`` variant only (no
 fine-tuning), fewer latency calls. The ablations (flat, hard) run on one seed; the others on
@@ -178,6 +182,25 @@ def _latency_row(variant: str, moderator, texts: list[str], warmup: int = 20) ->
     )
 
 
+def _agreement_rows(
+    data, default: dict[int, tuple[ev.Trained, ev.SeedEvaluation]], by_variant: dict
+) -> list[Row]:
+    """One annotator and the models, each against the other annotators' majority (test splits)."""
+    held_out = "one annotator (held out)"
+    flattered = "one annotator vs released class (own vote in)"
+    people = {held_out: [], flattered: []}
+    for trained, _ in default.values():
+        te = data.subset(trained.split.test)
+        people[held_out].append(ev.agreement_f1(te.votes))
+        people[flattered].append(ev.agreement_f1(te.votes, released=te.y3))
+    rows = []
+    for name, per_seed in (people | by_variant).items():
+        mean, spread = _summary(per_seed)
+        ci = {k: spread[k] for k in ("weighted_f1", "hate_f1")}
+        rows.append(Row(variant=name, table="agreement", metrics=mean, ci=ci))
+    return rows
+
+
 def run(ctx: BenchContext) -> BenchResult:
     data = from_davidson(load_davidson(ctx.data_dir))
     if ctx.quick:  # a stratified half of the tweets keeps the smoke run short
@@ -187,6 +210,7 @@ def run(ctx: BenchContext) -> BenchResult:
     rows: list[Row] = []
     notes: list[str] = []
     default: dict[int, tuple[ev.Trained, ev.SeedEvaluation]] = {}
+    agreement: dict[str, list[dict[str, float]]] = {}  # variant -> per seed, leave-one-out F1
     variants = _variants(ctx.quick)
     bar = _progress(ctx, total=sum(min(n, len(all_seeds)) for _, n in variants.values()))
 
@@ -204,6 +228,8 @@ def run(ctx: BenchContext) -> BenchResult:
                 default[seed] = (trained, report)
             bar.update(1)
         rows.append(_classifier_row(name, reports, {}, {"train_s": float(np.mean(train_s))}))
+        if name == "tfidf":
+            agreement[name] = [r.agreement for r in reports]
     bar.close()
 
     # The same fitted models served at a deployment prior (moderation.prior): nothing refitted;
@@ -256,6 +282,8 @@ def run(ctx: BenchContext) -> BenchResult:
         train_s = float(np.mean([sum(m["train_s"] for m in f) for f in extra["finetune"]]))
         rows.append(_classifier_row(name, reports, extra, {"train_s": train_s}))
         rows.append(_routing_row(name, reports, {}))
+        if name in ("tfidf+finetuned", BATCH_PATH):
+            agreement[name] = [r.agreement for r in reports]
 
     # The identity guard (moderation/identity.py) on the tfidf models, at both priors; the
     # classifier rows show what blindness to identity terms costs in F1 (the hierarchy rule
@@ -279,6 +307,7 @@ def run(ctx: BenchContext) -> BenchResult:
 
     seeds = all_seeds
     trained0, report0 = default[seeds[0]]
+    rows += _agreement_rows(data, default, agreement)
     for label, m in report0.labels.items():
         rows.append(
             Row(

@@ -24,7 +24,7 @@ import copy
 import hashlib
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,11 @@ from evals.classification import (
     roc_auc,
 )
 from evals.timing import latency_summary
+from moderation.agreement import (
+    f1_from_confusion,
+    leave_one_out_confusion,
+    own_vote_confusion,
+)
 from moderation.classifier import ModerationModel, three_class, tune_hate_threshold
 from moderation.config import ModerationConfig
 from moderation.errors import ConfigError
@@ -48,7 +53,7 @@ from moderation.finetune import (
     fine_tune_cached,
 )
 from moderation.identity import benign_identity_sentences
-from moderation.labels import LABELS, LabelledData, Split, stratified_split
+from moderation.labels import CLASS_NAMES, LABELS, LabelledData, Split, stratified_split
 from moderation.perturb import Perturber
 from moderation.pipeline import Moderator
 from moderation.policy import (
@@ -75,6 +80,7 @@ from moderation.stacking import (
 __all__ = [
     "SeedEvaluation",
     "Trained",
+    "agreement_f1",
     "batch_throughput",
     "cross_fitted_validation_f1",
     "evaluate_seed",
@@ -191,6 +197,9 @@ class SeedEvaluation:
     thresholds: dict[str, LabelThresholds]
     routing: PathErrors
     tradeoff: list[TradeoffPoint]
+    # F1 against the other annotators' majority, leave one out (moderation/agreement.py):
+    # weighted, hate, offensive, neither; empty when the data has no votes
+    agreement: dict[str, float] = field(default_factory=dict)
 
 
 def evaluate_seed(
@@ -229,7 +238,28 @@ def evaluate_seed(
         thresholds=trained.thresholds,
         routing=path_errors(routing, te.hard),
         tradeoff=curve,
+        agreement={} if te.votes is None else agreement_f1(te.votes, tuned),
     )
+
+
+def agreement_f1(
+    votes: np.ndarray, predicted: np.ndarray | None = None, released: np.ndarray | None = None
+) -> dict[str, float]:
+    """F1 against the leave-one-annotator-out majority, for a model (``predicted``) or, with
+    None, for the held-out annotator. With ``released`` (the classes the data ships) instead,
+    the annotator is scored against those, own vote included: the flattered figure.
+    Keys: ``weighted_f1`` and ``<class>_f1`` per class.
+    """
+    if released is not None:
+        if predicted is not None:
+            raise ConfigError("score a model (predicted) or the flattered annotator, not both")
+        confusion = own_vote_confusion(votes, released)
+    else:
+        confusion = leave_one_out_confusion(votes, predicted)
+    scores = f1_from_confusion(confusion)
+    names = (f"{c}_f1" for c in CLASS_NAMES)
+    per_class = dict(zip(names, scores["per_class"], strict=True))
+    return {"weighted_f1": scores["weighted"], **{k: float(v) for k, v in per_class.items()}}
 
 
 def validation_f1(trained: Trained, data: LabelledData) -> dict[str, float]:

@@ -48,7 +48,8 @@ class LabelledData:
     """Texts with both label views. Arrays are aligned, length ``n``.
 
     ``y3``: int (n,) in {0, 1, 2} (``CLASS_NAMES``); ``hard``/``soft``: {label: (n,) array}, hard in
-    {0, 1}, soft in [0, 1]; ``ambiguous``: bool (n,).
+    {0, 1}, soft in [0, 1]; ``ambiguous``: bool (n,); ``votes``: int (n, 3) annotator votes per
+    class in ``CLASS_NAMES`` order, or None when the source has no votes.
     """
 
     texts: list[str]
@@ -56,6 +57,7 @@ class LabelledData:
     hard: dict[str, np.ndarray]
     soft: dict[str, np.ndarray]
     ambiguous: np.ndarray
+    votes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -68,6 +70,7 @@ class LabelledData:
             hard={k: v[index] for k, v in self.hard.items()},
             soft={k: v[index] for k, v in self.soft.items()},
             ambiguous=self.ambiguous[index],
+            votes=None if self.votes is None else self.votes[index],
         )
 
 
@@ -80,7 +83,8 @@ def from_davidson(frame: pd.DataFrame) -> LabelledData:
     ) / n
     soft = {"hate": hate_share, "offensive": offensive_share}
     hard = {label: (share >= 0.5).astype(np.int64) for label, share in soft.items()}
-    majority = frame[["hate_speech", "offensive_language", "neither"]].to_numpy().max(axis=1)
+    votes = frame[["hate_speech", "offensive_language", "neither"]].to_numpy(dtype=np.int64)
+    majority = votes.max(axis=1)
     ambiguous = (hate_share > 0) & (hate_share < 1) & (majority < n)
     return LabelledData(
         texts=frame["tweet"].astype(str).tolist(),
@@ -88,6 +92,7 @@ def from_davidson(frame: pd.DataFrame) -> LabelledData:
         hard=hard,
         soft=soft,
         ambiguous=ambiguous,
+        votes=votes,
     )
 
 

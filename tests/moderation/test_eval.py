@@ -1,9 +1,12 @@
 """The evaluation harness end to end on synthetic data with a known answer (no tweets)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from moderation import eval as ev
+from moderation.errors import ConfigError
 from moderation.labels import LabelledData
 
 from .conftest import make_corpus
@@ -31,6 +34,21 @@ def test_evaluate_seed_reports_every_figure(synthetic):
     assert sum(report.routing.shares.values()) == pytest.approx(1.0)
     assert len(report.tradeoff) == 16
     assert [b["count"] for b in report.reliability["hate"]].count(0) < 10
+
+
+def test_agreement_with_unanimous_votes_is_plain_f1(synthetic):
+    """With every annotator agreeing, the leave-one-out majority is the label itself, so the
+    model's agreement F1 must equal its ordinary 3-class F1; without votes it is left empty."""
+    data, trained = synthetic
+    assert ev.evaluate_seed(trained, data, with_tradeoff=False).agreement == {}
+    voted = replace(data, votes=3 * np.eye(3, dtype=int)[data.y3])
+    report = ev.evaluate_seed(trained, voted, with_tradeoff=False)
+    assert report.agreement["weighted_f1"] == pytest.approx(report.three_class["weighted"]["f1"])
+    assert report.agreement["hate_f1"] == pytest.approx(report.three_class["per_class"][0]["f1"])
+    assert ev.agreement_f1(voted.votes)["weighted_f1"] == 1.0  # annotators agree with themselves
+    assert ev.agreement_f1(voted.votes, released=voted.y3)["hate_f1"] == 1.0
+    with pytest.raises(ConfigError, match="not both"):
+        ev.agreement_f1(voted.votes, voted.y3, released=voted.y3)
 
 
 def test_validation_f1_scores_the_stored_validation_probabilities(synthetic):

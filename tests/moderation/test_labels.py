@@ -22,6 +22,8 @@ def test_multilabel_rule_and_soft_labels_from_votes():
     assert data.hard["offensive"].tolist() == [1, 1, 1, 1, 0]
     assert data.ambiguous.tolist() == [False, True, True, True, False]
     assert data.y3.tolist() == [0, 0, 1, 1, 2]
+    assert data.votes.tolist() == [[3, 0, 0], [2, 1, 0], [1, 1, 1], [2, 2, 2], [0, 0, 3]]
+    assert data.subset(np.array([3, 1])).votes.tolist() == [[2, 2, 2], [2, 1, 0]]
 
 
 def test_split_is_disjoint_complete_stratified_and_seeded():
