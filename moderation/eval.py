@@ -265,7 +265,7 @@ def agreement_f1(
 def validation_f1(trained: Trained, data: LabelledData) -> dict[str, float]:
     """3-class weighted and hate F1 on the validation split, from the stored ``val_probs``.
 
-    What the README's fine-tuning rounds compared before any test figure (e.g. one fine-tune
+    What the fine-tuning rounds (EXPERIMENTS.md) compared before any test figure (e.g. one fine-tune
     against two: ``validation_f1(train_stacked(t, data, cache, members=m), data)``). The hate cut
     was tuned on these same items, so the figures are optimistic, equally for every variant.
     """
@@ -288,7 +288,7 @@ def cross_fitted_validation_f1(
     predicted by a blend re-chosen on the other folds (:func:`moderation.stacking.cross_fitted_f1`).
     ``per_model=False`` re-chooses the served blend (one weight, the fine-tunes' probabilities
     averaged); ``per_model=True`` gives the TF-IDF heads and each fine-tune of the ensemble its
-    own weight, on a simplex grid of ``step`` (the comparison of the README's session-17 round).
+    own weight, on a simplex grid of ``step`` (the session-17 round of EXPERIMENTS.md).
     """
     model = trained.model
     if not isinstance(model, StackedModel):

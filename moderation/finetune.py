@@ -73,7 +73,7 @@ class FineTuneSettings:
     # in session 15: stacked validation weighted F1 0.9162 vs 0.9156, higher on seeds 0 and 2.
     lr: float = 1e-4
     weight_decay: float = 0.01
-    epochs: int = 1  # 2 lost on validation (stacked weighted F1 0.9149 vs 0.9156; README)
+    epochs: int = 1  # 2 lost on validation (stacked weighted F1 0.9149 vs 0.9156; EXPERIMENTS.md)
     warmup: float = 0.1
     threads: int = 1  # torch threads; 1 beats 2 on a shared 2-core CPU (measured, see docstring)
     seed: int = 0
@@ -81,7 +81,7 @@ class FineTuneSettings:
     # tweets, so its gradient is small; a weight > 1 makes the encoder attend to it more. (3, 1, 1)
     # won on validation once (stacked hate F1 0.4981 -> 0.5023, seeds 0-2) but those fine-tunes
     # predated the seeded head; with reproducible ones it lost (0.5041 -> 0.5002, two seeds of
-    # three), so the default is unweighted (the README has both rounds and the test figures).
+    # three), so the default is unweighted (EXPERIMENTS.md has both rounds and the test figures).
     class_weights: tuple[float, float, float] | None = None
     # How token states become one tweet vector: "mean", or "weighted-mean" (SGPT, Muennighoff
     # 2022: token i of L weighs i / (1 + ... + L)). In a decoder each token has read only the
@@ -359,7 +359,7 @@ class FineTunedEnsemble:
     Fine-tuning from one seed is noisy (the seed sets the classifier layer's initialisation and
     the batch order): two seeds on the same split differ by up to 0.004 in test weighted F1.
     Averaging the members' probabilities removes part of that variance, at one encoder pass per
-    member. Measured on Davidson with two members (README): adopted on validation once, with
+    member. Measured on Davidson with two members (EXPERIMENTS.md): adopted on validation once, with
     fine-tunes trained before the head was seeded; rejected when repeated with reproducible ones
     (stacked validation weighted F1 0.9144 against 0.9156 for one member; on test -0.003
     weighted F1, +0.021 hate F1). Every such difference is within one fine-tune's own spread.

@@ -21,7 +21,7 @@ candidates, ~2,500 items). ``w = 1`` is the fine-tuned model alone, ``w = 0`` th
 chosen on validation, so validation F1 flatters whichever blend had more freedom.
 :func:`cross_fitted_f1` predicts each validation fold with a blend re-chosen on the other folds
 (:func:`fit_blend` over any number of models and a :func:`weight_grid`). Measured with it
-(session 17, README): one weight per model (TF-IDF, MiniLM, SmolLM2) against the served one
+(session 17, EXPERIMENTS.md): one weight per model (TF-IDF, MiniLM, SmolLM2) against the served one
 weight over the fine-tunes' average: 0.9129 against 0.9120 out-of-fold weighted F1, higher on
 one split seed of three, so not adopted.
 
