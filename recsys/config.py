@@ -55,7 +55,8 @@ class RecsysConfig:
 
     # Stage 2: a LightGBM learning-to-rank model. Small trees and large leaves measured best: the
     # validation labels are noisy (see ranker.py), so a flexible model fits the noise. Round 6
-    # searched eight settings on validation carves: none beat these on held-out carves (README).
+    # searched eight settings on validation carves: none beat these on held-out carves
+    # (EXPERIMENTS.md).
     ranker_objective: str = "rank_xendcg"  # or "lambdarank"; see ranker.py for the comparison
     ranker_estimators: int = 300
     ranker_learning_rate: float = 0.05
@@ -71,7 +72,7 @@ class RecsysConfig:
     # tuned (0.5 / 1 / 2 all beat both parts on seeds 42-44); 0 = ranker alone.
     blend_weight: float = 1.0
     # The sources whose relative scores the blend sums (candidates.blend_scores). RP3beta joined
-    # in round 4: the whole pipeline's validation NDCG@10 rose on every seed (see the README).
+    # in round 4: the whole pipeline's validation NDCG@10 rose on every seed (EXPERIMENTS.md).
     blend_sources: tuple[str, ...] = ("ease", "als", "item_knn", "rp3beta")
 
     # Cold start: SegmentPopularity's pseudo-count; None = choose it on a carve of training users

@@ -153,8 +153,8 @@ def validation_comparison(
 ) -> dict[str, np.ndarray]:
     """Compare whole pipelines without touching a test split: ``{name: (seeds, carves) array}``.
 
-    The procedure behind the README's third and fourth rounds (then run as scripts) and its
-    carve-size check. For each split seed the test split is drawn exactly as the benchmark draws
+    The procedure behind the third and fourth rounds of EXPERIMENTS.md (then run as scripts) and
+    its carve-size check. For each split seed the test split is drawn exactly as the benchmark draws
     it and set aside; from its training part, ``carves`` validation splits are cut with the same
     protocol (carve seeds ``seed + 1, seed + 2, ...``; ``ratio`` is the carve's training share:
     0.75 mirrors the test split, 0.9 trains on data closer to the final fit's size). Each
