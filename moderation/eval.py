@@ -69,7 +69,7 @@ from moderation.policy import (
 from moderation.prior import importance_weights
 from moderation.queue import ReviewQueue
 from moderation.stacking import (
-    WEIGHT_GRID,
+    PAIR_GRID,
     StackedModel,
     cross_fitted_f1,
     finetune_scores,
@@ -302,7 +302,7 @@ def cross_fitted_validation_f1(
         grid = weight_grid(len(parts), step)
     else:
         parts = [raw, finetune_scores(model.transformer.predict_proba(texts))]
-        grid = np.stack([1 - WEIGHT_GRID, WEIGHT_GRID], axis=1)
+        grid = PAIR_GRID
     parts = [{k: part[k] for k in LABELS} for part in parts]
     return cross_fitted_f1(
         parts, va.hard, va.y3, grid, model.config.calibration, folds=folds, repeats=repeats

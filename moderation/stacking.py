@@ -53,6 +53,8 @@ from moderation.finetune import (
 from moderation.labels import LABELS, LabelledData
 
 __all__ = [
+    "PAIR_GRID",
+    "WEIGHT_GRID",
     "BlendFit",
     "StackedModel",
     "cross_fitted_f1",
@@ -65,6 +67,7 @@ __all__ = [
 
 _EPS = 1e-6
 WEIGHT_GRID = np.round(np.linspace(0.0, 1.0, 11), 2)
+PAIR_GRID = np.stack([1 - WEIGHT_GRID, WEIGHT_GRID], axis=1)  # (tfidf, fine-tuned) weight rows
 
 
 def soft_three_class(data: LabelledData) -> np.ndarray:
@@ -91,17 +94,6 @@ def _blend_many(parts: list[np.ndarray], weights) -> np.ndarray:
     """``sigmoid(sum_i w_i · logit(p_i))``: the log-odds average of several models' scores."""
     z = sum(float(w) * _logit(p) for w, p in zip(weights, parts, strict=True))
     return 1.0 / (1.0 + np.exp(-z))
-
-
-def _calibrated(
-    raw: dict[str, np.ndarray],
-    ft: dict[str, np.ndarray],
-    w: float,
-    y: dict[str, np.ndarray],
-    kind: str,
-) -> tuple[dict[str, np.ndarray], dict[str, calibration.Calibrator]]:
-    cals = {k: calibration.make(kind).fit(_blend(raw[k], ft[k], w), y[k]) for k in LABELS}
-    return {k: cals[k].transform(_blend(raw[k], ft[k], w)) for k in LABELS}, cals
 
 
 def weight_grid(n_parts: int, step: float) -> np.ndarray:
@@ -169,9 +161,7 @@ def stack_weight(
     calibration_kind: str = "isotonic",
 ) -> float:
     """The grid weight with the best validation 3-class weighted F1 (ties: the smaller weight)."""
-    grid = np.stack([1 - WEIGHT_GRID, WEIGHT_GRID], axis=1)
-    fit = fit_blend([raw_tfidf, raw_ft], y, y3, grid, calibration_kind)
-    return float(np.round(fit.weights[1], 2))
+    return float(fit_blend([raw_tfidf, raw_ft], y, y3, PAIR_GRID, calibration_kind).weights[1])
 
 
 def cross_fitted_f1(
@@ -253,10 +243,10 @@ class StackedModel:
         """
         raw, ft = self._parts(val_texts, prepared=False)
         labels = {k: val_labels[k] for k in LABELS}
-        kind = self.config.calibration
-        w = stack_weight(raw, ft, labels, val_y3, kind) if weight is None else float(weight)
-        self.weights = dict.fromkeys(LABELS, w)
-        _, self.calibrators = _calibrated(raw, ft, w, labels, kind)
+        grid = PAIR_GRID if weight is None else np.array([[1 - float(weight), float(weight)]])
+        fit = fit_blend([raw, ft], labels, val_y3, grid, self.config.calibration)
+        self.weights = dict.fromkeys(LABELS, float(fit.weights[1]))
+        self.calibrators = fit.calibrators
         return self
 
     def serving(self) -> StackedModel:

@@ -16,6 +16,7 @@ from moderation.errors import ConfigError
 from moderation.finetune import FineTunedEnsemble
 from moderation.labels import LabelledData
 from moderation.stacking import (
+    PAIR_GRID,
     WEIGHT_GRID,
     StackedModel,
     cross_fitted_f1,
@@ -43,7 +44,8 @@ def _noise(n: int, seed: int) -> dict[str, np.ndarray]:
 
 def test_weight_grid_is_the_simplex_and_two_parts_match_the_served_grid():
     two = weight_grid(2, 0.1)
-    np.testing.assert_allclose(two, np.stack([1 - WEIGHT_GRID, WEIGHT_GRID], axis=1))
+    np.testing.assert_allclose(two, PAIR_GRID)  # the served grid (to float rounding)
+    np.testing.assert_allclose(PAIR_GRID[:, 1], WEIGHT_GRID)
     three = weight_grid(3, 0.05)
     assert three.shape == (231, 3)  # C(20 + 2, 2) ways to split 20 steps over 3 parts
     np.testing.assert_allclose(three.sum(axis=1), 1.0)
