@@ -53,7 +53,7 @@ from moderation import eval as ev
 from moderation.config import DEPLOYMENT_PRIOR, ModerationConfig
 from moderation.features import CachedEmbedder, MiniLMEmbedder
 from moderation.finetune import uncached
-from moderation.labels import from_davidson, stratified_split
+from moderation.labels import LabelledData, from_davidson, stratified_split
 from moderation.pipeline import Moderator
 
 DESCRIPTION = (
@@ -185,7 +185,9 @@ def _latency_row(variant: str, moderator, texts: list[str], warmup: int = 20) ->
 
 
 def _agreement_rows(
-    data, default: dict[int, tuple[ev.Trained, ev.SeedEvaluation]], by_variant: dict
+    data: LabelledData,
+    default: dict[int, tuple[ev.Trained, ev.SeedEvaluation]],
+    by_variant: dict[str, list[dict[str, float]]],
 ) -> list[Row]:
     """One annotator and the models, each against the other annotators' majority (test splits)."""
     held_out = "one annotator (held out)"
