@@ -197,7 +197,7 @@ def run(ctx: BenchContext) -> BenchResult:
     strat = []
     splits = {}
     for seed in seeds:
-        cfg = replace(base, seed=seed, protocol="stratified")
+        cfg = replace(base, seed=seed).with_protocol("stratified")
         split = make_split(ml.ratings, "stratified", seed=seed)
         splits[seed] = split
         strat.append(evaluate_split(split, catalog, cfg))
@@ -219,7 +219,7 @@ def run(ctx: BenchContext) -> BenchResult:
 
     # -- temporal protocol -----------------------------------------------------------------
     temporal_split = make_split(ml.ratings, "temporal")
-    temporal = evaluate_split(temporal_split, catalog, replace(base, protocol="temporal"))
+    temporal = evaluate_split(temporal_split, catalog, base.with_protocol("temporal"))
     r, n = _protocol_rows([temporal], "temporal")
     rows += r
     notes += n

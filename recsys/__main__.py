@@ -67,7 +67,7 @@ def cmd_eval(args) -> int:
     from recsys.eval import evaluate_protocol
 
     ml, catalog = _load(args.data_dir)
-    config = replace(RecsysConfig(), seed=args.seed, protocol=args.protocol)
+    config = replace(RecsysConfig(), seed=args.seed).with_protocol(args.protocol)
     if args.quick:
         config = replace(
             config, candidates_per_source=50, validation_folds=1, ranker_estimators=100

@@ -1,0 +1,36 @@
+"""Per-protocol settings: each protocol runs with what its own validation carve chose."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from recsys.config import PROTOCOL_SETTINGS, RecsysConfig
+from recsys.errors import InvalidArgumentError
+
+
+def test_the_dataclass_defaults_are_the_stratified_settings():
+    config = RecsysConfig()
+    assert config.protocol == "stratified"
+    assert config.with_protocol("stratified") == config
+    for name, value in PROTOCOL_SETTINGS["stratified"].items():
+        assert getattr(config, name) == value
+
+
+def test_switching_protocol_applies_and_restores_its_settings():
+    base = replace(RecsysConfig(), seed=7, k=5)
+    temporal = base.with_protocol("temporal")
+    assert temporal.protocol == "temporal"
+    assert (temporal.als_factors, temporal.als_regularization, temporal.als_alpha) == (
+        16,
+        0.01,
+        1.0,
+    )
+    assert (temporal.seed, temporal.k, temporal.ease_l2) == (7, 5, base.ease_l2)  # the rest kept
+    assert temporal.with_protocol("stratified") == base
+
+
+def test_an_unknown_protocol_is_still_rejected():
+    with pytest.raises(InvalidArgumentError, match="protocol must be"):
+        RecsysConfig().with_protocol("random")
