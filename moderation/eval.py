@@ -148,17 +148,18 @@ def train_stacked(
     progress=None,
     weight: float | None = None,
     members: int = 1,
-    extra_models: tuple[str, ...] = (),
-    extra_settings: FineTuneSettings | None = None,
+    extra_models: tuple[str | tuple[str, FineTuneSettings], ...] = (),
 ) -> Trained:
     """Fine-tune MiniLM on the same train split (cached), stack it with ``trained``'s heads.
 
     With ``members > 1`` that many fine-tunes (seeds ``settings.seed + 100 k``) are averaged
-    (:class:`~moderation.finetune.FineTunedEnsemble`); ``extra_models`` adds one fine-tune of
-    each other base model to that average, e.g. the packaged SmolLM2 GGUF beside MiniLM,
-    trained with ``settings`` or, if given, ``extra_settings`` (its seed replaced by
-    ``settings.seed``, so one object serves every split). The blend weight (unless ``weight``
-    fixes it), calibrators, hate cut and routing thresholds are all chosen on validation.
+    (:class:`~moderation.finetune.FineTunedEnsemble`); ``extra_models`` adds one fine-tune per
+    entry to that average, e.g. the packaged SmolLM2 GGUF beside MiniLM. An entry is a base
+    model, trained with ``settings``, or a ``(base model, settings)`` pair whose seed is
+    replaced by ``settings.seed`` (so one pair serves every split): the batch path names the
+    same GGUF twice, with mean and position-weighted pooling. The blend weight (unless
+    ``weight`` fixes it), calibrators, hate cut and routing thresholds are all chosen on
+    validation.
     Predictions are cached on disk for evaluation; use ``model.serving()`` for timing.
     """
     split = trained.split
@@ -170,8 +171,9 @@ def train_stacked(
         (base, replace(settings, seed=settings.seed + MEMBER_SEED_STRIDE * k))
         for k in range(members)
     ]
-    extra = settings if extra_settings is None else replace(extra_settings, seed=settings.seed)
-    runs += [(path, extra) for path in extra_models]
+    for entry in extra_models:
+        path, own = (entry, settings) if isinstance(entry, str) else entry
+        runs.append((path, replace(own, seed=settings.seed)))
     cached = []
     for path, member in runs:
         tuned = fine_tune_cached(path, texts, soft_three_class(tr), member, cache_dir, progress)

@@ -257,7 +257,7 @@ def test_a_gguf_decoder_joins_the_stack_and_round_trips_as_a_model_directory(
     tmp_path, small_config
 ):
     """The packaged SmolLM2 GGUF (a 4-bit decoder) fine-tunes through the same code path and is
-    averaged with MiniLM by ``train_stacked(extra_models=...)``, with its own pooling."""
+    averaged with MiniLM by ``train_stacked(extra_models=...)``, with its own settings."""
     from llm_client.local_server import gguf_model_path
     from moderation import eval as ev
 
@@ -268,9 +268,7 @@ def test_a_gguf_decoder_joins_the_stack_and_round_trips_as_a_model_directory(
     settings = FineTuneSettings(batch_size=16, threads=2)
     gguf = str(gguf_model_path())
     decoder = replace(settings, pooling="weighted-mean", seed=7)  # the seed is the split's
-    stacked = ev.train_stacked(
-        trained, data, tmp_path, settings, extra_models=(gguf,), extra_settings=decoder
-    )
+    stacked = ev.train_stacked(trained, data, tmp_path, settings, extra_models=((gguf, decoder),))
 
     minilm, smollm = (m.inner for m in stacked.model.transformer.members)
     assert minilm.encoder.config.model_type == "bert"
@@ -283,3 +281,32 @@ def test_a_gguf_decoder_joins_the_stack_and_round_trips_as_a_model_directory(
     np.testing.assert_allclose(
         loaded.predict_proba(texts[:16]), smollm.predict_proba(texts[:16]), atol=1e-5
     )
+
+
+@pytest.mark.slow
+def test_train_stacked_names_one_member_per_seed_and_per_extra_entry(tmp_path, small_config):
+    """The batch path's recipe: ``members`` seeds of the base model, then one fine-tune per
+    ``extra_models`` entry; a bare entry trains with the caller's settings, a pair with its own
+    (seed always the split's). Here MiniLM stands in for SmolLM2, named twice."""
+    from moderation import eval as ev
+    from moderation.features import default_model_path
+
+    texts, labels, y3 = make_corpus(80, seed=5)
+    soft = {k: v.astype(float) for k, v in labels.items()}
+    data = LabelledData(texts, y3, labels, soft, np.zeros(len(texts), dtype=bool))
+    trained = ev.train(data, 0, small_config)
+    settings = FineTuneSettings(seed=3, batch_size=16, threads=2)
+    minilm = default_model_path()
+    own = FineTuneSettings(seed=99, batch_size=16, threads=2, pooling="weighted-mean")
+    stacked = ev.train_stacked(
+        trained, data, tmp_path, settings, members=2, extra_models=(minilm, (minilm, own))
+    )
+
+    got = [
+        (m.inner.settings.seed, m.inner.settings.pooling) for m in stacked.model.transformer.members
+    ]
+    assert got == [(3, "mean"), (103, "mean"), (3, "mean"), (3, "weighted-mean")]
+    # the bare entry is the first member's exact recipe, so the cache serves it: same weights
+    first, bare = stacked.model.transformer.members[0], stacked.model.transformer.members[2]
+    assert first.directory == bare.directory
+    assert len({m.directory for m in stacked.model.transformer.members}) == 3
