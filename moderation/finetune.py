@@ -354,15 +354,16 @@ class CachedPredictions:
 
 
 class FineTunedEnsemble:
-    """Several fine-tunes of the same data from different seeds, class probabilities averaged.
+    """Several fine-tunes of the same data, class probabilities averaged.
 
     Fine-tuning from one seed is noisy (the seed sets the classifier layer's initialisation and
     the batch order): two seeds on the same split differ by up to 0.004 in test weighted F1.
     Averaging the members' probabilities removes part of that variance, at one encoder pass per
-    member. Measured on Davidson with two members (EXPERIMENTS.md): adopted on validation once, with
-    fine-tunes trained before the head was seeded; rejected when repeated with reproducible ones
-    (stacked validation weighted F1 0.9144 against 0.9156 for one member; on test -0.003
-    weighted F1, +0.021 hate F1). Every such difference is within one fine-tune's own spread.
+    member. Measured on Davidson (EXPERIMENTS.md): two MiniLM seeds were adopted on validation
+    once, with fine-tunes trained before the head was seeded, and rejected when repeated with
+    reproducible ones (stacked validation weighted F1 0.9144 against 0.9156 for one member).
+    Members that err on different tweets help more: the batch path averages two MiniLM seeds
+    and two SmolLM2 poolings (session 18; out-of-fold 0.9139 against 0.9120 for one of each).
     """
 
     def __init__(self, members: list[FineTunedClassifier | CachedPredictions]) -> None:
