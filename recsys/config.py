@@ -49,7 +49,7 @@ class RecsysConfig:
     knn_shrink: float = 10.0  # item-kNN: cosine shrinkage
     # ALS: chosen on the stratified validation carves (round 7 of EXPERIMENTS.md: 2 per seed,
     # seeds 42-44, alone, NDCG@10; factors 16-256 x regularization 0.01-1000 x α 1-100): 0.2676
-    # against 0.2548 for 16 factors, λ 0.01, α 1 (EASE: 0.2680). A large α is a small weight on
+    # against 0.2548 for 16 factors, λ 0.01, α 1 (EASE: 0.2669). A large α is a small weight on
     # unobserved items (Rendle et al. 2022). The optimum is sharp (λ 30 or 300: 0.23), and on
     # the test splits ALS *alone* scores lower than the old settings; the two-stage model gains.
     # The temporal protocol's own carve prefers the old settings: see PROTOCOL_SETTINGS.
