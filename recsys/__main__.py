@@ -34,7 +34,7 @@ def _load(data_dir):
 
 def cmd_train(args) -> int:
     ml, catalog = _load(args.data_dir)
-    config = replace(RecsysConfig(), seed=args.seed)
+    config = replace(RecsysConfig(), seed=args.seed).with_protocol(args.protocol)
     start = time.perf_counter()
     model = TwoStageRecommender(catalog, config).fit(ml.ratings)
     folder = model.save(args.model_dir)
@@ -96,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", parents=[common], help="fit on all ratings, save the model")
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument(
+        "--protocol",
+        choices=["stratified", "temporal"],
+        default="stratified",
+        help="whose validated settings and validation carve to use (temporal: a deployment "
+        "that predicts the future)",
+    )
     rec = sub.add_parser("recommend", parents=[common], help="top-k for one user (saved model)")
     rec.add_argument("user_id")
     rec.add_argument("-k", type=int, default=10)

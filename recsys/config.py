@@ -115,7 +115,11 @@ class RecsysConfig:
             raise InvalidArgumentError("candidates_per_source and k must be >= 1")
 
     def with_protocol(self, protocol: str) -> RecsysConfig:
-        """This config under ``protocol``, with the settings chosen on that protocol's carve."""
+        """This config under ``protocol``, with the settings chosen on that protocol's carve.
+
+        The fields in ``PROTOCOL_SETTINGS[protocol]`` are overwritten: change them after this
+        call, not before.
+        """
         return replace(self, protocol=protocol, **PROTOCOL_SETTINGS.get(protocol, {}))
 
     def to_dict(self) -> dict:

@@ -22,11 +22,10 @@ def test_switching_protocol_applies_and_restores_its_settings():
     base = replace(RecsysConfig(), seed=7, k=5)
     temporal = base.with_protocol("temporal")
     assert temporal.protocol == "temporal"
-    assert (temporal.als_factors, temporal.als_regularization, temporal.als_alpha) == (
-        16,
-        0.01,
-        1.0,
-    )
+    als = {
+        name: getattr(temporal, name) for name in ("als_factors", "als_regularization", "als_alpha")
+    }
+    assert als == {"als_factors": 16, "als_regularization": 0.01, "als_alpha": 1.0}
     assert (temporal.seed, temporal.k, temporal.ease_l2) == (7, 5, base.ease_l2)  # the rest kept
     assert temporal.with_protocol("stratified") == base
 

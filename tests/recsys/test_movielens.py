@@ -49,3 +49,17 @@ def test_temporal_split_on_movielens_is_leak_free(movielens):
     split = temporal_split(movielens.ratings)
     assert split.train["timestamp"].max() < split.test["timestamp"].min()
     assert len(split.test) > 1_000
+
+
+def test_the_cli_trains_with_the_named_protocols_settings(tmp_path, capsys):
+    """``train --protocol temporal`` fits with the temporal carve's settings, and they are saved."""
+    from recsys.__main__ import main
+    from recsys.config import PROTOCOL_SETTINGS
+    from recsys.recommender import TwoStageRecommender
+
+    assert main(["train", "--protocol", "temporal", "--model-dir", str(tmp_path)]) == 0
+    assert "saved to" in capsys.readouterr().out
+    config = TwoStageRecommender.load(tmp_path).config
+    assert config.protocol == "temporal"
+    for name, value in PROTOCOL_SETTINGS["temporal"].items():
+        assert getattr(config, name) == value
