@@ -1,6 +1,6 @@
 """Stage 1 candidate sources: each turns a user's history into a score for every item.
 
-One contract (``CandidateSource``), six models in the default set, from the simplest
+One contract (``CandidateSource``), seven models in the default set, from the simplest
 baseline up, and three optional ones, measured and not adopted (marked *optional*):
 
 =============  ==========================================================================
@@ -22,6 +22,8 @@ als            implicit-feedback matrix factorisation, confidence 1 + α·x (Hu,
 embedding      PureSVD item embeddings (Cremonesi et al., RecSys 2010) in a FAISS inner-product
                index; a user's query vector is xᵤ·V, so retrieval is one ANN search, the
                production pattern for two-tower retrieval
+multvae        variational autoencoder with a multinomial likelihood, the one non-linear model
+               (Liang et al., WWW 2018); scores are its softmax over items
 =============  ==========================================================================
 
 Every source scores users *from their history rows* (``history``: CSR, one row per user), not
@@ -359,6 +361,108 @@ class ALS:
         return (self.user_factors(history) @ self.item_factors_.T).astype(np.float32)
 
 
+class MultVAE:
+    """Variational autoencoder with a multinomial likelihood (Liang, Krishnan, Hoffman, Jebara,
+    "Variational Autoencoders for Collaborative Filtering", WWW 2018): the one non-linear source.
+
+    A user's history row, L2-normalised and (in training) with half its entries dropped, is
+    encoded through a tanh layer to a Gaussian q(z | x) = N(μ, σ²); the decoder maps z back
+    through a tanh layer to logits over every item, and the loss is the multinomial
+    log-likelihood -Σᵢ xᵢ·log softmax(logits)ᵢ plus β·KL(q ‖ N(0, I)), with β raised linearly
+    from 0 to ``beta`` over the first 80 % of the updates (the paper's annealing). Scoring uses
+    μ, not a sample, so a user's scores are deterministic; they are the decoder's softmax
+    probabilities. Trained with PyTorch on the CPU (``fit`` seeds torch's global generator,
+    which dropout draws from); the weights are then kept as NumPy arrays, so scoring and
+    pickling need no PyTorch.
+    """
+
+    name = "multvae"
+
+    def __init__(
+        self,
+        hidden: int = 600,
+        latent: int = 200,
+        beta: float = 0.2,
+        epochs: int = 100,
+        batch_size: int = 100,
+        learning_rate: float = 1e-3,
+        dropout: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        sizes = (hidden, latent, epochs, batch_size)
+        if min(sizes) < 1 or beta < 0.0 or learning_rate <= 0.0 or not 0.0 <= dropout < 1.0:
+            raise InvalidArgumentError(
+                "MultVAE needs hidden, latent, epochs, batch_size >= 1, beta >= 0, "
+                f"learning_rate > 0 and dropout in [0, 1); got {sizes}, beta={beta}, "
+                f"learning_rate={learning_rate}, dropout={dropout}"
+            )
+        self.hidden = hidden
+        self.latent = latent
+        self.beta = beta
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.dropout = dropout
+        self.seed = seed
+
+    def fit(self, interactions: sp.csr_matrix) -> MultVAE:
+        import torch
+        from torch import nn
+
+        torch.manual_seed(self.seed)
+        n_users, n_items = interactions.shape
+        encoder = nn.Linear(n_items, self.hidden)
+        to_latent = nn.Linear(self.hidden, 2 * self.latent)  # μ and log σ², side by side
+        decoder = nn.Sequential(
+            nn.Linear(self.latent, self.hidden), nn.Tanh(), nn.Linear(self.hidden, n_items)
+        )
+        params = [*encoder.parameters(), *to_latent.parameters(), *decoder.parameters()]
+        optimiser = torch.optim.Adam(params, lr=self.learning_rate)
+        x_all = torch.from_numpy(interactions.astype(np.float32).toarray())
+        order = torch.Generator().manual_seed(self.seed)
+        steps_per_epoch = -(-n_users // self.batch_size)
+        anneal_steps = max(1.0, 0.8 * self.epochs * steps_per_epoch)
+        step = 0
+        for _ in range(self.epochs):
+            for batch in torch.randperm(n_users, generator=order).split(self.batch_size):
+                x = x_all[batch]
+                h = nn.functional.dropout(nn.functional.normalize(x, dim=1), self.dropout)
+                mu, log_var = to_latent(torch.tanh(encoder(h))).chunk(2, dim=1)
+                z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
+                log_p = nn.functional.log_softmax(decoder(z), dim=1)
+                nll = -(log_p * x).sum(dim=1).mean()
+                kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(dim=1).mean()
+                beta = self.beta * min(1.0, step / anneal_steps)
+                optimiser.zero_grad()
+                (nll + beta * kl).backward()
+                optimiser.step()
+                step += 1
+        self.encoder_ = _numpy_layer(encoder)
+        w_mu, b_mu = _numpy_layer(to_latent)
+        self.to_mean_ = (w_mu[:, : self.latent].copy(), b_mu[: self.latent].copy())
+        self.decoder_ = (_numpy_layer(decoder[0]), _numpy_layer(decoder[2]))
+        self.trained_items_ = (interactions.getnnz(axis=0) > 0).astype(np.float32)
+        return self
+
+    def score(self, history: sp.csr_matrix) -> np.ndarray:
+        x = history.astype(np.float32)
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1))).astype(np.float32)
+        (w1, b1), (wm, bm) = self.encoder_, self.to_mean_
+        (w3, b3), (w4, b4) = self.decoder_
+        h = np.tanh(np.asarray(x @ w1) / np.maximum(norms, 1e-12) + b1)
+        logits = np.tanh((h @ wm + bm) @ w3 + b3) @ w4 + b4
+        # Scores are the multinomial probabilities, so "score / the user's best" (features.py)
+        # is exp(logit - best logit), and items no training user touched score 0.
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p *= self.trained_items_
+        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _numpy_layer(layer) -> tuple[np.ndarray, np.ndarray]:
+    """A ``torch.nn.Linear``'s (weight, bias) as arrays, weight transposed: y = x @ w + b."""
+    return layer.weight.detach().numpy().T.copy(), layer.bias.detach().numpy().copy()
+
+
 class EmbeddingNeighbours:
     """PureSVD item embeddings served from a FAISS inner-product index.
 
@@ -431,5 +535,12 @@ def build_sources(config: RecsysConfig) -> list[CandidateSource]:
             config.seed,
         ),
         "embedding": lambda: EmbeddingNeighbours(config.embedding_dim, config.seed),
+        "multvae": lambda: MultVAE(
+            config.vae_hidden,
+            config.vae_latent,
+            config.vae_beta,
+            config.vae_epochs,
+            seed=config.seed,
+        ),
     }
     return [factories[name]() for name in config.sources]

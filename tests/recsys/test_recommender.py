@@ -127,3 +127,19 @@ def test_blend_weight_zero_serves_the_ranker_alone(fitted):
     finally:
         model.config = saved
     assert not np.array_equal(model.rank(cands), ranker_only)
+
+
+def test_every_optional_source_runs_through_the_pipeline_and_reloads(frames, catalog, tmp_path):
+    from dataclasses import replace
+
+    from recsys.config import SOURCE_NAMES
+
+    config = replace(
+        RecsysConfig(seed=0, **TINY), sources=SOURCE_NAMES, vae_hidden=16, vae_latent=4
+    )
+    model = Recommender(catalog, config).fit(frames[0])
+    assert [s.name for s in model.sources_] == list(SOURCE_NAMES)
+    rec = model.recommend(1, k=4)
+    assert all(block_of_item(i) == 0 for i in rec.items)
+    loaded = Recommender.load(model.save(tmp_path / "m"))
+    assert loaded.recommend(1, k=4) == rec

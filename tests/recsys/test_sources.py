@@ -15,6 +15,7 @@ from recsys.sources import (
     CandidateSource,
     EmbeddingNeighbours,
     ItemKNN,
+    MultVAE,
     Popularity,
     RP3beta,
     UserKNN,
@@ -31,6 +32,7 @@ COLLABORATIVE = [
     lambda: UserKNN(neighbours=10, shrink=0.0),
     lambda: ALS(factors=2, regularization=0.1, alpha=1.0, iterations=15, seed=0),
     lambda: EmbeddingNeighbours(dim=2, seed=0),
+    lambda: MultVAE(hidden=16, latent=4, epochs=200, batch_size=10, learning_rate=1e-2, seed=0),
 ]
 
 
@@ -244,3 +246,50 @@ def test_config_rejects_bad_dlae_settings_and_unknown_blend_sources():
     assert [s.name for s in build_sources(cfg)] == ["edlae", "dlae"]
     cfg = RecsysConfig(sources=("rp3beta", "user_knn"), blend_sources=("rp3beta",))
     assert [s.name for s in build_sources(cfg)] == ["rp3beta", "user_knn"]
+
+
+def test_multvae_is_reproducible_and_scores_each_user_from_their_own_row(matrix):
+    first = MultVAE(hidden=8, latent=2, epochs=5, batch_size=10, seed=3).fit(matrix)
+    again = MultVAE(hidden=8, latent=2, epochs=5, batch_size=10, seed=3).fit(matrix)
+    other = MultVAE(hidden=8, latent=2, epochs=5, batch_size=10, seed=4).fit(matrix)
+    scores = first.score(matrix)
+    np.testing.assert_array_equal(scores, again.score(matrix))
+    assert not np.allclose(scores, other.score(matrix))
+    # Scoring is a pure function of the history row: alone, reordered or doubled makes no
+    # difference (the encoder L2-normalises, so a row's scale does not matter either).
+    np.testing.assert_allclose(first.score(matrix[[7]]), scores[[7]], rtol=1e-5)
+    np.testing.assert_allclose(first.score(matrix[[9, 2]]), scores[[9, 2]], rtol=1e-5)
+    np.testing.assert_allclose(first.score(2.0 * matrix[[5]]), scores[[5]], rtol=1e-5)
+
+
+def test_multvae_training_lowers_the_multinomial_loss(matrix):
+    x = matrix.toarray()
+
+    def loss(model: MultVAE) -> float:
+        p = model.score(matrix).astype(np.float64)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)  # a distribution over items
+        return float(-(np.log(p) * x).sum(axis=1).mean())
+
+    untrained = MultVAE(hidden=8, latent=2, epochs=1, batch_size=40, learning_rate=1e-6, seed=0)
+    trained = MultVAE(hidden=8, latent=2, epochs=100, batch_size=10, learning_rate=1e-2, seed=0)
+    before, after = loss(untrained.fit(matrix)), loss(trained.fit(matrix))
+    assert after < before - 1.0, (before, after)
+    # Knowing only the blocks spreads a user's mass over their block's 10 items: 6·log 10 nats
+    # (uniform over all 20 items: 6·log 20).
+    assert after < 6 * np.log(10) + 1.0, after
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"hidden": 0}, {"epochs": 0}, {"beta": -0.1}, {"dropout": 1.0}, {"learning_rate": 0}]
+)
+def test_multvae_rejects_bad_settings(kwargs):
+    with pytest.raises(InvalidArgumentError, match="MultVAE needs"):
+        MultVAE(**kwargs)
+
+
+def test_multvae_gives_items_without_training_interactions_score_zero(matrix):
+    cold = matrix.tolil()
+    cold[:, 3] = 0  # item 3 leaves the training matrix
+    scores = MultVAE(hidden=8, latent=2, epochs=5, batch_size=10, seed=0).fit(cold.tocsr())
+    scores = scores.score(matrix)
+    assert (scores[:, 3] == 0).all() and (np.delete(scores, 3, axis=1) > 0).all()
