@@ -418,14 +418,14 @@ class MultVAE:
         )
         params = [*encoder.parameters(), *to_latent.parameters(), *decoder.parameters()]
         optimiser = torch.optim.Adam(params, lr=self.learning_rate)
-        x_all = torch.from_numpy(interactions.astype(np.float32).toarray())
+        x_all = interactions.astype(np.float32).tocsr()  # densified a batch at a time
         order = torch.Generator().manual_seed(self.seed)
         steps_per_epoch = -(-n_users // self.batch_size)
         anneal_steps = max(1.0, 0.8 * self.epochs * steps_per_epoch)
         step = 0
         for _ in range(self.epochs):
             for batch in torch.randperm(n_users, generator=order).split(self.batch_size):
-                x = x_all[batch]
+                x = torch.from_numpy(x_all[batch.numpy()].toarray())
                 h = nn.functional.dropout(nn.functional.normalize(x, dim=1), self.dropout)
                 mu, log_var = to_latent(torch.tanh(encoder(h))).chunk(2, dim=1)
                 z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
