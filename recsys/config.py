@@ -8,7 +8,7 @@ from recsys.errors import InvalidArgumentError
 
 SOURCE_NAMES = (
     "popularity", "item_knn", "ease", "als", "embedding", "dlae", "edlae", "rp3beta", "user_knn",
-    "multvae",
+    "multvae", "bpr",
 )  # fmt: skip
 DEFAULT_SOURCES = ("popularity", "item_knn", "ease", "rp3beta", "als", "embedding", "multvae")
 # The temporal carve scored the two-stage model lower with Mult-VAE on every seed (round 10).
@@ -68,6 +68,13 @@ class RecsysConfig:
     vae_latent: int = 200
     vae_beta: float = 0.5
     vae_epochs: int = 50
+    # BPR (Rendle et al. 2009) on FISM's factored item-item model; used only when named in
+    # ``sources``. Round 14 of EXPERIMENTS.md: chosen alone on the validation carves (2 per
+    # seed, seeds 42-44; 64 or 128 factors x L2 1e-5-1e-2 x 20-100 epochs): 0.2543 vs EASE
+    # 0.2669. Epochs matter most (20: 0.229, 50: 0.249), L2 and factors barely.
+    bpr_factors: int = 64
+    bpr_l2: float = 1e-2
+    bpr_epochs: int = 100
     embedding_dim: int = 16  # PureSVD dimension of the FAISS item embeddings (16 > 32 > 64)
 
     # Stage 2: a LightGBM learning-to-rank model. Small trees and large leaves measured best: the
