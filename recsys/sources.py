@@ -457,11 +457,17 @@ class MultVAE:
         (w3, b3), (w4, b4) = self.decoder_
         h = np.tanh(np.asarray(x @ w1) / np.maximum(norms, 1e-12) + b1)
         logits = np.tanh((h @ wm + bm) @ w3 + b3) @ w4 + b4
-        # Scores are the multinomial probabilities, so "score / the user's best" (features.py)
-        # is exp(logit - best logit), and items no training user touched score 0.
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p *= self.trained_items_
-        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        return _softmax_over_trained(logits, self.trained_items_)
+
+
+def _softmax_over_trained(logits: np.ndarray, trained_items: np.ndarray) -> np.ndarray:
+    """Each row's softmax over the items some training user touched (the others score 0).
+
+    As probabilities, "score / the user's best" (features.py) is exp(logit - best logit).
+    """
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p *= trained_items
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 class BPR:
@@ -564,9 +570,7 @@ class BPR:
         n = np.asarray(h.sum(axis=1), dtype=np.float32)
         user = np.asarray(h @ self.item_context_) * np.maximum(n, 1.0) ** -self.alpha
         logits = user @ self.item_target_.T + self.item_bias_
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p *= self.trained_items_
-        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        return _softmax_over_trained(logits, self.trained_items_)
 
 
 def _numpy_layer(layer) -> tuple[np.ndarray, np.ndarray]:

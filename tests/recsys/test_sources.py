@@ -250,18 +250,33 @@ def test_config_rejects_bad_dlae_settings_and_unknown_blend_sources():
     assert [s.name for s in build_sources(cfg)] == ["rp3beta", "user_knn"]
 
 
-def test_multvae_is_reproducible_and_scores_each_user_from_their_own_row(matrix):
-    first = MultVAE(hidden=8, latent=2, epochs=5, batch_size=10, seed=3).fit(matrix)
-    again = MultVAE(hidden=8, latent=2, epochs=5, batch_size=10, seed=3).fit(matrix)
-    other = MultVAE(hidden=8, latent=2, epochs=5, batch_size=10, seed=4).fit(matrix)
+# The two PyTorch-trained sources, small and quick: (seed) -> unfitted source.
+TRAINED = {
+    "multvae": lambda seed: MultVAE(hidden=8, latent=2, epochs=5, batch_size=10, seed=seed),
+    "bpr": lambda seed: BPR(factors=4, epochs=5, batch_size=10, seed=seed),
+}
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_trained_sources_are_reproducible_and_score_each_user_from_their_own_row(name, matrix):
+    make = TRAINED[name]
+    first, again, other = make(3).fit(matrix), make(3).fit(matrix), make(4).fit(matrix)
     scores = first.score(matrix)
     np.testing.assert_array_equal(scores, again.score(matrix))
     assert not np.allclose(scores, other.score(matrix))
-    # Scoring is a pure function of the history row: alone, reordered or doubled makes no
-    # difference (the encoder L2-normalises, so a row's scale does not matter either).
+    # Scoring is a pure function of the history row: alone, reordered or scaled makes no
+    # difference (Mult-VAE L2-normalises the row, BPR binarises it).
     np.testing.assert_allclose(first.score(matrix[[7]]), scores[[7]], rtol=1e-5)
     np.testing.assert_allclose(first.score(matrix[[9, 2]]), scores[[9, 2]], rtol=1e-5)
     np.testing.assert_allclose(first.score(2.0 * matrix[[5]]), scores[[5]], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_trained_sources_give_items_without_training_interactions_score_zero(name, matrix):
+    cold = matrix.tolil()
+    cold[:, 3] = 0  # item 3 leaves the training matrix
+    scores = TRAINED[name](0).fit(cold.tocsr()).score(matrix)
+    assert (scores[:, 3] == 0).all() and (np.delete(scores, 3, axis=1) > 0).all()
 
 
 def test_multvae_training_lowers_the_multinomial_loss(matrix):
@@ -289,14 +304,6 @@ def test_multvae_rejects_bad_settings(kwargs):
         MultVAE(**kwargs)
 
 
-def test_multvae_gives_items_without_training_interactions_score_zero(matrix):
-    cold = matrix.tolil()
-    cold[:, 3] = 0  # item 3 leaves the training matrix
-    scores = MultVAE(hidden=8, latent=2, epochs=5, batch_size=10, seed=0).fit(cold.tocsr())
-    scores = scores.score(matrix)
-    assert (scores[:, 3] == 0).all() and (np.delete(scores, 3, axis=1) > 0).all()
-
-
 def test_bpr_scores_are_the_softmax_of_fisms_formula_by_hand():
     # Two users, four items, hand-set vectors: s_uj = b_j + n_u^-α · Σ_{i ∈ S_u} pᵢ·q_j.
     x = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 1, 0]], dtype=np.float32))
@@ -311,18 +318,6 @@ def test_bpr_scores_are_the_softmax_of_fisms_formula_by_hand():
         logits = [model.item_bias_[j] + user @ model.item_target_[j] for j in range(4)]
         expected[u] = np.exp(logits) / np.exp(logits).sum()
     np.testing.assert_allclose(model.score(x), expected, rtol=1e-5)
-
-
-def test_bpr_is_reproducible_and_scores_each_user_from_their_own_row(matrix):
-    first = BPR(factors=4, epochs=5, batch_size=10, seed=3).fit(matrix)
-    again = BPR(factors=4, epochs=5, batch_size=10, seed=3).fit(matrix)
-    other = BPR(factors=4, epochs=5, batch_size=10, seed=4).fit(matrix)
-    scores = first.score(matrix)
-    np.testing.assert_array_equal(scores, again.score(matrix))
-    assert not np.allclose(scores, other.score(matrix))
-    np.testing.assert_allclose(first.score(matrix[[7]]), scores[[7]], rtol=1e-5)
-    np.testing.assert_allclose(first.score(matrix[[9, 2]]), scores[[9, 2]], rtol=1e-5)
-    np.testing.assert_allclose(first.score(3.0 * matrix[[5]]), scores[[5]], rtol=1e-5)
 
 
 def test_bpr_training_orders_seen_items_above_the_other_block(matrix):
@@ -360,10 +355,3 @@ def test_bpr_training_orders_seen_items_above_the_other_block(matrix):
 def test_bpr_rejects_bad_settings(kwargs):
     with pytest.raises(InvalidArgumentError, match="BPR needs"):
         BPR(**kwargs)
-
-
-def test_bpr_gives_items_without_training_interactions_score_zero(matrix):
-    cold = matrix.tolil()
-    cold[:, 3] = 0  # item 3 leaves the training matrix
-    scores = BPR(factors=4, epochs=5, batch_size=10, seed=0).fit(cold.tocsr()).score(matrix)
-    assert (scores[:, 3] == 0).all() and (np.delete(scores, 3, axis=1) > 0).all()
