@@ -104,9 +104,12 @@ class LambdaRanker:
         truncation: int = 30,
         monotone: bool = False,
         seed: int = 0,
+        bags: int = 1,
     ) -> None:
         if objective not in ("lambdarank", "rank_xendcg"):
             raise ValueError(f"objective must be 'lambdarank' or 'rank_xendcg', got {objective!r}")
+        if bags < 1:
+            raise ValueError(f"bags must be >= 1, got {bags}")
         self.params = dict(
             objective=objective,
             n_estimators=n_estimators,
@@ -123,6 +126,9 @@ class LambdaRanker:
         if objective == "lambdarank":
             self.params["lambdarank_truncation_level"] = truncation
         self.monotone = monotone
+        # Bagging: ``bags`` models that differ only in their seed (so in the rows and features
+        # each tree samples), their predictions averaged: less variance from noisy labels.
+        self.bags = bags
 
     def fit(self, data: RankerTrainingSet, feature_names: list[str]) -> LambdaRanker:
         import lightgbm as lgb
@@ -133,19 +139,22 @@ class LambdaRanker:
         params = dict(self.params)
         if self.monotone:
             params["monotone_constraints"] = monotone_constraints(self.feature_names_)
-        self.model_ = lgb.LGBMRanker(**params)
-        self.model_.fit(data.features, data.labels, group=data.groups)
+        self.models_ = []
+        for bag in range(self.bags):
+            model = lgb.LGBMRanker(**{**params, "random_state": params["random_state"] + bag})
+            self.models_.append(model.fit(data.features, data.labels, group=data.groups))
         logger.info("ranker trained on %d users, %d pairs", len(data.groups), len(data.labels))
         return self
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         # The booster directly: the scikit-learn wrapper re-validates its parameters on every
         # call, which costs more than scoring 200 candidates (measured 9.2 vs 6.7 ms).
-        return self.model_.booster_.predict(features, num_threads=1).astype(np.float32)
+        scores = [m.booster_.predict(features, num_threads=1) for m in self.models_]
+        return np.mean(scores, axis=0).astype(np.float32)
 
     def importances(self) -> dict[str, float]:
         """Total gain per feature, normalised to sum to 1, largest first."""
-        gain = self.model_.booster_.feature_importance(importance_type="gain")
+        gain = sum(m.booster_.feature_importance(importance_type="gain") for m in self.models_)
         total = float(gain.sum()) or 1.0
         pairs = sorted(zip(self.feature_names_, gain / total, strict=True), key=lambda p: -p[1])
         return {name: round(float(v), 4) for name, v in pairs}

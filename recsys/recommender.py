@@ -135,6 +135,7 @@ class TwoStageRecommender:
             truncation=cfg.ranker_truncation,
             monotone=cfg.ranker_monotone,
             seed=cfg.seed,
+            bags=cfg.ranker_bags,
         ).fit(data, features.feature_names(cands.source_names))
         self.timings_["fit_ranker_s"] = time.perf_counter() - start
         self.ranker_stats_ = {

@@ -27,6 +27,7 @@ def test_switching_protocol_applies_and_restores_its_settings():
     }
     assert als == {"als_factors": 16, "als_regularization": 0.01, "als_alpha": 1.0}
     assert "multvae" in base.sources and "multvae" not in temporal.sources
+    assert (base.ranker_bags, temporal.ranker_bags) == (3, 1)  # round 15: bagging is stratified
     assert (temporal.seed, temporal.k, temporal.ease_l2) == (7, 5, base.ease_l2)  # the rest kept
     assert temporal.with_protocol("stratified") == base
 

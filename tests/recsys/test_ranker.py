@@ -61,6 +61,25 @@ def test_ranker_learns_which_feature_marks_the_positive(objective):
     assert next(iter(ranker.importances())) == "signal"
 
 
+def test_bagged_ranker_averages_rankers_that_differ_only_in_their_seed():
+    rng = np.random.default_rng(1)
+    c = _cands(40, 15)
+    labels = label_candidates(c, {u: {int(rng.integers(15))} for u in range(40)})
+    feats = rng.random((len(labels), 3)).astype(np.float32) + labels[:, None]
+    data = training_set(c, feats, labels)
+    settings = dict(n_estimators=20, num_leaves=4, min_child_samples=5)
+    names = ["a", "b", "c"]
+    bagged = LambdaRanker(seed=7, bags=3, **settings).fit(data, names)
+    singles = [LambdaRanker(seed=7 + b, **settings).fit(data, names) for b in range(3)]
+    expected = np.mean([m.predict(feats) for m in singles], axis=0)
+    np.testing.assert_allclose(bagged.predict(feats), expected, rtol=1e-6)
+    # The seeds matter (row and feature subsampling), or bagging would average copies.
+    assert not np.allclose(singles[0].predict(feats), singles[1].predict(feats))
+    assert abs(sum(bagged.importances().values()) - 1.0) < 1e-3
+    with pytest.raises(ValueError, match="bags"):
+        LambdaRanker(bags=0)
+
+
 def test_unknown_objective_is_rejected():
     with pytest.raises(ValueError, match="objective"):
         LambdaRanker(objective="pointwise")
