@@ -22,7 +22,7 @@ trees (7 leaves, >= 200 samples per leaf) beat the LightGBM defaults by ~0.01 ND
 the same reason the served ranker is three rankers that differ only in their seed, averaged
 (``bags``): each tree samples 80 % of the rows and features, so their errors differ, and the
 mean has less variance (validation NDCG@10 0.2796 -> 0.2803, higher on every seed; five
-rankers gained nothing more: round 15-16 of EXPERIMENTS.md).
+rankers gained nothing more: rounds 15 and 16 of EXPERIMENTS.md).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def monotone_constraints(feature_names: list[str]) -> list[int]:
 
 
 class LambdaRanker:
-    """Thin, documented wrapper around ``lightgbm.LGBMRanker`` (objective ``lambdarank``)."""
+    """``lightgbm.LGBMRanker`` with either objective, optionally bagged (seeds averaged)."""
 
     def __init__(
         self,
