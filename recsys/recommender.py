@@ -49,7 +49,9 @@ from recsys.splits import validation_split
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# Bumped when a saved model's object layout changes, so an old file is refused with a clear
+# error instead of failing mid-call. 2: the ranker holds a list of bagged LightGBM models.
+FORMAT_VERSION = 2
 COLD_START_SOURCE = "cold_start"
 
 

@@ -113,6 +113,17 @@ def test_load_errors_are_clear(fitted, tmp_path):
         Recommender.load(folder)
 
 
+def test_a_model_saved_in_an_older_format_is_refused(fitted, tmp_path):
+    import json
+
+    folder = fitted[0].save(tmp_path / "m")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = 1  # one LightGBM model, before bagging
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=r"holds format 1.*Retrain"):
+        Recommender.load(folder)
+
+
 def test_blend_weight_zero_serves_the_ranker_alone(fitted):
     from dataclasses import replace
 
