@@ -568,6 +568,8 @@ class BPR:
         h = history.astype(np.float32).tocsr()
         h.data[:] = 1.0
         n = np.asarray(h.sum(axis=1), dtype=np.float32)
+        # One user vector for every item: exact for the unseen items that get served; a seen
+        # item's own p_j stays in the sum (training left it out), but serving drops seen items.
         user = np.asarray(h @ self.item_context_) * np.maximum(n, 1.0) ** -self.alpha
         logits = user @ self.item_target_.T + self.item_bias_
         return _softmax_over_trained(logits, self.trained_items_)
