@@ -192,12 +192,19 @@ class ModerationModel:
         path = Path(path)
         if not path.exists():
             raise NotTrainedError(f"no model at {path}; run `python -m moderation train` first")
-        with path.open("rb") as fh:
-            payload = pickle.load(fh)
-        if payload.get("format") != FORMAT_VERSION:
+        if not path.is_file():
+            raise NotTrainedError(f"{path} is not a file; pass the model file `train` wrote")
+        try:
+            with path.open("rb") as fh:
+                payload = pickle.load(fh)
+        except Exception as exc:  # pickle raises many types on a file that is not a pickle
             raise NotTrainedError(
-                f"{path} has format {payload.get('format')}, expected {FORMAT_VERSION}: retrain"
-            )
+                f"{path} is not a model file written by `python -m moderation train` "
+                f"({type(exc).__name__}); retrain or pass the right path"
+            ) from None
+        found = payload.get("format") if isinstance(payload, dict) else None
+        if found != FORMAT_VERSION:
+            raise NotTrainedError(f"{path} has format {found}, expected {FORMAT_VERSION}: retrain")
         return payload["model"]
 
 

@@ -97,4 +97,4 @@ class AlreadyDecidedError(QueueError):
 
 
 class AppealError(QueueError):
-    """The appeal is not allowed in the item's current state or by this reviewer."""
+    """The item cannot be appealed: not decided yet, already appealed, or itself an appeal."""

@@ -98,7 +98,10 @@ def validate_text(raw: str | bytes, max_chars: int) -> str:
             f"{control} of {len(raw)} characters are control characters: binary data, not text"
         )
     if any(0xD800 <= ord(c) <= 0xDFFF for c in raw):
-        raise EncodingError("input holds unpaired UTF-16 surrogates; send valid Unicode text")
+        raise EncodingError(
+            "input is not valid Unicode text (it holds lone surrogates, which is how Python "
+            "carries bytes that were not UTF-8, e.g. from a command line); send UTF-8 text"
+        )
     return raw
 
 

@@ -23,8 +23,18 @@ requires the caller's live lease. **No double decisions**: ``decisions.item_id``
 so even a bug in the checks above cannot store two decisions for one item.
 
 **Appeals.** A decided item can be appealed once. The appeal is a new queue item that the original
-reviewer can never claim (``excluded_reviewer``). If the appeal's outcome differs from the original
-decision it is an *overturn*; :meth:`ReviewQueue.overturns` exports those as training labels.
+reviewer can never claim (``excluded_reviewer``); its claim carries the user's reason and the
+original outcome. If the appeal's outcome differs from the original decision it is an
+*overturn*; :meth:`ReviewQueue.overturns` exports those as training labels.
+
+**Who is who.** Reviewer and user ids are account names: surrounding space is stripped and case
+is folded (``" Alice"`` and ``"alice"`` are one reviewer), so a reviewer cannot take the appeal of
+their own decision by spelling their name differently. An empty id is refused.
+
+**Bad input is refused before anything is written**: a label outside the severity table, a score
+that is not a probability in [0, 1], a negative or out-of-range reach, empty, binary, wrongly
+encoded or over-long text (the checks of :func:`moderation.pipeline.validate_text`), an empty id.
+A file that is not a SQLite database is refused with :class:`QueueError` and left untouched.
 
 **Audit trail.** Every state change appends a row to ``audit_log`` (event, actor, time, details).
 
@@ -46,17 +56,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from moderation.config import ModerationConfig
 from moderation.errors import (
     AlreadyDecidedError,
     AppealError,
+    InvalidTextError,
     ItemNotFoundError,
     LeaseError,
     QueueError,
 )
+from moderation.pipeline import validate_text
 
-__all__ = ["OUTCOMES", "SCHEMA", "Claim", "ReviewQueue", "TrainingLabel", "risk_priority"]
+__all__ = [
+    "OUTCOMES",
+    "SCHEMA",
+    "Claim",
+    "ReviewQueue",
+    "TrainingLabel",
+    "appeal_priority",
+    "risk_priority",
+]
 
 OUTCOMES = ("violation", "no_violation")
+MAX_REACH = 2**63 - 1  # BIGINT, in SQLite and Postgres alike
+MAX_ID_CHARS = 200
+_DEFAULTS = ModerationConfig()  # severity, lease and text limit when the caller gives none
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS review_items (
@@ -101,7 +125,42 @@ def risk_priority(severity: float, p: float, reach: int = 0) -> float:
     """``S * p * (1 + U) * R`` from the module docstring."""
     p = min(max(float(p), 0.0), 1.0)
     uncertainty = 1.0 - abs(2.0 * p - 1.0)
-    return severity * p * (1.0 + uncertainty) * math.log10(10 + max(int(reach), 0))
+    return severity * p * (1.0 + uncertainty) * _reach_factor(reach)
+
+
+def appeal_priority(severity: float, reach: int = 0) -> float:
+    """``2 * S * R``: an appeal ranks as an item with ``p = 1`` and ``U = 1``."""
+    return 2.0 * severity * _reach_factor(reach)
+
+
+def _reach_factor(reach: int) -> float:
+    return math.log10(10 + max(int(reach), 0))
+
+
+def _account(value: object, what: str) -> str:
+    """A reviewer or user id, stripped and case-folded; refuses empty or non-text ids."""
+    if not isinstance(value, str) or not value.strip():
+        raise QueueError(f"{what} must be a non-empty name, got {value!r}")
+    value = value.strip().casefold()
+    if len(value) > MAX_ID_CHARS or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise QueueError(f"{what} must be valid text of at most {MAX_ID_CHARS} characters")
+    return value
+
+
+def _probability(score: object) -> float:
+    try:
+        value = float(score)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise QueueError(f"score must be a probability in [0, 1], got {score!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan, for which every comparison is false
+        raise QueueError(f"score must be a probability in [0, 1], got {score!r}")
+    return value
+
+
+def _reach(reach: object) -> int:
+    if isinstance(reach, bool) or not isinstance(reach, int) or not 0 <= reach <= MAX_REACH:
+        raise QueueError(f"reach must be a whole number from 0 to {MAX_REACH}, got {reach!r}")
+    return reach
 
 
 @dataclass(frozen=True)
@@ -116,6 +175,9 @@ class Claim:
     priority: float
     kind: str
     lease_expires_at: float
+    parent_item_id: str | None = None  # appeals: the decided item under appeal
+    appeal_reason: str | None = None  # appeals: what the user said
+    original_outcome: str | None = None  # appeals: the decision being appealed
 
 
 @dataclass(frozen=True)
@@ -129,31 +191,45 @@ class TrainingLabel:
 
 
 class ReviewQueue:
-    """A review queue in one SQLite file (``":memory:"`` works for throwaway use)."""
+    """A review queue in one SQLite file (``":memory:"`` works for throwaway use).
+
+    ``severity`` and ``lease_seconds`` default to :class:`~moderation.config.ModerationConfig`'s.
+    """
 
     def __init__(
         self,
         path: str | Path,
         *,
         severity: dict[str, float] | None = None,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = _DEFAULTS.lease_seconds,
+        max_chars: int = _DEFAULTS.max_chars,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
+        if not lease_seconds > 0:
+            raise QueueError(f"lease_seconds must be > 0, got {lease_seconds!r}")
         self.path = str(path)
-        self.severity = severity or {"hate": 1.0, "offensive": 0.3, "spam": 0.2}
+        self.severity = severity or dict(_DEFAULTS.severity)
         self.lease_seconds = lease_seconds
+        self.max_chars = max_chars
         self.clock = clock
         self.new_id = new_id
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        except sqlite3.Error as exc:
+            raise QueueError(f"cannot open review queue {self.path}: {exc}") from None
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        with self._tx():
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            with self._tx():
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+        except sqlite3.DatabaseError as exc:  # not a database, unreadable, or not ours
+            self._db.close()
+            raise QueueError(f"cannot open review queue {self.path}: {exc}") from None
 
     def close(self) -> None:
         self._db.close()
@@ -195,9 +271,18 @@ class ReviewQueue:
     def enqueue(
         self, content_id: str, text: str, label: str, score: float, *, reach: int = 0
     ) -> str:
-        """Add an item for review; returns its ``item_id``."""
+        """Add an item for review; returns its ``item_id``. Bad arguments raise QueueError."""
         if label not in self.severity:
             raise QueueError(f"unknown label {label!r}; known: {sorted(self.severity)}")
+        if not isinstance(content_id, str) or not content_id.strip():
+            raise QueueError(f"content_id must be a non-empty string, got {content_id!r}")
+        try:
+            text = validate_text(text, self.max_chars)
+        except InvalidTextError as exc:
+            raise QueueError(f"cannot queue this text: {exc}") from None
+        if not text.strip():
+            raise QueueError("cannot queue empty text: there is nothing to review")
+        score, reach = _probability(score), _reach(reach)
         item_id = self.new_id()
         priority = risk_priority(self.severity[label], score, reach)
         with self._tx():
@@ -210,8 +295,8 @@ class ReviewQueue:
                     content_id,
                     text,
                     label,
-                    float(score),
-                    int(reach),
+                    score,
+                    reach,
                     priority,
                     self.clock(),
                 ),
@@ -222,7 +307,12 @@ class ReviewQueue:
     # --- reviewer side -------------------------------------------------------------------------
 
     def claim(self, reviewer: str) -> Claim | None:
-        """Lease the highest-priority available item to ``reviewer``; None if nothing is left."""
+        """Lease the highest-priority item ``reviewer`` may take; None if there is none.
+
+        None does not mean the queue is empty: the pending items may all be leased to others,
+        or be appeals of this reviewer's own decisions (:meth:`pending` counts them all).
+        """
+        reviewer = _account(reviewer, "reviewer")
         now = self.clock()
         with self._tx():
             row = self._db.execute(
@@ -242,15 +332,18 @@ class ReviewQueue:
             if row["lease_owner"] is not None:
                 self._audit(row["item_id"], "lease_expired", str(row["lease_owner"]))
             self._audit(row["item_id"], "claimed", reviewer, lease_expires_at=expires)
+            original = self._decision(row["parent_item_id"]) if row["kind"] == "appeal" else None
         return Claim(
             row["item_id"], row["content_id"], row["text"], row["label"], row["score"],
-            row["priority"], row["kind"], expires,
+            row["priority"], row["kind"], expires, row["parent_item_id"], row["appeal_reason"],
+            original["outcome"] if original else None,
         )  # fmt: skip
 
     def decide(self, item_id: str, reviewer: str, outcome: str, note: str = "") -> None:
         """Record ``reviewer``'s decision; needs their live lease; refuses a second decision."""
         if outcome not in OUTCOMES:
             raise QueueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}", item_id=item_id)
+        reviewer = _account(reviewer, "reviewer")
         now = self.clock()
         with self._tx():
             row = self._item(item_id)
@@ -293,6 +386,7 @@ class ReviewQueue:
 
     def appeal(self, item_id: str, user: str, reason: str = "") -> str:
         """Appeal a decided review item; returns the appeal's ``item_id``."""
+        user = _account(user, "user")
         with self._tx():
             row = self._item(item_id)
             if row["kind"] != "review":
@@ -301,7 +395,7 @@ class ReviewQueue:
                 )
             decision = self._decision(item_id)
             appeal_id = self.new_id()
-            priority = 2.0 * self.severity[row["label"]] * math.log10(10 + row["reach"])
+            priority = appeal_priority(self.severity[row["label"]], row["reach"])
             try:
                 self._db.execute(
                     "INSERT INTO review_items (item_id, content_id, text, label, score, reach, "
@@ -316,6 +410,10 @@ class ReviewQueue:
         return appeal_id
 
     # --- read side -----------------------------------------------------------------------------
+
+    def item(self, item_id: str) -> dict:
+        """One item's row (state, lease, appeal fields); ItemNotFoundError if there is none."""
+        return dict(self._item(item_id))
 
     def pending(self) -> int:
         q = "SELECT COUNT(*) FROM review_items WHERE status = 'pending'"

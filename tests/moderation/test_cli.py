@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from moderation.__main__ import main
@@ -27,15 +28,19 @@ def test_queue_workflow_through_the_cli(tmp_path, capsys):
     assert code == 0 and out["decision"]["outcome"] == "violation"
     code, out = _run(capsys, "queue", "--db", db, "appeal", item, "--user", "poster")
     appeal = out["appeal_item_id"]
-    code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "alice")
+    code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "Alice")
     assert out["item_id"] is None  # the original reviewer never gets the appeal
+    assert out["pending"] == 1 and "queue is empty" not in out["message"]
     code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "bob")
-    assert out["item_id"] == appeal
+    assert out["item_id"] == appeal and out["original_outcome"] == "violation"
     _run(capsys, "queue", "--db", db, "decide", appeal, "--reviewer", "bob",
          "--outcome", "no_violation")  # fmt: skip
     assert main(["queue", "--db", db, "overturns"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [json.loads(x)["value"] for x in lines] == [0]
+    assert main(["queue", "--db", db, "audit", item]) == 0
+    events = [json.loads(x)["event"] for x in capsys.readouterr().out.strip().splitlines()]
+    assert events[0] == "enqueued" and events[-1] == "overturned" and "appealed" in events
 
 
 def test_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
@@ -45,6 +50,30 @@ def test_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
     assert code == 2 and out.startswith("error: no review item 'nope'")
     code, out = _run(capsys, "classify", "hello", "--model", str(tmp_path / "none.pkl"))
     assert code == 2 and "python -m moderation train" in out
+    (tmp_path / "junk.pkl").write_text("not a pickle")
+    code, out = _run(capsys, "classify", "hello", "--model", str(tmp_path / "junk.pkl"))
+    assert code == 2 and "is not a model file" in out
+    code, out = _run(capsys, "classify", "hello", "--model", str(tmp_path))
+    assert code == 2 and "is not a file" in out
+    code, out = _run(capsys, "queue", "--db", db, "audit", "nope")
+    assert code == 2 and out.startswith("error: no review item 'nope'")
+    for flag, value in (("--score", "nan"), ("--score", "1.7"), ("--reach", "-20"),
+                        ("--reach", "99999999999999999999")):  # fmt: skip
+        code, out = _run(capsys, "queue", "--db", db, "enqueue", "t", "--label", "hate",
+                         "--score", "0.5", flag, value)  # fmt: skip
+        assert code == 2 and out.startswith("error:") and out.count("\n") == 1, (flag, value)
+    code, out = _run(capsys, "queue", "--db", str(tmp_path / "junk.pkl"), "next",
+                     "--reviewer", "a")  # fmt: skip
+    assert code == 2 and "cannot open review queue" in out
+
+
+def test_queue_lease_comes_from_the_flag(tmp_path, capsys):
+    db = str(tmp_path / "q.sqlite")
+    _run(capsys, "queue", "--db", db, "enqueue", "t", "--label", "hate", "--score", "0.5")
+    before = time.time()
+    code, out = _run(capsys, "queue", "--db", db, "--lease-seconds", "5", "next",
+                     "--reviewer", "a")  # fmt: skip
+    assert code == 0 and before + 4 < out["lease_expires_at"] < time.time() + 6
 
 
 def test_classify_with_a_saved_model(trained_model, tmp_path, capsys):

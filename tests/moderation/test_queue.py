@@ -12,7 +12,7 @@ from moderation.errors import (
     LeaseError,
     QueueError,
 )
-from moderation.queue import ReviewQueue, risk_priority
+from moderation.queue import MAX_REACH, ReviewQueue, appeal_priority, risk_priority
 
 
 class FakeClock:
@@ -159,6 +159,9 @@ def test_appeal_goes_to_a_different_reviewer_and_overturn_is_exported(queue):
     assert queue.claim("alice") is None  # the original reviewer cannot take the appeal
     claim = queue.claim("bob")
     assert claim.item_id == appeal and claim.kind == "appeal"
+    # the appeal reviewer sees what is contested: the item, the user's reason, the outcome
+    assert (claim.parent_item_id, claim.appeal_reason) == (item, "it was a quote")
+    assert claim.original_outcome == "violation"
     queue.decide(appeal, "bob", "no_violation")
     labels = queue.overturns()
     assert [(x.content_id, x.label, x.value) for x in labels] == [("c1", "hate", 0)]
@@ -186,3 +189,77 @@ def test_appeal_rules(queue):
         queue.appeal(item, "poster")
     with pytest.raises(AppealError, match="cannot be appealed"):
         queue.appeal(appeal, "poster")
+
+
+def test_a_reviewer_is_one_account_however_the_name_is_spelt(queue):
+    item = _decided(queue)  # decided by alice
+    queue.appeal(item, "poster")
+    for spelling in ("Alice", " ALICE ", "alice"):
+        assert queue.claim(spelling) is None  # never the appeal of alice's own decision
+    claim = queue.claim(" Bob")
+    queue.decide(claim.item_id, "BOB", "no_violation")  # the same account as " Bob"
+    assert queue.decision(claim.item_id)["reviewer"] == "bob"
+
+
+@pytest.mark.parametrize("name", ["", "   ", None, 7])
+def test_an_empty_or_non_text_account_is_refused(queue, name):
+    item = _decided(queue)
+    with pytest.raises(QueueError, match="reviewer must be a non-empty name"):
+        queue.claim(name)
+    with pytest.raises(QueueError, match="user must be a non-empty name"):
+        queue.appeal(item, name)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"score": 1.7}, "probability"),
+        ({"score": -3}, "probability"),
+        ({"score": float("nan")}, "probability"),
+        ({"score": float("inf")}, "probability"),
+        ({"score": "high"}, "probability"),
+        ({"reach": -20}, "reach"),
+        ({"reach": MAX_REACH + 1}, "reach"),
+        ({"reach": 1.5}, "reach"),
+        ({"reach": True}, "reach"),
+        ({"text": ""}, "empty text"),
+        ({"text": "  \n "}, "empty text"),
+        ({"text": "a\x00b"}, "NUL"),
+        ({"text": "x" * 5_001}, "limit is 5000"),
+        ({"text": "bad \udcff bytes"}, "not valid Unicode"),
+        ({"content_id": ""}, "content_id"),
+    ],
+)
+def test_bad_items_are_refused_and_nothing_is_stored(queue, kwargs, message):
+    args = {"content_id": "c1", "text": "t", "label": "hate", "score": 0.5, "reach": 0} | kwargs
+    with pytest.raises(QueueError, match=message):
+        queue.enqueue(**args)
+    assert queue.pending() == 0
+    assert queue.claim("alice") is None
+
+
+def test_appeal_priority_by_hand_and_a_negative_reach_counts_as_none():
+    assert appeal_priority(1.0, 90) == pytest.approx(2.0 * 1.0 * 2.0)
+    assert appeal_priority(0.3, -20) == appeal_priority(0.3, 0) == pytest.approx(0.6)
+    assert risk_priority(1.0, 0.5, -20) == risk_priority(1.0, 0.5, 0)
+
+
+@pytest.mark.parametrize("content", [b"not a database at all, just text\n", bytes(range(256)) * 8])
+def test_a_file_that_is_not_a_queue_is_refused_and_left_alone(tmp_path, content):
+    path = tmp_path / "q.sqlite"
+    path.write_bytes(content)
+    with pytest.raises(QueueError, match="cannot open review queue"):
+        ReviewQueue(path)
+    assert path.read_bytes() == content
+
+
+def test_a_queue_path_that_cannot_be_opened_is_refused(tmp_path):
+    with pytest.raises(QueueError, match="cannot open review queue"):
+        ReviewQueue(tmp_path / "missing-folder" / "q.sqlite")
+    with pytest.raises(QueueError, match="cannot open review queue"):
+        ReviewQueue(tmp_path)  # a directory
+
+
+def test_lease_must_be_positive(tmp_path):
+    with pytest.raises(QueueError, match="lease_seconds"):
+        ReviewQueue(tmp_path / "q.sqlite", lease_seconds=0)
