@@ -5,10 +5,12 @@ single place that knows their files, their sha256 checksums and row counts (copi
 dataset's provenance record), and their canonical download address. Every loader in
 :mod:`evals.datasets`:
 
-1. **resolves** a folder holding the files, trying in order:
-   an explicit ``data_dir`` argument (the benchmarks' ``--data-dir``), the ``AIS_DATA_DIR``
-   environment variable, the user cache (``$XDG_CACHE_HOME/ai-interview-systems``, by default
-   ``~/.cache/ai-interview-systems``), and finally a download from the canonical source;
+1. **resolves** a folder holding the files. An explicit ``data_dir`` argument (the
+   benchmarks' ``--data-dir``) is the only place looked in: a folder the user named that does
+   not hold the dataset is an error, never a silent fallback to other data. Without one it
+   tries, in order, the ``AIS_DATA_DIR`` environment variable, the user cache
+   (``$XDG_CACHE_HOME/ai-interview-systems``, by default ``~/.cache/ai-interview-systems``),
+   and finally a download from the canonical source;
 2. **verifies** every file's sha256 (and, after parsing, its row count) so that a truncated or
    edited file raises :class:`DatasetIntegrityError` instead of silently producing wrong figures;
 3. **parses** it into plain typed structures: BEIR-shaped dicts for retrieval, DataFrames for
@@ -256,11 +258,14 @@ def _verify(folder: Path, spec: DatasetSpec) -> None:
 
 
 def _candidates(name: str, data_dir: str | Path | None) -> list[Path]:
+    """Where to look: only ``data_dir`` when the caller names one, else the env var and cache."""
+    if data_dir is not None:
+        base = Path(data_dir).expanduser()
+        return [base / name, base]
     places: list[Path] = []
-    for base in (data_dir, os.environ.get("AIS_DATA_DIR") or None):
-        if base is not None:
-            base = Path(base).expanduser()
-            places += [base / name, base]
+    if env := os.environ.get("AIS_DATA_DIR"):
+        base = Path(env).expanduser()
+        places += [base / name, base]
     places.append(cache_root() / name)
     return places
 
@@ -292,6 +297,12 @@ def resolve(
         f"{', '.join(f.name for f in spec.files)}; then pass --data-dir DIR "
         "(or set AIS_DATA_DIR=DIR)."
     )
+    if data_dir is not None:  # a folder the caller named is not second-guessed
+        raise DatasetNotFoundError(
+            name, looked_in, "not attempted: the folder passed as data_dir is used as given",
+            f"check that path, or leave it out to use AIS_DATA_DIR, the cache or a download; "
+            f"{how_to_fix}",
+        )  # fmt: skip
     if not download:
         raise DatasetNotFoundError(name, looked_in, "disabled (AIS_NO_DOWNLOAD is set)", how_to_fix)
     try:

@@ -77,6 +77,16 @@ def test_explicit_dir_wins_over_env_and_both_layouts_work(toy, tmp_path, monkeyp
     assert resolve("toy", explicit) == explicit  # a folder that holds the files itself
 
 
+def test_an_explicit_dir_without_the_data_is_an_error_not_a_fallback(toy, tmp_path, monkeypatch):
+    _place(tmp_path / "env" / "toy")
+    monkeypatch.setenv("AIS_DATA_DIR", str(tmp_path / "env"))
+    with pytest.raises(DatasetNotFoundError, match="used as given") as info:
+        resolve("toy", tmp_path / "typo")  # the env folder and a download would both work
+    assert str(tmp_path / "typo") in str(info.value)
+    assert str(tmp_path / "env") not in str(info.value)
+    assert not (tmp_path / "cache").exists()  # nothing was downloaded
+
+
 def test_download_is_verified_and_cached(toy, tmp_path):
     folder = resolve("toy")
     assert folder == tmp_path / "cache" / "ai-interview-systems" / "toy"
