@@ -30,6 +30,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from evals.errors import DatasetError
 from moderation.errors import ModerationError
 
 
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         args.fn(args)
-    except ModerationError as exc:
+    except (ModerationError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

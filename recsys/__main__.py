@@ -4,25 +4,31 @@
     python -m recsys recommend 196 -k 5         # top-5 for user 196 from the saved model
     python -m recsys eval --protocol temporal   # the issue's table for one split
 
-Data comes from ``evals.datasets`` (``--data-dir`` or ``AIS_DATA_DIR``); the model is saved
-under ``results/cache/recsys/model`` unless ``--model-dir`` says otherwise.
+Data comes from ``evals.datasets`` (``--data-dir``, else ``AIS_DATA_DIR``, the cache or a
+download); the model is saved to ``--model-dir``, else ``$AIS_RECSYS_MODEL_DIR``, else
+``~/.cache/ais/recsys/model``. Errors are one line on stderr with exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
-from recsys.errors import RecsysError
+from recsys.errors import InvalidArgumentError, RecsysError
 from recsys.recommender import TwoStageRecommender
 
-DEFAULT_MODEL_DIR = Path("results/cache/recsys/model")
+
+def _default_model_dir() -> Path:
+    env = os.environ.get("AIS_RECSYS_MODEL_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "ais" / "recsys" / "model"
 
 
 def _load(data_dir):
@@ -48,14 +54,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _user_id(text: str, catalog: Catalog) -> object:
+    """The id as the catalogue stores it: a typo must not pass for an unknown user."""
+    text = text.strip()
+    if catalog.user_ids.dtype.kind not in "iu":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"user ids are whole numbers in this model (e.g. {catalog.user_ids[0]}), got {text!r}"
+        ) from None
+
+
 def cmd_recommend(args) -> int:
     model = TwoStageRecommender.load(args.model_dir)
-    user_id = int(args.user_id) if args.user_id.lstrip("-").isdigit() else args.user_id
+    user_id = _user_id(args.user_id, model.catalog)
+    if not model.catalog.has_user(user_id):
+        print(f"note: user {user_id} is not in the training data: cold-start list", file=sys.stderr)
     start = time.perf_counter()
     rec = model.recommend(user_id, k=args.k)
     ms = 1000 * (time.perf_counter() - start)
     titles = dict(zip(model.catalog.item_ids.tolist(), model.catalog.titles, strict=True))
-    print(f"user {user_id}: top-{args.k} in {ms:.1f} ms")
+    print(f"user {user_id}: top-{len(rec.items)} in {ms:.1f} ms")
+    if len(rec.items) < args.k:
+        print(
+            f"note: {args.k} asked, {len(rec.items)} ranked: that is every candidate stage 1 "
+            "proposed for this user",
+            file=sys.stderr,
+        )
     for rank, (item, score, source) in enumerate(
         zip(rec.items, rec.scores, rec.sources, strict=True), start=1
     ):
@@ -89,12 +116,16 @@ def cmd_eval(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=None, help="folder holding movielens-100k/")
-    common.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     common.add_argument("-v", "--verbose", action="store_true", help="log decisions (INFO)")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data-dir", default=None, help="folder holding movielens-100k/")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model-dir", type=Path, default=_default_model_dir())
     parser = argparse.ArgumentParser(prog="python -m recsys", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", parents=[common], help="fit on all ratings, save the model")
+    train = sub.add_parser(
+        "train", parents=[common, data, model], help="fit on all ratings, save the model"
+    )
     train.add_argument("--seed", type=int, default=42)
     train.add_argument(
         "--protocol",
@@ -103,10 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         help="whose validated settings and validation carve to use (temporal: a deployment "
         "that predicts the future)",
     )
-    rec = sub.add_parser("recommend", parents=[common], help="top-k for one user (saved model)")
+    rec = sub.add_parser(
+        "recommend", parents=[common, model], help="top-k for one user (saved model)"
+    )
     rec.add_argument("user_id")
     rec.add_argument("-k", type=int, default=10)
-    ev = sub.add_parser("eval", parents=[common], help="fit on a train split, print the table")
+    ev = sub.add_parser(
+        "eval", parents=[common, data], help="fit on a train split, print the table"
+    )
     ev.add_argument("--protocol", choices=["stratified", "temporal"], default="stratified")
     ev.add_argument("--seed", type=int, default=42)
     ev.add_argument("--quick", action="store_true", help="fewer candidates, smaller ranker")
@@ -118,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"train": cmd_train, "recommend": cmd_recommend, "eval": cmd_eval}
     try:
         return handlers[args.command](args)
-    except RecsysError as exc:
+    except (RecsysError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -212,7 +212,11 @@ class TwoStageRecommender:
 
     # -- serving ----------------------------------------------------------------------------
     def recommend(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> Recommendation:
-        """Top-``k`` for one user; a user unknown or without history gets the cold-start list."""
+        """Top-``k`` for one user; a user unknown or without history gets the cold-start list.
+
+        Only stage 1's candidates are ranked, so a ``k`` beyond the merged candidate set (about
+        200 items a user here) returns that many items, not ``k``.
+        """
         self._check_fitted()
         _check_k(k)
         if not self.catalog.has_user(user_id):
@@ -281,18 +285,31 @@ class TwoStageRecommender:
     def load(cls, path: str | Path) -> TwoStageRecommender:
         """Load a model written by ``save`` (pickle: only load files you wrote yourself)."""
         folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise ModelFileError(
+                f"{folder} is a file; pass the folder `python -m recsys train` saved into"
+            )
         try:
-            manifest = json.loads((folder / "manifest.json").read_text())
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
             with open(folder / "model.pkl", "rb") as fh:
                 model = pickle.load(fh)
         except FileNotFoundError as exc:
             raise ModelFileError(f"no saved model in {folder}: {exc.filename} is missing") from exc
-        except (pickle.UnpicklingError, json.JSONDecodeError, EOFError, AttributeError) as exc:
-            raise ModelFileError(f"saved model in {folder} is corrupt: {exc}") from exc
-        if manifest.get("format_version") != FORMAT_VERSION or not isinstance(model, cls):
+        except Exception as exc:  # unreadable, not JSON, not a pickle: many exception types
             raise ModelFileError(
-                f"{folder} holds format {manifest.get('format_version')!r}; "
-                f"this code reads format {FORMAT_VERSION}. Retrain with `python -m recsys train`."
+                f"saved model in {folder} is corrupt ({type(exc).__name__}: {exc}); "
+                "retrain with `python -m recsys train`"
+            ) from exc
+        found = manifest.get("format_version") if isinstance(manifest, dict) else None
+        if found != FORMAT_VERSION:
+            raise ModelFileError(
+                f"{folder} holds format {found!r}; this code reads format {FORMAT_VERSION}. "
+                "Retrain with `python -m recsys train`."
+            )
+        if not isinstance(model, cls):
+            raise ModelFileError(
+                f"{folder}/model.pkl holds a {type(model).__name__}, not a recommender. "
+                "Retrain with `python -m recsys train`."
             )
         return model
 

@@ -55,6 +55,8 @@ def test_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
     assert code == 2 and "is not a model file" in out
     code, out = _run(capsys, "classify", "hello", "--model", str(tmp_path))
     assert code == 2 and "is not a file" in out
+    code, out = _run(capsys, "train", "--data-dir", str(tmp_path / "typo"))
+    assert code == 2 and "davidson-hate-offensive" in out and out.startswith("error:")
     code, out = _run(capsys, "queue", "--db", db, "audit", "nope")
     assert code == 2 and out.startswith("error: no review item 'nope'")
     for flag, value in (("--score", "nan"), ("--score", "1.7"), ("--reach", "-20"),

@@ -29,3 +29,35 @@ def test_errors_exit_2_with_a_message(model_dir, tmp_path, capsys):
     assert "k must be a positive integer" in capsys.readouterr().err
     assert main(["recommend", "3", "--model-dir", str(tmp_path / "none")]) == 2
     assert "no saved model" in capsys.readouterr().err
+
+
+def test_a_malformed_user_id_is_an_error_not_a_cold_start(model_dir, capsys):
+    for bad in ("abc", "19.6"):
+        assert main(["recommend", bad, "--model-dir", str(model_dir)]) == 2
+        assert "user ids are whole numbers" in capsys.readouterr().err
+    assert main(["recommend", " 3 ", "-k", "2", "--model-dir", str(model_dir)]) == 0
+    assert capsys.readouterr().out.startswith("user 3: top-2")  # spaces are not part of an id
+
+
+def test_an_unknown_user_is_told_they_get_the_cold_start_list(model_dir, capsys):
+    assert main(["recommend", "99999", "-k", "2", "--model-dir", str(model_dir)]) == 0
+    captured = capsys.readouterr()
+    assert "not in the training data" in captured.err
+    assert captured.out.startswith("user 99999: top-2")
+
+
+def test_k_beyond_the_candidates_says_how_many_were_ranked(model_dir, capsys):
+    assert main(["recommend", "3", "-k", "100000", "--model-dir", str(model_dir)]) == 0
+    captured = capsys.readouterr()
+    shown = int(captured.out.split("top-")[1].split()[0])
+    assert shown < 100000 and captured.out.count("Movie ") == shown
+    assert f"100000 asked, {shown} ranked" in captured.err
+
+
+def test_flags_belong_to_the_commands_that_use_them(model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["recommend", "3", "--data-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["eval", "--model-dir", str(model_dir)])
+    assert main(["eval", "--data-dir", str(tmp_path / "typo"), "--quick"]) == 2
+    assert "movielens-100k" in capsys.readouterr().err  # named folder, no silent fallback

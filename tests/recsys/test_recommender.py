@@ -111,6 +111,28 @@ def test_load_errors_are_clear(fitted, tmp_path):
     (folder / "model.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ModelFileError, match="corrupt"):
         Recommender.load(folder)
+    with pytest.raises(ModelFileError, match="is a file"):
+        Recommender.load(folder / "manifest.json")
+
+
+@pytest.mark.parametrize(
+    ("manifest", "pickled", "message"),
+    [
+        (b"\xff\xfe\x00binary", None, "corrupt"),  # not UTF-8
+        (b"[1, 2]", None, "holds format None"),  # JSON, but not a manifest
+        (None, {"format_version": 2}, "holds a dict, not a recommender"),  # a pickle, not a model
+    ],
+)
+def test_a_damaged_model_folder_is_a_clear_error(fitted, tmp_path, manifest, pickled, message):
+    import pickle
+
+    folder = fitted[0].save(tmp_path / "m")
+    if manifest is not None:
+        (folder / "manifest.json").write_bytes(manifest)
+    if pickled is not None:
+        (folder / "model.pkl").write_bytes(pickle.dumps(pickled))
+    with pytest.raises(ModelFileError, match=message):
+        Recommender.load(folder)
 
 
 def test_a_model_saved_in_an_older_format_is_refused(fitted, tmp_path):
