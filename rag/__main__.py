@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 
 from rag.config import CHUNKERS, ENCODERS, FUSIONS, RagConfig
-from rag.errors import RagError
+from rag.errors import ConfigError, RagError
 
 DEFAULT_INDEX = ".rag_index"
 DEFAULT_CACHE = Path(os.environ.get("AIS_CACHE_DIR", Path.home() / ".cache" / "ais")) / "rag"
@@ -27,12 +27,22 @@ RERANKER_FILE = "reranker.json"
 
 
 def _load_documents(path: str):
+    from evals.sources import DATASETS
     from rag.documents import documents_from_beir, documents_from_folder, is_beir_folder
+    from rag.errors import DocumentError
 
-    if is_beir_folder(path) or not Path(path).exists():  # a folder or a dataset name ("scifact")
+    beir_names = sorted(
+        name for name, spec in DATASETS.items() if any("corpus" in f.name for f in spec.files)
+    )
+    if is_beir_folder(path) or path in beir_names:  # a BEIR folder or a dataset name ("scifact")
         from evals.datasets import load_beir
 
         return documents_from_beir(load_beir(path, split="test").corpus)
+    if not Path(path).is_dir():
+        raise DocumentError(
+            f"{path!r} is neither a folder of .md/.txt files, a BEIR folder, nor a BEIR dataset "
+            f"name ({', '.join(beir_names)})"
+        )
     return documents_from_folder(path)
 
 
@@ -100,9 +110,27 @@ def cmd_search(args) -> int:
     return 0
 
 
+def _check_endpoint(args) -> None:
+    """Name the flags a user is missing before any index or model is loaded."""
+    from llm_client.config import BASE_URL_ENV, MODEL_ENV
+
+    if args.local:
+        return
+    if not (args.base_url or any(os.environ.get(name) for name in BASE_URL_ENV)):
+        raise ConfigError(
+            "no LLM endpoint: pass --base-url http://host:port/v1, set AIS_LLM_BASE_URL, "
+            "or pass --local to start the packaged SmolLM2"
+        )
+    if not (args.llm_model or os.environ.get(MODEL_ENV)):
+        raise ConfigError(f"no model name: pass --llm-model NAME or set {MODEL_ENV}")
+
+
 def cmd_ask(args) -> int:
     from rag.answer import LLMClientGenerator, RagPipeline
 
+    if not args.question.strip():
+        raise ConfigError("question is empty")
+    _check_endpoint(args)
     retriever, threshold = _open(args)
     if args.threshold is not None:
         threshold = args.threshold
@@ -163,9 +191,12 @@ def cmd_eval(args) -> int:
     modes = ["bm25", "dense", "hybrid"]
     try:
         train = load_beir(args.dataset, split="train")
-    except DatasetError as exc:  # a dataset without a train split
+    except DatasetError:  # a dataset without a train split (qrels/train.tsv)
         train = None
-        print(f"no train split ({exc}); fusion weight stays {config.dense_weight}, no reranker")
+        print(
+            f"{args.dataset} has no train split (qrels/train.tsv): fusion weight stays "
+            f"{config.dense_weight}, no reranker"
+        )
     if train is not None:
         tuned = fit_on_train(retriever, train.queries, train.qrels, progress=True)
         retriever.reranker = tuned.reranker
@@ -257,9 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from evals.errors import DatasetError
+    from llm_client.errors import LLMClientError
+
     try:
         return args.func(args)
-    except RagError as exc:
+    except (RagError, DatasetError, LLMClientError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

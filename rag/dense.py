@@ -86,7 +86,14 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(self.path, device=self.device)
+            try:
+                self._model = SentenceTransformer(self.path, device=self.device)
+            except OSError as exc:  # not a folder here, and the hub is unreachable or says no
+                raise ConfigError(
+                    f"cannot load embedding model {self.model_id!r}: it is not a local folder "
+                    "and could not be fetched from the Hugging Face hub (offline here?); pass "
+                    "a local model folder with --model"
+                ) from exc
         return self._model
 
     @property

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evals.metrics import evaluate, evaluate_per_query
+from rag.errors import RerankerError
 from rag.fusion import fuse
 from rag.hits import Hit, as_run
 
@@ -123,6 +124,12 @@ def fit_on_train(
     from rag.rerank import LTRSettings, train_ltr
 
     settings = settings or LTRSettings()
+    relevant = {d for q in queries for d, grade in qrels.get(q, {}).items() if grade > 0}
+    if not relevant & retriever.index.documents.keys():
+        raise RerankerError(
+            f"none of the {len(relevant)} documents the train qrels mark relevant is in this "
+            "index: it was built from another corpus"
+        )
     t0 = clock()
     cfg = retriever.config
     lists = first_stage(retriever, queries, cfg.candidates, progress=progress)

@@ -197,6 +197,12 @@ def train_ltr(
     }
     _, x_fit, y_fit, g_fit = subset(fit)
     _, x_hold, y_hold, g_hold = subset(sorted(hold))
+    if not len(g_fit) or not len(g_hold):
+        raise RerankerError(
+            f"too few of the {len(qids)} training queries have a relevant document among their "
+            f"candidates ({len(g_fit)} to fit, {len(g_hold)} held out): are the qrels for "
+            "this index's corpus?"
+        )
     fit_set = lgb.Dataset(x_fit, y_fit, group=g_fit, feature_name=list(FEATURE_NAMES))
     hold_set = lgb.Dataset(x_hold, y_hold, group=g_hold, reference=fit_set)
     first = lgb.train(

@@ -135,4 +135,6 @@ class HybridRetriever:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
         if not query or not query.strip():
             raise ConfigError("query is empty")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
         return getattr(self, mode)(query, k)

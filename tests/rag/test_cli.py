@@ -39,6 +39,8 @@ def test_ask_abstains_above_threshold_without_a_model(built, capsys):
         "0.99",
         "--base-url",
         "http://127.0.0.1:9/v1",
+        "--llm-model",
+        "any",
     ]
     assert main(args) == 0
     assert "could not find" in capsys.readouterr().out
@@ -65,3 +67,38 @@ def test_corrupt_index_is_a_clear_error(built, tmp_path, capsys):
     assert "fails its checksum" in capsys.readouterr().err
     assert main(["search", "tea", "--index", str(tmp_path / "none")]) == 2
     assert "no index" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("k", ["0", "-3"])
+def test_search_refuses_a_k_below_one_in_every_mode(built, capsys, mode, k):
+    assert main(["search", "tea", "--index", str(built), "--mode", mode, "-k", k]) == 2
+    assert "k must be a positive integer" in capsys.readouterr().err
+
+
+def test_ask_names_what_is_missing_before_loading_anything(built, capsys, monkeypatch):
+    for name in ("AIS_LLM_BASE_URL", "OPENAI_BASE_URL", "AIS_LLM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["ask", "  ", "--index", str(built), "--local"]) == 2  # no server is started
+    assert "question is empty" in capsys.readouterr().err
+    assert main(["ask", "What is in tea?", "--index", str(built)]) == 2
+    assert "--base-url" in capsys.readouterr().err
+    args = ["ask", "What is in tea?", "--index", str(built), "--base-url", "http://x:1/v1"]
+    assert main(args) == 2
+    assert "--llm-model" in capsys.readouterr().err
+
+
+def test_bad_sources_are_one_line_errors(built, tmp_path, capsys):
+    assert main(["index", str(tmp_path / "nowhere"), "--index", str(tmp_path / "i")]) == 2
+    assert "neither a folder" in capsys.readouterr().err
+    args = ["index", str(built.parent / "notes"), "--index", str(tmp_path / "i")]
+    assert main([*args, "--model", "no-such-model", "--encoder", "torch"]) == 2
+    assert "cannot load embedding model 'no-such-model'" in capsys.readouterr().err
+    assert main(["eval", "--dataset", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("error: dataset")
+
+
+def test_a_reranker_needs_qrels_for_this_index(built, capsys):
+    # the index holds three notes; SciFact's train qrels point at none of them
+    assert main(["train-reranker", "--index", str(built), "--dataset", "scifact"]) == 2
+    assert "built from another corpus" in capsys.readouterr().err

@@ -37,6 +37,13 @@ def test_lambdarank_learns_a_planted_signal(tmp_path):
     assert [h.doc_id for h in again.rerank("", c)] == [h.doc_id for h in model.rerank("", c)]
 
 
+def test_qrels_that_match_no_candidate_are_a_clear_error():
+    cands, _ = synthetic(20)
+    elsewhere = {q: {"another-corpus-doc": 1} for q in cands}
+    with pytest.raises(RerankerError, match="relevant document among their candidates"):
+        train_ltr(cands, elsewhere, LTRSettings(n_estimators=10))
+
+
 def test_reranker_file_errors(tmp_path):
     with pytest.raises(RerankerError, match="train-reranker"):
         LTRReranker.load(tmp_path / "missing.json")
