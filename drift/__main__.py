@@ -5,6 +5,11 @@
     python -m drift report --scenario data_quality --out drift-report
 
 Data comes from ``evals.datasets.load_bike_sharing`` (``--data-dir`` or ``AIS_DATA_DIR``).
+
+A ``--workdir`` holds one run: the CLI refuses one that already holds a run's registry or log,
+unless ``--fresh`` asks it to delete those files first. A scenario flag the chosen scenario does
+not read (``--onset`` for ``stationary``, every size flag for ``real_2011_2012``) is an error, not
+silently ignored.
 """
 
 from __future__ import annotations
@@ -16,36 +21,87 @@ import tempfile
 from pathlib import Path
 
 from drift.config import MonitorConfig
-from drift.errors import DriftError
+from drift.errors import DriftError, ScenarioError, WorkdirError
 from drift.features import split_reference
-from drift.scenarios import SCENARIOS, build_scenario
-from drift.timeline import Timeline, run_scenario, train_models
+from drift.scenarios import PARAMETERS, SCENARIOS, build_scenario
+from drift.timeline import Timeline, clear_run_state, run_scenario, run_state, train_models
 from drift.triage import write_triage
+
+# build_scenario parameter -> (flag, type, default). The flags default to None so that a flag the
+# user typed can be told from one left alone.
+_SCENARIO_FLAGS: dict[str, tuple[str, type, float]] = {
+    "n_windows": ("--windows", int, 16),
+    "window_rows": ("--window-rows", int, 1000),
+    "onset": ("--onset", int, 6),
+    "shift_sd": ("--shift-sd", float, 0.5),
+}
+
+
+def _scenario_kwargs(args: argparse.Namespace) -> dict[str, float]:
+    """The scenario flags with defaults filled in; refuses a typed flag the scenario ignores."""
+    reads = PARAMETERS[args.scenario]
+    ignored = [
+        flag
+        for param, (flag, _, _) in _SCENARIO_FLAGS.items()
+        if getattr(args, param) is not None and param not in reads
+    ]
+    if ignored:
+        every = [flag for flag, _, _ in _SCENARIO_FLAGS.values()]
+        valid = [flag for param, (flag, _, _) in _SCENARIO_FLAGS.items() if param in reads]
+        raise ScenarioError(
+            f"--scenario {args.scenario} does not use {', '.join(ignored)}; remove "
+            f"{'it' if len(ignored) == 1 else 'them'} (it reads "
+            f"{'only ' + ', '.join(valid) if valid else 'none of ' + ', '.join(every)})"
+        )
+    return {
+        param: default if getattr(args, param) is None else getattr(args, param)
+        for param, (_, _, default) in _SCENARIO_FLAGS.items()
+        if param in reads
+    }
+
+
+def _workdir(args: argparse.Namespace) -> Path | None:
+    """``--workdir`` (None if not given); refuses one holding a previous run unless ``--fresh``."""
+    if not args.workdir:
+        return None
+    workdir = Path(args.workdir)
+    previous = run_state(workdir)
+    if previous and not args.fresh:
+        names = ", ".join(str(p.relative_to(workdir)) for p in previous[:3])
+        raise WorkdirError(
+            f"--workdir {workdir} already holds a previous run ({names}"
+            f"{', ...' if len(previous) > 3 else ''}); pass an empty directory, "
+            "or add --fresh to delete that run's files first",
+            workdir,
+            previous,
+        )
+    return workdir
 
 
 def _timeline(args: argparse.Namespace, act: bool) -> Timeline:
     from evals.datasets import load_bike_sharing
 
+    kwargs = _scenario_kwargs(args)  # check the flags before the slow part
+    workdir = _workdir(args)
     data = split_reference(load_bike_sharing(args.data_dir), seed=args.seed)
-    scenario = build_scenario(
-        args.scenario,
-        data,
-        n_windows=args.windows,
-        window_rows=args.window_rows,
-        onset=args.onset,
-        shift_sd=args.shift_sd,
-        seed=args.seed,
-    )
+    scenario = build_scenario(args.scenario, data, seed=args.seed, **kwargs)
     models = train_models(data, seed=args.seed)
-    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="drift-"))
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="drift-"))
+    elif args.fresh and (removed := clear_run_state(workdir)):
+        print(
+            f"--fresh: deleted {len(removed)} entries of the previous run in {workdir}",
+            file=sys.stderr,
+        )
     config = MonitorConfig(method=args.method, correction=args.correction)
     return run_scenario(scenario, models, workdir, config=config, act=act, seed=args.seed)
 
 
 def _print_timeline(timeline: Timeline) -> None:
     scenario = timeline.scenario
+    onset = "no onset" if scenario.onset is None else f"onset {scenario.onset}"
     print(
-        f"scenario {scenario.name}: {scenario.description}; onset {scenario.onset}; "
+        f"scenario {scenario.name}: {scenario.description}; {onset}; "
         f"{'acting' if timeline.acted else 'observe-only'}"
     )
     header = (
@@ -65,8 +121,9 @@ def _print_timeline(timeline: Timeline) -> None:
             f"{s.report.drift.drifted_share:5.2f} {s.report.cusum_statistic:5.2f} {ratio}  "
             f"{top}{' | ' + acts if acts else ''}{marker}"
         )
+    since = "all windows" if scenario.onset is None else "from onset"
     print(
-        f"served MAE from onset: {timeline.served_mae(scenario.onset or 0):.1f} "
+        f"served MAE {since}: {timeline.served_mae(scenario.onset or 0):.1f} "
         f"(state in {timeline.registry_root.parent})"
     )
 
@@ -77,17 +134,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("simulate", "report"):
         p = sub.add_parser(name)
         p.add_argument("--scenario", choices=SCENARIOS, default="bad_deployment")
-        p.add_argument("--windows", type=int, default=16)
-        p.add_argument("--window-rows", type=int, default=1000)
-        p.add_argument("--onset", type=int, default=6)
-        p.add_argument("--shift-sd", type=float, default=0.5)
+        for param, (flag, kind, default) in _SCENARIO_FLAGS.items():
+            p.add_argument(flag, dest=param, type=kind, default=None, help=f"default {default}")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument(
             "--method", choices=("evidently_default", "pvalue"), default="evidently_default"
         )
         p.add_argument("--correction", choices=("none", "bonferroni"), default="none")
         p.add_argument("--data-dir", default=None)
-        p.add_argument("--workdir", default=None, help="registry + SQLite log (default: temp dir)")
+        p.add_argument(
+            "--workdir", default=None, help="registry + SQLite log of this run (default: temp dir)"
+        )
+        p.add_argument(
+            "--fresh",
+            action="store_true",
+            help="delete a previous run's registry and log in --workdir first (nothing else)",
+        )
         p.add_argument("-v", "--verbose", action="store_true")
     sub.choices["simulate"].add_argument(
         "--observe-only", action="store_true", help="decide and record, but never change the model"

@@ -7,14 +7,18 @@ Every error derives from one root, so a caller can catch the whole system with o
     ├── SchemaError          a window does not match the feature schema (missing column, type)
     ├── RegistryError        the registry is missing, corrupt, or asked for an unknown version
     │   └── NoPreviousVersionError   rollback asked for, but nothing served before the current
-    ├── PredictionLogError   the SQLite log rejected a write or a label for an unknown row
-    └── ScenarioError        an unknown scenario name or impossible scenario parameters
+    ├── PredictionLogError   the SQLite log rejected a write, a label for an unknown row, or a
+    │                        label that contradicts the one already stored
+    ├── ScenarioError        an unknown scenario name or impossible scenario parameters
+    └── WorkdirError         the workdir already holds another run's registry and log
 
-Errors carry the offending value (``.field``, ``.version``, ``.columns``) so a CLI can print a
-specific message without parsing text.
+Errors carry the offending value (``.field``, ``.version``, ``.columns``, ``.workdir``) so a CLI
+can print a specific message without parsing text.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 __all__ = [
     "ConfigError",
@@ -24,6 +28,7 @@ __all__ = [
     "RegistryError",
     "ScenarioError",
     "SchemaError",
+    "WorkdirError",
 ]
 
 
@@ -65,3 +70,16 @@ class PredictionLogError(DriftError):
 
 class ScenarioError(DriftError, ValueError):
     """Unknown scenario or impossible scenario parameters."""
+
+
+class WorkdirError(DriftError):
+    """``workdir`` already holds state from a run; ``files`` lists what was found.
+
+    A workdir belongs to one run: a second run in it would mix two registries' versions, two sets
+    of labels and two decision histories, and every number read back would be wrong.
+    """
+
+    def __init__(self, message: str, workdir: Path, files: tuple[Path, ...] = ()) -> None:
+        super().__init__(message)
+        self.workdir = workdir
+        self.files = files

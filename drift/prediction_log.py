@@ -10,8 +10,11 @@ join. Three tables::
 
 Durability: every ``log_*`` call is one transaction committed before it returns, in WAL mode, so a
 process that dies after a call returns loses nothing; re-opening the file sees every committed row
-(tested by closing and re-opening). ``INSERT OR IGNORE`` on labels makes a re-delivered label
-harmless, and a label for a row never predicted is an error rather than a silent orphan.
+(tested by closing and re-opening). A label is written once per row: a re-delivered label with
+the same value is harmless (skipped), but a *different* value for a labelled row is an error, never
+silently dropped. That is what a second run in the same database looks like (its row keys repeat),
+and keeping the old label there would score the new run against the old run's ground truth. A
+label for a row never predicted is an error too, rather than a silent orphan.
 """
 
 from __future__ import annotations
@@ -130,24 +133,41 @@ class PredictionLog:
         return n
 
     def log_labels(self, row_keys: Sequence[str], labels: Sequence[float]) -> int:
-        """Store ground truth for predicted rows; returns the number of new labels."""
+        """Store ground truth for predicted rows; returns the number of new labels.
+
+        Raises PredictionLogError, and writes nothing, if a key was never predicted or already has
+        a different label (in the log or earlier in the same batch).
+        """
         if len(row_keys) != len(labels):
             raise PredictionLogError(f"{len(row_keys)} row keys but {len(labels)} labels")
         keys = list(row_keys)
-        known = self._known_keys(keys)
+        known = self._lookup("SELECT DISTINCT row_key, 1 FROM predictions", keys)
         unknown = [key for key in keys if key not in known]
         if unknown:
             raise PredictionLogError(
                 f"{len(unknown)} labels for rows never predicted, e.g. {unknown[:3]}"
             )
+        stored = self._lookup("SELECT row_key, label FROM labels", keys)
+        new: dict[str, float] = {}
+        conflicts = []
+        for key, label in zip(keys, labels, strict=True):
+            value = float(label)
+            first = stored.get(key, new.get(key))
+            if first is None:
+                new[key] = value
+            elif first != value:
+                conflicts.append(f"{key}: {first:g} then {value:g}")
+        if conflicts:
+            raise PredictionLogError(
+                f"{len(conflicts)} rows already have a different label, e.g. {conflicts[:3]}; "
+                "labels are final (a second run in the same log repeats row keys)"
+            )
         now = self.clock()
         with self._db:
-            before = self._db.total_changes
             self._db.executemany(
-                "INSERT OR IGNORE INTO labels VALUES (?,?,?)",
-                [(key, float(label), now) for key, label in zip(keys, labels, strict=True)],
+                "INSERT INTO labels VALUES (?,?,?)", [(k, v, now) for k, v in new.items()]
             )
-            return self._db.total_changes - before
+        return len(new)
 
     def log_decision(
         self, window: int, rule: str, action: str, reasons: list[str], evidence: dict[str, Any]
@@ -212,15 +232,11 @@ class PredictionLog:
             for w, r, a, rs, ev, t in cursor.fetchall()
         ]
 
-    def _known_keys(self, keys: list[str]) -> set[str]:
-        known: set[str] = set()
+    def _lookup(self, select: str, keys: list[str]) -> dict[str, Any]:
+        """``{row_key: value}`` from ``select`` (two columns) for the keys in ``keys``."""
+        found: dict[str, Any] = {}
         for start in range(0, len(keys), 900):  # SQLite's host-parameter limit
             chunk = keys[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            known.update(
-                r[0]
-                for r in self._db.execute(
-                    f"SELECT DISTINCT row_key FROM predictions WHERE row_key IN ({marks})", chunk
-                )
-            )
-        return known
+            found.update(self._db.execute(f"{select} WHERE row_key IN ({marks})", chunk))
+        return found

@@ -37,7 +37,7 @@ import pandas as pd
 from drift.errors import ScenarioError
 from drift.features import FEATURES, TARGET, BikeData
 
-__all__ = ["SCENARIOS", "Scenario", "Window", "build_scenario", "tilt_weights"]
+__all__ = ["PARAMETERS", "SCENARIOS", "Scenario", "Window", "build_scenario", "tilt_weights"]
 
 SCENARIOS = (
     "stationary",
@@ -47,6 +47,19 @@ SCENARIOS = (
     "bad_deployment",
     "real_2011_2012",
 )
+
+# The build_scenario parameters each scenario reads (``seed`` aside). The real year has its own
+# 53 weekly windows and no onset, so it reads none of them; the CLI refuses a flag that a scenario
+# would silently ignore.
+_SYNTHETIC = frozenset({"n_windows", "window_rows", "onset"})
+PARAMETERS: dict[str, frozenset[str]] = {
+    "stationary": frozenset({"n_windows", "window_rows"}),
+    "covariate_shift": _SYNTHETIC | {"shift_sd"},
+    "concept_drift": _SYNTHETIC,
+    "data_quality": _SYNTHETIC,
+    "bad_deployment": _SYNTHETIC,
+    "real_2011_2012": frozenset(),
+}
 
 
 @dataclass(frozen=True)
@@ -109,12 +122,18 @@ def build_scenario(
     shift_sd: float = 0.5,
     seed: int = 0,
 ) -> Scenario:
-    """Build scenario ``name`` (one of :data:`SCENARIOS`) from the split data."""
+    """Build scenario ``name`` (one of :data:`SCENARIOS`) from the split data.
+
+    A scenario ignores the parameters it does not read (:data:`PARAMETERS`); ``real_2011_2012``
+    reads none of them.
+    """
     if name not in SCENARIOS:
         raise ScenarioError(f"unknown scenario {name!r}; valid: {', '.join(SCENARIOS)}")
     if name == "real_2011_2012":
         return _real(data)
-    if not 0 < onset < n_windows:
+    if n_windows < 2:
+        raise ScenarioError(f"n_windows must be >= 2, got {n_windows}")
+    if "onset" in PARAMETERS[name] and not 0 < onset < n_windows:
         raise ScenarioError(f"onset must be in 1..{n_windows - 1}, got {onset}")
     if window_rows < 10:
         raise ScenarioError(f"window_rows must be >= 10, got {window_rows}")
@@ -122,7 +141,9 @@ def build_scenario(
     pool = data.holdout
     reference = pool.iloc[rng.integers(0, len(pool), window_rows)][list(FEATURES)]
     reference = reference.reset_index(drop=True)
-    tilted = tilt_weights(pool["temp"].to_numpy(float), shift_sd)
+    tilted = (
+        tilt_weights(pool["temp"].to_numpy(float), shift_sd) if name == "covariate_shift" else None
+    )
     windows = []
     for index in range(n_windows):
         after = index >= onset
@@ -155,7 +176,8 @@ def build_scenario(
         incident=truth[0],
         required=frozenset(truth[1]),
         forbidden=frozenset(truth[2]),
-        description=f"{n_windows} windows x {window_rows} rows, onset {onset}, seed {seed}",
+        description=f"{n_windows} windows x {window_rows} rows, seed {seed}"
+        + (f", temperature {shift_sd:+g} sd" if name == "covariate_shift" else ""),
     )
 
 

@@ -13,11 +13,18 @@ This is the production loop in miniature, one iteration per window::
 
 With ``act=False`` the loop still decides and records, but never changes the serving model: that
 is the "monitor without actions" baseline whose error the benchmark compares with.
+
+A workdir belongs to one run. Its registry numbers versions from v0001 and its log keys rows by
+window and position, so a second run in the same directory would join its predictions to the first
+run's labels and list both runs' decisions. ``run_scenario`` therefore refuses a workdir that
+already holds run state (:func:`run_state`); :func:`clear_run_state` deletes exactly those files.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from drift.config import MonitorConfig
+from drift.errors import WorkdirError
 from drift.features import FEATURES, TARGET, BikeData
 from drift.model import DemandModel, Prediction, mean_absolute_error
 from drift.monitor import Monitor, WindowReport
@@ -34,7 +42,15 @@ from drift.prediction_log import PredictionLog
 from drift.registry import ModelRegistry
 from drift.scenarios import Scenario
 
-__all__ = ["Models", "Step", "Timeline", "run_scenario", "train_models"]
+__all__ = [
+    "Models",
+    "Step",
+    "Timeline",
+    "clear_run_state",
+    "run_scenario",
+    "run_state",
+    "train_models",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +120,40 @@ class Timeline:
         return sum(s.served_mae * s.n_rows for s in steps) / rows if rows else float("nan")
 
 
+def run_state(workdir: Path) -> tuple[Path, ...]:
+    """The files and version directories a run leaves in ``workdir``; empty if it holds none.
+
+    Only names this package writes are listed (the SQLite log with its WAL files, the registry's
+    pointer, event log and ``versions/v*``), so unrelated files never count as run state.
+    """
+    log_files = [workdir / f"predictions.sqlite{suffix}" for suffix in ("", "-wal", "-shm")]
+    registry = workdir / "registry"
+    pointers = [registry / name for name in ("SERVING", "SERVING.tmp", "events.jsonl")]
+    versions = registry / "versions"
+    version_dirs = (
+        sorted(p for p in versions.iterdir() if re.fullmatch(r"(\.staging-)?v\d+", p.name))
+        if versions.is_dir()
+        else []
+    )
+    return tuple(p for p in (*log_files, *pointers, *version_dirs) if p.exists())
+
+
+def clear_run_state(workdir: Path) -> tuple[Path, ...]:
+    """Delete what :func:`run_state` lists (and the registry folders if that empties them)."""
+    removed = run_state(workdir)
+    for path in removed:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    for folder in (workdir / "registry" / "versions", workdir / "registry"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    if removed:
+        log.info("deleted the previous run's state in %s (%d entries)", workdir, len(removed))
+    return removed
+
+
 def run_scenario(
     scenario: Scenario,
     models: Models,
@@ -113,8 +163,19 @@ def run_scenario(
     act: bool = True,
     seed: int = 0,
 ) -> Timeline:
-    """Play ``scenario`` window by window (see module docstring); state lives under ``workdir``."""
+    """Play ``scenario`` window by window (see module docstring); state lives under ``workdir``.
+
+    Raises WorkdirError if ``workdir`` already holds a run's state (see module docstring).
+    """
     config = config or MonitorConfig()
+    previous = run_state(workdir)
+    if previous:
+        raise WorkdirError(
+            f"workdir {workdir} already holds a run ({', '.join(p.name for p in previous[:3])}"
+            f"{', ...' if len(previous) > 3 else ''}); use an empty directory or clear_run_state()",
+            workdir,
+            previous,
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     registry = ModelRegistry(workdir / "registry")
     pred_log = PredictionLog(workdir / "predictions.sqlite")

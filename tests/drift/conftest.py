@@ -47,3 +47,11 @@ def models(bike_data):
     from drift.timeline import train_models
 
     return train_models(bike_data, seed=0)
+
+
+@pytest.fixture(scope="session")
+def hour_csv() -> pd.DataFrame:
+    """A synthetic stand-in for the whole of hour.csv: 50 days of 2011 and 20 of 2012."""
+    year_2012 = synthetic_hours(20, seed=3, year=2012)
+    year_2012["cnt"] = (year_2012["cnt"] * 1.6).round()
+    return pd.concat([synthetic_hours(50, seed=1), year_2012], ignore_index=True)

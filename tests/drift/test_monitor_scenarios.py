@@ -35,7 +35,7 @@ def test_scenarios_have_ground_truth(bike_data):
     with pytest.raises(ScenarioError, match="unknown scenario"):
         build_scenario("meteor", bike_data)
     with pytest.raises(ScenarioError, match="onset"):
-        build_scenario("stationary", bike_data, n_windows=4, onset=4)
+        build_scenario("bad_deployment", bike_data, n_windows=4, onset=4)
 
 
 def test_monitor_reports_every_detector_and_cusum_catches_a_shift(bike_data):

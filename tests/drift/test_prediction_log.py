@@ -51,13 +51,17 @@ def test_nothing_lost_across_restart(tmp_path):
     log.close()
 
 
-def test_redelivered_label_is_ignored(tmp_path):
+def test_redelivered_label_is_skipped_but_a_different_one_is_an_error(tmp_path):
     with PredictionLog(tmp_path / "log.sqlite") as log:
-        features, pred = _batch(2)
-        log.log_predictions(0, ["a", "b"], features, pred, model_version="v1")
+        features, pred = _batch(3)
+        log.log_predictions(0, ["a", "b", "c"], features, pred, model_version="v1")
         assert log.log_labels(["a"], [5.0]) == 1
-        assert log.log_labels(["a"], [6.0]) == 0
-        assert log.labelled([0], "v1").label.tolist() == [5.0]
+        assert log.log_labels(["a", "b"], [5.0, 7.0]) == 1  # "a" re-delivered unchanged
+        with pytest.raises(PredictionLogError, match=r"different label.*a: 5 then 6"):
+            log.log_labels(["c", "a"], [1.0, 6.0])
+        with pytest.raises(PredictionLogError, match="c: 1 then 2"):
+            log.log_labels(["c", "c"], [1.0, 2.0])  # a conflict inside one batch
+        assert log.labelled([0], "v1").label.tolist() == [5.0, 7.0]  # nothing half-written
 
 
 def test_bad_writes_are_rejected_with_reasons(tmp_path):

@@ -66,5 +66,5 @@ def test_cli_simulate_and_report(tmp_path, capsys):
 def test_cli_rejects_bad_arguments(capsys):
     from drift.__main__ import main
 
-    assert main(["simulate", "--scenario", "stationary", "--onset", "40"]) == 2
+    assert main(["simulate", "--scenario", "bad_deployment", "--onset", "40"]) == 2
     assert "onset must be" in capsys.readouterr().err

@@ -1,11 +1,14 @@
 """End to end on synthetic data: the loop rolls back a bad deployment, quarantines broken data,
 retrains on concept drift, and observe-only mode never changes the model."""
 
+import pytest
+
+from drift.errors import WorkdirError
 from drift.eval import alarms_of, score_actions, score_detection
 from drift.prediction_log import PredictionLog
 from drift.registry import ModelRegistry
 from drift.scenarios import build_scenario
-from drift.timeline import run_scenario
+from drift.timeline import clear_run_state, run_scenario, run_state
 from drift.triage import write_triage
 
 
@@ -54,3 +57,21 @@ def test_triage_report_json_and_html(bike_data, models, tmp_path):
     assert [e["kind"] for e in summary["2_deployments"]][:2] == ["activate", "activate"]
     assert report.json_path.exists() and report.html_path.stat().st_size > 10_000
     assert set(alarms_of(timeline.steps[0])) >= {"performance", "cusum", "quality"}
+
+
+def test_a_workdir_holds_one_run(bike_data, models, tmp_path):
+    workdir = tmp_path / "shared"
+    first = build_scenario("bad_deployment", bike_data, n_windows=5, window_rows=200, onset=2)
+    run_scenario(first, models, workdir)
+    (workdir / "notes.txt").write_text("the user's own file")
+    second = build_scenario("concept_drift", bike_data, n_windows=9, window_rows=300, onset=3)
+    with pytest.raises(WorkdirError, match="already holds a run") as refused:
+        run_scenario(second, models, workdir)
+    assert workdir / "predictions.sqlite" in refused.value.files
+    assert len(ModelRegistry(workdir / "registry").versions()) == 2  # the first run is untouched
+
+    removed = clear_run_state(workdir)
+    assert workdir / "registry" / "versions" / "v0002" in removed
+    assert run_state(workdir) == () and (workdir / "notes.txt").exists()
+    timeline = run_scenario(second, models, workdir)
+    assert "retrain" in {a for _, a in timeline.actions()}  # the new run's labels were used

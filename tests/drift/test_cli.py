@@ -1,0 +1,62 @@
+"""The CLI (`python -m drift`) on synthetic hours: one run per workdir, flag checks, the header."""
+
+import json
+
+import pytest
+
+from drift.__main__ import main
+from drift.registry import ModelRegistry
+
+SMALL = ["--windows", "5", "--window-rows", "200", "--onset", "2"]
+
+
+@pytest.fixture(autouse=True)
+def synthetic_dataset(hour_csv, monkeypatch):
+    """The CLI loads hour.csv through evals.datasets; serve it the synthetic hours instead."""
+    monkeypatch.setattr("evals.datasets.load_bike_sharing", lambda data_dir=None: hour_csv.copy())
+
+
+def test_reused_workdir_is_refused_and_fresh_replaces_the_old_run(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    args = ["--workdir", str(workdir), *SMALL]
+    assert main(["simulate", "--scenario", "bad_deployment", *args]) == 0
+    capsys.readouterr()
+
+    assert main(["simulate", "--scenario", "concept_drift", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(workdir) in err and "--fresh" in err
+    assert len(ModelRegistry(workdir / "registry").versions()) == 2  # nothing was overwritten
+
+    out = tmp_path / "triage"
+    assert (
+        main(["report", "--scenario", "bad_deployment", *args, "--fresh", "--out", str(out)]) == 0
+    )
+    assert "--fresh: deleted" in capsys.readouterr().err
+    summary = json.loads((out / "triage.json").read_text())
+    versions = {e["to_version"] for e in summary["2_deployments"]}
+    assert versions == {"v0001", "v0002"}  # one run's deployments, not two runs' mixed
+
+
+def test_windows_is_checked_before_onset(capsys):
+    for windows in ("0", "-3"):
+        assert main(["simulate", "--windows", windows]) == 2
+        err = capsys.readouterr().err
+        assert f"n_windows must be >= 2, got {windows}" in err and "onset" not in err
+
+
+def test_flags_a_scenario_ignores_are_refused(capsys):
+    assert main(["simulate", "--scenario", "real_2011_2012", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "real_2011_2012 does not use --windows, --window-rows, --onset" in err
+    assert main(["simulate", "--scenario", "stationary", "--onset", "3"]) == 2
+    assert "does not use --onset; remove it (it reads only --windows" in capsys.readouterr().err
+    assert main(["simulate", "--scenario", "bad_deployment", "--shift-sd", "1"]) == 2
+    assert "does not use --shift-sd" in capsys.readouterr().err
+
+
+def test_stationary_header_has_no_onset(tmp_path, capsys):
+    args = ["--windows", "3", "--window-rows", "100", "--workdir", str(tmp_path / "run")]
+    assert main(["simulate", "--scenario", "stationary", *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "scenario stationary: 3 windows x 100 rows, seed 0; no onset; acting"
+    assert lines[-1].startswith("served MAE all windows:") and "<- onset" not in "".join(lines)
