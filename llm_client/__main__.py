@@ -1,25 +1,40 @@
-"""Command line: ``python -m llm_client chat|serve-local|serve-fault|stats``.
+"""Command line: ``python -m llm_client chat|serve-local|serve-fault``.
 
     python -m llm_client serve-local --port 8765               # llama.cpp + SmolLM2, foreground
     python -m llm_client chat "Name three primes" --base-url http://127.0.0.1:8765/v1
     python -m llm_client serve-fault --port 8766 --transient-rate 0.3   # chaos server for demos
 
-``chat`` streams the answer to the terminal, then prints a one-line stats summary to stderr.
+``chat`` streams the answer to the terminal, then prints a one-line stats summary to stderr
+(attempts, retries, cache hits, tokens, and the call's latency: every attempt and wait included).
+Errors are one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
 from llm_client.client import Client
-from llm_client.errors import LLMClientError
+from llm_client.config import BASE_URL_ENV, MODEL_ENV
+from llm_client.errors import ConfigurationError, LLMClientError
 from llm_client.local_server import DEFAULT_MODEL_ALIAS, LocalLLMServer
 
 
 def _chat(args: argparse.Namespace) -> int:
+    # checked here, not left to the library, so the message names this CLI's flags
+    if not (args.base_url or any(os.environ.get(name) for name in BASE_URL_ENV)):
+        raise ConfigurationError(
+            "no base URL: pass --base-url http://host:port/v1 or set AIS_LLM_BASE_URL "
+            "(start a local server with `python -m llm_client serve-local`)"
+        )
+    if not (args.model or os.environ.get(MODEL_ENV)):
+        raise ConfigurationError(
+            f"no model: pass --model NAME or set {MODEL_ENV} "
+            f"(the local server's is {DEFAULT_MODEL_ALIAS})"
+        )
     overrides = {"cache_dir": args.cache_dir} if args.cache_dir else {}
     with Client(args.base_url, model=args.model, **overrides) as client:
         messages = [{"role": "user", "content": args.prompt}]
@@ -48,15 +63,18 @@ def _chat(args: argparse.Namespace) -> int:
 
 def _serve_local(args: argparse.Namespace) -> int:
     # `kill <pid>` (what scripts and CI do) must stop llama.cpp too, not orphan it
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server = LocalLLMServer(port=args.port, model_alias=args.model_alias).start()
-    print(f"serving {server.model} at {server.base_url} (Ctrl-C to stop)", flush=True)
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        return server.wait()
-    except KeyboardInterrupt:
-        return 0
+        server = LocalLLMServer(port=args.port, model_alias=args.model_alias).start()
+        print(f"serving {server.model} at {server.base_url} (Ctrl-C to stop)", flush=True)
+        try:
+            return server.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _serve_fault(args: argparse.Namespace) -> int:
@@ -75,6 +93,17 @@ def _serve_fault(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print(server.report())
     return 0
+
+
+def _port(text: str) -> int:
+    """argparse type for --port: 0 (pick a free port) or 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1..65535 (or 0: any free port), got {port}")
+    return port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--cache-dir", default=None)
     chat.add_argument("--no-stream", action="store_true")
     local = sub.add_parser("serve-local", help="run llama.cpp + SmolLM2-135M in the foreground")
-    local.add_argument("--port", type=int, default=8765)
+    local.add_argument("--port", type=_port, default=8765, help="0: any free port")
     local.add_argument("--model-alias", default=DEFAULT_MODEL_ALIAS)
     fault = sub.add_parser("serve-fault", help="run the fault-injection server in the foreground")
-    fault.add_argument("--port", type=int, default=8766)
+    fault.add_argument("--port", type=_port, default=8766, help="0: any free port")
     fault.add_argument("--transient-rate", type=float, default=0.3)
     fault.add_argument(
         "--fatal-rate", type=float, default=0.02, help="share of requests given a 400/quota"

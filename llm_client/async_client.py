@@ -13,6 +13,7 @@ an injected ``async`` sleep, ``RateLimiter.acquire_async``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -110,7 +111,9 @@ class AsyncClient:
             if cached is not None:
                 core.stats.latency(core.clock() - started)
                 return AsyncChatStream.replay(cached)
-            return (await self._with_retries(call, self._open_stream))[0]
+            # latency from the call's start: every attempt and backoff wait (see StreamBase)
+            opened = functools.partial(self._open_stream, started=started)
+            return (await self._with_retries(call, opened))[0]
         if cached is not None:
             latency = core.clock() - started
             core.stats.latency(latency)
@@ -194,15 +197,17 @@ class AsyncClient:
                     timeout=core.timeout(deadline),
                 )
             except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
+                raise transport_error(exc, url=core.url(call)) from exc
             headers = core.response_headers(response)
-            core.raise_for_status(response.status_code, headers, response.content)
+            core.raise_for_status(call, response.status_code, headers, response.content)
             data, used = core.json_body(response.content, headers)
             return data, headers
         finally:
             self._core.release(permit, used)
 
-    async def _open_stream(self, call: PreparedCall, deadline: float | None) -> AsyncChatStream:
+    async def _open_stream(
+        self, call: PreparedCall, deadline: float | None, started: float
+    ) -> AsyncChatStream:
         core = self._core
         permit = await self._acquire(call, deadline)
         response = None
@@ -219,11 +224,11 @@ class AsyncClient:
                 headers = core.response_headers(response)
                 if response.status_code >= 400:
                     content = await response.aread()
-                    core.raise_for_status(response.status_code, headers, content)
-                stream = AsyncChatStream(self, call, response, permit)
+                    core.raise_for_status(call, response.status_code, headers, content)
+                stream = AsyncChatStream(self, call, response, permit, started=started)
                 stream._first = await stream._next_event()
             except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
+                raise transport_error(exc, url=core.url(call)) from exc
             return stream
         except BaseException:
             if response is not None:
@@ -242,9 +247,11 @@ class AsyncChatStream(StreamBase):
         response: httpx.Response | None,
         permit: Permit | None,
         replay: list[dict] | None = None,
+        *,
+        started: float = 0.0,
     ) -> None:
         lines = response.aiter_lines() if response is not None else None
-        super().__init__(client, call, response, permit, lines, replay)
+        super().__init__(client, call, response, permit, lines, replay, started)
 
     def __aiter__(self) -> AsyncIterator[ChatChunk]:
         return self

@@ -14,6 +14,8 @@ chunk for chunk* (LiteLLM returns a cached stream as one block: BerriAI/litellm#
 **Failure is a miss.** An entry that cannot be read or decoded (truncated file, a foreign
 value, a locked or damaged database) is logged, counted as an error, and treated as a miss; a
 failed write is logged and ignored. The cache can make calls faster, never make them fail.
+A ``cache_dir`` that cannot hold a cache at all (a file, an unwritable place) is different: it is
+a configuration mistake, reported once when the cache is opened (``ConfigurationError``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import diskcache
+
+from llm_client.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +68,17 @@ class ResponseCache:
         self.directory = Path(directory)
         self.ttl = ttl
         self._clock = clock
-        self._store = diskcache.Cache(str(self.directory), **diskcache_settings)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ConfigurationError(
+                f"cache_dir {str(directory)!r} is a file, not a directory; pass a directory "
+                "path (it is created if missing)"
+            )
+        try:
+            self._store = diskcache.Cache(str(self.directory), **diskcache_settings)
+        except (OSError, sqlite3.Error) as exc:  # e.g. no permission, a parent is a file
+            raise ConfigurationError(
+                f"cannot open a cache in cache_dir {str(directory)!r}: {exc}"
+            ) from exc
 
     def get(self, key: str, kind: str) -> tuple[str, Any]:
         """("hit", data) | ("miss", None) | ("error", None). Never raises for a bad entry."""

@@ -19,6 +19,7 @@ any ``httpx.BaseTransport`` (e.g. ``httpx.MockTransport``), ``sleep=``/``clock=`
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -124,7 +125,10 @@ class Client:
             if cached is not None:
                 core.stats.latency(core.clock() - started)
                 return ChatStream.replay(cached)
-            return self._with_retries(call, self._open_stream)[0]
+            # the stream's clock starts now, not after the attempt that worked: its latency
+            # covers every attempt and backoff wait, like a non-streamed call's
+            opened = functools.partial(self._open_stream, started=started)
+            return self._with_retries(call, opened)[0]
         if cached is not None:
             latency = core.clock() - started
             core.stats.latency(latency)
@@ -208,15 +212,17 @@ class Client:
                     timeout=core.timeout(deadline),
                 )
             except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
+                raise transport_error(exc, url=core.url(call)) from exc
             headers = core.response_headers(response)
-            core.raise_for_status(response.status_code, headers, response.content)
+            core.raise_for_status(call, response.status_code, headers, response.content)
             data, used = core.json_body(response.content, headers)
             return data, headers
         finally:
             self._core.release(permit, used)
 
-    def _open_stream(self, call: PreparedCall, deadline: float | None) -> ChatStream:
+    def _open_stream(
+        self, call: PreparedCall, deadline: float | None, started: float
+    ) -> ChatStream:
         """Send the request and read up to the first event; failures so far are retryable."""
         core = self._core
         permit = self._acquire(call, deadline)
@@ -233,11 +239,11 @@ class Client:
                 response = self._http.send(request, stream=True)
                 headers = core.response_headers(response)
                 if response.status_code >= 400:
-                    core.raise_for_status(response.status_code, headers, response.read())
-                stream = ChatStream(self, call, response, permit)
+                    core.raise_for_status(call, response.status_code, headers, response.read())
+                stream = ChatStream(self, call, response, permit, started=started)
                 stream._first = stream._next_event()
             except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
+                raise transport_error(exc, url=core.url(call)) from exc
             return stream
         except BaseException:
             if response is not None:
@@ -262,9 +268,11 @@ class ChatStream(StreamBase):
         response: httpx.Response | None,
         permit: Permit | None,
         replay: list[dict] | None = None,
+        *,
+        started: float = 0.0,
     ) -> None:
         lines = response.iter_lines() if response is not None else None
-        super().__init__(client, call, response, permit, lines, replay)
+        super().__init__(client, call, response, permit, lines, replay, started)
 
     def __iter__(self) -> Iterator[ChatChunk]:
         return self

@@ -4,7 +4,8 @@ The tree (catch a branch to handle everything below it)::
 
     LLMClientError
     ├── InvalidRequestError          bad input caught before anything is sent (also ValueError)
-    ├── ConfigurationError           no base_url / model, or an impossible limiter (also ValueError)
+    ├── ConfigurationError           no base_url / model, an impossible limiter, an unusable
+    │                                cache_dir (also ValueError)
     ├── APIError                     something went wrong talking to the server
     │   ├── APIStatusError           non-2xx answer: .status, .request_id, .retry_after, .body
     │   │   ├── BadRequestError          400, 422            never retried
@@ -17,6 +18,7 @@ The tree (catch a branch to handle everything below it)::
     │   │   └── ServerError              5xx                 retried
     │   ├── APITimeoutError          connect/read/write timed out          retried
     │   ├── APIConnectionError       refused, reset, truncated body        retried
+    │   │   └── HostNotFoundError    the host name does not resolve        never retried
     │   ├── ResponseDecodeError      200 with a body that is not the protocol (retried)
     │   └── StreamInterruptedError   a stream broke after text was delivered (.partial_text)
     ├── RetryAfterTooLongError       the server asked us to wait longer than the cap: we fail now
@@ -26,6 +28,11 @@ The tree (catch a branch to handle everything below it)::
 ``APIStatusError`` mirrors openai-python's names (``RateLimitError``, ``APIConnectionError``...) so
 code written against that SDK reads the same here. The two "give up" errors keep the last server
 error as ``.last_error`` (and ``__cause__``), so nothing the server said is lost.
+
+An ``APIError`` carries the ``url`` it requested and, once the retry loop has given up on it,
+``attempts``; both are in its message, so a one-line ``error: ...`` says where and how often::
+
+    ConnectError: [Errno 111] Connection refused (http://127.0.0.1:9/v1/embeddings, 5 attempts)
 """
 
 from __future__ import annotations
@@ -46,12 +53,39 @@ class ConfigurationError(LLMClientError, ValueError):
 
 
 class APIError(LLMClientError):
-    """A failure talking to the server. ``request_id`` is the server's id when it sent one."""
+    """A failure talking to the server.
 
-    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+    ``request_id`` is the server's id when it sent one, ``url`` the URL requested, ``attempts``
+    how many attempts the call made (set when the retry loop gives up; None before), ``hint`` a
+    likely fix when we can guess one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        url: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.request_id = request_id
+        self.url = url
+        self.hint = hint
+        self.attempts: int | None = None
+
+    def _head(self) -> str:
+        return self.message
+
+    def __str__(self) -> str:
+        context = [self.url] if self.url else []
+        if self.request_id:
+            context.append(f"request_id={self.request_id}")
+        if self.attempts is not None:
+            context.append(f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}")
+        text = self._head() + (f" ({', '.join(context)})" if context else "")
+        return text + (f". {self.hint}" if self.hint else "")
 
 
 class APIStatusError(APIError):
@@ -59,7 +93,8 @@ class APIStatusError(APIError):
 
     Attributes: ``status`` (int), ``request_id``, ``retry_after`` (seconds parsed from this
     response's ``retry-after-ms`` / ``retry-after`` headers, or None), ``body`` (parsed JSON or
-    text), ``headers`` (dict, lower-case keys), ``code`` (the ``error.code``/``type`` field if any).
+    text), ``headers`` (dict, lower-case keys), ``code`` (the ``error.code``/``type`` field if any),
+    and ``url``, ``attempts``, ``hint`` as on ``APIError``.
     """
 
     def __init__(
@@ -72,17 +107,18 @@ class APIStatusError(APIError):
         body: Any = None,
         headers: dict[str, str] | None = None,
         code: str | None = None,
+        url: str | None = None,
+        hint: str | None = None,
     ) -> None:
-        super().__init__(message, request_id=request_id)
+        super().__init__(message, request_id=request_id, url=url, hint=hint)
         self.status = status
         self.retry_after = retry_after
         self.body = body
         self.headers = headers or {}
         self.code = code
 
-    def __str__(self) -> str:
-        extra = f" (request_id={self.request_id})" if self.request_id else ""
-        return f"HTTP {self.status}: {self.message}{extra}"
+    def _head(self) -> str:
+        return f"HTTP {self.status}: {self.message}"
 
 
 class BadRequestError(APIStatusError):
@@ -123,6 +159,16 @@ class APITimeoutError(APIError):
 
 class APIConnectionError(APIError):
     """The connection failed: refused, reset by peer, or closed before the body was complete."""
+
+
+class HostNotFoundError(APIConnectionError):
+    """The host name in the base URL does not resolve (DNS said "no such name"). Not retried.
+
+    A name that does not exist is almost always a typo, and a typo does not fix itself within a
+    retry budget; retrying only made the user wait ~7 s for the same answer. A *temporary* DNS
+    failure (``EAI_AGAIN``: the resolver timed out or failed) stays a plain, retried
+    ``APIConnectionError``.
+    """
 
 
 class ResponseDecodeError(APIError):

@@ -14,6 +14,7 @@ instead of cancelling each other.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import os
 import socket
@@ -55,6 +56,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_in_use(port: int) -> bool:
+    """Would binding 127.0.0.1:``port`` fail because something already listens there?
+
+    Binds with ``SO_REUSEADDR``, as uvicorn does, so a port whose last connections linger in
+    TIME_WAIT counts as free (the server could bind it); only a live listener counts as in use.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def _port_taken_error(port: int) -> LocalServerError:
+    return LocalServerError(
+        f"port {port} is already in use on 127.0.0.1 (another server is listening there): "
+        "stop it, or pick another port (--port N, or port=0 for any free port)"
+    )
+
+
 def server_command(model_path: Path, port: int, alias: str, n_ctx: int = 2048) -> list[str]:
     return [
         sys.executable,
@@ -80,8 +105,10 @@ def server_command(model_path: Path, port: int, alias: str, n_ctx: int = 2048) -
 class LocalLLMServer:
     """Context manager running ``python -m llama_cpp.server`` until exit.
 
-    ``port=0`` picks a free port. Startup waits until ``GET /v1/models`` answers; if the process
-    dies or ``startup_timeout`` passes, ``LocalServerError`` shows the last lines of its log.
+    ``port=0`` picks a free port (``port``/``base_url`` then show the real one). A port something
+    else already listens on is refused before anything starts. Startup waits until *our* server
+    says it is listening and ``GET /v1/models`` answers; if the process dies or
+    ``startup_timeout`` passes, ``LocalServerError`` shows the last lines of its log.
     """
 
     def __init__(
@@ -92,6 +119,8 @@ class LocalLLMServer:
         model_path: Path | None = None,
         startup_timeout: float = 120.0,
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigurationError(f"port must be 1..65535 (or 0: any free port), got {port!r}")
         self.port = port or free_port()
         self.model = model_alias
         self.model_path = model_path
@@ -104,6 +133,8 @@ class LocalLLMServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> LocalLLMServer:
+        if port_in_use(self.port):  # before loading anything: a probe would reach the other server
+            raise _port_taken_error(self.port)
         model_path = self.model_path or gguf_model_path()
         if importlib.util.find_spec("llama_cpp") is None:
             raise ConfigurationError(
@@ -116,11 +147,14 @@ class LocalLLMServer:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise LocalServerError(
-                    f"llama.cpp server exited with {self._proc.returncode}:\n{self.log_tail()}"
-                )
+                raise self._exited_error(self._proc.returncode, generating=False)
             try:
-                if httpx.get(self.base_url + "/models", timeout=1.0).status_code == 200:
+                # the port can be taken between our check and the server's bind (it loads the
+                # model first): only a server whose own log says it is listening is ours
+                if (
+                    self._listening()
+                    and httpx.get(self.base_url + "/models", timeout=1.0).status_code == 200
+                ):
                     self._check_generation()
                     return self
             except httpx.HTTPError:
@@ -129,6 +163,31 @@ class LocalLLMServer:
         self.stop()
         raise LocalServerError(
             f"llama.cpp server not ready after {self.startup_timeout:.0f}s:\n{self.log_tail()}"
+        )
+
+    def _listening(self) -> bool:
+        """Has our process bound the port? uvicorn (llama_cpp.server's HTTP server) logs
+        ``Uvicorn running on http://127.0.0.1:PORT`` right after it binds."""
+        if self._log is None:
+            return False
+        text = Path(self._log.name).read_text(errors="replace")
+        return f"running on http://127.0.0.1:{self.port}" in text
+
+    def _exited_error(self, code: int | None, *, generating: bool) -> LocalServerError:
+        """The error for a server process that died (``generating``: during the first
+        generation), after cleaning up. The log decides the diagnosis: a port taken by someone
+        else is not a broken CPU build, whatever the exit code."""
+        tail = self.log_tail()
+        self.stop()
+        if "address already in use" in tail.lower():
+            return LocalServerError(f"{_port_taken_error(self.port)}\n{tail}")
+        if not generating:
+            return LocalServerError(f"llama.cpp server exited with {code}:\n{tail}")
+        return LocalServerError(
+            f"llama.cpp server crashed (exit {code}) on its first generation. A llama-cpp-python "
+            "wheel built for another CPU, or with kernels this machine cannot run, does this; "
+            "the Makefile builds it for a portable AVX2 target. Rebuild: pip cache remove "
+            f"llama_cpp_python && make clean install.\n{tail}"
         )
 
     def _check_generation(self) -> None:
@@ -152,14 +211,7 @@ class LocalLLMServer:
             code = self._proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
             return  # still serving: the build generates
-        tail = self.log_tail()
-        self.stop()
-        raise LocalServerError(
-            f"llama.cpp server crashed (exit {code}) on its first generation. A llama-cpp-python "
-            "wheel built for another CPU, or with kernels this machine cannot run, does this; "
-            "the Makefile builds it for a portable AVX2 target. Rebuild: pip cache remove "
-            f"llama_cpp_python && make clean install.\n{tail}"
-        )
+        raise self._exited_error(code, generating=True)
 
     def log_tail(self, lines: int = 20) -> str:
         if self._log is None:

@@ -220,9 +220,13 @@ class CallCore:
             self.limiter.observe_headers(headers)
         return headers
 
-    def raise_for_status(self, status: int, headers: Mapping[str, str], content: bytes) -> None:
+    def raise_for_status(
+        self, call: PreparedCall, status: int, headers: Mapping[str, str], content: bytes
+    ) -> None:
         if status >= 400:
-            raise status_error(status, headers, content, now_wall=self.wall_clock())
+            raise status_error(
+                status, headers, content, now_wall=self.wall_clock(), url=self.url(call)
+            )
 
     @staticmethod
     def json_body(content: bytes, headers: Mapping[str, str]) -> tuple[dict, int | None]:
@@ -290,6 +294,9 @@ class StreamBase:
     """State shared by ``ChatStream`` and ``AsyncChatStream``: they differ only in reading lines.
 
     ``lines`` is the response's (async) line iterator, or None for a replay of cached chunks.
+    ``started`` is the clock reading when the *call* began, before its first attempt: the latency
+    recorded when the stream ends covers every attempt, every backoff wait and the whole stream,
+    like a non-streamed call's.
     """
 
     def __init__(
@@ -300,6 +307,7 @@ class StreamBase:
         permit: Any,
         lines: Any,
         replay: list[dict] | None,
+        started: float = 0.0,
     ) -> None:
         self._client, self._call, self._response, self._permit = client, call, response, permit
         self._lines = lines
@@ -307,7 +315,7 @@ class StreamBase:
         self._replay = iter(replay) if replay is not None else None
         self._state = StreamState(call) if call is not None else None
         self._first: dict | None = None
-        self._started = client._core.clock() if client else 0.0
+        self._started = started
         self._closed = False
         self.cached = replay is not None
         self._texts: list[str] = []

@@ -9,7 +9,9 @@ framing (``data: {...}`` lines, events separated by a blank line, ``data: [DONE]
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ from llm_client.errors import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    HostNotFoundError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -99,26 +102,47 @@ def request_id(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-request-id") or headers.get("request-id")
 
 
+#: Shown with a 404 from a URL without /v1: the usual cause is a base URL missing its /v1.
+V1_HINT = "OpenAI-compatible base URLs usually end in /v1 (e.g. http://host:port/v1)"
+
+
 def status_error(
-    status: int, headers: Mapping[str, str], content: bytes, *, now_wall: float
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    *,
+    now_wall: float,
+    url: str | None = None,
 ) -> APIStatusError:
-    """Map a non-2xx response to the typed error, keeping status, ids, Retry-After and body."""
+    """Map a non-2xx response to the typed error, keeping status, ids, Retry-After, body and URL.
+
+    Without an error message in the body the message is the status's reason phrase ("Not Found"),
+    so the text never reads "HTTP 404: HTTP 404".
+    """
     try:
         body: Any = json.loads(content) if content else None
     except ValueError:
         body = content.decode("utf-8", "replace")
     error = body.get("error") if isinstance(body, dict) else None
-    message, code = f"HTTP {status}", None
+    try:
+        message, code = HTTPStatus(status).phrase, None
+    except ValueError:  # a status Python has no name for (e.g. 599)
+        message, code = "no error message", None
     if isinstance(error, dict):
         message = str(error.get("message") or message)
         code = error.get("code") or error.get("type")
     elif isinstance(error, str):
         message = error
+    elif isinstance(body, dict) and isinstance(body.get("detail"), str):
+        message = body["detail"]  # FastAPI's shape (llama_cpp.server): {"detail": "Not Found"}
     elif isinstance(body, str) and body:
         message = body[:500]
     cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIStatusError)
     if status == 429 and "insufficient_quota" in (str(code), str(error)):
         cls = QuotaExhaustedError
+    hint = None
+    if status == 404 and url is not None and "/v1/" not in httpx.URL(url).path + "/":
+        hint = V1_HINT
     return cls(
         message,
         status=status,
@@ -127,14 +151,39 @@ def status_error(
         headers=dict(headers),
         retry_after=parse_retry_after(headers, now_wall=now_wall),
         code=str(code) if code else None,
+        url=url,
+        hint=hint,
     )
 
 
-def transport_error(exc: httpx.HTTPError) -> Exception:
-    """httpx transport failures to ours: timeouts vs. everything else that broke the connection."""
+def transport_error(exc: httpx.HTTPError, *, url: str | None = None) -> Exception:
+    """httpx transport failures to ours: timeouts, a host name that does not exist, and
+    everything else that broke the connection. ``url`` is the URL requested."""
     if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"{type(exc).__name__}: {exc or 'timed out'}")
-    return APIConnectionError(f"{type(exc).__name__}: {exc or 'connection failed'}")
+        return APITimeoutError(f"{type(exc).__name__}: {exc or 'timed out'}", url=url)
+    message = f"{type(exc).__name__}: {exc or 'connection failed'}"
+    if _dns_errno(exc) in _NO_SUCH_HOST:
+        return HostNotFoundError(message, url=url, hint="Check the host name in the base URL")
+    return APIConnectionError(message, url=url)
+
+
+# getaddrinfo's "this name does not exist" answers (a typo), as opposed to EAI_AGAIN ("the
+# resolver failed, try again later"), which stays a retried APIConnectionError.
+_NO_SUCH_HOST = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+)
+
+
+def _dns_errno(exc: BaseException) -> int | None:
+    """The getaddrinfo error code behind an httpx error (httpx -> httpcore -> socket.gaierror)."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # a short chain; bounded so a cyclic chain cannot loop
+        if seen is None:
+            return None
+        if isinstance(seen, socket.gaierror):
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def decode_json(content: bytes, headers: Mapping[str, str]) -> dict[str, Any]:

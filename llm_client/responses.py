@@ -29,7 +29,8 @@ class ChatCompletion:
     """A finished chat call. ``text`` is the first choice's content ("" if the server sent none).
 
     ``cached`` says it came from the local cache (no request was sent); ``attempts`` counts the
-    HTTP attempts this call made (0 for a cache hit); ``raw`` is the server's JSON, unmodified.
+    HTTP attempts this call made (0 for a cache hit); ``latency_s`` is the whole call in seconds,
+    every attempt and backoff wait included; ``raw`` is the server's JSON, unmodified.
     """
 
     text: str

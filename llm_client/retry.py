@@ -3,9 +3,12 @@
 The policy (each rule is one function below, so tests can check it without a server):
 
 1. **What is retried** (``retry_reason``): connection errors, timeouts, malformed 2xx bodies,
-   408, 409, 429 and every 5xx. Never 400/401/403/404/422, and never a 429 whose body says
-   ``insufficient_quota`` (waiting does not refill a quota). Between those two lists the server's
-   ``x-should-retry: true|false`` header decides, as in openai-python.
+   408, 409, 429 and every 5xx. Never 400/401/403/404/422, never a 429 whose body says
+   ``insufficient_quota`` (waiting does not refill a quota), and never a host name that DNS
+   says does not exist (``HostNotFoundError``: a typo does not fix itself in a retry budget; a
+   *temporary* resolver failure, ``EAI_AGAIN``, is an ordinary connection error and is retried).
+   Between those two lists the server's ``x-should-retry: true|false`` header decides, as in
+   openai-python.
 2. **How long** (``wait_seconds``): the server's ``retry-after-ms``, else ``retry-after`` (seconds
    or an HTTP date, RFC 9110 §10.2.3), parsed again from *each* failed attempt's own headers;
    without one, capped exponential backoff with jitter::
@@ -36,9 +39,11 @@ import tenacity
 
 from llm_client.errors import (
     APIConnectionError,
+    APIError,
     APIStatusError,
     APITimeoutError,
     DeadlineExceededError,
+    HostNotFoundError,
     QuotaExhaustedError,
     ResponseDecodeError,
     RetryAfterTooLongError,
@@ -110,6 +115,8 @@ def retry_reason(error: BaseException) -> tuple[bool, str]:
         return False, f"HTTP {error.status} is not retryable"
     if isinstance(error, APITimeoutError):
         return True, "timeout"
+    if isinstance(error, HostNotFoundError):
+        return False, "the host name does not resolve (a typo is not transient)"
     if isinstance(error, APIConnectionError):
         return True, "connection error"
     if isinstance(error, ResponseDecodeError):
@@ -241,7 +248,13 @@ class RetryController:
         )
 
     def final_error(self, error: BaseException) -> BaseException:
-        """The exception to raise once tenacity re-raised ``error``: names *why* we stopped."""
+        """The exception to raise once tenacity re-raised ``error``: names *why* we stopped.
+
+        An ``APIError`` raised as it is gets ``attempts`` set, so its message says how many
+        attempts were made; the give-up errors quote it as their last error.
+        """
+        if isinstance(error, APIError):
+            error.attempts = self.attempts
         last = self.last
         if last is None or last.give_up in (None, "not_retryable"):
             return error
@@ -255,7 +268,8 @@ class RetryController:
             )
         if last.give_up == "deadline":
             return DeadlineExceededError(
-                f"total deadline exceeded after {self.attempts} attempt(s): {last.reason}",
+                f"total deadline exceeded after {self.attempts} attempt(s): {last.reason}; "
+                f"last error: {error}",
                 last_error=error,
                 attempts=self.attempts,
             )

@@ -3,6 +3,12 @@
 One ``Stats`` object per client, updated under a lock by every thread or task; ``snapshot()``
 returns a plain frozen ``StatsSnapshot`` (``asdict`` it for JSON). Latency percentiles use the
 nearest-rank method over the last ``window`` calls (a bounded deque, so memory stays flat).
+
+**What a latency measures:** one call, from just after its request is prepared to its result,
+so every attempt, every backoff or Retry-After wait and every wait for a rate-limit slot counts.
+A non-streamed call ends when its response is parsed; a stream ends when it is exhausted,
+closed or broken (the whole stream, not its time to first token). A cache hit is timed too
+(it is a call); a call that raises is not.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ class ModelTokens:
 
 @dataclass(frozen=True)
 class StatsSnapshot:
-    """Counters since the client was created; latencies are seconds per call (hits included)."""
+    """Counters since the client was created; latencies are seconds per call, from its start to
+    its result, retries and waits included (hits included; see the module docstring)."""
 
     calls: int
     attempts: int

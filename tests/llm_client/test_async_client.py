@@ -109,3 +109,23 @@ def test_total_deadline_bounds_retries_async(fault_server):
 
     with pytest.raises(DeadlineExceededError):
         run(main())
+
+
+def test_a_streamed_calls_latency_covers_its_retries(fault_server, fake_time):
+    fault_server.script(Fault.status_code(503), Fault.rate_limited(0.5, "ms"))
+
+    async def main():
+        client = AsyncClient(
+            fault_server.base_url,
+            model="m",
+            clock=fake_time.clock,
+            sleep=fake_time.asleep,
+            backoff_base=0.01,
+            seed=0,
+        )
+        text = "".join([c.delta async for c in await client.chat(USER, stream=True)])
+        return text, client.stats
+
+    text, stats = run(main())
+    assert text == "echo: hello" and stats.attempts == 3
+    assert stats.latency_p50_s == pytest.approx(sum(fake_time.sleeps)) and stats.latency_p50_s > 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_client import Client, InvalidRequestError, ResponseCache, cache_key
+from llm_client import Client, ConfigurationError, InvalidRequestError, ResponseCache, cache_key
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -116,3 +116,12 @@ def test_embeddings_are_cached(fault_server, tmp_path):
     cold = client.embed(["x", "y"])
     hot = client.embed(["x", "y"])
     assert hot.cached and hot.vectors == cold.vectors
+
+
+def test_a_cache_dir_that_is_a_file_is_a_configuration_error(fault_server, tmp_path):
+    not_a_dir = tmp_path / "f.txt"
+    not_a_dir.write_text("")
+    with pytest.raises(ConfigurationError, match=r"f\.txt' is a file, not a directory"):
+        ResponseCache(not_a_dir)
+    with pytest.raises(ConfigurationError, match="cannot open a cache"):
+        Client(fault_server.base_url, model="m", cache_dir=not_a_dir / "sub")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from llm_client.__main__ import main
 from llm_client.fault_server import Fault
 
@@ -19,3 +21,41 @@ def test_chat_no_stream_and_error_exit_code(fault_server, capsys):
     fault_server.script(Fault.status_code(401))
     assert main(["chat", "x", "--base-url", fault_server.base_url, "--model", "m"]) == 2
     assert "HTTP 401" in capsys.readouterr().err
+
+
+def test_a_missing_model_names_the_flag(fault_server, capsys, monkeypatch):
+    monkeypatch.delenv("AIS_LLM_MODEL", raising=False)
+    assert main(["chat", "x", "--base-url", fault_server.base_url]) == 2
+    err = capsys.readouterr().err
+    assert "pass --model NAME" in err and "model=..." not in err
+
+
+def test_a_missing_base_url_names_the_flag(capsys, monkeypatch):
+    for name in ("AIS_LLM_BASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["chat", "x", "--model", "m"]) == 2
+    assert "pass --base-url" in capsys.readouterr().err
+
+
+def test_a_base_url_without_v1_says_where_it_asked_and_hints_v1(fault_server, capsys):
+    base = fault_server.base_url.removesuffix("/v1")
+    assert main(["chat", "x", "--base-url", base, "--model", "m"]) == 2
+    err = capsys.readouterr().err
+    assert f"{base}/chat/completions" in err and "usually end in /v1" in err
+    assert "HTTP 404: HTTP 404" not in err and err.count("HTTP 404") == 1
+
+
+def test_a_cache_dir_that_is_a_file_is_one_line_and_exit_2(fault_server, capsys, tmp_path):
+    not_a_dir = tmp_path / "f.txt"
+    not_a_dir.write_text("")
+    args = ["chat", "x", "--base-url", fault_server.base_url, "--model", "m"]
+    assert main([*args, "--cache-dir", str(not_a_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cache_dir") and err.count("\n") == 1
+
+
+def test_help_lists_only_subcommands_that_exist(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "chat|serve-local|serve-fault" in out and "stats" not in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
@@ -13,6 +15,7 @@ from llm_client import (
     Client,
     ConfigurationError,
     DeadlineExceededError,
+    HostNotFoundError,
     InvalidRequestError,
     NotFoundError,
     QuotaExhaustedError,
@@ -22,6 +25,7 @@ from llm_client import (
     StreamInterruptedError,
 )
 from llm_client.fault_server import Fault
+from llm_client.local_server import free_port
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -274,3 +278,39 @@ def test_mock_transport_seam_works_offline():
 
     client = Client("http://test/v1", model="m", transport=httpx.MockTransport(handler))
     assert client.chat(USER).text == "hi"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_calls_latency_covers_every_attempt_and_backoff(fault_server, fake_time, stream):
+    fault_server.script(Fault.status_code(503), Fault.rate_limited(0.5, "ms"))
+    client = make_client(fault_server, fake_time)
+    reply = client.chat(USER, stream=stream)
+    if stream:
+        assert "".join(chunk.delta for chunk in reply) == "echo: hello"
+    waited = sum(fake_time.sleeps)  # the fake clock moves only while the client sleeps
+    assert waited > 0.5 and client.stats.attempts == 3
+    assert client.stats.latency_p50_s == pytest.approx(waited)
+    if not stream:
+        assert reply.latency_s == pytest.approx(waited)
+
+
+def test_an_unreachable_server_error_names_the_url_and_the_attempts(fake_time):
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there: connection refused
+    client = Client(url, model="m", clock=fake_time.clock, sleep=fake_time.sleep, max_retries=2)
+    with pytest.raises(APIConnectionError) as info:
+        client.chat(USER)
+    assert info.value.attempts == 3 and info.value.url == f"{url}/chat/completions"
+    assert str(info.value).endswith(f"({url}/chat/completions, 3 attempts)")
+
+
+def test_a_host_name_that_does_not_resolve_is_not_retried(fake_time):
+    host = "no-such-host.invalid"  # RFC 2606: never resolves
+    try:
+        socket.getaddrinfo(host, 80)
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:
+            pytest.skip("this machine's resolver fails temporarily (retried by design)")
+    client = Client(f"http://{host}/v1", model="m", clock=fake_time.clock, sleep=fake_time.sleep)
+    with pytest.raises(HostNotFoundError, match="Check the host name") as info:
+        client.chat(USER)
+    assert info.value.attempts == 1 and fake_time.sleeps == [] and host in str(info.value)

@@ -1,14 +1,47 @@
-"""LocalLLMServer does not report ready when the server dies on its first generation."""
+"""LocalLLMServer reports ready only when *its own* server answers and survives a generation.
+
+The fake servers below are real processes on loopback standing in for llama.cpp (which takes
+seconds to load); like uvicorn, they log ``Uvicorn running on http://127.0.0.1:PORT`` once bound.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import sys
 import textwrap
 
 import pytest
 
 from llm_client import local_server
+from llm_client.__main__ import main
+from llm_client.errors import ConfigurationError
 from llm_client.local_server import LocalLLMServer, LocalServerError
+
+# Answers every GET and POST with 200: a server that is up, whoever it is.
+ANSWERING_SERVER = textwrap.dedent(
+    """
+    import sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def _ok(self):
+            body = b'{"object": "list", "data": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _ok
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    """
+)
 
 # Stands in for a llama.cpp build compiled for kernels the machine cannot run: it starts, lists
 # its model, and segfaults on the first prompt (what session 14's AMX build did).
@@ -31,20 +64,102 @@ CRASHING_SERVER = textwrap.dedent(
         def log_message(self, *args):
             pass
 
-    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    server = HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    print(f"INFO:     Uvicorn running on http://127.0.0.1:{sys.argv[1]}", flush=True)
+    server.serve_forever()
     """
 )
+
+# The race a port check cannot close: another server takes the port while ours is still loading
+# its model, answers every probe, and then ours fails to bind (uvicorn's message) and exits 3.
+LATE_BIND_FAILURE = textwrap.dedent(
+    """
+    import subprocess, sys, time
+
+    port, other_script, pid_file = sys.argv[1:4]
+    other = subprocess.Popen([sys.executable, other_script, port])
+    with open(pid_file, "w") as f:
+        f.write(str(other.pid))
+    time.sleep(2.0)  # "loading the model"
+    print(f"ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', {port}):"
+          " address already in use", flush=True)
+    sys.exit(3)
+    """
+)
+
+
+def use_fake_server(monkeypatch, script, *extra_args) -> None:
+    """Start ``script PORT *extra_args`` instead of llama.cpp."""
+    monkeypatch.setattr(
+        local_server,
+        "server_command",
+        lambda model_path, port, alias: [
+            sys.executable,
+            str(script),
+            str(port),
+            *map(str, extra_args),
+        ],
+    )
 
 
 def test_a_server_that_crashes_on_its_first_generation_is_not_ready(monkeypatch, tmp_path):
     script = tmp_path / "crashing_server.py"
     script.write_text(CRASHING_SERVER)
-    monkeypatch.setattr(
-        local_server,
-        "server_command",
-        lambda model_path, port, alias: [sys.executable, str(script), str(port)],
-    )
+    use_fake_server(monkeypatch, script)
     server = LocalLLMServer(model_path=tmp_path / "unused.gguf", startup_timeout=30.0)
     with pytest.raises(LocalServerError, match=r"crashed \(exit -11\) on its first generation"):
         server.start()
     assert server._proc is None  # stopped, nothing left running
+
+
+@pytest.fixture
+def listening_port():
+    """A port a plain socket listens on: another server, as far as anyone can tell."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(listening_port):
+    server = LocalLLMServer(port=listening_port)
+    with pytest.raises(LocalServerError, match=rf"port {listening_port} is already in use"):
+        server.start()
+    assert server._proc is None  # refused before any model was loaded or process started
+
+
+def test_serve_local_on_a_port_in_use_exits_2_naming_the_port(listening_port, capsys):
+    assert main(["serve-local", "--port", str(listening_port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {listening_port} is already in use" in err and "CPU" not in err
+
+
+def test_a_probe_answered_by_another_server_is_not_taken_for_ours(monkeypatch, tmp_path):
+    script, other, pid_file = tmp_path / "late.py", tmp_path / "other.py", tmp_path / "other.pid"
+    script.write_text(LATE_BIND_FAILURE)
+    other.write_text(ANSWERING_SERVER)
+    use_fake_server(monkeypatch, script, other, pid_file)
+    server = LocalLLMServer(model_path=tmp_path / "unused.gguf", startup_timeout=30.0)
+    try:
+        with pytest.raises(LocalServerError, match="already in use") as info:
+            server.start()
+        assert "CPU" not in str(info.value)
+    finally:
+        server.stop()
+        if pid_file.exists():  # the other server is the fake's child: end it by its pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("port", [-1, 65536, 99999])
+def test_ports_outside_1_to_65535_are_refused(port, capsys):
+    with pytest.raises(ConfigurationError, match=r"1\.\.65535"):
+        LocalLLMServer(port=port)
+    with pytest.raises(SystemExit) as info:
+        main(["serve-local", "--port", str(port)])
+    assert info.value.code == 2 and "1..65535" in capsys.readouterr().err
+
+
+def test_port_0_picks_a_free_port_and_reports_it():
+    server = LocalLLMServer(port=0)
+    assert 1 <= server.port <= 65535 and server.base_url.endswith(f":{server.port}/v1")

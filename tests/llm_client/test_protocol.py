@@ -93,3 +93,20 @@ def test_response_shape_errors_are_decode_errors():
 def test_percentile_matches_numpy_inverted_cdf(values, q):
     expected = np.percentile(values, q, method="inverted_cdf")
     assert percentile(sorted(values), q) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("content", [b"", b'{"detail": "Not Found"}'])
+def test_a_404_names_the_url_hints_at_v1_and_says_its_status_once(content):
+    url = "http://127.0.0.1:8765/chat/completions"  # a base URL without /v1
+    err = status_error(404, {"x-request-id": "req-1"}, content, now_wall=0.0, url=url)
+    assert str(err) == (
+        f"HTTP 404: Not Found ({url}, request_id=req-1). OpenAI-compatible base URLs usually "
+        "end in /v1 (e.g. http://host:port/v1)"
+    )
+    assert err.url == url
+
+
+def test_a_404_under_v1_is_not_blamed_on_the_base_url():
+    url = "http://127.0.0.1:8765/v1/chat/completions"
+    err = status_error(404, {}, b'{"error": "no such model"}', now_wall=0.0, url=url)
+    assert str(err) == f"HTTP 404: no such model ({url})" and err.hint is None

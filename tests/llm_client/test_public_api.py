@@ -24,6 +24,7 @@ def test_all_is_pinned():
         "ConflictError",
         "DeadlineExceededError",
         "Embeddings",
+        "HostNotFoundError",
         "InvalidRequestError",
         "LLMClientError",
         "NotFoundError",
