@@ -29,20 +29,25 @@ def test_chat_stream_and_embed(fault_server):
     assert reply.text == "echo: hello" and text == "echo: a b c" and len(vectors) == 2
 
 
+def _on_fake_time(fault_server, fake_time) -> AsyncClient:
+    """A client whose clock and backoff sleeps are the test's: retries cost no real time."""
+    return AsyncClient(
+        fault_server.base_url,
+        model="m",
+        clock=fake_time.clock,
+        sleep=fake_time.asleep,
+        backoff_base=0.01,
+        seed=0,
+    )
+
+
 def test_retry_after_reread_each_attempt_with_injected_async_sleep(fault_server, fake_time):
     fault_server.script(
         Fault.rate_limited(1.5, "ms"), Fault.rate_limited(2, "seconds"), Fault.reset()
     )
 
     async def main():
-        client = AsyncClient(
-            fault_server.base_url,
-            model="m",
-            clock=fake_time.clock,
-            sleep=fake_time.asleep,
-            backoff_base=0.01,
-            seed=0,
-        )
+        client = _on_fake_time(fault_server, fake_time)
         return await client.chat(USER)
 
     reply = run(main())
@@ -115,14 +120,7 @@ def test_a_streamed_calls_latency_covers_its_retries(fault_server, fake_time):
     fault_server.script(Fault.status_code(503), Fault.rate_limited(0.5, "ms"))
 
     async def main():
-        client = AsyncClient(
-            fault_server.base_url,
-            model="m",
-            clock=fake_time.clock,
-            sleep=fake_time.asleep,
-            backoff_base=0.01,
-            seed=0,
-        )
+        client = _on_fake_time(fault_server, fake_time)
         text = "".join([c.delta async for c in await client.chat(USER, stream=True)])
         return text, client.stats
 
