@@ -138,6 +138,8 @@ class RagPipeline:
         return best[0].score if best else float("-inf")
 
     def ask(self, question: str) -> Answer:
+        if not isinstance(question, str) or not question.strip():
+            raise ConfigError(f"the question must be a non-empty string, got {question!r}")
         started = self.clock()
         conf = self.confidence(question)
         if self.threshold is not None and conf < self.threshold:

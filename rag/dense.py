@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.bm25 import ScoredIds
-from rag.errors import ConfigError
+from rag.errors import ConfigError, IndexMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,11 @@ class DenseIndex:
     def search(self, query_vectors: np.ndarray, k: int) -> list[ScoredIds]:
         """Top ``k`` ids per query row; ``query_vectors`` has shape ``(n_queries, dim)``."""
         q = np.ascontiguousarray(np.atleast_2d(query_vectors), dtype=np.float32)
+        if q.shape[1] != self.dim:
+            raise IndexMismatchError(
+                f"query vectors have {q.shape[1]} dimensions, the index {self.dim}: the embedder "
+                "is not the model the index was built with (the same name, another model?)"
+            )
         if len(self.ids) == 0:
             return [ScoredIds([], np.zeros(0)) for _ in q]
         scores, rows = self._index().search(q, min(k, len(self.ids)))

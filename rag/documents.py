@@ -42,8 +42,14 @@ class Document:
             raise DocumentError("title and text must be strings", doc_id=self.doc_id)
         if not (self.text.strip() or self.title.strip()):
             raise DocumentError(f"document {self.doc_id!r} has no text", doc_id=self.doc_id)
-        if self.version < 1:
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
             raise DocumentError(f"version must be >= 1, got {self.version}", doc_id=self.doc_id)
+        try:  # the index stores metadata as JSON: refuse what it could not save
+            json.dumps(dict(self.metadata))
+        except (TypeError, ValueError) as exc:
+            raise DocumentError(
+                f"metadata must be JSON-serialisable: {exc}", doc_id=self.doc_id
+            ) from None
 
     @property
     def content(self) -> str:

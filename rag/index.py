@@ -172,7 +172,12 @@ class HybridIndex:
         return len(chunk_ids)
 
     def delete(self, doc_ids: Sequence[str]) -> UpdateReport:
-        """Remove documents (and all their chunks) from every structure; unknown ids are ignored."""
+        """Remove documents (and all their chunks) from every structure; unknown ids are ignored.
+
+        A single id may be passed as a string: ``delete("ab")`` deletes ``"ab"``, not "a" and "b".
+        """
+        if isinstance(doc_ids, str):
+            doc_ids = [doc_ids]
         known = [d for d in doc_ids if d in self.documents]
         removed = self._drop(known)
         return UpdateReport([], [], known, 0, removed)
@@ -211,6 +216,20 @@ class HybridIndex:
         tmp = path.with_name(path.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        try:
+            self._write(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed save leaves nothing behind
+            raise
+        old = path.with_name(path.name + ".old")
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def _write(self, tmp: Path) -> None:
         order = list(self.chunks)
         with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
             for d in self.documents.values():
@@ -225,13 +244,6 @@ class HybridIndex:
         np.save(tmp / "vectors.npy", vecs)
         manifest = self.manifest() | {"files": {n: _sha256(tmp / n) for n in FILES}}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        old = path.with_name(path.name + ".old")
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-        return path
 
     @classmethod
     def load(

@@ -83,11 +83,13 @@ class HybridRetriever:
             want = min(want * 2, n_chunks)
 
     def bm25(self, query: str, k: int = 10) -> list[Hit]:
+        _check_request(query, k)
         if len(self.index.chunks) == 0:
             return []
         return self._docs(lambda n: self.index.bm25.search(query, n), k)
 
     def dense(self, query: str, k: int = 10) -> list[Hit]:
+        _check_request(query, k)
         if len(self.index.chunks) == 0:
             return []
         qv = self.embed([query])
@@ -103,6 +105,7 @@ class HybridRetriever:
         dense_weight: float | None = None,
     ) -> list[Hit]:
         """Fuse the top ``config.candidates`` of each retriever and return the best ``k``."""
+        _check_request(query, k)
         c = self.config
         w = c.dense_weight if dense_weight is None else dense_weight
         depth = max(k, c.candidates)
@@ -118,6 +121,7 @@ class HybridRetriever:
 
     def rerank(self, query: str, k: int = 10, *, depth: int | None = None) -> list[Hit]:
         """Rerank the top ``depth`` fused candidates; the rest keep their fused order below them."""
+        _check_request(query, k)
         if self.reranker is None:
             raise ConfigError(
                 "no reranker configured; train one with `python -m rag train-reranker`"
@@ -133,8 +137,14 @@ class HybridRetriever:
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
-        if not query or not query.strip():
-            raise ConfigError("query is empty")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
-        return getattr(self, mode)(query, k)
+        return getattr(self, mode)(query, k)  # each mode checks the query and k
+
+
+def _check_request(query: object, k: object) -> None:
+    """The checks every retrieval entry point makes before any work."""
+    if not isinstance(query, str):
+        raise ConfigError(f"query must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise ConfigError("query is empty")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")

@@ -61,6 +61,15 @@ def test_relevant_question_passes_a_calibrated_threshold(retriever):
     assert pipe.ask("zzz qqq").abstained
 
 
+@pytest.mark.parametrize("question", [None, 42, "", "   "])
+def test_a_question_that_is_not_text_is_refused_whatever_the_threshold(retriever, question):
+    for threshold in (None, 0.99):  # the abstention path must not be a way around the check
+        gen = RecordingGenerator("should not be used")
+        with pytest.raises(ConfigError, match="question must be a non-empty string"):
+            RagPipeline(retriever, gen, threshold=threshold).ask(question)
+        assert gen.calls == []
+
+
 def test_empty_model_answer_is_an_error(retriever):
     with pytest.raises(GenerationError):
         RagPipeline(retriever, RecordingGenerator("  ")).ask("dogs")

@@ -68,6 +68,13 @@ def test_delete_removes_from_both_indexes(docs, embedder):
     assert len(index.documents) == 4
 
 
+def test_delete_takes_one_id_as_a_string(docs, embedder):
+    index = build([*docs, Document("a", "alpha"), Document("b", "beta")], embedder)
+    index.upsert([Document("ab", "alpha beta")])
+    report = index.delete("ab")  # one id, not the characters "a" and "b"
+    assert report.deleted == ["ab"] and {"a", "b"} <= set(index.documents)
+
+
 def test_bad_documents_are_rejected_before_anything_changes(docs, embedder):
     index = build(docs, embedder)
     before = dict(index.chunks)
@@ -77,6 +84,8 @@ def test_bad_documents_are_rejected_before_anything_changes(docs, embedder):
         Document("", "no id")
     with pytest.raises(DocumentError):
         Document("empty", "   ")
+    with pytest.raises(DocumentError, match="JSON-serialisable"):
+        Document("meta", "text", metadata={"when": object()})
     assert index.chunks == before
 
 
@@ -138,6 +147,36 @@ def test_other_format_version_is_refused(saved, embedder):
 def test_other_model_is_refused(saved, make_embedder):
     with pytest.raises(IndexMismatchError, match="hashing-64"):
         HybridIndex.load(saved, make_embedder(model_id="other-model"), tokens=WhitespaceSpans())
+
+
+def test_another_model_under_the_same_name_is_caught_at_the_first_query(saved, make_embedder):
+    impostor = make_embedder(dim=16)  # model_id "hashing-64", but 16-dimensional vectors
+    index = HybridIndex.load(saved, impostor, tokens=WhitespaceSpans())
+    with pytest.raises(IndexMismatchError, match="16 dimensions, the index 64"):
+        HybridRetriever(index).dense("dog walks", 3)
+
+
+def test_a_failed_save_leaves_nothing_behind(tmp_path, docs, embedder, monkeypatch):
+    index = build(docs, embedder)
+    index.save(tmp_path / "idx")
+    monkeypatch.setattr(HybridIndex, "manifest", lambda self: {"bad": object()})
+    with pytest.raises(TypeError):
+        index.save(tmp_path / "idx")
+    assert not (tmp_path / "idx.tmp").exists()
+    assert HybridIndex.load(tmp_path / "idx", embedder, tokens=WhitespaceSpans()).documents
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+@pytest.mark.parametrize(("query", "k"), [("dogs", 0), ("dogs", 2.5), ("dogs", True), (42, 3),
+                                          (None, 3), ("  ", 3)])  # fmt: skip
+def test_every_retrieval_mode_checks_its_query_and_k(docs, embedder, mode, query, k):
+    from rag.errors import ConfigError
+
+    retriever = HybridRetriever(build(docs, embedder))
+    with pytest.raises(ConfigError):
+        getattr(retriever, mode)(query, k)
+    with pytest.raises(ConfigError):
+        retriever.search(query, k, mode=mode)
 
 
 def test_embedding_failure_leaves_the_index_untouched(docs, embedder, make_embedder):
