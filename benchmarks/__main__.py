@@ -8,6 +8,9 @@
 
 Each system runs in its own process and writes ``<out>/<system>.json``; then ``<out>/REPORT.md``
 is rendered from every record in ``<out>``. The exit code is non-zero if any benchmark failed.
+A failed system's record from an earlier run is moved to ``<out>/stale/``, so the report never
+shows old figures as if the latest run had produced them. Caches (embeddings, fine-tuned models)
+live in ``--cache-dir``, by default ``results/cache`` for full and quick runs alike.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from benchmarks.runner import EXIT_DATASET, describe, run_in_subprocess
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks", description=__doc__.split("\n")[0].replace("``", "")
     )
     parser.add_argument("systems", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list registered benchmarks and exit")
@@ -34,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="records folder (default results/, quick: results/quick/)"
     )
     parser.add_argument(
-        "--cache-dir", type=Path, help="embeddings/model cache (default results/cache)"
+        "--cache-dir",
+        type=Path,
+        help="embeddings/model cache (default results/cache, whatever --out is)",
     )
     parser.add_argument(
         "--dataset", help="a dataset path for systems that accept one (rag: BEIR folder)"
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     out = args.out or (Path("results/quick") if args.quick else Path("results"))
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} is a file; records go into a folder")
     ctx = BenchContext(
         data_dir=args.data_dir,
         quick=args.quick,
@@ -65,11 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     failures = []
-    for name in args.systems or list(BENCHMARKS):
+    for name in dict.fromkeys(args.systems or BENCHMARKS):  # each system once, in the given order
         print(f"\n=== {name}{' (quick)' if args.quick else ''}: {describe(name)}", flush=True)
         code, seconds = run_in_subprocess(name, ctx)
         if code != 0:
             why = "dataset missing or corrupt" if code == EXIT_DATASET else f"exit code {code}"
+            if moved := report.set_aside(out, name):
+                why += f"; its earlier record moved to {moved}"
             failures.append(f"{name}: {why}")
             print(f"=== {name} FAILED after {seconds:.0f} s ({why})", flush=True)
     report_path = report.render_dir(out, failures)

@@ -60,7 +60,7 @@ class BenchContext:
     data_dir: Path | None  # None: the loaders' own resolution (AIS_DATA_DIR, cache, download)
     quick: bool  # a small, fast subset for smoke runs; the record is labelled as such
     out_dir: Path
-    cache_dir: Path  # persistent cache for embeddings and trained models (default <out>/cache)
+    cache_dir: Path  # persistent cache for embeddings and trained models (results/cache)
     seed: int = 0
     dataset: str | None = None  # e.g. rag's --dataset PATH (any BEIR folder)
     progress: bool = True  # show tqdm bars (benchmarks do; library calls in tests never do)

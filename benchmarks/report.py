@@ -20,7 +20,11 @@ import math
 import sys
 from pathlib import Path
 
-__all__ = ["render", "render_dir", "render_summary", "update_readme"]
+__all__ = ["render", "render_dir", "render_summary", "set_aside", "update_readme"]
+
+# What render() reads from every record; a JSON file without them is not a benchmark record.
+REQUIRED = ("system", "quick", "started_at", "duration_s", "peak_rss_mb", "machine", "rows")
+STALE_DIR = "stale"
 
 README_START = "<!-- benchmark-report:start -->"
 README_END = "<!-- benchmark-report:end -->"
@@ -119,30 +123,47 @@ def render_summary(records: list[dict]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render(records: list[dict], failures: list[str] | None = None) -> str:
-    """The markdown report for a list of records."""
+def _machine(machine: dict) -> str:
+    cpu, cores, python = (machine.get(k, "?") for k in ("cpu", "cores", "python"))
+    return f"{cpu}, {cores} cores, Python {python}"
+
+
+def render(
+    records: list[dict], failures: list[str] | None = None, skipped: list[str] | None = None
+) -> str:
+    """The markdown report for a list of records (``skipped``: files that are not records)."""
     lines = ["# Benchmark report", ""]
+    machines = {_machine(r["machine"]) for r in records}
     if records:
-        machine = records[0]["machine"]
-        libs = ", ".join(f"{k} {v}" for k, v in machine["libraries"].items() if v)
+        libs = ", ".join(
+            f"{k} {v}" for k, v in records[0]["machine"].get("libraries", {}).items() if v
+        )
+        where = (
+            f"Machine: {next(iter(machines))}.  "
+            if len(machines) == 1
+            else "Machines differ between records: each system's section names its own.  "
+        )
         lines += [
-            f"Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}.  ",
+            where,
             f"Libraries: {libs}.  ",
             "Rendered from the JSON records beside this file by `python -m benchmarks.report`.",
             "",
         ]
     if failures:
         lines += ["**Failed in the latest run:** " + "; ".join(failures), ""]
+    if skipped:
+        lines += ["**Not shown (unreadable, or not a record):** " + "; ".join(skipped), ""]
     for record in sorted(records, key=lambda r: r["system"]):
         quick = " (QUICK smoke run: a small subset, not comparable with anchors)" * record["quick"]
         dataset = record.get("dataset") or {}
+        on = f" on {_machine(record['machine'])}" if len(machines) > 1 else ""
         lines += [
             f"## {record['system']}{quick}",
             "",
             record.get("description", ""),
             "",
             f"Dataset: {dataset.get('name', '–')}. Run {record['started_at']} at "
-            f"`{(record.get('git_sha') or 'unknown')[:12]}`, {record['duration_s']:.0f} s, "
+            f"`{(record.get('git_sha') or 'unknown')[:12]}`{on}, {record['duration_s']:.0f} s, "
             f"peak memory {record['peak_rss_mb']:.0f} MiB.",
             "",
         ]
@@ -162,22 +183,47 @@ def render(records: list[dict], failures: list[str] | None = None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _load(out_dir: Path) -> list[dict]:
-    records = []
+def _load(out_dir: Path) -> tuple[list[dict], list[str]]:
+    """The records in ``out_dir``, and the JSON files there that are not records (and why)."""
+    records, skipped = [], []
     for path in sorted(out_dir.glob("*.json")):
         try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            print(f"skipping unreadable record {path}: {exc}", file=sys.stderr)
-    return records
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problem = f"unreadable ({type(exc).__name__})"
+        else:
+            missing = [k for k in REQUIRED if k not in record] if isinstance(record, dict) else []
+            if isinstance(record, dict) and not missing:
+                records.append(record)
+                continue
+            problem = f"no {', '.join(missing)}" if missing else "not a JSON object"
+        print(f"skipping {path}: {problem}", file=sys.stderr)
+        skipped.append(f"{path.name} ({problem})")
+    return records, skipped
 
 
 def render_dir(out_dir: Path, failures: list[str] | None = None) -> Path:
     """Render every record in ``out_dir`` into ``out_dir/REPORT.md``; returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "REPORT.md"
-    path.write_text(render(_load(out_dir), failures))
+    records, skipped = _load(out_dir)
+    path.write_text(render(records, failures, skipped))
     return path
+
+
+def set_aside(out_dir: Path, system: str) -> Path | None:
+    """Move ``system``'s record out of the report (to ``out_dir/stale/``) after a failed run.
+
+    The old figures are kept, not deleted, but a report rendered later can no longer show them
+    as current. Returns where the record went, or None if there was none.
+    """
+    record = out_dir / f"{system}.json"
+    if not record.is_file():
+        return None
+    target = out_dir / STALE_DIR / record.name
+    target.parent.mkdir(exist_ok=True)
+    record.replace(target)
+    return target
 
 
 def update_readme(readme: Path, summary_md: str) -> None:
@@ -196,9 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, nargs="?", default=Path("results"))
     parser.add_argument("--readme", type=Path, help="also refresh this README's report section")
     args = parser.parse_args(argv)
+    if not args.out_dir.is_dir():
+        parser.error(f"{args.out_dir} is not a folder of benchmark records")
     path = render_dir(args.out_dir)
     if args.readme:
-        update_readme(args.readme, render_summary(_load(args.out_dir)))
+        update_readme(args.readme, render_summary(_load(args.out_dir)[0]))
     print(path)
     return 0
 

@@ -74,9 +74,62 @@ def test_a_failing_benchmark_makes_the_runner_exit_non_zero(tmp_path, monkeypatc
     )
     monkeypatch.setattr("benchmarks.runner.BENCHMARKS", cli.BENCHMARKS)
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "boom.json").write_text(json.dumps(_record("boom")))  # figures from an earlier run
     assert cli.main(["--out", str(out), "--data-dir", str(tmp_path / "nowhere")]) == 1
-    assert not (out / "boom.json").exists()
-    assert "Failed in the latest run" in (out / "REPORT.md").read_text()
+    assert not (out / "boom.json").exists()  # set aside, not shown as the latest figures
+    assert json.loads((out / "stale" / "boom.json").read_text())["system"] == "boom"
+    text = (out / "REPORT.md").read_text()
+    assert "Failed in the latest run" in text and "## boom" not in text
+    report.main([str(out)])  # `make report` later cannot bring the old figures back either
+    assert "## boom" not in (out / "REPORT.md").read_text()
+
+
+def _record(system: str, cpu: str = "cpu") -> dict:
+    return {
+        "system": system, "description": "d", "quick": False, "dataset": {"name": "toy"},
+        "git_sha": "abc", "machine": {"cpu": cpu, "cores": 2, "python": "3.11", "libraries": {}},
+        "started_at": "2026-01-01T00:00:00+00:00", "duration_s": 1.0, "peak_rss_mb": 10.0,
+        "rows": [{"variant": "v", "metrics": {"m": 0.5}, "timings": {}, "extra": {}}],
+    }  # fmt: skip
+
+
+def test_files_that_are_not_records_are_named_in_the_report_not_fatal(tmp_path):
+    (tmp_path / "good.json").write_text(json.dumps(_record("good")))
+    (tmp_path / "package.json").write_text('{"name": "x"}')
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "cut.json").write_text('{"system": "cut", "ro')
+    text = report.render_dir(tmp_path).read_text()
+    assert "## good" in text
+    for name in ("package.json (no system", "list.json (not a JSON object)", "cut.json (unread"):
+        assert name in text
+
+
+def test_each_section_names_its_machine_when_records_differ(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(_record("a", cpu="Xeon A")))
+    (tmp_path / "b.json").write_text(json.dumps(_record("b", cpu="Xeon B")))
+    text = report.render_dir(tmp_path).read_text()
+    assert "Machines differ" in text and "on Xeon A, 2 cores" in text and "on Xeon B" in text
+    (tmp_path / "b.json").write_text(json.dumps(_record("b", cpu="Xeon A")))
+    text = report.render_dir(tmp_path).read_text()
+    assert "Machine: Xeon A, 2 cores, Python 3.11." in text and " on Xeon A" not in text
+
+
+def test_bad_output_folders_are_refused_before_anything_runs(tmp_path, capsys):
+    (tmp_path / "afile").write_text("hi")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["harness", "--quick", "--out", str(tmp_path / "afile")])
+    assert info.value.code == 2 and "is a file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        report.main([str(tmp_path / "typo")])
+    assert info.value.code == 2 and not (tmp_path / "typo").exists()
+
+
+def test_a_system_named_twice_runs_once(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(cli, "run_in_subprocess", lambda name, ctx: (ran.append(name), (0, 0.0))[1])
+    assert cli.main(["harness", "drift", "harness", "--out", str(tmp_path)]) == 0
+    assert ran == ["harness", "drift"]
 
 
 def test_unknown_benchmark_name_is_a_usage_error():
