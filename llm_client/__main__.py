@@ -45,11 +45,11 @@ def _chat(args: argparse.Namespace) -> int:
                 client.chat(messages, max_tokens=args.max_tokens, temperature=args.temperature).text
             )
         else:
-            stream = client.chat(
+            with client.chat(
                 messages, max_tokens=args.max_tokens, temperature=args.temperature, stream=True
-            )
-            for chunk in stream:
-                print(chunk.delta, end="", flush=True)
+            ) as stream:  # Ctrl-C mid-stream closes the connection
+                for chunk in stream:
+                    print(chunk.delta, end="", flush=True)
             print()
         s = client.stats
         tokens = sum(t.prompt_tokens + t.completion_tokens for t in s.tokens.values())

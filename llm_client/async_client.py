@@ -2,8 +2,9 @@
 
     >>> async with AsyncClient("http://127.0.0.1:8765/v1", model="smollm2-135m-instruct") as client:
     ...     reply = await client.chat([{"role": "user", "content": "Say hi"}], max_tokens=16)
-    ...     async for chunk in await client.chat(messages, stream=True):
-    ...         print(chunk.delta, end="")
+    ...     async with await client.chat(messages, stream=True) as stream:
+    ...         async for chunk in stream:
+    ...             print(chunk.delta, end="")
 
 Every task of one ``AsyncClient`` shares its limiter (FIFO across tasks), cache and stats.
 Only the I/O differs from ``client.py``: ``httpx.AsyncClient``, ``tenacity.AsyncRetrying`` with
@@ -25,6 +26,7 @@ from llm_client.config import ClientConfig
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
 from llm_client.pipeline import CallCore, PreparedCall, StreamBase
 from llm_client.protocol import (
+    HTTPX_ERRORS,
     decode_event,
     parse_chat,
     parse_chunk,
@@ -93,7 +95,11 @@ class AsyncClient:
         cache: bool | None = None,
         **params: Any,
     ) -> ChatCompletion | AsyncChatStream:
-        """As ``Client.chat``; with ``stream=True`` await it to get an ``AsyncChatStream``."""
+        """As ``Client.chat``; with ``stream=True`` await it to get an ``AsyncChatStream``.
+
+        Read it as ``async with await client.chat(..., stream=True) as stream:`` so stopping
+        early closes its connection and frees its rate-limit slot at once.
+        """
         core = self._core
         call = core.prepare_chat(
             messages,
@@ -196,7 +202,7 @@ class AsyncClient:
                     headers=core.headers(call),
                     timeout=core.timeout(deadline),
                 )
-            except httpx.HTTPError as exc:
+            except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             headers = core.response_headers(response)
             core.raise_for_status(call, response.status_code, headers, response.content)
@@ -212,14 +218,14 @@ class AsyncClient:
         permit = await self._acquire(call, deadline)
         response = None
         try:
-            request = self._http.build_request(
-                "POST",
-                core.url(call),
-                json=call.body,
-                headers=core.headers(call),
-                timeout=core.timeout(deadline),
-            )
             try:
+                request = self._http.build_request(
+                    "POST",
+                    core.url(call),
+                    json=call.body,
+                    headers=core.headers(call),
+                    timeout=core.timeout(deadline),
+                )
                 response = await self._http.send(request, stream=True)
                 headers = core.response_headers(response)
                 if response.status_code >= 400:
@@ -227,7 +233,7 @@ class AsyncClient:
                     core.raise_for_status(call, response.status_code, headers, content)
                 stream = AsyncChatStream(self, call, response, permit, started=started)
                 stream._first = await stream._next_event()
-            except httpx.HTTPError as exc:
+            except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             return stream
         except BaseException:
@@ -238,7 +244,12 @@ class AsyncClient:
 
 
 class AsyncChatStream(StreamBase):
-    """Async iterator of ``ChatChunk``s (live or a cached replay); see ``ChatStream``."""
+    """Async iterator of ``ChatChunk``s (live or a cached replay) and an async context manager.
+
+    Use ``async with await client.chat(..., stream=True) as stream:``; after a bare
+    ``async for ...: break`` the connection and rate-limit slot stay held until ``aclose()`` or
+    garbage collection (see ``ChatStream``).
+    """
 
     def __init__(
         self,

@@ -8,8 +8,13 @@ Quick start (a local server: ``python -m llm_client serve-local --port 8765``)::
     >>> reply = client.chat([{"role": "user", "content": "Say hi"}], max_tokens=16)
     >>> reply.text, reply.usage.total_tokens          # doctest: +SKIP
     ('Hi there! How can I help you today?', 41)
-    >>> for chunk in client.chat([{"role": "user", "content": "Count to 3"}], stream=True):
-    ...     print(chunk.delta, end="")                # doctest: +SKIP
+    >>> with client.chat([{"role": "user", "content": "Count to 3"}], stream=True) as stream:
+    ...     for chunk in stream:
+    ...         print(chunk.delta, end="")            # doctest: +SKIP
+
+Use a stream in a ``with`` block: leaving it (a ``break``, an exception) closes the connection
+and gives back the rate-limit slot. A bare ``for chunk in stream: break`` does not; the stream
+holds both until ``close()`` or garbage collection, and other calls may wait for that slot.
 
 The pipeline (prepare, cache, retries, rate limit, accounting) lives in ``pipeline.py`` and is
 shared with ``AsyncClient``; this file is only the blocking I/O around it. ``transport=`` accepts
@@ -31,6 +36,7 @@ from llm_client.config import ClientConfig
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
 from llm_client.pipeline import CallCore, PreparedCall, StreamBase
 from llm_client.protocol import (
+    HTTPX_ERRORS,
     decode_event,
     parse_chat,
     parse_chunk,
@@ -104,9 +110,17 @@ class Client:
     ) -> ChatCompletion | ChatStream:
         """One chat completion; ``stream=True`` returns a ``ChatStream`` of ``ChatChunk``s.
 
+        Read a stream inside ``with client.chat(..., stream=True) as stream:`` so that stopping
+        early (``break``, an exception) closes it at once (see ``ChatStream``).
+
         ``cache``: None = cache when the client has a cache and temperature is 0 (or
         ``cache_nondeterministic``); True = cache even at temperature > 0; False = bypass.
         Extra keyword arguments (top_p, stop, seed, response_format ...) go into the body.
+
+        Checked before anything is sent (``InvalidRequestError``): each message's role and
+        content (a str, or a list of content parts), ``max_tokens`` an int >= 1, ``temperature``
+        a number in [0, 2], top_p / penalties / seed when given, and every extra value JSON
+        without NaN or inf.
         """
         core = self._core
         call = core.prepare_chat(
@@ -211,7 +225,7 @@ class Client:
                     headers=core.headers(call),
                     timeout=core.timeout(deadline),
                 )
-            except httpx.HTTPError as exc:
+            except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             headers = core.response_headers(response)
             core.raise_for_status(call, response.status_code, headers, response.content)
@@ -228,21 +242,21 @@ class Client:
         permit = self._acquire(call, deadline)
         response = None
         try:
-            request = self._http.build_request(
-                "POST",
-                core.url(call),
-                json=call.body,
-                headers=core.headers(call),
-                timeout=core.timeout(deadline),
-            )
             try:
+                request = self._http.build_request(
+                    "POST",
+                    core.url(call),
+                    json=call.body,
+                    headers=core.headers(call),
+                    timeout=core.timeout(deadline),
+                )
                 response = self._http.send(request, stream=True)
                 headers = core.response_headers(response)
                 if response.status_code >= 400:
                     core.raise_for_status(call, response.status_code, headers, response.read())
                 stream = ChatStream(self, call, response, permit, started=started)
                 stream._first = stream._next_event()
-            except httpx.HTTPError as exc:
+            except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             return stream
         except BaseException:
@@ -253,12 +267,18 @@ class Client:
 
 
 class ChatStream(StreamBase):
-    """An iterator of ``ChatChunk``s; also a context manager. ``text`` is everything so far.
+    """An iterator of ``ChatChunk``s and a context manager. ``text`` is everything so far.
 
     Either live (reading server-sent events) or a replay of a cached stream, chunk for chunk.
     A live stream that breaks mid-way raises ``StreamInterruptedError`` carrying the partial text;
     only a stream that reached ``[DONE]`` (or a finish_reason) is cached and reconciled with the
-    limiter. Close it (or exhaust it) to free its connection and rate-limit slot.
+    limiter.
+
+    A live stream holds an HTTP connection and a rate-limit slot until it is exhausted or
+    closed. Use it as ``with client.chat(..., stream=True) as stream:``: leaving the block (a
+    ``break``, an exception) closes it. Python does not tell an iterator that a ``for`` loop was
+    left, so after a bare ``for chunk in stream: break`` the slot stays held while ``stream`` is
+    referenced; ``__del__`` frees it only when the stream is garbage collected.
     """
 
     def __init__(

@@ -8,10 +8,13 @@ one (timeouts, backoff 0.5 s doubling to 8 s, 25 % jitter) and are stricter wher
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+import httpx
 
 from llm_client.errors import ConfigurationError
 
@@ -64,23 +67,40 @@ class ClientConfig:
     prices_per_million: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Every number must be finite: NaN compares False with everything, so a NaN timeout or
+        # deadline slipped past "<= 0" checks and failed deep inside httpx, or silently meant
+        # "no deadline". Counts must be ints (bool is not a count).
+        _count("default_max_tokens", self.default_max_tokens, low=1)
         for name in ("connect_timeout", "read_timeout", "write_timeout", "rate_window"):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.total_timeout is not None and self.total_timeout <= 0:
-            raise ConfigurationError(
-                f"total_timeout must be > 0 or None, got {self.total_timeout!r}"
-            )
-        if self.max_retries < 0:
-            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries!r}")
-        if not 0.0 <= self.jitter < 1.0:
-            raise ConfigurationError(f"jitter must be in [0, 1), got {self.jitter!r}")
+            _number(name, getattr(self, name), low=0.0, low_open=True)
+        _number("total_timeout", self.total_timeout, low=0.0, low_open=True, none="no deadline")
+        _count("max_retries", self.max_retries, low=0)
+        _number("backoff_base", self.backoff_base, low=0.0)
+        _number("backoff_cap", self.backoff_cap, low=0.0)
+        _number("jitter", self.jitter, low=0.0, high=1.0)
+        _number("max_retry_after", self.max_retry_after, low=0.0)
         for name in ("rpm", "tpm"):
+            _count(name, getattr(self, name), low=1, none="unlimited")
+        _number("cache_ttl", self.cache_ttl, low=0.0, low_open=True, none="never expire")
+        for name in ("follow_ratelimit_headers", "cache_nondeterministic"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigurationError(f"{name} must be a positive int or None, got {value!r}")
-        if self.default_max_tokens <= 0:
-            raise ConfigurationError("default_max_tokens must be > 0")
+            if not isinstance(value, bool):
+                raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+        for name in ("base_url", "model"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(f"{name} must be a str or None, got {value!r}")
+        _check_api_key(self.api_key)
+        for model, prices in self.prices_per_million.items():
+            if (
+                not isinstance(prices, tuple | list)
+                or len(prices) != 2
+                or not all(_is_number(p) and math.isfinite(p) and p >= 0 for p in prices)
+            ):
+                raise ConfigurationError(
+                    f"prices_per_million[{model!r}] must be (prompt_usd, completion_usd) per "
+                    f"million tokens, two finite numbers >= 0, got {prices!r}"
+                )
 
     def resolved(self) -> ClientConfig:
         """Fill base_url / api_key / model from the environment where not given."""
@@ -94,10 +114,7 @@ class ClientConfig:
                 "no base_url: pass base_url='http://host:port/v1' or set AIS_LLM_BASE_URL "
                 "(or OPENAI_BASE_URL); start a local server with `python -m llm_client serve-local`"
             )
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"base_url must start with http:// or https://, got {base_url!r}"
-            )
+        _check_base_url(base_url)
         return _replace(self, base_url=base_url.rstrip("/"), api_key=api_key, model=model)
 
     def with_overrides(self, **overrides: object) -> ClientConfig:
@@ -113,3 +130,74 @@ def _replace(config: ClientConfig, **changes: object) -> ClientConfig:
     from dataclasses import replace
 
     return replace(config, **changes)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(
+    name: str,
+    value: object,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+    none: str | None = None,
+) -> None:
+    """A finite number in range; ``none`` (what None means) when None is allowed."""
+    if value is None and none is not None:
+        return
+    ok = _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
+    if ok:
+        ok = value > low if low_open else value >= low  # type: ignore[operator]
+        ok = ok and (high is None or value < high)  # type: ignore[operator]
+    if not ok:
+        bound = f"{'>' if low_open else '>='} {low:g}"
+        valid = bound if high is None else f"in [{low:g}, {high:g})"
+        also = f", or None ({none})" if none else ""
+        raise ConfigurationError(f"{name} must be a finite number {valid}{also}, got {value!r}")
+
+
+def _count(name: str, value: object, *, low: int, none: str | None = None) -> None:
+    """An int >= low (not a bool, not 2.5); ``none`` (what None means) when None is allowed."""
+    if value is None and none is not None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        also = f", or None ({none})" if none else ""
+        raise ConfigurationError(f"{name} must be an int >= {low}{also}, got {value!r}")
+
+
+def _check_base_url(base_url: str) -> None:
+    """http(s) with a host: "http://" or "http:///v1" used to pass and fail on every retry."""
+    example = "e.g. http://127.0.0.1:8765/v1"
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"base_url must start with http:// or https://, got {base_url!r} ({example})"
+        )
+    if any(ch.isspace() or not ch.isprintable() for ch in base_url):
+        raise ConfigurationError(f"base_url {base_url!r} contains whitespace or control characters")
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ConfigurationError(f"base_url {base_url!r} is not a valid URL: {exc}") from None
+    if not url.host:
+        raise ConfigurationError(f"base_url {base_url!r} has no host ({example})")
+
+
+def _check_api_key(api_key: object) -> None:
+    """Printable ASCII without spaces (RFC 6750 token characters), so it fits in a header.
+
+    A key read from a file often ends in a newline; httpx would refuse the header on every
+    attempt. The message never echoes the key.
+    """
+    if api_key is None:
+        return
+    if not isinstance(api_key, str):
+        raise ConfigurationError(f"api_key must be a str or None, got {type(api_key).__name__}")
+    bad = [i for i, ch in enumerate(api_key) if not "!" <= ch <= "~"]
+    if bad:
+        raise ConfigurationError(
+            f"api_key has {len(bad)} whitespace, control or non-ASCII character(s) (first at "
+            f"index {bad[0]} of {len(api_key)}); strip the key (a trailing newline from a file?)"
+        )

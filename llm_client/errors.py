@@ -4,8 +4,9 @@ The tree (catch a branch to handle everything below it)::
 
     LLMClientError
     ├── InvalidRequestError          bad input caught before anything is sent (also ValueError)
-    ├── ConfigurationError           no base_url / model, an impossible limiter, an unusable
-    │                                cache_dir (also ValueError)
+    ├── ConfigurationError           no base_url / model, a value out of range, an unusable
+    │                                cache_dir, a request httpx cannot build (never retried;
+    │                                also ValueError)
     ├── APIError                     something went wrong talking to the server
     │   ├── APIStatusError           non-2xx answer: .status, .request_id, .retry_after, .body
     │   │   ├── BadRequestError          400, 422            never retried

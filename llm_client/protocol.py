@@ -22,6 +22,7 @@ from llm_client.errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     ConflictError,
     HostNotFoundError,
     InvalidRequestError,
@@ -48,7 +49,14 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 
 
 def validate_messages(messages: object) -> list[dict[str, Any]]:
-    """Check the chat messages at the boundary, so mistakes fail here and not as a server 400."""
+    """Check the chat messages at the boundary, so mistakes fail here and not as a server 400.
+
+    Each message is a dict with a valid ``role`` and a ``content`` that is either a str or the
+    OpenAI list-of-parts form (``[{"type": "text", "text": "..."}, {"type": "image_url",
+    "image_url": {"url": "..."}}]``). Only an assistant message that carries ``tool_calls`` (or
+    the legacy ``function_call``) may leave ``content`` out or None. Anything else (42, None, a
+    missing key) would reach the server, which answers with a 400 or, llama.cpp, a retried 500.
+    """
     if isinstance(messages, str):
         raise InvalidRequestError(
             "messages must be a list of {'role', 'content'} dicts, got a str; "
@@ -64,8 +72,103 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
             raise InvalidRequestError(
                 f"messages[{i}]['role'] is {message['role']!r}; valid: {sorted(VALID_ROLES)}"
             )
+        _check_content(i, message)
         checked.append(dict(message))
     return checked
+
+
+def _check_content(i: int, message: Mapping[str, Any]) -> None:
+    content = message.get("content")
+    where = f"messages[{i}]['content']"
+    if isinstance(content, str):
+        return
+    if content is None:
+        calls_a_tool = message["role"] == "assistant" and (
+            message.get("tool_calls") or message.get("function_call")
+        )
+        if calls_a_tool:
+            return
+        state = "is None" if "content" in message else "is missing"
+        raise InvalidRequestError(
+            f"{where} {state}; content must be a str or a list of content parts "
+            "(only an assistant message with tool_calls may omit it)"
+        )
+    if not isinstance(content, list) or not content:
+        raise InvalidRequestError(
+            f"{where} must be a str or a non-empty list of content parts such as "
+            f"{{'type': 'text', 'text': '...'}}, got {type(content).__name__} {content!r:.60}"
+        )
+    for j, part in enumerate(content):
+        if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+            raise InvalidRequestError(
+                f"{where}[{j}] must be a dict with a str 'type' (e.g. {{'type': 'text', "
+                f"'text': '...'}}), got {part!r:.60}"
+            )
+        kind = part["type"]
+        if kind == "text" and not isinstance(part.get("text"), str):
+            raise InvalidRequestError(f"{where}[{j}] is a text part: its 'text' must be a str")
+        if kind == "image_url":
+            image = part.get("image_url")
+            if not isinstance(image, Mapping) or not isinstance(image.get("url"), str):
+                raise InvalidRequestError(
+                    f"{where}[{j}] is an image_url part: it needs "
+                    "{'image_url': {'url': 'https://... or data:image/...;base64,...'}}"
+                )
+        # other part types (input_audio, file, refusal ...) pass through: the spec keeps growing
+
+
+#: Sampling parameters checked when given (None passes through: JSON null = "server default").
+#: (low, high) inclusive, from the OpenAI API reference for chat completions.
+NUMERIC_PARAMS = {
+    "top_p": (0.0, 1.0),
+    "frequency_penalty": (-2.0, 2.0),
+    "presence_penalty": (-2.0, 2.0),
+}
+INT_PARAMS = ("seed", "top_k", "n")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_max_tokens(max_tokens: object) -> int:
+    """``max_tokens`` must be an int >= 1 (not a bool, not 2.5, not "8")."""
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise InvalidRequestError(
+            f"max_tokens must be an int >= 1, got {type(max_tokens).__name__} {max_tokens!r}"
+        )
+    return max_tokens
+
+
+def check_temperature(temperature: object) -> float:
+    """``temperature`` must be a finite number in [0, 2] (it is always sent; 0 is the default)."""
+    if not _is_number(temperature) or not 0.0 <= temperature <= 2.0:  # type: ignore[operator]
+        raise InvalidRequestError(
+            f"temperature must be a number in [0, 2], got {type(temperature).__name__} "
+            f"{temperature!r}"
+        )
+    return temperature  # type: ignore[return-value]
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Known sampling parameters in range, and every value JSON-serialisable without NaN/inf."""
+    for name, (low, high) in NUMERIC_PARAMS.items():
+        value = params.get(name)
+        if value is not None and (not _is_number(value) or not low <= value <= high):
+            raise InvalidRequestError(
+                f"{name} must be a number in [{low:g}, {high:g}] or None, got {value!r}"
+            )
+    for name in INT_PARAMS:
+        value = params.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InvalidRequestError(f"{name} must be an int or None, got {value!r}")
+    if params:
+        try:
+            json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(
+                f"extra parameters must be JSON values (no NaN or inf): {exc}"
+            ) from None
 
 
 def chat_body(
@@ -78,10 +181,9 @@ def chat_body(
     params: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The JSON body of a chat request; ``params`` (top_p, stop, seed...) pass through."""
-    if max_tokens <= 0:
-        raise InvalidRequestError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    if not 0.0 <= temperature <= 2.0:
-        raise InvalidRequestError(f"temperature must be in [0, 2], got {temperature!r}")
+    check_max_tokens(max_tokens)
+    check_temperature(temperature)
+    check_params(params)
     body: dict[str, Any] = {
         "model": model,
         "messages": messages,
@@ -156,9 +258,25 @@ def status_error(
     )
 
 
-def transport_error(exc: httpx.HTTPError, *, url: str | None = None) -> Exception:
-    """httpx transport failures to ours: timeouts, a host name that does not exist, and
-    everything else that broke the connection. ``url`` is the URL requested."""
+#: httpx errors raised while *building or writing* a request, before any byte reached a server:
+#: a URL without a scheme or host, a header value with a newline. They are configuration
+#: mistakes (``ConfigurationError``, never retried): retrying the same request cannot fix them.
+#: ``httpx.InvalidURL`` is not an ``httpx.HTTPError``, so callers catch ``HTTPX_ERRORS``.
+REQUEST_BUILD_ERRORS = (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)
+HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL)
+
+
+def transport_error(exc: Exception, *, url: str | None = None) -> Exception:
+    """httpx failures to ours: a request that cannot be built (``ConfigurationError``),
+    timeouts, a host name that does not exist, and everything else that broke the connection.
+    ``url`` is the URL requested."""
+    if isinstance(exc, REQUEST_BUILD_ERRORS):
+        # the message names the failure type, not the header value: it could hold the API key
+        detail = str(exc) if not isinstance(exc, httpx.LocalProtocolError) else "bad header"
+        return ConfigurationError(
+            f"the request to {url} could not be sent ({type(exc).__name__}: {detail}); "
+            "check base_url (http(s)://host[:port]/v1) and api_key"
+        )
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"{type(exc).__name__}: {exc or 'timed out'}", url=url)
     message = f"{type(exc).__name__}: {exc or 'connection failed'}"

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
-from llm_client import AsyncClient, QuotaExhaustedError, StreamInterruptedError
+from llm_client import (
+    AsyncClient,
+    ConfigurationError,
+    InvalidRequestError,
+    QuotaExhaustedError,
+    StreamInterruptedError,
+)
 from llm_client.fault_server import Fault, FaultServer, ServerLimits
 
 USER = [{"role": "user", "content": "hello"}]
@@ -127,3 +134,29 @@ def test_a_streamed_calls_latency_covers_its_retries(fault_server, fake_time):
     text, stats = run(main())
     assert text == "echo: hello" and stats.attempts == 3
     assert stats.latency_p50_s == pytest.approx(sum(fake_time.sleeps)) and stats.latency_p50_s > 0.5
+
+
+def test_bad_content_and_max_tokens_fail_before_a_request(fault_server):
+    async def main():
+        async with AsyncClient(fault_server.base_url, model="m") as client:
+            with pytest.raises(InvalidRequestError, match="content"):
+                await client.chat([{"role": "user", "content": 42}])
+            with pytest.raises(InvalidRequestError, match="max_tokens"):
+                await client.chat(USER, max_tokens=2.5, stream=True)
+
+    run(main())
+    assert fault_server.report().arrivals == 0
+
+
+def test_a_request_httpx_cannot_build_is_not_retried_async(fault_server, fake_time):
+    async def main():
+        client = _on_fake_time(fault_server, fake_time)
+        # validation refuses such a URL up front; force one past it (see test_client.py)
+        client._core.config = dataclasses.replace(client._core.config, base_url="http://")
+        for stream in (False, True):
+            with pytest.raises(ConfigurationError, match="UnsupportedProtocol"):
+                await client.chat(USER, stream=stream)
+        await client.aclose()
+        return client.stats.attempts
+
+    assert run(main()) == 2 and fake_time.sleeps == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import httpx
@@ -314,3 +315,103 @@ def test_a_host_name_that_does_not_resolve_is_not_retried(fake_time):
     with pytest.raises(HostNotFoundError, match="Check the host name") as info:
         client.chat(USER)
     assert info.value.attempts == 1 and fake_time.sleeps == [] and host in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": 42},
+        {"role": "user", "content": None},
+        {"role": "user"},  # content missing
+        {"role": "assistant", "content": None},  # None only with tool_calls
+        {"role": "user", "content": []},
+        {"role": "user", "content": [{"text": "no type"}]},
+        {"role": "user", "content": [{"type": "text", "text": 5}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": "not a dict"}]},
+        {"role": "user", "content": ["plain str part"]},
+    ],
+)
+def test_bad_message_content_fails_before_a_request(fault_server, fake_time, message):
+    # before: sent as is; llama.cpp answered 500, which was retried 5 times (~6.5 s)
+    client = make_client(fault_server, fake_time)
+    for stream in (False, True):
+        with pytest.raises(InvalidRequestError, match=r"messages\[1\]\['content'\]"):
+            client.chat([{"role": "system", "content": "be brief"}, message], stream=stream)
+    assert fault_server.report().arrivals == 0 and fake_time.sleeps == []
+
+
+def test_content_parts_and_tool_call_messages_are_sent(fault_server):
+    tool_call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "assistant", "content": None, "tool_calls": [tool_call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ]
+    assert make_client(fault_server).chat(messages, max_tokens=8).text.startswith("echo")
+    assert fault_server.report().arrivals == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_tokens": 2.5}, "max_tokens must be an int >= 1"),
+        ({"max_tokens": True}, "max_tokens must be an int >= 1"),
+        ({"max_tokens": "8"}, "max_tokens must be an int >= 1"),
+        ({"max_tokens": float("nan")}, "max_tokens must be an int >= 1"),
+        ({"temperature": None}, r"temperature must be a number in \[0, 2\]"),
+        ({"temperature": "0"}, r"temperature must be a number in \[0, 2\]"),
+        ({"temperature": float("inf")}, r"temperature must be a number in \[0, 2\]"),
+        ({"top_p": 1.5}, r"top_p must be a number in \[0, 1\]"),
+        ({"top_p": float("nan")}, r"top_p must be a number in \[0, 1\]"),
+        ({"presence_penalty": -3}, r"presence_penalty must be a number in \[-2, 2\]"),
+        ({"seed": 1.5}, "seed must be an int"),
+        ({"logit_bias": {"1": float("nan")}}, "JSON values"),
+        ({"stop": {"a", "b"}}, "JSON values"),
+    ],
+)
+def test_max_tokens_and_sampling_parameters_fail_before_a_request(
+    fault_server, fake_time, kwargs, match
+):
+    # before: 2.5 got a retried server 500, True went out as JSON true, nan and "8" raised
+    # a ValueError / TypeError from deep inside json and the comparison
+    client = make_client(fault_server, fake_time)
+    with pytest.raises(InvalidRequestError, match=match):
+        client.chat(USER, **kwargs)
+    assert fault_server.report().arrivals == 0 and fake_time.sleeps == []
+
+
+def test_valid_sampling_parameters_and_json_nulls_are_sent(fault_server):
+    client = make_client(fault_server)
+    client.chat(USER, max_tokens=8, temperature=1, top_p=0.9, seed=7, stop=None)
+    assert fault_server.report().arrivals == 1
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://", "http:///v1", "https://:8080/v1", "http://local host/v1", "ftp://h/v1"]
+)
+def test_a_base_url_without_an_http_host_is_refused_when_the_client_is_made(base_url):
+    # before: "http://" passed, then UnsupportedProtocol was retried 5 times (6.7 s)
+    with pytest.raises(ConfigurationError, match="base_url"):
+        Client(base_url, model="m")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_httpx_cannot_build_is_a_configuration_error_not_retried(
+    fault_server, fake_time, stream
+):
+    # ClientConfig now refuses such URLs up front; force one past it (as a gap in validation
+    # would) to pin the second line of defence: UnsupportedProtocol is never retried
+    client = make_client(fault_server, fake_time)
+    client._core.config = dataclasses.replace(client._core.config, base_url="http://")
+    with pytest.raises(ConfigurationError, match="UnsupportedProtocol") as info:
+        client.chat(USER, stream=stream)
+    assert "check base_url" in str(info.value)
+    assert client.stats.attempts == 1 and fake_time.sleeps == []
+    assert not client.limiter._in_flight  # its rate-limit slot was given back
+
+
+def test_an_api_key_that_cannot_be_a_header_is_refused_without_echoing_it():
+    # a key read from a file keeps its newline; httpx refused the header on every attempt
+    with pytest.raises(ConfigurationError, match="index 9 of 10") as info:
+        Client("http://127.0.0.1:1/v1", model="m", api_key="sk-secret\n")
+    assert "secret" not in str(info.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import threading
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_client import (
+    AsyncClient,
     Client,
     ConfigurationError,
     InvalidRequestError,
@@ -268,3 +270,35 @@ def test_an_abandoned_stream_releases_its_slot(fault_server):
     stream.close()
     assert len(client.limiter._in_flight) == 0  # released: no longer blocks forever
     assert client.limiter.usage()[0] == 1  # but still counts for one window after its release
+
+
+LONG = [{"role": "user", "content": "one two three four five six seven eight nine ten"}]
+
+
+def test_breaking_out_of_a_with_block_frees_the_streams_slot_and_connection(fault_server):
+    # `for chunk in stream: break` alone keeps both until close() or garbage collection (the
+    # audit's next call under rpm=2 then timed out); the `with` form the README shows does not
+    client = Client(fault_server.base_url, model="m", rpm=2, rate_window=60.0, total_timeout=5)
+    with client.chat(LONG, max_tokens=64, stream=True) as stream:
+        for _ in stream:
+            break
+        assert len(client.limiter._in_flight) == 1  # still held inside the block
+    assert not client.limiter._in_flight and stream._response.is_closed
+    assert client.chat(LONG, max_tokens=4).text  # the second of rpm=2: admitted at once
+
+
+def test_breaking_out_of_an_async_with_block_frees_the_streams_slot_and_connection(
+    fault_server,
+):
+    async def main():
+        async with AsyncClient(
+            fault_server.base_url, model="m", rpm=2, rate_window=60.0, total_timeout=5
+        ) as client:
+            async with await client.chat(LONG, max_tokens=64, stream=True) as stream:
+                async for _ in stream:
+                    break
+                assert len(client.limiter._in_flight) == 1
+            assert not client.limiter._in_flight and stream._response.is_closed
+            return (await client.chat(LONG, max_tokens=4)).text
+
+    assert asyncio.run(main())

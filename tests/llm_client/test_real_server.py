@@ -12,7 +12,13 @@ import asyncio
 
 import pytest
 
-from llm_client import APIStatusError, AsyncClient, Client, NotFoundError
+from llm_client import (
+    APIStatusError,
+    AsyncClient,
+    Client,
+    InvalidRequestError,
+    NotFoundError,
+)
 
 pytestmark = pytest.mark.llm
 PROMPT = [{"role": "user", "content": "Name one colour."}]
@@ -62,8 +68,13 @@ def test_cached_call_and_cached_stream_replay(client, cold):
 def test_errors_from_the_real_server_are_typed(llm_base_url, llm_model):
     with Client(llm_base_url, model=llm_model, max_retries=0) as c:
         with pytest.raises(APIStatusError) as info:  # llama.cpp answers validation errors with 500
-            c.chat(PROMPT, max_tokens=8, top_p="not a number")
+            c.chat(PROMPT, max_tokens=8, stop=5)  # a param we pass through unchecked
         assert info.value.status in (400, 422, 500)
+        with pytest.raises(InvalidRequestError, match="top_p"):  # checked: never reaches it
+            c.chat(PROMPT, max_tokens=8, top_p="not a number")
+        with pytest.raises(InvalidRequestError, match="content"):  # was a 500, retried 5 times
+            c.chat([{"role": "user", "content": 42}], max_tokens=8)
+        assert c.stats.attempts == 1
     wrong = Client(llm_base_url.removesuffix("/v1") + "/v2", model=llm_model, max_retries=0)
     with wrong, pytest.raises(NotFoundError):
         wrong.chat(PROMPT, max_tokens=8)

@@ -1,0 +1,67 @@
+"""``ClientConfig`` refuses values that cannot work, naming the field and the valid range."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from llm_client import ClientConfig, ConfigurationError
+
+NAN, INF = math.nan, math.inf
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "valid"),
+    [
+        # before: accepted, then the first retry slept a negative time (ValueError in tenacity)
+        ("backoff_base", -1, "finite number >= 0"),
+        ("backoff_cap", -3, "finite number >= 0"),
+        # before: NaN passed "<= 0" checks: a crash 26 frames deep in httpx, or no deadline
+        ("read_timeout", NAN, "finite number > 0"),
+        ("connect_timeout", INF, "finite number > 0"),
+        ("total_timeout", NAN, r"finite number > 0, or None \(no deadline\)"),
+        ("rate_window", INF, "finite number > 0"),
+        # before: counts took fractions (2.5 retries made 3 attempts) and strings crashed
+        ("max_retries", 2.5, "int >= 0"),
+        ("max_retries", True, "int >= 0"),
+        ("rpm", 1.5, r"int >= 1, or None \(unlimited\)"),
+        ("tpm", "10", r"int >= 1, or None \(unlimited\)"),
+        ("default_max_tokens", 2.5, "int >= 1"),
+        # before: a negative ttl silently cached nothing, a negative cap refused every 429
+        ("cache_ttl", -10, r"finite number > 0, or None \(never expire\)"),
+        ("cache_ttl", 0, r"finite number > 0, or None \(never expire\)"),
+        ("max_retry_after", -1, "finite number >= 0"),
+        ("jitter", NAN, r"in \[0, 1\)"),
+        ("follow_ratelimit_headers", "yes", "True or False"),
+        ("prices_per_million", {"m": (1.0, -1.0)}, "two finite numbers >= 0"),
+    ],
+)
+def test_an_impossible_value_names_the_field_and_the_valid_range(field, value, valid):
+    with pytest.raises(
+        ConfigurationError, match=rf"^(prices_per_million\['m'\]|{field}) .*{valid}"
+    ):
+        ClientConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {
+            "total_timeout": None,
+            "rpm": None,
+            "tpm": None,
+            "cache_ttl": None,
+        },  # the documented Nones
+        {"backoff_base": 0, "backoff_cap": 0, "jitter": 0, "max_retry_after": 0, "max_retries": 0},
+        {"read_timeout": 1, "rpm": 1, "cache_ttl": 0.5, "prices_per_million": {"m": (0, 2)}},
+    ],
+)
+def test_the_edges_of_each_range_are_accepted(overrides):
+    config = ClientConfig(**overrides)
+    assert all(getattr(config, k) == v for k, v in overrides.items())
+
+
+def test_with_overrides_validates_too():
+    with pytest.raises(ConfigurationError, match="backoff_base"):
+        ClientConfig().with_overrides(backoff_base=-1)
