@@ -7,11 +7,19 @@ otherwise follow the issue's targets (a 0.5 standard-deviation shift detected wi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from drift.errors import ConfigError
 
-__all__ = ["MonitorConfig"]
+__all__ = ["MIN_WINDOW_ROWS", "MonitorConfig"]
+
+# Below this many rows a window is too small to judge. Measured on stationary holdout windows
+# against a 1,000-row reference, the largest per-feature distance is pure noise of about 0.33 at
+# 30 rows (0.54 at 10, 1.57 at 1) against 0.09 at 1,000: the tests lack power and the distance the
+# CUSUM accumulates is mostly sampling noise. 30 keeps the shortest real window (the last, 2-day
+# week of 2012, 48 rows) judgeable.
+MIN_WINDOW_ROWS = 30
 
 _METHODS = ("evidently_default", "pvalue")
 _CORRECTIONS = ("none", "bonferroni")
@@ -53,6 +61,7 @@ class MonitorConfig:
     label_delay: int = 1  # labels of window t arrive while window t + label_delay is served
 
     # --- data quality ---
+    min_window_rows: int = MIN_WINDOW_ROWS  # smaller windows: ``too_few_rows``, no drift verdict
     max_null_share: float = 0.05  # more nulls than this in a column is a null burst
     max_out_of_range_share: float = 0.01  # share of values outside the reference range allowed
 
@@ -87,8 +96,13 @@ class MonitorConfig:
                 raise ConfigError(name, f"must be in (0, 1], got {value}")
         for field in fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            # NaN slips through every comparison (nan < 0 is False), so test finiteness first.
+            if not math.isfinite(value):
+                raise ConfigError(field.name, f"must be a finite number, got {value}")
+            if value < 0:
                 raise ConfigError(field.name, f"must be >= 0, got {value}")
-        for name in ("patience", "promote_patience"):
+        for name in ("patience", "promote_patience", "min_window_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")

@@ -30,9 +30,17 @@ import pandas as pd
 from drift import stattests
 from drift.config import MonitorConfig
 from drift.errors import SchemaError
-from drift.features import CATEGORICAL, NUMERICAL
+from drift.features import CATEGORICAL, NUMERICAL, check_columns, check_frame
+from drift.quality import check_output
 
-__all__ = ["ColumnDrift", "DriftVerdict", "choose_test", "detect_drift", "evidently_drift"]
+__all__ = [
+    "ColumnDrift",
+    "DriftVerdict",
+    "choose_test",
+    "detect_drift",
+    "empty_verdict",
+    "evidently_drift",
+]
 
 PVALUE_TESTS = ("ks", "chisquare", "chisquare_2s", "z")
 # Evidently's display names, used to read its Report back.
@@ -184,12 +192,15 @@ def detect_drift(
 ) -> DriftVerdict:
     """Test every feature of ``current`` against ``reference`` (numpy engine).
 
-    ``prediction`` is ``(reference_predictions, current_predictions)`` of the serving model.
-    Columns absent from ``current`` are skipped here: the data-quality check reports them.
-    Pass the same ``cache`` dict to several calls on the *same* two frames to compute each
-    statistic once (the monitor does, for its side-by-side detectors).
+    ``prediction`` is ``(reference_predictions, current_predictions)`` of the serving model, one
+    value per row of each frame; NaN and infinite values are left out of its test (the quality
+    check reports them). Columns absent from ``current`` are skipped here: the data-quality check
+    reports them. A column tested must be in ``reference``, and neither frame may be empty
+    (SchemaError). Pass the same ``cache`` dict to several calls on the *same* two frames to
+    compute each statistic once (the monitor does, for its side-by-side detectors).
     """
     config = config or MonitorConfig()
+    _check_inputs(reference, current, numerical + categorical, prediction)
     if config.engine == "evidently":
         return evidently_drift(
             reference,
@@ -216,8 +227,39 @@ def detect_drift(
     pred_drift = None
     if prediction is not None:
         ref_pred, cur_pred = (np.asarray(p, float) for p in prediction)
-        pred_drift = _column("prediction", "numerical", ref_pred, cur_pred, 1, config, cache)
+        ref_pred, cur_pred = ref_pred[np.isfinite(ref_pred)], cur_pred[np.isfinite(cur_pred)]
+        if len(ref_pred) and len(cur_pred):  # all-NaN output: a quality finding, not a test
+            pred_drift = _column("prediction", "numerical", ref_pred, cur_pred, 1, config, cache)
     return _verdict(columns, pred_drift, config, engine="numpy")
+
+
+def empty_verdict(config: MonitorConfig, engine: str = "numpy") -> DriftVerdict:
+    """The verdict of a window that was not tested (too few rows): no features, no drift."""
+    return _verdict([], None, config, engine)
+
+
+def _check_inputs(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: tuple[str, ...],
+    prediction: tuple[np.ndarray, np.ndarray] | None,
+) -> None:
+    """Boundary checks shared by both engines: two non-empty DataFrames, every column tested
+    present in the reference, and one prediction per row of each frame."""
+    check_frame(reference, name="reference")
+    check_frame(current, name="current")
+    for name, frame in (("reference", reference), ("current", current)):
+        if len(frame) == 0:
+            raise SchemaError(f"{name} has 0 rows; nothing to compare")
+    check_columns(reference, tuple(c for c in columns if c in current.columns), name="reference")
+    if prediction is not None:
+        if not isinstance(prediction, tuple | list) or len(prediction) != 2:
+            raise SchemaError(
+                "prediction: expected a (reference, current) pair of arrays, "
+                f"got {type(prediction).__name__}"
+            )
+        check_output("reference prediction", prediction[0], len(reference))
+        check_output("current prediction", prediction[1], len(current))
 
 
 def _verdict(

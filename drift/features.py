@@ -28,6 +28,7 @@ __all__ = [
     "TARGET",
     "BikeData",
     "check_columns",
+    "check_frame",
     "split_reference",
 ]
 
@@ -89,12 +90,26 @@ def split_reference(frame: pd.DataFrame, *, holdout_share: float = 0.4, seed: in
     )
 
 
-def check_columns(frame: pd.DataFrame, required: tuple[str, ...] = FEATURES) -> None:
-    """Raise SchemaError naming every required column the frame lacks."""
-    if not isinstance(frame, pd.DataFrame):
-        raise SchemaError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+def check_columns(
+    frame: pd.DataFrame, required: tuple[str, ...] = FEATURES, *, name: str | None = None
+) -> None:
+    """Raise SchemaError naming every required column the frame lacks; ``name`` (e.g.
+    "reference") prefixes the message."""
+    check_frame(frame, name=name)
     missing = tuple(column for column in required if column not in frame.columns)
     if missing:
         raise SchemaError(
-            f"missing columns {list(missing)}; required: {list(required)}", columns=missing
+            f"{_prefix(name)}missing columns {list(missing)}; required: {list(required)}",
+            columns=missing,
         )
+
+
+def check_frame(frame: pd.DataFrame, *, name: str | None = None) -> None:
+    """Raise SchemaError unless ``frame`` is a pandas DataFrame: a dict or an array has no
+    column names to check, so it is refused here rather than failing later inside pandas."""
+    if not isinstance(frame, pd.DataFrame):
+        raise SchemaError(f"{_prefix(name)}expected a pandas DataFrame, got {type(frame).__name__}")
+
+
+def _prefix(name: str | None) -> str:
+    return f"{name}: " if name else ""

@@ -9,7 +9,6 @@ For every served window the monitor answers, in triage order:
 3. Did the model's outputs move? The same test on the serving model's predictions (a label-free
    early signal of a bad deployment), and on its uncertainty (the width of its 80% interval:
    a model growing unsure of itself is the regression analogue of falling confidence).
-   early signal of a bad deployment).
 4. Is the drift *sustained*? A CUSUM over the largest per-feature drift distance
    (:mod:`drift.sequential`).
 
@@ -26,6 +25,19 @@ Each detector's verdict lands in ``WindowReport.alarms`` under a stable name (th
 ``uncertainty``        the width of the model's 80% interval drifts (same test)
 ``quality``            a data-quality incident
 =====================  ===========================================================================
+
+Windows too small to judge. A window with fewer than ``config.min_window_rows`` rows (30 by
+default; an empty window included) gets the quality finding ``too_few_rows`` and so a ``quality``
+alarm, and nothing else: every drift detector stays False, ``drift`` is an empty verdict, and the
+CUSUM and Page-Hinkley state is left as it was, because one row's "distance" is noise large
+enough to fire the CUSUM alone (about 1.6 against an allowance of 0.15) and would carry into later
+windows. The reference is the operator's baseline, not traffic, so a reference with all the
+features and at least ``min_window_rows`` rows is a precondition (SchemaError otherwise).
+
+Model outputs. ``predictions`` and ``uncertainty`` must hold one value per row of their frame
+(SchemaError otherwise). NaN or infinite current outputs above ``max_null_share`` are a
+``null_burst`` quality finding on "prediction" / "uncertainty": a model emitting NaN is a
+quality incident, not a quiet window.
 """
 
 from __future__ import annotations
@@ -38,8 +50,10 @@ import numpy as np
 import pandas as pd
 
 from drift.config import MonitorConfig
-from drift.data_drift import DriftVerdict, detect_drift
-from drift.quality import QualityReport, check_quality
+from drift.data_drift import DriftVerdict, detect_drift, empty_verdict
+from drift.errors import SchemaError
+from drift.features import FEATURES, check_columns, check_frame
+from drift.quality import QualityReport, check_output, check_quality
 from drift.sequential import Cusum, PageHinkley
 
 __all__ = ["DETECTORS", "Monitor", "WindowReport"]
@@ -116,10 +130,24 @@ class Monitor:
         """Check ``current`` against ``reference``.
 
         ``predictions`` and ``uncertainty`` are (reference, current) pairs of the model's output
-        and interval width; either may be None (its detector then stays quiet).
+        and interval width, one value per row; either may be None (its detector then stays
+        quiet). See the module docstring for windows too small to judge and for bad outputs.
         """
         start = self.timer()
-        quality = check_quality(current, reference, config=self.config)
+        outputs = self._check_inputs(reference, current, predictions, uncertainty)
+        quality = check_quality(current, reference, config=self.config, outputs=outputs)
+        if len(current) < self.config.min_window_rows:  # too small to judge: state untouched
+            alarms = dict.fromkeys(DETECTORS, False)
+            alarms["quality"] = True
+            return WindowReport(
+                window=window,
+                n_rows=len(current),
+                quality=quality,
+                drift=empty_verdict(self.config, self.config.engine),
+                alarms=alarms,
+                cusum_statistic=self.cusum.value,
+                seconds=self.timer() - start,
+            )
         cache: dict = {}  # each statistic is computed once, whichever verdicts need it
         default = detect_drift(
             reference, current, config=self._default, prediction=predictions, cache=cache
@@ -156,6 +184,34 @@ class Monitor:
             cusum_statistic=state.statistic,
             seconds=self.timer() - start,
         )
+
+    def _check_inputs(
+        self,
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        predictions: tuple[np.ndarray, np.ndarray] | None,
+        uncertainty: tuple[np.ndarray, np.ndarray] | None,
+    ) -> dict[str, np.ndarray]:
+        """Refuse malformed arguments with SchemaError; return the current model outputs."""
+        check_frame(current, name="current")
+        check_columns(reference, FEATURES, name="reference")
+        if len(reference) < self.config.min_window_rows:
+            raise SchemaError(
+                f"reference has {len(reference)} rows; at least "
+                f"{self.config.min_window_rows} (min_window_rows) are needed to compare against"
+            )
+        outputs = {}
+        for name, pair in (("prediction", predictions), ("uncertainty", uncertainty)):
+            if pair is None:
+                continue
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise SchemaError(
+                    f"{name}: expected a (reference, current) pair of arrays, "
+                    f"got {type(pair).__name__}"
+                )
+            check_output(f"reference {name}", pair[0], len(reference))
+            outputs[name] = check_output(name, pair[1], len(current))
+        return outputs
 
 
 def _output_drift(

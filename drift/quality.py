@@ -7,25 +7,37 @@ a window with a quality incident is quarantined: the policies do not retrain or 
 
 Checks (each yields a :class:`QualityFinding`):
 
+- ``too_few_rows``: the window has fewer than ``min_window_rows`` rows (an empty window included).
+  Too few rows to judge drift is itself a pipeline symptom (an upstream outage, a filter gone
+  wrong), so it is reported rather than passed as healthy; the monitor skips its drift detectors;
 - ``missing_column`` / ``unexpected_column``: schema change against the feature list;
 - ``wrong_type``: a column that is not numeric;
 - ``null_burst``: share of nulls above ``max_null_share``;
 - ``out_of_range``: share of values outside the documented range above ``max_out_of_range_share``;
 - ``unit_change``: the column's typical magnitude moved by 5x or more against the reference (a
   Celsius/normalised mix-up multiplies temperature by 41), which a range check alone can miss.
+
+The model's own outputs of the window (``outputs``: its predictions, its interval width) get the
+null check too: a model emitting NaN or infinity is as broken as an input column full of nulls,
+and no drift test can see it, because a drift test drops non-finite values.
+
+Malformed arguments (not a DataFrame, outputs of the wrong length) raise
+:class:`~drift.errors.SchemaError`: they are caller bugs, not properties of the data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from drift.config import MonitorConfig
-from drift.features import FEATURES, RANGES
+from drift.errors import SchemaError
+from drift.features import FEATURES, RANGES, check_frame
 
-__all__ = ["QualityFinding", "QualityReport", "check_quality"]
+__all__ = ["QualityFinding", "QualityReport", "check_output", "check_quality"]
 
 _UNIT_FACTOR = 5.0
 # Columns measured in a physical unit; a magnitude jump in a 0/1 flag is drift, not a unit change.
@@ -63,10 +75,27 @@ def check_quality(
     *,
     features: tuple[str, ...] = FEATURES,
     config: MonitorConfig | None = None,
+    outputs: Mapping[str, np.ndarray] | None = None,
 ) -> QualityReport:
-    """Check one window of inputs against the schema, the documented ranges and the reference."""
+    """Check one window of inputs against the schema, the documented ranges and the reference.
+
+    ``outputs`` maps a model-output name ("prediction", "uncertainty") to its values on the rows
+    of ``current`` (same length, else SchemaError).
+    """
     config = config or MonitorConfig()
+    check_frame(current, name="current")
+    check_frame(reference, name="reference")
     findings: list[QualityFinding] = []
+    if len(current) < config.min_window_rows:
+        findings.append(
+            QualityFinding(
+                "too_few_rows",
+                "*",
+                f"window has {len(current)} rows; at least {config.min_window_rows} are needed "
+                "to judge drift",
+                float(len(current)),
+            )
+        )
     for column in features:
         if column not in current.columns:
             findings.append(
@@ -121,7 +150,40 @@ def check_quality(
                         ratio,
                     )
                 )
+    for name, values in (outputs or {}).items():
+        findings.extend(_output_findings(name, values, len(current), config))
     return QualityReport(tuple(findings))
+
+
+def _output_findings(
+    name: str, values: np.ndarray, n_rows: int, config: MonitorConfig
+) -> list[QualityFinding]:
+    """A ``null_burst`` when too many of a model output's values are NaN or infinite."""
+    array = check_output(name, values, n_rows)
+    if n_rows == 0:
+        return []  # already reported as too_few_rows
+    bad_share = float(np.mean(~np.isfinite(array)))
+    if bad_share <= config.max_null_share:
+        return []
+    detail = f"{bad_share:.1%} of {name} values NaN or infinite (max {config.max_null_share:.0%})"
+    return [QualityFinding("null_burst", name, detail, bad_share)]
+
+
+def check_output(name: str, values: np.ndarray, n_rows: int) -> np.ndarray:
+    """``values`` as a float array with one value per row (``n_rows``), else SchemaError.
+
+    A length mismatch means the outputs belong to other rows, so no verdict on them can be right.
+    """
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"{name}: expected numbers, got {type(values).__name__}") from exc
+    if array.ndim != 1 or len(array) != n_rows:
+        raise SchemaError(
+            f"{name}: expected one value per row ({n_rows}), got shape {array.shape}",
+            columns=(name,),
+        )
+    return array
 
 
 def _magnitude_ratio(current: np.ndarray, reference: np.ndarray) -> float:

@@ -7,11 +7,23 @@ Layout::
       versions/v0002/...
       SERVING            {"version": "v0002", "history": ["v0001", "v0002"]}
       events.jsonl       one line per activate / rollback, with the reason
+      registry.lock      empty; held (``fcntl.flock``) by every register / activate / rollback
 
 Why it is safe: a version directory is written completely under a temporary name and then
 renamed into place, and the ``SERVING`` pointer is replaced with ``os.replace``, which POSIX makes
 atomic. A reader (or a crash) sees either the old pointer or the new one, never half a file. This
 is the same trick as a blue/green "symlink flip".
+
+Several writers (processes, threads, or registry objects on one folder) are safe too. Every
+read-modify-write holds an exclusive ``flock`` on ``registry.lock``: the next version number is
+allocated under it, and so is the read of ``SERVING`` that an activation extends, so no two
+writers get the same number and no switch is lost. Temporary names carry the pid and a uuid, so
+writers never share a scratch file. ``flock`` is POSIX-only and, on network file systems, only as
+good as the server's lock support. Readers (``serving``, ``load``) take no lock: they rely on the
+atomic renames.
+
+A version id is ``v`` plus at least four digits (``v0001``), and only registered ids are
+accepted: a path such as ``"../other/v0001"`` is refused, not served.
 
 ``history`` is the stack of versions that have served, so a rollback pops back to whatever served
 before the current one, not merely to the highest older version number.
@@ -19,12 +31,16 @@ before the current one, not merely to the highest older version number.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +51,8 @@ from drift.model import DemandModel
 __all__ = ["ModelRegistry", "Switch"]
 
 log = logging.getLogger(__name__)
+
+_VERSION_ID = re.compile(r"v\d{4,}")
 
 
 @dataclass(frozen=True)
@@ -65,18 +83,24 @@ class ModelRegistry:
     # ---- versions ---------------------------------------------------------------------------
     def versions(self) -> list[str]:
         """All registered versions, oldest first."""
-        return sorted(p.name for p in (self.root / "versions").iterdir() if p.name.startswith("v"))
+        names = (p.name for p in (self.root / "versions").iterdir())
+        return sorted((n for n in names if _VERSION_ID.fullmatch(n)), key=lambda n: int(n[1:]))
 
     def register(self, model: DemandModel, meta: dict[str, Any] | None = None) -> str:
         """Save ``model`` as the next version and return its name (e.g. ``"v0003"``)."""
-        existing = self.versions()
-        version = f"v{int(existing[-1][1:]) + 1 if existing else 1:04d}"
-        staging = self.root / "versions" / f".staging-{version}"
-        shutil.rmtree(staging, ignore_errors=True)
-        model.save(staging)
-        record = {"version": version, "registered_at": self.clock(), **(meta or {})}
-        (staging / "meta.json").write_text(json.dumps(record, indent=2, default=str))
-        os.replace(staging, self.root / "versions" / version)
+        # The slow part (writing the boosters) runs outside the lock, in a folder no other
+        # writer can pick; only numbering and the rename into place are serialised.
+        staging = self.root / "versions" / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            model.save(staging)
+            with self._locked():
+                existing = self.versions()
+                version = f"v{int(existing[-1][1:]) + 1 if existing else 1:04d}"
+                record = {"version": version, "registered_at": self.clock(), **(meta or {})}
+                (staging / "meta.json").write_text(json.dumps(record, indent=2, default=str))
+                os.replace(staging, self.root / "versions" / version)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # only left over if something failed
         log.info("registered model %s", version)
         return version
 
@@ -103,34 +127,57 @@ class ModelRegistry:
 
     def activate(self, version: str, *, reason: str) -> Switch:
         """Make ``version`` the serving version (atomic pointer switch)."""
-        self._dir(version)  # raises if unknown
-        state = self._read_state()
-        current = state["history"][-1] if state["history"] else None
-        if version == current:
-            raise RegistryError(f"{version} is already serving", version=version)
-        state["history"].append(version)
-        return self._switch("activate", current, version, reason, state)
+        with self._locked():
+            self._dir(version)  # raises if not a registered version id
+            state = self._read_state()
+            current = state["history"][-1] if state["history"] else None
+            if version == current:
+                raise RegistryError(f"{version} is already serving", version=version)
+            state["history"].append(version)
+            return self._switch("activate", current, version, reason, state)
 
     def rollback(self, *, reason: str) -> Switch:
         """Return to the version that served before the current one."""
-        state = self._read_state()
-        if len(state["history"]) < 2:
-            raise NoPreviousVersionError(
-                "nothing served before the current version; cannot roll back",
-                version=state["history"][-1] if state["history"] else None,
-            )
-        current = state["history"].pop()
-        return self._switch("rollback", current, state["history"][-1], reason, state)
+        with self._locked():
+            state = self._read_state()
+            if len(state["history"]) < 2:
+                raise NoPreviousVersionError(
+                    "nothing served before the current version; cannot roll back",
+                    version=state["history"][-1] if state["history"] else None,
+                )
+            current = state["history"].pop()
+            return self._switch("rollback", current, state["history"][-1], reason, state)
 
     def events(self) -> list[Switch]:
         """Every switch so far, oldest first."""
         path = self.root / "events.jsonl"
         if not path.exists():
             return []
-        return [Switch(**json.loads(line)) for line in path.read_text().splitlines() if line]
+        with self._locked(shared=True):  # never read a line a writer is still appending
+            lines = path.read_text().splitlines()
+        return [Switch(**json.loads(line)) for line in lines if line]
 
     # ---- internals ----------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, *, shared: bool = False) -> Iterator[None]:
+        """Hold ``registry.lock``. Each call opens its own file description, so the lock also
+        separates threads of one process and two registry objects on the same folder."""
+        with open(self.root / "registry.lock", "a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
     def _dir(self, version: str) -> Path:
+        """The folder of a registered ``version``; RegistryError for anything else (a path, a
+        malformed id, None), so a caller can never point the registry outside ``versions/``."""
+        if not isinstance(version, str) or not _VERSION_ID.fullmatch(version):
+            raise RegistryError(
+                f"not a version id: {version!r} (expected 'v' and 4+ digits, e.g. 'v0001'); "
+                f"registered: {self.versions()}",
+                version=version if isinstance(version, str) else None,
+            )
         path = self.root / "versions" / version
         if not (path / "meta.json").exists():
             raise RegistryError(
@@ -152,11 +199,14 @@ class ModelRegistry:
     ) -> Switch:
         state["version"] = target
         pointer = self.root / "SERVING"
-        tmp = pointer.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        with open(tmp, "rb+") as handle:  # make the bytes durable before the rename
-            os.fsync(handle.fileno())
-        os.replace(tmp, pointer)  # the atomic switch
+        tmp = pointer.with_name(f"SERVING.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        try:
+            tmp.write_text(json.dumps(state))
+            with open(tmp, "rb+") as handle:  # make the bytes durable before the rename
+                os.fsync(handle.fileno())
+            os.replace(tmp, pointer)  # the atomic switch
+        finally:
+            tmp.unlink(missing_ok=True)  # only still there if the switch failed
         switch = Switch(kind, current, target, reason, self.clock())
         with open(self.root / "events.jsonl", "a") as events:
             events.write(json.dumps(switch.__dict__) + "\n")

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from drift.config import MIN_WINDOW_ROWS
 from drift.errors import ScenarioError
 from drift.features import FEATURES, TARGET, BikeData
 
@@ -135,8 +136,8 @@ def build_scenario(
         raise ScenarioError(f"n_windows must be >= 2, got {n_windows}")
     if "onset" in PARAMETERS[name] and not 0 < onset < n_windows:
         raise ScenarioError(f"onset must be in 1..{n_windows - 1}, got {onset}")
-    if window_rows < 10:
-        raise ScenarioError(f"window_rows must be >= 10, got {window_rows}")
+    if window_rows < MIN_WINDOW_ROWS:  # smaller windows are too small for the monitor to judge
+        raise ScenarioError(f"window_rows must be >= {MIN_WINDOW_ROWS}, got {window_rows}")
     rng = np.random.default_rng(seed)
     pool = data.holdout
     reference = pool.iloc[rng.integers(0, len(pool), window_rows)][list(FEATURES)]

@@ -124,18 +124,20 @@ def run_state(workdir: Path) -> tuple[Path, ...]:
     """The files and version directories a run leaves in ``workdir``; empty if it holds none.
 
     Only names this package writes are listed (the SQLite log with its WAL files, the registry's
-    pointer, event log and ``versions/v*``), so unrelated files never count as run state.
+    pointer, its temporary files, lock and event log, and ``versions/v*``), so unrelated files
+    never count as run state.
     """
     log_files = [workdir / f"predictions.sqlite{suffix}" for suffix in ("", "-wal", "-shm")]
     registry = workdir / "registry"
-    pointers = [registry / name for name in ("SERVING", "SERVING.tmp", "events.jsonl")]
+    pointers = [registry / name for name in ("SERVING", "events.jsonl", "registry.lock")]
+    temp_pointers = sorted(registry.glob("SERVING.*tmp")) if registry.is_dir() else []
     versions = registry / "versions"
     version_dirs = (
-        sorted(p for p in versions.iterdir() if re.fullmatch(r"(\.staging-)?v\d+", p.name))
+        sorted(p for p in versions.iterdir() if re.fullmatch(r"\.staging-.*|v\d+", p.name))
         if versions.is_dir()
         else []
     )
-    return tuple(p for p in (*log_files, *pointers, *version_dirs) if p.exists())
+    return tuple(p for p in (*log_files, *pointers, *temp_pointers, *version_dirs) if p.exists())
 
 
 def clear_run_state(workdir: Path) -> tuple[Path, ...]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from drift.config import MonitorConfig
+from drift.config import MIN_WINDOW_ROWS, MonitorConfig
 from drift.errors import ScenarioError
 from drift.features import FEATURES
 from drift.monitor import DETECTORS, Monitor
@@ -66,3 +66,9 @@ def test_uncertainty_detector_sees_wider_intervals(bike_data, models):
     assert loud.alarms["uncertainty"]
     assert not Monitor().observe(0, reference, window).alarms["uncertainty"]
     assert quiet.alarms.keys() == loud.alarms.keys()
+
+
+def test_scenario_windows_are_never_below_the_monitors_minimum(bike_data):
+    with pytest.raises(ScenarioError, match=f"window_rows must be >= {MIN_WINDOW_ROWS}"):
+        build_scenario("stationary", bike_data, window_rows=MIN_WINDOW_ROWS - 1)
+    assert len(build_scenario("stationary", bike_data, window_rows=MIN_WINDOW_ROWS).windows) == 16

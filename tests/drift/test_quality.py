@@ -62,8 +62,12 @@ def test_flags_are_not_unit_checked():
     assert ("unit_change", "holiday") not in _kinds(check_quality(current, reference))
 
 
-def test_empty_window_has_no_spurious_findings():
+def test_empty_window_is_too_few_rows_and_nothing_spurious():
+    """An empty window is not healthy: it is one ``too_few_rows`` finding, and no null, range or
+    unit finding invented from zero values."""
     reference = _window()
-    assert check_quality(reference.iloc[:0], reference).ok
-    assert isinstance(check_quality(reference.iloc[:0], reference).to_dict(), dict)
+    report = check_quality(reference.iloc[:0], reference)
+    assert not report.ok
+    assert [(f.kind, f.value) for f in report.findings] == [("too_few_rows", 0.0)]
+    assert report.to_dict()["ok"] is False
     assert pd.api.types.is_numeric_dtype(reference["temp"])

@@ -1,0 +1,153 @@
+"""Monitor.observe at its boundary: windows too small to judge, bad model outputs, malformed
+arguments. Each case has a known answer on tiny synthetic windows."""
+
+import numpy as np
+import pytest
+
+from drift.config import MonitorConfig
+from drift.data_drift import detect_drift
+from drift.errors import ConfigError, SchemaError
+from drift.features import FEATURES
+from drift.monitor import DETECTORS, Monitor
+from drift.quality import check_quality
+from tests.drift.conftest import synthetic_hours
+
+DRIFT_DETECTORS = tuple(d for d in DETECTORS if d != "quality")
+
+
+def _frames():
+    reference = synthetic_hours(10, seed=4)[list(FEATURES)].reset_index(drop=True)
+    current = synthetic_hours(10, seed=5)[list(FEATURES)].reset_index(drop=True)
+    return reference, current
+
+
+def _outputs(n, seed=0):
+    return np.random.default_rng(seed).gamma(2.0, 50.0, n)
+
+
+# ---- windows too small to judge (finding 14) -------------------------------------------------
+
+
+def test_empty_window_is_a_quality_incident_not_healthy():
+    reference, current = _frames()
+    report = Monitor().observe(0, reference, current.iloc[:0])
+    assert not report.quality.ok
+    assert [f.kind for f in report.quality.findings] == ["too_few_rows"]
+    assert report.alarms["quality"]
+    assert not any(report.alarms[d] for d in DRIFT_DETECTORS)
+    assert report.drift.features == () and report.n_rows == 0
+
+
+def test_empty_reference_is_an_error():
+    reference, current = _frames()
+    with pytest.raises(SchemaError, match="reference has 0 rows"):
+        Monitor().observe(0, reference.iloc[:0], current)
+    with pytest.raises(SchemaError, match="reference has 0 rows"):
+        detect_drift(reference.iloc[:0], current)
+
+
+def test_tiny_window_is_flagged_and_leaves_the_sequential_state_alone():
+    """A 1-row window used to fire the CUSUM (distance ~1.3 against k = 0.15) and carry the
+    excess into later windows. Now it is ``too_few_rows`` and the detectors never see it."""
+    reference, current = _frames()
+    config = MonitorConfig()
+    half = len(current) // 2
+    with_tiny, without = Monitor(config), Monitor(config)
+    first = with_tiny.observe(0, reference, current.iloc[:half])
+    tiny = with_tiny.observe(1, reference, current.iloc[:1])
+    assert [f.kind for f in tiny.quality.findings] == ["too_few_rows"]
+    assert not tiny.alarms["cusum"] and not tiny.alarms["page_hinkley"]
+    assert tiny.cusum_statistic == first.cusum_statistic
+    after = with_tiny.observe(2, reference, current.iloc[half:])
+    without.observe(0, reference, current.iloc[:half])
+    baseline = without.observe(2, reference, current.iloc[half:])
+    assert after.alarms == baseline.alarms
+    assert after.cusum_statistic == baseline.cusum_statistic
+    # the minimum is the documented one, and a window of exactly that size is judged
+    judged = Monitor(config).observe(0, reference, current.iloc[: config.min_window_rows])
+    assert judged.quality.ok and judged.drift.features
+
+
+def test_reference_below_the_minimum_is_an_error():
+    reference, current = _frames()
+    with pytest.raises(SchemaError, match="min_window_rows"):
+        Monitor().observe(0, reference.iloc[:5], current)
+
+
+# ---- bad model outputs (finding 15) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["predictions", "uncertainty"])
+def test_outputs_of_the_wrong_length_are_an_error(which):
+    reference, current = _frames()
+    ref_out, cur_out = _outputs(len(reference)), _outputs(len(current), seed=1)
+    for pair in ((ref_out, cur_out[:10]), (ref_out[:10], cur_out), (ref_out, np.array([]))):
+        with pytest.raises(SchemaError, match="one value per row"):
+            Monitor().observe(0, reference, current, **{which: pair})
+    with pytest.raises(SchemaError, match="one value per row"):
+        Monitor().observe(0, reference, current, **{which: (ref_out, None)})
+    with pytest.raises(SchemaError, match="pair"):
+        Monitor().observe(0, reference, current, **{which: cur_out})
+
+
+@pytest.mark.parametrize("which", ["predictions", "uncertainty"])
+@pytest.mark.parametrize("finite", [0, 3])
+def test_nan_outputs_are_a_quality_incident(which, finite):
+    """A model emitting NaN used to give a quiet window (a drift test drops NaN)."""
+    reference, current = _frames()
+    ref_out = _outputs(len(reference))
+    bad = np.full(len(current), np.nan)
+    bad[:finite] = 100.0
+    report = Monitor().observe(0, reference, current, **{which: (ref_out, bad)})
+    column = "prediction" if which == "predictions" else which
+    assert [(f.kind, f.column) for f in report.quality.findings] == [("null_burst", column)]
+    assert report.alarms["quality"]
+    healthy = (ref_out, _outputs(len(current), seed=1))
+    assert Monitor().observe(0, reference, current, **{which: healthy}).quality.ok
+
+
+def test_infinite_predictions_count_as_missing():
+    reference, current = _frames()
+    outputs = {"prediction": np.full(len(current), np.inf)}
+    report = check_quality(current, reference, outputs=outputs)
+    assert [(f.kind, f.column, f.value) for f in report.findings] == [
+        ("null_burst", "prediction", 1.0)
+    ]
+
+
+# ---- malformed arguments (finding 16) ------------------------------------------------------
+
+
+def test_reference_missing_a_column_is_a_schema_error():
+    reference, current = _frames()
+    with pytest.raises(SchemaError, match=r"reference: missing columns \['temp'\]") as info:
+        Monitor().observe(0, reference.drop(columns=["temp"]), current)
+    assert info.value.columns == ("temp",)
+    with pytest.raises(SchemaError, match="reference: missing columns"):
+        detect_drift(reference.drop(columns=["temp"]), current)
+
+
+@pytest.mark.parametrize("shape", ["dict", "ndarray", "list"])
+def test_a_window_that_is_not_a_dataframe_is_a_schema_error(shape):
+    reference, current = _frames()
+    window = {
+        "dict": current.to_dict("list"),
+        "ndarray": current.to_numpy(),
+        "list": current.values.tolist(),
+    }[shape]
+    with pytest.raises(SchemaError, match="current: expected a pandas DataFrame"):
+        Monitor().observe(0, reference, window)
+    with pytest.raises(SchemaError, match="expected a pandas DataFrame"):
+        Monitor().observe(0, window, current)
+    with pytest.raises(SchemaError, match="current: expected a pandas DataFrame"):
+        check_quality(window, reference)
+    with pytest.raises(SchemaError, match="current: expected a pandas DataFrame"):
+        detect_drift(reference, window)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("field", ["cusum_allowance", "cusum_threshold", "ph_delta", "patience"])
+def test_config_rejects_non_finite_numbers(field, value):
+    with pytest.raises(ConfigError, match="finite") as info:
+        MonitorConfig(**{field: value})
+    assert info.value.field == field
