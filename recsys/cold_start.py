@@ -126,7 +126,9 @@ class SegmentPopularity:
         """The (age band x gender) segment of a new user."""
         if gender not in ("M", "F"):
             raise InvalidArgumentError(f"gender must be 'M' or 'F', got {gender!r}")
-        if not 0 < age < 120:
+        if isinstance(age, bool) or not isinstance(age, int | float | np.integer | np.floating):
+            raise InvalidArgumentError(f"age must be a number of years, got {age!r}")
+        if not 0 < age < 120:  # also refuses nan
             raise InvalidArgumentError(f"age must be in (0, 120), got {age}")
         band = int(np.digitize([age], AGE_BINS[1:-1])[0])
         return band * 2 + int(gender == "F")

@@ -109,7 +109,15 @@ class TwoStageRecommender:
             )
             sources, x_fit, features = self._fit_stage1(val.train)
             truth = truth_by_user(self.catalog, val.test)
-            users = np.array(sorted(u for u in truth if x_fit.indptr[u + 1] > x_fit.indptr[u]))
+            users = np.array(
+                sorted(u for u in truth if x_fit.indptr[u + 1] > x_fit.indptr[u]), dtype=np.int64
+            )
+            if len(users) == 0:
+                raise InvalidArgumentError(
+                    f"too few ratings to train the ranker: the validation carve of {len(train)} "
+                    "ratings left no user with ratings on both sides; fit needs users with "
+                    "several ratings each"
+                )
             cands = generate(sources, users, x_fit[users], cfg.candidates_per_source)
             parts.append(
                 training_set(
@@ -214,11 +222,14 @@ class TwoStageRecommender:
     def recommend(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> Recommendation:
         """Top-``k`` for one user; a user unknown or without history gets the cold-start list.
 
-        Only stage 1's candidates are ranked, so a ``k`` beyond the merged candidate set (about
-        200 items a user here) returns that many items, not ``k``.
+        The id must have the catalogue's type (a whole number for MovieLens): an id of another
+        type, ``"196"`` or ``True`` say, is an error rather than a new user. Only stage 1's
+        candidates are ranked, so a ``k`` beyond the merged candidate set (about 200 items a
+        user here) returns that many items, not ``k``.
         """
         self._check_fitted()
         _check_k(k)
+        self._check_user_id(user_id)
         if not self.catalog.has_user(user_id):
             logger.info("user %r unknown: serving global cold-start popularity", user_id)
             return self._cold(user_id, self.cold_users_.global_share_, k)
@@ -239,10 +250,23 @@ class TwoStageRecommender:
         self, user_ids: Sequence[object], k: int = 10, exclude_seen: bool = True
     ) -> list[Recommendation]:
         """Top-``k`` for many users; all ids must be known (``UnknownUserError`` lists the rest)."""
+        if user_ids is None or isinstance(user_ids, str | bytes):
+            raise InvalidArgumentError(f"user_ids must be a sequence of ids, got {user_ids!r}")
+        user_ids = list(user_ids)  # any iterable, a generator included
         if len(user_ids) == 0:
             raise InvalidArgumentError("user_ids is empty; pass at least one user id")
+        for user_id in user_ids:
+            self._check_user_id(user_id)
         self.catalog.user_index(user_ids)  # raises naming every unknown id
         return [self.recommend(u, k, exclude_seen) for u in user_ids]
+
+    def _check_user_id(self, user_id: object) -> None:
+        if self.catalog.user_ids.dtype.kind in "iu" and (
+            isinstance(user_id, bool) or not isinstance(user_id, int | np.integer)
+        ):
+            raise InvalidArgumentError(
+                f"user ids are whole numbers in this catalogue, got {user_id!r}"
+            )
 
     def recommend_new_user(
         self, k: int = 10, *, age: int, gender: str, genres: list[str] | None = None
@@ -267,6 +291,8 @@ class TwoStageRecommender:
         """Write ``model.pkl`` and a human-readable ``manifest.json`` into directory ``path``."""
         self._check_fitted()
         folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise ModelFileError(f"{folder} is a file; save() writes into a folder")
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "model.pkl", "wb") as fh:
             pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)

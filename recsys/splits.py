@@ -58,6 +58,13 @@ def _check_frame(ratings: pd.DataFrame) -> None:
         )
     if ratings.empty:
         raise InvalidArgumentError("ratings frame is empty; nothing to split")
+    for column in ("rating", "timestamp"):  # NaN would silently drop rows from a time cut
+        values = pd.to_numeric(ratings[column], errors="coerce")
+        bad = int((~np.isfinite(values.to_numpy(dtype=np.float64))).sum())
+        if bad:
+            raise InvalidArgumentError(
+                f"ratings frame has {bad} {column} value(s) that are not finite numbers"
+            )
 
 
 def _check_ratio(ratio: float) -> None:

@@ -50,10 +50,19 @@ def test_unknown_and_history_less_users_fall_back_to_cold_start(fitted):
     model, _ = fitted
     unknown = model.recommend(99_999, k=3)
     assert unknown.sources == [COLD_START_SOURCE] * 3
-    assert model.recommend("not-a-number", k=2).sources == [COLD_START_SOURCE] * 2
     cold = model.recommend(40, k=3)  # known demographics (52, F): the Drama segment's favourites
     assert cold.sources == [COLD_START_SOURCE] * 3
     assert all(block_of_item(i) == 1 for i in cold.items)
+
+
+@pytest.mark.parametrize("user_id", ["1", "not-a-number", None, [1], 1.5, True])
+def test_an_id_of_the_wrong_type_is_an_error_not_a_new_user(fitted, user_id):
+    model, _ = fitted
+    with pytest.raises(InvalidArgumentError, match="whole numbers"):
+        model.recommend(user_id, k=2)  # True would otherwise be served as user 1
+    with pytest.raises(InvalidArgumentError, match="whole numbers"):
+        model.recommend_batch([1, user_id], k=2)  # names the bad id, not the valid user 1
+    assert model.recommend(np.int64(1), k=2).items == model.recommend(1, k=2).items
 
 
 def test_new_user_with_chosen_genres(fitted):
@@ -70,6 +79,9 @@ def test_new_user_with_chosen_genres(fitted):
         model.recommend_new_user(k=5, age=30, gender="M", genres=["Western"])
     with pytest.raises(InvalidArgumentError, match="gender"):
         model.recommend_new_user(k=5, age=30, gender="X")
+    for age in ("30", True, float("nan")):
+        with pytest.raises(InvalidArgumentError, match="age"):
+            model.recommend_new_user(k=5, age=age, gender="F")
 
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, True])
@@ -87,6 +99,23 @@ def test_batch_with_unknown_ids_names_them(fitted):
     with pytest.raises(InvalidArgumentError):
         model.recommend_batch([], k=3)
     assert [r.user_id for r in model.recommend_batch([1, 2], k=3)] == [1, 2]
+    assert [r.user_id for r in model.recommend_batch((u for u in (1, 2)), k=3)] == [1, 2]
+    for bad in (None, "12"):
+        with pytest.raises(InvalidArgumentError, match="sequence of ids"):
+            model.recommend_batch(bad, k=3)
+
+
+def test_too_little_data_to_train_is_a_clear_error(frames, catalog):
+    ratings = frames[0]
+    one_each = ratings.drop_duplicates("user_id")  # nobody has ratings on both sides of a carve
+    with pytest.raises(InvalidArgumentError, match="too few ratings"):
+        Recommender(catalog, RecsysConfig(seed=0, **TINY)).fit(one_each)
+
+
+def test_save_into_a_file_is_a_model_file_error(fitted, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ModelFileError, match="is a file"):
+        fitted[0].save(tmp_path / "taken")
 
 
 def test_unfitted_model_says_so(catalog):

@@ -93,3 +93,16 @@ def test_validation_split_is_carved_from_train_only(protocol):
 def test_bad_arguments_get_clear_errors(call):
     with pytest.raises(InvalidArgumentError):
         call(_ratings())
+
+
+@pytest.mark.parametrize("column", ["rating", "timestamp"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "five"])
+def test_ratings_that_are_not_finite_numbers_are_refused(column, bad):
+    ratings = _ratings().astype({column: object})
+    ratings.loc[ratings.index[3], column] = bad
+    for split in (
+        lambda r: stratified_split(r, seed=1),
+        lambda r: temporal_split(r),
+    ):
+        with pytest.raises(InvalidArgumentError, match=f"{column} value"):
+            split(ratings)
