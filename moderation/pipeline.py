@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,6 +105,19 @@ def validate_text(raw: str | bytes, max_chars: int) -> str:
     return raw
 
 
+EMPTY_REASON = "empty text: nothing to moderate"
+_INVISIBLE = frozenset({"Cc", "Cf", "Mn", "Me", "Zs", "Zl", "Zp"})  # controls, format, marks, space
+
+
+def _blank(text: str) -> bool:
+    """Nothing a reader could see: whitespace, zero-width or format characters, lone marks.
+
+    Such text normalises to the empty string, so scoring it would only score the model's bias
+    (a zero-width space alone was auto-actioned as offensive at p = 0.38).
+    """
+    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE for c in text)
+
+
 class Moderator:
     """A trained model plus per-label thresholds, serving verdicts."""
 
@@ -181,14 +194,26 @@ class Moderator:
         """Synchronous path: one text, one verdict. Raises InvalidTextError on unusable input."""
         start = self.clock()
         text = validate_text(text, self.model.config.max_chars)
-        if not text.strip():
-            return Verdict(ALLOW, "", reason="empty text: nothing to moderate")
+        if _blank(text):
+            return Verdict(ALLOW, "", reason=EMPTY_REASON)
         verdict = self._verdicts([text])[0]
         elapsed = (self.clock() - start) * 1000
         return Verdict(**{**verdict.__dict__, "latency_ms": elapsed})
 
-    def moderate_batch(self, texts: Sequence[str | bytes], batch_size: int = 1024) -> list[Verdict]:
-        """Bulk path: vectorised scoring; bad items come back as ``path="rejected"`` verdicts."""
+    def moderate_batch(self, texts: Iterable[str | bytes], batch_size: int = 1024) -> list[Verdict]:
+        """Bulk path: vectorised scoring; bad items come back as ``path="rejected"`` verdicts.
+
+        One verdict per input, in order, whatever the input holds; ``texts`` may be any iterable
+        of texts (a single ``str`` is refused: it would be scored character by character).
+        """
+        if isinstance(texts, str | bytes | bytearray | memoryview) or texts is None:
+            raise InvalidTextError(
+                f"moderate_batch takes a sequence of texts, got {type(texts).__name__}; "
+                "use moderate() for one text, or wrap it in a list"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        texts = list(texts)
         out: list[Verdict | None] = [None] * len(texts)
         good: list[tuple[int, str]] = []
         for i, raw in enumerate(texts):
@@ -197,15 +222,15 @@ class Moderator:
             except InvalidTextError as exc:
                 out[i] = Verdict(REJECTED, "", reason=f"{exc.reason}: {exc}")
                 continue
-            if not text.strip():
-                out[i] = Verdict(ALLOW, "", reason="empty text: nothing to moderate")
+            if _blank(text):
+                out[i] = Verdict(ALLOW, "", reason=EMPTY_REASON)
             else:
                 good.append((i, text))
         for start in range(0, len(good), batch_size):
             chunk = good[start : start + batch_size]
             for (i, _), verdict in zip(chunk, self._verdicts([t for _, t in chunk]), strict=True):
                 out[i] = verdict
-        return [v for v in out if v is not None]
+        return out  # type: ignore[return-value]  # every slot was filled above
 
     def scores(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Calibrated (with the guard: guarded) probabilities; no validation, for evaluation."""

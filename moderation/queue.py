@@ -2,7 +2,10 @@
 
 **Durability.** Every operation is one transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) on a
 write-ahead-log database with ``synchronous=FULL``: when a method returns, its effect is on disk,
-and a crash mid-operation rolls the whole operation back. Nothing is held only in memory.
+and a crash mid-operation rolls the whole operation back. Nothing is held only in memory. If the
+file is deleted or replaced while the queue is open, the next call raises :class:`QueueError`
+instead of writing into a file nobody can reopen. One ``ReviewQueue`` may be shared by threads
+(a lock runs one operation at a time); each process opens its own.
 
 **Priority, not FIFO.** Items are claimed in descending risk::
 
@@ -48,7 +51,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -147,6 +152,18 @@ def _account(value: object, what: str) -> str:
     return value
 
 
+def _free_text(value: object, what: str, limit: int, *, required: bool = False) -> str:
+    """A content id, note or appeal reason: text a reviewer reads, so the text rules apply."""
+    if not isinstance(value, str):
+        raise QueueError(f"{what} must be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise QueueError(f"{what} must not be empty")
+    try:
+        return validate_text(value, limit)
+    except InvalidTextError as exc:
+        raise QueueError(f"{what}: {exc}") from None
+
+
 def _probability(score: object) -> float:
     try:
         value = float(score)  # type: ignore[arg-type]
@@ -214,8 +231,14 @@ class ReviewQueue:
         self.max_chars = max_chars
         self.clock = clock
         self.new_id = new_id
+        # One connection, shared by the threads that use this object: the lock runs one
+        # operation at a time (SQLite allows one writer anyway); other processes use their own.
+        self._lock = threading.RLock()
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file we opened
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open review queue {self.path}: {exc}") from None
         self._db.row_factory = sqlite3.Row
@@ -230,9 +253,13 @@ class ReviewQueue:
         except sqlite3.DatabaseError as exc:  # not a database, unreadable, or not ours
             self._db.close()
             raise QueueError(f"cannot open review queue {self.path}: {exc}") from None
+        if self.path != ":memory:":
+            stat = os.stat(self.path)
+            self._file = (stat.st_dev, stat.st_ino)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def __enter__(self) -> ReviewQueue:
         return self
@@ -242,13 +269,39 @@ class ReviewQueue:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._read():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One operation at a time, on the file this queue opened (see :meth:`_check_file`)."""
+        with self._lock:
+            self._check_file()
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+
+    def _check_file(self) -> None:
+        """Refuse to go on if the database file was deleted or replaced under us.
+
+        SQLite keeps writing to a deleted file's inode, so every later "durable" write would be
+        lost when the connection closes; an error at the next call loses nothing silently.
+        """
+        if self._file is None:
+            return
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            stat = None
+        if stat is None or (stat.st_dev, stat.st_ino) != self._file:
+            raise QueueError(
+                f"the review queue file {self.path} was deleted or replaced while open; "
+                "nothing more is written to it. Restore it from a backup and reopen the queue."
+            )
 
     def _audit(self, item_id: str, event: str, actor: str, **details: object) -> None:
         seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log").fetchone()[0]
@@ -274,8 +327,7 @@ class ReviewQueue:
         """Add an item for review; returns its ``item_id``. Bad arguments raise QueueError."""
         if label not in self.severity:
             raise QueueError(f"unknown label {label!r}; known: {sorted(self.severity)}")
-        if not isinstance(content_id, str) or not content_id.strip():
-            raise QueueError(f"content_id must be a non-empty string, got {content_id!r}")
+        content_id = _free_text(content_id, "content_id", MAX_ID_CHARS, required=True)
         try:
             text = validate_text(text, self.max_chars)
         except InvalidTextError as exc:
@@ -344,6 +396,7 @@ class ReviewQueue:
         if outcome not in OUTCOMES:
             raise QueueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}", item_id=item_id)
         reviewer = _account(reviewer, "reviewer")
+        note = _free_text(note, "note", self.max_chars)
         now = self.clock()
         with self._tx():
             row = self._item(item_id)
@@ -361,10 +414,16 @@ class ReviewQueue:
                     "VALUES (?, ?, ?, ?, ?)",
                     (item_id, reviewer, outcome, note, now),
                 )
-            except sqlite3.IntegrityError:  # the primary key is the last line of defence
-                raise AlreadyDecidedError(
-                    f"item {item_id} is already decided", item_id=item_id
-                ) from None
+            except sqlite3.IntegrityError as exc:  # the primary key is the last line of defence
+                if self._db.execute(
+                    "SELECT 1 FROM decisions WHERE item_id = ?", (item_id,)
+                ).fetchone():
+                    raise AlreadyDecidedError(
+                        f"item {item_id} is already decided", item_id=item_id
+                    ) from None
+                raise QueueError(
+                    f"decision refused by the database: {exc}", item_id=item_id
+                ) from exc
             self._db.execute(
                 "UPDATE review_items SET status = 'decided', lease_owner = NULL, "
                 "lease_expires_at = NULL WHERE item_id = ?",
@@ -387,6 +446,7 @@ class ReviewQueue:
     def appeal(self, item_id: str, user: str, reason: str = "") -> str:
         """Appeal a decided review item; returns the appeal's ``item_id``."""
         user = _account(user, "user")
+        reason = _free_text(reason, "reason", self.max_chars)
         with self._tx():
             row = self._item(item_id)
             if row["kind"] != "review":
@@ -413,33 +473,38 @@ class ReviewQueue:
 
     def item(self, item_id: str) -> dict:
         """One item's row (state, lease, appeal fields); ItemNotFoundError if there is none."""
-        return dict(self._item(item_id))
+        with self._read():
+            return dict(self._item(item_id))
 
     def pending(self) -> int:
         q = "SELECT COUNT(*) FROM review_items WHERE status = 'pending'"
-        return int(self._db.execute(q).fetchone()[0])
+        with self._read() as db:
+            return int(db.execute(q).fetchone()[0])
 
     def decision(self, item_id: str) -> dict | None:
-        row = self._db.execute("SELECT * FROM decisions WHERE item_id = ?", (item_id,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT * FROM decisions WHERE item_id = ?", (item_id,)).fetchone()
         return dict(row) if row else None
 
     def audit_trail(self, item_id: str) -> list[dict]:
         """Every event for ``item_id`` (and its appeal), oldest first."""
-        rows = self._db.execute(
-            "SELECT a.* FROM audit_log a WHERE a.item_id = ? OR a.item_id IN "
-            "(SELECT item_id FROM review_items WHERE parent_item_id = ?) ORDER BY a.seq",
-            (item_id, item_id),
-        ).fetchall()
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT a.* FROM audit_log a WHERE a.item_id = ? OR a.item_id IN "
+                "(SELECT item_id FROM review_items WHERE parent_item_id = ?) ORDER BY a.seq",
+                (item_id, item_id),
+            ).fetchall()
         return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
 
     def overturns(self) -> list[TrainingLabel]:
         """Appeals whose outcome differs from the original decision, as training labels."""
-        rows = self._db.execute(
-            "SELECT a.content_id, a.text, a.label, d.outcome FROM review_items a "
-            "JOIN decisions d ON d.item_id = a.item_id "
-            "JOIN decisions o ON o.item_id = a.parent_item_id "
-            "WHERE a.kind = 'appeal' AND d.outcome <> o.outcome ORDER BY d.decided_at"
-        ).fetchall()
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT a.content_id, a.text, a.label, d.outcome FROM review_items a "
+                "JOIN decisions d ON d.item_id = a.item_id "
+                "JOIN decisions o ON o.item_id = a.parent_item_id "
+                "WHERE a.kind = 'appeal' AND d.outcome <> o.outcome ORDER BY d.decided_at"
+            ).fetchall()
         return [
             TrainingLabel(r["content_id"], r["text"], r["label"], int(r["outcome"] == "violation"))
             for r in rows

@@ -32,9 +32,12 @@ def test_evasion_signal_can_force_review(trained_model):
 
 
 def test_empty_text_is_allowed_with_a_reason(moderator):
-    for text in ("", "   \n", b""):
+    # invisible-only text (zero-width space, soft hyphen, a lone combining mark) is empty too:
+    # it normalises to "", so a score would only be the model's bias
+    for text in ("", "   \n", b"", "\u200b", "\u00ad", " \u200d\ufeff ", "\u0301"):
         verdict = moderator.moderate(text)
         assert verdict.path == ALLOW and "empty" in verdict.reason
+        assert moderator.moderate_batch([text])[0].path == ALLOW
 
 
 @pytest.mark.parametrize(
@@ -67,3 +70,28 @@ def test_batch_path_matches_sync_and_isolates_bad_items(moderator):
         sync = moderator.moderate(texts[i])
         assert (verdicts[i].path, verdicts[i].label) == (sync.path, sync.label)
         assert verdicts[i].scores == sync.scores
+
+
+def test_a_batch_gives_one_verdict_per_input_in_order(moderator):
+    texts = ["zorg blarg walk", None, "sunny day walk"]
+    for batch_size in (1, 2, 1024):
+        verdicts = moderator.moderate_batch(texts, batch_size=batch_size)
+        assert len(verdicts) == 3 and verdicts[1].path == REJECTED
+    from_generator = moderator.moderate_batch(t for t in texts)
+    assert [v.path for v in from_generator] == [v.path for v in verdicts]
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_a_bad_batch_size_is_an_error_not_lost_items(moderator, batch_size):
+    from moderation.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batch_size"):
+        moderator.moderate_batch(["a b", "c d"], batch_size=batch_size)
+
+
+@pytest.mark.parametrize("texts", ["hello", b"hello", None])
+def test_one_text_is_not_a_batch(moderator, texts):
+    from moderation.errors import InvalidTextError
+
+    with pytest.raises(InvalidTextError, match="sequence of texts"):
+        moderator.moderate_batch(texts)

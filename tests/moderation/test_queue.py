@@ -263,3 +263,62 @@ def test_a_queue_path_that_cannot_be_opened_is_refused(tmp_path):
 def test_lease_must_be_positive(tmp_path):
     with pytest.raises(QueueError, match="lease_seconds"):
         ReviewQueue(tmp_path / "q.sqlite", lease_seconds=0)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda q, i: q.decide(i, "alice", "violation", note=None), "note must be a string"),
+        (lambda q, i: q.decide(i, "alice", "violation", note="x\x00y"), "note: input contains NUL"),
+        (lambda q, i: q.decide(i, "alice", "violation", note="\udcff"), "note: input is not valid"),
+        (lambda q, i: q.decide(i, "alice", "violation", note="n" * 5_001), "note: input has 5001"),
+    ],
+)
+def test_a_bad_note_is_refused_and_the_item_stays_claimed(queue, call, message):
+    item = queue.enqueue("c1", "text", "hate", 0.7)
+    queue.claim("alice")
+    with pytest.raises(QueueError, match=message):
+        call(queue, item)
+    assert queue.decision(item) is None  # not reported as "already decided" either
+    queue.decide(item, "alice", "violation", note="fine")
+
+
+@pytest.mark.parametrize("reason", [None, b"\xff", "\udcff", "r" * 5_001, "\x00\x01\x02"])
+def test_a_bad_appeal_reason_is_refused_and_nothing_is_stored(queue, reason):
+    item = _decided(queue)
+    with pytest.raises(QueueError, match="reason"):
+        queue.appeal(item, "poster", reason)
+    assert queue.pending() == 0
+    queue.appeal(item, "poster", "a quote")  # the item can still be appealed
+
+
+def test_one_queue_object_shared_by_threads_never_gives_an_item_twice(tmp_path):
+    with ReviewQueue(tmp_path / "q.sqlite") as q:
+        items = {q.enqueue(f"c{i}", "text", "hate", 0.5 + i / 1000) for i in range(60)}
+        claimed, errors = [], []
+
+        def work(name):
+            try:
+                while (claim := q.claim(name)) is not None:
+                    q.decide(claim.item_id, name, "violation")
+                    claimed.append(claim.item_id)
+            except Exception as exc:  # pragma: no cover - the assertion below reports it
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(f"r{n}",)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and sorted(claimed) == sorted(items)
+
+
+def test_a_deleted_queue_file_is_an_error_at_the_next_call(tmp_path):
+    path = tmp_path / "q.sqlite"
+    with ReviewQueue(path) as q:
+        q.enqueue("c1", "text", "hate", 0.7)
+        for leftover in tmp_path.glob("q.sqlite*"):
+            leftover.unlink()
+        for call in (q.pending, lambda: q.enqueue("c2", "text", "hate", 0.7), lambda: q.claim("a")):
+            with pytest.raises(QueueError, match="deleted or replaced while open"):
+                call()
