@@ -196,12 +196,7 @@ class AsyncClient:
         used: int | None = None
         try:
             try:
-                response = await self._http.post(
-                    core.url(call),
-                    json=call.body,
-                    headers=core.headers(call),
-                    timeout=core.timeout(deadline),
-                )
+                response = await self._http.send(core.request(self._http, call, deadline))
             except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             headers = core.response_headers(response)
@@ -219,13 +214,7 @@ class AsyncClient:
         response = None
         try:
             try:
-                request = self._http.build_request(
-                    "POST",
-                    core.url(call),
-                    json=call.body,
-                    headers=core.headers(call),
-                    timeout=core.timeout(deadline),
-                )
+                request = core.request(self._http, call, deadline)
                 response = await self._http.send(request, stream=True)
                 headers = core.response_headers(response)
                 if response.status_code >= 400:

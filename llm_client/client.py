@@ -219,12 +219,7 @@ class Client:
         used: int | None = None  # failed attempts keep their full reservation (conservative)
         try:
             try:
-                response = self._http.post(
-                    core.url(call),
-                    json=call.body,
-                    headers=core.headers(call),
-                    timeout=core.timeout(deadline),
-                )
+                response = self._http.send(core.request(self._http, call, deadline))
             except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             headers = core.response_headers(response)
@@ -243,13 +238,7 @@ class Client:
         response = None
         try:
             try:
-                request = self._http.build_request(
-                    "POST",
-                    core.url(call),
-                    json=call.body,
-                    headers=core.headers(call),
-                    timeout=core.timeout(deadline),
-                )
+                request = core.request(self._http, call, deadline)
                 response = self._http.send(request, stream=True)
                 headers = core.response_headers(response)
                 if response.status_code >= 400:

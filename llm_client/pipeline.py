@@ -172,6 +172,18 @@ class CallCore:
         total = self.config.total_timeout
         return None if total is None else self.clock() + total
 
+    def request(
+        self, http: httpx.Client | httpx.AsyncClient, call: PreparedCall, deadline: float | None
+    ) -> httpx.Request:
+        """One attempt's POST, the same for the sync and async clients, streamed or not."""
+        return http.build_request(
+            "POST",
+            self.url(call),
+            json=call.body,
+            headers=self.headers(call),
+            timeout=self.timeout(deadline),
+        )
+
     def timeout(self, deadline: float | None) -> httpx.Timeout:
         """Per-attempt httpx timeouts, each shortened so no attempt outlives the call's deadline."""
         c = self.config
