@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks import report
 from benchmarks.record import BenchContext
-from benchmarks.registry import BENCHMARKS
+from benchmarks.registry import BENCHMARKS, TAKES_DATASET
 from benchmarks.runner import EXIT_DATASET, describe, run_in_subprocess
 
 
@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             f"unknown benchmark(s) {', '.join(unknown)}; registered: {', '.join(BENCHMARKS)}"
         )
 
+    ignoring = sorted(set(args.systems or BENCHMARKS) - TAKES_DATASET)
+    if args.dataset and ignoring:
+        parser.error(
+            f"--dataset is read by {', '.join(sorted(TAKES_DATASET))} only; "
+            f"{', '.join(ignoring)} would ignore it: name the systems, e.g. `rag --dataset PATH`"
+        )
     out = args.out or (Path("results/quick") if args.quick else Path("results"))
     if out.exists() and not out.is_dir():
         parser.error(f"--out {out} is a file; records go into a folder")

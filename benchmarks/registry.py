@@ -12,3 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "recsys": "benchmarks.recsys",
     "rag": "benchmarks.rag",
 }
+
+# The benchmarks that read ``--dataset`` (``BenchContext.dataset``); the runner refuses the flag
+# for a run that includes any other, rather than ignore it there.
+TAKES_DATASET: frozenset[str] = frozenset({"rag"})

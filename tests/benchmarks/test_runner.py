@@ -170,3 +170,15 @@ def test_report_puts_each_figure_beside_its_anchor(tmp_path):
     updated = readme.read_text()
     assert "old" not in updated and "### demo" in updated and updated.endswith("rest\n")
     assert "| BEIR BM25 | ndcg@10 | 0.6650 | 0.7000 (`bm25`) | +0.0350 |" in updated
+
+
+def test_dataset_is_refused_for_systems_that_would_ignore_it(tmp_path, capsys, monkeypatch):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["drift", "--dataset", str(tmp_path), "--out", str(tmp_path)])
+    assert info.value.code == 2 and "read by rag only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--dataset", str(tmp_path), "--out", str(tmp_path)])  # all systems
+    ran = []
+    monkeypatch.setattr(cli, "run_in_subprocess", lambda name, ctx: (ran.append(name), (0, 0.0))[1])
+    assert cli.main(["rag", "--dataset", str(tmp_path), "--out", str(tmp_path)]) == 0
+    assert ran == ["rag"]
