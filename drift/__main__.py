@@ -15,25 +15,29 @@ silently ignored.
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import sys
 import tempfile
 from pathlib import Path
 
 from drift.config import MonitorConfig
-from drift.errors import DriftError, ScenarioError, WorkdirError
+from drift.errors import DriftError, ScenarioError
 from drift.features import split_reference
 from drift.scenarios import PARAMETERS, SCENARIOS, build_scenario
-from drift.timeline import Timeline, clear_run_state, run_scenario, run_state, train_models
+from drift.timeline import Timeline, check_workdir, clear_run_state, run_scenario, train_models
 from drift.triage import write_triage
 
 # build_scenario parameter -> (flag, type, default). The flags default to None so that a flag the
-# user typed can be told from one left alone.
+# user typed can be told from one left alone; the defaults are build_scenario's own.
 _SCENARIO_FLAGS: dict[str, tuple[str, type, float]] = {
-    "n_windows": ("--windows", int, 16),
-    "window_rows": ("--window-rows", int, 1000),
-    "onset": ("--onset", int, 6),
-    "shift_sd": ("--shift-sd", float, 0.5),
+    param: (flag, kind, inspect.signature(build_scenario).parameters[param].default)
+    for param, flag, kind in (
+        ("n_windows", "--windows", int),
+        ("window_rows", "--window-rows", int),
+        ("onset", "--onset", int),
+        ("shift_sd", "--shift-sd", float),
+    )
 }
 
 
@@ -65,16 +69,8 @@ def _workdir(args: argparse.Namespace) -> Path | None:
     if not args.workdir:
         return None
     workdir = Path(args.workdir)
-    previous = run_state(workdir)
-    if previous and not args.fresh:
-        names = ", ".join(str(p.relative_to(workdir)) for p in previous[:3])
-        raise WorkdirError(
-            f"--workdir {workdir} already holds a previous run ({names}"
-            f"{', ...' if len(previous) > 3 else ''}); pass an empty directory, "
-            "or add --fresh to delete that run's files first",
-            workdir,
-            previous,
-        )
+    if not args.fresh:
+        check_workdir(workdir, "pass an empty directory, or add --fresh to delete that run's files")
     return workdir
 
 
@@ -156,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.choices["report"].add_argument("--out", default="drift-report")
     args = parser.parse_args(argv)
+    if args.fresh and not args.workdir:
+        parser.error("--fresh clears a --workdir; without one each run gets a new temp dir")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -20,6 +20,7 @@ label for a row never predicted is an error too, rather than a silent orphan.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -152,6 +153,8 @@ class PredictionLog:
         conflicts = []
         for key, label in zip(keys, labels, strict=True):
             value = float(label)
+            if not math.isfinite(value):
+                raise PredictionLogError(f"label for {key} is {label!r}: labels must be finite")
             first = stored.get(key, new.get(key))
             if first is None:
                 new[key] = value
@@ -163,10 +166,16 @@ class PredictionLog:
                 "labels are final (a second run in the same log repeats row keys)"
             )
         now = self.clock()
-        with self._db:
-            self._db.executemany(
-                "INSERT INTO labels VALUES (?,?,?)", [(k, v, now) for k, v in new.items()]
-            )
+        try:
+            with self._db:
+                self._db.executemany(
+                    "INSERT INTO labels VALUES (?,?,?)", [(k, v, now) for k, v in new.items()]
+                )
+        except sqlite3.IntegrityError as exc:  # another writer labelled a row since the lookup
+            raise PredictionLogError(
+                f"labels refused, nothing written ({exc}): another writer labelled some of these "
+                "rows at the same time; read them back and retry"
+            ) from exc
         return len(new)
 
     def log_decision(

@@ -52,7 +52,10 @@ __all__ = ["ModelRegistry", "Switch"]
 
 log = logging.getLogger(__name__)
 
-_VERSION_ID = re.compile(r"v\d{4,}")
+# The names the registry writes; drift.timeline.run_state lists exactly these, nothing else.
+VERSION_ID = re.compile(r"v\d{4,}")  # a version folder (it also holds meta.json)
+STAGING_NAME = re.compile(r"\.staging-\d+-[0-9a-f]{32}")  # a version being written
+POINTER_TMP_NAME = re.compile(r"SERVING\.\d+\.[0-9a-f]{32}\.tmp")  # a pointer being replaced
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class ModelRegistry:
     def versions(self) -> list[str]:
         """All registered versions, oldest first."""
         names = (p.name for p in (self.root / "versions").iterdir())
-        return sorted((n for n in names if _VERSION_ID.fullmatch(n)), key=lambda n: int(n[1:]))
+        return sorted((n for n in names if VERSION_ID.fullmatch(n)), key=lambda n: int(n[1:]))
 
     def register(self, model: DemandModel, meta: dict[str, Any] | None = None) -> str:
         """Save ``model`` as the next version and return its name (e.g. ``"v0003"``)."""
@@ -172,7 +175,7 @@ class ModelRegistry:
     def _dir(self, version: str) -> Path:
         """The folder of a registered ``version``; RegistryError for anything else (a path, a
         malformed id, None), so a caller can never point the registry outside ``versions/``."""
-        if not isinstance(version, str) or not _VERSION_ID.fullmatch(version):
+        if not isinstance(version, str) or not VERSION_ID.fullmatch(version):
             raise RegistryError(
                 f"not a version id: {version!r} (expected 'v' and 4+ digits, e.g. 'v0001'); "
                 f"registered: {self.versions()}",

@@ -39,13 +39,14 @@ from drift.monitor import Monitor, WindowReport
 from drift.performance import PerformanceCheck, PerformanceTracker
 from drift.policy import Decision, Evidence, PolicyEngine, ShadowScore
 from drift.prediction_log import PredictionLog
-from drift.registry import ModelRegistry
+from drift.registry import POINTER_TMP_NAME, STAGING_NAME, VERSION_ID, ModelRegistry
 from drift.scenarios import Scenario
 
 __all__ = [
     "Models",
     "Step",
     "Timeline",
+    "check_workdir",
     "clear_run_state",
     "run_scenario",
     "run_state",
@@ -124,20 +125,41 @@ def run_state(workdir: Path) -> tuple[Path, ...]:
     """The files and version directories a run leaves in ``workdir``; empty if it holds none.
 
     Only names this package writes are listed (the SQLite log with its WAL files, the registry's
-    pointer, its temporary files, lock and event log, and ``versions/v*``), so unrelated files
-    never count as run state.
+    pointer, lock and event log, its temporary names, and version folders with their
+    ``meta.json``), so a user's own file never counts as run state, and ``--fresh`` never
+    deletes one.
     """
     log_files = [workdir / f"predictions.sqlite{suffix}" for suffix in ("", "-wal", "-shm")]
     registry = workdir / "registry"
     pointers = [registry / name for name in ("SERVING", "events.jsonl", "registry.lock")]
-    temp_pointers = sorted(registry.glob("SERVING.*tmp")) if registry.is_dir() else []
     versions = registry / "versions"
-    version_dirs = (
-        sorted(p for p in versions.iterdir() if re.fullmatch(r"\.staging-.*|v\d+", p.name))
-        if versions.is_dir()
-        else []
+    ours = [
+        *_named(registry, POINTER_TMP_NAME),
+        *_named(versions, STAGING_NAME),
+        *(p for p in _named(versions, VERSION_ID) if (p / "meta.json").is_file()),
+    ]
+    return tuple(p for p in (*log_files, *pointers, *ours) if p.exists())
+
+
+def _named(folder: Path, pattern: re.Pattern) -> list[Path]:
+    return (
+        sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name)) if folder.is_dir() else []
     )
-    return tuple(p for p in (*log_files, *pointers, *temp_pointers, *version_dirs) if p.exists())
+
+
+def check_workdir(
+    workdir: Path, remedy: str = "use an empty directory or clear_run_state()"
+) -> None:
+    """Raise WorkdirError if ``workdir`` already holds a run's state (see module docstring)."""
+    previous = run_state(workdir)
+    if previous:
+        names = ", ".join(str(p.relative_to(workdir)) for p in previous[:3])
+        raise WorkdirError(
+            f"workdir {workdir} already holds a run ({names}"
+            f"{', ...' if len(previous) > 3 else ''}); {remedy}",
+            workdir,
+            previous,
+        )
 
 
 def clear_run_state(workdir: Path) -> tuple[Path, ...]:
@@ -170,14 +192,7 @@ def run_scenario(
     Raises WorkdirError if ``workdir`` already holds a run's state (see module docstring).
     """
     config = config or MonitorConfig()
-    previous = run_state(workdir)
-    if previous:
-        raise WorkdirError(
-            f"workdir {workdir} already holds a run ({', '.join(p.name for p in previous[:3])}"
-            f"{', ...' if len(previous) > 3 else ''}); use an empty directory or clear_run_state()",
-            workdir,
-            previous,
-        )
+    check_workdir(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     registry = ModelRegistry(workdir / "registry")
     pred_log = PredictionLog(workdir / "predictions.sqlite")

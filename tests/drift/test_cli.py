@@ -60,3 +60,9 @@ def test_stationary_header_has_no_onset(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "scenario stationary: 3 windows x 100 rows, seed 0; no onset; acting"
     assert lines[-1].startswith("served MAE all windows:") and "<- onset" not in "".join(lines)
+
+
+def test_fresh_needs_a_workdir(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--scenario", "bad_deployment", "--fresh"])
+    assert info.value.code == 2 and "--fresh clears a --workdir" in capsys.readouterr().err

@@ -58,8 +58,10 @@ def test_tiny_window_is_flagged_and_leaves_the_sequential_state_alone():
     assert [f.kind for f in tiny.quality.findings] == ["too_few_rows"]
     assert not tiny.alarms["cusum"] and not tiny.alarms["page_hinkley"]
     assert tiny.cusum_statistic == first.cusum_statistic
-    after = with_tiny.observe(2, reference, current.iloc[half:])
     without.observe(0, reference, current.iloc[:half])
+    assert vars(with_tiny.cusum) == vars(without.cusum)  # both detectors' whole state
+    assert vars(with_tiny.page_hinkley) == vars(without.page_hinkley)
+    after = with_tiny.observe(2, reference, current.iloc[half:])
     baseline = without.observe(2, reference, current.iloc[half:])
     assert after.alarms == baseline.alarms
     assert after.cusum_statistic == baseline.cusum_statistic

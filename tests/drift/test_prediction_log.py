@@ -62,6 +62,9 @@ def test_redelivered_label_is_skipped_but_a_different_one_is_an_error(tmp_path):
         with pytest.raises(PredictionLogError, match="c: 1 then 2"):
             log.log_labels(["c", "c"], [1.0, 2.0])  # a conflict inside one batch
         assert log.labelled([0], "v1").label.tolist() == [5.0, 7.0]  # nothing half-written
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(PredictionLogError, match="labels must be finite"):
+                log.log_labels(["c"], [bad])
 
 
 def test_bad_writes_are_rejected_with_reasons(tmp_path):

@@ -64,6 +64,9 @@ def test_a_workdir_holds_one_run(bike_data, models, tmp_path):
     first = build_scenario("bad_deployment", bike_data, n_windows=5, window_rows=200, onset=2)
     run_scenario(first, models, workdir)
     (workdir / "notes.txt").write_text("the user's own file")
+    own = workdir / "registry" / "versions" / "v1"  # looks like a version, is not one of ours
+    own.mkdir()
+    (own / "mydata.csv").write_text("x")
     second = build_scenario("concept_drift", bike_data, n_windows=9, window_rows=300, onset=3)
     with pytest.raises(WorkdirError, match="already holds a run") as refused:
         run_scenario(second, models, workdir)
@@ -73,5 +76,6 @@ def test_a_workdir_holds_one_run(bike_data, models, tmp_path):
     removed = clear_run_state(workdir)
     assert workdir / "registry" / "versions" / "v0002" in removed
     assert run_state(workdir) == () and (workdir / "notes.txt").exists()
+    assert (own / "mydata.csv").exists()  # --fresh deletes only what the run wrote
     timeline = run_scenario(second, models, workdir)
     assert "retrain" in {a for _, a in timeline.actions()}  # the new run's labels were used
