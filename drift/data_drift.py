@@ -31,7 +31,7 @@ from drift import stattests
 from drift.config import MonitorConfig
 from drift.errors import SchemaError
 from drift.features import CATEGORICAL, NUMERICAL, check_columns, check_frame
-from drift.quality import check_output
+from drift.quality import check_output_pair
 
 __all__ = [
     "ColumnDrift",
@@ -253,13 +253,7 @@ def _check_inputs(
             raise SchemaError(f"{name} has 0 rows; nothing to compare")
     check_columns(reference, tuple(c for c in columns if c in current.columns), name="reference")
     if prediction is not None:
-        if not isinstance(prediction, tuple | list) or len(prediction) != 2:
-            raise SchemaError(
-                "prediction: expected a (reference, current) pair of arrays, "
-                f"got {type(prediction).__name__}"
-            )
-        check_output("reference prediction", prediction[0], len(reference))
-        check_output("current prediction", prediction[1], len(current))
+        check_output_pair("prediction", prediction, len(reference), len(current))
 
 
 def _verdict(

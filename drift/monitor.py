@@ -53,7 +53,7 @@ from drift.config import MonitorConfig
 from drift.data_drift import DriftVerdict, detect_drift, empty_verdict
 from drift.errors import SchemaError
 from drift.features import FEATURES, check_columns, check_frame
-from drift.quality import QualityReport, check_output, check_quality
+from drift.quality import QualityReport, check_output_pair, check_quality
 from drift.sequential import Cusum, PageHinkley
 
 __all__ = ["DETECTORS", "Monitor", "WindowReport"]
@@ -202,15 +202,8 @@ class Monitor:
             )
         outputs = {}
         for name, pair in (("prediction", predictions), ("uncertainty", uncertainty)):
-            if pair is None:
-                continue
-            if not isinstance(pair, tuple | list) or len(pair) != 2:
-                raise SchemaError(
-                    f"{name}: expected a (reference, current) pair of arrays, "
-                    f"got {type(pair).__name__}"
-                )
-            check_output(f"reference {name}", pair[0], len(reference))
-            outputs[name] = check_output(name, pair[1], len(current))
+            if pair is not None:
+                outputs[name] = check_output_pair(name, pair, len(reference), len(current))[1]
         return outputs
 
 

@@ -37,7 +37,13 @@ from drift.config import MonitorConfig
 from drift.errors import SchemaError
 from drift.features import FEATURES, RANGES, check_frame
 
-__all__ = ["QualityFinding", "QualityReport", "check_output", "check_quality"]
+__all__ = [
+    "QualityFinding",
+    "QualityReport",
+    "check_output",
+    "check_output_pair",
+    "check_quality",
+]
 
 _UNIT_FACTOR = 5.0
 # Columns measured in a physical unit; a magnitude jump in a 0/1 flag is drift, not a unit change.
@@ -184,6 +190,20 @@ def check_output(name: str, values: np.ndarray, n_rows: int) -> np.ndarray:
             columns=(name,),
         )
     return array
+
+
+def check_output_pair(
+    name: str, pair: object, n_reference: int, n_current: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A ``(reference, current)`` pair of model outputs, each checked by :func:`check_output`."""
+    if not isinstance(pair, tuple | list) or len(pair) != 2:
+        raise SchemaError(
+            f"{name}: expected a (reference, current) pair of arrays, got {type(pair).__name__}"
+        )
+    return (
+        check_output(f"reference {name}", pair[0], n_reference),
+        check_output(f"current {name}", pair[1], n_current),
+    )
 
 
 def _magnitude_ratio(current: np.ndarray, reference: np.ndarray) -> float:
