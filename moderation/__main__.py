@@ -112,14 +112,10 @@ def _classify(args: argparse.Namespace) -> None:
 
 
 def _queue(args: argparse.Namespace) -> None:
-    from moderation.config import ModerationConfig
     from moderation.queue import ReviewQueue
 
-    config = ModerationConfig()
-    lease = config.lease_seconds if args.lease_seconds is None else args.lease_seconds
-    with ReviewQueue(
-        args.db, severity=config.severity, lease_seconds=lease, max_chars=config.max_chars
-    ) as queue:
+    lease = {} if args.lease_seconds is None else {"lease_seconds": args.lease_seconds}
+    with ReviewQueue(args.db, **lease) as queue:  # the rest are ModerationConfig's defaults
         if args.action == "enqueue":
             item = queue.enqueue(
                 args.content_id, args.text, args.label, args.score, reach=args.reach

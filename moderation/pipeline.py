@@ -42,7 +42,7 @@ from moderation.normalise import normalise_with_signals
 from moderation.policy import ALLOW, REVIEW, LabelThresholds, route
 from moderation.serving import CompiledScorer
 
-__all__ = ["REJECTED", "Moderator", "Verdict", "validate_text"]
+__all__ = ["REJECTED", "Moderator", "Verdict", "is_blank", "validate_text"]
 
 REJECTED = "rejected"
 
@@ -109,7 +109,7 @@ EMPTY_REASON = "empty text: nothing to moderate"
 _INVISIBLE = frozenset({"Cc", "Cf", "Mn", "Me", "Zs", "Zl", "Zp"})  # controls, format, marks, space
 
 
-def _blank(text: str) -> bool:
+def is_blank(text: str) -> bool:
     """Nothing a reader could see: whitespace, zero-width or format characters, lone marks.
 
     Such text normalises to the empty string, so scoring it would only score the model's bias
@@ -194,7 +194,7 @@ class Moderator:
         """Synchronous path: one text, one verdict. Raises InvalidTextError on unusable input."""
         start = self.clock()
         text = validate_text(text, self.model.config.max_chars)
-        if _blank(text):
+        if is_blank(text):
             return Verdict(ALLOW, "", reason=EMPTY_REASON)
         verdict = self._verdicts([text])[0]
         elapsed = (self.clock() - start) * 1000
@@ -222,7 +222,7 @@ class Moderator:
             except InvalidTextError as exc:
                 out[i] = Verdict(REJECTED, "", reason=f"{exc.reason}: {exc}")
                 continue
-            if _blank(text):
+            if is_blank(text):
                 out[i] = Verdict(ALLOW, "", reason=EMPTY_REASON)
             else:
                 good.append((i, text))

@@ -70,7 +70,7 @@ from moderation.errors import (
     LeaseError,
     QueueError,
 )
-from moderation.pipeline import validate_text
+from moderation.pipeline import is_blank, validate_text
 
 __all__ = [
     "OUTCOMES",
@@ -143,25 +143,23 @@ def _reach_factor(reach: int) -> float:
 
 
 def _account(value: object, what: str) -> str:
-    """A reviewer or user id, stripped and case-folded; refuses empty or non-text ids."""
-    if not isinstance(value, str) or not value.strip():
+    """A reviewer or user id: the text rules of :func:`_free_text`, stripped and case-folded."""
+    if not isinstance(value, str) or is_blank(value):
         raise QueueError(f"{what} must be a non-empty name, got {value!r}")
-    value = value.strip().casefold()
-    if len(value) > MAX_ID_CHARS or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise QueueError(f"{what} must be valid text of at most {MAX_ID_CHARS} characters")
-    return value
+    return _free_text(value, what, MAX_ID_CHARS).strip().casefold()
 
 
 def _free_text(value: object, what: str, limit: int, *, required: bool = False) -> str:
-    """A content id, note or appeal reason: text a reviewer reads, so the text rules apply."""
+    """Text a reviewer reads (an item, id, note or reason): the classifier's input rules apply."""
     if not isinstance(value, str):
         raise QueueError(f"{what} must be a string, got {type(value).__name__}")
-    if required and not value.strip():
-        raise QueueError(f"{what} must not be empty")
     try:
-        return validate_text(value, limit)
+        value = validate_text(value, limit)
     except InvalidTextError as exc:
         raise QueueError(f"{what}: {exc}") from None
+    if required and is_blank(value):
+        raise QueueError(f"{what} must not be empty")
+    return value
 
 
 def _probability(score: object) -> float:
@@ -328,11 +326,8 @@ class ReviewQueue:
         if label not in self.severity:
             raise QueueError(f"unknown label {label!r}; known: {sorted(self.severity)}")
         content_id = _free_text(content_id, "content_id", MAX_ID_CHARS, required=True)
-        try:
-            text = validate_text(text, self.max_chars)
-        except InvalidTextError as exc:
-            raise QueueError(f"cannot queue this text: {exc}") from None
-        if not text.strip():
+        text = _free_text(text, "text", self.max_chars)
+        if is_blank(text):  # as Moderator does: invisible-only text is empty too
             raise QueueError("cannot queue empty text: there is nothing to review")
         score, reach = _probability(score), _reach(reach)
         item_id = self.new_id()

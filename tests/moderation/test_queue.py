@@ -201,7 +201,7 @@ def test_a_reviewer_is_one_account_however_the_name_is_spelt(queue):
     assert queue.decision(claim.item_id)["reviewer"] == "bob"
 
 
-@pytest.mark.parametrize("name", ["", "   ", None, 7])
+@pytest.mark.parametrize("name", ["", "   ", None, 7, "\u200b"])
 def test_an_empty_or_non_text_account_is_refused(queue, name):
     item = _decided(queue)
     with pytest.raises(QueueError, match="reviewer must be a non-empty name"):
@@ -224,6 +224,7 @@ def test_an_empty_or_non_text_account_is_refused(queue, name):
         ({"reach": True}, "reach"),
         ({"text": ""}, "empty text"),
         ({"text": "  \n "}, "empty text"),
+        ({"text": "\u200b"}, "empty text"),  # invisible only: empty, as for Moderator
         ({"text": "a\x00b"}, "NUL"),
         ({"text": "x" * 5_001}, "limit is 5000"),
         ({"text": "bad \udcff bytes"}, "not valid Unicode"),
@@ -322,3 +323,10 @@ def test_a_deleted_queue_file_is_an_error_at_the_next_call(tmp_path):
         for call in (q.pending, lambda: q.enqueue("c2", "text", "hate", 0.7), lambda: q.claim("a")):
             with pytest.raises(QueueError, match="deleted or replaced while open"):
                 call()
+
+
+def test_an_account_name_follows_the_text_rules(queue):
+    with pytest.raises(QueueError, match="reviewer: input contains NUL"):
+        queue.claim("a\x00")
+    with pytest.raises(QueueError, match="limit is 200"):
+        queue.claim("r" * 201)
