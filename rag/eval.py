@@ -124,6 +124,8 @@ def fit_on_train(
     from rag.rerank import LTRSettings, train_ltr
 
     settings = settings or LTRSettings()
+    # A cheap early exit before the costly first stage; train_ltr keeps its own check for qrels
+    # that match only some queries' candidates.
     relevant = {d for q in queries for d, grade in qrels.get(q, {}).items() if grade > 0}
     if not relevant & retriever.index.documents.keys():
         raise RerankerError(

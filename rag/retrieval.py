@@ -82,14 +82,22 @@ class HybridRetriever:
                 return hits
             want = min(want * 2, n_chunks)
 
+    # Each public entry point checks its query and k once (_check_request), then calls the
+    # unchecked private stages, so hybrid and rerank do not re-check what they already did.
     def bm25(self, query: str, k: int = 10) -> list[Hit]:
         _check_request(query, k)
+        return self._bm25(query, k)
+
+    def dense(self, query: str, k: int = 10) -> list[Hit]:
+        _check_request(query, k)
+        return self._dense(query, k)
+
+    def _bm25(self, query: str, k: int) -> list[Hit]:
         if len(self.index.chunks) == 0:
             return []
         return self._docs(lambda n: self.index.bm25.search(query, n), k)
 
-    def dense(self, query: str, k: int = 10) -> list[Hit]:
-        _check_request(query, k)
+    def _dense(self, query: str, k: int) -> list[Hit]:
         if len(self.index.chunks) == 0:
             return []
         qv = self.embed([query])
@@ -106,10 +114,15 @@ class HybridRetriever:
     ) -> list[Hit]:
         """Fuse the top ``config.candidates`` of each retriever and return the best ``k``."""
         _check_request(query, k)
+        return self._hybrid(query, k, method=method, dense_weight=dense_weight)
+
+    def _hybrid(
+        self, query: str, k: int, *, method: str | None = None, dense_weight: float | None = None
+    ) -> list[Hit]:
         c = self.config
         w = c.dense_weight if dense_weight is None else dense_weight
         depth = max(k, c.candidates)
-        lists = [self.bm25(query, depth), self.dense(query, depth)]
+        lists = [self._bm25(query, depth), self._dense(query, depth)]
         return fuse(lists, method or c.fusion, [1.0 - w, w], rrf_k=c.rrf_k, limit=k)
 
     def candidates(self, query: str, depth: int | None = None) -> list[Candidate]:
@@ -127,7 +140,7 @@ class HybridRetriever:
                 "no reranker configured; train one with `python -m rag train-reranker`"
             )
         depth = depth or self.config.rerank_depth
-        fused = self.hybrid(query, max(k, depth))
+        fused = self._hybrid(query, max(k, depth))
         cands = candidate_features(
             self.index, query, self.embed([query])[0], fused[:depth], self._title_terms
         )
