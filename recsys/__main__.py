@@ -22,7 +22,7 @@ from pathlib import Path
 from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
-from recsys.errors import InvalidArgumentError, RecsysError
+from recsys.errors import RecsysError
 from recsys.recommender import TwoStageRecommender
 
 
@@ -54,27 +54,23 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _user_id(text: str, catalog: Catalog) -> object:
-    """The id as the catalogue stores it: a typo must not pass for an unknown user."""
+def _user_id(text: str) -> object:
+    """A whole number when the text is one; otherwise the text, for the model to judge."""
     text = text.strip()
-    if catalog.user_ids.dtype.kind not in "iu":
-        return text
     try:
         return int(text)
     except ValueError:
-        raise InvalidArgumentError(
-            f"user ids are whole numbers in this model (e.g. {catalog.user_ids[0]}), got {text!r}"
-        ) from None
+        return text  # a catalogue of integer ids refuses it (InvalidArgumentError)
 
 
 def cmd_recommend(args) -> int:
     model = TwoStageRecommender.load(args.model_dir)
-    user_id = _user_id(args.user_id, model.catalog)
-    if not model.catalog.has_user(user_id):
-        print(f"note: user {user_id} is not in the training data: cold-start list", file=sys.stderr)
+    user_id = _user_id(args.user_id)
     start = time.perf_counter()
     rec = model.recommend(user_id, k=args.k)
     ms = 1000 * (time.perf_counter() - start)
+    if not model.catalog.has_user(user_id):
+        print(f"note: user {user_id} is not in the training data: cold-start list", file=sys.stderr)
     titles = dict(zip(model.catalog.item_ids.tolist(), model.catalog.titles, strict=True))
     print(f"user {user_id}: top-{len(rec.items)} in {ms:.1f} ms")
     if len(rec.items) < args.k:

@@ -230,6 +230,10 @@ class TwoStageRecommender:
         self._check_fitted()
         _check_k(k)
         self._check_user_id(user_id)
+        return self._recommend(user_id, k, exclude_seen)
+
+    def _recommend(self, user_id: object, k: int, exclude_seen: bool) -> Recommendation:
+        """:meth:`recommend` after its argument checks (the batch checks once, up front)."""
         if not self.catalog.has_user(user_id):
             logger.info("user %r unknown: serving global cold-start popularity", user_id)
             return self._cold(user_id, self.cold_users_.global_share_, k)
@@ -255,10 +259,12 @@ class TwoStageRecommender:
         user_ids = list(user_ids)  # any iterable, a generator included
         if len(user_ids) == 0:
             raise InvalidArgumentError("user_ids is empty; pass at least one user id")
+        self._check_fitted()
+        _check_k(k)
         for user_id in user_ids:
             self._check_user_id(user_id)
         self.catalog.user_index(user_ids)  # raises naming every unknown id
-        return [self.recommend(u, k, exclude_seen) for u in user_ids]
+        return [self._recommend(u, k, exclude_seen) for u in user_ids]
 
     def _check_user_id(self, user_id: object) -> None:
         if self.catalog.user_ids.dtype.kind in "iu" and (
