@@ -86,7 +86,8 @@ def _behaviour_anchors() -> list[Anchor]:
     ]
 
 
-def _real_server(ctx: BenchContext) -> tuple[list[Row], list[str]]:
+def _real_server(ctx: BenchContext, not_measured: list[str]) -> tuple[list[Row], list[str]]:
+    """The real-server rows and their note; a server that cannot run goes to ``not_measured``."""
     # each cold call costs seconds (minutes on an overloaded 2-core box): keep --quick tiny
     n, max_tokens = (1, 8) if ctx.quick else (3, 48)
     url = os.environ.get("AIS_LLM_BASE_URL")
@@ -101,8 +102,9 @@ def _real_server(ctx: BenchContext) -> tuple[list[Row], list[str]]:
                 result = measure_real_server(
                     server.base_url, server.model, n=n, max_tokens=max_tokens
                 )
-    except Exception as exc:  # the server is optional: say why there is no row
-        return [], [f"real server not measured: {type(exc).__name__}: {exc}"]
+    except Exception as exc:  # the server is optional: the record says why there is no row
+        not_measured.append(f"real-server latency: {type(exc).__name__}: {exc}")
+        return [], []
     rows = [
         Row(
             "cold",
@@ -146,7 +148,8 @@ def run(ctx: BenchContext) -> BenchResult:
     chaos = run_chaos(**chaos_cfg, progress=ctx.progress)
     overhead = measure_overhead(n=200 if ctx.quick else 1000)
     cache = measure_cache_hits(n=500 if ctx.quick else 2000)
-    real_rows, real_notes = _real_server(ctx)
+    not_measured: list[str] = []
+    real_rows, real_notes = _real_server(ctx, not_measured)
 
     chaos_metrics = {k: float(v) for k, v in asdict(chaos).items() if isinstance(v, int | float)}
     defaults = ClientConfig()
@@ -210,4 +213,5 @@ def run(ctx: BenchContext) -> BenchResult:
         rows=rows,
         anchors=_behaviour_anchors(),
         notes=notes,
+        not_measured=not_measured,
     )

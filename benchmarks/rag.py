@@ -128,6 +128,7 @@ def run(ctx: BenchContext) -> BenchResult:
     except DatasetError:  # no train split: no tuning and no trained reranker (noted below)
         train = None
     notes: list[str] = []
+    not_measured: list[str] = []
     corpus, queries, qrels = test.corpus, test.queries, test.qrels
     if ctx.quick:
         corpus, tq, trq = subset(test, train, 50, 150, 500, ctx.seed)
@@ -207,7 +208,10 @@ def run(ctx: BenchContext) -> BenchResult:
         w_rrf, _ = tune_dense_weight(lists_train, train.qrels, "rrf")
     else:
         w_minmax = w_rrf = config.dense_weight
-        notes.append("No train split: fusion weights stay at 0.5 and there is no trained reranker.")
+        not_measured.append(
+            "tuning and the trained reranker: the dataset has no train split (fusion weights "
+            "stay at 0.5)"
+        )
     w_z = retriever.config.dense_weight
 
     # ---- main table --------------------------------------------------------------------------
@@ -280,7 +284,7 @@ def run(ctx: BenchContext) -> BenchResult:
     if not ctx.quick:
         base = config.replace(dense_weight=w_z)
         rows += chunking_rows(test, queries, qrels, embedder, cache, base, ctx, notes)
-    rows += answer_rows(retriever, reranker, queries, qrels, ctx, notes)
+    rows += answer_rows(retriever, reranker, queries, qrels, ctx, notes, not_measured)
 
     anchors = [
         Anchor(n, "ndcg@10", v, "BEIR SciFact test, nDCG@10", s, variant=var)
@@ -321,7 +325,14 @@ def run(ctx: BenchContext) -> BenchResult:
             for k in ("settings", "n_trees", "train_queries", "train_pairs", "feature_importance")
         }
     rows.append(Row("index", metrics=timings, table="build"))
-    return BenchResult(dataset=dataset, config=cfg, rows=rows, anchors=anchors, notes=notes)
+    return BenchResult(
+        dataset=dataset,
+        config=cfg,
+        rows=rows,
+        anchors=anchors,
+        notes=notes,
+        not_measured=not_measured,
+    )
 
 
 def _version(package: str) -> str | None:

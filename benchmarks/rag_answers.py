@@ -98,8 +98,11 @@ class RecordedGenerator:
         return text
 
 
-def answer_rows(retriever, reranker, queries, qrels, ctx, notes) -> list[Row]:
-    """Answer-level check: cited-relevant share, abstention, latency with the local SmolLM2."""
+def answer_rows(retriever, reranker, queries, qrels, ctx, notes, not_measured) -> list[Row]:
+    """Answer-level check: cited-relevant share, abstention, latency with the local SmolLM2.
+
+    Appends to ``not_measured`` when the check cannot run or covers fewer questions than planned.
+    """
     from llm_client.local_server import LocalLLMServer, gguf_model_path
     from rag.answer import LLMClientGenerator, RagPipeline
     from rag.errors import GenerationError
@@ -112,7 +115,7 @@ def answer_rows(retriever, reranker, queries, qrels, ctx, notes) -> list[Row]:
     try:
         model_file = gguf_model_path()
     except Exception as exc:
-        notes.append(f"Answer-level check skipped: no local model ({exc}).")
+        not_measured.append(f"answer-level check: no local model ({exc})")
         return []
     servers: list = []
 
@@ -178,8 +181,16 @@ def answer_rows(retriever, reranker, queries, qrels, ctx, notes) -> list[Row]:
     attempted = len(done)
     done = [(q, r[0], r[1]) for q, r in done if r is not None]
     if not done:
-        notes.append("Answer-level check: no answer finished within the time budget.")
+        not_measured.append(
+            f"answer-level check: no answer finished ({n - attempted} of {n} questions not "
+            f"reached in the time budget, {failed} LLM calls failed)"
+        )
         return []
+    if len(done) < n:
+        not_measured.append(
+            f"answer-level check: {n - len(done)} of {n} questions have no answer "
+            f"({n - attempted} not reached in the time budget, {failed} LLM calls failed)"
+        )
     answered = [(q, a, s) for q, a, s in done if not a.abstained]
     judged = [(q, a) for q, a, _ in answered if a.cited]
     hit = [any(s.doc_id in qrels[q] for s in a.cited) for q, a in judged]

@@ -10,7 +10,13 @@ can always be re-rendered from the records without re-running anything.
 Record layout (keys in this order)::
 
     system, description, quick, status, dataset, config, machine, git_sha, started_at,
-    duration_s, peak_rss_mb, rows, anchors, notes
+    duration_s, peak_rss_mb, rows, anchors, notes, not_measured
+
+``status`` is ``"ok"`` when every part of the benchmark ran as planned, ``"partial"`` when
+``not_measured`` names a part that did not run or ran on less than planned (no local model, a
+dataset without a train split, answers cut by the time budget), each with its reason. A benchmark
+that fails writes no record at all (the runner sets the old one aside), so a record is never
+``"failed"``.
 
 ``rows`` is a list of ``Row`` dicts: ``{"variant", "table", "metrics", "timings", "ci", "extra"}``.
 ``anchors`` is a list of ``Anchor`` dicts: the published reference figures the rows are compared
@@ -98,6 +104,12 @@ class BenchResult:
     rows: list[Row]
     anchors: list[Anchor] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # parts that did not run, or ran on less than planned, each with why; any makes it "partial"
+    not_measured: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "partial" if self.not_measured else "ok"
 
 
 def _cpu_model() -> str:
@@ -160,6 +172,7 @@ def result_to_dict(result: BenchResult) -> dict:
         "rows": [asdict(row) for row in result.rows],
         "anchors": [asdict(anchor) for anchor in result.anchors],
         "notes": list(result.notes),
+        "not_measured": list(result.not_measured),
     }
 
 

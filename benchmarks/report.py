@@ -117,10 +117,21 @@ def render_summary(records: list[dict]) -> str:
             f"{record.get('description', '').rstrip('.')}. Run {record['started_at'][:10]}, "
             f"{record['duration_s']:.0f} s, peak {record['peak_rss_mb']:.0f} MiB.",
             "",
+            *_not_measured(record),
             *_anchor_table(record),
             "",
         ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _not_measured(record: dict) -> list[str]:
+    """A partial record's warning (records written before ``not_measured`` existed have none)."""
+    parts = record.get("not_measured") or []
+    return ["**Partial run, not measured:** " + "; ".join(parts), ""] if parts else []
+
+
+def _libraries(machine: dict) -> list[str]:
+    return [f"{k} {v}" for k, v in machine.get("libraries", {}).items() if v]
 
 
 def _machine(machine: dict) -> str:
@@ -134,18 +145,20 @@ def render(
     """The markdown report for a list of records (``skipped``: files that are not records)."""
     lines = ["# Benchmark report", ""]
     machines = {_machine(r["machine"]) for r in records}
+    # library versions every record shares head the report; a section names only its own others
+    shared = (
+        set.intersection(*(set(_libraries(r["machine"])) for r in records)) if records else set()
+    )
     if records:
-        libs = ", ".join(
-            f"{k} {v}" for k, v in records[0]["machine"].get("libraries", {}).items() if v
-        )
         where = (
             f"Machine: {next(iter(machines))}.  "
             if len(machines) == 1
             else "Machines differ between records: each system's section names its own.  "
         )
+        libs = ", ".join(lib for lib in _libraries(records[0]["machine"]) if lib in shared)
         lines += [
             where,
-            f"Libraries: {libs}.  ",
+            f"Libraries: {libs or '–'}.  ",
             "Rendered from the JSON records beside this file by `python -m benchmarks.report`.",
             "",
         ]
@@ -167,6 +180,9 @@ def render(
             f"peak memory {record['peak_rss_mb']:.0f} MiB.",
             "",
         ]
+        if own := [lib for lib in _libraries(record["machine"]) if lib not in shared]:
+            lines += [f"Libraries beyond those above: {', '.join(own)}.", ""]
+        lines += _not_measured(record)
         tables: dict[str, list[dict]] = {}
         for row in record["rows"]:
             tables.setdefault(row.get("table", "main"), []).append(row)

@@ -66,7 +66,7 @@ def run_one(name: str, ctx: rec.BenchContext, module_name: str | None = None) ->
         "system": name,
         "description": getattr(module, "DESCRIPTION", ""),
         "quick": ctx.quick,
-        "status": "ok",
+        "status": result.status,
         **rec.result_to_dict(result),
         "machine": rec.machine_info(),
         "git_sha": rec.git_sha(Path(__file__).resolve().parent.parent),
@@ -110,6 +110,8 @@ def _child_main(argv: list[str]) -> int:
         f"[{name}] wrote {record_path(ctx.out_dir, name)} "
         f"({record['duration_s']:.1f} s, peak {record['peak_rss_mb']:.0f} MiB)"
     )
+    for part in record["not_measured"]:
+        print(f"[{name}] PARTIAL, not measured: {part}")
     return 0
 
 

@@ -17,7 +17,7 @@ from benchmarks.runner import describe
 ROOT = Path(__file__).resolve().parents[2]
 RECORD_KEYS = {
     "system", "description", "quick", "status", "dataset", "config", "machine", "git_sha",
-    "started_at", "duration_s", "peak_rss_mb", "rows", "anchors", "notes",
+    "started_at", "duration_s", "peak_rss_mb", "rows", "anchors", "notes", "not_measured",
 }  # fmt: skip
 
 
@@ -83,6 +83,60 @@ def test_a_failing_benchmark_makes_the_runner_exit_non_zero(tmp_path, monkeypatc
     assert "Failed in the latest run" in text and "## boom" not in text
     report.main([str(out)])  # `make report` later cannot bring the old figures back either
     assert "## boom" not in (out / "REPORT.md").read_text()
+
+
+def test_a_benchmark_that_skips_a_part_writes_a_partial_record(tmp_path, monkeypatch):
+    (tmp_path / "partial_bench.py").write_text(
+        "from benchmarks.record import BenchResult, Row\n"
+        "DESCRIPTION = 'one part cannot run here'\n"
+        "def run(ctx):\n"
+        "    rows = [Row('v', {'m': 0.5})]\n"
+        "    skipped = ['the model part: no model'] if ctx.seed else []\n"
+        "    return BenchResult({'name': 'toy'}, {}, rows, not_measured=skipped)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{ROOT}")
+    monkeypatch.setattr(cli, "BENCHMARKS", {"part": "partial_bench"})
+    monkeypatch.setattr("benchmarks.runner.BENCHMARKS", cli.BENCHMARKS)
+    out = tmp_path / "out"
+    assert cli.main(["--out", str(out)]) == 0
+    record = json.loads((out / "part.json").read_text())
+    assert (record["status"], record["not_measured"]) == ("ok", [])
+    assert "Partial run" not in (out / "REPORT.md").read_text()
+    assert cli.main(["--out", str(out), "--seed", "1"]) == 0  # a partial run is not a failure
+    record = json.loads((out / "part.json").read_text())
+    assert (record["status"], record["not_measured"]) == ("partial", ["the model part: no model"])
+    text = (out / "REPORT.md").read_text()
+    assert "**Partial run, not measured:** the model part: no model" in text
+
+
+def test_the_summary_marks_a_partial_record_and_reads_records_without_the_field():
+    old = {**_record("old"), "anchors": [_anchor()]}  # written before not_measured existed
+    partial = {**_record("new"), "anchors": [_anchor()], "not_measured": ["x: no model"]}
+    summary = report.render_summary([old, partial])
+    assert summary.count("Partial run") == 1
+    assert summary.index("Partial run") > summary.index("### new")
+
+
+def test_the_header_names_shared_library_versions_and_each_section_its_own(tmp_path):
+    first, second = _record("a"), _record("b")
+    first["machine"]["libraries"] = {"numpy": "2.1", "torch": "2.13", "onnx": None}
+    second["machine"]["libraries"] = {"numpy": "2.2", "torch": "2.13", "onnx": "1.2"}
+    (tmp_path / "a.json").write_text(json.dumps(first))
+    (tmp_path / "b.json").write_text(json.dumps(second))
+    text = report.render_dir(tmp_path).read_text()
+    assert "Libraries: torch 2.13." in text
+    a_section, b_section = text.split("## a")[1].split("## b")
+    assert "beyond those above: numpy 2.1." in a_section
+    assert "beyond those above: numpy 2.2, onnx 1.2." in b_section
+    second["machine"]["libraries"] = first["machine"]["libraries"]
+    (tmp_path / "b.json").write_text(json.dumps(second))
+    text = report.render_dir(tmp_path).read_text()
+    assert "Libraries: numpy 2.1, torch 2.13." in text and "beyond" not in text
+
+
+def _anchor() -> dict:
+    return {"name": "ref", "metric": "m", "value": 0.4, "protocol": "p", "source": "s",
+            "variant": "v", "table": "main"}  # fmt: skip
 
 
 def _record(system: str, cpu: str = "cpu") -> dict:
