@@ -186,7 +186,8 @@ def _check_base_url(base_url: str) -> None:
 
 
 def _check_api_key(api_key: object) -> None:
-    """Printable ASCII without spaces (RFC 6750 token characters), so it fits in a header.
+    """Visible ASCII, no spaces (RFC 9110 VCHAR): what a header value can hold. Wider than
+    RFC 6750's token characters on purpose, since key formats vary by provider.
 
     A key read from a file often ends in a newline; httpx would refuse the header on every
     attempt. The message never echoes the key.

@@ -133,7 +133,14 @@ class LocalLLMServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> LocalLLMServer:
-        if port_in_use(self.port):  # before loading anything: a probe would reach the other server
+        try:
+            taken = port_in_use(self.port)
+        except OSError as exc:  # e.g. EACCES: a port below 1024 without root
+            raise LocalServerError(
+                f"cannot listen on 127.0.0.1:{self.port}: {exc.strerror}; pick another port "
+                "(--port N, or port=0 for any free port)"
+            ) from None
+        if taken:  # before loading anything: a probe would reach the other server
             raise _port_taken_error(self.port)
         model_path = self.model_path or gguf_model_path()
         if importlib.util.find_spec("llama_cpp") is None:
@@ -143,7 +150,18 @@ class LocalLLMServer:
         self._log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         cmd = server_command(model_path, self.port, self.model)
-        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        try:
+            self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+            self._wait_until_ready()
+        except BaseException:
+            # a failed start, and an interrupted one too (Ctrl-C, or serve-local's SIGTERM
+            # handler while the model loads), must not leave llama.cpp running, orphaned
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -156,13 +174,12 @@ class LocalLLMServer:
                     and httpx.get(self.base_url + "/models", timeout=1.0).status_code == 200
                 ):
                     self._check_generation()
-                    return self
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
-        self.stop()
-        raise LocalServerError(
-            f"llama.cpp server not ready after {self.startup_timeout:.0f}s:\n{self.log_tail()}"
+        raise LocalServerError(  # read the log now: start() deletes it when it stops the server
+            f"llama.cpp server not ready after {self.startup_timeout:g}s:\n{self.log_tail()}"
         )
 
     def _listening(self) -> bool:
@@ -175,10 +192,9 @@ class LocalLLMServer:
 
     def _exited_error(self, code: int | None, *, generating: bool) -> LocalServerError:
         """The error for a server process that died (``generating``: during the first
-        generation), after cleaning up. The log decides the diagnosis: a port taken by someone
-        else is not a broken CPU build, whatever the exit code."""
+        generation). The log decides the diagnosis: a port taken by someone else is not a
+        broken CPU build, whatever the exit code."""
         tail = self.log_tail()
-        self.stop()
         if "address already in use" in tail.lower():
             return LocalServerError(f"{_port_taken_error(self.port)}\n{tail}")
         if not generating:

@@ -56,6 +56,7 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
     "image_url": {"url": "..."}}]``). Only an assistant message that carries ``tool_calls`` (or
     the legacy ``function_call``) may leave ``content`` out or None. Anything else (42, None, a
     missing key) would reach the server, which answers with a 400 or, llama.cpp, a retried 500.
+    Every message must also be plain JSON (no NaN, bytes or sets), as the extra parameters must.
     """
     if isinstance(messages, str):
         raise InvalidRequestError(
@@ -73,6 +74,7 @@ def validate_messages(messages: object) -> list[dict[str, Any]]:
                 f"messages[{i}]['role'] is {message['role']!r}; valid: {sorted(VALID_ROLES)}"
             )
         _check_content(i, message)
+        check_json(f"messages[{i}]", message)
         checked.append(dict(message))
     return checked
 
@@ -162,13 +164,20 @@ def check_params(params: Mapping[str, Any]) -> None:
         value = params.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise InvalidRequestError(f"{name} must be an int or None, got {value!r}")
-    if params:
-        try:
-            json.dumps(params, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(
-                f"extra parameters must be JSON values (no NaN or inf): {exc}"
-            ) from None
+    check_json("extra parameters", params)
+
+
+def check_json(what: str, value: object) -> None:
+    """``value`` must be plain JSON: no NaN or inf, bytes, sets or other objects.
+
+    Checked here because otherwise httpx finds out while sending, as a bare ``ValueError`` or
+    ``TypeError`` from inside ``json`` (not an ``LLMClientError``), after the attempt was counted
+    and a rate-limit slot taken; with a cache, ``cache_key`` failed the same way even earlier.
+    """
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"{what} must be JSON values (no NaN or inf): {exc}") from None
 
 
 def chat_body(

@@ -415,3 +415,22 @@ def test_an_api_key_that_cannot_be_a_header_is_refused_without_echoing_it():
     with pytest.raises(ConfigurationError, match="index 9 of 10") as info:
         Client("http://127.0.0.1:1/v1", model="m", api_key="sk-secret\n")
     assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": "hi", "name": float("nan")},
+        {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": b"RIFF"}}]},
+        {"role": "user", "content": "hi", "name": {"a set"}},
+    ],
+    ids=["nan", "bytes", "set"],
+)
+def test_a_message_that_is_not_json_fails_before_a_request(fault_server, tmp_path, message, cached):
+    # before: a bare ValueError / TypeError from inside json (not an LLMClientError) once the
+    # attempt had been counted and a rate-limit slot taken; with a cache, from cache_key
+    client = make_client(fault_server, cache_dir=tmp_path if cached else None)
+    with pytest.raises(InvalidRequestError, match=r"messages\[1\] must be JSON values"):
+        client.chat([{"role": "system", "content": "be brief"}, message])
+    assert client.stats.attempts == 0 and fault_server.report().arrivals == 0

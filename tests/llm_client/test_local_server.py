@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +90,13 @@ LATE_BIND_FAILURE = textwrap.dedent(
           " address already in use", flush=True)
     sys.exit(3)
     """
+)
+
+
+# Never says it is listening (as if a future uvicorn logged its startup line differently); `exec`
+# keeps the pid it wrote, so a test can check the process is gone.
+NEVER_READY_SERVER = (
+    'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; echo "loading the model"; exec sleep 60'
 )
 
 
@@ -163,3 +175,76 @@ def test_ports_outside_1_to_65535_are_refused(port, capsys):
 def test_port_0_picks_a_free_port_and_reports_it():
     server = LocalLLMServer(port=0)
     assert 1 <= server.port <= 65535 and server.base_url.endswith(f":{server.port}/v1")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def never_ready(monkeypatch, tmp_path):
+    """Start NEVER_READY_SERVER instead of llama.cpp; yields the file it writes its pid to."""
+    pid_file = tmp_path / "server.pid"
+    monkeypatch.setattr(
+        local_server,
+        "server_command",
+        lambda model_path, port, alias: ["sh", "-c", NEVER_READY_SERVER, "sh", str(pid_file)],
+    )
+    yield pid_file
+    if pid_file.exists():  # whatever the test did, leave nothing running
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_a_server_not_ready_in_time_is_stopped_and_its_log_shown(never_ready, tmp_path):
+    # before: stop() deleted the log before the message read it ("not ready after 0s:\n")
+    server = LocalLLMServer(model_path=tmp_path / "unused.gguf", startup_timeout=0.5)
+    with pytest.raises(LocalServerError, match=r"not ready after .*\n.*loading the model"):
+        server.start()
+    assert server._proc is None and not _alive(int(never_ready.read_text()))
+
+
+def test_a_kill_during_startup_stops_the_server_too(never_ready, tmp_path):
+    # serve-local turns SIGTERM into sys.exit(0) so that `kill <pid>` stops llama.cpp too; before,
+    # a kill while the model was loading left the server running, orphaned, holding the port
+    server = LocalLLMServer(model_path=tmp_path / "unused.gguf", startup_timeout=30.0)
+
+    def kill_us_once_it_runs() -> None:
+        for _ in range(500):
+            if server._proc is not None and never_ready.exists():
+                break
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    killer = threading.Thread(target=kill_us_once_it_runs)
+    try:
+        killer.start()
+        with pytest.raises(SystemExit):
+            server.start()
+    finally:
+        killer.join()
+        signal.signal(signal.SIGTERM, previous)
+    assert server._proc is None and not _alive(int(never_ready.read_text()))
+
+
+def test_a_port_we_may_not_bind_is_one_line_and_exit_2():
+    # before: the port check re-raised PermissionError, so serve-local died with a traceback
+    command = [sys.executable, "-m", "llm_client", "serve-local", "--port", "1"]
+    unprivileged = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+    if not unprivileged.exists() or int(unprivileged.read_text()) <= 1:
+        pytest.skip("this machine lets anyone bind port 1")
+    if os.geteuid() == 0:  # root may bind it: drop that one capability
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop CAP_NET_BIND_SERVICE")
+        drop = ["--bounding-set=-net_bind_service", "--inh-caps=-net_bind_service"]
+        command = ["setpriv", *drop, *command]
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=root)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: cannot listen on 127.0.0.1:1: ")
+    assert "Traceback" not in done.stderr
