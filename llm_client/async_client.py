@@ -6,7 +6,8 @@
     ...         async for chunk in stream:
     ...             print(chunk.delta, end="")
 
-Every task of one ``AsyncClient`` shares its limiter (FIFO across tasks), cache and stats.
+Every task of one ``AsyncClient`` shares its limiter (FIFO across tasks), cache and stats, and
+identical cacheable calls in flight at once share one request (``singleflight.py``).
 Only the I/O differs from ``client.py``: ``httpx.AsyncClient``, ``tenacity.AsyncRetrying`` with
 an injected ``async`` sleep, ``RateLimiter.acquire_async``.
 """
@@ -14,10 +15,11 @@ an injected ``async`` sleep, ``RateLimiter.acquire_async``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -36,7 +38,10 @@ from llm_client.protocol import (
 )
 from llm_client.rate_limit import Permit, RateLimiter
 from llm_client.responses import ChatChunk, ChatCompletion, Embeddings
+from llm_client.singleflight import AsyncFlights
 from llm_client.stats import StatsSnapshot
+
+R = TypeVar("R")
 
 
 class AsyncClient:
@@ -71,6 +76,7 @@ class AsyncClient:
             timeout=self._core.timeout(None),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
+        self._flights = AsyncFlights(self._core.stats)  # identical cacheable calls share one
 
     @property
     def config(self) -> ClientConfig:
@@ -110,46 +116,37 @@ class AsyncClient:
             cache=cache,
             params=params,
         )
-        started = core.clock()
+        started, deadline = core.clock(), core.deadline()
         core.stats.count("calls")
-        cached = core.cache_get(call)
-        if stream:
+        if stream:  # never shared: a stream has one reader
+            cached = core.cache_get(call)
             if cached is not None:
                 core.stats.latency(core.clock() - started)
                 return AsyncChatStream.replay(cached)
             # latency from the call's start: every attempt and backoff wait (see StreamBase)
             opened = functools.partial(self._open_stream, started=started)
-            return (await self._with_retries(call, opened))[0]
-        if cached is not None:
-            latency = core.clock() - started
-            core.stats.latency(latency)
-            return _replace(parse_chat(cached), cached=True, attempts=0, latency_s=latency)
-        (data, headers), attempts = await self._with_retries(call, self._post_json)
-        result = parse_chat(data, request_id=request_id(headers))
+            return (await self._with_retries(call, opened, deadline))[0]
+        reply, shared = await self._one_flight(
+            call, deadline, lambda: self._fetch_chat(call, deadline)
+        )
+        if shared:
+            reply = core.coalesced(reply, attempts=0)
         latency = core.clock() - started
         core.stats.latency(latency)
-        core.account(call, result.usage)
-        core.cache_put(call, data)
-        return _replace(result, attempts=attempts, latency_s=latency)
+        return dataclasses.replace(reply, latency_s=latency)
 
     async def embed(
         self, texts: str | list[str], model: str | None = None, *, cache: bool | None = None
     ) -> Embeddings:
         core = self._core
         call = core.prepare_embed(texts, model=model, cache=cache)
-        started = core.clock()
+        started, deadline = core.clock(), core.deadline()
         core.stats.count("calls")
-        cached = core.cache_get(call)
-        if cached is not None:
-            core.stats.latency(core.clock() - started)
-            result = parse_embeddings(cached)
-            return Embeddings(result.vectors, result.model, result.usage, cached, cached=True)
-        (data, _), _ = await self._with_retries(call, self._post_json)
-        result = parse_embeddings(data)
+        result, shared = await self._one_flight(
+            call, deadline, lambda: self._fetch_embeddings(call, deadline)
+        )
         core.stats.latency(core.clock() - started)
-        core.account(call, result.usage)
-        core.cache_put(call, data)
-        return result
+        return core.coalesced(result) if shared else result
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -162,12 +159,46 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    # ---- a non-streamed call: shared, from the cache, or sent (as in client.py) ---------------
+    async def _one_flight(
+        self, call: PreparedCall, deadline: float | None, fetch: Callable[[], Awaitable[R]]
+    ) -> tuple[R, bool]:
+        if call.cache_key is None:  # only calls that would be cached are ever merged
+            return await fetch(), False
+        return await self._flights.run(
+            call.cache_key, fetch, lambda: self._core.seconds_left(deadline)
+        )
+
+    async def _fetch_chat(self, call: PreparedCall, deadline: float | None) -> ChatCompletion:
+        core = self._core
+        cached = core.cache_get(call)
+        if cached is not None:
+            return dataclasses.replace(parse_chat(cached), cached=True, attempts=0)
+        (data, headers), attempts = await self._with_retries(call, self._post_json, deadline)
+        reply = parse_chat(data, request_id=request_id(headers))
+        core.account(call, reply.usage)
+        core.cache_put(call, data)
+        return dataclasses.replace(reply, attempts=attempts)
+
+    async def _fetch_embeddings(self, call: PreparedCall, deadline: float | None) -> Embeddings:
+        core = self._core
+        cached = core.cache_get(call)
+        if cached is not None:
+            return dataclasses.replace(parse_embeddings(cached), cached=True)
+        (data, _), _ = await self._with_retries(call, self._post_json, deadline)
+        result = parse_embeddings(data)
+        core.account(call, result.usage)
+        core.cache_put(call, data)
+        return result
+
     # ---- the retry loop and one attempt -------------------------------------------------------
     async def _with_retries(
-        self, call: PreparedCall, attempt: Callable[[PreparedCall, float | None], Awaitable[Any]]
+        self,
+        call: PreparedCall,
+        attempt: Callable[[PreparedCall, float | None], Awaitable[Any]],
+        deadline: float | None,
     ) -> tuple[Any, int]:
         core = self._core
-        deadline = core.deadline()
         controller = core.controller(deadline)
         try:
             async for try_ in controller.async_retrying(self._sleep):
@@ -325,9 +356,3 @@ class AsyncChatStream(StreamBase):
         if not self._closed and self._client is not None:
             self._closed = True
             self._client._core.release(self._permit, None)
-
-
-def _replace(result: ChatCompletion, **changes: Any) -> ChatCompletion:
-    from dataclasses import replace
-
-    return replace(result, **changes)

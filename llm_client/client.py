@@ -24,10 +24,11 @@ any ``httpx.BaseTransport`` (e.g. ``httpx.MockTransport``), ``sleep=``/``clock=`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -46,7 +47,10 @@ from llm_client.protocol import (
 )
 from llm_client.rate_limit import Permit, RateLimiter
 from llm_client.responses import ChatChunk, ChatCompletion, Embeddings
+from llm_client.singleflight import Flights
 from llm_client.stats import StatsSnapshot
+
+R = TypeVar("R")
 
 
 class Client:
@@ -82,6 +86,7 @@ class Client:
         )
         self._sleep = sleep
         self._http = httpx.Client(transport=transport, timeout=self._core.timeout(None))
+        self._flights = Flights(self._core.stats)  # identical cacheable calls share one request
 
     @property
     def config(self) -> ClientConfig:
@@ -115,12 +120,14 @@ class Client:
 
         ``cache``: None = cache when the client has a cache and temperature is 0 (or
         ``cache_nondeterministic``); True = cache even at temperature > 0; False = bypass.
+        A cacheable call made while an identical one is in flight (another thread) waits for it
+        and shares its reply (``coalesced=True``; see ``singleflight.py``).
         Extra keyword arguments (top_p, stop, seed, response_format ...) go into the body.
 
         Checked before anything is sent (``InvalidRequestError``): each message's role and
         content (a str, or a list of content parts), ``max_tokens`` an int >= 1, ``temperature``
-        a number in [0, 2], top_p / penalties / seed when given, and every extra value JSON
-        without NaN or inf.
+        a number in [0, 2], top_p / penalties / seed when given, and every message and extra
+        value plain JSON (no NaN or inf, bytes or sets).
         """
         core = self._core
         call = core.prepare_chat(
@@ -132,30 +139,23 @@ class Client:
             cache=cache,
             params=params,
         )
-        started = core.clock()
+        started, deadline = core.clock(), core.deadline()
         core.stats.count("calls")
-        cached = core.cache_get(call)
-        if stream:
+        if stream:  # never shared: a stream has one reader
+            cached = core.cache_get(call)
             if cached is not None:
                 core.stats.latency(core.clock() - started)
                 return ChatStream.replay(cached)
             # the stream's clock starts now, not after the attempt that worked: its latency
             # covers every attempt and backoff wait, like a non-streamed call's
             opened = functools.partial(self._open_stream, started=started)
-            return self._with_retries(call, opened)[0]
-        if cached is not None:
-            latency = core.clock() - started
-            core.stats.latency(latency)
-            return _replace_completion(
-                parse_chat(cached), cached=True, attempts=0, latency_s=latency
-            )
-        (data, headers), attempts = self._with_retries(call, self._post_json)
-        result = parse_chat(data, request_id=request_id(headers))
+            return self._with_retries(call, opened, deadline)[0]
+        reply, shared = self._one_flight(call, deadline, lambda: self._fetch_chat(call, deadline))
+        if shared:
+            reply = core.coalesced(reply, attempts=0)
         latency = core.clock() - started
         core.stats.latency(latency)
-        core.account(call, result.usage)
-        core.cache_put(call, data)
-        return _replace_completion(result, attempts=attempts, latency_s=latency)
+        return dataclasses.replace(reply, latency_s=latency)
 
     def embed(
         self, texts: str | list[str], model: str | None = None, *, cache: bool | None = None
@@ -163,19 +163,13 @@ class Client:
         """Embed one text or a list; ``vectors[i]`` belongs to ``texts[i]``."""
         core = self._core
         call = core.prepare_embed(texts, model=model, cache=cache)
-        started = core.clock()
+        started, deadline = core.clock(), core.deadline()
         core.stats.count("calls")
-        cached = core.cache_get(call)
-        if cached is not None:
-            core.stats.latency(core.clock() - started)
-            result = parse_embeddings(cached)
-            return Embeddings(result.vectors, result.model, result.usage, cached, cached=True)
-        (data, _), _ = self._with_retries(call, self._post_json)
-        result = parse_embeddings(data)
+        result, shared = self._one_flight(
+            call, deadline, lambda: self._fetch_embeddings(call, deadline)
+        )
         core.stats.latency(core.clock() - started)
-        core.account(call, result.usage)
-        core.cache_put(call, data)
-        return result
+        return core.coalesced(result) if shared else result
 
     def close(self) -> None:
         self._http.close()
@@ -188,13 +182,49 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ---- a non-streamed call: shared, from the cache, or sent ---------------------------------
+    def _one_flight(
+        self, call: PreparedCall, deadline: float | None, fetch: Callable[[], R]
+    ) -> tuple[R, bool]:
+        """``(fetch(), False)``, or ``(its result, True)`` when an identical cacheable call was
+        already in flight and this one waited for it (see ``singleflight.py``)."""
+        if call.cache_key is None:  # only calls that would be cached are ever merged
+            return fetch(), False
+        return self._flights.run(call.cache_key, fetch, lambda: self._core.seconds_left(deadline))
+
+    def _fetch_chat(self, call: PreparedCall, deadline: float | None) -> ChatCompletion:
+        """The cache's reply, else the server's (retried), which is then counted and cached."""
+        core = self._core
+        cached = core.cache_get(call)
+        if cached is not None:
+            return dataclasses.replace(parse_chat(cached), cached=True, attempts=0)
+        (data, headers), attempts = self._with_retries(call, self._post_json, deadline)
+        reply = parse_chat(data, request_id=request_id(headers))
+        core.account(call, reply.usage)
+        core.cache_put(call, data)
+        return dataclasses.replace(reply, attempts=attempts)
+
+    def _fetch_embeddings(self, call: PreparedCall, deadline: float | None) -> Embeddings:
+        core = self._core
+        cached = core.cache_get(call)
+        if cached is not None:
+            return dataclasses.replace(parse_embeddings(cached), cached=True)
+        (data, _), _ = self._with_retries(call, self._post_json, deadline)
+        result = parse_embeddings(data)
+        core.account(call, result.usage)
+        core.cache_put(call, data)
+        return result
+
     # ---- the retry loop and one attempt -------------------------------------------------------
     def _with_retries(
-        self, call: PreparedCall, attempt: Callable[[PreparedCall, float | None], Any]
+        self,
+        call: PreparedCall,
+        attempt: Callable[[PreparedCall, float | None], Any],
+        deadline: float | None,
     ) -> tuple[Any, int]:
-        """Run ``attempt`` under the retry policy; returns (its result, attempts made)."""
+        """Run ``attempt`` under the retry policy until the call's ``deadline``; returns (its
+        result, attempts made)."""
         core = self._core
-        deadline = core.deadline()
         controller = core.controller(deadline)
         try:
             for try_ in controller.retrying(self._sleep):
@@ -353,9 +383,3 @@ class ChatStream(StreamBase):
     def __del__(self) -> None:  # an abandoned stream must not hold its rate-limit slot forever
         with contextlib.suppress(Exception):
             self.close()
-
-
-def _replace_completion(result: ChatCompletion, **changes: Any) -> ChatCompletion:
-    from dataclasses import replace
-
-    return replace(result, **changes)

@@ -3,6 +3,8 @@
 Every call goes through the same steps, in this order::
 
     prepare (validate, build body, estimate tokens, cache key, idempotency key)
+      -> single flight (singleflight.py; non-streamed cacheable calls only): an identical call
+         already in flight? wait for its result instead of doing the steps below
       -> cache lookup (hit: return / replay, no request sent)
       -> retry loop (tenacity, see retry.py), each attempt:
              limiter slot (rate_limit.py) -> HTTP -> typed error or parsed body -> release slot
@@ -13,12 +15,14 @@ This module holds the steps that do no I/O, so the two clients cannot drift apar
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -45,6 +49,8 @@ from llm_client.retry import RetryController
 from llm_client.stats import Stats
 
 USER_AGENT = "ais-llm-client/0.1"
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,9 @@ class CallCore:
         total = self.config.total_timeout
         return None if total is None else self.clock() + total
 
+    def seconds_left(self, deadline: float | None) -> float | None:
+        return None if deadline is None else max(0.0, deadline - self.clock())
+
     def request(
         self, http: httpx.Client | httpx.AsyncClient, call: PreparedCall, deadline: float | None
     ) -> httpx.Request:
@@ -266,6 +275,16 @@ class CallCore:
     def account(self, call: PreparedCall, usage: Usage | None) -> None:
         if usage is not None:
             self.stats.usage(call.model, usage.prompt_tokens, usage.completion_tokens)
+
+    @staticmethod
+    def coalesced(result: R, **changes: Any) -> R:
+        """A waiter's copy of the result its leader got (single flight), marked ``coalesced``.
+
+        A deep copy, so no caller sees another mutate its ``raw`` dict or vectors (each cache hit
+        gets its own objects too). Its usage is not accounted again: no tokens were spent on it.
+        """
+        copied: Any = copy.deepcopy(result)  # a ChatCompletion or Embeddings
+        return dataclasses.replace(copied, coalesced=True, **changes)
 
 
 class StreamState:

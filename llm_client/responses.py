@@ -28,9 +28,12 @@ class Usage:
 class ChatCompletion:
     """A finished chat call. ``text`` is the first choice's content ("" if the server sent none).
 
-    ``cached`` says it came from the local cache (no request was sent); ``attempts`` counts the
-    HTTP attempts this call made (0 for a cache hit); ``latency_s`` is the whole call in seconds,
-    every attempt and backoff wait included; ``raw`` is the server's JSON, unmodified.
+    ``cached`` says it came from the local cache (no request was sent); ``coalesced`` says this
+    call waited for an identical one already in flight and got a copy of its reply (single
+    flight: no request of its own, its tokens not counted again; ``cached`` then says whether
+    that reply came from the cache); ``attempts`` counts the HTTP attempts this call made (0 for
+    a cache hit or a coalesced call); ``latency_s`` is the whole call in seconds, every attempt
+    and backoff wait included; ``raw`` is the server's JSON, unmodified.
     """
 
     text: str
@@ -42,6 +45,7 @@ class ChatCompletion:
     cached: bool = False
     attempts: int = 1
     latency_s: float = 0.0
+    coalesced: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,14 @@ class ChatChunk:
 
 @dataclass(frozen=True)
 class Embeddings:
-    """``vectors[i]`` embeds ``texts[i]`` (the server's ``index`` order is restored)."""
+    """``vectors[i]`` embeds ``texts[i]`` (the server's ``index`` order is restored).
+
+    ``cached`` and ``coalesced`` mean what they mean on ``ChatCompletion``.
+    """
 
     vectors: list[list[float]]
     model: str
     usage: Usage | None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     cached: bool = False
+    coalesced: bool = False

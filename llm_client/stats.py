@@ -3,6 +3,8 @@
 One ``Stats`` object per client, updated under a lock by every thread or task; ``snapshot()``
 returns a plain frozen ``StatsSnapshot`` (``asdict`` it for JSON). Latency percentiles use the
 nearest-rank method over the last ``window`` calls (a bounded deque, so memory stays flat).
+A call that shared an identical in-flight call's request (``singleflight.py``) counts in
+``calls`` and ``coalesced`` and is timed, but, like a cache hit, adds no attempts and no tokens.
 
 **What a latency measures:** one call, from just after its request is prepared to its result,
 so every attempt, every backoff or Retry-After wait and every wait for a rate-limit slot counts.
@@ -48,6 +50,7 @@ class StatsSnapshot:
     cache_hits: int
     cache_misses: int
     cache_errors: int
+    coalesced: int  # calls that shared an identical in-flight call's request (singleflight.py)
     tokens: dict[str, ModelTokens]
     cost_usd: float
     latency_p50_s: float
@@ -72,7 +75,7 @@ class Stats:
         self._tokens: dict[str, list[float]] = {}
 
     def count(self, name: str, n: int = 1) -> None:
-        """Bump a counter: calls, attempts, retries, cache_hits, cache_misses, cache_errors."""
+        """Bump a counter: calls, attempts, retries, cache_hits/misses/errors, coalesced."""
         with self._lock:
             self._counts[name] += n
 
@@ -115,6 +118,7 @@ class Stats:
                 cache_hits=c["cache_hits"],
                 cache_misses=c["cache_misses"],
                 cache_errors=c["cache_errors"],
+                coalesced=c["coalesced"],
                 tokens=tokens,
                 cost_usd=sum(t.cost_usd for t in tokens.values()),
                 latency_p50_s=percentile(lat, 50),

@@ -1,0 +1,284 @@
+"""Single flight: identical cacheable calls in flight at once share one request (real sockets).
+
+Each test holds the server's answer behind a ``Gate`` until the callers it needs are waiting
+(it polls the client's in-flight table, a synchronisation point, not a timing assertion), so
+the calls overlap every time, however the threads or tasks are scheduled; then it counts the
+requests the fault server actually received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from llm_client import AsyncClient, Client, DeadlineExceededError, ServerError
+from llm_client.fault_server import Fault
+from llm_client.faults import ArrivalInfo, ScriptedFaults
+
+USER = [{"role": "user", "content": "hello"}]
+
+
+class Gate:
+    """A fault policy that holds every arrival at the server until ``open()``, then applies
+    ``then`` in order (after those: serve normally). A held request keeps its call in flight."""
+
+    def __init__(self, *then: Fault | None) -> None:
+        self._open = threading.Event()
+        self._then = ScriptedFaults(then)
+
+    def __call__(self, info: ArrivalInfo) -> Fault | None:
+        self._open.wait(timeout=10)  # bounded: a broken test cannot hang the suite
+        return self._then(info)
+
+    def open(self) -> None:
+        self._open.set()
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"gave up after 5 s waiting until {what}")
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"gave up after 5 s waiting until {what}")
+
+
+@pytest.fixture
+def gate(fault_server):
+    gate = Gate()
+    fault_server.faults = gate
+    yield gate
+    gate.open()  # whatever happened, release the server's threads
+
+
+# ---- threads (Client) -------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["chat", "embed"])
+def test_eight_threads_asking_the_same_question_send_one_request(
+    fault_server, gate, tmp_path, kind
+):
+    # before: each thread missed the cache and sent its own request (8 threads, 8 requests)
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    ask = (lambda: client.chat(USER)) if kind == "chat" else (lambda: client.embed(["a", "b"]))
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(ask) for _ in range(8)]
+        try:
+            wait_until(lambda: client._flights.waiters() == 7, "7 callers wait for the first")
+        finally:
+            gate.open()
+        results = [future.result() for future in futures]
+    assert fault_server.report().arrivals == 1
+    [leader] = [r for r in results if not r.coalesced]
+    waiters = [r for r in results if r.coalesced]
+    assert len(waiters) == 7 and not any(r.cached for r in results)
+    assert all(r.raw == leader.raw and r.raw is not leader.raw for r in waiters)  # own copies
+    if kind == "chat":
+        assert {r.text for r in results} == {"echo: hello"}
+        assert leader.attempts == 1 and {r.attempts for r in waiters} == {0}
+    else:
+        assert all(r.vectors == leader.vectors for r in waiters)
+    stats = client.stats
+    assert (stats.calls, stats.attempts, stats.coalesced) == (8, 1, 7)
+    assert (stats.cache_misses, stats.cache_hits) == (1, 0)  # only the leader read the cache
+    tokens = stats.tokens["m"]  # counted once: the waiters spent none
+    assert (tokens.prompt_tokens, tokens.completion_tokens) == (
+        leader.usage.prompt_tokens,
+        leader.usage.completion_tokens,
+    )
+    assert len(client._flights) == 0  # nothing left in flight
+    again = ask()
+    assert again.cached and not again.coalesced and fault_server.report().arrivals == 1
+
+
+@pytest.mark.parametrize(
+    ("client_kwargs", "call_kwargs"),
+    [
+        ({"cache_dir": True}, {"cache": False}),
+        ({"cache_dir": True}, {"temperature": 0.7}),  # the cache skips temperature > 0
+        ({"cache_dir": True}, {"stream": True}),  # a stream has one reader
+        ({}, {}),  # a client without a cache
+    ],
+    ids=["cache=False", "temperature", "stream", "no-cache"],
+)
+def test_calls_that_would_not_be_cached_are_never_merged(
+    fault_server, gate, tmp_path, client_kwargs, call_kwargs
+):
+    overrides = {"cache_dir": tmp_path} if client_kwargs else {}
+    client = Client(fault_server.base_url, model="m", **overrides)
+
+    def ask() -> str:
+        if call_kwargs.get("stream"):
+            with client.chat(USER, stream=True) as stream:
+                return "".join(chunk.delta for chunk in stream)
+        return client.chat(USER, **call_kwargs).text
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(ask) for _ in range(4)]
+        try:  # every call has sent its own request, held at the server together
+            wait_until(lambda: client.stats.attempts == 4, "all four calls are sending")
+        finally:
+            gate.open()
+        texts = [future.result() for future in futures]
+    assert texts == ["echo: hello"] * 4
+    assert fault_server.report().arrivals == 4 and client.stats.coalesced == 0
+
+
+def test_a_failed_leader_shares_its_error_and_its_retries_are_not_repeated(fault_server, tmp_path):
+    gate = Gate(Fault.status_code(503), Fault.status_code(503))
+    fault_server.faults = gate
+    client = Client(
+        fault_server.base_url, model="m", cache_dir=tmp_path, max_retries=1, backoff_base=0.01
+    )
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(client.chat, USER) for _ in range(4)]
+        try:
+            wait_until(lambda: client._flights.waiters() == 3, "3 callers wait for the first")
+        finally:
+            gate.open()
+        errors = [future.exception() for future in futures]
+    assert all(isinstance(error, ServerError) and error.status == 503 for error in errors)
+    # the leader's two attempts; re-running them once per waiter would have made 8
+    assert fault_server.report().arrivals == 2
+    assert client.stats.coalesced == 3 and client.stats.errors == {"ServerError": 4}
+    assert len(client._flights) == 0
+    assert client.chat(USER).text == "echo: hello"  # errors are not cached: a fresh request
+    assert fault_server.report().arrivals == 3
+
+
+def test_a_waiter_keeps_its_own_deadline(fault_server, gate, tmp_path):
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    with ThreadPoolExecutor(1) as pool:
+        leader = pool.submit(client.chat, USER)
+        try:
+            wait_until(lambda: client.stats.attempts == 1, "the leader is sending")
+            # a call reads total_timeout when it starts: the waiter's budget is 0.2 s
+            client._core.config = dataclasses.replace(client._core.config, total_timeout=0.2)
+            with pytest.raises(DeadlineExceededError, match="identical call in flight"):
+                client.chat(USER)
+            assert client._flights.waiters() == 0 and len(client._flights) == 1
+        finally:
+            gate.open()
+        reply = leader.result()  # the leader went on regardless
+    assert reply.text == "echo: hello" and not reply.coalesced
+    assert fault_server.report().arrivals == 1 and len(client._flights) == 0
+    assert client.stats.coalesced == 0 and client.stats.errors == {"DeadlineExceededError": 1}
+
+
+def test_a_leader_interrupted_by_ctrl_c_hands_over_to_a_waiter(fault_server, gate, tmp_path):
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+
+    def waiter():
+        wait_until(lambda: client.stats.attempts == 1, "the leader is sending")
+        return client.chat(USER)
+
+    def ctrl_c_once_someone_waits() -> None:
+        wait_until(lambda: client._flights.waiters() == 1, "a caller waits for the leader")
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; the main thread leads
+
+    with ThreadPoolExecutor(2) as pool:
+        waiting = pool.submit(waiter)
+        pool.submit(ctrl_c_once_someone_waits)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                client.chat(USER)  # the leader, in the main thread, where Python raises it
+            wait_until(lambda: client.stats.attempts == 2, "the waiter sends it itself")
+        finally:
+            gate.open()
+        reply = waiting.result()
+    assert reply.text == "echo: hello" and not reply.coalesced  # it led the second flight
+    assert fault_server.report().arrivals == 2 and len(client._flights) == 0
+
+
+# ---- asyncio tasks (AsyncClient) --------------------------------------------------------------
+def test_eight_tasks_asking_the_same_question_send_one_request(fault_server, gate, tmp_path):
+    async def main():
+        async with AsyncClient(fault_server.base_url, model="m", cache_dir=tmp_path) as client:
+            tasks = [asyncio.create_task(client.chat(USER)) for _ in range(8)]
+            try:
+                await until(lambda: client._flights.waiters() == 7, "7 tasks wait for the first")
+            finally:
+                gate.open()
+            return await asyncio.gather(*tasks), client.stats, len(client._flights)
+
+    replies, stats, in_flight = asyncio.run(main())
+    assert fault_server.report().arrivals == 1 and in_flight == 0
+    assert {r.text for r in replies} == {"echo: hello"}
+    assert sorted(r.coalesced for r in replies) == [False] + [True] * 7
+    assert (stats.calls, stats.attempts, stats.coalesced) == (8, 1, 7)
+
+
+def test_a_failed_async_leader_shares_its_error(fault_server, tmp_path):
+    gate = Gate(Fault.status_code(400))
+    fault_server.faults = gate
+
+    async def main():
+        async with AsyncClient(fault_server.base_url, model="m", cache_dir=tmp_path) as client:
+            tasks = [asyncio.create_task(client.chat(USER)) for _ in range(3)]
+            try:
+                await until(lambda: client._flights.waiters() == 2, "2 tasks wait for the first")
+            finally:
+                gate.open()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            return results, client.stats, len(client._flights)
+
+    results, stats, in_flight = asyncio.run(main())
+    assert [type(r).__name__ for r in results] == ["BadRequestError"] * 3
+    assert fault_server.report().arrivals == 1 and in_flight == 0 and stats.coalesced == 2
+
+
+def test_a_cancelled_leader_task_hands_over_to_a_waiter(fault_server, gate, tmp_path):
+    async def main():
+        async with AsyncClient(fault_server.base_url, model="m", cache_dir=tmp_path) as client:
+            leader = asyncio.create_task(client.chat(USER))
+            await until(lambda: client.stats.attempts == 1, "the leader is sending")
+            waiters = [asyncio.create_task(client.chat(USER)) for _ in range(3)]
+            await until(lambda: client._flights.waiters() == 3, "3 tasks wait for the leader")
+            waiters[0].cancel()  # a cancelled waiter only stops its own wait
+            await until(lambda: client._flights.waiters() == 2, "one waiter fewer")
+            leader.cancel()
+            try:  # its waiters are not left hanging: one of them sends the request itself
+                await until(lambda: client.stats.attempts == 2, "a waiter takes over")
+            finally:
+                gate.open()
+            replies = await asyncio.gather(*waiters[1:])
+            for task in (leader, waiters[0]):
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            return replies, client.stats, len(client._flights)
+
+    replies, stats, in_flight = asyncio.run(main())
+    assert [r.text for r in replies] == ["echo: hello"] * 2
+    assert sorted(r.coalesced for r in replies) == [False, True] and stats.coalesced == 1
+    assert fault_server.report().arrivals == 2 and in_flight == 0
+
+
+def test_an_async_waiter_keeps_its_own_deadline(fault_server, gate, tmp_path):
+    async def main():
+        async with AsyncClient(fault_server.base_url, model="m", cache_dir=tmp_path) as client:
+            leader = asyncio.create_task(client.chat(USER))
+            try:
+                await until(lambda: client.stats.attempts == 1, "the leader is sending")
+                client._core.config = dataclasses.replace(client._core.config, total_timeout=0.2)
+                with pytest.raises(DeadlineExceededError, match="identical call in flight"):
+                    await client.chat(USER)
+            finally:
+                gate.open()
+            return await leader, len(client._flights)
+
+    reply, in_flight = asyncio.run(main())
+    assert reply.text == "echo: hello" and in_flight == 0
+    assert fault_server.report().arrivals == 1
