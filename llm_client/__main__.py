@@ -13,24 +13,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 
 from llm_client.client import Client
-from llm_client.config import BASE_URL_ENV, MODEL_ENV
+from llm_client.config import MODEL_ENV, env_base_url, env_model
 from llm_client.errors import ConfigurationError, LLMClientError
 from llm_client.local_server import DEFAULT_MODEL_ALIAS, LocalLLMServer
 
 
 def _chat(args: argparse.Namespace) -> int:
     # checked here, not left to the library, so the message names this CLI's flags
-    if not (args.base_url or any(os.environ.get(name) for name in BASE_URL_ENV)):
+    if not (args.base_url or env_base_url()):
         raise ConfigurationError(
             "no base URL: pass --base-url http://host:port/v1 or set AIS_LLM_BASE_URL "
             "(start a local server with `python -m llm_client serve-local`)"
         )
-    if not (args.model or os.environ.get(MODEL_ENV)):
+    if not (args.model or env_model()):
         raise ConfigurationError(
             f"no model: pass --model NAME or set {MODEL_ENV} "
             f"(the local server's is {DEFAULT_MODEL_ALIAS})"

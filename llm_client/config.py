@@ -24,6 +24,16 @@ API_KEY_ENV = "OPENAI_API_KEY"
 MODEL_ENV = "AIS_LLM_MODEL"
 
 
+def env_base_url() -> str | None:
+    """The base URL the environment names (the first of ``BASE_URL_ENV`` that is set), or None."""
+    return next((os.environ[k] for k in BASE_URL_ENV if os.environ.get(k)), None)
+
+
+def env_model() -> str | None:
+    """The model name the environment names (``MODEL_ENV``), or None."""
+    return os.environ.get(MODEL_ENV) or None
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     # --- where and who ---------------------------------------------------------------------
@@ -104,11 +114,9 @@ class ClientConfig:
 
     def resolved(self) -> ClientConfig:
         """Fill base_url / api_key / model from the environment where not given."""
-        base_url = self.base_url or next(
-            (os.environ[k] for k in BASE_URL_ENV if os.environ.get(k)), None
-        )
+        base_url = self.base_url or env_base_url()
         api_key = self.api_key if self.api_key is not None else os.environ.get(API_KEY_ENV)
-        model = self.model or os.environ.get(MODEL_ENV)
+        model = self.model or env_model()
         if not base_url:
             raise ConfigurationError(
                 "no base_url: pass base_url='http://host:port/v1' or set AIS_LLM_BASE_URL "

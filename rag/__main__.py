@@ -112,16 +112,16 @@ def cmd_search(args) -> int:
 
 def _check_endpoint(args) -> None:
     """Name the flags a user is missing before any index or model is loaded."""
-    from llm_client.config import BASE_URL_ENV, MODEL_ENV
+    from llm_client.config import MODEL_ENV, env_base_url, env_model
 
     if args.local:
         return
-    if not (args.base_url or any(os.environ.get(name) for name in BASE_URL_ENV)):
+    if not (args.base_url or env_base_url()):
         raise ConfigError(
             "no LLM endpoint: pass --base-url http://host:port/v1, set AIS_LLM_BASE_URL, "
             "or pass --local to start the packaged SmolLM2"
         )
-    if not (args.llm_model or os.environ.get(MODEL_ENV)):
+    if not (args.llm_model or env_model()):
         raise ConfigError(f"no model name: pass --llm-model NAME or set {MODEL_ENV}")
 
 
