@@ -126,9 +126,11 @@ class AsyncClient:
             # latency from the call's start: every attempt and backoff wait (see StreamBase)
             opened = functools.partial(self._open_stream, started=started)
             return (await self._with_retries(call, opened, deadline))[0]
-        reply, shared = await self._one_flight(
-            call, deadline, lambda: self._fetch_chat(call, deadline)
-        )
+        reply, shared = core.cached_reply(call), False
+        if reply is None:
+            reply, shared = await self._one_flight(
+                call, deadline, lambda: self._fetch_chat(call, deadline)
+            )
         if shared:
             reply = core.coalesced(reply, attempts=0)
         latency = core.clock() - started
@@ -142,9 +144,11 @@ class AsyncClient:
         call = core.prepare_embed(texts, model=model, cache=cache)
         started, deadline = core.clock(), core.deadline()
         core.stats.count("calls")
-        result, shared = await self._one_flight(
-            call, deadline, lambda: self._fetch_embeddings(call, deadline)
-        )
+        result, shared = core.cached_reply(call), False
+        if result is None:
+            result, shared = await self._one_flight(
+                call, deadline, lambda: self._fetch_embeddings(call, deadline)
+            )
         core.stats.latency(core.clock() - started)
         return core.coalesced(result) if shared else result
 
@@ -171,9 +175,8 @@ class AsyncClient:
 
     async def _fetch_chat(self, call: PreparedCall, deadline: float | None) -> ChatCompletion:
         core = self._core
-        cached = core.cache_get(call)
-        if cached is not None:
-            return dataclasses.replace(parse_chat(cached), cached=True, attempts=0)
+        if (cached := core.cached_reply(call, again=True)) is not None:
+            return cached
         (data, headers), attempts = await self._with_retries(call, self._post_json, deadline)
         reply = parse_chat(data, request_id=request_id(headers))
         core.account(call, reply.usage)
@@ -182,9 +185,8 @@ class AsyncClient:
 
     async def _fetch_embeddings(self, call: PreparedCall, deadline: float | None) -> Embeddings:
         core = self._core
-        cached = core.cache_get(call)
-        if cached is not None:
-            return dataclasses.replace(parse_embeddings(cached), cached=True)
+        if (cached := core.cached_reply(call, again=True)) is not None:
+            return cached
         (data, _), _ = await self._with_retries(call, self._post_json, deadline)
         result = parse_embeddings(data)
         core.account(call, result.usage)

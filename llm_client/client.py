@@ -150,7 +150,11 @@ class Client:
             # covers every attempt and backoff wait, like a non-streamed call's
             opened = functools.partial(self._open_stream, started=started)
             return self._with_retries(call, opened, deadline)[0]
-        reply, shared = self._one_flight(call, deadline, lambda: self._fetch_chat(call, deadline))
+        reply, shared = core.cached_reply(call), False
+        if reply is None:
+            reply, shared = self._one_flight(
+                call, deadline, lambda: self._fetch_chat(call, deadline)
+            )
         if shared:
             reply = core.coalesced(reply, attempts=0)
         latency = core.clock() - started
@@ -165,9 +169,11 @@ class Client:
         call = core.prepare_embed(texts, model=model, cache=cache)
         started, deadline = core.clock(), core.deadline()
         core.stats.count("calls")
-        result, shared = self._one_flight(
-            call, deadline, lambda: self._fetch_embeddings(call, deadline)
-        )
+        result, shared = core.cached_reply(call), False
+        if result is None:
+            result, shared = self._one_flight(
+                call, deadline, lambda: self._fetch_embeddings(call, deadline)
+            )
         core.stats.latency(core.clock() - started)
         return core.coalesced(result) if shared else result
 
@@ -195,9 +201,8 @@ class Client:
     def _fetch_chat(self, call: PreparedCall, deadline: float | None) -> ChatCompletion:
         """The cache's reply, else the server's (retried), which is then counted and cached."""
         core = self._core
-        cached = core.cache_get(call)
-        if cached is not None:
-            return dataclasses.replace(parse_chat(cached), cached=True, attempts=0)
+        if (cached := core.cached_reply(call, again=True)) is not None:
+            return cached
         (data, headers), attempts = self._with_retries(call, self._post_json, deadline)
         reply = parse_chat(data, request_id=request_id(headers))
         core.account(call, reply.usage)
@@ -206,9 +211,8 @@ class Client:
 
     def _fetch_embeddings(self, call: PreparedCall, deadline: float | None) -> Embeddings:
         core = self._core
-        cached = core.cache_get(call)
-        if cached is not None:
-            return dataclasses.replace(parse_embeddings(cached), cached=True)
+        if (cached := core.cached_reply(call, again=True)) is not None:
+            return cached
         (data, _), _ = self._with_retries(call, self._post_json, deadline)
         result = parse_embeddings(data)
         core.account(call, result.usage)

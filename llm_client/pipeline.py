@@ -3,9 +3,10 @@
 Every call goes through the same steps, in this order::
 
     prepare (validate, build body, estimate tokens, cache key, idempotency key)
-      -> single flight (singleflight.py; non-streamed cacheable calls only): an identical call
-         already in flight? wait for its result instead of doing the steps below
       -> cache lookup (hit: return / replay, no request sent)
+      -> single flight (singleflight.py; non-streamed cacheable calls only): an identical call
+         already in flight? wait for its result instead of doing the steps below; else look in
+         the cache once more (the flight before may just have filled it)
       -> retry loop (tenacity, see retry.py), each attempt:
              limiter slot (rate_limit.py) -> HTTP -> typed error or parsed body -> release slot
       -> reconcile tokens, account usage, store in cache
@@ -39,7 +40,9 @@ from llm_client.protocol import (
     chat_body,
     decode_json,
     lower_headers,
+    parse_chat,
     parse_chunk,
+    parse_embeddings,
     status_error,
     validate_messages,
 )
@@ -257,16 +260,36 @@ class CallCore:
         return data, usage.total_tokens if usage else None
 
     # ---- cache and accounting -----------------------------------------------------------------
-    def cache_get(self, call: PreparedCall) -> Any | None:
+    def cache_get(self, call: PreparedCall, *, again: bool = False) -> Any | None:
+        """The cached body, or None. ``again``: a second look by a call that has already missed
+        (a single-flight leader looks again, see ``cached_reply``); it is not counted twice."""
         if call.cache_key is None or self.cache is None:
             return None
         outcome, data = self.cache.get(call.cache_key, call.kind)
+        if again:
+            return data
         self.stats.count(
             {"hit": "cache_hits", "miss": "cache_misses", "error": "cache_errors"}[outcome]
         )
         if outcome == "error":
             self.stats.count("cache_misses")
         return data
+
+    def cached_reply(self, call: PreparedCall, *, again: bool = False) -> Any | None:
+        """The cache's reply to ``call`` parsed (a ChatCompletion or Embeddings marked
+        ``cached``), or None.
+
+        A non-streamed call looks here first, then joins the single flight on a miss; the leader
+        then looks ``again``, because the flight before it may have filled the cache between the
+        two looks. So a hit costs one lookup and no flight, and no call sends a request for a
+        reply the cache already holds.
+        """
+        data = self.cache_get(call, again=again)
+        if data is None:
+            return None
+        if call.kind == "chat":
+            return dataclasses.replace(parse_chat(data), cached=True, attempts=0)
+        return dataclasses.replace(parse_embeddings(data), cached=True)
 
     def cache_put(self, call: PreparedCall, data: Any) -> None:
         if call.cache_key is not None and self.cache is not None:

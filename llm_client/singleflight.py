@@ -2,10 +2,11 @@
 
 Without it, N threads (or tasks) asking the same question at the same moment all miss the cache
 and all send it: an audit saw 8 threads make 6 requests for one answer. With it, the first
-caller for a cache key, the *leader*, does the work (cache lookup, request with its retries,
-accounting, cache write) and the callers that arrive while it is in flight, the *waiters*, wait
-for its outcome. The idea and the name come from Go's ``golang.org/x/sync/singleflight``
-(``Group.Do``), written for groupcache to stop exactly this stampede on a cache miss.
+caller for a cache key that missed the cache, the *leader*, does the work (a second cache
+lookup, the request with its retries, accounting, cache write) and the callers that miss while
+it is in flight, the *waiters*, wait for its outcome. The idea and the name come from Go's
+``golang.org/x/sync/singleflight`` (``Group.Do``), written for groupcache to stop exactly this
+stampede on a cache miss.
 
     >>> flights = Flights(Stats())
     >>> flights.run("cache key", lambda: "the answer", lambda: None)  # nobody in flight: lead
