@@ -32,7 +32,11 @@ original outcome. If the appeal's outcome differs from the original decision it 
 
 **Who is who.** Reviewer and user ids are account names: surrounding space is stripped and case
 is folded (``" Alice"`` and ``"alice"`` are one reviewer), so a reviewer cannot take the appeal of
-their own decision by spelling their name differently. An empty id is refused.
+their own decision by spelling their name differently. An empty id is refused. A queue file
+written before ids were folded (``PRAGMA user_version`` 0) has its routing fields (lease owners,
+appeals' excluded reviewers) folded once when it is opened; decisions and the audit log keep
+the names as they were written, and an appeal folds the decider's name it copies from them.
+A file written by a newer schema version is refused rather than guessed at.
 
 **Bad input is refused before anything is written**: a label outside the severity table, a score
 that is not a probability in [0, 1], a negative or out-of-range reach, empty, binary, wrongly
@@ -87,6 +91,9 @@ MAX_REACH = 2**63 - 1  # BIGINT, in SQLite and Postgres alike
 MAX_ID_CHARS = 200
 _DEFAULTS = ModerationConfig()  # severity, lease and text limit when the caller gives none
 
+# PRAGMA user_version: 1 = reviewer ids folded in the routing fields (see "Who is who").
+SCHEMA_VERSION = 1
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS review_items (
     item_id           TEXT PRIMARY KEY,
@@ -140,6 +147,11 @@ def appeal_priority(severity: float, reach: int = 0) -> float:
 
 def _reach_factor(reach: int) -> float:
     return math.log10(10 + max(int(reach), 0))
+
+
+def _fold(name: str | None) -> str | None:
+    """An id as :func:`_account` stores it; for names read back from rows written before."""
+    return None if name is None else name.strip().casefold()
 
 
 def _account(value: object, what: str) -> str:
@@ -248,12 +260,37 @@ class ReviewQueue:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
+                self._migrate()
         except sqlite3.DatabaseError as exc:  # not a database, unreadable, or not ours
             self._db.close()
             raise QueueError(f"cannot open review queue {self.path}: {exc}") from None
+        except QueueError:  # a schema version this code does not know
+            self._db.close()
+            raise
         if self.path != ":memory:":
             stat = os.stat(self.path)
             self._file = (stat.st_dev, stat.st_ino)
+
+    def _migrate(self) -> None:
+        """Bring a file written by an older schema version up to ``SCHEMA_VERSION``."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise QueueError(
+                f"review queue {self.path} has schema version {version}, newer than this "
+                f"code's {SCHEMA_VERSION}: open it with the version that wrote it"
+            )
+        if version < 1:  # ids were stored as spelled: fold the ones that route items
+            rows = self._db.execute(
+                "SELECT item_id, lease_owner, excluded_reviewer FROM review_items "
+                "WHERE lease_owner IS NOT NULL OR excluded_reviewer IS NOT NULL"
+            ).fetchall()
+            for row in rows:
+                self._db.execute(
+                    "UPDATE review_items SET lease_owner = ?, excluded_reviewer = ? "
+                    "WHERE item_id = ?",
+                    (_fold(row["lease_owner"]), _fold(row["excluded_reviewer"]), row["item_id"]),
+                )
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -457,7 +494,8 @@ class ReviewQueue:
                     "priority, kind, status, excluded_reviewer, parent_item_id, appeal_reason, "
                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'appeal', 'pending', ?, ?, ?, ?)",
                     (appeal_id, row["content_id"], row["text"], row["label"], row["score"],
-                     row["reach"], priority, decision["reviewer"], item_id, reason, self.clock()),
+                     row["reach"], priority, _fold(decision["reviewer"]), item_id, reason,
+                     self.clock()),
                 )  # fmt: skip
             except sqlite3.IntegrityError:
                 raise AppealError(f"{item_id} has already been appealed", item_id=item_id) from None

@@ -1,3 +1,4 @@
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -199,6 +200,46 @@ def test_a_reviewer_is_one_account_however_the_name_is_spelt(queue):
     claim = queue.claim(" Bob")
     queue.decide(claim.item_id, "BOB", "no_violation")  # the same account as " Bob"
     assert queue.decision(claim.item_id)["reviewer"] == "bob"
+
+
+def test_a_queue_written_before_ids_were_folded_is_folded_when_opened(tmp_path, clock):
+    path = tmp_path / "old.sqlite"
+    with ReviewQueue(path, lease_seconds=60, clock=clock) as q:
+        appealed_before = q.appeal(_decided(q), "poster")
+        decided_before = _decided(q, content="c2")
+        leased = q.enqueue("c3", "text", "hate", 0.6)
+    # what the code before session 22 wrote: names as spelled, and no schema version
+    db = sqlite3.connect(path)
+    db.execute("UPDATE review_items SET excluded_reviewer = ' Alice' WHERE item_id = ?",
+               (appealed_before,))  # fmt: skip
+    db.execute("UPDATE decisions SET reviewer = 'Alice' WHERE item_id = ?", (decided_before,))
+    db.execute("UPDATE review_items SET lease_owner = 'Carol', lease_expires_at = ? "
+               "WHERE item_id = ?", (clock.now + 60, leased))  # fmt: skip
+    db.execute("PRAGMA user_version = 0")
+    db.commit()
+    db.close()
+    with ReviewQueue(path, lease_seconds=60, clock=clock) as q:
+        appealed_after = q.appeal(decided_before, "poster")  # its decider is read back as 'Alice'
+        assert q.claim("alice") is None  # neither appeal of her decisions, whatever the spelling
+        q.decide(leased, "carol", "violation")  # the lease taken as 'Carol' is carol's
+        assert q.decision(decided_before)["reviewer"] == "Alice"  # history kept as written
+        assert {q.claim("bob").item_id, q.claim("dave").item_id} == {
+            appealed_before,
+            appealed_after,
+        }
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_a_queue_from_a_newer_schema_is_refused_untouched(tmp_path):
+    path = tmp_path / "new.sqlite"
+    ReviewQueue(path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 7")
+    db.commit()
+    db.close()
+    with pytest.raises(QueueError, match="schema version 7, newer than this code's 1"):
+        ReviewQueue(path)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
 
 
 @pytest.mark.parametrize("name", ["", "   ", None, 7, "\u200b"])
