@@ -150,7 +150,10 @@ def _named(folder: Path, pattern: re.Pattern) -> list[Path]:
 def check_workdir(
     workdir: Path, remedy: str = "use an empty directory or clear_run_state()"
 ) -> None:
-    """Raise WorkdirError if ``workdir`` already holds a run's state (see module docstring)."""
+    """Raise WorkdirError if ``workdir`` is a file or already holds a run's state (see module
+    docstring)."""
+    if workdir.exists() and not workdir.is_dir():
+        raise WorkdirError(f"workdir {workdir} is a file; pass a directory, new or empty", workdir)
     previous = run_state(workdir)
     if previous:
         names = ", ".join(str(p.relative_to(workdir)) for p in previous[:3])

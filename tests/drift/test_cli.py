@@ -62,6 +62,15 @@ def test_stationary_header_has_no_onset(tmp_path, capsys):
     assert lines[-1].startswith("served MAE all windows:") and "<- onset" not in "".join(lines)
 
 
+def test_a_workdir_that_is_a_file_is_refused(tmp_path, capsys):
+    workdir = tmp_path / "notes.txt"
+    workdir.write_text("the user's own file")
+    for fresh in ([], ["--fresh"]):  # it was a FileExistsError traceback from mkdir
+        assert main(["simulate", "--workdir", str(workdir), *SMALL, *fresh]) == 2
+        assert "is a file; pass a directory" in capsys.readouterr().err
+    assert workdir.read_text() == "the user's own file"
+
+
 def test_fresh_needs_a_workdir(capsys):
     with pytest.raises(SystemExit) as info:
         main(["simulate", "--scenario", "bad_deployment", "--fresh"])

@@ -67,6 +67,25 @@ def test_redelivered_label_is_skipped_but_a_different_one_is_an_error(tmp_path):
                 log.log_labels(["c"], [bad])
 
 
+def test_a_label_written_by_another_writer_meanwhile_is_a_prediction_log_error(tmp_path):
+    path = tmp_path / "log.sqlite"
+    with PredictionLog(path) as first, PredictionLog(path) as second:
+        features, pred = _batch(2)
+        first.log_predictions(0, ["a", "b"], features, pred, model_version="v1")
+        lookup = first._lookup
+
+        def racing(select, keys):  # the other writer lands between the lookup and the insert
+            found = lookup(select, keys)
+            if "FROM labels" in select:
+                second.log_labels(["a"], [5.0])
+            return found
+
+        first._lookup = racing
+        with pytest.raises(PredictionLogError, match="another writer labelled"):
+            first.log_labels(["a", "b"], [5.0, 7.0])
+        assert second.labelled([0], "v1").label.tolist() == [5.0]  # "b" was not half-written
+
+
 def test_bad_writes_are_rejected_with_reasons(tmp_path):
     with PredictionLog(tmp_path / "log.sqlite") as log:
         features, pred = _batch(3)
