@@ -155,10 +155,11 @@ def _fold(name: str | None) -> str | None:
 
 
 def _account(value: object, what: str) -> str:
-    """A reviewer or user id: the text rules of :func:`_free_text`, stripped and case-folded."""
+    """A reviewer or user id, stripped and case-folded, then held to :func:`_free_text`'s rules
+    (after folding, so the stored id is within ``MAX_ID_CHARS``: ``"ß"`` folds to ``"ss"``)."""
     if not isinstance(value, str) or is_blank(value):
         raise QueueError(f"{what} must be a non-empty name, got {value!r}")
-    return _free_text(value, what, MAX_ID_CHARS).strip().casefold()
+    return _free_text(_fold(value), what, MAX_ID_CHARS)
 
 
 def _free_text(value: object, what: str, limit: int, *, required: bool = False) -> str:
@@ -253,6 +254,7 @@ class ReviewQueue:
             raise QueueError(f"cannot open review queue {self.path}: {exc}") from None
         self._db.row_factory = sqlite3.Row
         try:
+            self._schema_version()  # a newer file is refused before WAL mode changes its header
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -267,18 +269,23 @@ class ReviewQueue:
         except QueueError:  # a schema version this code does not know
             self._db.close()
             raise
-        if self.path != ":memory:":
+        if self.path not in ("", ":memory:"):  # "" is SQLite's private temporary database
             stat = os.stat(self.path)
             self._file = (stat.st_dev, stat.st_ino)
 
-    def _migrate(self) -> None:
-        """Bring a file written by an older schema version up to ``SCHEMA_VERSION``."""
+    def _schema_version(self) -> int:
+        """The file's ``PRAGMA user_version``; QueueError if a newer schema wrote it."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise QueueError(
                 f"review queue {self.path} has schema version {version}, newer than this "
                 f"code's {SCHEMA_VERSION}: open it with the version that wrote it"
             )
+        return version
+
+    def _migrate(self) -> None:
+        """Bring a file written by an older schema version up to ``SCHEMA_VERSION``."""
+        version = self._schema_version()  # read again under the write lock: another may migrate
         if version < 1:  # ids were stored as spelled: fold the ones that route items
             rows = self._db.execute(
                 "SELECT item_id, lease_owner, excluded_reviewer FROM review_items "

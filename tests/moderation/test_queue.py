@@ -232,14 +232,23 @@ def test_a_queue_written_before_ids_were_folded_is_folded_when_opened(tmp_path, 
 
 def test_a_queue_from_a_newer_schema_is_refused_untouched(tmp_path):
     path = tmp_path / "new.sqlite"
-    ReviewQueue(path).close()
-    db = sqlite3.connect(path)
+    db = sqlite3.connect(path)  # a newer version may keep a rollback journal (no WAL)
+    db.execute("CREATE TABLE newer (x)")
     db.execute("PRAGMA user_version = 7")
     db.commit()
     db.close()
+    before = path.read_bytes()
     with pytest.raises(QueueError, match="schema version 7, newer than this code's 1"):
         ReviewQueue(path)
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
+    assert path.read_bytes() == before  # not even switched to WAL (it was, then refused)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.sqlite"]
+
+
+def test_an_in_memory_or_temporary_queue_works():
+    for path in (":memory:", ""):  # "" is SQLite's private temporary database
+        with ReviewQueue(path) as q:
+            item = q.enqueue("c1", "text", "hate", 0.7)
+            assert q.claim("alice").item_id == item
 
 
 @pytest.mark.parametrize("name", ["", "   ", None, 7, "\u200b"])
@@ -371,3 +380,6 @@ def test_an_account_name_follows_the_text_rules(queue):
         queue.claim("a\x00")
     with pytest.raises(QueueError, match="limit is 200"):
         queue.claim("r" * 201)
+    with pytest.raises(QueueError, match="limit is 200"):
+        queue.claim("\u00df" * 101)  # 101 characters as typed, 202 once folded ("ss" each)
+    assert queue.claim(" " + "r" * 200 + "\n") is None  # 200 once stripped: a valid name
