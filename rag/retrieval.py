@@ -127,7 +127,7 @@ class HybridRetriever:
 
     def candidates(self, query: str, depth: int | None = None) -> list[Candidate]:
         """The top ``depth`` fused hits with every feature a reranker may use."""
-        depth = depth or self.config.rerank_depth
+        depth = _depth(depth, self.config.rerank_depth)
         fused = self.hybrid(query, depth)
         qv = self.embed([query])[0]
         return candidate_features(self.index, query, qv, fused, self._title_terms)
@@ -135,11 +135,11 @@ class HybridRetriever:
     def rerank(self, query: str, k: int = 10, *, depth: int | None = None) -> list[Hit]:
         """Rerank the top ``depth`` fused candidates; the rest keep their fused order below them."""
         _check_request(query, k)
+        depth = _depth(depth, self.config.rerank_depth)  # _hybrid below does not check it
         if self.reranker is None:
             raise ConfigError(
                 "no reranker configured; train one with `python -m rag train-reranker`"
             )
-        depth = depth or self.config.rerank_depth
         fused = self._hybrid(query, max(k, depth))
         cands = candidate_features(
             self.index, query, self.embed([query])[0], fused[:depth], self._title_terms
@@ -159,5 +159,18 @@ def _check_request(query: object, k: object) -> None:
         raise ConfigError(f"query must be a string, got {type(query).__name__}")
     if not query.strip():
         raise ConfigError("query is empty")
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+    if not _positive_int(k):
         raise ConfigError(f"k must be a positive integer, got {k!r}")
+
+
+def _depth(depth: object, default: int) -> int:
+    """``depth`` fused candidates to rerank: a positive integer, or None for ``default``."""
+    if depth is None:
+        return default
+    if not _positive_int(depth):
+        raise ConfigError(f"depth must be a positive integer or None, got {depth!r}")
+    return depth
+
+
+def _positive_int(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= 1

@@ -7,12 +7,14 @@ from rag.chunking import SentenceChunker, WhitespaceSpans
 from rag.config import RagConfig
 from rag.documents import Document
 from rag.errors import (
+    ConfigError,
     DocumentError,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
     IndexVersionError,
 )
+from rag.hits import Hit
 from rag.index import HybridIndex
 from rag.retrieval import HybridRetriever
 
@@ -166,17 +168,34 @@ def test_a_failed_save_leaves_nothing_behind(tmp_path, docs, embedder, monkeypat
     assert HybridIndex.load(tmp_path / "idx", embedder, tokens=WhitespaceSpans()).documents
 
 
-@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+class KeepOrder:
+    """A reranker that keeps the fused order, so rerank() has one and can only fail its checks."""
+
+    def rerank(self, query, candidates):
+        return [Hit(c.doc_id, 1.0 / (1 + i)) for i, c in enumerate(candidates)]
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid", "rerank"])
 @pytest.mark.parametrize(("query", "k"), [("dogs", 0), ("dogs", 2.5), ("dogs", True), (42, 3),
                                           (None, 3), ("  ", 3)])  # fmt: skip
 def test_every_retrieval_mode_checks_its_query_and_k(docs, embedder, mode, query, k):
-    from rag.errors import ConfigError
-
-    retriever = HybridRetriever(build(docs, embedder))
-    with pytest.raises(ConfigError):
+    retriever = HybridRetriever(build(docs, embedder), reranker=KeepOrder())
+    with pytest.raises(ConfigError, match=r"query|k must"):
         getattr(retriever, mode)(query, k)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"query|k must"):
         retriever.search(query, k, mode=mode)
+
+
+@pytest.mark.parametrize("depth", [0, -2, 2.5, True, "3"])
+def test_rerank_and_candidates_check_their_depth(docs, embedder, depth):
+    # rerank passes depth to the unchecked _hybrid stage: 2.5 was a TypeError from a slice,
+    # -2 and True silently reranked the wrong candidates
+    retriever = HybridRetriever(build(docs, embedder), reranker=KeepOrder())
+    with pytest.raises(ConfigError, match="depth must be a positive integer"):
+        retriever.rerank("dogs", 2, depth=depth)
+    with pytest.raises(ConfigError, match="depth must be a positive integer"):
+        retriever.candidates("dogs", depth)
+    assert len(retriever.rerank("dogs", 2, depth=3)) == 2
 
 
 def test_embedding_failure_leaves_the_index_untouched(docs, embedder, make_embedder):
