@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import replace
@@ -54,18 +55,21 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _user_id(text: str) -> object:
-    """A whole number when the text is one; otherwise the text, for the model to judge."""
+def _user_id(text: str, catalog: Catalog) -> object:
+    """The id as the catalogue stores it: a whole number if its ids are integers, else the text.
+
+    Text that is not plain digits stays text (``int()`` would also read ``"1_96"`` as 196), and
+    recommend() refuses it; a catalogue of text ids gets the text, so ``"007"`` stays ``"007"``.
+    """
     text = text.strip()
-    try:
+    if catalog.user_ids.dtype.kind in "iu" and re.fullmatch(r"[+-]?[0-9]+", text):
         return int(text)
-    except ValueError:
-        return text  # a catalogue of integer ids refuses it (InvalidArgumentError)
+    return text
 
 
 def cmd_recommend(args) -> int:
     model = TwoStageRecommender.load(args.model_dir)
-    user_id = _user_id(args.user_id)
+    user_id = _user_id(args.user_id, model.catalog)
     start = time.perf_counter()
     rec = model.recommend(user_id, k=args.k)
     ms = 1000 * (time.perf_counter() - start)

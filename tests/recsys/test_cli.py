@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from recsys.__main__ import main
+from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
 from recsys.recommender import TwoStageRecommender
+from tests.recsys.conftest import GENRES
 from tests.recsys.test_leakage import TINY
 
 
@@ -32,11 +34,23 @@ def test_errors_exit_2_with_a_message(model_dir, tmp_path, capsys):
 
 
 def test_a_malformed_user_id_is_an_error_not_a_cold_start(model_dir, capsys):
-    for bad in ("abc", "19.6"):
+    for bad in ("abc", "19.6", "1_96"):  # int() reads "1_96" as user 196
         assert main(["recommend", bad, "--model-dir", str(model_dir)]) == 2
         assert "user ids are whole numbers" in capsys.readouterr().err
     assert main(["recommend", " 3 ", "-k", "2", "--model-dir", str(model_dir)]) == 0
     assert capsys.readouterr().out.startswith("user 3: top-2")  # spaces are not part of an id
+
+
+def test_a_model_with_text_user_ids_gets_the_id_as_typed(frames, tmp_path, capsys):
+    ratings, items, users = (frame.copy() for frame in frames)
+    for frame in (ratings, users):
+        frame["user_id"] = frame["user_id"].map(lambda u: f"{u:03d}")  # "005", not 5
+    catalog = Catalog.from_frames(items, users, GENRES)
+    TwoStageRecommender(catalog, RecsysConfig(seed=0, **TINY)).fit(ratings).save(tmp_path)
+    assert main(["recommend", "005", "-k", "2", "--model-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("user 005: top-2")  # was user 5, a cold start
+    assert "not in the training data" not in captured.err and "cold_start" not in captured.out
 
 
 def test_an_unknown_user_is_told_they_get_the_cold_start_list(model_dir, capsys):

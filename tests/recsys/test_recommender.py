@@ -88,6 +88,13 @@ def test_new_user_with_chosen_genres(fitted):
 def test_bad_k_is_rejected(fitted, k):
     with pytest.raises(InvalidArgumentError, match="positive integer"):
         fitted[0].recommend(1, k=k)
+    with pytest.raises(InvalidArgumentError, match="positive integer"):
+        fitted[0].recommend_batch([40], k=k)  # a cold user: only the batch checks k
+
+
+def test_an_unfitted_model_refuses_a_batch(catalog):
+    with pytest.raises(NotFittedError):
+        Recommender(catalog).recommend_batch([1])
 
 
 def test_batch_with_unknown_ids_names_them(fitted):
