@@ -108,9 +108,10 @@ def answer_rows(retriever, reranker, queries, qrels, ctx, notes, not_measured) -
     from rag.errors import GenerationError
     from rag.prompt import PromptBuilder
 
-    n = N_QUESTIONS_QUICK if ctx.quick else N_QUESTIONS
     rng = random.Random(ctx.seed)
-    sample = sorted(rng.sample(sorted(queries), min(n, len(queries))))
+    planned = N_QUESTIONS_QUICK if ctx.quick else N_QUESTIONS
+    sample = sorted(rng.sample(sorted(queries), min(planned, len(queries))))
+    n = len(sample)  # a test split with fewer questions is all there is: not a shortfall
     off_topic = _off_topic(ctx, 3 if ctx.quick else 20)
     try:
         model_file = gguf_model_path()
@@ -180,16 +181,18 @@ def answer_rows(retriever, reranker, queries, qrels, ctx, notes, not_measured) -
             server.stop()
     attempted = len(done)
     done = [(q, r[0], r[1]) for q, r in done if r is not None]
+    # ``failed`` also counts the off-topic questions; these counts are the sample's alone
     if not done:
         not_measured.append(
             f"answer-level check: no answer finished ({n - attempted} of {n} questions not "
-            f"reached in the time budget, {failed} LLM calls failed)"
+            f"reached in the time budget, {attempted} LLM calls failed)"
         )
         return []
     if len(done) < n:
         not_measured.append(
             f"answer-level check: {n - len(done)} of {n} questions have no answer "
-            f"({n - attempted} not reached in the time budget, {failed} LLM calls failed)"
+            f"({n - attempted} not reached in the time budget, {attempted - len(done)} LLM "
+            "calls failed)"
         )
     answered = [(q, a, s) for q, a, s in done if not a.abstained]
     judged = [(q, a) for q, a, _ in answered if a.cited]
