@@ -267,12 +267,19 @@ class TwoStageRecommender:
         return [self._recommend(u, k, exclude_seen) for u in user_ids]
 
     def _check_user_id(self, user_id: object) -> None:
-        if self.catalog.user_ids.dtype.kind in "iu" and (
-            isinstance(user_id, bool) or not isinstance(user_id, int | np.integer)
-        ):
-            raise InvalidArgumentError(
-                f"user ids are whole numbers in this catalogue, got {user_id!r}"
-            )
+        """The id must have the catalogue's type: a whole number, or text for text ids.
+
+        Checked per id because a batch's ids go through one numpy array, where ``[5, "5"]``
+        becomes two strings: both would pass the text catalogue's lookup, and ``5`` would then
+        be served the cold-start list as an unknown user.
+        """
+        if self.catalog.user_ids.dtype.kind in "iu":
+            if isinstance(user_id, bool) or not isinstance(user_id, int | np.integer):
+                raise InvalidArgumentError(
+                    f"user ids are whole numbers in this catalogue, got {user_id!r}"
+                )
+        elif not isinstance(user_id, str):
+            raise InvalidArgumentError(f"user ids are text in this catalogue, got {user_id!r}")
 
     def recommend_new_user(
         self, k: int = 10, *, age: int, gender: str, genres: list[str] | None = None

@@ -14,8 +14,9 @@ from recsys import (
     RecsysConfig,
     UnknownUserError,
 )
+from recsys.catalog import Catalog
 from recsys.recommender import COLD_START_SOURCE
-from tests.recsys.conftest import N_ITEMS, block_of_item
+from tests.recsys.conftest import GENRES, N_ITEMS, block_of_item
 from tests.recsys.test_leakage import TINY
 
 
@@ -110,6 +111,21 @@ def test_batch_with_unknown_ids_names_them(fitted):
     for bad in (None, "12"):
         with pytest.raises(InvalidArgumentError, match="sequence of ids"):
             model.recommend_batch(bad, k=3)
+
+
+def test_a_text_id_catalogue_refuses_a_number_even_when_its_text_is_known(frames):
+    ratings, items, users = (frame.copy() for frame in frames)
+    for frame in (ratings, users):
+        frame["user_id"] = frame["user_id"].map(str)  # "5", not 5
+    catalog = Catalog.from_frames(items, users, GENRES)
+    model = Recommender(catalog, RecsysConfig(seed=0, **TINY)).fit(ratings)
+    # one numpy array makes [5, "5"] two strings: 5 passed the lookup and got the cold-start list
+    with pytest.raises(InvalidArgumentError, match="text in this catalogue, got 5"):
+        model.recommend_batch(["5", 5], k=3)
+    with pytest.raises(InvalidArgumentError, match="text in this catalogue"):
+        model.recommend(5, k=3)
+    [served] = model.recommend_batch(["5"], k=3)
+    assert COLD_START_SOURCE not in served.sources
 
 
 def test_too_little_data_to_train_is_a_clear_error(frames, catalog):
