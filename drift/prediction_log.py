@@ -152,7 +152,12 @@ class PredictionLog:
         new: dict[str, float] = {}
         conflicts = []
         for key, label in zip(keys, labels, strict=True):
-            value = float(label)
+            try:
+                value = float(label)
+            except (TypeError, ValueError):
+                raise PredictionLogError(
+                    f"label for {key} is {label!r}: labels must be numbers"
+                ) from None
             if not math.isfinite(value):
                 raise PredictionLogError(f"label for {key} is {label!r}: labels must be finite")
             first = stored.get(key, new.get(key))

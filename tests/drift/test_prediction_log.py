@@ -65,6 +65,10 @@ def test_redelivered_label_is_skipped_but_a_different_one_is_an_error(tmp_path):
         for bad in (float("nan"), float("inf")):
             with pytest.raises(PredictionLogError, match="labels must be finite"):
                 log.log_labels(["c"], [bad])
+        for bad in ("many", None, [1.0]):  # was a bare ValueError / TypeError from float()
+            with pytest.raises(PredictionLogError, match="labels must be numbers"):
+                log.log_labels(["b", "c"], [7.0, bad])
+        assert log.labelled([0], "v1").label.tolist() == [5.0, 7.0]
 
 
 def test_a_label_written_by_another_writer_meanwhile_is_a_prediction_log_error(tmp_path):
