@@ -30,8 +30,9 @@ reviewer can never claim (``excluded_reviewer``); its claim carries the user's r
 original outcome. If the appeal's outcome differs from the original decision it is an
 *overturn*; :meth:`ReviewQueue.overturns` exports those as training labels.
 
-**Who is who.** Reviewer and user ids are account names: surrounding space is stripped and case
-is folded (``" Alice"`` and ``"alice"`` are one reviewer), so a reviewer cannot take the appeal of
+**Who is who.** Reviewer and user ids are account names: NFKC-normalised, format characters
+(zero-width spaces and joiners) dropped, surrounding space stripped and case folded (``" Alice"``,
+``"ALICE\\u200b"`` and ``"alice"`` are one reviewer), so a reviewer cannot take the appeal of
 their own decision by spelling their name differently. An empty id is refused. A queue file
 written before ids were folded (``PRAGMA user_version`` 0) has its routing fields (lease owners,
 appeals' excluded reviewers) folded once when it is opened; decisions and the audit log keep
@@ -59,6 +60,7 @@ import os
 import sqlite3
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -150,8 +152,18 @@ def _reach_factor(reach: int) -> float:
 
 
 def _fold(name: str | None) -> str | None:
-    """An id as :func:`_account` stores it; for names read back from rows written before."""
-    return None if name is None else name.strip().casefold()
+    """An id as :func:`_account` stores it; for names read back from rows written before.
+
+    NFKC (full-width ``"ａｌｉｃｅ"`` is ``"alice"``), format characters dropped (a zero-width
+    space or joiner would make ``"alice\\u200b"`` a second account that looks the same), outer
+    space stripped, case folded.
+    """
+    if name is None:
+        return None
+    visible = "".join(
+        c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf"
+    )
+    return visible.strip().casefold()
 
 
 def _account(value: object, what: str) -> str:

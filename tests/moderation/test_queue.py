@@ -195,7 +195,7 @@ def test_appeal_rules(queue):
 def test_a_reviewer_is_one_account_however_the_name_is_spelt(queue):
     item = _decided(queue)  # decided by alice
     queue.appeal(item, "poster")
-    for spelling in ("Alice", " ALICE ", "alice"):
+    for spelling in ("Alice", " ALICE ", "alice", "alice\u200b", "\u2060ali\u200dce", "ａｌｉｃｅ"):
         assert queue.claim(spelling) is None  # never the appeal of alice's own decision
     claim = queue.claim(" Bob")
     queue.decide(claim.item_id, "BOB", "no_violation")  # the same account as " Bob"
