@@ -304,7 +304,9 @@ class CallCore:
         """A waiter's copy of the result its leader got (single flight), marked ``coalesced``.
 
         A deep copy, so no caller sees another mutate its ``raw`` dict or vectors (each cache hit
-        gets its own objects too). Its usage is not accounted again: no tokens were spent on it.
+        gets its own objects too); ``result`` is the snapshot the leader published as the flight
+        landed (``Outcome.for_waiters``), not the reply the leader's own caller holds. Its usage
+        is not accounted again: no tokens were spent on it.
         """
         copied: Any = copy.deepcopy(result)  # a ChatCompletion or Embeddings
         return dataclasses.replace(copied, coalesced=True, **changes)

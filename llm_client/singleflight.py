@@ -13,26 +13,34 @@ stampede on a cache miss.
     ('the answer', False)
 
 ``run`` returns ``(result, shared)``; the clients give each waiter (``shared`` True) its own
-deep copy of the leader's reply, marked ``coalesced=True`` (``CallCore.coalesced``).
+deep copy of the leader's reply, marked ``coalesced=True`` (``CallCore.coalesced``). They copy
+the snapshot the leader published as it landed (``Outcome.for_waiters``), not the reply its own
+caller already holds and may be changing.
 
 The rules, and why:
 
 * **Same key as the cache.** A call is merged only if it would be cached (``PreparedCall.cache_key``
   is not None): ``cache=False``, a temperature > 0 call the cache skips, or a client without a
   cache never waits for anyone. Streams are never merged: each stream has one reader.
-* **A leader that fails shares its error.** Every waiter raises the leader's exception (the same
-  object, as ``concurrent.futures`` does). The leader already ran the whole retry policy on this
-  exact request; re-running it once per waiter would multiply the load on a failing server, the
-  stampede this module exists to prevent (Go's singleflight shares errors too). Errors are not
-  cached, so the next call after the flight sends a fresh request.
+* **A leader that fails shares its error.** Every waiter raises its own copy of the leader's
+  exception (``own_copy``: same type, attributes and cause, the leader's traceback; not the same
+  object, see there). The leader already ran the whole retry policy on this exact request;
+  re-running it once per waiter would multiply the load on a failing server, the stampede this
+  module exists to prevent (Go's singleflight shares errors too). Errors are not cached, so the
+  next call after the flight sends a fresh request.
 * **A leader that is cancelled does not.** ``asyncio.CancelledError``, ``KeyboardInterrupt`` or
   ``SystemExit`` (any ``BaseException`` that is not an ``Exception``) say nothing about the
   request, so the flight is *abandoned*: its waiters wake up and the first to come back becomes
   the new leader and sends the request itself. A cancelled leader never hangs or fails them.
 * **A waiter keeps its own deadline.** It waits at most until its own ``total_timeout`` runs out,
   then raises ``DeadlineExceededError``; the leader goes on for the others and fills the cache.
-* **Nothing leaks.** The leader removes its entry in a ``finally`` before publishing the outcome,
-  whatever happened; waiters own no entry (a cancelled or timed-out waiter just stops waiting).
+  The leader's deadline comes first (it started first, with the same ``total_timeout``), and a
+  leader that runs out of time shares its ``DeadlineExceededError`` like any error: a waiter
+  never waits past its own deadline, but may fail as early as its leader's.
+* **Nothing leaks.** The leader's entry is removed in a ``finally`` that covers every line from
+  the one that put it in the table (a Ctrl-C on the very next line included), before the
+  outcome is published; waiters own no entry (a cancelled or timed-out waiter just stops
+  waiting).
 
 Accounting (``Stats``): a waiter that receives the leader's outcome, result or error, counts as
 ``coalesced``. It sent no request, so it adds no attempts and no tokens (as a cache hit adds
@@ -43,9 +51,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -65,25 +74,77 @@ class Outcome(Generic[T]):
     error: BaseException | None = None
     abandoned: bool = False
 
+    def for_waiters(self) -> Outcome[T]:
+        """This outcome in objects no caller holds, taken before the leader returns.
+
+        The leader's caller owns the originals and may change them as soon as it has them (a
+        reply's vectors normalised in place, an error raised again); a waiter that wakes later
+        must not copy those changes. A value or error that cannot be copied is shared as it is.
+        """
+        try:
+            if self.error is not None:
+                return Outcome(error=own_copy(self.error))
+            if self.value is not None:
+                return Outcome(value=copy.deepcopy(self.value))
+        except Exception as exc:
+            logger.warning("cannot copy a flight's outcome for its waiters (%r); sharing it", exc)
+        return self
+
 
 ABANDONED: Outcome[Any] = Outcome(abandoned=True)
+
+
+def own_copy(error: BaseException) -> BaseException:
+    """``error`` as a new object: same type, ``args`` and attributes (``status``, ``request_id``,
+    ``attempts`` ...), same ``__cause__``, ``__context__``, notes and traceback.
+
+    Why a waiter raises a copy: an exception object is mutable, and raising it changes it. Each
+    ``raise`` adds the raiser's frames to its one ``__traceback__``, and a call made inside an
+    ``except`` block makes the exception being handled its ``__context__``. Raised by 4 threads,
+    one shared object ended with all 4 callers' stacks in one 31-frame traceback (17 with a
+    copy each), and one caller's own ``LookupError`` in every caller's report ("During handling
+    of the above exception ..."), the leader's caller's included, changed under it from other
+    threads. ``concurrent.futures`` and asyncio futures do hand every caller the one object; we
+    do not. An exception whose type cannot be rebuilt from its ``args`` and ``__dict__`` is
+    returned as it is.
+    """
+    cls = type(error)
+    try:
+        twin = cls.__new__(cls, *error.args)  # no __init__: keyword-only arguments are in __dict__
+        twin.__dict__.update(error.__dict__)
+    except Exception:
+        return error
+    if type(twin) is not cls:  # e.g. OSError(errno, ...) picks a subclass
+        return error
+    if isinstance(notes := error.__dict__.get("__notes__"), list):
+        twin.__notes__ = list(notes)  # add_note() on one copy must not show on the others
+    twin.__cause__ = error.__cause__
+    twin.__context__ = error.__context__
+    twin.__suppress_context__ = error.__suppress_context__
+    return twin.with_traceback(error.__traceback__)
 
 
 class Flight:
     """One request in flight: the future its waiters wait on, and how many are waiting."""
 
-    def __init__(self, future: Any) -> None:
+    def __init__(self, key: str, future: Any) -> None:
+        self.key = key  # the cache key
         self.future = future  # concurrent.futures.Future or asyncio.Future of an Outcome
         self.waiters = 0
 
 
 class _FlightTable:
-    """The flights of one client by cache key, and the bookkeeping both kinds share."""
+    """The flights of one client, and the bookkeeping both kinds share.
+
+    The table maps a *slot* to its flight: the cache key for threads, (cache key, event loop)
+    for tasks. A caller makes its own ``Flight`` and offers it (``_join``); if the slot was free,
+    that flight is now in the table and the caller leads it; else it waits for the one there.
+    """
 
     def __init__(self, stats: Stats) -> None:
         self._stats = stats
         self._lock = threading.Lock()
-        self._flights: dict[str, Flight] = {}
+        self._flights: dict[Hashable, Flight] = {}
 
     def __len__(self) -> int:
         """Keys in flight now (0 when idle: nothing is left behind)."""
@@ -95,36 +156,46 @@ class _FlightTable:
         with self._lock:
             return sum(flight.waiters for flight in self._flights.values())
 
-    def _join(self, key: str, new_future: Callable[[], Any]) -> tuple[Flight, bool]:
-        """(the key's flight, True if we lead it). A waiter is counted until ``_left``."""
+    def _join(self, slot: Hashable, ours: Flight) -> Flight:
+        """The slot's flight: ``ours``, now in the table, if the slot was free (we lead it);
+        else the flight in it, which counts us as a waiter until ``_left``."""
         with self._lock:
-            flight = self._flights.get(key)
-            if flight is None:
-                flight = self._flights[key] = Flight(new_future())
-                return flight, True
-            flight.waiters += 1
-        logger.debug("call %s… waits for an identical call in flight", key[:12])
-        return flight, False
+            flight = self._flights.setdefault(slot, ours)
+            if flight is not ours:
+                flight.waiters += 1
+        if flight is not ours:
+            logger.debug("call %s… waits for an identical call in flight", ours.key[:12])
+        return flight
 
     def _left(self, flight: Flight) -> None:
         with self._lock:
             flight.waiters -= 1
 
-    def _land(self, key: str, flight: Flight, outcome: Outcome[Any]) -> None:
-        """End a flight: remove it first (a later caller starts afresh), then wake its waiters."""
+    def _land(self, slot: Hashable, ours: Flight, outcome: Outcome[Any]) -> None:
+        """End our flight, if ``ours`` is in the table: remove it first (a later caller starts
+        afresh), then wake its waiters. Else (we waited, or were interrupted before ``_join``
+        put it in) do nothing, so a ``finally`` around ``_join`` and the work can always call it.
+        """
         with self._lock:
-            del self._flights[key]
-            waiting = flight.waiters
-        if outcome.abandoned and waiting:
-            logger.info("the leader of call %s… was cancelled; a waiter takes over", key[:12])
-        flight.future.set_result(outcome)
+            if self._flights.get(slot) is not ours:
+                return
+            del self._flights[slot]
+            waiting = ours.waiters  # no one can join now: it is out of the table
+        if waiting:
+            outcome = outcome.for_waiters()
+            if outcome.abandoned:
+                logger.info(
+                    "the leader of call %s… was cancelled; a waiter takes over", ours.key[:12]
+                )
+        ours.future.set_result(outcome)
 
     def _received(self, outcome: Outcome[T]) -> T:
-        """A waiter's result: the leader's value, or its error raised again."""
+        """A waiter's result: the leader's value, or its own copy of the leader's error raised."""
         self._stats.count("coalesced")
         if outcome.error is not None:
-            self._stats.error(outcome.error)
-            raise outcome.error
+            error = own_copy(outcome.error)
+            self._stats.error(error)
+            raise error
         return outcome.value  # type: ignore[return-value]
 
     def _timed_out(self, key: str) -> DeadlineExceededError:
@@ -147,9 +218,20 @@ class Flights(_FlightTable):
         """``(work()'s result, False)`` for a leader; ``(the leader's result, True)`` for a
         waiter. ``seconds_left()`` is the caller's own time budget (None: no deadline)."""
         while True:
-            flight, leader = self._join(key, concurrent.futures.Future)
-            if leader:
-                return self._lead(key, flight, work), False
+            ours = Flight(key, concurrent.futures.Future())
+            outcome: Outcome[Any] = ABANDONED  # stays so if we are interrupted, not failed
+            try:
+                flight = self._join(key, ours)
+                if flight is ours:
+                    value = work()
+                    outcome = Outcome(value=value)
+                    return value, False
+            except Exception as exc:
+                outcome = Outcome(error=exc)
+                raise
+            finally:
+                # one try from _join on: a Ctrl-C on the line after ours went in still lands it
+                self._land(key, ours, outcome)
             try:
                 outcome = flight.future.result(timeout=seconds_left())
             except TimeoutError:
@@ -159,21 +241,13 @@ class Flights(_FlightTable):
             if not outcome.abandoned:
                 return self._received(outcome), True
 
-    def _lead(self, key: str, flight: Flight, work: Callable[[], T]) -> T:
-        outcome: Outcome[Any] = ABANDONED  # stays so if work() is interrupted, not failed
-        try:
-            value = work()
-            outcome = Outcome(value=value)
-            return value
-        except Exception as exc:
-            outcome = Outcome(error=exc)
-            raise
-        finally:
-            self._land(key, flight, outcome)
-
 
 class AsyncFlights(_FlightTable):
-    """Single-flight for asyncio tasks (``AsyncClient``; one event loop, as httpx requires)."""
+    """Single-flight for asyncio tasks (``AsyncClient``).
+
+    Flights are per event loop: an asyncio future belongs to one loop, so a call on another loop
+    (one client used by ``asyncio.run`` in two threads) leads a flight of its own.
+    """
 
     async def run(
         self,
@@ -182,28 +256,30 @@ class AsyncFlights(_FlightTable):
         seconds_left: Callable[[], float | None],
     ) -> tuple[T, bool]:
         """As ``Flights.run``; cancelling a waiter only stops its own wait."""
+        loop = asyncio.get_running_loop()
         while True:
-            flight, leader = self._join(key, asyncio.get_running_loop().create_future)
-            if leader:
-                return await self._lead(key, flight, work), False
+            ours = Flight(key, loop.create_future())
+            outcome: Outcome[Any] = ABANDONED  # stays so if the task is cancelled
             try:
-                # shield: a waiter that times out or is cancelled must not cancel the flight
-                outcome = await asyncio.wait_for(asyncio.shield(flight.future), seconds_left())
+                flight = self._join((key, loop), ours)
+                if flight is ours:
+                    value = await work()
+                    outcome = Outcome(value=value)
+                    return value, False
+            except Exception as exc:
+                outcome = Outcome(error=exc)
+                raise
+            finally:
+                self._land((key, loop), ours, outcome)
+            try:
+                # not wait_for: on Python 3.11 it returns the result, and drops the
+                # cancellation, of a task cancelled after the flight landed but before it woke.
+                # shield: a waiter that times out or is cancelled must not cancel the flight.
+                async with asyncio.timeout(seconds_left()):  # None: no deadline
+                    outcome = await asyncio.shield(flight.future)
             except TimeoutError:
                 raise self._timed_out(key) from None
             finally:
                 self._left(flight)
             if not outcome.abandoned:
                 return self._received(outcome), True
-
-    async def _lead(self, key: str, flight: Flight, work: Callable[[], Awaitable[T]]) -> T:
-        outcome: Outcome[Any] = ABANDONED  # stays so if the task is cancelled
-        try:
-            value = await work()
-            outcome = Outcome(value=value)
-            return value
-        except Exception as exc:
-            outcome = Outcome(error=exc)
-            raise
-        finally:
-            self._land(key, flight, outcome)

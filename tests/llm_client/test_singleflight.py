@@ -12,14 +12,17 @@ import asyncio
 import dataclasses
 import os
 import signal
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
-from llm_client import AsyncClient, Client, DeadlineExceededError, ServerError
+from llm_client import AsyncClient, BadRequestError, Client, DeadlineExceededError, ServerError
 from llm_client.fault_server import Fault
 from llm_client.faults import ArrivalInfo, ScriptedFaults
 
@@ -85,7 +88,8 @@ def test_eight_threads_asking_the_same_question_send_one_request(
     [leader] = [r for r in results if not r.coalesced]
     waiters = [r for r in results if r.coalesced]
     assert len(waiters) == 7 and not any(r.cached for r in results)
-    assert all(r.raw == leader.raw and r.raw is not leader.raw for r in waiters)  # own copies
+    assert all(r.raw == leader.raw for r in waiters)
+    assert len({id(r.raw) for r in results}) == 8  # each its own copy: no caller sees another's
     if kind == "chat":
         assert {r.text for r in results} == {"echo: hello"}
         assert leader.attempts == 1 and {r.attempts for r in waiters} == {0}
@@ -203,11 +207,145 @@ def test_a_leader_interrupted_by_ctrl_c_hands_over_to_a_waiter(fault_server, gat
     assert fault_server.report().arrivals == 2 and len(client._flights) == 0
 
 
+def test_a_leader_interrupted_right_after_it_joined_leaves_no_flight_behind(fault_server, tmp_path):
+    # Ctrl-C can land between any two lines; the first line after the leader's entry went into
+    # the table is the worst place (before: the entry stayed, and every later identical call
+    # waited for a request nobody was sending, until its deadline, for the client's lifetime)
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path, total_timeout=2.0)
+    table = client._flights._flights
+
+    def ctrl_c_once_the_entry_exists(frame, event, arg):
+        if table:  # raised by a trace function: propagates from the traced line, as a signal does
+            raise KeyboardInterrupt
+        return ctrl_c_once_the_entry_exists
+
+    previous = sys.gettrace()
+    sys.settrace(ctrl_c_once_the_entry_exists)  # Python unsets it when it raises
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            client.chat(USER)
+    finally:
+        sys.settrace(previous)
+    assert len(client._flights) == 0 and fault_server.report().arrivals == 0
+    assert client.chat(USER).text == "echo: hello"  # sent at once, not waited for
+    assert fault_server.report().arrivals == 1
+
+
+def test_a_call_that_missed_the_cache_just_before_the_flight_landed_reads_the_cache(
+    fault_server, gate, tmp_path
+):
+    # between a call's cache miss and its join the flight may land: it must then find the reply
+    # in the cache (the leader's second look), not send the request again
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    at_join, landed = threading.Event(), threading.Event()
+    join = client._one_flight
+
+    def join_after_the_leader_landed(*args):
+        at_join.set()
+        landed.wait(timeout=10)
+        return join(*args)
+
+    with ThreadPoolExecutor(2) as pool:
+        leader = pool.submit(client.chat, USER)
+        try:
+            wait_until(lambda: client.stats.attempts == 1, "the leader is sending")
+            client._one_flight = join_after_the_leader_landed  # the late caller only
+            late = pool.submit(client.chat, USER)
+            wait_until(at_join.is_set, "the late caller missed the cache")
+        finally:
+            gate.open()
+        try:
+            assert not leader.result().cached and len(client._flights) == 0
+        finally:
+            landed.set()
+        reply = late.result()
+    assert reply.text == "echo: hello" and reply.cached and not reply.coalesced
+    assert fault_server.report().arrivals == 1 and client.stats.attempts == 1
+
+
+def test_waiters_get_the_reply_as_it_landed_not_as_the_leaders_caller_changed_it(
+    fault_server, gate, tmp_path
+):
+    # the leader's caller owns its reply and may change it in place (normalise the vectors);
+    # before, waiters that woke after that copied the changed reply
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    changed = threading.Event()
+    count = client._core.stats.count
+
+    def hold_waiters_until_changed(name: str, n: int = 1) -> None:
+        if name == "coalesced":  # a waiter has the outcome and is about to take its copy
+            changed.wait(timeout=10)
+        count(name, n)
+
+    client._core.stats.count = hold_waiters_until_changed
+
+    def lead():
+        reply = client.embed("a")
+        reply.vectors[0][:] = [0.0] * len(reply.vectors[0])
+        reply.raw.clear()
+        changed.set()
+        return reply
+
+    with ThreadPoolExecutor(3) as pool:
+        leader = pool.submit(lead)
+        try:
+            wait_until(lambda: client.stats.attempts == 1, "the leader is sending")
+            waiters = [pool.submit(client.embed, "a") for _ in range(2)]
+            wait_until(lambda: client._flights.waiters() == 2, "2 callers wait for the leader")
+        finally:
+            gate.open()
+        leader.result()
+        replies = [waiter.result() for waiter in waiters]
+    fresh = client.embed("a")  # the server's answer, from the cache
+    assert fresh.cached and any(fresh.vectors[0])
+    assert all(r.coalesced and r.vectors == fresh.vectors and r.raw == fresh.raw for r in replies)
+
+
+def test_each_waiter_raises_its_own_copy_of_the_leaders_error(fault_server, tmp_path):
+    # one exception object raised in many threads chains every raiser's frames onto its one
+    # traceback, and a caller's own handled exception becomes every caller's __context__
+    gate = Gate(Fault.status_code(400))
+    fault_server.faults = gate
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+
+    def ask(inside_a_handler: bool) -> BaseException:
+        try:
+            if inside_a_handler:
+                try:
+                    raise LookupError("this caller's own business")
+                except LookupError:
+                    client.chat(USER)
+            client.chat(USER)
+        except BadRequestError as error:
+            return error
+        raise AssertionError("the call did not fail")
+
+    with ThreadPoolExecutor(4) as pool:
+        leader = pool.submit(ask, False)
+        try:
+            wait_until(lambda: client.stats.attempts == 1, "the leader is sending")
+            waiters = [pool.submit(ask, i == 0) for i in range(3)]
+            wait_until(lambda: client._flights.waiters() == 3, "3 callers wait for the leader")
+        finally:
+            gate.open()
+        errors = [leader.result()] + [waiter.result() for waiter in waiters]
+    assert len({id(error) for error in errors}) == 4  # each caller its own object
+    assert {(type(e), e.status, str(e)) for e in errors} == {(BadRequestError, 400, str(errors[0]))}
+    frames = [[f.name for f in traceback.extract_tb(e.__traceback__)] for e in errors]
+    assert [names.count("_received") for names in frames] == [0, 1, 1, 1]  # its own raise only
+    assert all("_post_json" in names for names in frames)  # where the leader's request failed
+    assert isinstance(errors[1].__context__, LookupError)  # its own handler, as Python sets it
+    assert not any(isinstance(e.__context__, LookupError) for e in errors[:1] + errors[2:])
+    assert client.stats.errors == {"BadRequestError": 4} and client.stats.coalesced == 3
+
+
 # ---- asyncio tasks (AsyncClient) --------------------------------------------------------------
-def test_eight_tasks_asking_the_same_question_send_one_request(fault_server, gate, tmp_path):
+@pytest.mark.parametrize("kind", ["chat", "embed"])
+def test_eight_tasks_asking_the_same_question_send_one_request(fault_server, gate, tmp_path, kind):
     async def main():
         async with AsyncClient(fault_server.base_url, model="m", cache_dir=tmp_path) as client:
-            tasks = [asyncio.create_task(client.chat(USER)) for _ in range(8)]
+            ask = (lambda: client.chat(USER)) if kind == "chat" else (lambda: client.embed("a"))
+            tasks = [asyncio.create_task(ask()) for _ in range(8)]
             try:
                 await until(lambda: client._flights.waiters() == 7, "7 tasks wait for the first")
             finally:
@@ -216,8 +354,10 @@ def test_eight_tasks_asking_the_same_question_send_one_request(fault_server, gat
 
     replies, stats, in_flight = asyncio.run(main())
     assert fault_server.report().arrivals == 1 and in_flight == 0
-    assert {r.text for r in replies} == {"echo: hello"}
-    assert sorted(r.coalesced for r in replies) == [False] + [True] * 7
+    [leader] = [r for r in replies if not r.coalesced]
+    assert all(r.raw == leader.raw for r in replies) and len({id(r.raw) for r in replies}) == 8
+    if kind == "chat":
+        assert {r.text for r in replies} == {"echo: hello"}
     assert (stats.calls, stats.attempts, stats.coalesced) == (8, 1, 7)
 
 
@@ -282,3 +422,93 @@ def test_an_async_waiter_keeps_its_own_deadline(fault_server, gate, tmp_path):
     reply, in_flight = asyncio.run(main())
     assert reply.text == "echo: hello" and in_flight == 0
     assert fault_server.report().arrivals == 1
+
+
+def test_async_waiters_get_the_reply_as_it_landed_not_as_the_leaders_caller_changed_it(
+    fault_server, gate, tmp_path
+):
+    # the leader's task runs on after the flight lands, before any waiter wakes: whatever its
+    # caller does to its reply then must not reach the waiters' copies
+    async def main():
+        async with AsyncClient(fault_server.base_url, model="m", cache_dir=tmp_path) as client:
+
+            async def lead():
+                reply = await client.embed("a")
+                reply.vectors[0][:] = [0.0] * len(reply.vectors[0])
+                reply.raw.clear()
+
+            leader = asyncio.create_task(lead())
+            try:
+                await until(lambda: client.stats.attempts == 1, "the leader is sending")
+                waiters = [asyncio.create_task(client.embed("a")) for _ in range(2)]
+                await until(lambda: client._flights.waiters() == 2, "2 tasks wait for the leader")
+            finally:
+                gate.open()
+            await leader
+            return await asyncio.gather(*waiters), await client.embed("a")
+
+    replies, fresh = asyncio.run(main())
+    assert fresh.cached and any(fresh.vectors[0])
+    assert all(r.coalesced and r.vectors == fresh.vectors and r.raw == fresh.raw for r in replies)
+
+
+def test_a_cancelled_async_waiter_stays_cancelled_when_the_flight_lands_at_that_moment(
+    fault_server, gate, tmp_path
+):
+    # Python 3.11's asyncio.wait_for returned the result, and dropped the cancellation, when the
+    # task was cancelled after what it waited for had finished but before the task ran again
+    async def main():
+        async with AsyncClient(fault_server.base_url, model="m", cache_dir=tmp_path) as client:
+            assert client.config.total_timeout is not None  # the waiter waits with a deadline
+            leader = asyncio.create_task(client.chat(USER))
+            try:
+                await until(lambda: client.stats.attempts == 1, "the leader is sending")
+                waiter = asyncio.create_task(client.chat(USER))
+                await until(lambda: client._flights.waiters() == 1, "a task waits for the leader")
+                [flight] = client._flights._flights.values()
+                flight.future.add_done_callback(lambda _: waiter.cancel())  # as it lands
+            finally:
+                gate.open()
+            reply = await leader
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            return reply, len(client._flights)
+
+    reply, in_flight = asyncio.run(main())
+    assert reply.text == "echo: hello" and in_flight == 0
+
+
+def test_an_async_client_used_from_two_event_loops_keeps_a_flight_per_loop(tmp_path):
+    # an asyncio future belongs to one loop: a call on another loop cannot wait for it (before:
+    # "ValueError: The future belongs to a different loop"), so each loop has its own flights
+    arrived, release = threading.Semaphore(0), threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:  # blocks its own loop's thread only
+        arrived.release()
+        release.wait(timeout=10)
+        body = {"choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}
+        return httpx.Response(200, json=body)
+
+    client = AsyncClient(
+        "http://llm.test/v1", model="m", cache_dir=tmp_path, transport=httpx.MockTransport(handler)
+    )
+    results: dict[str, object] = {}
+
+    def ask_in_a_new_loop(name: str) -> None:
+        try:
+            results[name] = asyncio.run(client.chat(USER)).text
+        except Exception as exc:  # reported by the assertion below
+            results[name] = exc
+
+    threads = [threading.Thread(target=ask_in_a_new_loop, args=(name,)) for name in "ab"]
+    threads[0].start()
+    assert arrived.acquire(timeout=5)  # loop a leads and is sending
+    threads[1].start()
+    try:
+        wait_until(lambda: len(client._flights) == 2 or "b" in results, "loop b leads or fails")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert results == {"a": "hi", "b": "hi"} and len(client._flights) == 0
+    asyncio.run(client.aclose())
