@@ -30,10 +30,7 @@ from llm_client.pipeline import CallCore, PreparedCall, StreamBase
 from llm_client.protocol import (
     HTTPX_ERRORS,
     decode_event,
-    parse_chat,
     parse_chunk,
-    parse_embeddings,
-    request_id,
     transport_error,
 )
 from llm_client.rate_limit import Permit, RateLimiter
@@ -177,8 +174,7 @@ class AsyncClient:
         core = self._core
         if (cached := core.cached_reply(call, again=True)) is not None:
             return cached
-        (data, headers), attempts = await self._with_retries(call, self._post_json, deadline)
-        reply = parse_chat(data, request_id=request_id(headers))
+        (data, reply), attempts = await self._with_retries(call, self._post_json, deadline)
         core.account(call, reply.usage)
         core.cache_put(call, data)
         return dataclasses.replace(reply, attempts=attempts)
@@ -187,8 +183,7 @@ class AsyncClient:
         core = self._core
         if (cached := core.cached_reply(call, again=True)) is not None:
             return cached
-        (data, _), _ = await self._with_retries(call, self._post_json, deadline)
-        result = parse_embeddings(data)
+        (data, result), _ = await self._with_retries(call, self._post_json, deadline)
         core.account(call, result.usage)
         core.cache_put(call, data)
         return result
@@ -221,9 +216,8 @@ class AsyncClient:
         self._core.stats.count("attempts")
         return permit
 
-    async def _post_json(
-        self, call: PreparedCall, deadline: float | None
-    ) -> tuple[dict, dict[str, str]]:
+    async def _post_json(self, call: PreparedCall, deadline: float | None) -> tuple[dict, Any]:
+        """One attempt, as ``Client._post_json``."""
         core = self._core
         permit = await self._acquire(call, deadline)
         used: int | None = None
@@ -235,7 +229,7 @@ class AsyncClient:
             headers = core.response_headers(response)
             core.raise_for_status(call, response.status_code, headers, response.content)
             data, used = core.json_body(response.content, headers)
-            return data, headers
+            return data, core.parse_reply(call, data, headers)  # a wrong shape is retried too
         finally:
             self._core.release(permit, used)
 

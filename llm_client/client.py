@@ -39,10 +39,7 @@ from llm_client.pipeline import CallCore, PreparedCall, StreamBase
 from llm_client.protocol import (
     HTTPX_ERRORS,
     decode_event,
-    parse_chat,
     parse_chunk,
-    parse_embeddings,
-    request_id,
     transport_error,
 )
 from llm_client.rate_limit import Permit, RateLimiter
@@ -203,8 +200,7 @@ class Client:
         core = self._core
         if (cached := core.cached_reply(call, again=True)) is not None:
             return cached
-        (data, headers), attempts = self._with_retries(call, self._post_json, deadline)
-        reply = parse_chat(data, request_id=request_id(headers))
+        (data, reply), attempts = self._with_retries(call, self._post_json, deadline)
         core.account(call, reply.usage)
         core.cache_put(call, data)
         return dataclasses.replace(reply, attempts=attempts)
@@ -213,8 +209,7 @@ class Client:
         core = self._core
         if (cached := core.cached_reply(call, again=True)) is not None:
             return cached
-        (data, _), _ = self._with_retries(call, self._post_json, deadline)
-        result = parse_embeddings(data)
+        (data, result), _ = self._with_retries(call, self._post_json, deadline)
         core.account(call, result.usage)
         core.cache_put(call, data)
         return result
@@ -247,7 +242,8 @@ class Client:
         self._core.stats.count("attempts")
         return permit
 
-    def _post_json(self, call: PreparedCall, deadline: float | None) -> tuple[dict, dict[str, str]]:
+    def _post_json(self, call: PreparedCall, deadline: float | None) -> tuple[dict, Any]:
+        """One attempt: send, check the status, decode; returns (the body, its parsed reply)."""
         core = self._core
         permit = self._acquire(call, deadline)
         used: int | None = None  # failed attempts keep their full reservation (conservative)
@@ -259,7 +255,7 @@ class Client:
             headers = core.response_headers(response)
             core.raise_for_status(call, response.status_code, headers, response.content)
             data, used = core.json_body(response.content, headers)
-            return data, headers
+            return data, core.parse_reply(call, data, headers)  # a wrong shape is retried too
         finally:
             self._core.release(permit, used)
 

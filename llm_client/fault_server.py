@@ -12,6 +12,7 @@ misbehave the way real providers do:
 ``Fault.stall(s)``               answer only after ``s`` seconds (past the client's read timeout)
 ``Fault.truncate()``             Content-Length says N, half the body arrives, connection closes
 ``Fault.malformed()``            200 with a body that is not JSON
+``Fault.wrong_shape()``          200 with a JSON object that is not the protocol (no choices)
 ``Fault.stream_cut(n)``          SSE: ``n`` events, then RST (``n=0``: headers only)
 ============================  =================================================================
 
@@ -347,6 +348,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif fault.kind == "malformed":
             data = b'{"id": "chatcmpl-broken", "choices": [{"message": '
+            self._head(200, "application/json", len(data), headers)
+            self.wfile.write(data)
+        elif fault.kind == "wrong_shape":  # valid JSON, e.g. a proxy's own answer
+            data = b'{"id": "not-a-completion", "status": "ok"}'
             self._head(200, "application/json", len(data), headers)
             self.wfile.write(data)
         elif fault.kind == "stream_cut":

@@ -26,7 +26,7 @@ def count_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # status | reset | stall | truncate | malformed | stream_cut
+    kind: str  # status | reset | stall | truncate | malformed | wrong_shape | stream_cut
     status: int = 200
     retry_after: float | None = None
     form: str | None = None  # ms | seconds | date | None: how retry_after is sent
@@ -100,6 +100,10 @@ class Fault:
     @classmethod
     def malformed(cls) -> Fault:
         return cls("malformed")
+
+    @classmethod
+    def wrong_shape(cls) -> Fault:
+        return cls("wrong_shape")
 
     @classmethod
     def stream_cut(cls, events: int = 0) -> Fault:

@@ -43,6 +43,7 @@ from llm_client.protocol import (
     parse_chat,
     parse_chunk,
     parse_embeddings,
+    request_id,
     status_error,
     validate_messages,
 )
@@ -287,9 +288,19 @@ class CallCore:
         data = self.cache_get(call, again=again)
         if data is None:
             return None
+        reply = self.parse_reply(call, data, {})
         if call.kind == "chat":
-            return dataclasses.replace(parse_chat(data), cached=True, attempts=0)
-        return dataclasses.replace(parse_embeddings(data), cached=True)
+            return dataclasses.replace(reply, cached=True, attempts=0)
+        return dataclasses.replace(reply, cached=True)
+
+    @staticmethod
+    def parse_reply(call: PreparedCall, data: Any, headers: Mapping[str, str]) -> Any:
+        """A 200 body as a ChatCompletion or Embeddings; a body of the wrong shape (JSON without
+        ``choices``, say) is ``ResponseDecodeError``. The clients parse inside the attempt, so
+        that error is retried like a body that is not JSON at all."""
+        if call.kind == "chat":
+            return parse_chat(data, request_id=request_id(headers))
+        return parse_embeddings(data)
 
     def cache_put(self, call: PreparedCall, data: Any) -> None:
         if call.cache_key is not None and self.cache is not None:

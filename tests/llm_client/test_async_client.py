@@ -62,6 +62,18 @@ def test_retry_after_reread_each_attempt_with_injected_async_sleep(fault_server,
     assert len({a.key for a in fault_server.arrivals}) == 1
 
 
+def test_a_reply_of_the_wrong_shape_is_retried(fault_server, fake_time):
+    fault_server.script(Fault.wrong_shape(), Fault.malformed())
+
+    async def main():
+        client = _on_fake_time(fault_server, fake_time)
+        return await client.chat(USER), await client.embed(["a"])
+
+    reply, embedded = run(main())
+    assert reply.attempts == 3 and len(embedded.vectors) == 1
+    assert fault_server.report().arrivals == 4
+
+
 def test_non_retryable_is_not_retried(fault_server):
     fault_server.script(Fault.quota())
 

@@ -21,6 +21,7 @@ from llm_client import (
     NotFoundError,
     QuotaExhaustedError,
     RateLimitError,
+    ResponseDecodeError,
     RetryAfterTooLongError,
     ServerError,
     StreamInterruptedError,
@@ -115,6 +116,7 @@ def test_x_should_retry_true_makes_an_unusual_status_retryable(fault_server, fak
         Fault.reset(),
         Fault.truncate(),
         Fault.malformed(),
+        Fault.wrong_shape(),  # was parsed after the retry loop: not retried, not counted
         Fault.status_code(500),
         Fault.status_code(409),
         Fault.status_code(408),
@@ -124,6 +126,18 @@ def test_transient_faults_are_retried_transparently(fault_server, fake_time, fau
     fault_server.script(fault, fault)
     reply = make_client(fault_server, fake_time).chat(USER)
     assert reply.text == "echo: hello" and reply.attempts == 3
+
+
+@pytest.mark.parametrize("kind", ["chat", "embed"])
+def test_a_reply_of_the_wrong_shape_is_retried_then_counted_as_an_error(
+    fault_server, fake_time, kind
+):
+    fault_server.script(*[Fault.wrong_shape()] * 3)
+    client = make_client(fault_server, fake_time, max_retries=2)
+    with pytest.raises(ResponseDecodeError):
+        client.chat(USER) if kind == "chat" else client.embed(["a"])
+    assert fault_server.report().arrivals == 3
+    assert client.stats.errors == {"ResponseDecodeError": 1}
 
 
 def test_errors_keep_their_context_when_retries_run_out(fault_server, fake_time):
