@@ -126,7 +126,7 @@ class AsyncClient:
         reply, shared = core.cached_reply(call), False
         if reply is None:
             reply, shared = await self._one_flight(
-                call, deadline, lambda: self._fetch_chat(call, deadline)
+                call, deadline, lambda: self._fetch(call, deadline)
             )
         if shared:
             reply = core.coalesced(reply, attempts=0)
@@ -144,7 +144,7 @@ class AsyncClient:
         result, shared = core.cached_reply(call), False
         if result is None:
             result, shared = await self._one_flight(
-                call, deadline, lambda: self._fetch_embeddings(call, deadline)
+                call, deadline, lambda: self._fetch(call, deadline)
             )
         core.stats.latency(core.clock() - started)
         return core.coalesced(result) if shared else result
@@ -170,23 +170,16 @@ class AsyncClient:
             call.cache_key, fetch, lambda: self._core.seconds_left(deadline)
         )
 
-    async def _fetch_chat(self, call: PreparedCall, deadline: float | None) -> ChatCompletion:
+    async def _fetch(self, call: PreparedCall, deadline: float | None) -> Any:
+        """The cache's reply (a second look), else the server's (retried), which is then counted
+        and cached: a ChatCompletion with its attempts, or Embeddings."""
         core = self._core
         if (cached := core.cached_reply(call, again=True)) is not None:
             return cached
         (data, reply), attempts = await self._with_retries(call, self._post_json, deadline)
         core.account(call, reply.usage)
         core.cache_put(call, data)
-        return dataclasses.replace(reply, attempts=attempts)
-
-    async def _fetch_embeddings(self, call: PreparedCall, deadline: float | None) -> Embeddings:
-        core = self._core
-        if (cached := core.cached_reply(call, again=True)) is not None:
-            return cached
-        (data, result), _ = await self._with_retries(call, self._post_json, deadline)
-        core.account(call, result.usage)
-        core.cache_put(call, data)
-        return result
+        return dataclasses.replace(reply, attempts=attempts) if call.kind == "chat" else reply
 
     # ---- the retry loop and one attempt -------------------------------------------------------
     async def _with_retries(

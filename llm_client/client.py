@@ -149,9 +149,7 @@ class Client:
             return self._with_retries(call, opened, deadline)[0]
         reply, shared = core.cached_reply(call), False
         if reply is None:
-            reply, shared = self._one_flight(
-                call, deadline, lambda: self._fetch_chat(call, deadline)
-            )
+            reply, shared = self._one_flight(call, deadline, lambda: self._fetch(call, deadline))
         if shared:
             reply = core.coalesced(reply, attempts=0)
         latency = core.clock() - started
@@ -168,9 +166,7 @@ class Client:
         core.stats.count("calls")
         result, shared = core.cached_reply(call), False
         if result is None:
-            result, shared = self._one_flight(
-                call, deadline, lambda: self._fetch_embeddings(call, deadline)
-            )
+            result, shared = self._one_flight(call, deadline, lambda: self._fetch(call, deadline))
         core.stats.latency(core.clock() - started)
         return core.coalesced(result) if shared else result
 
@@ -195,24 +191,16 @@ class Client:
             return fetch(), False
         return self._flights.run(call.cache_key, fetch, lambda: self._core.seconds_left(deadline))
 
-    def _fetch_chat(self, call: PreparedCall, deadline: float | None) -> ChatCompletion:
-        """The cache's reply, else the server's (retried), which is then counted and cached."""
+    def _fetch(self, call: PreparedCall, deadline: float | None) -> Any:
+        """The cache's reply (a second look), else the server's (retried), which is then counted
+        and cached: a ChatCompletion with its attempts, or Embeddings."""
         core = self._core
         if (cached := core.cached_reply(call, again=True)) is not None:
             return cached
         (data, reply), attempts = self._with_retries(call, self._post_json, deadline)
         core.account(call, reply.usage)
         core.cache_put(call, data)
-        return dataclasses.replace(reply, attempts=attempts)
-
-    def _fetch_embeddings(self, call: PreparedCall, deadline: float | None) -> Embeddings:
-        core = self._core
-        if (cached := core.cached_reply(call, again=True)) is not None:
-            return cached
-        (data, result), _ = self._with_retries(call, self._post_json, deadline)
-        core.account(call, result.usage)
-        core.cache_put(call, data)
-        return result
+        return dataclasses.replace(reply, attempts=attempts) if call.kind == "chat" else reply
 
     # ---- the retry loop and one attempt -------------------------------------------------------
     def _with_retries(
