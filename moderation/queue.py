@@ -49,7 +49,9 @@ A file that is not a SQLite database is refused with :class:`QueueError` and lef
 **Portability to Postgres.** Only standard SQL types (TEXT, BIGINT, DOUBLE PRECISION), ids made in
 Python (uuid4 hex, no AUTOINCREMENT), times as epoch seconds from the injected clock. To move:
 replace ``?`` placeholders with ``%s``, ``BEGIN IMMEDIATE`` with ``BEGIN``, and add ``FOR UPDATE
-SKIP LOCKED`` to the claim's inner SELECT so concurrent reviewers skip each other's rows.
+SKIP LOCKED`` to the claim's inner SELECT so concurrent reviewers skip each other's rows. The
+schema version lives in SQLite's ``PRAGMA user_version``; Postgres needs a one-row
+``schema_version`` table read and updated in the same transaction as the migration.
 """
 
 from __future__ import annotations
