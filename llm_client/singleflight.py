@@ -34,9 +34,12 @@ The rules, and why:
   the new leader and sends the request itself. A cancelled leader never hangs or fails them.
 * **A waiter keeps its own deadline.** It waits at most until its own ``total_timeout`` runs out,
   then raises ``DeadlineExceededError``; the leader goes on for the others and fills the cache.
-  The leader's deadline comes first (it started first, with the same ``total_timeout``), and a
-  leader that runs out of time shares its ``DeadlineExceededError`` like any error: a waiter
-  never waits past its own deadline, but may fail as early as its leader's.
+  The other way round, a leader whose own deadline runs out (``DeadlineExceededError``) says
+  nothing about the request either, only about the leader's budget: the flight is abandoned as
+  for a cancelled leader, and a waiter with time left becomes the leader. A waiter therefore
+  never fails before its own deadline because another caller started earlier. It adds no load
+  that the calls would not make without single flight: the waiter that takes over would have
+  been sending since it started.
 * **Nothing leaks.** The leader's entry is removed in a ``finally`` that covers every line from
   the one that put it in the table (a Ctrl-C on the very next line included), before the
   outcome is published; waiters own no entry (a cancelled or timed-out waiter just stops
@@ -122,6 +125,12 @@ def own_copy(error: BaseException) -> BaseException:
     twin.__context__ = error.__context__
     twin.__suppress_context__ = error.__suppress_context__
     return twin.with_traceback(error.__traceback__)
+
+
+def _ended_by(error: Exception) -> Outcome[Any]:
+    """A leader's failure as its waiters see it: the error, or, for the leader's own deadline,
+    an abandoned flight (a waiter with time left takes over)."""
+    return ABANDONED if isinstance(error, DeadlineExceededError) else Outcome(error=error)
 
 
 class Flight:
@@ -227,7 +236,7 @@ class Flights(_FlightTable):
                     outcome = Outcome(value=value)
                     return value, False
             except Exception as exc:
-                outcome = Outcome(error=exc)
+                outcome = _ended_by(exc)
                 raise
             finally:
                 # one try from _join on: a Ctrl-C on the line after ours went in still lands it
@@ -267,7 +276,7 @@ class AsyncFlights(_FlightTable):
                     outcome = Outcome(value=value)
                     return value, False
             except Exception as exc:
-                outcome = Outcome(error=exc)
+                outcome = _ended_by(exc)
                 raise
             finally:
                 self._land((key, loop), ours, outcome)

@@ -182,6 +182,51 @@ def test_a_waiter_keeps_its_own_deadline(fault_server, gate, tmp_path):
     assert client.stats.coalesced == 0 and client.stats.errors == {"DeadlineExceededError": 1}
 
 
+def test_a_leader_out_of_time_hands_over_to_a_waiter_with_time_left(fault_server, gate, tmp_path):
+    # before: the waiter got the leader's DeadlineExceededError although its own budget had no end
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path, total_timeout=0.5)
+    with ThreadPoolExecutor(2) as pool:
+        leader = pool.submit(client.chat, USER)
+        try:
+            wait_until(lambda: client.stats.attempts == 1, "the leader is sending")
+            # a call reads total_timeout when it starts: the waiter has no deadline
+            client._core.config = dataclasses.replace(client._core.config, total_timeout=None)
+            waiter = pool.submit(client.chat, USER)
+            wait_until(lambda: client._flights.waiters() == 1, "a caller waits for the leader")
+            with pytest.raises(DeadlineExceededError):
+                leader.result(timeout=10)
+            wait_until(lambda: client.stats.attempts == 2, "the waiter sends it itself")
+        finally:
+            gate.open()
+        reply = waiter.result(timeout=10)
+    assert reply.text == "echo: hello" and not reply.coalesced  # it led the second flight
+    assert fault_server.report().arrivals == 2 and len(client._flights) == 0
+    assert client.stats.coalesced == 0
+
+
+def test_an_async_leader_out_of_time_hands_over_to_a_waiter(fault_server, gate, tmp_path):
+    async def main():
+        async with AsyncClient(
+            fault_server.base_url, model="m", cache_dir=tmp_path, total_timeout=0.5
+        ) as client:
+            leader = asyncio.create_task(client.chat(USER))
+            try:
+                await until(lambda: client.stats.attempts == 1, "the leader is sending")
+                client._core.config = dataclasses.replace(client._core.config, total_timeout=None)
+                waiter = asyncio.create_task(client.chat(USER))
+                await until(lambda: client._flights.waiters() == 1, "a caller waits")
+                with pytest.raises(DeadlineExceededError):
+                    await leader
+                await until(lambda: client.stats.attempts == 2, "the waiter sends it itself")
+            finally:
+                gate.open()
+            return await waiter, len(client._flights)
+
+    reply, in_flight = asyncio.run(main())
+    assert reply.text == "echo: hello" and not reply.coalesced and in_flight == 0
+    assert fault_server.report().arrivals == 2
+
+
 def test_a_leader_interrupted_by_ctrl_c_hands_over_to_a_waiter(fault_server, gate, tmp_path):
     client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
 
