@@ -71,7 +71,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Outcome(Generic[T]):
-    """How a flight ended: ``value``, or ``error``, or ``abandoned`` (its leader was cancelled)."""
+    """How a flight ended: ``value``, or ``error``, or ``abandoned`` (its leader was cancelled
+    or ran out of its own time)."""
 
     value: T | None = None
     error: BaseException | None = None
@@ -194,7 +195,8 @@ class _FlightTable:
             outcome = outcome.for_waiters()
             if outcome.abandoned:
                 logger.info(
-                    "the leader of call %s… was cancelled; a waiter takes over", ours.key[:12]
+                    "the leader of call %s… was cancelled or ran out of time; a waiter takes over",
+                    ours.key[:12],
                 )
         ours.future.set_result(outcome)
 

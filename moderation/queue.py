@@ -169,7 +169,7 @@ def _fold(name: str | None) -> str | None:
 
 
 def _account(value: object, what: str) -> str:
-    """A reviewer or user id, stripped and case-folded, then held to :func:`_free_text`'s rules
+    """A reviewer or user id, folded (:func:`_fold`), then held to :func:`_free_text`'s rules
     (after folding, so the stored id is within ``MAX_ID_CHARS``: ``"ß"`` folds to ``"ss"``)."""
     if not isinstance(value, str) or is_blank(value):
         raise QueueError(f"{what} must be a non-empty name, got {value!r}")
@@ -300,17 +300,20 @@ class ReviewQueue:
     def _migrate(self) -> None:
         """Bring a file written by an older schema version up to ``SCHEMA_VERSION``."""
         version = self._schema_version()  # read again under the write lock: another may migrate
+        if version == SCHEMA_VERSION:
+            return  # nothing to write: an up-to-date file is opened without touching its header
         if version < 1:  # ids were stored as spelled: fold the ones that route items
             rows = self._db.execute(
                 "SELECT item_id, lease_owner, excluded_reviewer FROM review_items "
                 "WHERE lease_owner IS NOT NULL OR excluded_reviewer IS NOT NULL"
             ).fetchall()
-            for row in rows:
-                self._db.execute(
-                    "UPDATE review_items SET lease_owner = ?, excluded_reviewer = ? "
-                    "WHERE item_id = ?",
-                    (_fold(row["lease_owner"]), _fold(row["excluded_reviewer"]), row["item_id"]),
-                )
+            self._db.executemany(
+                "UPDATE review_items SET lease_owner = ?, excluded_reviewer = ? WHERE item_id = ?",
+                [
+                    (_fold(r["lease_owner"]), _fold(r["excluded_reviewer"]), r["item_id"])
+                    for r in rows
+                ],
+            )
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:

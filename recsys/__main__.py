@@ -62,7 +62,7 @@ def _user_id(text: str, catalog: Catalog) -> object:
     recommend() refuses it; a catalogue of text ids gets the text, so ``"007"`` stays ``"007"``.
     """
     text = text.strip()
-    if catalog.user_ids.dtype.kind in "iu" and re.fullmatch(r"[+-]?[0-9]+", text):
+    if catalog.integer_user_ids and re.fullmatch(r"[+-]?[0-9]+", text):
         return int(text)
     return text
 

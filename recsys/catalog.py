@@ -51,6 +51,11 @@ class Catalog:
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    @property
+    def integer_user_ids(self) -> bool:
+        """True when user ids are whole numbers (MovieLens); else they are text."""
+        return self.user_ids.dtype.kind in "iu"
+
     @classmethod
     def from_frames(
         cls, items: pd.DataFrame, users: pd.DataFrame, genre_names: Iterable[str]

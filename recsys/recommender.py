@@ -273,7 +273,7 @@ class TwoStageRecommender:
         becomes two strings: both would pass the text catalogue's lookup, and ``5`` would then
         be served the cold-start list as an unknown user.
         """
-        if self.catalog.user_ids.dtype.kind in "iu":
+        if self.catalog.integer_user_ids:
             if isinstance(user_id, bool) or not isinstance(user_id, int | np.integer):
                 raise InvalidArgumentError(
                     f"user ids are whole numbers in this catalogue, got {user_id!r}"
