@@ -94,6 +94,8 @@ class RecsysConfig:
     # samples). Round 15 of EXPERIMENTS.md: 3 bags scored the validation carves 0.2803 against
     # 0.2796 for one ranker, higher on every seed. The temporal carve keeps one (0.1323 vs 0.1331).
     ranker_bags: int = 3
+    # The score blend as two ranker features (features.py). Round 18 of EXPERIMENTS.md.
+    ranker_blend_features: bool = False
     validation_folds: int = 2  # independent validation carves (2 measured +0.006 NDCG@10 over 1)
     negatives_per_user: int | None = 100  # sampled from the candidate set; None keeps them all
     # Final score = z(ranker) + blend_weight · z(blend), per user. 1.0 = equal weights, not

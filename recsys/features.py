@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys.candidates import CandidateSet
+from recsys.candidates import CandidateSet, blend_scores, per_user_z
 from recsys.catalog import Catalog
 
 DAY = 86_400.0
@@ -33,10 +33,18 @@ WINDOW_DAYS = 14.0  # half-width of the "active window" around a user's first/la
 
 
 class FeatureBuilder:
-    """Fit statistics on a training frame, then turn candidate sets into feature matrices."""
+    """Fit statistics on a training frame, then turn candidate sets into feature matrices.
 
-    def __init__(self, catalog: Catalog) -> None:
+    ``blend_sources`` non-empty adds the score blend of those sources as two features (its
+    per-user z-score and its rank among the user's candidates): the served score's other half,
+    handed to the trees as one column instead of a sum they would have to learn.
+    """
+
+    blend_sources: tuple[str, ...] = ()  # models saved before the option read as without it
+
+    def __init__(self, catalog: Catalog, blend_sources: tuple[str, ...] = ()) -> None:
         self.catalog = catalog
+        self.blend_sources = tuple(blend_sources)
 
     def fit(self, train: pd.DataFrame) -> FeatureBuilder:
         cat = self.catalog
@@ -91,6 +99,7 @@ class FeatureBuilder:
             "genre_affinity_mean", "genre_affinity_max",
             "user_log_count", "user_mean_rating", "user_active_days",
             "user_age_band", "user_gender", "user_occupation", "segment_popularity",
+            *(("blend_z", "blend_rank_in_candidates") if self.blend_sources else ()),
         ]  # fmt: skip
 
     def transform(self, cands: CandidateSet) -> np.ndarray:
@@ -130,7 +139,18 @@ class FeatureBuilder:
             cat.user_occupation[u],
             self.segment_popularity_[self._segment[u], i],
         ]
+        if self.blend_sources:
+            blend = blend_scores(cands, self.blend_sources)
+            columns += [per_user_z(blend, cands.offsets), _rank_within(blend, cands.offsets)]
         return np.column_stack([per_source, *columns]).astype(np.float32)
+
+
+def _rank_within(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """0 for each user's highest value, 1 for the next, ... (ties broken by position)."""
+    ranks = np.empty(len(values), dtype=np.float64)
+    for lo, hi in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
+        ranks[lo + np.argsort(-values[lo:hi], kind="stable")] = np.arange(hi - lo)
+    return ranks
 
 
 def _mean(total: np.ndarray, count: np.ndarray, empty: float) -> np.ndarray:

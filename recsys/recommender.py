@@ -92,7 +92,8 @@ class TwoStageRecommender:
             sources.append(source.fit(x))
             key = f"fit_{source.name}_s"
             self.timings_[key] = self.timings_.get(key, 0.0) + time.perf_counter() - start
-        return sources, x, FeatureBuilder(self.catalog).fit(train)
+        blend = self.config.blend_sources if self.config.ranker_blend_features else ()
+        return sources, x, FeatureBuilder(self.catalog, blend).fit(train)
 
     def fit(self, train: pd.DataFrame) -> TwoStageRecommender:
         cfg = self.config
