@@ -132,8 +132,9 @@ def _protocol_rows(results, table: str) -> tuple[list[Row], list[str]]:
 
 def _autoencoder_rows(splits, catalog: Catalog, cfg: RecsysConfig) -> list[Row]:
     """EASE, DLAE and EDLAE alone (top-10 of unseen items), mean over the split seeds."""
+    from recsys.autoencoders import DLAE, EASE, EDLAE
     from recsys.recommender import truth_by_user
-    from recsys.sources import DLAE, EASE, EDLAE, top_n
+    from recsys.sources import top_n
 
     models = {
         f"ease (λ {cfg.ease_l2:g})": lambda: EASE(cfg.ease_l2),

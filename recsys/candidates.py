@@ -1,5 +1,6 @@
 """Stage 1, merged: from every item to a few hundred candidates per user.
 
+``build_sources`` constructs the sources a config names (``sources.py`` maps them by family).
 Each source proposes its top-N unseen items; the union is the user's candidate set. For every
 candidate we keep *every* source's score and rank (not only the proposer's): the ranker learns
 from agreement between sources, and an item ranked 3rd by EASE but 400th by popularity is a
@@ -15,11 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.sources import CandidateSource, EmbeddingNeighbours
+from recsys.autoencoders import DLAE, EASE, EDLAE, MultVAE
+from recsys.factors import ALS, BPR, EmbeddingNeighbours
+from recsys.neighbours import ItemKNN, RP3beta, UserKNN
+from recsys.sources import CandidateSource, Popularity
+
+if TYPE_CHECKING:
+    from recsys.config import RecsysConfig
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,36 @@ class CandidateSet:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+def build_sources(config: RecsysConfig) -> list[CandidateSource]:
+    """The sources named in ``config.sources``, constructed with the config's settings."""
+    factories = {
+        "popularity": lambda: Popularity(),
+        "item_knn": lambda: ItemKNN(config.knn_neighbours, config.knn_shrink),
+        "ease": lambda: EASE(config.ease_l2),
+        "dlae": lambda: DLAE(config.dlae_dropout, config.dlae_l2),
+        "edlae": lambda: EDLAE(config.dlae_dropout, config.dlae_l2),
+        "user_knn": lambda: UserKNN(config.user_knn_neighbours, config.user_knn_shrink),
+        "rp3beta": lambda: RP3beta(config.rp3_alpha, config.rp3_beta, config.rp3_neighbours),
+        "als": lambda: ALS(
+            config.als_factors,
+            config.als_regularization,
+            config.als_alpha,
+            config.als_iterations,
+            config.seed,
+        ),
+        "embedding": lambda: EmbeddingNeighbours(config.embedding_dim, config.seed),
+        "multvae": lambda: MultVAE(
+            config.vae_hidden,
+            config.vae_latent,
+            config.vae_beta,
+            config.vae_epochs,
+            seed=config.seed,
+        ),
+        "bpr": lambda: BPR(config.bpr_factors, config.bpr_l2, config.bpr_epochs, seed=config.seed),
+    }
+    return [factories[name]() for name in config.sources]
 
 
 def _rank_matrix(scores: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ class RecsysConfig:
     protocol: str = "stratified"  # "stratified" (their benchmark) or "temporal" (production-like)
     train_ratio: float = 0.75  # train share of the test split; the validation carve uses it too
 
-    # Stage 1: candidate sources (see sources.py) and the merged candidate set.
+    # Stage 1: candidate sources (the table in sources.py) and the merged candidate set.
     sources: tuple[str, ...] = DEFAULT_SOURCES
     candidates_per_source: int = 100  # top-N from each source, merged by union
     # EASE λ and kNN k chosen on the validation carve (a split of *train*; each source alone,

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recsys.sources import EASE, top_n
+from recsys.autoencoders import EASE
+from recsys.sources import top_n
 
 
 @dataclass(frozen=True)

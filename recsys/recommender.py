@@ -33,7 +33,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.candidates import CandidateSet, blend_scores, generate, per_user_z
+from recsys.candidates import (
+    CandidateSet,
+    blend_scores,
+    build_sources,
+    generate,
+    per_user_z,
+)
 from recsys.catalog import Catalog
 from recsys.cold_start import SegmentPopularity, choose_shrinkage
 from recsys.config import RecsysConfig
@@ -44,14 +50,14 @@ from recsys.errors import (
 )
 from recsys.features import FeatureBuilder
 from recsys.ranker import LambdaRanker, RankerTrainingSet, label_candidates, training_set
-from recsys.sources import build_sources
 from recsys.splits import validation_split
 
 logger = logging.getLogger(__name__)
 
 # Bumped when a saved model's object layout changes, so an old file is refused with a clear
 # error instead of failing mid-call. 2: the ranker holds a list of bagged LightGBM models.
-FORMAT_VERSION = 2
+# 3: the sources' classes moved from sources.py into neighbours/autoencoders/factors.py.
+FORMAT_VERSION = 3
 COLD_START_SOURCE = "cold_start"
 
 
@@ -329,29 +335,35 @@ class TwoStageRecommender:
             raise ModelFileError(
                 f"{folder} is a file; pass the folder `python -m recsys train` saved into"
             )
-        try:
-            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-            with open(folder / "model.pkl", "rb") as fh:
-                model = pickle.load(fh)
-        except FileNotFoundError as exc:
-            raise ModelFileError(f"no saved model in {folder}: {exc.filename} is missing") from exc
-        except Exception as exc:  # unreadable, not JSON, not a pickle: many exception types
-            raise ModelFileError(
-                f"saved model in {folder} is corrupt ({type(exc).__name__}: {exc}); "
-                "retrain with `python -m recsys train`"
-            ) from exc
+        # The manifest's version is checked before unpickling: an older layout may name
+        # classes this code no longer has, which would fail as a confusing unpickling error.
+        manifest = _read_model_file(folder, "manifest.json", json.loads)
         found = manifest.get("format_version") if isinstance(manifest, dict) else None
         if found != FORMAT_VERSION:
             raise ModelFileError(
                 f"{folder} holds format {found!r}; this code reads format {FORMAT_VERSION}. "
                 "Retrain with `python -m recsys train`."
             )
+        model = _read_model_file(folder, "model.pkl", pickle.loads)
         if not isinstance(model, cls):
             raise ModelFileError(
                 f"{folder}/model.pkl holds a {type(model).__name__}, not a recommender. "
                 "Retrain with `python -m recsys train`."
             )
         return model
+
+
+def _read_model_file(folder: Path, name: str, parse):
+    """``parse(bytes)`` of one file of a saved model; any failure is a ``ModelFileError``."""
+    try:
+        return parse((folder / name).read_bytes())
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"no saved model in {folder}: {exc.filename} is missing") from exc
+    except Exception as exc:  # unreadable, not JSON, not a pickle: many exception types
+        raise ModelFileError(
+            f"saved model in {folder} is corrupt ({type(exc).__name__}: {exc}); "
+            "retrain with `python -m recsys train`"
+        ) from exc
 
 
 def _check_k(k: int) -> None:

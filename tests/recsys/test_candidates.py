@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys.autoencoders import EASE
 from recsys.candidates import candidate_recall, generate
-from recsys.sources import EASE, Popularity
+from recsys.sources import Popularity
 
 
 class Fixed:

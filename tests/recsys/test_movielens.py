@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from evals.metrics import evaluate
+from recsys.autoencoders import EASE
 from recsys.catalog import Catalog
 from recsys.recommender import truth_by_user
-from recsys.sources import EASE, top_n
+from recsys.sources import top_n
 from recsys.splits import stratified_split, temporal_split
 
 pytestmark = pytest.mark.slow

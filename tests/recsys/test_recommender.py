@@ -172,7 +172,7 @@ def test_load_errors_are_clear(fitted, tmp_path):
     [
         (b"\xff\xfe\x00binary", None, "corrupt"),  # not UTF-8
         (b"[1, 2]", None, "holds format None"),  # JSON, but not a manifest
-        (None, {"format_version": 2}, "holds a dict, not a recommender"),  # a pickle, not a model
+        (None, {"format_version": 3}, "holds a dict, not a recommender"),  # a pickle, not a model
     ],
 )
 def test_a_damaged_model_folder_is_a_clear_error(fitted, tmp_path, manifest, pickled, message):
@@ -195,6 +195,21 @@ def test_a_model_saved_in_an_older_format_is_refused(fitted, tmp_path):
     manifest["format_version"] = 1  # one LightGBM model, before bagging
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelFileError, match=r"holds format 1.*Retrain"):
+        Recommender.load(folder)
+
+
+def test_an_older_model_whose_classes_moved_is_refused_by_its_format_not_unpickled(
+    fitted, tmp_path
+):
+    import json
+
+    folder = fitted[0].save(tmp_path / "m")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = 2  # EASE and the other sources lived in recsys.sources
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    # A pickle naming a class that is no longer where format 2 put it (GLOBAL, then STOP).
+    (folder / "model.pkl").write_bytes(b"crecsys.sources\nEASE\n.")
+    with pytest.raises(ModelFileError, match=r"holds format 2; this code reads format 3\."):
         Recommender.load(folder)
 
 

@@ -6,22 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recsys.autoencoders import DLAE, EASE, EDLAE, MultVAE
 from recsys.errors import InvalidArgumentError
-from recsys.sources import (
-    ALS,
-    BPR,
-    DLAE,
-    EASE,
-    EDLAE,
-    CandidateSource,
-    EmbeddingNeighbours,
-    ItemKNN,
-    MultVAE,
-    Popularity,
-    RP3beta,
-    UserKNN,
-    top_n,
-)
+from recsys.factors import ALS, BPR, EmbeddingNeighbours
+from recsys.neighbours import ItemKNN, RP3beta, UserKNN
+from recsys.sources import CandidateSource, Popularity, top_n
 from tests.recsys.conftest import N_ITEMS, N_USERS
 
 COLLABORATIVE = [
@@ -237,8 +226,8 @@ def test_top_n_excludes_seen_and_orders_best_first():
 
 
 def test_config_rejects_bad_dlae_settings_and_unknown_blend_sources():
+    from recsys.candidates import build_sources
     from recsys.config import RecsysConfig
-    from recsys.sources import build_sources
 
     with pytest.raises(InvalidArgumentError, match="dlae_dropout"):
         RecsysConfig(dlae_dropout=1.0)
