@@ -27,6 +27,7 @@ from drift.features import split_reference
 from drift.scenarios import PARAMETERS, SCENARIOS, build_scenario
 from drift.timeline import Timeline, check_workdir, clear_run_state, run_scenario, train_models
 from drift.triage import write_triage
+from evals.errors import DatasetError
 
 # build_scenario parameter -> (flag, type, default). The flags default to None so that a flag the
 # user typed can be told from one left alone; the defaults are build_scenario's own.
@@ -109,7 +110,10 @@ def _print_timeline(timeline: Timeline) -> None:
     for s in timeline.steps:
         top = ", ".join(f"{c.column}:{c.distance:.2f}" for c in s.report.drift.ranked()[:2])
         ratio = f"{s.performance.ratio:5.2f}" if s.performance else "    -"
-        acts = "; ".join(d.action for d in s.decisions)
+        # Observe-only: the policy still decides; the log records "recommend:<action>" too.
+        acts = "; ".join(
+            d.action if timeline.acted else f"recommend:{d.action}" for d in s.decisions
+        )
         quality = "ok" if s.report.quality.ok else "INCIDENT"
         marker = " <- onset" if s.window == scenario.onset else ""
         print(
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"triage summary: {report.json_path}")
             if report.html_path:
                 print(f"evidently drift report: {report.html_path}")
-    except DriftError as exc:
+    except (DriftError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -82,7 +82,8 @@ def train_models(data: BikeData, *, seed: int = 0) -> Models:
 @dataclass(frozen=True)
 class Step:
     """One window of a timeline. ``served_mae`` is the true error of what was served (ground truth
-    for evaluation, known to the simulator, not to the monitor)."""
+    for evaluation, known to the simulator, not to the monitor). ``decisions`` are what the
+    policy decided in this window; they were executed only if the timeline ``acted``."""
 
     window: int
     label: str
@@ -106,7 +107,10 @@ class Timeline:
     deployments: tuple[tuple[int, str, str], ...] = field(default_factory=tuple)
 
     def actions(self) -> list[tuple[int, str]]:
-        """(window, action) for every model-affecting or quarantine decision."""
+        """(window, action) for every model-affecting or quarantine decision executed; an
+        observe-only timeline executed none."""
+        if not self.acted:
+            return []
         return [
             (d.window, d.action)
             for s in self.steps
@@ -330,7 +334,7 @@ def run_scenario(
                     len(w.labels),
                     report,
                     performance,
-                    tuple(decisions) if act else (),
+                    tuple(decisions),
                 )
             )
     finally:

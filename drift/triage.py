@@ -39,11 +39,11 @@ class TriageReport:
 
 
 def alert_window(timeline: Timeline) -> int | None:
-    """The first window with a decision other than none (an alert or an action)."""
+    """The first window with a decision (an alert or an action, executed or only recommended)."""
     for step in timeline.steps:
         if step.decisions:
             return step.window
-    for step in timeline.steps:  # observe-only timelines: first drift or quality alarm
+    for step in timeline.steps:  # no decision anywhere: the first drift or quality alarm
         if step.report.alarms["quality"] or step.report.drift.dataset_drift:
             return step.window
     return None

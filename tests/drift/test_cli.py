@@ -6,6 +6,7 @@ import pytest
 
 from drift.__main__ import main
 from drift.registry import ModelRegistry
+from evals.datasets import load_bike_sharing
 
 SMALL = ["--windows", "5", "--window-rows", "200", "--onset", "2"]
 
@@ -75,3 +76,19 @@ def test_fresh_needs_a_workdir(capsys):
     with pytest.raises(SystemExit) as info:
         main(["simulate", "--scenario", "bad_deployment", "--fresh"])
     assert info.value.code == 2 and "--fresh clears a --workdir" in capsys.readouterr().err
+
+
+def test_observe_only_prints_the_decisions_it_did_not_execute(tmp_path, capsys):
+    args = ["--scenario", "bad_deployment", "--workdir", str(tmp_path / "run"), *SMALL]
+    assert main(["simulate", "--observe-only", *args]) == 0
+    out = capsys.readouterr().out
+    assert "; observe-only" in out.splitlines()[0]
+    assert "recommend:rollback" in out and "| rollback" not in out
+
+
+def test_a_data_dir_without_the_dataset_is_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("evals.datasets.load_bike_sharing", load_bike_sharing)  # the real one
+    monkeypatch.setenv("AIS_NO_DOWNLOAD", "1")
+    assert main(["simulate", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: dataset 'bike-sharing' is not available")

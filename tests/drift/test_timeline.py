@@ -32,6 +32,8 @@ def test_bad_deployment_is_rolled_back(bike_data, models, tmp_path):
     observed = _run("bad_deployment", bike_data, models, tmp_path, act=False)
     assert observed.actions() == []
     assert observed.steps[-1].serving == "v0002"  # observe-only keeps the bad model
+    recommended = [d.action for s in observed.steps for d in s.decisions]
+    assert "rollback" in recommended  # decided and recorded, not executed
     assert timeline.served_mae(3) < observed.served_mae(3)
 
 
