@@ -73,15 +73,19 @@ def cmd_recommend(args) -> int:
     start = time.perf_counter()
     rec = model.recommend(user_id, k=args.k)
     ms = 1000 * (time.perf_counter() - start)
-    if not model.catalog.has_user(user_id):
+    known = model.catalog.has_user(user_id)
+    if not known:
         print(f"note: user {user_id} is not in the training data: cold-start list", file=sys.stderr)
     titles = dict(zip(model.catalog.item_ids.tolist(), model.catalog.titles, strict=True))
     print(f"user {user_id}: top-{len(rec.items)} in {ms:.1f} ms")
     if len(rec.items) < args.k:
+        everything = (
+            "every candidate stage 1 proposed for this user"
+            if known
+            else "every item the cold-start list ranks"
+        )
         print(
-            f"note: {args.k} asked, {len(rec.items)} ranked: that is every candidate stage 1 "
-            "proposed for this user",
-            file=sys.stderr,
+            f"note: {args.k} asked, {len(rec.items)} ranked: that is {everything}", file=sys.stderr
         )
     for rank, (item, score, source) in enumerate(
         zip(rec.items, rec.scores, rec.sources, strict=True), start=1

@@ -65,7 +65,9 @@ def test_k_beyond_the_candidates_says_how_many_were_ranked(model_dir, capsys):
     captured = capsys.readouterr()
     shown = int(captured.out.split("top-")[1].split()[0])
     assert shown < 100000 and captured.out.count("Movie ") == shown
-    assert f"100000 asked, {shown} ranked" in captured.err
+    assert f"100000 asked, {shown} ranked: that is every candidate stage 1" in captured.err
+    assert main(["recommend", "99999", "-k", "100000", "--model-dir", str(model_dir)]) == 0
+    assert "ranked: that is every item the cold-start list ranks" in capsys.readouterr().err
 
 
 def test_flags_belong_to_the_commands_that_use_them(model_dir, tmp_path, capsys):
