@@ -71,7 +71,7 @@ def _train(args: argparse.Namespace) -> None:
     if args.identity_guard:  # thresholds re-chosen on guarded validation scores
         trained = with_identity_guard(trained, data, require_parent=args.require_parent)
     trained.require_parent = args.require_parent  # a routing rule: thresholds unchanged
-    # how to serve it travels with the model: classify builds the same Moderator
+    # how to serve it travels with the model: every Moderator(model) serves it the same way
     trained.model.serving_options = {
         "identity_guard": trained.identity_guard,
         "require_parent": trained.require_parent,
@@ -107,7 +107,7 @@ def _classify(args: argparse.Namespace) -> None:
     from moderation.pipeline import Moderator
 
     model = ModerationModel.load(args.model)
-    moderator = Moderator(model, **getattr(model, "serving_options", {}))
+    moderator = Moderator(model)  # serves with the guard and parent rule it was trained for
     _print(asdict(moderator.moderate(args.text)))
 
 

@@ -75,6 +75,9 @@ class ModerationModel:
         self.hate_threshold = 0.5  # the 3-class decoding cut, set by tune_hate_threshold
         self.thresholds: dict = {}  # label -> policy.LabelThresholds, chosen on validation
         self.train_prior: dict[str, float] = {}  # positive share the calibrators were fitted on
+        # How the thresholds were chosen to be served: Moderator's identity_guard and
+        # require_parent, saved with the model so every Moderator(model) serves it the same way.
+        self.serving_options: dict[str, bool] = {}
 
     @property
     def labels(self) -> tuple[str, ...]:

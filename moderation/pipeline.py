@@ -127,11 +127,19 @@ class Moderator:
         thresholds: dict[str, LabelThresholds] | None = None,
         *,
         review_evasions: bool = False,
-        identity_guard: bool = False,
-        require_parent: bool = False,
+        identity_guard: bool | None = None,
+        require_parent: bool | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """``identity_guard`` and ``require_parent`` default (None) to the model's
+        ``serving_options``, which `python -m moderation train` saves with the thresholds it
+        chose under them; a model without them serves with both off."""
         thresholds = thresholds if thresholds is not None else model.thresholds
+        options = getattr(model, "serving_options", {})  # absent from models pickled before it
+        if identity_guard is None:
+            identity_guard = bool(options.get("identity_guard", False))
+        if require_parent is None:
+            require_parent = bool(options.get("require_parent", False))
         missing = set(model.labels) - set(thresholds)
         if missing:
             raise ConfigError(

@@ -95,3 +95,21 @@ def test_guard_is_the_same_on_the_sync_and_batch_paths(biased_model):
         assert one.scores == pytest.approx(verdict.scores, abs=1e-4)
     assert moderator.requires == {"hate": "offensive"}
     assert Moderator(biased_model).requires == {}
+
+
+def test_a_model_saved_with_serving_options_is_served_with_them(biased_model, tmp_path):
+    import copy
+
+    from moderation.classifier import ModerationModel
+
+    model = copy.copy(biased_model)
+    model.serving_options = {"identity_guard": True, "require_parent": True}
+    model.save(tmp_path / "guarded.pkl")
+    loaded = ModerationModel.load(tmp_path / "guarded.pkl")
+    served = Moderator(loaded)  # the README's snippet: no flags repeated by hand
+    assert served.identity_guard and served.requires == {"hate": "offensive"}
+    texts = ["muslim sunny park walk coffee", "zorg blarg muslim park"]
+    guarded = Moderator(biased_model, identity_guard=True, require_parent=True).scores(texts)
+    np.testing.assert_allclose(served.scores(texts)["hate"], guarded["hate"])
+    plain = Moderator(loaded, identity_guard=False, require_parent=False)  # explicit wins
+    assert not plain.identity_guard and plain.requires == {}
