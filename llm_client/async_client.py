@@ -231,7 +231,7 @@ class AsyncClient:
     ) -> AsyncChatStream:
         core = self._core
         permit = await self._acquire(call, deadline)
-        response = None
+        response = stream = None
         try:
             try:
                 request = core.request(self._http, call, deadline)
@@ -246,6 +246,8 @@ class AsyncClient:
                 raise transport_error(exc, url=core.url(call)) from exc
             return stream
         except BaseException:
+            if stream is not None:  # a failed attempt: its __del__ must not release the permit
+                stream._closed = True  # that this block releases
             if response is not None:
                 await response.aclose()
             self._core.release(permit, None)

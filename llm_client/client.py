@@ -253,7 +253,7 @@ class Client:
         """Send the request and read up to the first event; failures so far are retryable."""
         core = self._core
         permit = self._acquire(call, deadline)
-        response = None
+        response = stream = None
         try:
             try:
                 request = core.request(self._http, call, deadline)
@@ -267,6 +267,8 @@ class Client:
                 raise transport_error(exc, url=core.url(call)) from exc
             return stream
         except BaseException:
+            if stream is not None:  # a failed attempt, not the call: its __del__ must not finish
+                stream._closed = True  # it (that recorded one latency per failed attempt)
             if response is not None:
                 response.close()
             self._core.release(permit, None)

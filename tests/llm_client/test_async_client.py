@@ -135,8 +135,9 @@ def test_total_deadline_bounds_retries_async(fault_server):
         run(main())
 
 
-def test_a_streamed_calls_latency_covers_its_retries(fault_server, fake_time):
-    fault_server.script(Fault.status_code(503), Fault.rate_limited(0.5, "ms"))
+@pytest.mark.parametrize("first_failure", [Fault.status_code(503), Fault.stream_cut(0)])
+def test_a_streamed_calls_latency_covers_its_retries(fault_server, fake_time, first_failure):
+    fault_server.script(first_failure, Fault.rate_limited(0.5, "ms"))
 
     async def main():
         client = _on_fake_time(fault_server, fake_time)
@@ -144,7 +145,7 @@ def test_a_streamed_calls_latency_covers_its_retries(fault_server, fake_time):
         return text, client.stats
 
     text, stats = run(main())
-    assert text == "echo: hello" and stats.attempts == 3
+    assert text == "echo: hello" and stats.attempts == 3 and stats.latencies_observed == 1
     assert stats.latency_p50_s == pytest.approx(sum(fake_time.sleeps)) and stats.latency_p50_s > 0.5
 
 

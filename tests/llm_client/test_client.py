@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import socket
 
 import httpx
@@ -295,15 +296,23 @@ def test_mock_transport_seam_works_offline():
     assert client.chat(USER).text == "hi"
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_a_calls_latency_covers_every_attempt_and_backoff(fault_server, fake_time, stream):
-    fault_server.script(Fault.status_code(503), Fault.rate_limited(0.5, "ms"))
+@pytest.mark.parametrize(
+    ("stream", "first_failure"),
+    [(False, Fault.status_code(503)), (True, Fault.status_code(503)), (True, Fault.stream_cut(0))],
+)
+def test_a_calls_latency_covers_every_attempt_and_backoff(
+    fault_server, fake_time, stream, first_failure
+):
+    # stream_cut(0) fails after the stream object exists: its attempt must not count as a call
+    fault_server.script(first_failure, Fault.rate_limited(0.5, "ms"))
     client = make_client(fault_server, fake_time)
     reply = client.chat(USER, stream=stream)
     if stream:
         assert "".join(chunk.delta for chunk in reply) == "echo: hello"
+    gc.collect()  # a failed attempt's half-built stream is gone, and recorded nothing
     waited = sum(fake_time.sleeps)  # the fake clock moves only while the client sleeps
     assert waited > 0.5 and client.stats.attempts == 3
+    assert client.stats.latencies_observed == 1
     assert client.stats.latency_p50_s == pytest.approx(waited)
     if not stream:
         assert reply.latency_s == pytest.approx(waited)
