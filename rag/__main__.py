@@ -20,9 +20,10 @@ from pathlib import Path
 
 from rag.config import CHUNKERS, ENCODERS, FUSIONS, RagConfig
 from rag.errors import ConfigError, RagError
+from rag.onnx_embedder import default_cache_dir
 
 DEFAULT_INDEX = ".rag_index"
-DEFAULT_CACHE = Path(os.environ.get("AIS_CACHE_DIR", Path.home() / ".cache" / "ais")) / "rag"
+DEFAULT_CACHE = default_cache_dir()  # $AIS_CACHE_DIR/rag, else ~/.cache/ais/rag
 RERANKER_FILE = "reranker.json"
 
 
