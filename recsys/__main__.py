@@ -24,7 +24,7 @@ from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
 from recsys.errors import RecsysError
-from recsys.recommender import TwoStageRecommender
+from recsys.recommender import COLD_START_SOURCE, TwoStageRecommender
 
 
 def _default_model_dir() -> Path:
@@ -73,9 +73,11 @@ def cmd_recommend(args) -> int:
     start = time.perf_counter()
     rec = model.recommend(user_id, k=args.k)
     ms = 1000 * (time.perf_counter() - start)
-    known = model.catalog.has_user(user_id)
+    # A user the catalogue lacks, or one it has without a training interaction, is served the
+    # cold-start list: the sources say which happened.
+    known = COLD_START_SOURCE not in rec.sources
     if not known:
-        print(f"note: user {user_id} is not in the training data: cold-start list", file=sys.stderr)
+        print(f"note: user {user_id} has no training history: cold-start list", file=sys.stderr)
     titles = dict(zip(model.catalog.item_ids.tolist(), model.catalog.titles, strict=True))
     print(f"user {user_id}: top-{len(rec.items)} in {ms:.1f} ms")
     if len(rec.items) < args.k:

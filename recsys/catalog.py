@@ -31,6 +31,7 @@ class Catalog:
     release_year: (n_items,) float32, NaN when unknown.
     user_age_band, user_gender, user_occupation: (n_users,) int codes (side features).
     titles: (n_items,) str.
+    occupation_names: the occupation of each ``user_occupation`` code (code i is name i).
     """
 
     user_ids: np.ndarray
@@ -42,6 +43,7 @@ class Catalog:
     user_gender: np.ndarray
     user_occupation: np.ndarray
     titles: np.ndarray
+    occupation_names: tuple[str, ...] = ()
 
     @property
     def n_users(self) -> int:
@@ -68,7 +70,7 @@ class Catalog:
         items = items.sort_values("item_id")
         users = users.sort_values("user_id")
         release = pd.to_datetime(items["release_date"], errors="coerce")
-        occupations = users["occupation"].astype("category").cat.codes.to_numpy()
+        occupations = users["occupation"].astype("category")
         return cls(
             user_ids=users["user_id"].to_numpy(),
             item_ids=items["item_id"].to_numpy(),
@@ -77,8 +79,9 @@ class Catalog:
             release_year=release.dt.year.to_numpy(dtype=np.float32),
             user_age_band=np.digitize(users["age"].to_numpy(), AGE_BINS[1:-1]).astype(np.int32),
             user_gender=(users["gender"].to_numpy() == "F").astype(np.int32),
-            user_occupation=occupations.astype(np.int32),
+            user_occupation=occupations.cat.codes.to_numpy().astype(np.int32),
             titles=items["title"].astype(str).to_numpy(),
+            occupation_names=tuple(str(o) for o in occupations.cat.categories),
         )
 
     # -- id maps ------------------------------------------------------------------------------

@@ -133,9 +133,33 @@ class SegmentPopularity:
         band = int(np.digitize([age], AGE_BINS[1:-1])[0])
         return band * 2 + int(gender == "F")
 
-    def score_segment(self, segment: int, genres: list[str] | None = None) -> np.ndarray:
-        """(n_items,) scores for a new user of ``segment``, plus ``genres`` (``add_genres``)."""
-        scores = self._shrunk("age_gender", segment)
+    def occupation_of(self, occupation: str) -> int:
+        """The occupation segment of a new user (the catalogue's occupation names)."""
+        names = self.catalog.occupation_names
+        if occupation not in names:
+            raise InvalidArgumentError(f"unknown occupation {occupation!r}; valid: {list(names)}")
+        return names.index(occupation)
+
+    def score_new_user(
+        self,
+        age: int,
+        gender: str,
+        occupation: str | None = None,
+        genres: list[str] | None = None,
+    ) -> np.ndarray:
+        """(n_items,) scores for a user known only from sign-up: the rule ``score_users`` serves a
+        catalogue user without history, which the benchmark measures, so both kinds of cold user
+        get the same list for the same answers.
+
+        Both demographic segments are summed; an occupation not given counts as its prior,
+        global popularity (what any segment's score shrinks to), so the genre tilt keeps the
+        weight it was measured with. Named ``genres`` add their taste segments (``add_genres``).
+        """
+        scores = self._shrunk("age_gender", self.segment_of(age, gender))
+        if occupation is None:
+            scores = scores + self.global_share_
+        else:
+            scores = scores + self._shrunk("occupation", self.occupation_of(occupation))
         return self.add_genres(scores, genres) if genres else scores
 
     def add_genres(self, scores: np.ndarray, genres: list[str], rule: str = "taste") -> np.ndarray:

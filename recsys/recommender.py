@@ -289,13 +289,21 @@ class TwoStageRecommender:
             raise InvalidArgumentError(f"user ids are text in this catalogue, got {user_id!r}")
 
     def recommend_new_user(
-        self, k: int = 10, *, age: int, gender: str, genres: list[str] | None = None
+        self,
+        k: int = 10,
+        *,
+        age: int,
+        gender: str,
+        occupation: str | None = None,
+        genres: list[str] | None = None,
     ) -> Recommendation:
-        """Cold start from sign-up information: segment popularity, chosen genres first."""
+        """Cold start from sign-up information: popularity in the user's demographic segments,
+        tilted towards what fans of the named genres rate (``SegmentPopularity.score_new_user``).
+        """
         self._check_fitted()
         _check_k(k)
-        seg = self.cold_users_.segment_of(age, gender)
-        return self._cold(None, self.cold_users_.score_segment(seg, genres), k)
+        scores = self.cold_users_.score_new_user(age, gender, occupation, genres)
+        return self._cold(None, scores, k)
 
     def _cold(self, user_id: object, scores: np.ndarray, k: int) -> Recommendation:
         top = np.argsort(-scores, kind="stable")[:k]

@@ -50,14 +50,26 @@ def test_a_model_with_text_user_ids_gets_the_id_as_typed(frames, tmp_path, capsy
     assert main(["recommend", "005", "-k", "2", "--model-dir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("user 005: top-2")  # was user 5, a cold start
-    assert "not in the training data" not in captured.err and "cold_start" not in captured.out
+    assert "has no training history" not in captured.err and "cold_start" not in captured.out
 
 
 def test_an_unknown_user_is_told_they_get_the_cold_start_list(model_dir, capsys):
     assert main(["recommend", "99999", "-k", "2", "--model-dir", str(model_dir)]) == 0
     captured = capsys.readouterr()
-    assert "not in the training data" in captured.err
+    assert "has no training history" in captured.err
     assert captured.out.startswith("user 99999: top-2")
+
+
+def test_a_catalogue_user_without_history_is_told_they_get_the_cold_start_list(
+    frames, catalog, tmp_path, capsys
+):
+    ratings = frames[0]
+    fitted = TwoStageRecommender(catalog, RecsysConfig(seed=0, **TINY))
+    fitted.fit(ratings[ratings["user_id"] != 40]).save(tmp_path)  # user 40: known, no history
+    assert main(["recommend", "40", "-k", "100000", "--model-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "user 40 has no training history: cold-start list" in err
+    assert "ranked: that is every item the cold-start list ranks" in err
 
 
 def test_k_beyond_the_candidates_says_how_many_were_ranked(model_dir, capsys):

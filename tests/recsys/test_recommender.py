@@ -68,9 +68,11 @@ def test_an_id_of_the_wrong_type_is_an_error_not_a_new_user(fitted, user_id):
 
 def test_new_user_with_chosen_genres(fitted):
     model, _ = fitted
-    # No training user shares this segment (70, F): the named genre's fans decide the list.
-    rec = model.recommend_new_user(k=5, age=70, gender="F", genres=["Drama"])
-    assert all(block_of_item(i) == 1 for i in rec.items)
+    # No training user shares this segment (70, F): it scores as global popularity, which the
+    # named genre's fans tilt: their genre comes first.
+    for genre, block in (("Drama", 1), ("Action", 0)):
+        rec = model.recommend_new_user(k=3, age=70, gender="F", genres=[genre])
+        assert all(block_of_item(i) == block for i in rec.items)
     # A segment full of Action fans (30, M) naming Drama: the genres and the segment are summed.
     plain = model.recommend_new_user(k=10, age=30, gender="M")
     named = model.recommend_new_user(k=10, age=30, gender="M", genres=["Drama"])
@@ -83,6 +85,20 @@ def test_new_user_with_chosen_genres(fitted):
     for age in ("30", True, float("nan")):
         with pytest.raises(InvalidArgumentError, match="age"):
             model.recommend_new_user(k=5, age=age, gender="F")
+
+
+def test_sign_up_answers_get_the_list_a_known_user_without_history_gets(fitted, frames):
+    model, _ = fitted
+    user = frames[2].set_index("user_id").loc[40]  # 40 is in the catalogue, with no history
+    answers = {"age": int(user["age"]), "gender": user["gender"]}
+    served = model.recommend(40, k=10)
+    signed_up = model.recommend_new_user(k=10, **answers, occupation=user["occupation"])
+    assert signed_up.items == served.items  # the rule the benchmark measures, both ways in
+    np.testing.assert_allclose(signed_up.scores, served.scores)
+    # An occupation not given counts as global popularity, its prior: the list stays defined.
+    assert len(model.recommend_new_user(k=10, **answers).items) == 10
+    with pytest.raises(InvalidArgumentError, match="unknown occupation 'pilot'; valid: "):
+        model.recommend_new_user(k=5, **answers, occupation="pilot")
 
 
 @pytest.mark.parametrize("k", [0, -1, 2.5, True])
