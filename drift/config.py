@@ -8,6 +8,7 @@ otherwise follow the issue's targets (a 0.5 standard-deviation shift detected wi
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, fields
 
 from drift.errors import ConfigError
@@ -25,6 +26,30 @@ _METHODS = ("evidently_default", "pvalue")
 _CORRECTIONS = ("none", "bonferroni")
 _ENGINES = ("numpy", "evidently")
 _CHI_SQUARED = ("goodness_of_fit", "two_sample")
+# The valid range of every number field that is not simply ">= 0". Shares and p-values live in
+# (0, 1]; a threshold of zero makes its detector fire on every window (a CUSUM alarms when
+# S_t > h = 0), so thresholds are strictly positive; and a count of windows or rows below one
+# leaves nothing to act on or to train from.
+_RANGES = {
+    **dict.fromkeys(
+        ("pvalue_threshold", "drift_share", "max_null_share", "max_out_of_range_share"),
+        ("in (0, 1]", lambda v: 0 < v <= 1),
+    ),
+    **dict.fromkeys(
+        (
+            "distance_threshold",
+            "cusum_threshold",
+            "ph_threshold",
+            "error_ratio_threshold",
+            "perf_cusum_threshold",
+        ),
+        ("> 0", lambda v: v > 0),
+    ),
+    **dict.fromkeys(
+        ("min_window_rows", "patience", "promote_patience", "retrain_windows", "max_retrain_rows"),
+        (">= 1", lambda v: v >= 1),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -90,19 +115,34 @@ class MonitorConfig:
             )
         if self.engine == "evidently" and self.chi_squared == "two_sample":
             raise ConfigError("chi_squared", "Evidently has no two-sample chi-squared; use numpy")
-        for name in ("pvalue_threshold", "drift_share", "max_null_share", "max_out_of_range_share"):
-            value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise ConfigError(name, f"must be in (0, 1], got {value}")
         for field in fields(self):
-            value = getattr(self, field.name)
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                continue
-            # NaN slips through every comparison (nan < 0 is False), so test finiteness first.
-            if not math.isfinite(value):
-                raise ConfigError(field.name, f"must be a finite number, got {value}")
-            if value < 0:
-                raise ConfigError(field.name, f"must be >= 0, got {value}")
-        for name in ("patience", "promote_patience", "min_window_rows"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
+            if field.type in ("int", "float"):
+                self._check_number(field.name, field.type)
+
+    def _check_number(self, name: str, kind: str) -> None:
+        """Refuse a value that is not a real number (an integer for ``int`` fields), not finite,
+        or out of its field's range; store a numpy scalar as the Python number it holds.
+
+        ``numbers.Real`` admits numpy's scalars (``np.float32``, ``np.int64``), which an
+        ``isinstance(value, int | float)`` test would let through unchecked; bools are refused
+        because ``True`` for a threshold is always a mistake. NaN slips through every later
+        comparison (``nan < 0`` is False) and would silently switch a detector off, so finiteness
+        is tested before the range.
+        """
+        value = getattr(self, name)
+        what = "an integer" if kind == "int" else "a number"
+        valid, in_range = _RANGES.get(name, (">= 0", lambda v: v >= 0))
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(
+                name, f"must be {what} {valid}, got {value!r} ({type(value).__name__})"
+            )
+        if not math.isfinite(value):
+            raise ConfigError(name, f"must be finite ({what} {valid}), got {value!r}")
+        if kind == "int" and not isinstance(value, numbers.Integral):
+            raise ConfigError(
+                name, f"must be {what} {valid}, got {value!r} ({type(value).__name__})"
+            )
+        if not in_range(value):
+            raise ConfigError(name, f"must be {what} {valid}, got {value!r}")
+        # A frozen dataclass: object.__setattr__ is the way to normalise a field in __post_init__.
+        object.__setattr__(self, name, int(value) if kind == "int" else float(value))

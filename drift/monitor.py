@@ -75,9 +75,11 @@ DETECTORS = (
 class WindowReport:
     """What the monitor saw in one window.
 
-    ``drift`` is the verdict under the configured method (what triage shows); ``alarms`` maps every
-    name in :data:`DETECTORS` to a bool; ``cusum_statistic`` is S_t after this window;
-    ``seconds`` is the wall time of the whole check.
+    ``drift`` is the verdict under the configured method (what triage shows); whatever the
+    method, its ``prediction`` is the predictions' drift under that method's test when
+    ``predictions`` were given (None otherwise). ``alarms`` maps every name in
+    :data:`DETECTORS` to a bool; ``cusum_statistic`` is S_t after this window; ``seconds`` is the
+    wall time of the whole check.
     """
 
     window: int
@@ -154,10 +156,12 @@ class Monitor:
         )
         pvalue = detect_drift(reference, current, config=self._pvalue, cache=cache)
         alibi = detect_drift(reference, current, config=self._alibi, cache=cache)
-        same = {self._default: default, self._pvalue: pvalue, self._alibi: alibi}
-        if self.config in same:  # the configured verdict is one already computed
-            configured = same[self.config]
+        if self.config == self._default:  # the default verdict already carries the prediction
+            configured = default
         else:
+            # Recomputed, not reused, even when it matches the p-value or alibi verdict: those two
+            # feed only feature alarms and carry no prediction drift, while triage's ``3_drift``
+            # must show the prediction drift that raised the alert. The cache makes it cheap.
             configured = detect_drift(
                 reference, current, config=self.config, prediction=predictions, cache=cache
             )

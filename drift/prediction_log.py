@@ -15,6 +15,12 @@ the same value is harmless (skipped), but a *different* value for a labelled row
 silently dropped. That is what a second run in the same database looks like (its row keys repeat),
 and keeping the old label there would score the new run against the old run's ground truth. A
 label for a row never predicted is an error too, rather than a silent orphan.
+
+Concurrent deliveries get the same answers. ``log_labels`` inserts with ``INSERT OR IGNORE`` and
+compares the stored values with its own *inside the same transaction*, under SQLite's write lock,
+so no other writer can land between the check and the write: two processes delivering the same
+label at once both succeed (each new label counted once), and two delivering different values
+for one row leave exactly one batch written, whole, while the other raises and writes nothing.
 """
 
 from __future__ import annotations
@@ -137,18 +143,12 @@ class PredictionLog:
         """Store ground truth for predicted rows; returns the number of new labels.
 
         Raises PredictionLogError, and writes nothing, if a key was never predicted or already has
-        a different label (in the log or earlier in the same batch).
+        a different label (in the log or earlier in the same batch). A label already stored with
+        the same value is skipped, also when another writer stores it at the same moment.
         """
         if len(row_keys) != len(labels):
             raise PredictionLogError(f"{len(row_keys)} row keys but {len(labels)} labels")
         keys = list(row_keys)
-        known = self._lookup("SELECT DISTINCT row_key, 1 FROM predictions", keys)
-        unknown = [key for key in keys if key not in known]
-        if unknown:
-            raise PredictionLogError(
-                f"{len(unknown)} labels for rows never predicted, e.g. {unknown[:3]}"
-            )
-        stored = self._lookup("SELECT row_key, label FROM labels", keys)
         new: dict[str, float] = {}
         conflicts = []
         for key, label in zip(keys, labels, strict=True):
@@ -160,28 +160,39 @@ class PredictionLog:
                 ) from None
             if not math.isfinite(value):
                 raise PredictionLogError(f"label for {key} is {label!r}: labels must be finite")
-            first = stored.get(key, new.get(key))
-            if first is None:
-                new[key] = value
-            elif first != value:
-                conflicts.append(f"{key}: {first:g} then {value:g}")
+            if new.setdefault(key, value) != value:
+                conflicts.append(f"{key}: {new[key]:g} then {value:g}")
         if conflicts:
+            raise PredictionLogError(_conflict_message(conflicts))
+        known = self._lookup("SELECT DISTINCT row_key, 1 FROM predictions", keys)
+        unknown = [key for key in keys if key not in known]
+        if unknown:
             raise PredictionLogError(
-                f"{len(conflicts)} rows already have a different label, e.g. {conflicts[:3]}; "
-                "labels are final (a second run in the same log repeats row keys)"
+                f"{len(unknown)} labels for rows never predicted, e.g. {unknown[:3]}"
             )
+        # Insert first, compare after, in one transaction. A check made before the insert can be
+        # overtaken by another writer (two deliveries of the same labels at the same moment), so
+        # the insert skips every row already labelled, whoever labelled it and when, and then the
+        # stored values, read under the same write lock, are compared with ours: an equal one is
+        # a re-delivery (skipped), a different one rolls the whole batch back.
         now = self.clock()
         try:
             with self._db:
-                self._db.executemany(
-                    "INSERT INTO labels VALUES (?,?,?)", [(k, v, now) for k, v in new.items()]
-                )
-        except sqlite3.IntegrityError as exc:  # another writer labelled a row since the lookup
-            raise PredictionLogError(
-                f"labels refused, nothing written ({exc}): another writer labelled some of these "
-                "rows at the same time; read them back and retry"
-            ) from exc
-        return len(new)
+                written = self._db.executemany(
+                    "INSERT OR IGNORE INTO labels VALUES (?,?,?)",
+                    [(k, v, now) for k, v in new.items()],
+                ).rowcount
+                stored = self._lookup("SELECT row_key, label FROM labels", list(new))
+                conflicts = [
+                    f"{key}: {stored[key]:g} then {value:g}"
+                    for key, value in new.items()
+                    if stored[key] != value
+                ]
+                if conflicts:
+                    raise PredictionLogError(_conflict_message(conflicts))  # rolls back
+        except sqlite3.OperationalError as exc:  # e.g. locked by a writer for the whole timeout
+            raise PredictionLogError(f"labels not written ({exc}); nothing was stored") from exc
+        return max(written, 0)
 
     def log_decision(
         self, window: int, rule: str, action: str, reasons: list[str], evidence: dict[str, Any]
@@ -254,3 +265,10 @@ class PredictionLog:
             marks = ",".join("?" * len(chunk))
             found.update(self._db.execute(f"{select} WHERE row_key IN ({marks})", chunk))
         return found
+
+
+def _conflict_message(conflicts: list[str]) -> str:
+    return (
+        f"{len(conflicts)} rows already have a different label, e.g. {conflicts[:3]}; "
+        "labels are final (a second run in the same log repeats row keys)"
+    )

@@ -5,7 +5,7 @@ Layout::
     root/
       versions/v0001/{point.txt, q10.txt, q90.txt, features.json, meta.json}
       versions/v0002/...
-      SERVING            {"version": "v0002", "history": ["v0001", "v0002"]}
+      SERVING            {"version": "v0002", "history": ["v0001", "v0002"], "last_switch": {...}}
       events.jsonl       one line per activate / rollback, with the reason
       registry.lock      empty; held (``fcntl.flock``) by every register / activate / rollback
 
@@ -13,6 +13,24 @@ Why it is safe: a version directory is written completely under a temporary name
 renamed into place, and the ``SERVING`` pointer is replaced with ``os.replace``, which POSIX makes
 atomic. A reader (or a crash) sees either the old pointer or the new one, never half a file. This
 is the same trick as a blue/green "symlink flip".
+
+The pointer and the event log agree after any crash. A switch touches two files, and no
+``os.replace`` covers both, so one of them has to be the record of truth: the pointer. It carries
+the switch that produced it (``last_switch``: kind, versions, reason, time), so replacing it
+commits the switch *and* its event in one atomic step. Appending that event to ``events.jsonl``
+comes after, as a copy. A crash (or a failed write) between the two leaves the log one line
+short, and only ever the last line: ``events()`` shows that line from the pointer at once, and
+the next ``activate`` / ``rollback`` appends it before making its own switch. A last line cut off
+half-written (power loss during the append) is dropped and re-written the same way. Because two
+consecutive switches never have the same (kind, from, to), "the log's last line equals
+``last_switch``" is an unambiguous test of whether the copy was made. The alternative, writing
+the event first and counting it only once the pointer agrees, needs a rule to discard orphaned
+lines; this design never writes a line for a switch that did not happen.
+
+Errors follow from that: an exception from ``activate`` or ``rollback`` means nothing changed,
+because everything that can fail (reading the log to repair it, writing the new pointer) runs
+before the commit. The one step after it, the append, cannot undo a committed switch; if it fails
+it is logged as a warning and left to the next write to repair, and the caller gets the switch.
 
 Several writers (processes, threads, or registry objects on one folder) are safe too. Every
 read-modify-write holds an exclusive ``flock`` on ``registry.lock``: the next version number is
@@ -23,7 +41,10 @@ good as the server's lock support. Readers (``serving``, ``load``) take no lock:
 atomic renames.
 
 A version id is ``v`` plus at least four digits (``v0001``), and only registered ids are
-accepted: a path such as ``"../other/v0001"`` is refused, not served.
+accepted: a path such as ``"../other/v0001"`` is refused, not served. ``meta.json`` holds the
+caller's metadata plus ``version`` and ``registered_at``, which the registry writes; a caller's
+key of either name is refused (RegistryError) rather than silently overwritten or, worse, allowed
+to contradict the folder it is stored in.
 
 ``history`` is the stack of versions that have served, so a rollback pops back to whatever served
 before the current one, not merely to the highest older version number.
@@ -41,7 +62,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +77,8 @@ log = logging.getLogger(__name__)
 VERSION_ID = re.compile(r"v\d{4,}")  # a version folder (it also holds meta.json)
 STAGING_NAME = re.compile(r"\.staging-\d+-[0-9a-f]{32}")  # a version being written
 POINTER_TMP_NAME = re.compile(r"SERVING\.\d+\.[0-9a-f]{32}\.tmp")  # a pointer being replaced
+# meta.json keys the registry writes; a caller's meta may not use them.
+RESERVED_META = frozenset({"version", "registered_at"})
 
 
 @dataclass(frozen=True)
@@ -90,7 +113,17 @@ class ModelRegistry:
         return sorted((n for n in names if VERSION_ID.fullmatch(n)), key=lambda n: int(n[1:]))
 
     def register(self, model: DemandModel, meta: dict[str, Any] | None = None) -> str:
-        """Save ``model`` as the next version and return its name (e.g. ``"v0003"``)."""
+        """Save ``model`` as the next version and return its name (e.g. ``"v0003"``).
+
+        ``meta`` is stored in the version's ``meta.json`` beside the registry's own keys
+        (:data:`RESERVED_META`); RegistryError if it uses one of them.
+        """
+        clash = sorted(RESERVED_META & set(meta or {}))
+        if clash:
+            raise RegistryError(
+                f"meta keys {clash} are written by the registry itself (reserved: "
+                f"{sorted(RESERVED_META)}); rename them, e.g. 'source_{clash[0]}'"
+            )
         # The slow part (writing the boosters) runs outside the lock, in a folder no other
         # writer can pick; only numbering and the rename into place are serialised.
         staging = self.root / "versions" / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
@@ -129,10 +162,14 @@ class ModelRegistry:
         return history[-2] if len(history) >= 2 else None
 
     def activate(self, version: str, *, reason: str) -> Switch:
-        """Make ``version`` the serving version (atomic pointer switch)."""
+        """Make ``version`` the serving version (atomic pointer switch).
+
+        If this raises, nothing changed: the same version serves and no event was added.
+        """
         with self._locked():
             self._dir(version)  # raises if not a registered version id
             state = self._read_state()
+            self._repair_events(state)
             current = state["history"][-1] if state["history"] else None
             if version == current:
                 raise RegistryError(f"{version} is already serving", version=version)
@@ -140,7 +177,10 @@ class ModelRegistry:
             return self._switch("activate", current, version, reason, state)
 
     def rollback(self, *, reason: str) -> Switch:
-        """Return to the version that served before the current one."""
+        """Return to the version that served before the current one.
+
+        If this raises, nothing changed, as for :meth:`activate`.
+        """
         with self._locked():
             state = self._read_state()
             if len(state["history"]) < 2:
@@ -148,17 +188,22 @@ class ModelRegistry:
                     "nothing served before the current version; cannot roll back",
                     version=state["history"][-1] if state["history"] else None,
                 )
+            self._repair_events(state)
             current = state["history"].pop()
             return self._switch("rollback", current, state["history"][-1], reason, state)
 
     def events(self) -> list[Switch]:
-        """Every switch so far, oldest first."""
-        path = self.root / "events.jsonl"
-        if not path.exists():
-            return []
+        """Every switch so far, oldest first.
+
+        Read from ``events.jsonl`` plus, if a crash cut the log short, the last switch as the
+        pointer records it (see the module docstring); the file itself is repaired by the next
+        write.
+        """
         with self._locked(shared=True):  # never read a line a writer is still appending
-            lines = path.read_text().splitlines()
-        return [Switch(**json.loads(line)) for line in lines if line]
+            state = self._read_state()
+            lines, _ = self._read_events()
+        missing = _missing_switch(lines, state)
+        return [Switch(**line) for line in lines] + ([Switch(**missing)] if missing else [])
 
     # ---- internals ----------------------------------------------------------------------------
     @contextmanager
@@ -197,21 +242,92 @@ class ModelRegistry:
         except json.JSONDecodeError as exc:  # only possible if someone edited it by hand
             raise RegistryError(f"corrupt serving pointer {path}: {exc}") from exc
 
+    def _read_events(self) -> tuple[list[dict[str, Any]], int]:
+        """The complete lines of ``events.jsonl`` as dicts, and the byte length they fill.
+
+        Bytes after the last newline are an append cut off by a crash: not an event, and not
+        counted in the length, so a repair can truncate them.
+        """
+        path = self.root / "events.jsonl"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return [], 0
+        except OSError as exc:  # a directory, no permission: the log cannot be read or repaired
+            raise RegistryError(f"cannot read the event log {path}: {exc}") from exc
+        complete = data[: data.rfind(b"\n") + 1]
+        try:
+            return [json.loads(line) for line in complete.splitlines() if line], len(complete)
+        except json.JSONDecodeError as exc:
+            raise RegistryError(f"corrupt event log {path}: {exc}") from exc
+
+    def _repair_events(self, state: dict[str, Any]) -> None:
+        """Append the pointer's ``last_switch`` to ``events.jsonl`` if a crash left it out
+        (dropping a half-written last line first). Runs under the exclusive lock, before a new
+        switch, so a failure here raises while nothing has changed yet."""
+        lines, length = self._read_events()
+        missing = _missing_switch(lines, state)
+        if missing is None:
+            return
+        path = self.root / "events.jsonl"
+        log.warning("event log is missing the last switch %s; re-appending it", missing)
+        try:
+            with open(path, "ab") as events:
+                events.truncate(length)  # a torn line, if any; "ab" still appends at the end
+                events.write((json.dumps(missing) + "\n").encode())
+        except OSError as exc:
+            raise RegistryError(f"cannot repair the event log {path}: {exc}") from exc
+
     def _switch(
         self, kind: str, current: str | None, target: str, reason: str, state: dict[str, Any]
     ) -> Switch:
+        switch = Switch(kind, current, target, reason, self.clock())
         state["version"] = target
+        state["last_switch"] = asdict(switch)  # the event commits with the pointer
         pointer = self.root / "SERVING"
         tmp = pointer.with_name(f"SERVING.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
             tmp.write_text(json.dumps(state))
             with open(tmp, "rb+") as handle:  # make the bytes durable before the rename
                 os.fsync(handle.fileno())
-            os.replace(tmp, pointer)  # the atomic switch
+            os.replace(tmp, pointer)  # the atomic switch: from here on it has happened
         finally:
             tmp.unlink(missing_ok=True)  # only still there if the switch failed
-        switch = Switch(kind, current, target, reason, self.clock())
-        with open(self.root / "events.jsonl", "a") as events:
-            events.write(json.dumps(switch.__dict__) + "\n")
+        # Committed: nothing below may raise, or a caller would take a switch that happened for
+        # one that did not. The pointer holds the event until the copy below is made.
+        try:
+            _fsync_dir(self.root)  # the rename itself survives a power cut
+            with open(self.root / "events.jsonl", "a") as events:
+                events.write(json.dumps(state["last_switch"]) + "\n")
+        except OSError as exc:
+            log.warning(
+                "%s %s -> %s committed, but events.jsonl not appended: %s",
+                kind,
+                current,
+                target,
+                exc,
+            )
         log.info("%s %s -> %s: %s", kind, current, target, reason)
         return switch
+
+
+def _missing_switch(lines: list[dict[str, Any]], state: dict[str, Any]) -> dict[str, Any] | None:
+    """The pointer's ``last_switch`` if the log does not end with it, else None.
+
+    Consecutive switches always differ in (from, to) (a version never succeeds itself), so the
+    last line equal to ``last_switch`` means its copy was made. A pointer written before
+    ``last_switch`` existed has none and needs no repair.
+    """
+    last = state.get("last_switch")
+    if last is None or (lines and lines[-1] == last):
+        return None
+    return last
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory entry (a rename) to disk."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

@@ -117,6 +117,34 @@ def test_infinite_predictions_count_as_missing():
     ]
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"method": "pvalue"},
+        {"method": "pvalue", "correction": "bonferroni"},
+        # exactly the monitor's alibi-detect verdict, which is computed without predictions
+        {"method": "pvalue", "correction": "bonferroni", "chi_squared": "two_sample"},
+    ],
+    ids=["default", "pvalue", "pvalue+bonferroni", "alibi"],
+)
+def test_the_configured_verdict_carries_the_prediction_drift_under_every_method(options):
+    """Triage's ``3_drift`` is ``report.drift``. Under ``method="pvalue"`` it used to have no
+    prediction drift at all, so the report of a bad deployment hid the drift that raised it."""
+    reference, current = _frames()
+    shifted = (_outputs(len(reference)), _outputs(len(current), seed=1) + 300.0)  # ~3 sd up
+    report = Monitor(MonitorConfig(**options)).observe(0, reference, current, predictions=shifted)
+    assert report.alarms["prediction"]
+    prediction = report.drift.prediction
+    assert prediction is not None and prediction.drifted
+    assert (prediction.test, prediction.threshold) == ("ks", 0.05)  # 240 reference rows: KS
+    assert report.drift.to_dict()["prediction"]["drifted"]
+    quiet = (_outputs(len(reference)), _outputs(len(current), seed=1))
+    calm = Monitor(MonitorConfig(**options)).observe(0, reference, current, predictions=quiet)
+    assert calm.drift.prediction is not None and not calm.drift.prediction.drifted
+    assert Monitor(MonitorConfig(**options)).observe(0, reference, current).drift.prediction is None
+
+
 # ---- malformed arguments (finding 16) ------------------------------------------------------
 
 
@@ -153,3 +181,36 @@ def test_config_rejects_non_finite_numbers(field, value):
     with pytest.raises(ConfigError, match="finite") as info:
         MonitorConfig(**{field: value})
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        # a zero threshold used to pass the config and fail later with a bare ValueError
+        ("cusum_threshold", 0.0, r"cusum_threshold: must be a number > 0, got 0\.0"),
+        ("perf_cusum_threshold", 0, "perf_cusum_threshold: must be a number > 0"),
+        ("ph_threshold", -0.3, "ph_threshold: must be a number > 0"),
+        # numpy NaN used to pass (it is not a Python float) and switch the CUSUM off for good
+        ("cusum_allowance", np.float32("nan"), r"cusum_allowance: must be finite .*>= 0"),
+        ("cusum_threshold", np.float64("inf"), "cusum_threshold: must be finite"),
+        ("cusum_threshold", "0.3", r"must be a number > 0, got '0\.3' \(str\)"),
+        ("cusum_threshold", True, r"must be a number > 0, got True \(bool\)"),
+        ("patience", 2.5, r"patience: must be an integer >= 1, got 2\.5"),
+        ("patience", 0, "patience: must be an integer >= 1, got 0"),
+        ("retrain_windows", 0, "retrain_windows: must be an integer >= 1"),
+        ("drift_share", np.float32(1.5), r"drift_share: must be a number in \(0, 1\]"),
+        ("cooldown", -1, "cooldown: must be an integer >= 0"),
+    ],
+)
+def test_config_refuses_numbers_out_of_range_or_of_the_wrong_type(field, value, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        MonitorConfig(**{field: value})
+    assert info.value.field == field
+
+
+def test_config_accepts_numpy_scalars_and_stores_python_numbers():
+    """A config built from numpy values (e.g. a grid search) is accepted and stays JSON-ready."""
+    config = MonitorConfig(cusum_threshold=np.float32(0.5), patience=np.int64(3), cooldown=0)
+    assert (config.cusum_threshold, config.patience) == (0.5, 3)
+    assert type(config.cusum_threshold) is float and type(config.patience) is int
+    assert Monitor(config).cusum.threshold == 0.5

@@ -61,6 +61,7 @@ def test_switch_is_atomic_replace(registry, models, monkeypatch):
     monkeypatch.undo()
     assert ModelRegistry(registry.root).serving() == v1
     assert json.loads((registry.root / "SERVING").read_text())["version"] == v1
+    assert [e.to_version for e in registry.events()] == [v1]  # no event for a switch not made
 
 
 def test_errors_name_the_version(registry, models):
@@ -79,6 +80,153 @@ def test_corrupt_pointer_is_reported(registry):
     (registry.root / "SERVING").write_text("{not json")
     with pytest.raises(RegistryError, match="corrupt serving pointer"):
         registry.serving()
+
+
+def test_meta_may_not_overwrite_the_registrys_own_keys(registry, models):
+    """``register(model, {"version": "v0001"})`` used to return v0002 with a meta.json saying
+    v0001. A reserved key is refused, and nothing is registered."""
+    registry.register(models.base)
+    for meta in ({"version": "v0001"}, {"registered_at": 0.0, "note": "x"}):
+        with pytest.raises(RegistryError, match=r"meta keys \['(version|registered_at)'\]"):
+            registry.register(models.benign, meta)
+    assert registry.versions() == ["v0001"]
+    assert [p.name for p in (registry.root / "versions").iterdir()] == ["v0001"]
+    v2 = registry.register(models.benign, {"source_version": "v0001"})
+    assert registry.meta(v2)["version"] == v2 == "v0002"
+    assert registry.meta(v2)["source_version"] == "v0001"
+
+
+# ---- the pointer and the event log agree ------------------------------------------------------
+
+
+def _replay(events):
+    """The serving history that a list of switches produces (asserting each one is consistent)."""
+    history: list[str] = []
+    for event in events:
+        assert event.from_version == (history[-1] if history else None), event
+        if event.kind == "activate":
+            history.append(event.to_version)
+        else:
+            history.pop()
+            assert history[-1] == event.to_version, event
+    return history
+
+
+def _log_lines(root):
+    return [json.loads(line) for line in (root / "events.jsonl").read_text().splitlines()]
+
+
+def test_a_switch_that_raises_changes_nothing(registry, models):
+    """An unreadable event log used to fail *after* the pointer switch: activate raised
+    IsADirectoryError while the new version was already serving, with no event for it."""
+    v1, v2 = registry.register(models.base), registry.register(models.benign)
+    registry.activate(v1, reason="initial")
+    registry.activate(v2, reason="second")
+    events = registry.root / "events.jsonl"
+    events.rename(registry.root / "events.bak")
+    events.mkdir()  # now neither readable nor appendable
+    pointer = (registry.root / "SERVING").read_bytes()
+    with pytest.raises(RegistryError, match="cannot read the event log"):
+        registry.activate(v1, reason="refused")
+    with pytest.raises(RegistryError, match="cannot read the event log"):
+        registry.rollback(reason="refused")
+    assert (registry.root / "SERVING").read_bytes() == pointer and registry.serving() == v2
+    events.rmdir()
+    (registry.root / "events.bak").rename(events)
+    registry.activate(v1, reason="after the fix")
+    assert [e.reason for e in registry.events()] == ["initial", "second", "after the fix"]
+
+
+def test_a_failed_append_after_the_switch_is_not_an_error_and_is_repaired(
+    registry, models, monkeypatch
+):
+    """Once the pointer is replaced the switch has happened, so the caller gets it (no exception)
+    and the event, carried by the pointer, reaches events.jsonl with the next write."""
+    v1, v2 = registry.register(models.base), registry.register(models.benign)
+    registry.activate(v1, reason="initial")
+    import drift.registry as module
+
+    def disk_full(path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "_fsync_dir", disk_full)  # the first step after the commit fails
+    switch = registry.activate(v2, reason="committed")
+    monkeypatch.undo()
+    assert switch.to_version == v2 and registry.serving() == v2
+    assert len(_log_lines(registry.root)) == 1  # the copy was not made...
+    assert [e.reason for e in registry.events()] == ["initial", "committed"]  # ...but it is seen
+    registry.rollback(reason="back")
+    assert [line["reason"] for line in _log_lines(registry.root)] == [
+        "initial",
+        "committed",
+        "back",
+    ]
+
+
+_DIE_AFTER_POINTER = """
+import os, sys
+from pathlib import Path
+import drift.registry as module
+from drift.model import DemandModel
+from drift.registry import ModelRegistry
+
+root, model_dir = Path(sys.argv[1]), Path(sys.argv[2])
+registry = ModelRegistry(root)
+replace, switches = os.replace, []
+
+def replace_then_die(src, dst):  # killed right after the atomic switch, before the event append
+    replace(src, dst)
+    if Path(dst).name == "SERVING":
+        switches.append(dst)
+        if len(switches) == 2:
+            os._exit(9)
+
+module.os.replace = replace_then_die
+model = DemandModel.load(model_dir)
+registry.activate(registry.register(model), reason="first")
+registry.activate(registry.register(model), reason="second")
+"""
+
+
+def test_a_process_killed_between_pointer_and_event_log_loses_no_event(tmp_path, models):
+    """A real process dies after replacing SERVING and before appending to events.jsonl. Before,
+    v0002 served with only v0001's event on record, so triage's deployments missed it."""
+    root, model_dir = tmp_path / "registry", tmp_path / "model"
+    models.base.save(model_dir)
+    repo = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", _DIE_AFTER_POINTER, str(root), str(model_dir)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 9, child.stderr
+    registry = ModelRegistry(root)
+    assert registry.serving() == "v0002"
+    assert len(_log_lines(root)) == 1  # the crash left the log one line short
+    events = registry.events()  # and the reader sees the missing switch at once
+    assert [(e.kind, e.to_version, e.reason) for e in events] == [
+        ("activate", "v0001", "first"),
+        ("activate", "v0002", "second"),
+    ]
+    assert _replay(events) == json.loads((root / "SERVING").read_text())["history"]
+    registry.rollback(reason="after the crash")  # the next write repairs the file itself
+    assert [line["reason"] for line in _log_lines(root)] == ["first", "second", "after the crash"]
+    assert _replay(registry.events()) == ["v0001"]
+
+
+def test_a_half_written_last_event_is_replaced(registry, models):
+    """A power cut during the append can leave a torn last line; it is not parsed as an event,
+    the pointer supplies the event, and the next write re-writes the line whole."""
+    v1, v2 = registry.register(models.base), registry.register(models.benign)
+    registry.activate(v1, reason="initial")
+    registry.activate(v2, reason="torn")
+    events = registry.root / "events.jsonl"
+    events.write_bytes(events.read_bytes()[:-20])
+    assert [e.reason for e in registry.events()] == ["initial", "torn"]
+    registry.rollback(reason="back")
+    assert [line["reason"] for line in _log_lines(registry.root)] == ["initial", "torn", "back"]
 
 
 # ---- several writers on one folder (threads and processes) -----------------------------------
@@ -164,6 +312,8 @@ def test_concurrent_activate_from_two_processes(tmp_path, models):
     history = json.loads((root / "SERVING").read_text())["history"]
     assert len(history) == 1 + switches
     assert len(registry.events()) == 1 + switches
+    assert len(_log_lines(root)) == 1 + switches  # every copy made, none left to repair
+    assert _replay(registry.events()) == history
     assert not list(root.glob("SERVING*.tmp"))
 
 
