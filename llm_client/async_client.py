@@ -15,6 +15,7 @@ an injected ``async`` sleep, ``RateLimiter.acquire_async``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import time
@@ -27,12 +28,7 @@ from llm_client.cache import ResponseCache
 from llm_client.config import ClientConfig
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
 from llm_client.pipeline import CallCore, PreparedCall, StreamBase
-from llm_client.protocol import (
-    HTTPX_ERRORS,
-    decode_event,
-    parse_chunk,
-    transport_error,
-)
+from llm_client.protocol import HTTPX_ERRORS, decode_event, transport_error
 from llm_client.rate_limit import Permit, RateLimiter
 from llm_client.responses import ChatChunk, ChatCompletion, Embeddings
 from llm_client.singleflight import AsyncFlights
@@ -116,13 +112,15 @@ class AsyncClient:
         started, deadline = core.clock(), core.deadline()
         core.stats.count("calls")
         if stream:  # never shared: a stream has one reader
-            cached = core.cache_get(call)
+            cached = core.cached_reply(call)
             if cached is not None:
                 core.stats.latency(core.clock() - started)
                 return AsyncChatStream.replay(cached)
             # latency from the call's start: every attempt and backoff wait (see StreamBase)
             opened = functools.partial(self._open_stream, started=started)
-            return (await self._with_retries(call, opened, deadline))[0]
+            stream, attempts = await self._with_retries(call, opened, deadline)
+            stream.attempts = attempts
+            return stream
         reply, shared = core.cached_reply(call), False
         if reply is None:
             reply, shared = await self._one_flight(
@@ -195,7 +193,7 @@ class AsyncClient:
                 with try_:
                     return await attempt(call, deadline), try_.retry_state.attempt_number
         except LLMClientError as exc:
-            final = core.give_up(controller, exc)
+            final = core.give_up(call, controller, exc)
             if final is exc:
                 raise
             raise final from exc
@@ -216,15 +214,30 @@ class AsyncClient:
         used: int | None = None
         try:
             try:
-                response = await self._http.send(core.request(self._http, call, deadline))
+                request = core.request(self._http, call, deadline)
+                response = await self._http.send(request, stream=True)
+                content = await self._read_body(call, response, deadline)
             except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             headers = core.response_headers(response)
-            core.raise_for_status(call, response.status_code, headers, response.content)
-            data, used = core.json_body(response.content, headers)
+            core.raise_for_status(call, response.status_code, headers, content)
+            data, used = core.json_body(content, headers)
             return data, core.parse_reply(call, data, headers)  # a wrong shape is retried too
         finally:
             self._core.release(permit, used)
+
+    async def _read_body(
+        self, call: PreparedCall, response: httpx.Response, deadline: float | None
+    ) -> bytes:
+        """As ``Client._read_body``: the deadline is checked after each piece of the body."""
+        body = bytearray()
+        try:
+            async for piece in response.aiter_bytes():
+                body += piece
+                self._core.check_body_deadline(call, deadline, len(body))
+        finally:
+            await response.aclose()
+        return bytes(body)
 
     async def _open_stream(
         self, call: PreparedCall, deadline: float | None, started: float
@@ -238,19 +251,21 @@ class AsyncClient:
                 response = await self._http.send(request, stream=True)
                 headers = core.response_headers(response)
                 if response.status_code >= 400:
-                    content = await response.aread()
+                    content = await self._read_body(call, response, deadline)
                     core.raise_for_status(call, response.status_code, headers, content)
                 stream = AsyncChatStream(self, call, response, permit, started=started)
-                stream._first = await stream._next_event()
+                # the first chunk is read and checked here: a bad one is retried like a bad body
+                stream._first = stream._parse(await stream._next_event())
             except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             return stream
         except BaseException:
-            if stream is not None:  # a failed attempt: its __del__ must not release the permit
-                stream._closed = True  # that this block releases
+            if stream is not None:  # a failed attempt: its __del__ must not end the call
+                stream._closed = True
+            # release before the await: a second cancellation landing in aclose() would skip it
+            self._core.release(permit, None)
             if response is not None:
                 await response.aclose()
-            self._core.release(permit, None)
             raise
 
 
@@ -268,7 +283,7 @@ class AsyncChatStream(StreamBase):
         call: PreparedCall | None,
         response: httpx.Response | None,
         permit: Permit | None,
-        replay: list[dict] | None = None,
+        replay: list[ChatChunk] | None = None,
         *,
         started: float = 0.0,
     ) -> None:
@@ -281,26 +296,24 @@ class AsyncChatStream(StreamBase):
     async def __anext__(self) -> ChatChunk:
         if self._replay is not None:
             try:
-                chunk = parse_chunk(next(self._replay))
+                chunk = next(self._replay)
             except StopIteration:
                 raise StopAsyncIteration from None
             self._texts.append(chunk.delta)
             return chunk
         if self._closed:
             raise StopAsyncIteration
-        if self._first is not None:
-            data, self._first = self._first, None
-        else:
+        chunk, self._first = self._first, None
+        if chunk is None:
             try:
-                data = await self._next_event()
+                chunk = self._parse(await self._next_event())
             except (httpx.HTTPError, APIConnectionError, ResponseDecodeError) as exc:
-                error = self._state.interrupted(exc)  # type: ignore[union-attr]
+                error = self._broke(exc)  # the connection broke, or a chunk is not the protocol
                 await self._finish(completed=False)
                 raise error from exc
-        if data is None:
+        if chunk is None:
             await self._finish(completed=True)
             raise StopAsyncIteration
-        chunk = self._state.add(data)  # type: ignore[union-attr]
         self._texts.append(chunk.delta)
         return chunk
 
@@ -317,19 +330,9 @@ class AsyncChatStream(StreamBase):
         raise APIConnectionError("stream ended without [DONE]")
 
     async def _finish(self, *, completed: bool) -> None:
-        if self._closed or self._client is None:
-            return
-        self._closed = True
-        core, state = self._client._core, self._state
-        await self._response.aclose()  # type: ignore[union-attr]
-        if completed:
-            usage = state.final_usage()  # type: ignore[union-attr]
-            self._client._core.release(self._permit, usage.total_tokens)
-            core.account(self._call, usage)  # type: ignore[arg-type]
-            core.cache_put(self._call, state.raw_chunks)  # type: ignore[arg-type,union-attr]
-        else:
-            self._client._core.release(self._permit, None)
-        core.stats.latency(core.clock() - self._started)
+        # the books first (no await: a second cancellation cannot skip them), then the connection
+        if self._end(completed=completed):
+            await self._response.aclose()  # type: ignore[union-attr]
 
     async def aclose(self) -> None:
         """Stop early: the connection is closed and nothing is cached."""
@@ -343,7 +346,8 @@ class AsyncChatStream(StreamBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __del__(self) -> None:  # release the rate-limit slot of an abandoned stream
-        if not self._closed and self._client is not None:
-            self._closed = True
-            self._client._core.release(self._permit, None)
+    def __del__(self) -> None:
+        """An abandoned stream: free its slot and record its latency, as ``ChatStream``'s
+        ``__del__`` does (closing the connection needs an await, which ``__del__`` cannot do)."""
+        with contextlib.suppress(Exception):
+            self._end(completed=False)

@@ -13,7 +13,10 @@ chunk for chunk* (LiteLLM returns a cached stream as one block: BerriAI/litellm#
 
 **Failure is a miss.** An entry that cannot be read or decoded (truncated file, a foreign
 value, a locked or damaged database) is logged, counted as an error, and treated as a miss; a
-failed write is logged and ignored. The cache can make calls faster, never make them fail.
+failed write is logged and ignored. The cache can make calls faster, never make them fail. This
+module checks an entry's envelope and rough shape; the client then parses the reply inside it
+(``CallCore.cached_reply``), and one that is no reply of its kind (``{"foo": 1}`` as a chat
+completion) is an error and a miss in the same way.
 A ``cache_dir`` that cannot hold a cache at all (a file, an unwritable place) is different: it is
 a configuration mistake, reported once when the cache is opened (``ConfigurationError``).
 """

@@ -36,12 +36,7 @@ from llm_client.cache import ResponseCache
 from llm_client.config import ClientConfig
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
 from llm_client.pipeline import CallCore, PreparedCall, StreamBase
-from llm_client.protocol import (
-    HTTPX_ERRORS,
-    decode_event,
-    parse_chunk,
-    transport_error,
-)
+from llm_client.protocol import HTTPX_ERRORS, decode_event, transport_error
 from llm_client.rate_limit import Permit, RateLimiter
 from llm_client.responses import ChatChunk, ChatCompletion, Embeddings
 from llm_client.singleflight import Flights
@@ -139,14 +134,16 @@ class Client:
         started, deadline = core.clock(), core.deadline()
         core.stats.count("calls")
         if stream:  # never shared: a stream has one reader
-            cached = core.cache_get(call)
+            cached = core.cached_reply(call)
             if cached is not None:
                 core.stats.latency(core.clock() - started)
                 return ChatStream.replay(cached)
             # the stream's clock starts now, not after the attempt that worked: its latency
             # covers every attempt and backoff wait, like a non-streamed call's
             opened = functools.partial(self._open_stream, started=started)
-            return self._with_retries(call, opened, deadline)[0]
+            stream, attempts = self._with_retries(call, opened, deadline)
+            stream.attempts = attempts
+            return stream
         reply, shared = core.cached_reply(call), False
         if reply is None:
             reply, shared = self._one_flight(call, deadline, lambda: self._fetch(call, deadline))
@@ -218,7 +215,7 @@ class Client:
                 with try_:
                     return attempt(call, deadline), try_.retry_state.attempt_number
         except LLMClientError as exc:
-            final = core.give_up(controller, exc)
+            final = core.give_up(call, controller, exc)
             if final is exc:
                 raise
             raise final from exc
@@ -237,15 +234,31 @@ class Client:
         used: int | None = None  # failed attempts keep their full reservation (conservative)
         try:
             try:
-                response = self._http.send(core.request(self._http, call, deadline))
+                request = core.request(self._http, call, deadline)
+                response = self._http.send(request, stream=True)
+                content = self._read_body(call, response, deadline)
             except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             headers = core.response_headers(response)
-            core.raise_for_status(call, response.status_code, headers, response.content)
-            data, used = core.json_body(response.content, headers)
+            core.raise_for_status(call, response.status_code, headers, content)
+            data, used = core.json_body(content, headers)
             return data, core.parse_reply(call, data, headers)  # a wrong shape is retried too
         finally:
             self._core.release(permit, used)
+
+    def _read_body(
+        self, call: PreparedCall, response: httpx.Response, deadline: float | None
+    ) -> bytes:
+        """The whole body, read piece by piece with the call's deadline checked after each piece
+        (``CallCore.check_body_deadline``), then the response closed."""
+        body = bytearray()
+        try:
+            for piece in response.iter_bytes():
+                body += piece
+                self._core.check_body_deadline(call, deadline, len(body))
+        finally:
+            response.close()
+        return bytes(body)
 
     def _open_stream(
         self, call: PreparedCall, deadline: float | None, started: float
@@ -260,18 +273,20 @@ class Client:
                 response = self._http.send(request, stream=True)
                 headers = core.response_headers(response)
                 if response.status_code >= 400:
-                    core.raise_for_status(call, response.status_code, headers, response.read())
+                    content = self._read_body(call, response, deadline)
+                    core.raise_for_status(call, response.status_code, headers, content)
                 stream = ChatStream(self, call, response, permit, started=started)
-                stream._first = stream._next_event()
+                # the first chunk is read and checked here: a bad one is retried like a bad body
+                stream._first = stream._parse(stream._next_event())
             except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
             return stream
         except BaseException:
             if stream is not None:  # a failed attempt, not the call: its __del__ must not finish
                 stream._closed = True  # it (that recorded one latency per failed attempt)
+            self._core.release(permit, None)  # before closing, as in ChatStream._finish
             if response is not None:
                 response.close()
-            self._core.release(permit, None)
             raise
 
 
@@ -279,15 +294,17 @@ class ChatStream(StreamBase):
     """An iterator of ``ChatChunk``s and a context manager. ``text`` is everything so far.
 
     Either live (reading server-sent events) or a replay of a cached stream, chunk for chunk.
-    A live stream that breaks mid-way raises ``StreamInterruptedError`` carrying the partial text;
-    only a stream that reached ``[DONE]`` (or a finish_reason) is cached and reconciled with the
-    limiter.
+    A live stream that breaks mid-way (the connection, or a chunk that is not the protocol)
+    raises ``StreamInterruptedError`` carrying the partial text; only a stream that reached
+    ``[DONE]`` (or a finish_reason) is cached and reconciled with the limiter. ``attempts`` is how
+    many attempts opening it took (0 for a replay), as on ``ChatCompletion``.
 
     A live stream holds an HTTP connection and a rate-limit slot until it is exhausted or
     closed. Use it as ``with client.chat(..., stream=True) as stream:``: leaving the block (a
     ``break``, an exception) closes it. Python does not tell an iterator that a ``for`` loop was
     left, so after a bare ``for chunk in stream: break`` the slot stays held while ``stream`` is
-    referenced; ``__del__`` frees it only when the stream is garbage collected.
+    referenced; ``__del__`` frees it only when the stream is garbage collected (and records the
+    call's latency then, as ``close()`` does).
     """
 
     def __init__(
@@ -296,7 +313,7 @@ class ChatStream(StreamBase):
         call: PreparedCall | None,
         response: httpx.Response | None,
         permit: Permit | None,
-        replay: list[dict] | None = None,
+        replay: list[ChatChunk] | None = None,
         *,
         started: float = 0.0,
     ) -> None:
@@ -308,24 +325,22 @@ class ChatStream(StreamBase):
 
     def __next__(self) -> ChatChunk:
         if self._replay is not None:
-            chunk = parse_chunk(next(self._replay))
+            chunk = next(self._replay)
             self._texts.append(chunk.delta)
             return chunk
         if self._closed:
             raise StopIteration
-        if self._first is not None:
-            data, self._first = self._first, None
-        else:
+        chunk, self._first = self._first, None
+        if chunk is None:
             try:
-                data = self._next_event()
+                chunk = self._parse(self._next_event())
             except (httpx.HTTPError, APIConnectionError, ResponseDecodeError) as exc:
-                error = self._state.interrupted(exc)  # type: ignore[union-attr]
+                error = self._broke(exc)  # the connection broke, or a chunk is not the protocol
                 self._finish(completed=False)
                 raise error from exc
-        if data is None:
+        if chunk is None:
             self._finish(completed=True)
             raise StopIteration
-        chunk = self._state.add(data)  # type: ignore[union-attr]
         self._texts.append(chunk.delta)
         return chunk
 
@@ -344,19 +359,8 @@ class ChatStream(StreamBase):
         raise APIConnectionError("stream ended without [DONE]")
 
     def _finish(self, *, completed: bool) -> None:
-        if self._closed or self._client is None:
-            return
-        self._closed = True
-        core, state = self._client._core, self._state
-        self._response.close()  # type: ignore[union-attr]
-        if completed:
-            usage = state.final_usage()  # type: ignore[union-attr]
-            self._client._core.release(self._permit, usage.total_tokens)
-            core.account(self._call, usage)  # type: ignore[arg-type]
-            core.cache_put(self._call, state.raw_chunks)  # type: ignore[arg-type,union-attr]
-        else:
-            self._client._core.release(self._permit, None)
-        core.stats.latency(core.clock() - self._started)
+        if self._end(completed=completed):  # the books first, then the connection
+            self._response.close()  # type: ignore[union-attr]
 
     def close(self) -> None:
         """Stop early: the connection is closed and nothing is cached."""

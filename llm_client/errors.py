@@ -21,17 +21,20 @@ The tree (catch a branch to handle everything below it)::
     │   ├── APIConnectionError       refused, reset, truncated body        retried
     │   │   └── HostNotFoundError    the host name does not resolve        never retried
     │   ├── ResponseDecodeError      200 with a body that is not the protocol (retried)
-    │   └── StreamInterruptedError   a stream broke after text was delivered (.partial_text)
+    │   └── StreamInterruptedError   a stream broke after its first chunk (.partial_text)
     ├── RetryAfterTooLongError       the server asked us to wait longer than the cap: we fail now
     ├── DeadlineExceededError        the total deadline ran out (across all retries)
     └── RateLimiterTimeoutError      waiting for a client-side rate-limit slot hit the deadline
 
 ``APIStatusError`` mirrors openai-python's names (``RateLimitError``, ``APIConnectionError``...) so
-code written against that SDK reads the same here. The two "give up" errors keep the last server
-error as ``.last_error`` (and ``__cause__``), so nothing the server said is lost.
+code written against that SDK reads the same here. The three "give up" errors at the bottom keep
+the last server error as ``.last_error`` (a ``RateLimiterTimeoutError`` has one when it stopped a
+retry) and quote it in their message, so nothing the server said is lost.
 
-An ``APIError`` carries the ``url`` it requested and, once the retry loop has given up on it,
-``attempts``; both are in its message, so a one-line ``error: ...`` says where and how often::
+An ``APIError`` a call raises carries the ``url`` it requested and ``attempts``, the attempts the
+call made (``CallCore.with_context`` fills in both, also for errors raised where the URL was not
+at hand: a body that is not the protocol, a stream that broke); both are in its message, so a
+one-line ``error: ...`` says where and how often::
 
     ConnectError: [Errno 111] Connection refused (http://127.0.0.1:9/v1/embeddings, 5 attempts)
 """
@@ -177,10 +180,12 @@ class ResponseDecodeError(APIError):
 
 
 class StreamInterruptedError(APIError):
-    """A stream failed after some text was already handed to the caller.
+    """A stream failed after its first chunk was read: the connection broke, or a chunk was not
+    the protocol.
 
     It is not retried: replaying would show the caller the same text twice. ``partial_text``
-    holds what had arrived, so nothing is lost.
+    holds what had arrived, so nothing is lost; ``url``, ``request_id`` and ``attempts`` (the
+    attempts it took to open the stream) are set as on every error a call raises.
     """
 
     def __init__(self, message: str, *, partial_text: str, request_id: str | None = None) -> None:
@@ -216,5 +221,14 @@ class DeadlineExceededError(_GaveUp):
     """The call's total deadline (``total_timeout``) ran out, counting every retry and wait."""
 
 
-class RateLimiterTimeoutError(LLMClientError):
-    """No client-side rate-limit slot became free before the call's deadline."""
+class RateLimiterTimeoutError(_GaveUp):
+    """No client-side rate-limit slot became free before the call's deadline.
+
+    When that happened on a retry, ``last_error`` is the error of the attempt before (a 500,
+    say) and ``attempts`` the requests sent; on a first attempt they are None and 0.
+    """
+
+    def __init__(
+        self, message: str, *, last_error: BaseException | None = None, attempts: int = 0
+    ) -> None:
+        super().__init__(message, last_error=last_error, attempts=attempts)

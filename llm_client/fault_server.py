@@ -10,6 +10,8 @@ misbehave the way real providers do:
 ``Fault.status_code(c)``         any status, e.g. 500/502/503, 400, 401 (optional x-should-retry)
 ``Fault.reset()``                TCP RST before any byte of the answer
 ``Fault.stall(s)``               answer only after ``s`` seconds (past the client's read timeout)
+``Fault.trickle(s)``             200 whose body arrives one byte every ``s`` seconds (each gap is
+                                 under the read timeout, the whole body is not)
 ``Fault.truncate()``             Content-Length says N, half the body arrives, connection closes
 ``Fault.malformed()``            200 with a body that is not JSON
 ``Fault.wrong_shape()``          200 with a JSON object that is not the protocol (no choices)
@@ -340,6 +342,13 @@ class _Handler(BaseHTTPRequestHandler):
             owner.stopping.wait(fault.seconds)
             with contextlib.suppress(OSError):
                 self._json(200, payload, headers)
+        elif fault.kind == "trickle":
+            data = json.dumps(payload).encode()
+            self._head(200, "application/json", len(data), headers)
+            for i in range(len(data)):
+                if owner.stopping.wait(fault.seconds):
+                    break
+                self.wfile.write(data[i : i + 1])
         elif fault.kind == "truncate":
             data = json.dumps(payload).encode()
             self._head(200, "application/json", len(data), headers)

@@ -26,13 +26,13 @@ def count_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # status | reset | stall | truncate | malformed | wrong_shape | stream_cut
+    kind: str  # status | reset | stall | trickle | truncate | malformed | wrong_shape | stream_cut
     status: int = 200
     retry_after: float | None = None
     form: str | None = None  # ms | seconds | date | None: how retry_after is sent
     code: str | None = None  # error.code in the body, e.g. insufficient_quota
     should_retry: str | None = None  # x-should-retry header value
-    seconds: float = 0.0  # stall length
+    seconds: float = 0.0  # stall length; trickle: the pause before each byte
     events: int = 0  # stream_cut: events sent before the cut
 
     @property
@@ -92,6 +92,10 @@ class Fault:
     @classmethod
     def stall(cls, seconds: float) -> Fault:
         return cls("stall", seconds=seconds)
+
+    @classmethod
+    def trickle(cls, seconds_per_byte: float) -> Fault:
+        return cls("trickle", seconds=seconds_per_byte)
 
     @classmethod
     def truncate(cls) -> Fault:

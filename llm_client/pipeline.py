@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import random
 import time
 import uuid
@@ -30,9 +31,12 @@ import httpx
 from llm_client.cache import ResponseCache, cache_key
 from llm_client.config import ClientConfig
 from llm_client.errors import (
+    APIError,
+    APITimeoutError,
     ConfigurationError,
     InvalidRequestError,
     LLMClientError,
+    ResponseDecodeError,
     StreamInterruptedError,
 )
 from llm_client.protocol import (
@@ -53,6 +57,8 @@ from llm_client.retry import RetryController
 from llm_client.stats import Stats
 
 USER_AGENT = "ais-llm-client/0.1"
+
+logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
@@ -226,8 +232,26 @@ class CallCore:
             on_retry=lambda decision: self.stats.retry(decision.reason),
         )
 
-    def give_up(self, controller: RetryController, exc: LLMClientError) -> LLMClientError:
-        """The error a call raises once retrying stops (counted in the stats)."""
+    # ---- the error a call raises -------------------------------------------------------------
+    def with_context(self, call: PreparedCall, error: BaseException, attempts: int) -> None:
+        """Give an ``APIError`` its call's context: the URL requested and the attempts made.
+
+        The one place that does so, for the retry loop's errors (``give_up``) and a broken
+        stream's (``StreamBase._broke``). Most errors know their URL when they are raised; a
+        body that is not the protocol (parsed where no URL is at hand) or a broken stream did not.
+        """
+        if isinstance(error, APIError):
+            error.url = error.url or self.url(call)
+            error.attempts = attempts
+
+    def give_up(
+        self, call: PreparedCall, controller: RetryController, exc: LLMClientError
+    ) -> LLMClientError:
+        """The error a call raises once retrying stops, its context filled in, counted in the
+        stats. The failure retried before it gets its context too: a give-up error quotes it."""
+        if controller.retried_error is not None:
+            self.with_context(call, controller.retried_error, controller.attempts - 1)
+        self.with_context(call, exc, controller.attempts)
         final = controller.final_error(exc)
         self.stats.error(final)
         return final
@@ -253,6 +277,26 @@ class CallCore:
                 status, headers, content, now_wall=self.wall_clock(), url=self.url(call)
             )
 
+    def check_body_deadline(
+        self, call: PreparedCall, deadline: float | None, received: int
+    ) -> None:
+        """Raise ``APITimeoutError`` if the deadline has passed while a body is still arriving.
+
+        httpx's read timeout bounds each gap between bytes, not the whole body: a server sending
+        one byte every 0.1 s held a ``total_timeout=1.0`` call for 6.8 s. The clients read a
+        non-streamed body piece by piece and call this after each piece, so a call overruns its
+        deadline by at most one read, itself bounded by the read timeout (cut to the time left).
+        With no time left to wait, the retry loop then gives up with ``DeadlineExceededError``
+        (this error as its ``last_error``), as after any timeout; with ``max_retries=0`` it
+        raises this error itself, as it would a read timeout.
+        """
+        if deadline is not None and self.clock() > deadline:
+            raise APITimeoutError(
+                f"total_timeout passed while the response body was arriving ({received} bytes "
+                "so far)",
+                url=self.url(call),
+            )
+
     @staticmethod
     def json_body(content: bytes, headers: Mapping[str, str]) -> tuple[dict, int | None]:
         """The decoded body and the tokens it says were used (None when it has no usage)."""
@@ -261,34 +305,48 @@ class CallCore:
         return data, usage.total_tokens if usage else None
 
     # ---- cache and accounting -----------------------------------------------------------------
-    def cache_get(self, call: PreparedCall, *, again: bool = False) -> Any | None:
-        """The cached body, or None. ``again``: a second look by a call that has already missed
-        (a single-flight leader looks again, see ``cached_reply``); it is not counted twice."""
-        if call.cache_key is None or self.cache is None:
-            return None
-        outcome, data = self.cache.get(call.cache_key, call.kind)
-        if again:
-            return data
-        self.stats.count(
-            {"hit": "cache_hits", "miss": "cache_misses", "error": "cache_errors"}[outcome]
-        )
-        if outcome == "error":
-            self.stats.count("cache_misses")
-        return data
-
     def cached_reply(self, call: PreparedCall, *, again: bool = False) -> Any | None:
-        """The cache's reply to ``call`` parsed (a ChatCompletion or Embeddings marked
-        ``cached``), or None.
+        """The cache's reply to ``call``, parsed: a ChatCompletion or Embeddings marked
+        ``cached``, or a stream's list of ``ChatChunk``s; None on a miss.
+
+        The entry is parsed here, as part of the lookup, so one that reads as JSON but is no
+        reply of its kind (``{"foo": 1}`` as a chat reply) is a miss counted in ``cache_errors``,
+        as an unreadable one is: the cache can make a call faster, never make it fail.
 
         A non-streamed call looks here first, then joins the single flight on a miss; the leader
         then looks ``again``, because the flight before it may have filled the cache between the
-        two looks. So a hit costs one lookup and no flight, and no call sends a request for a
-        reply the cache already holds.
+        two looks (that second look is not counted again). So a hit costs one lookup and no
+        flight, and no call sends a request for a reply the cache already holds.
         """
-        data = self.cache_get(call, again=again)
-        if data is None:
+        if call.cache_key is None or self.cache is None:
             return None
-        reply = self.parse_reply(call, data, {})
+        outcome, data = self.cache.get(call.cache_key, call.kind)
+        reply = None
+        if outcome == "hit":
+            try:
+                reply = self._from_cache(call, data)
+            except ResponseDecodeError as exc:
+                logger.warning(
+                    "cache entry %s… is not a %s reply (%s); treating as a miss",
+                    call.cache_key[:12],
+                    call.kind,
+                    exc,
+                )
+                outcome = "error"
+        if not again:
+            self.stats.count(
+                {"hit": "cache_hits", "miss": "cache_misses", "error": "cache_errors"}[outcome]
+            )
+            if outcome == "error":
+                self.stats.count("cache_misses")
+        return reply
+
+    @classmethod
+    def _from_cache(cls, call: PreparedCall, data: Any) -> Any:
+        """A cached body parsed as the reply it stands for; ``ResponseDecodeError`` if it is not."""
+        if call.kind == "stream":
+            return [parse_chunk(chunk) for chunk in data]
+        reply = cls.parse_reply(call, data, {})
         if call.kind == "chat":
             return dataclasses.replace(reply, cached=True, attempts=0)
         return dataclasses.replace(reply, cached=True)
@@ -296,11 +354,14 @@ class CallCore:
     @staticmethod
     def parse_reply(call: PreparedCall, data: Any, headers: Mapping[str, str]) -> Any:
         """A 200 body as a ChatCompletion or Embeddings; a body of the wrong shape (JSON without
-        ``choices``, say) is ``ResponseDecodeError``. The clients parse inside the attempt, so
-        that error is retried like a body that is not JSON at all."""
+        ``choices``, embeddings with a row missing) is ``ResponseDecodeError``. The clients
+        parse inside the attempt, so that error is retried like a body that is not JSON at all,
+        and such a body is never cached."""
         if call.kind == "chat":
             return parse_chat(data, request_id=request_id(headers))
-        return parse_embeddings(data)
+        return parse_embeddings(
+            data, inputs=len(call.body["input"]), request_id=request_id(headers)
+        )
 
     def cache_put(self, call: PreparedCall, data: Any) -> None:
         if call.cache_key is not None and self.cache is not None:
@@ -342,10 +403,15 @@ class StreamState:
         self.finish_reason = chunk.finish_reason or self.finish_reason
         return chunk
 
-    def interrupted(self, cause: BaseException) -> StreamInterruptedError:
+    def interrupted(
+        self, cause: BaseException, *, request_id: str | None = None
+    ) -> StreamInterruptedError:
+        # never an empty cause: httpx's async ReadError has no message, so name its type
+        detail = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
         return StreamInterruptedError(
-            f"stream broke after {len(self.raw_chunks)} chunk(s): {cause}",
+            f"stream broke after {len(self.raw_chunks)} chunk(s): {detail}",
             partial_text="".join(self.text_parts),
+            request_id=request_id,
         )
 
     def final_usage(self) -> Usage:
@@ -363,7 +429,7 @@ class StreamBase:
     ``lines`` is the response's (async) line iterator, or None for a replay of cached chunks.
     ``started`` is the clock reading when the *call* began, before its first attempt: the latency
     recorded when the stream ends covers every attempt, every backoff wait and the whole stream,
-    like a non-streamed call's.
+    like a non-streamed call's. ``attempts`` is how many attempts opening it took (0: a replay).
     """
 
     def __init__(
@@ -373,7 +439,7 @@ class StreamBase:
         response: httpx.Response | None,
         permit: Any,
         lines: Any,
-        replay: list[dict] | None,
+        replay: list[ChatChunk] | None,
         started: float = 0.0,
     ) -> None:
         self._client, self._call, self._response, self._permit = client, call, response, permit
@@ -381,16 +447,57 @@ class StreamBase:
         self._decoder = SSEDecoder()
         self._replay = iter(replay) if replay is not None else None
         self._state = StreamState(call) if call is not None else None
-        self._first: dict | None = None
+        self._first: ChatChunk | None = None  # read (and checked) while the stream was opened
         self._started = started
         self._closed = False
         self.cached = replay is not None
+        self.attempts = 0
         self._texts: list[str] = []
 
     @classmethod
-    def replay(cls, chunks: list[dict]) -> Self:
+    def replay(cls, chunks: list[ChatChunk]) -> Self:
         return cls(None, None, None, None, replay=chunks)  # type: ignore[call-arg]
 
     @property
     def text(self) -> str:
         return "".join(self._texts)
+
+    def _parse(self, data: dict | None) -> ChatChunk | None:
+        """One event (None at ``[DONE]``) parsed into a chunk and added to the stream's state."""
+        return None if data is None else self._state.add(data)  # type: ignore[union-attr]
+
+    def _broke(self, cause: BaseException) -> StreamInterruptedError:
+        """The error of a stream that broke after its first chunk (the connection, or a chunk
+        that is not the protocol), with its call's context, counted in the stats once, as every
+        failed call is (a failure before the first chunk is the retry loop's to count)."""
+        core = self._client._core
+        error = self._state.interrupted(  # type: ignore[union-attr]
+            cause,
+            request_id=request_id(self._response.headers),  # type: ignore[union-attr]
+        )
+        core.with_context(self._call, error, self.attempts)
+        core.stats.error(error)
+        return error
+
+    def _end(self, *, completed: bool) -> bool:
+        """Mark a live stream ended and settle its books; False if it had already ended.
+
+        Gives back the rate-limit slot (reconciled to the stream's usage if it completed),
+        accounts and caches a completed stream, records the call's latency. It awaits nothing,
+        so no cancellation can cut it short, and the clients close the connection only after it.
+        (``AsyncChatStream`` used to await the close first: a second cancellation landing in
+        that await skipped the release, and the slot was gone for good.)
+        """
+        if self._closed or self._client is None:
+            return False
+        self._closed = True
+        core, state = self._client._core, self._state
+        if completed:
+            usage = state.final_usage()  # type: ignore[union-attr]
+            core.release(self._permit, usage.total_tokens)
+            core.account(self._call, usage)  # type: ignore[arg-type]
+            core.cache_put(self._call, state.raw_chunks)  # type: ignore[arg-type,union-attr]
+        else:
+            core.release(self._permit, None)
+        core.stats.latency(core.clock() - self._started)
+        return True

@@ -314,6 +314,7 @@ def _dns_errno(exc: BaseException) -> int | None:
 
 
 def decode_json(content: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+    """A 2xx body as a JSON object; anything else is ``ResponseDecodeError`` (retried)."""
     try:
         data = json.loads(content)
     except ValueError as exc:
@@ -322,7 +323,9 @@ def decode_json(content: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
             request_id=request_id(headers),
         ) from None
     if not isinstance(data, dict):
-        raise ResponseDecodeError(f"expected a JSON object, got {type(data).__name__}")
+        raise ResponseDecodeError(
+            f"expected a JSON object, got {type(data).__name__}", request_id=request_id(headers)
+        )
     return data
 
 
@@ -340,32 +343,61 @@ def parse_chat(data: dict[str, Any], *, request_id: str | None = None) -> ChatCo
             raw=data,
             request_id=request_id,
         )
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise ResponseDecodeError(
             f"chat completion without choices[0].message ({exc!r})", request_id=request_id
         ) from None
 
 
 def parse_chunk(data: dict[str, Any]) -> ChatChunk:
-    """One ``chat.completion.chunk`` object to ``ChatChunk``."""
-    choices = data.get("choices")
+    """One ``chat.completion.chunk`` object to ``ChatChunk`` (shape errors: ResponseDecodeError,
+    whatever is wrong: a chunk is parsed mid-stream, where nothing else may escape)."""
+    choices = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(choices, list):
         raise ResponseDecodeError(f"stream chunk without a choices list: {str(data)[:120]}")
-    if not choices:  # e.g. the usage-only final chunk of stream_options.include_usage
-        return ChatChunk("", None, data, Usage.from_json(data.get("usage")))
-    choice = choices[0]
-    delta = (choice.get("delta") or {}).get("content") or ""
-    return ChatChunk(delta, choice.get("finish_reason"), data, Usage.from_json(data.get("usage")))
+    try:
+        usage = Usage.from_json(data.get("usage"))
+        if not choices:  # e.g. the usage-only final chunk of stream_options.include_usage
+            return ChatChunk("", None, data, usage)
+        choice = choices[0]
+        delta = (choice.get("delta") or {}).get("content") or ""
+        if not isinstance(delta, str):
+            raise TypeError(f"delta.content is a {type(delta).__name__}")
+        return ChatChunk(delta, choice.get("finish_reason"), data, usage)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ResponseDecodeError(
+            f"stream chunk of the wrong shape ({exc}): {str(data)[:120]}"
+        ) from None
 
 
-def parse_embeddings(data: dict[str, Any]) -> Embeddings:
+def parse_embeddings(
+    data: dict[str, Any], *, inputs: int, request_id: str | None = None
+) -> Embeddings:
+    """An embeddings object to ``Embeddings``, its rows put back in input order.
+
+    ``inputs`` is how many texts were sent: the reply needs one row per text, indices 0..n-1,
+    or it is a ``ResponseDecodeError`` (retried, never cached). Before this check a reply that
+    dropped a row was accepted and cached: 2 texts got 1 vector, and ``vectors[i]`` no longer
+    belonged to ``texts[i]``.
+    """
     try:
         rows = sorted(data["data"], key=lambda row: row["index"])
+        indices = [row["index"] for row in rows]
         vectors = [list(map(float, row["embedding"])) for row in rows]
     except (KeyError, TypeError, ValueError) as exc:
         raise ResponseDecodeError(
-            f"embeddings response without data[].embedding ({exc!r})"
+            f"embeddings response without data[].embedding ({exc!r})", request_id=request_id
         ) from None
+    if len(rows) != inputs:
+        raise ResponseDecodeError(
+            f"embeddings response has {len(rows)} row(s) for {inputs} input(s)",
+            request_id=request_id,
+        )
+    if indices != list(range(inputs)):
+        raise ResponseDecodeError(
+            f"embeddings response has indices {indices[:8]}, expected 0..{inputs - 1}",
+            request_id=request_id,
+        )
     return Embeddings(vectors, str(data.get("model", "")), Usage.from_json(data.get("usage")), data)
 
 

@@ -7,11 +7,15 @@ The policy (each rule is one function below, so tests can check it without a ser
    ``insufficient_quota`` (waiting does not refill a quota), and never a host name that DNS
    says does not exist (``HostNotFoundError``: a typo does not fix itself in a retry budget; a
    *temporary* resolver failure, ``EAI_AGAIN``, is an ordinary connection error and is retried).
-   Between those two lists the server's ``x-should-retry: true|false`` header decides, as in
-   openai-python.
+   The server's ``x-should-retry: true|false`` header overrides everything but that never-retry
+   list: ``false`` stops even a 503, ``true`` retries a status neither list names (a 418).
+   openai-python lets it override the never-retry statuses too; we trust our list over a header.
 2. **How long** (``wait_seconds``): the server's ``retry-after-ms``, else ``retry-after`` (seconds
    or an HTTP date, RFC 9110 §10.2.3), parsed again from *each* failed attempt's own headers;
-   without one, capped exponential backoff with jitter::
+   without one, or when it says 0 (or a date already past), capped exponential backoff with
+   jitter. A 0 is read as "no particular wait", not "hammer me now": a proxy that always sends
+   ``Retry-After: 0`` would otherwise turn the retries into a burst of back-to-back requests at
+   a server that just said it is overloaded (openai-python also backs off on 0)::
 
        wait(n) = min(base * 2**(n-1), cap) * (1 - jitter * U),   U ~ Uniform[0, 1)
 
@@ -39,12 +43,12 @@ import tenacity
 
 from llm_client.errors import (
     APIConnectionError,
-    APIError,
     APIStatusError,
     APITimeoutError,
     DeadlineExceededError,
     HostNotFoundError,
     QuotaExhaustedError,
+    RateLimiterTimeoutError,
     ResponseDecodeError,
     RetryAfterTooLongError,
 )
@@ -161,7 +165,7 @@ def decide(
     if retry_after is not None and retry_after > max_retry_after:
         why = f"{reason}; server asked for {retry_after:.1f}s, above the {max_retry_after:.1f}s cap"
         return RetryDecision(False, 0.0, why, "retry_after_cap", retry_after)
-    if retry_after is not None and retry_after > 0:
+    if retry_after is not None and retry_after > 0:  # 0 means backoff: see the module docstring
         wait, source = retry_after, f"retry-after {retry_after:.3f}s"
     else:
         wait = backoff_seconds(retry_number, base=base, cap=cap, jitter=jitter, u=u)
@@ -206,6 +210,7 @@ class RetryController:
         self._on_retry = on_retry
         self.last: RetryDecision | None = None
         self.attempts = 0
+        self.retried_error: BaseException | None = None  # the last failure that was retried
 
     def seconds_left(self) -> float | None:
         return None if self.deadline is None else self.deadline - self._clock()
@@ -230,8 +235,10 @@ class RetryController:
             "retrying" if self.last.retry else "giving up",
             self.last.reason,
         )
-        if self.last.retry and self._on_retry is not None:
-            self._on_retry(self.last)
+        if self.last.retry:
+            self.retried_error = error
+            if self._on_retry is not None:
+                self._on_retry(self.last)
         return self.last.retry
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
@@ -250,17 +257,24 @@ class RetryController:
     def final_error(self, error: BaseException) -> BaseException:
         """The exception to raise once tenacity re-raised ``error``: names *why* we stopped.
 
-        An ``APIError`` raised as it is gets ``attempts`` set, so its message says how many
-        attempts were made; the give-up errors quote it as their last error.
+        ``error`` already carries its URL and attempts (``CallCore.give_up`` fills them in
+        first); the give-up errors quote it as their last error, so their message names both.
+        A ``RateLimiterTimeoutError`` on a retry quotes the failure before it, which would
+        otherwise be lost (the server's 500 that made us retry, say).
         """
-        if isinstance(error, APIError):
-            error.attempts = self.attempts
+        previous = self.retried_error
+        if isinstance(error, RateLimiterTimeoutError) and previous is not None:
+            return RateLimiterTimeoutError(
+                f"{error}; last error: {previous}",
+                last_error=previous,
+                attempts=self.attempts - 1,  # the last attempt got no slot, so sent nothing
+            )
         last = self.last
         if last is None or last.give_up in (None, "not_retryable"):
             return error
         if last.give_up == "retry_after_cap":
             return RetryAfterTooLongError(
-                f"not retrying: {last.reason}",
+                f"not retrying: {last.reason}; last error: {error}",
                 retry_after=last.retry_after or 0.0,
                 cap=self._params["max_retry_after"],
                 last_error=error,

@@ -9,8 +9,9 @@ A call that shared an identical in-flight call's request (``singleflight.py``) c
 **What a latency measures:** one call, from just after its request is prepared to its result,
 so every attempt, every backoff or Retry-After wait and every wait for a rate-limit slot counts.
 A non-streamed call ends when its response is parsed; a stream ends when it is exhausted,
-closed or broken (the whole stream, not its time to first token). A cache hit is timed too
-(it is a call); a call that raises is not.
+closed, broken or garbage collected (the whole stream, not its time to first token). A cache hit
+is timed too (it is a call); a call that raises is not, except a stream that breaks after its
+first chunk: it was a call that returned, and its error counts in ``errors`` as well.
 """
 
 from __future__ import annotations

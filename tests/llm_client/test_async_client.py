@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
+import json
 
+import httpx
 import pytest
 
 from llm_client import (
+    APITimeoutError,
     AsyncClient,
     ConfigurationError,
+    DeadlineExceededError,
     InvalidRequestError,
     QuotaExhaustedError,
     StreamInterruptedError,
@@ -173,3 +178,129 @@ def test_a_request_httpx_cannot_build_is_not_retried_async(fault_server, fake_ti
         return client.stats.attempts
 
     assert run(main()) == 2 and fake_time.sleeps == []
+
+
+def test_a_stream_cancelled_again_while_it_closes_gives_back_its_slot(fault_server):
+    # a shutdown that keeps cancelling: the second cancel lands inside ``await aclose()``, which
+    # used to come before the release, so the slot was lost for good (with rpm=1: every later
+    # call waited for it until its deadline)
+    async def main():
+        client = AsyncClient(fault_server.base_url, model="m", rpm=1)
+        reading = asyncio.Event()
+
+        async def consume():
+            async with await client.chat(USER, stream=True) as stream:
+                async for _ in stream:
+                    reading.set()
+                    await asyncio.Event().wait()  # a consumer that never finishes
+
+        task = asyncio.create_task(consume())
+        await reading.wait()
+        while not task.done():  # cancel again at every point the task stops at while closing
+            task.cancel()
+            await asyncio.sleep(0)
+        return client
+
+    client = run(main())
+    assert not client.limiter._in_flight and client.stats.latencies_observed == 1
+
+
+def test_a_stream_cancelled_again_while_it_opens_gives_back_its_slot():
+    # the same order in the cleanup of a failed open (close, then release). It needs a stream
+    # whose headers came but whose first event did not, which the fault server cannot hold back
+    # (stream_cut(0) resets at once), so a mock does; its close stops at an await, as a socket's
+    async def main():
+        waiting = asyncio.Event()
+
+        class NoFirstEvent(httpx.AsyncByteStream):
+            async def __aiter__(self):
+                waiting.set()
+                await asyncio.Event().wait()
+                yield b""  # never reached
+
+            async def aclose(self) -> None:
+                await asyncio.sleep(0)
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            headers = {"content-type": "text/event-stream"}
+            return httpx.Response(200, headers=headers, stream=NoFirstEvent())
+
+        transport = httpx.MockTransport(handler)
+        client = AsyncClient("http://test/v1", model="m", rpm=1, transport=transport)
+        task = asyncio.create_task(client.chat(USER, stream=True))
+        await waiting.wait()
+        while not task.done():
+            task.cancel()
+            await asyncio.sleep(0)
+        return client
+
+    assert not run(main()).limiter._in_flight
+
+
+def test_an_abandoned_stream_frees_its_slot_and_records_its_latency(fault_server):
+    # before: its __del__ only released the slot; ChatStream's also recorded the latency
+    async def main():
+        client = AsyncClient(fault_server.base_url, model="m", rpm=10)
+        stream = await client.chat([{"role": "user", "content": "a b c d"}], stream=True)
+        await stream.__anext__()
+        del stream
+        gc.collect()
+        return client
+
+    client = run(main())
+    assert not client.limiter._in_flight and client.stats.latencies_observed == 1
+
+
+def test_a_broken_stream_names_its_cause_and_counts_as_one_error(fault_server):
+    # httpx's async ReadError has an empty message: this one read "... 3 chunk(s): " before
+    fault_server.script(Fault.stream_cut(3))
+
+    async def main():
+        client = AsyncClient(fault_server.base_url, model="m")
+        with pytest.raises(StreamInterruptedError) as info:
+            async with await client.chat([{"role": "user", "content": "a b c"}], stream=True) as s:
+                async for _ in s:
+                    pass
+        return info.value, client.stats
+
+    err, stats = run(main())
+    cause = str(err).split("chunk(s): ")[1]
+    assert cause.startswith(type(err.__cause__).__name__)
+    assert err.url == f"{fault_server.base_url}/chat/completions" and err.attempts == 1
+    assert stats.errors == {"StreamInterruptedError": 1} and stats.latencies_observed == 1
+
+
+def test_a_chunk_that_is_not_the_protocol_mid_stream_interrupts_the_stream():
+    # as in test_client.py: a mock, because the fault server only sends good chunks
+    def event(data: dict) -> bytes:
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    good = {"choices": [{"index": 0, "delta": {"content": "Hello "}, "finish_reason": None}]}
+    body = event(good) + event({"object": "chat.completion.chunk"}) + b"data: [DONE]\n\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    async def main():
+        client = AsyncClient(
+            "http://test/v1", model="m", rpm=10, transport=httpx.MockTransport(handler)
+        )
+        with pytest.raises(StreamInterruptedError, match="without a choices list") as info:
+            async for _ in await client.chat(USER, stream=True):
+                pass
+        return info.value, client
+
+    err, client = run(main())
+    assert err.partial_text == "Hello " and not client.limiter._in_flight
+    assert client.stats.latencies_observed == 1
+
+
+def test_a_body_trickling_past_the_deadline_stops_at_the_deadline_async(fault_server):
+    fault_server.script(Fault.trickle(0.02))
+
+    async def main():
+        await AsyncClient(fault_server.base_url, model="m", total_timeout=0.5).chat(USER)
+
+    with pytest.raises(DeadlineExceededError) as info:
+        run(main())
+    assert isinstance(info.value.last_error, APITimeoutError)

@@ -53,6 +53,35 @@ def test_a_corrupt_entry_is_a_miss_not_a_crash(fault_server, tmp_path, garbage):
     assert client.chat(USER).cached  # the good answer replaced the corrupt one
 
 
+@pytest.mark.parametrize(
+    ("kind", "foreign"),
+    [
+        ("chat", {"foo": 1}),
+        ("stream", [{"foo": 1}]),
+        ("embeddings", {"data": [{"index": 0, "embedding": [1.0]}]}),  # 1 row for 2 texts
+    ],
+)
+def test_an_entry_of_the_wrong_shape_is_a_miss_not_a_failure(fault_server, tmp_path, kind, foreign):
+    # readable JSON of the right version and kind that is no reply of that kind. Before: the
+    # call raised ResponseDecodeError (chat, stream) or returned 1 vector for 2 texts
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+
+    def call() -> bool:
+        if kind == "embeddings":
+            return client.embed(["a", "b"]).cached
+        reply = client.chat(USER, stream=kind == "stream")
+        if kind == "stream":
+            assert "".join(chunk.delta for chunk in reply) == "echo: hello"
+        return reply.cached
+
+    call()
+    (key,) = list(client._core.cache._store.iterkeys())
+    client._core.cache.set(key, kind, foreign)
+    assert call() is False and fault_server.report().arrivals == 2
+    assert client.stats.cache_errors == 1 and client.stats.errors == {}
+    assert call() is True  # the good answer replaced the foreign one
+
+
 def test_a_truncated_value_file_is_a_miss(fault_server, tmp_path):
     cache = ResponseCache(tmp_path, disk_min_file_size=0)  # force values into files
     client = Client(fault_server.base_url, model="m", cache=cache)

@@ -18,7 +18,15 @@ from llm_client import (
     ResponseDecodeError,
     ServerError,
 )
-from llm_client.protocol import SSEDecoder, decode_event, parse_chat, parse_chunk, status_error
+from llm_client.protocol import (
+    SSEDecoder,
+    decode_event,
+    decode_json,
+    parse_chat,
+    parse_chunk,
+    parse_embeddings,
+    status_error,
+)
 from llm_client.stats import percentile
 
 
@@ -84,6 +92,43 @@ def test_response_shape_errors_are_decode_errors():
         ).usage.total_tokens
         == 5
     )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [1],
+        {"choices": [5]},
+        {"choices": [{"delta": "text"}]},
+        {"choices": [{"delta": {"content": 5}}]},
+    ],
+)
+def test_a_chunk_of_any_wrong_shape_is_a_decode_error(data):
+    # a chunk is parsed mid-stream, where only a ResponseDecodeError becomes an interruption
+    with pytest.raises(ResponseDecodeError):
+        parse_chunk(data)
+
+
+def test_a_body_that_is_not_an_object_keeps_its_request_id():
+    with pytest.raises(ResponseDecodeError, match="got list") as info:
+        decode_json(b"[1, 2]", {"x-request-id": "req-1"})
+    assert info.value.request_id == "req-1"
+
+
+@pytest.mark.parametrize(
+    ("indices", "inputs", "match"),
+    [
+        ([0], 2, "1 row.s. for 2 input"),
+        ([0, 1, 2], 2, "3 row.s. for 2 input"),
+        ([1, 0, 0], 3, r"indices \[0, 0, 1\], expected 0..2"),
+    ],
+)
+def test_embeddings_need_one_row_per_input_numbered_from_zero(indices, inputs, match):
+    data = {"data": [{"index": i, "embedding": [float(i)]} for i in indices]}
+    with pytest.raises(ResponseDecodeError, match=match):
+        parse_embeddings(data, inputs=inputs)
+    ok = {"data": [{"index": 1, "embedding": [1.0]}, {"index": 0, "embedding": [0.0]}]}
+    assert parse_embeddings(ok, inputs=2).vectors == [[0.0], [1.0]]  # input order restored
 
 
 @given(

@@ -119,6 +119,19 @@ def test_decide_falls_back_to_backoff_without_retry_after():
     assert d.retry and d.wait == 2.0
 
 
+def test_decide_reads_a_retry_after_of_zero_as_backoff():
+    # "Retry-After: 0" (or a date already past) is not "retry at once": a proxy that always
+    # sends it would turn the retries into back-to-back requests (openai-python backs off too)
+    d = decide(
+        status(RateLimitError, 429, retry_after=0.0),
+        retry_number=2,
+        u=0.0,
+        seconds_left=None,
+        **POLICY,
+    )
+    assert d.retry and d.wait == 1.0 and "backoff" in d.reason
+
+
 def test_decide_fails_fast_above_the_retry_after_cap():
     d = decide(
         status(RateLimitError, 429, retry_after=61.0),
