@@ -11,9 +11,17 @@ over-confident because the model has seen those items):
 * ``isotonic`` (Zadrozny & Elkan, KDD 2002): the best non-decreasing step function; needs more
   data (Niculescu-Mizil & Caruana, ICML 2005 suggest > ~1,000 items) and bends to any shape.
 
-Both maps are monotone, so they never change a ranking (PR-AUC and ROC-AUC are unchanged); they
-change what a threshold *means*. Calibration quality is reported as expected calibration error
-(:func:`evals.classification.expected_calibration_error`) before and after, on the test split.
+Both maps change what a threshold *means*; what they do to a ranking differs. Platt's map is
+strictly increasing (its fitted slope ``a`` is positive for any useful score; the logit clips
+scores to [1e-6, 1 - 1e-6]), so it keeps the ranking (PR-AUC and ROC-AUC unchanged). Isotonic
+regression is only non-decreasing: it pools neighbouring scores into one step, so items the raw
+score ranked apart become ties, and ranking metrics move a little. Isotonic is the default
+(``ModerationConfig.calibration``), and the benchmark's PR-AUC and ROC-AUC are computed on the
+calibrated scores. Measured on the tfidf model's seed-0 test split (session 25): hate's 2,475
+distinct raw scores become 22, ROC-AUC 0.8676 -> 0.8665, PR-AUC 0.3001 -> 0.2858 (offensive:
+2,475 -> 33, 0.9873 -> 0.9865, 0.9975 -> 0.9967). Calibration quality is reported as expected
+calibration error (:func:`evals.classification.expected_calibration_error`) before and after, on
+the test split.
 """
 
 from __future__ import annotations
@@ -72,7 +80,10 @@ class SigmoidCalibrator:
 
 
 class IsotonicCalibrator:
-    """Non-decreasing step function (pool-adjacent-violators), clipped outside the fitted range."""
+    """Non-decreasing step function (pool-adjacent-violators), clipped outside the fitted range.
+
+    Scores within one step map to one probability: ties that cost a little ranking (module
+    docstring)."""
 
     def __init__(self) -> None:
         self._model: IsotonicRegression | None = None

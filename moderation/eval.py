@@ -159,7 +159,8 @@ def train_stacked(
     replaced by ``settings.seed`` (so one pair serves every split): the batch path names the
     same GGUF twice, with mean and position-weighted pooling. The blend weight (unless
     ``weight`` fixes it), calibrators, hate cut and routing thresholds are all chosen on
-    validation.
+    validation; a base served at a deployment prior (:func:`with_deployment_prior`) passes it on:
+    the blend's probabilities are shifted to it and the thresholds chosen importance-weighted.
     Predictions are cached on disk for evaluation; use ``model.serving()`` for timing.
     """
     split = trained.split
@@ -182,8 +183,21 @@ def train_stacked(
     model = StackedModel(trained.model, transformer).fit(va.texts, va.hard, va.y3, weight)
     val_probs = model.predict_proba(va.texts)
     model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
-    model.thresholds = choose_thresholds(val_probs, va.hard, model.config)
+    model.thresholds = _thresholds_at_prior(model, val_probs, va)
     return Trained(model, model.thresholds, split, val_probs)
+
+
+def _thresholds_at_prior(
+    model: ModerationModel | StackedModel, val_probs: dict[str, np.ndarray], va: LabelledData
+) -> dict[str, LabelThresholds]:
+    """Routing thresholds on validation; with a deployment prior on the model, validation items
+    are importance-weighted to it (each label by its own weights; the review share by the root
+    label's, ``offensive``, which every other label is nested in). Without one, unweighted."""
+    prior = model.config.deployment_prior or {}
+    weights = {k: importance_weights(va.hard[k], model.train_prior[k], prior[k]) for k in prior}
+    return choose_thresholds(
+        val_probs, va.hard, model.config, weights or None, traffic_weight=weights.get("offensive")
+    )
 
 
 @dataclass
@@ -471,10 +485,7 @@ def with_deployment_prior(trained: Trained, data: LabelledData, prior: dict[str,
     va = data.subset(trained.split.val)
     val_probs = model.calibrate(model.raw_scores(va.texts))
     model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
-    weights = {k: importance_weights(va.hard[k], model.train_prior[k], prior[k]) for k in prior}
-    thresholds = choose_thresholds(
-        val_probs, va.hard, model.config, weights, traffic_weight=weights.get("offensive")
-    )
+    thresholds = _thresholds_at_prior(model, val_probs, va)
     model.thresholds = thresholds
     return Trained(model, thresholds, trained.split, val_probs)
 
@@ -491,11 +502,7 @@ def with_identity_guard(
     va = data.subset(trained.split.val)
     val_probs = Moderator(model, trained.thresholds, identity_guard=True).scores(va.texts)
     model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
-    prior = model.config.deployment_prior or {}
-    weights = {k: importance_weights(va.hard[k], model.train_prior[k], prior[k]) for k in prior}
-    thresholds = choose_thresholds(
-        val_probs, va.hard, model.config, weights or None, traffic_weight=weights.get("offensive")
-    )
+    thresholds = _thresholds_at_prior(model, val_probs, va)
     model.thresholds = thresholds
     return Trained(model, thresholds, trained.split, val_probs, True, require_parent)
 

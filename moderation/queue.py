@@ -4,8 +4,10 @@
 write-ahead-log database with ``synchronous=FULL``: when a method returns, its effect is on disk,
 and a crash mid-operation rolls the whole operation back. Nothing is held only in memory. If the
 file is deleted or replaced while the queue is open, the next call raises :class:`QueueError`
-instead of writing into a file nobody can reopen. One ``ReviewQueue`` may be shared by threads
-(a lock runs one operation at a time); each process opens its own.
+instead of writing into a file nobody can reopen (a relative path is resolved once, when the
+queue is opened, so a later ``os.chdir`` does not point it at another file). One
+``ReviewQueue`` may be shared by threads (a lock runs one operation at a time); each process
+opens its own.
 
 **Priority, not FIFO.** Items are claimed in descending risk::
 
@@ -30,21 +32,28 @@ reviewer can never claim (``excluded_reviewer``); its claim carries the user's r
 original outcome. If the appeal's outcome differs from the original decision it is an
 *overturn*; :meth:`ReviewQueue.overturns` exports those as training labels.
 
-**Who is who.** Reviewer and user ids are account names: NFKC-normalised, format characters
-(zero-width spaces and joiners) dropped, surrounding space stripped and case folded (``" Alice"``,
-``"ALICE\\u200b"`` and ``"alice"`` are one reviewer), so a reviewer cannot take the appeal of
-their own decision by spelling their name differently. An empty id is refused. A queue file
-written before ids were folded (``PRAGMA user_version`` 0) has its routing fields (lease owners,
-appeals' excluded reviewers) folded once when it is opened; decisions and the audit log keep
-the names as they were written, and an appeal folds the decider's name it copies from them.
-A file written by a newer schema version is refused rather than guessed at.
+**Who is who.** Reviewer and user ids are account names: NFKC-normalised, invisible characters
+dropped (:func:`moderation.pipeline.is_invisible`: zero-width spaces and joiners, variation
+selectors, the combining grapheme joiner, Hangul fillers, ...), surrounding space stripped and
+case folded (``" Alice"``, ``"ALICE\\u200b"``, ``"ali\\u034fce"`` and ``"alice"`` are one
+reviewer), so a reviewer cannot take the appeal of their own decision by spelling their name
+differently. Other combining marks are kept: they carry meaning in many scripts. An id with
+nothing visible in it is refused. A queue file written before the current folding (``PRAGMA
+user_version`` 0: ids as spelled; 1: only format characters dropped) has its routing fields
+(lease owners, appeals' excluded reviewers) folded again when it is opened; decisions and the
+audit log keep the names as they were written, and an appeal folds the decider's name it
+copies from them. A file written by a newer schema version is refused rather than guessed at.
 
 **Bad input is refused before anything is written**: a label outside the severity table, a score
 that is not a probability in [0, 1], a negative or out-of-range reach, empty, binary, wrongly
-encoded or over-long text (the checks of :func:`moderation.pipeline.validate_text`), an empty id.
+encoded or over-long text (the checks of :func:`moderation.pipeline.validate_text`), text or an
+id with nothing visible in it (:func:`moderation.pipeline.is_blank`).
 A file that is not a SQLite database is refused with :class:`QueueError` and left untouched.
 
 **Audit trail.** Every state change appends a row to ``audit_log`` (event, actor, time, details).
+An appeal's creation (``appealed``) and outcome (``upheld`` / ``overturned``) are logged under the
+appealed item; :meth:`ReviewQueue.audit_trail` shows them in both the item's and the appeal's
+trail.
 
 **Portability to Postgres.** Only standard SQL types (TEXT, BIGINT, DOUBLE PRECISION), ids made in
 Python (uuid4 hex, no AUTOINCREMENT), times as epoch seconds from the injected clock. To move:
@@ -78,7 +87,7 @@ from moderation.errors import (
     LeaseError,
     QueueError,
 )
-from moderation.pipeline import is_blank, validate_text
+from moderation.pipeline import is_blank, is_invisible, validate_text
 
 __all__ = [
     "OUTCOMES",
@@ -95,8 +104,9 @@ MAX_REACH = 2**63 - 1  # BIGINT, in SQLite and Postgres alike
 MAX_ID_CHARS = 200
 _DEFAULTS = ModerationConfig()  # severity, lease and text limit when the caller gives none
 
-# PRAGMA user_version: 1 = reviewer ids folded in the routing fields (see "Who is who").
-SCHEMA_VERSION = 1
+# PRAGMA user_version (see "Who is who"): 1 = reviewer ids folded in the routing fields;
+# 2 = folded again, now dropping every invisible character, not only format characters.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS review_items (
@@ -156,24 +166,29 @@ def _reach_factor(reach: int) -> float:
 def _fold(name: str | None) -> str | None:
     """An id as :func:`_account` stores it; for names read back from rows written before.
 
-    NFKC (full-width ``"ａｌｉｃｅ"`` is ``"alice"``), format characters dropped (a zero-width
-    space or joiner would make ``"alice\\u200b"`` a second account that looks the same), outer
-    space stripped, case folded.
+    NFKC (full-width ``"ａｌｉｃｅ"`` is ``"alice"``), invisible characters dropped
+    (:func:`~moderation.pipeline.is_invisible`: a zero-width space, variation selector or Hangul
+    filler would make ``"alice\\u200b"`` a second account that looks the same), outer space
+    stripped, case folded. Space inside a name stays: ``"a b"`` and ``"ab"`` look different.
     """
     if name is None:
         return None
-    visible = "".join(
-        c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf"
-    )
-    return visible.strip().casefold()
+    folded = unicodedata.normalize("NFKC", name)
+    folded = "".join(c for c in folded if c.isspace() or not is_invisible(c))
+    return folded.strip().casefold()
 
 
 def _account(value: object, what: str) -> str:
-    """A reviewer or user id, folded (:func:`_fold`), then held to :func:`_free_text`'s rules
-    (after folding, so the stored id is within ``MAX_ID_CHARS``: ``"ß"`` folds to ``"ss"``)."""
-    if not isinstance(value, str) or is_blank(value):
+    """A reviewer or user id, folded (:func:`_fold`) and held to :func:`_free_text`'s rules:
+    binary or badly encoded as typed (folding drops control characters, NUL among them), within
+    ``MAX_ID_CHARS`` once folded (so the stored id is: ``"ß"`` folds to ``"ss"``)."""
+    if not isinstance(value, str):
         raise QueueError(f"{what} must be a non-empty name, got {value!r}")
-    return _free_text(_fold(value), what, MAX_ID_CHARS)
+    _free_text(value, what, len(value))
+    folded = _fold(value)
+    if not folded or is_blank(value):  # nothing visible: an empty name, however it is spelt
+        raise QueueError(f"{what} must be a non-empty name, got {value!r}")
+    return _free_text(folded, what, MAX_ID_CHARS)
 
 
 def _free_text(value: object, what: str, limit: int, *, required: bool = False) -> str:
@@ -251,6 +266,9 @@ class ReviewQueue:
         if not lease_seconds > 0:
             raise QueueError(f"lease_seconds must be > 0, got {lease_seconds!r}")
         self.path = str(path)
+        if self.path not in ("", ":memory:"):  # "" is SQLite's private temporary database
+            # resolved once: a relative path re-read after os.chdir would name another file
+            self.path = os.path.abspath(self.path)
         self.severity = severity or dict(_DEFAULTS.severity)
         self.lease_seconds = lease_seconds
         self.max_chars = max_chars
@@ -283,7 +301,7 @@ class ReviewQueue:
         except QueueError:  # a schema version this code does not know
             self._db.close()
             raise
-        if self.path not in ("", ":memory:"):  # "" is SQLite's private temporary database
+        if self.path not in ("", ":memory:"):
             stat = os.stat(self.path)
             self._file = (stat.st_dev, stat.st_ino)
 
@@ -302,7 +320,9 @@ class ReviewQueue:
         version = self._schema_version()  # read again under the write lock: another may migrate
         if version == SCHEMA_VERSION:
             return  # nothing to write: an up-to-date file is opened without touching its header
-        if version < 1:  # ids were stored as spelled: fold the ones that route items
+        if version < 2:  # 0: ids stored as spelled; 1: folded without dropping every invisible
+            # character (is_invisible). _fold of an old fold is the new fold, so one pass serves
+            # both: the names that route items (lease owners, excluded reviewers) are re-folded.
             rows = self._db.execute(
                 "SELECT item_id, lease_owner, excluded_reviewer FROM review_items "
                 "WHERE lease_owner IS NOT NULL OR excluded_reviewer IS NOT NULL"
@@ -544,12 +564,19 @@ class ReviewQueue:
         return dict(row) if row else None
 
     def audit_trail(self, item_id: str) -> list[dict]:
-        """Every event for ``item_id`` (and its appeal), oldest first."""
+        """Every event for ``item_id``, oldest first.
+
+        A review item's trail includes its appeal's events; an appeal's trail includes its own
+        creation (``appealed``) and outcome (``upheld`` / ``overturned``), which are logged
+        under the appealed item (an item has at most one appeal, so they are this appeal's).
+        """
         with self._read() as db:
             rows = db.execute(
-                "SELECT a.* FROM audit_log a WHERE a.item_id = ? OR a.item_id IN "
-                "(SELECT item_id FROM review_items WHERE parent_item_id = ?) ORDER BY a.seq",
-                (item_id, item_id),
+                "SELECT a.* FROM audit_log a WHERE a.item_id = ? "
+                "OR a.item_id IN (SELECT item_id FROM review_items WHERE parent_item_id = ?) "
+                "OR (a.event IN ('appealed', 'upheld', 'overturned') AND a.item_id = "
+                "(SELECT parent_item_id FROM review_items WHERE item_id = ?)) ORDER BY a.seq",
+                (item_id, item_id, item_id),
             ).fetchall()
         return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
 

@@ -27,7 +27,12 @@ one split seed of three, so not adopted.
 
 :class:`StackedModel` has the surface :class:`~moderation.pipeline.Moderator` and ``eval`` use
 (``labels``, ``config``, ``raw_scores``, ``calibrate``, ``predict_proba``, ``hate_threshold``,
-``thresholds``), so the same policy, routing, batch path and measurements apply to it unchanged.
+``thresholds``, ``serving_options``, ``train_prior``), so the same policy, routing, batch path and
+measurements apply to it unchanged. It serves as its base was saved to be served (the base's
+``serving_options``: identity guard, parent rule), and a base with a deployment prior
+(``config.deployment_prior``) gets its blend shifted to that prior, as the base's own
+probabilities are (:mod:`moderation.prior`; the shares are the validation split's, which the
+blend's calibrators were fitted on).
 It is a **batch-path** model: the encoder costs tens of milliseconds per tweet on this CPU, well
 past the synchronous path's 10 ms budget (measured in the benchmark's ``speed`` table).
 """
@@ -41,7 +46,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from evals.classification import classification_report
-from moderation import calibration
+from moderation import calibration, prior
 from moderation.classifier import ModerationModel, three_class, tune_hate_threshold
 from moderation.errors import ConfigError
 from moderation.finetune import (
@@ -211,7 +216,10 @@ class StackedModel:
     ) -> None:
         self.base = base
         self.transformer = transformer
-        self.config = base.config
+        self.config = base.config  # its deployment_prior included: calibrate() shifts to it
+        # how to serve it, as the base was saved: Moderator reads the guard and parent rule here
+        self.serving_options: dict[str, bool] = dict(getattr(base, "serving_options", {}))
+        self.train_prior: dict[str, float] = {}  # positive share the calibrators were fitted on
         self.weights: dict[str, float] = {}
         self.calibrators: dict[str, calibration.Calibrator] = {}
         self.hate_threshold = 0.5
@@ -247,6 +255,7 @@ class StackedModel:
         fit = fit_blend([raw, ft], labels, val_y3, grid, self.config.calibration)
         self.weights = dict.fromkeys(LABELS, float(fit.weights[1]))
         self.calibrators = fit.calibrators
+        self.train_prior = {k: float(np.mean(np.asarray(labels[k], dtype=float))) for k in LABELS}
         return self
 
     def serving(self) -> StackedModel:
@@ -260,7 +269,17 @@ class StackedModel:
         return {k: _blend(raw[k], ft[k], self.weights[k]) for k in LABELS}
 
     def calibrate(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {label: self.calibrators[label].transform(s) for label, s in raw.items()}
+        """Calibrated probabilities, shifted to ``config.deployment_prior`` when one is set."""
+        out = {label: self.calibrators[label].transform(s) for label, s in raw.items()}
+        return {label: self.shift_prior(label, p) for label, p in out.items()}
+
+    def shift_prior(self, label: str, p: np.ndarray) -> np.ndarray:
+        """Saerens et al. prior correction, as :meth:`ModerationModel.shift_prior` does it."""
+        target = (self.config.deployment_prior or {}).get(label)
+        source = getattr(self, "train_prior", {}).get(label)
+        if target is None or source is None or not 0.0 < source < 1.0:
+            return p
+        return prior.prior_shift(p, source, target)
 
     def predict_proba(self, texts: list[str], *, prepared: bool = False) -> dict[str, np.ndarray]:
         return self.calibrate(self.raw_scores(texts, prepared=prepared))

@@ -1,7 +1,16 @@
+import copy
+
 import pytest
 
 from moderation.errors import BinaryContentError, EncodingError, TextTooLongError
-from moderation.pipeline import REJECTED, Moderator, validate_text
+from moderation.pipeline import (
+    EMPTY_REASON,
+    REJECTED,
+    Moderator,
+    is_blank,
+    is_invisible,
+    validate_text,
+)
 from moderation.policy import ALLOW
 
 
@@ -38,6 +47,70 @@ def test_empty_text_is_allowed_with_a_reason(moderator):
         verdict = moderator.moderate(text)
         assert verdict.path == ALLOW and "empty" in verdict.reason
         assert moderator.moderate_batch([text])[0].path == ALLOW
+
+
+# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt), and Braille blank
+DEFAULT_IGNORABLE = [
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF), (0x2800, 0x2800),
+]  # fmt: skip
+
+
+def test_every_default_ignorable_character_is_invisible():
+    for low, high in DEFAULT_IGNORABLE:
+        for cp in range(low, high + 1):
+            assert is_invisible(chr(cp)), f"U+{cp:04X}"
+            assert is_blank(chr(cp) * 3) and is_blank(f" {chr(cp)}\u200b ")
+    # combining marks are not invisible in general: they carry meaning in many scripts
+    assert not is_invisible("\u0301") and not is_invisible("\u0e31") and not is_invisible("a")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u00b4",  # a spacing accent: the normaliser turns it into nothing
+        "\u00a8\u00af",
+        "\u3164",  # Hangul filler, a letter (Lo) that draws blank; NFKC keeps a filler
+        "\u2800\u2800",  # Braille pattern blank
+        "\u034f\ufe0f",  # combining grapheme joiner, variation selector
+        "&#8203;",  # an entity for a zero-width space: nothing visible once decoded
+    ],
+)
+def test_text_with_nothing_visible_left_is_empty_not_scored(moderator, text):
+    assert is_blank(text)
+    for verdict in (moderator.moderate(text), moderator.moderate_batch([text])[0]):
+        assert verdict.path == ALLOW and verdict.reason == EMPTY_REASON and verdict.scores == {}
+
+
+@pytest.mark.parametrize("text", ["a", "3pm", "caf\u00e9", "\u00b4a", "\u3164 hi", "\u0e01\u0e31"])
+def test_text_with_something_visible_is_not_blank(text):
+    assert not is_blank(text)
+
+
+def test_a_moderator_refuses_a_model_whose_labels_changed(trained_model):
+    from moderation.errors import ConfigError
+    from moderation.policy import LabelThresholds
+
+    model = copy.deepcopy(trained_model)
+    stale = Moderator(model)
+    spam, ham = ["buy now cheap pills"] * 6, ["sunny day walk park"] * 6
+    model.add_category("spam", spam + ham, [1] * 6 + [0] * 6)
+    for call in (
+        lambda: stale.moderate("buy now cheap pills"),
+        lambda: stale.moderate_batch(["buy now cheap pills", "sunny day"]),
+        lambda: stale.scores(["buy now cheap pills"]),
+    ):
+        with pytest.raises(ConfigError, match="labels changed after this Moderator was built"):
+            call()
+    # a Moderator built now, with thresholds for the new label, serves it on both paths
+    thresholds = {**model.thresholds, "spam": LabelThresholds("spam", 0.99, 0.5)}
+    fresh = Moderator(model, thresholds)
+    texts = ["buy now cheap pills", "sunny day walk park"]
+    sync = [(v.path, v.label, v.scores) for v in map(fresh.moderate, texts)]
+    batch = [(v.path, v.label, v.scores) for v in fresh.moderate_batch(texts)]
+    assert sync == batch and "spam" in sync[0][2]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,13 @@ from moderation.errors import (
     LeaseError,
     QueueError,
 )
-from moderation.queue import MAX_REACH, ReviewQueue, appeal_priority, risk_priority
+from moderation.queue import (
+    MAX_REACH,
+    SCHEMA_VERSION,
+    ReviewQueue,
+    appeal_priority,
+    risk_priority,
+)
 
 
 class FakeClock:
@@ -171,6 +177,22 @@ def test_appeal_goes_to_a_different_reviewer_and_overturn_is_exported(queue):
     assert "appealed" in events
 
 
+def test_an_appeals_trail_shows_its_creation_and_outcome(queue):
+    item = _decided(queue)
+    appeal = queue.appeal(item, "poster", "it was a quote")
+    queue.claim("bob")
+    queue.decide(appeal, "bob", "no_violation")
+    trail = queue.audit_trail(appeal)
+    assert [e["event"] for e in trail] == ["appealed", "claimed", "decided", "overturned"]
+    assert trail[0]["actor"] == "poster" and trail[0]["details"]["reason"] == "it was a quote"
+    # the appealed item's trail is still complete, each event once
+    assert [e["event"] for e in queue.audit_trail(item)] == [
+        *("enqueued", "claimed", "decided", "appealed", "claimed", "decided", "overturned"),
+    ]
+    other = _decided(queue, content="c2")  # an item without an appeal: its own events only
+    assert [e["event"] for e in queue.audit_trail(other)] == ["enqueued", "claimed", "decided"]
+
+
 def test_upheld_appeal_is_not_an_overturn(queue):
     item = _decided(queue)
     appeal = queue.appeal(item, "poster")
@@ -202,6 +224,32 @@ def test_a_reviewer_is_one_account_however_the_name_is_spelt(queue):
     assert queue.decision(claim.item_id)["reviewer"] == "bob"
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "ali\u034fce",  # combining grapheme joiner
+        "alice\ufe0f",  # variation selector
+        "alice\u3164",  # Hangul filler
+        "\uffa0alice",  # half-width Hangul filler
+        "alice\u2800",  # Braille blank
+        "alice\U000e0041",  # tag character
+        "alice\x7f",  # a control character
+    ],
+)
+def test_an_invisible_character_does_not_make_a_second_account(queue, spelling):
+    item = _decided(queue)  # decided by alice
+    appeal = queue.appeal(item, "poster")
+    assert queue.claim(spelling) is None  # never the appeal of alice's own decision
+    assert queue.claim("bob").item_id == appeal
+
+
+def test_a_combining_mark_is_part_of_a_name(queue):
+    # marks carry meaning in many scripts, so they are not dropped: another name, another account
+    item = _decided(queue)
+    appeal = queue.appeal(item, "poster")
+    assert queue.claim("ali\u0307ce").item_id == appeal
+
+
 def test_a_queue_written_before_ids_were_folded_is_folded_when_opened(tmp_path, clock):
     path = tmp_path / "old.sqlite"
     with ReviewQueue(path, lease_seconds=60, clock=clock) as q:
@@ -227,7 +275,29 @@ def test_a_queue_written_before_ids_were_folded_is_folded_when_opened(tmp_path, 
             appealed_before,
             appealed_after,
         }
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_queue_folded_before_invisible_characters_were_dropped_is_folded_again(tmp_path, clock):
+    path = tmp_path / "v1.sqlite"
+    with ReviewQueue(path, lease_seconds=60, clock=clock) as q:
+        appealed = q.appeal(_decided(q), "poster")
+        leased = q.enqueue("c2", "text", "hate", 0.6)
+    # what schema version 1 wrote for deciders "ali\u034fce" and "bob\ufe0f": only Cf dropped
+    db = sqlite3.connect(path)
+    db.execute("UPDATE review_items SET excluded_reviewer = 'ali\u034fce' WHERE item_id = ?",
+               (appealed,))  # fmt: skip
+    db.execute("UPDATE review_items SET lease_owner = 'bob\ufe0f', lease_expires_at = ? "
+               "WHERE item_id = ?", (clock.now + 60, leased))  # fmt: skip
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with ReviewQueue(path, lease_seconds=60, clock=clock) as q:
+        assert q.claim("ali\u034fce") is None  # the same account as alice: not her appeal
+        assert q.claim("alice") is None
+        q.decide(leased, "bob", "violation")  # the lease taken as "bob\ufe0f" is bob's
+        assert q.claim("carol").item_id == appealed
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_queue_from_a_newer_schema_is_refused_untouched(tmp_path):
@@ -238,7 +308,7 @@ def test_a_queue_from_a_newer_schema_is_refused_untouched(tmp_path):
     db.commit()
     db.close()
     before = path.read_bytes()
-    with pytest.raises(QueueError, match="schema version 7, newer than this code's 1"):
+    with pytest.raises(QueueError, match="schema version 7, newer than this code's 2"):
         ReviewQueue(path)
     assert path.read_bytes() == before  # not even switched to WAL (it was, then refused)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.sqlite"]
@@ -251,7 +321,9 @@ def test_an_in_memory_or_temporary_queue_works():
             assert q.claim("alice").item_id == item
 
 
-@pytest.mark.parametrize("name", ["", "   ", None, 7, "\u200b"])
+@pytest.mark.parametrize(
+    "name", ["", "   ", None, 7, "\u200b", "\u3164", "\u2800\u2800", "\ufe0f", "\u00b4"]
+)
 def test_an_empty_or_non_text_account_is_refused(queue, name):
     item = _decided(queue)
     with pytest.raises(QueueError, match="reviewer must be a non-empty name"):
@@ -275,6 +347,10 @@ def test_an_empty_or_non_text_account_is_refused(queue, name):
         ({"text": ""}, "empty text"),
         ({"text": "  \n "}, "empty text"),
         ({"text": "\u200b"}, "empty text"),  # invisible only: empty, as for Moderator
+        ({"text": "\u3164"}, "empty text"),  # Hangul filler
+        ({"text": "\u2800\u2800"}, "empty text"),  # Braille blank
+        ({"text": "\u00a8\u00af"}, "empty text"),  # nothing left once normalised
+        ({"content_id": "\u3164"}, "content_id"),
         ({"text": "a\x00b"}, "NUL"),
         ({"text": "x" * 5_001}, "limit is 5000"),
         ({"text": "bad \udcff bytes"}, "not valid Unicode"),
@@ -373,6 +449,17 @@ def test_a_deleted_queue_file_is_an_error_at_the_next_call(tmp_path):
         for call in (q.pending, lambda: q.enqueue("c2", "text", "hate", 0.7), lambda: q.claim("a")):
             with pytest.raises(QueueError, match="deleted or replaced while open"):
                 call()
+
+
+def test_a_relative_queue_path_survives_a_change_of_directory(tmp_path, monkeypatch):
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with ReviewQueue("rel.sqlite") as q:
+        q.enqueue("c1", "text", "hate", 0.7)
+        monkeypatch.chdir(tmp_path / "elsewhere")  # the file is intact; only the cwd moved
+        q.enqueue("c2", "text", "hate", 0.7)
+        assert q.pending() == 2 and q.path == str(tmp_path / "rel.sqlite")
+    assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_an_account_name_follows_the_text_rules(queue):

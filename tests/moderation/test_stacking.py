@@ -7,6 +7,8 @@ a larger weight grid for fitting noise; out-of-fold F1 must not.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -112,3 +114,76 @@ def test_cross_fitted_validation_f1_of_a_stacked_model(small_config):
     assert set(served) == set(per_model) == {"weighted_f1", "hate_f1"}
     # the marker corpus is easy for the TF-IDF heads too; both blends must stay near perfect
     assert served["weighted_f1"] > 0.95 and per_model["weighted_f1"] > 0.95
+
+
+class _Markers:
+    """A stand-in fine-tune that half-knows the marker words, so the blend is not perfect."""
+
+    def __init__(self, directory=None) -> None:
+        self.directory = directory  # train_stacked caches predictions next to the "weights"
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        hate = np.array([0.5 if "zorg" in t else 0.05 for t in texts])
+        off = np.clip(np.array([0.8 if "blarg" in t else 0.2 for t in texts]) - hate, 0, 1)
+        return np.stack([hate, off, 1 - hate - off], axis=1)
+
+
+PRIOR = {"offensive": 0.1, "hate": 0.01}
+
+
+@pytest.fixture(scope="module")
+def noisy(small_config):
+    """The marker corpus with 20 % of the classes redrawn at random: a model cannot be perfect."""
+    texts, _, y3 = make_corpus(1500, seed=11)
+    rng = np.random.default_rng(0)
+    y3 = np.where(rng.random(len(y3)) < 0.2, rng.integers(0, 3, len(y3)), y3)
+    labels = {"hate": (y3 == 0).astype(int), "offensive": (y3 <= 1).astype(int)}
+    soft = {k: v.astype(float) for k, v in labels.items()}
+    data = LabelledData(texts, y3, labels, soft, np.zeros(len(texts), dtype=bool))
+    return data, ev.train(data, seed=0, config=small_config)
+
+
+def test_a_stacked_model_serves_as_its_base_was_saved(noisy):
+    from moderation.pipeline import Moderator
+
+    data, trained = noisy
+    base = copy.copy(trained.model)
+    base.serving_options = {"identity_guard": True, "require_parent": True}  # as `train` saves
+    va = data.subset(trained.split.val)
+    stacked = StackedModel(base, _Markers()).fit(va.texts, va.hard, va.y3)
+    moderator = Moderator(stacked, base.thresholds)
+    assert moderator.identity_guard and moderator.requires == {"hate": "offensive"}
+    assert Moderator(stacked, base.thresholds, identity_guard=False).identity_guard is False
+
+
+def test_a_stacked_model_is_shifted_to_its_base_deployment_prior(noisy):
+    from moderation.prior import prior_shift
+
+    data, trained = noisy
+    va, te = data.subset(trained.split.val), data.subset(trained.split.test)
+    at_prior = ev.with_deployment_prior(trained, data, PRIOR).model
+    plain = StackedModel(trained.model, _Markers()).fit(va.texts, va.hard, va.y3, weight=0.5)
+    shifted = StackedModel(at_prior, _Markers()).fit(va.texts, va.hard, va.y3, weight=0.5)
+    p, q = plain.predict_proba(te.texts), shifted.predict_proba(te.texts)
+    for label, target in PRIOR.items():
+        assert plain.train_prior[label] == pytest.approx(va.hard[label].mean())
+        np.testing.assert_allclose(q[label], prior_shift(p[label], va.hard[label].mean(), target))
+        assert q[label].mean() < p[label].mean()  # the deployment prior is far below Davidson's
+
+
+def test_train_stacked_on_a_prior_base_weights_its_thresholds_to_the_prior(
+    noisy, tmp_path, monkeypatch
+):
+    from moderation.policy import choose_thresholds
+    from moderation.prior import importance_weights
+
+    data, trained = noisy
+    monkeypatch.setattr(ev, "fine_tune_cached", lambda *args, **kw: _Markers(tmp_path))
+    stacked = ev.train_stacked(ev.with_deployment_prior(trained, data, PRIOR), data, tmp_path)
+    va, model = data.subset(trained.split.val), stacked.model
+    weights = {k: importance_weights(va.hard[k], va.hard[k].mean(), PRIOR[k]) for k in PRIOR}
+    weighted = choose_thresholds(
+        stacked.val_probs, va.hard, model.config, weights, traffic_weight=weights["offensive"]
+    )
+    assert stacked.thresholds == weighted  # as with_deployment_prior chooses them
+    assert stacked.thresholds != choose_thresholds(stacked.val_probs, va.hard, model.config)
