@@ -282,8 +282,8 @@ class Client:
                 raise transport_error(exc, url=core.url(call)) from exc
             return stream
         except BaseException:
-            if stream is not None:  # a failed attempt, not the call: its __del__ must not finish
-                stream._closed = True  # it (that recorded one latency per failed attempt)
+            if stream is not None:  # a failed attempt, not the call: its __del__ must not
+                stream._closed = True  # finish it, or each failed attempt records a latency
             self._core.release(permit, None)  # before closing, as in ChatStream._finish
             if response is not None:
                 response.close()

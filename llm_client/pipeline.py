@@ -485,8 +485,8 @@ class StreamBase:
         Gives back the rate-limit slot (reconciled to the stream's usage if it completed),
         accounts and caches a completed stream, records the call's latency. It awaits nothing,
         so no cancellation can cut it short, and the clients close the connection only after it.
-        (``AsyncChatStream`` used to await the close first: a second cancellation landing in
-        that await skipped the release, and the slot was gone for good.)
+        (An await before the release would let a second cancellation land in it and skip the
+        release: the slot would be gone for good.)
         """
         if self._closed or self._client is None:
             return False

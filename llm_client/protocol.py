@@ -376,9 +376,8 @@ def parse_embeddings(
     """An embeddings object to ``Embeddings``, its rows put back in input order.
 
     ``inputs`` is how many texts were sent: the reply needs one row per text, indices 0..n-1,
-    or it is a ``ResponseDecodeError`` (retried, never cached). Before this check a reply that
-    dropped a row was accepted and cached: 2 texts got 1 vector, and ``vectors[i]`` no longer
-    belonged to ``texts[i]``.
+    or it is a ``ResponseDecodeError`` (retried, never cached): a reply that dropped a row would
+    give 2 texts 1 vector, and ``vectors[i]`` would no longer belong to ``texts[i]``.
     """
     try:
         rows = sorted(data["data"], key=lambda row: row["index"])

@@ -181,9 +181,9 @@ def test_a_request_httpx_cannot_build_is_not_retried_async(fault_server, fake_ti
 
 
 def test_a_stream_cancelled_again_while_it_closes_gives_back_its_slot(fault_server):
-    # a shutdown that keeps cancelling: the second cancel lands inside ``await aclose()``, which
-    # used to come before the release, so the slot was lost for good (with rpm=1: every later
-    # call waited for it until its deadline)
+    # a shutdown that keeps cancelling: the second cancel lands inside ``await aclose()``; were
+    # the release after that await, the slot would be lost for good (with rpm=1: every later
+    # call would wait for it until its deadline)
     async def main():
         client = AsyncClient(fault_server.base_url, model="m", rpm=1)
         reading = asyncio.Event()
@@ -238,7 +238,7 @@ def test_a_stream_cancelled_again_while_it_opens_gives_back_its_slot():
 
 
 def test_an_abandoned_stream_frees_its_slot_and_records_its_latency(fault_server):
-    # before: its __del__ only released the slot; ChatStream's also recorded the latency
+    # an abandoned stream is a finished call: its __del__ records the latency, as ChatStream's does
     async def main():
         client = AsyncClient(fault_server.base_url, model="m", rpm=10)
         stream = await client.chat([{"role": "user", "content": "a b c d"}], stream=True)

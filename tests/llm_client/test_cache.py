@@ -62,8 +62,8 @@ def test_a_corrupt_entry_is_a_miss_not_a_crash(fault_server, tmp_path, garbage):
     ],
 )
 def test_an_entry_of_the_wrong_shape_is_a_miss_not_a_failure(fault_server, tmp_path, kind, foreign):
-    # readable JSON of the right version and kind that is no reply of that kind. Before: the
-    # call raised ResponseDecodeError (chat, stream) or returned 1 vector for 2 texts
+    # readable JSON of the right version and kind that is no reply of that kind: parsed as a
+    # reply, it would fail the call (chat, stream) or return 1 vector for 2 texts
     client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
 
     def call() -> bool:

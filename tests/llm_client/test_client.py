@@ -481,7 +481,7 @@ SSE_HEADERS = {"content-type": "text/event-stream", "x-request-id": "req-1"}
 
 def test_a_chunk_that_is_not_the_protocol_mid_stream_interrupts_the_stream():
     # the fault server only sends good chunks; a proxy can send this one, so a mock serves it.
-    # Before: a bare ResponseDecodeError that kept the rate-limit slot and recorded no latency
+    # it must end the stream like a broken connection: slot freed, latency recorded
     def handler(request: httpx.Request) -> httpx.Response:
         body = sse(chunk("Hello "), NOT_A_CHUNK, chunk("world"))
         return httpx.Response(200, headers=SSE_HEADERS, content=body)
@@ -551,7 +551,7 @@ def test_an_abandoned_stream_frees_its_slot_and_records_its_latency(fault_server
 def test_the_error_a_call_raises_names_the_url_the_attempts_and_the_request_id(
     fault_server, fake_time, faults, stream, error
 ):
-    # before: url=None for all three, and attempts=None for the broken stream
+    # every final error carries the call's URL and attempts, a broken stream's included
     fault_server.script(*faults)
     client = make_client(fault_server, fake_time, max_retries=1)
     with pytest.raises(error) as info:
@@ -574,7 +574,7 @@ def test_a_retry_after_above_the_cap_names_the_url_and_the_attempts(fault_server
 
 def test_a_rate_limiter_timeout_on_a_retry_keeps_the_error_before_it(fault_server):
     # rpm=1: the retry after the 500 waits for the only slot (held a window after the 500) until
-    # the deadline. Before: the 500 was lost (no last_error, not in the message)
+    # the deadline. The 500 must survive as last_error and in the message
     fault_server.script(Fault.status_code(500))
     client = make_client(fault_server, rpm=1, total_timeout=0.3)
     with pytest.raises(RateLimiterTimeoutError) as info:
@@ -598,7 +598,7 @@ def test_embeddings_without_one_row_per_text_are_retried_and_never_cached(
     tmp_path, fake_time, indices, match
 ):
     # the fault server always answers one row per text; a proxy that drops one is mocked.
-    # Before: 2 texts got 1 vector, and that reply was cached
+    # accepted, 2 texts would get 1 vector, and that reply would be cached
     def handler(request: httpx.Request) -> httpx.Response:
         rows = [{"index": i, "embedding": [1.0, float(i)]} for i in indices]
         return httpx.Response(200, json={"data": rows, "model": "e"})
@@ -619,7 +619,7 @@ def test_embeddings_without_one_row_per_text_are_retried_and_never_cached(
 
 def test_a_body_trickling_past_the_deadline_stops_at_the_deadline(fault_server):
     # every byte comes well within the read timeout, so only the deadline checked between the
-    # pieces of the body stops the call; before, total_timeout=0.5 waited for the whole body
+    # pieces of the body stops the call; without it, total_timeout=0.5 waits for the whole body
     fault_server.script(Fault.trickle(0.02))
     with pytest.raises(DeadlineExceededError) as info:
         make_client(fault_server, total_timeout=0.5).chat(USER)
