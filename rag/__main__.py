@@ -71,21 +71,34 @@ def _open(args) -> tuple:
     reranker, threshold = None, None
     if (Path(args.index) / RERANKER_FILE).exists():
         reranker = LTRReranker.load(Path(args.index) / RERANKER_FILE)
-        index.config = index.config.replace(dense_weight=reranker.meta.get("dense_weight", 0.5))
-        threshold = reranker.meta.get("threshold")
+        # the reranker learned from the candidates of one fusion at one weight: serve those
+        meta = reranker.meta
+        try:
+            index.config = index.config.replace(
+                fusion=meta.get("fusion", index.config.fusion),
+                dense_weight=meta.get("dense_weight", index.config.dense_weight),
+            )
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{Path(args.index) / RERANKER_FILE} records settings this code cannot serve "
+                f"({exc}); retrain it with `python -m rag train-reranker`"
+            ) from exc
+        threshold = meta.get("threshold")
     return HybridRetriever(index, reranker=reranker), threshold
 
 
 def _manifest_model(index_dir: str) -> str:
-    from rag.index import read_manifest
+    from rag.index import read_manifest, recover_interrupted_save
 
+    recover_interrupted_save(index_dir)  # a save killed mid-swap left the index at INDEX.old
     return read_manifest(Path(index_dir))["model"]
 
 
 def cmd_index(args) -> int:
     from rag.dense import EmbeddingCache
-    from rag.index import HybridIndex, build_chunker
+    from rag.index import HybridIndex, build_chunker, check_save_target
 
+    check_save_target(args.index)  # before minutes of embedding, not after
     config = RagConfig(model=args.model, chunker=args.chunker)
     docs = _load_documents(args.path)
     index = HybridIndex(_embedder(config, args), build_chunker(config), config)
@@ -95,6 +108,11 @@ def cmd_index(args) -> int:
         f"indexed {len(report.added)} documents as {report.chunks_added} chunks "
         f"({index.chunker.name}, {config.model}) -> {args.index}"
     )
+    if (Path(args.index) / RERANKER_FILE).exists():
+        print(
+            f"kept {RERANKER_FILE} from the index this one replaced: it was trained on that "
+            "corpus; run `python -m rag train-reranker` again if the documents changed much"
+        )
     return 0
 
 

@@ -112,8 +112,25 @@ def calibrate_threshold(top_scores: Sequence[float], answer_rate: float = 0.95) 
     return float(np.quantile(scores, 1.0 - answer_rate))
 
 
+class _FromConfig:
+    """Marks a :class:`RagPipeline` argument left to the retriever's :class:`RagConfig`."""
+
+    def __repr__(self) -> str:
+        return "FROM_CONFIG"
+
+
+FROM_CONFIG = _FromConfig()
+
+
 class RagPipeline:
-    """Question in, cited answer (or an explicit abstention) out."""
+    """Question in, cited answer (or an explicit abstention) out.
+
+    Settings not passed come from ``retriever.config`` (a :class:`~rag.config.RagConfig`):
+    ``top_chunks`` from ``config.top_chunks``, ``threshold`` from ``config.abstain_threshold``,
+    and the prompt builder from ``context_tokens``, ``answer_tokens`` and ``source_tokens``.
+    An argument passed explicitly wins; ``threshold=None`` means "never abstain" even when the
+    config sets a threshold.
+    """
 
     def __init__(
         self,
@@ -121,9 +138,9 @@ class RagPipeline:
         generator: Generator,
         *,
         builder: PromptBuilder | None = None,
-        threshold: float | None = None,
+        threshold: float | _FromConfig | None = FROM_CONFIG,
         mode: str = "hybrid",
-        top_chunks: int = 5,
+        top_chunks: int | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         cfg = retriever.config
@@ -131,6 +148,11 @@ class RagPipeline:
         self.builder = builder or PromptBuilder(
             cfg.context_tokens, cfg.answer_tokens, source_tokens=cfg.source_tokens or None
         )
+        top_chunks = cfg.top_chunks if top_chunks is None else top_chunks
+        if isinstance(top_chunks, bool) or not isinstance(top_chunks, int) or top_chunks < 1:
+            raise ConfigError(f"top_chunks must be a positive integer, got {top_chunks!r}")
+        if isinstance(threshold, _FromConfig):
+            threshold = cfg.abstain_threshold
         self.threshold, self.mode, self.top_chunks, self.clock = threshold, mode, top_chunks, clock
 
     def confidence(self, question: str) -> float:

@@ -58,11 +58,13 @@ class RagConfig:
     # --- answers ---------------------------------------------------------------------------------
     context_tokens: int = 2048  # the LLM's context window (llama.cpp server default n_ctx)
     answer_tokens: int = 160  # reserved for the answer (sent as max_tokens)
-    top_chunks: int = 5  # at most this many chunks go into the prompt
+    top_chunks: int = 5  # at most this many chunks go into the prompt (RagPipeline's default)
     # longer chunks are condensed to the sentences nearest the question (rag.prompt, "Focus");
     # 0 = whole chunks. ~120 model tokens: a 135M model on CPU reads ~150 prompt tokens/s
     source_tokens: int = 160
-    abstain_threshold: float | None = None  # dense cosine; None = use the calibrated value if any
+    # RagPipeline abstains when the best chunk's dense cosine is below this; None = never abstain
+    # (the CLI's `ask` then uses the threshold `train-reranker` calibrated, if there is one)
+    abstain_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.chunker not in CHUNKERS:

@@ -52,6 +52,27 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+def model_identity(name_or_path: str) -> str:
+    """The model a name stands for, so two spellings of one model compare equal.
+
+    A local folder (including the packaged copy :func:`resolve_model` returns) is its resolved
+    path; the default model's hub names, ``all-MiniLM-L6-v2`` and
+    ``sentence-transformers/all-MiniLM-L6-v2``, are one model whether or not the package is
+    installed; any other name is itself.
+    """
+    resolved = resolve_model(name_or_path)
+    if resolved and Path(resolved).exists():
+        return str(Path(resolved).resolve())
+    if resolved.split("/")[-1] == DEFAULT_MODEL:
+        return f"sentence-transformers/{DEFAULT_MODEL}"
+    return resolved
+
+
+def same_model(a: str, b: str) -> bool:
+    """Do two model names (or paths) name the same model? See :func:`model_identity`."""
+    return a == b or model_identity(a) == model_identity(b)
+
+
 def embedding_dimension(model) -> int:
     """A SentenceTransformer's output size (the method was renamed in sentence-transformers 6)."""
     get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension

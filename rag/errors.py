@@ -10,7 +10,8 @@ needed to fix the problem (the path, the expected and found values) in its attri
     │   ├── IndexNotFoundError   no index at the given path
     │   ├── IndexVersionError    the index was written by another format version
     │   ├── IndexCorruptError    a file is missing, truncated or fails its checksum
-    │   └── IndexMismatchError   the index was built with another model / chunker than requested
+    │   ├── IndexMismatchError   the index was built with another model / chunker than requested
+    │   └── IndexOverwriteError  saving would replace something that is not an index
     ├── RerankerError            the trained reranker file is missing or unreadable
     └── GenerationError          the LLM call failed or returned nothing usable
 
@@ -65,6 +66,11 @@ class IndexCorruptError(IndexError_):
 
 class IndexMismatchError(IndexError_):
     """The index was built with a different embedding model or chunker than the one in use."""
+
+
+class IndexOverwriteError(IndexError_):
+    """The save target exists and is neither an empty folder nor an index this package wrote;
+    saving replaces the whole folder, so it would delete whatever is there."""
 
 
 class RerankerError(RagError):

@@ -67,7 +67,9 @@ def candidate_features(
     """Build :class:`Candidate` objects with :data:`FEATURE_NAMES` for the fused hits.
 
     ``index`` is a :class:`~rag.index.HybridIndex`; ``title_terms`` caches title term ids per
-    document across queries.
+    document across queries. It is keyed by document id only, so it is valid for one state of
+    the index: :class:`~rag.retrieval.HybridRetriever` empties it when ``index.generation``
+    moves (an upsert may retitle a document under the same id).
     """
     if not fused:
         return []

@@ -24,6 +24,12 @@ nDCG@10, see README). ``zscore`` is the default, with its one weight tuned on *t
 it is within noise of min-max here, and one outlier score cannot squash the rest of its list.
 RRF is the safe choice when no training queries exist. Ties are broken by the best rank a
 document had in any list, then by id, so the output is deterministic.
+
+Which chunk stands for a fused document? Each input list names the document's best chunk *for
+that retriever*, and with several chunks per document BM25 and dense may name different ones.
+The fused hit keeps the chunk from the list that ranked the document best (the earlier list on
+a tie: BM25 in :class:`~rag.retrieval.HybridRetriever`), the passage that earned it its place;
+that chunk is what a prompt shows. With one chunk per document (the default) there is no choice.
 """
 
 from __future__ import annotations
@@ -56,12 +62,13 @@ def _finish(
 
 
 def _bookkeeping(results: Sequence[Sequence[Hit]]) -> tuple[dict[str, int], dict[str, str]]:
+    """Each document's best rank in any list, and the chunk it had there (first list on ties)."""
     best_rank: dict[str, int] = {}
     chunk: dict[str, str] = {}
     for hits in results:
         for rank, h in enumerate(hits, start=1):
-            best_rank[h.doc_id] = min(rank, best_rank.get(h.doc_id, rank))
-            chunk.setdefault(h.doc_id, h.chunk_id)
+            if rank < best_rank.get(h.doc_id, rank + 1):
+                best_rank[h.doc_id], chunk[h.doc_id] = rank, h.chunk_id
     return best_rank, chunk
 
 

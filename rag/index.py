@@ -3,7 +3,9 @@
 Both retrieval indexes hold the same chunk ids. Every change goes through :meth:`HybridIndex.upsert`
 or :meth:`HybridIndex.delete`, which touch the document table, the chunk table and *both* indexes
 before returning, so a deleted or replaced version can never be retrieved again (tests check this
-by searching for text that only the old version contained).
+by searching for text that only the old version contained). Each change also bumps
+``HybridIndex.generation``, which tells caches built from the contents (a retriever's title
+terms) that they are stale.
 
 On disk an index is a folder::
 
@@ -12,12 +14,24 @@ On disk an index is a folder::
     chunks.jsonl     one chunk per line (chunk id, doc id, character span); text comes from the doc
     vectors.npy      float32 (n_chunks, dim), row i = chunk i of chunks.jsonl
 
-:meth:`HybridIndex.load` checks the format version, every file's checksum and the row counts and
-raises :class:`~rag.errors.IndexVersionError`, :class:`~rag.errors.IndexCorruptError` or
-:class:`~rag.errors.IndexMismatchError` rather than serving wrong results. BM25 is not stored: it
-is rebuilt from the chunk text (a few seconds for SciFact), so it can never disagree with it.
-Saving writes a new folder next to the old one and swaps it in, so a crash mid-save keeps the old
-index intact.
+Other files in the folder (the CLI keeps its trained ``reranker.json`` there) are not part of the
+index, and a save copies them into the new folder.
+
+:meth:`HybridIndex.load` checks the format version, every file's checksum, the manifest's keys and
+the row counts (documents, chunks, vectors), and raises :class:`~rag.errors.IndexVersionError`,
+:class:`~rag.errors.IndexCorruptError` or :class:`~rag.errors.IndexMismatchError` rather than
+serving wrong results. The model check compares what the names resolve to
+(:func:`~rag.dense.same_model`), so ``sentence-transformers/all-MiniLM-L6-v2`` opens an index
+built with ``all-MiniLM-L6-v2``. BM25 is not stored: it is rebuilt from the chunk text (a few
+seconds for SciFact), so it can never disagree with it.
+
+Saving writes the new folder at ``PATH.tmp``, then swaps it in with two renames
+(``PATH`` -> ``PATH.old``, ``PATH.tmp`` -> ``PATH``), so a crash while writing keeps the old index
+intact. If the second rename fails the first is undone; if the process dies between the two,
+the next load (or save) renames ``PATH.old`` back. The swap replaces the whole folder, so
+:meth:`HybridIndex.save` refuses a ``PATH`` that is neither empty nor an index
+(:class:`~rag.errors.IndexOverwriteError`) instead of deleting what is in it. One writer at a
+time: two processes saving to the same path concurrently are not supported.
 """
 
 from __future__ import annotations
@@ -35,12 +49,14 @@ import numpy as np
 from rag.bm25 import BM25Index, Tokenizer
 from rag.chunking import Chunk, Chunker, HFTokenSpans, TokenSpans, make_chunker
 from rag.config import RagConfig
-from rag.dense import DenseIndex, Embedder, EmbeddingCache
+from rag.dense import DenseIndex, Embedder, EmbeddingCache, same_model
 from rag.documents import Document, check_unique, corpus_checksum
 from rag.errors import (
+    ConfigError,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexOverwriteError,
     IndexVersionError,
 )
 
@@ -49,6 +65,7 @@ log = logging.getLogger(__name__)
 FORMAT = "rag-index"
 FORMAT_VERSION = 1
 FILES = ("documents.jsonl", "chunks.jsonl", "vectors.npy")
+MANIFEST_KEYS = ("model", "chunker", "config", "n_documents", "n_chunks", "dim", "files")
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,9 @@ class HybridIndex:
         self.chunks: dict[str, Chunk] = {}
         self.doc_chunks: dict[str, list[str]] = {}
         self._chunk_to_doc: dict[str, str] | None = None  # see chunk_to_doc; None = stale
+        # +1 on every upsert and delete: whatever is cached from the index's contents (the
+        # chunk -> document map here, a retriever's title terms) is stale once it moves on
+        self.generation = 0
         self.bm25 = build_bm25(self.config)
         self.dense: DenseIndex | None = None if dim is None else self._new_dense(dim)
 
@@ -112,6 +132,10 @@ class HybridIndex:
         if self._chunk_to_doc is None:
             self._chunk_to_doc = {cid: c.doc_id for cid, c in self.chunks.items()}
         return self._chunk_to_doc
+
+    def _changed(self) -> None:
+        self._chunk_to_doc = None
+        self.generation += 1
 
     # ---- updates -------------------------------------------------------------------------------
     def upsert(
@@ -150,7 +174,7 @@ class HybridIndex:
         for c in new_chunks:
             self.chunks[c.chunk_id] = c
             self.doc_chunks[c.doc_id].append(c.chunk_id)
-        self._chunk_to_doc = None
+        self._changed()
         ids = [c.chunk_id for c in new_chunks]
         self.bm25.add(ids, texts)
         if self.dense is None:
@@ -165,7 +189,7 @@ class HybridIndex:
             self.documents.pop(d, None)
         for cid in chunk_ids:
             del self.chunks[cid]
-        self._chunk_to_doc = None
+        self._changed()
         self.bm25.remove(chunk_ids)
         if self.dense is not None:
             self.dense.remove(chunk_ids)
@@ -211,21 +235,38 @@ class HybridIndex:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the index folder (atomically replacing an existing one)."""
+        """Write the index folder at ``path``, replacing an index already there.
+
+        ``path`` must not exist, be an empty folder, or hold an index this package wrote
+        (otherwise :class:`~rag.errors.IndexOverwriteError`: the folder is replaced as a whole,
+        so any other files in it would be deleted). Files in the old index folder that the index
+        does not write itself, such as the CLI's ``reranker.json``, are copied into the new one.
+        The swap is two renames (``path`` -> ``path.old``, ``path.tmp`` -> ``path``); if the
+        second fails the first is undone, and if the process dies between them, the next
+        :meth:`load` or :meth:`save` renames ``path.old`` back.
+        """
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        recover_interrupted_save(path)
+        check_save_target(path)
+        tmp, old = _sibling(path, "tmp"), _sibling(path, "old")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
             self._write(tmp)
+            _carry_over(path, tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # a failed save leaves nothing behind
             raise
-        old = path.with_name(path.name + ".old")
         if path.exists():
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)  # left by a save whose clean-up was cut short
             path.rename(old)
-        tmp.rename(path)
+        try:
+            tmp.rename(path)
+        except BaseException:
+            if old.exists() and not path.exists():
+                old.rename(path)  # put the previous index back
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         shutil.rmtree(old, ignore_errors=True)
         return path
 
@@ -256,8 +297,11 @@ class HybridIndex:
     ) -> HybridIndex:
         """Read an index folder, verifying version, checksums and shapes (see module docstring)."""
         path = Path(path)
+        recover_interrupted_save(path)
+        if not path.exists() and _is_index(_sibling(path, "old")):
+            path = _sibling(path, "old")  # could not rename it back (read-only disk?): read it
         manifest = read_manifest(path)
-        if manifest["model"] != embedder.model_id:
+        if not same_model(manifest["model"], embedder.model_id):
             raise IndexMismatchError(
                 f"index at {path} was built with model {manifest['model']!r}, but the embedder is "
                 f"{embedder.model_id!r}; query vectors would not be comparable. Use the same "
@@ -275,7 +319,13 @@ class HybridIndex:
                     "the file was modified or truncated. Rebuild with `python -m rag index`.",
                     path=path,
                 )
-        config = (config or RagConfig()).replace(model=manifest["model"], **manifest["config"])
+        try:
+            config = (config or RagConfig()).replace(model=manifest["model"], **manifest["config"])
+        except (TypeError, ConfigError) as exc:
+            raise IndexCorruptError(
+                f"{path / 'manifest.json'} holds an invalid config {manifest['config']!r}: {exc}",
+                path=path,
+            ) from exc
         chunker = build_chunker(config, tokens)
         if chunker.name != manifest["chunker"]:
             raise IndexMismatchError(
@@ -294,6 +344,18 @@ class HybridIndex:
             raise IndexCorruptError(
                 f"{path}: {len(rows)} chunks, {vecs.shape[0]} vectors, "
                 f"manifest says {manifest['n_chunks']}",
+                path=path,
+            )
+        if len(docs) != manifest["n_documents"]:
+            raise IndexCorruptError(
+                f"{path}: {len(docs)} documents, manifest says {manifest['n_documents']}",
+                path=path,
+            )
+        known = {d.doc_id for d in docs}
+        orphans = sorted({r["doc_id"] for r in rows} - known)
+        if orphans:
+            raise IndexCorruptError(
+                f"{path}: chunks.jsonl names documents that documents.jsonl lacks: {orphans[:5]}",
                 path=path,
             )
         index = cls(embedder, chunker, config, dim=manifest["dim"] or vecs.shape[1])
@@ -324,7 +386,7 @@ def read_manifest(path: Path) -> dict:
         manifest = json.loads(mpath.read_text())
     except json.JSONDecodeError as exc:
         raise IndexCorruptError(f"{mpath} is not valid JSON: {exc}", path=path) from exc
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexCorruptError(f"{mpath} is not a {FORMAT} manifest", path=path)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexVersionError(
@@ -334,7 +396,102 @@ def read_manifest(path: Path) -> dict:
             found=manifest.get("format_version"),
             expected=FORMAT_VERSION,
         )
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise IndexCorruptError(
+            f"{mpath} lacks {', '.join(map(repr, missing))} (a {FORMAT} manifest has "
+            f"{', '.join(MANIFEST_KEYS)}); rebuild the index with `python -m rag index`.",
+            path=path,
+        )
     return manifest
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    """``path.tmp`` or ``path.old``: the names :meth:`HybridIndex.save` swaps through."""
+    return path.with_name(f"{path.name}.{suffix}")
+
+
+def _is_index(path: Path) -> bool:
+    """Does ``path`` hold a manifest this package wrote (any format version)?"""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def check_save_target(path: str | Path) -> None:
+    """Raise :class:`~rag.errors.IndexOverwriteError` unless saving to ``path`` is safe.
+
+    Safe: nothing is there, an empty folder, or an index this package wrote. Anything else
+    (a file, a folder of notes) would be deleted by the save, which replaces the whole folder.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise IndexOverwriteError(
+            f"cannot save the index to {path}: it is a file, and saving would replace it; "
+            "pass a folder that does not exist yet, an empty one, or an existing index",
+            path=path,
+        )
+    if _is_index(path):
+        return
+    entries = sorted(p.name for p in path.iterdir())
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise IndexOverwriteError(
+            f"cannot save the index to {path}: the folder is not empty ({shown}) and holds no "
+            f"index (no {FORMAT} manifest.json); saving replaces the whole folder and would "
+            "delete those files. Pass a folder that does not exist yet, an empty one, or an "
+            "existing index.",
+            path=path,
+        )
+
+
+def recover_interrupted_save(path: str | Path) -> bool:
+    """Undo a save that died between its two renames; returns whether there was one to undo.
+
+    Such a save leaves no folder at ``path``, the previous index at ``path.old`` and the new one
+    at ``path.tmp``. The previous index is the one a failed save promises to keep, so it is
+    renamed back (the next save cleans ``path.tmp`` up).
+    """
+    path = Path(path)
+    old = _sibling(path, "old")
+    if path.exists() or path.is_symlink() or not _is_index(old):
+        return False
+    try:
+        old.rename(path)
+    except OSError as exc:
+        log.warning("found an interrupted save at %s but cannot rename %s back: %s", path, old, exc)
+        return False
+    log.warning("an earlier save to %s was interrupted; restored the previous index", path)
+    return True
+
+
+def _carry_over(old: Path, new: Path) -> list[str]:
+    """Copy the files of index folder ``old`` that an index does not write into ``new``.
+
+    These are files other code keeps beside the index, such as the CLI's ``reranker.json``.
+    The reranker is kept on purpose: its features are relative to each query's candidates and
+    name no document, and its abstention threshold is a dense-cosine level, so it stays valid
+    when documents are added, replaced or deleted (retrain after the corpus changes a lot).
+    Dropping it would silently switch the CLI back to unreranked search with no abstention.
+    """
+    if not _is_index(old):
+        return []
+    kept = []
+    for item in sorted(old.iterdir()):
+        if item.name in (*FILES, "manifest.json"):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, new / item.name, symlinks=True)
+        else:
+            shutil.copy2(item, new / item.name, follow_symlinks=False)
+        kept.append(item.name)
+    if kept:
+        log.info("kept %s from the previous index at %s", ", ".join(kept), old)
+    return kept
 
 
 def _sha256(path: Path) -> str:

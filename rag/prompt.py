@@ -5,9 +5,11 @@ Budget. The model sees ``system + sources + question`` and must still have room 
     source budget = context window - answer tokens (max_tokens) - system and question - overhead
 
 Chunks are taken in rank order while they fit. The first chunk that does not fit is truncated at
-a word boundary if at least ``min_chunk_tokens`` remain, and every chunk after it is left out;
-:class:`PackedPrompt` reports what was included, truncated and left out, so nothing is dropped
-silently. Token counts come from ``count_tokens``; the default :func:`estimate_tokens` assumes
+a word boundary (between characters if it has no space to cut at: Chinese, a URL) if at least
+``min_chunk_tokens`` remain, and every chunk after it is left out; :class:`PackedPrompt` reports
+what was included, truncated and left out, so nothing is dropped silently. A source costs its
+printed form, header included (:func:`source_header`), so the sum of the costs is what the
+prompt holds. Token counts come from ``count_tokens``; the default :func:`estimate_tokens` assumes
 3 bytes per token, which over-counts English for BPE and WordPiece vocabularies (about 4 bytes
 per token), so the prompt never overflows the window even without the model's tokenizer.
 
@@ -58,7 +60,7 @@ class Source:
     chunk_id: str
     title: str
     text: str
-    truncated: bool = False  # cut at a word boundary to fit the prompt's remaining budget
+    truncated: bool = False  # cut (at a word boundary if it has one) to fit the remaining budget
     condensed: bool = False  # reduced to its sentences closest to the question (``source_tokens``)
 
 
@@ -91,6 +93,18 @@ def focus(text: str, question: str, budget: int, count_tokens: Callable[[str], i
         if used + cost <= budget:
             keep.append(i)
             used += cost
+    # The + 2 per sentence is an estimate of the markers' cost: one kept sentence with a gap on
+    # each side ("... s ...") needs 8 bytes of markers, 3 tokens. Give up the lowest-ranked
+    # sentences until the real extract fits, so the budget is a true upper bound.
+    out = _join_extract(sentences, keep)
+    while keep and count_tokens(out) > budget:
+        keep.pop()
+        out = _join_extract(sentences, keep)
+    return out
+
+
+def _join_extract(sentences: Sequence[str], keep: Sequence[int]) -> str:
+    """The kept sentences in text order, ``...`` marking every gap (and a cut-off end)."""
     parts, last = [], -1
     for i in sorted(keep):
         if i != last + 1:
@@ -100,6 +114,45 @@ def focus(text: str, question: str, budget: int, count_tokens: Callable[[str], i
     if keep and last != len(sentences) - 1:
         parts.append("...")
     return " ".join(parts)
+
+
+def truncate(text: str, budget: int, count_tokens: Callable[[str], int]) -> str:
+    """The longest prefix of ``text`` that, with `` ...`` appended, costs at most ``budget``.
+
+    The cut falls at the last whitespace inside the budget, so no word is split; text with no
+    whitespace there (Chinese or Thai, a long URL, a base64 blob) is cut between characters
+    instead, so a non-empty text always keeps something. Returns ``""`` only when not even one
+    character fits beside the ellipsis.
+    """
+
+    def fits(n: int) -> bool:
+        return count_tokens(text[:n].rstrip() + " ...") <= budget
+
+    lo, hi = 0, len(text)
+    while lo < hi:  # binary search on the number of characters kept
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    if 0 < lo < len(text) and not text[lo].isspace():  # the cut would split a word: back off
+        space = lo - 1
+        while space > 0 and not text[space].isspace():
+            space -= 1
+        if text[:space].strip():  # a word boundary with words before it
+            lo = space
+    head = text[:lo].rstrip()
+    return head + " ..." if head else ""
+
+
+def source_header(number: int, title: str, text: str) -> str:
+    """The line that introduces a source: ``[n] Title`` and a newline, or just ``[n] `` when the
+    text already starts with the title (a chunk's text usually does: it begins the document).
+
+    An extract or a cut text may no longer start with the title, and then gets it back; the
+    builder counts a source's cost with this same function, so what it counts is what it prints.
+    """
+    return f"[{number}] {title}\n" if title and not text.startswith(title) else f"[{number}] "
 
 
 def edge_order(n: int) -> list[int]:
@@ -133,18 +186,6 @@ class PromptBuilder:
         self.count, self.min_chunk_tokens = count_tokens, min_chunk_tokens
         self.placement, self.system_prompt = placement, system_prompt
 
-    def _truncate(self, text: str, budget: int) -> str:
-        """Longest word-boundary prefix of ``text`` (plus an ellipsis) within ``budget`` tokens."""
-        words = text.split(" ")
-        lo, hi = 0, len(words)
-        while lo < hi:  # binary search on the number of words
-            mid = (lo + hi + 1) // 2
-            if self.count(" ".join(words[:mid]) + " ...") <= budget:
-                lo = mid
-            else:
-                hi = mid - 1
-        return " ".join(words[:lo]) + " ..." if lo else ""
-
     def build(self, question: str, chunks: Sequence[tuple[str, str, str, str]]) -> PackedPrompt:
         """Pack ``chunks`` (``(doc_id, chunk_id, title, text)``, best first) for ``question``."""
         question_block = f"Question: {question}\nAnswer (cite sources like [1]):"
@@ -162,40 +203,33 @@ class PromptBuilder:
                 dropped.append(chunk_id)
                 continue
             n = len(sources) + 1
-            header = f"[{n}] {title}\n" if title and not text.startswith(title) else f"[{n}] "
             condensed = False
             if self.source_tokens is not None and self.count(text) > self.source_tokens:
-                text = focus(text, question, self.source_tokens, self.count) or self._truncate(
-                    text, self.source_tokens
+                text = focus(text, question, self.source_tokens, self.count) or truncate(
+                    text, self.source_tokens, self.count
                 )
                 condensed = True
-            cost = self.count(header + text) + 1
-            if cost <= budget:
+            # every cost below is the cost of exactly what will be printed: header + text
+            cost = self.count(source_header(n, title, text) + text) + 1  # + 1: the blank line
+            if text and cost <= budget:
                 sources.append(Source(n, doc_id, chunk_id, title, text, condensed=condensed))
                 budget -= cost
                 continue
-            room = budget - self.count(header) - 1
-            if room >= self.min_chunk_tokens:
-                cut = self._truncate(text, room)
-                if cut:
-                    sources.append(
-                        Source(n, doc_id, chunk_id, title, cut, truncated=True, condensed=condensed)
-                    )
-                    budget -= self.count(header + cut) + 1
-                    dropped.append("")  # marks that the budget is exhausted
-                    continue
+            cut = self._cut(n, title, text, budget)
+            if cut:
+                sources.append(
+                    Source(n, doc_id, chunk_id, title, cut, truncated=True, condensed=condensed)
+                )
+                budget -= self.count(source_header(n, title, cut) + cut) + 1
+                dropped.append("")  # marks that the budget is exhausted
+                continue
             dropped.append(chunk_id)
         dropped = [d for d in dropped if d]
         positions = edge_order(len(sources)) if self.placement == "edges" else range(len(sources))
         blocks = []
         for i in positions:
             s = sources[i]
-            head = (
-                f"[{s.number}] {s.title}\n"
-                if s.title and not s.text.startswith(s.title)
-                else f"[{s.number}] "
-            )
-            blocks.append(head + s.text)
+            blocks.append(source_header(s.number, s.title, s.text) + s.text)
         user = "Sources:\n\n" + "\n\n".join(blocks) + "\n\n" + question_block
         messages = [
             {"role": "system", "content": self.system_prompt},
@@ -203,3 +237,20 @@ class PromptBuilder:
         ]
         used = self.count(self.system_prompt) + self.count(user) + 2 * MESSAGE_OVERHEAD
         return PackedPrompt(messages, sources, dropped, used)
+
+    def _cut(self, n: int, title: str, text: str, budget: int) -> str:
+        """``text`` truncated so that it and its header fit ``budget`` (``""`` if it cannot).
+
+        The header depends on the cut: a text that starts with its title is printed without a
+        second copy of it, unless the cut removed part of the title. So the cut is tried with the
+        header the whole text would get, then with the title header, and accepted only when the
+        header it is printed with fits as well.
+        """
+        for head in dict.fromkeys((source_header(n, title, text), source_header(n, title, ""))):
+            room = budget - self.count(head) - 1
+            if room < self.min_chunk_tokens:
+                continue
+            cut = truncate(text, room, self.count)
+            if cut and self.count(source_header(n, title, cut) + cut) + 1 <= budget:
+                return cut
+        return ""

@@ -54,7 +54,8 @@ class HybridRetriever:
         self.reranker = reranker
         self._qvecs: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = query_cache_size
-        self._title_terms: dict = {}
+        self._title_terms: dict = {}  # doc id -> title term ids, for the reranker's features
+        self._title_terms_of: tuple[int, int] | None = None  # (index id, its generation) cached
 
     # ---- query embeddings (memoised: eval and training ask the same query many times) -----------
     def embed(self, queries: Sequence[str], *, progress: bool = False) -> np.ndarray:
@@ -68,6 +69,15 @@ class HybridRetriever:
                 while len(self._qvecs) > self._cache_size:
                     self._qvecs.popitem(last=False)
         return np.stack([known[q] for q in queries])
+
+    def _titles(self) -> dict:
+        """The title-terms cache, emptied whenever the index has changed since it was filled
+        (an upsert can retitle a document under the same id) or another index was put in."""
+        now = (id(self.index), self.index.generation)
+        if self._title_terms_of != now:
+            self._title_terms.clear()
+            self._title_terms_of = now
+        return self._title_terms
 
     # ---- single retrievers ----------------------------------------------------------------------
     def _docs(self, search, k: int) -> list[Hit]:
@@ -130,7 +140,7 @@ class HybridRetriever:
         depth = _depth(depth, self.config.rerank_depth)
         fused = self.hybrid(query, depth)
         qv = self.embed([query])[0]
-        return candidate_features(self.index, query, qv, fused, self._title_terms)
+        return candidate_features(self.index, query, qv, fused, self._titles())
 
     def rerank(self, query: str, k: int = 10, *, depth: int | None = None) -> list[Hit]:
         """Rerank the top ``depth`` fused candidates; the rest keep their fused order below them."""
@@ -142,7 +152,7 @@ class HybridRetriever:
             )
         fused = self._hybrid(query, max(k, depth))
         cands = candidate_features(
-            self.index, query, self.embed([query])[0], fused[:depth], self._title_terms
+            self.index, query, self.embed([query])[0], fused[:depth], self._titles()
         )
         head = self.reranker.rerank(query, cands)
         return (head + fused[depth:])[:k]

@@ -102,3 +102,33 @@ def test_real_model_answers_from_the_prompt(retriever, llm_base_url, llm_model):
     assert ans.text and not ans.abstained
     assert ans.sources[0].doc_id == "vitd"
     assert all(1 <= s.number <= len(ans.sources) for s in ans.cited)
+
+
+def test_settings_not_passed_come_from_the_config(docs, embedder):
+    # RagPipeline took its own top_chunks=5 and threshold=None: RagConfig's were never read
+    from rag.chunking import DocumentChunker
+
+    config = RagConfig(top_chunks=2, abstain_threshold=0.99)
+    index = HybridIndex(embedder, DocumentChunker(), config)
+    index.upsert(docs)
+    retriever = HybridRetriever(index)
+    gen = RecordingGenerator("Cats purr [1].")
+    pipe = RagPipeline(retriever, gen)
+    assert (pipe.top_chunks, pipe.threshold) == (2, 0.99)
+    assert pipe.ask("do cats purr").abstained and gen.calls == []
+    answered = RagPipeline(retriever, gen, threshold=None).ask("do cats purr")  # explicit wins
+    assert not answered.abstained and len(answered.sources) == 2
+    assert RagPipeline(retriever, gen, top_chunks=4, threshold=0.5).top_chunks == 4
+
+
+def test_the_default_config_keeps_the_pipelines_old_defaults(retriever):
+    # the benchmark's prompts were built with top_chunks=5 and no threshold: they must not move
+    pipe = RagPipeline(retriever, RecordingGenerator("ok [1]"))
+    assert (pipe.top_chunks, pipe.threshold) == (5, None)
+    assert len(pipe.ask("cats dogs fish birds vitamin").sources) == 5
+
+
+@pytest.mark.parametrize("top_chunks", [0, -1, 2.5, True])
+def test_top_chunks_must_be_a_positive_integer(retriever, top_chunks):
+    with pytest.raises(ConfigError, match="top_chunks must be a positive integer"):
+        RagPipeline(retriever, RecordingGenerator("x"), top_chunks=top_chunks)

@@ -102,3 +102,64 @@ def test_a_reranker_needs_qrels_for_this_index(built, capsys):
     # the index holds three notes; SciFact's train qrels point at none of them
     assert main(["train-reranker", "--index", str(built), "--dataset", "scifact"]) == 2
     assert "built from another corpus" in capsys.readouterr().err
+
+
+def test_index_refuses_to_overwrite_the_folder_it_indexes(built, capsys):
+    # `python -m rag index NOTES --index NOTES` deleted the user's notes once the index was saved
+    notes = built.parent / "notes"
+    before = sorted(str(p.relative_to(notes)) for p in notes.rglob("*"))
+    assert main(["index", str(notes), "--index", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot save the index to {notes}" in err and "holds no index" in err
+    assert sorted(str(p.relative_to(notes)) for p in notes.rglob("*")) == before
+
+
+def trained_reranker(**meta):
+    """A real LambdaRank model (on synthetic candidates: the notes have no qrels) with ``meta``."""
+    import numpy as np
+
+    from rag.features import FEATURE_NAMES
+    from rag.hits import Candidate
+    from rag.rerank import LTRSettings, train_ltr
+
+    rng = np.random.default_rng(0)
+    cands = {
+        f"q{q}": [
+            Candidate(
+                f"q{q}d{i}",
+                f"q{q}d{i}#0",
+                "text",
+                features={n: float(rng.normal()) for n in FEATURE_NAMES} | {"coverage": i == 0},
+            )
+            for i in range(10)
+        ]
+        for q in range(30)
+    }
+    model = train_ltr(cands, {q: {f"{q}d0": 1} for q in cands}, LTRSettings(n_estimators=5))
+    model.meta |= meta
+    return model
+
+
+def test_a_trained_reranker_brings_its_fusion_and_weight(built, tmp_path, capsys):
+    # the CLI applied the reranker's dense weight but not the fusion its candidates came from
+    import argparse
+    import shutil
+
+    from rag.__main__ import _open
+
+    copy = tmp_path / "idx"
+    shutil.copytree(built, copy)
+    trained_reranker(fusion="minmax", dense_weight=0.3, threshold=0.2).save(copy / "reranker.json")
+    args = argparse.Namespace(index=str(copy), encoder="onnx", cache_dir=str(built.parent / "c"))
+    retriever, threshold = _open(args)
+    assert (retriever.config.fusion, retriever.config.dense_weight, threshold) == (
+        "minmax",
+        0.3,
+        0.2,
+    )
+    assert main(["search", "chain oil", "--index", str(copy), "--cache-dir", args.cache_dir]) == 0
+    assert capsys.readouterr().out.startswith("rerank results")
+    trained_reranker(fusion="borda", dense_weight=0.3).save(copy / "reranker.json")
+    assert main(["search", "chain oil", "--index", str(copy), "--cache-dir", args.cache_dir]) == 2
+    err = capsys.readouterr().err
+    assert "reranker.json records settings this code cannot serve" in err and "borda" in err

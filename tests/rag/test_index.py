@@ -12,6 +12,7 @@ from rag.errors import (
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexOverwriteError,
     IndexVersionError,
 )
 from rag.hits import Hit
@@ -210,3 +211,150 @@ def test_embedding_failure_leaves_the_index_untouched(docs, embedder, make_embed
         index.upsert([Document("cats", "replacement text")])
     assert index.documents["cats"].version == 1
     assert HybridRetriever(index).bm25("purr", 1)[0].doc_id == "cats"
+
+
+# ---- saving: never delete what is not ours, keep what others keep in the folder, survive a crash
+
+
+def test_save_refuses_a_folder_that_is_not_an_index(tmp_path, docs, embedder):
+    # `python -m rag index NOTES --index NOTES` deleted the notes it had just indexed
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "tea.md").write_text("# Tea\n")
+    (notes / "manifest.json").write_text('{"format": "someone-elses"}')
+    index = build(docs, embedder)
+    with pytest.raises(IndexOverwriteError, match=r"notes: the folder is not empty \(manifest"):
+        index.save(notes)
+    assert sorted(p.name for p in notes.iterdir()) == ["manifest.json", "tea.md"]
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(IndexOverwriteError, match="it is a file"):
+        index.save(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    index.save(tmp_path / "empty")  # an empty folder is fine, and so is an index (round trip)
+    assert HybridIndex.load(tmp_path / "empty", embedder, tokens=WhitespaceSpans()).documents
+
+
+def test_saving_an_updated_index_keeps_the_files_beside_it(saved, embedder):
+    # the CLI keeps the trained reranker in the index folder; every save used to delete it
+    (saved / "reranker.json").write_text('{"format": "rag-ltr"}')
+    (saved / "notes").mkdir()
+    (saved / "notes" / "why.txt").write_text("kept")
+    index = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    index.upsert([Document("new", "Octopuses have three hearts.")])
+    index.save(saved)
+    assert (saved / "reranker.json").read_text() == '{"format": "rag-ltr"}'
+    assert (saved / "notes" / "why.txt").read_text() == "kept"
+    assert "new" in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
+
+
+def test_a_failed_swap_puts_the_old_index_back(saved, embedder, monkeypatch):
+    index = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    index.delete(["vitd"])
+    rename = type(saved).rename
+
+    def fail_into_place(self, target):  # the second rename (tmp -> path) fails: EXDEV, EPERM
+        if self.name.endswith(".tmp"):
+            raise OSError("cannot move the new index into place")
+        return rename(self, target)
+
+    monkeypatch.setattr(type(saved), "rename", fail_into_place)
+    with pytest.raises(OSError, match="into place"):
+        index.save(saved)
+    monkeypatch.undo()
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx"]
+    assert "vitd" in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
+
+
+CRASH_BETWEEN_RENAMES = """
+import os, signal, sys
+from pathlib import Path
+from rag.chunking import WhitespaceSpans
+from rag.index import HybridIndex
+
+class Named:  # load checks the model's name; a delete embeds nothing
+    model_id = "hashing-64"
+
+path = Path(sys.argv[1])
+index = HybridIndex.load(path, Named(), tokens=WhitespaceSpans())
+index.delete(["vitd"])
+rename = Path.rename
+
+def rename_then_die(self, target):
+    rename(self, target)
+    os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, no finally: the process is gone
+
+Path.rename = rename_then_die
+index.save(path)
+"""
+
+
+def test_a_save_killed_between_its_renames_is_recovered_on_load(saved, embedder):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import rag
+
+    root = Path(rag.__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_BETWEEN_RENAMES, str(saved)], cwd=root, capture_output=True
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert not saved.exists()  # what the crash left: the old index and the new one, aside
+    assert (saved.parent / "idx.old").is_dir() and (saved.parent / "idx.tmp").is_dir()
+    index = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    assert "vitd" in index.documents  # the save never finished: the previous index is back
+    assert saved.is_dir() and not (saved.parent / "idx.old").exists()
+    index.delete(["vitd"])
+    index.save(saved)
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx"]
+    assert "vitd" not in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
+
+
+# ---- load: aliases of one model, manifests that lie ------------------------------------------
+
+
+def test_the_same_model_under_its_hub_alias_is_accepted(tmp_path, docs, make_embedder):
+    # "sentence-transformers/all-MiniLM-L6-v2" and "all-MiniLM-L6-v2" are one model (dense.py
+    # resolves both to the packaged copy), but load compared the raw names and refused
+    from rag.dense import model_identity, same_model
+
+    build(docs, make_embedder(model_id="all-MiniLM-L6-v2")).save(tmp_path / "idx")
+    alias = make_embedder(model_id="sentence-transformers/all-MiniLM-L6-v2")
+    assert HybridIndex.load(tmp_path / "idx", alias, tokens=WhitespaceSpans()).documents
+    with pytest.raises(IndexMismatchError, match="all-mpnet-base-v2"):
+        HybridIndex.load(
+            tmp_path / "idx",
+            make_embedder(model_id="sentence-transformers/all-mpnet-base-v2"),
+            tokens=WhitespaceSpans(),
+        )
+    assert same_model("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+    assert not same_model("all-MiniLM-L6-v2", "all-MiniLM-L12-v2")
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    assert model_identity(str(folder)) == model_identity(str(folder / ".." / "my-model"))
+
+
+@pytest.mark.parametrize("key", ["model", "config", "n_chunks", "files"])
+def test_a_manifest_missing_a_key_is_corrupt_and_says_which(saved, embedder, key):
+    manifest = json.loads((saved / "manifest.json").read_text())
+    del manifest[key]
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match=f"lacks '{key}'"):
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_documents": 99}, "5 documents, manifest says 99"),
+        ({"config": {"chunker": "no-such"}}, "invalid config"),
+        ({"config": {"no_such_setting": 1}}, "invalid config"),
+    ],
+)
+def test_a_manifest_that_disagrees_with_the_files_is_corrupt(saved, embedder, change, message):
+    manifest = json.loads((saved / "manifest.json").read_text()) | change
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match=message):
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())

@@ -3,7 +3,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.errors import ConfigError
-from rag.prompt import MESSAGE_OVERHEAD, PromptBuilder, edge_order, estimate_tokens, focus
+from rag.prompt import (
+    MESSAGE_OVERHEAD,
+    PromptBuilder,
+    edge_order,
+    estimate_tokens,
+    focus,
+    truncate,
+)
 
 
 def chunk(i, words=20):
@@ -106,3 +113,124 @@ def test_long_sources_are_condensed_short_ones_kept_whole():
 def test_source_budget_below_the_minimum_chunk_is_refused():
     with pytest.raises(ConfigError, match="source_tokens"):
         PromptBuilder(2048, 100, source_tokens=8)
+
+
+# ---- the window is never overflowed, whatever the chunks look like ---------------------------
+
+WORDS = ["vitamin", "cancer", "risk", "alpha", "beta", "Gamma", "épsilon", "naïve", "lower"]
+UNSPACED = ["维生素D缺乏与癌症风险增加有关", "https://example.org/" + "a1b2" * 40, "ก" * 90]
+
+
+@st.composite
+def chunk_lists(draw):
+    """Chunks shaped like the index's: the text often starts with the title (a document's first
+    chunk does), sentences share words with the question, some runs have no space at all."""
+    out = []
+    for i in range(draw(st.integers(0, 8))):
+        title = " ".join(draw(st.lists(st.sampled_from(WORDS), max_size=12)))
+        sentences = []
+        for _ in range(draw(st.integers(1, 12))):
+            if draw(st.booleans()) and draw(st.booleans()):
+                sentences.append(draw(st.sampled_from(UNSPACED)) * draw(st.integers(1, 8)))
+            else:
+                picked = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=30))
+                sentences.append(" ".join(picked).capitalize() + ".")
+        body = " ".join(sentences)
+        text = f"{title}\n\n{body}" if title and draw(st.booleans()) else body
+        out.append((f"d{i}", f"d{i}@1#0", title, text))
+    return out
+
+
+def count_words(text: str) -> int:
+    """Another ``count_tokens``: one token per whitespace-separated word (plus one)."""
+    return len(text.split()) + 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(200, 1500),
+    st.integers(10, 120),
+    st.sampled_from([None, 32, 40, 60, 160]),
+    st.sampled_from([estimate_tokens, count_words]),
+    chunk_lists(),
+)
+def test_the_printed_prompt_and_the_answer_fit_the_window(window, answer, source, count, chunks):
+    # The header of an extract ("[n] Title\n...") was counted as if the title were not printed
+    # (the whole chunk starts with it): PromptBuilder(300, 64, source_tokens=40) used 393 tokens.
+    if answer >= window:
+        return
+    builder = PromptBuilder(window, answer, count_tokens=count, source_tokens=source)
+    try:
+        packed = builder.build("Does vitamin D lower cancer risk?", chunks)
+    except ConfigError:
+        return  # the question alone does not fit: refused up front
+    printed = sum(count(m["content"]) for m in packed.messages) + 2 * MESSAGE_OVERHEAD
+    assert packed.prompt_tokens == printed
+    assert printed + answer <= window
+    assert len(packed.sources) + len(packed.dropped) == len(chunks)
+    assert all(s.text.strip() for s in packed.sources)  # never an empty "[n] " source
+
+
+TITLE = "Zebrafish fin regeneration needs a long descriptive title costing many tokens"
+FILLER = " ".join(f"Background sentence {i} is about other things." for i in range(20))
+TITLED = [  # the index's chunks begin with their document's title; extracts do not
+    (f"d{i}", f"d{i}@1#0", TITLE, f"{TITLE}\n\n{FILLER} Vitamin D lowers cancer risk. {FILLER}")
+    for i in range(6)
+]
+
+
+@pytest.mark.parametrize("source", [None, 40, 160])
+@pytest.mark.parametrize("count", [estimate_tokens, count_words], ids=["bytes", "words"])
+def test_every_window_holds_the_printed_prompt_and_the_answer(source, count):
+    # the auditor's case, swept: PromptBuilder(300, 64, source_tokens=40) packed 5 sources
+    # into 393 tokens of a 300-token window
+    for window in range(200, 1600, 9):
+        builder = PromptBuilder(window, 64, count_tokens=count, source_tokens=source)
+        try:
+            packed = builder.build("Does vitamin D lower cancer risk?", TITLED)
+        except ConfigError:
+            continue
+        printed = sum(count(m["content"]) for m in packed.messages) + 2 * MESSAGE_OVERHEAD
+        assert printed + 64 <= window, (window, packed.sources)
+
+
+# ---- truncation: at a word boundary, else between characters, never to nothing ---------------
+
+
+def test_truncate_cuts_at_the_last_word_boundary_within_budget():
+    text = "alpha beta gamma delta epsilon zeta"
+    assert truncate(text, estimate_tokens("alpha beta ..."), estimate_tokens) == "alpha beta ..."
+    # one byte more than "alpha beta ..." is not enough for " gamma": no word is split
+    assert truncate(text, estimate_tokens("alpha beta g ..."), estimate_tokens) == "alpha beta ..."
+    assert truncate("first\nsecond third", 3, estimate_tokens) == "first ..."  # any whitespace
+
+
+@pytest.mark.parametrize("text", UNSPACED, ids=["chinese", "url", "thai"])
+def test_truncate_cuts_unspaced_text_between_characters(text):
+    text = text * 10
+    out = truncate(text, 32, estimate_tokens)
+    assert out.endswith(" ...") and estimate_tokens(out) <= 32
+    assert text.startswith(out.removesuffix(" ...")) and len(out) > 10
+    assert truncate("see " + text, 32, estimate_tokens) == "see ..."  # a boundary wins
+    assert truncate(text, 1, estimate_tokens) == ""  # not even one character fits
+
+
+def test_a_chunk_without_spaces_is_cut_not_emptied_or_dropped():
+    zh = "维生素D缺乏与癌症风险增加有关" * 40  # no space, no sentence punctuation
+    packed = PromptBuilder(2048, 160, source_tokens=160).build("维生素D 癌症", [("d", "c", "", zh)])
+    (s,) = packed.sources
+    assert s.condensed and s.text.endswith(" ...") and zh.startswith(s.text[:-4])
+    assert 150 <= estimate_tokens(s.text) <= 160
+    packed = PromptBuilder(400, 100).build("q", [("d", "c", "", zh)])  # whole chunks, no room
+    assert packed.dropped == [] and packed.sources[0].truncated
+    assert zh.startswith(packed.sources[0].text[:-4])
+
+
+@pytest.mark.parametrize("budget", range(32, 64))
+def test_focus_stays_within_its_budget(budget):
+    # One kept sentence between two gaps, "... s ...", needs 3 tokens of markers, not the 2 each
+    # sentence was charged: extracts came out one token over (the README says "at most 160").
+    for n in range(1, 3 * budget):
+        text = f"Alpha beta. Vitamin {'x' * n}. Gamma delta."
+        out = focus(text, "vitamin", budget, estimate_tokens)
+        assert estimate_tokens(out) <= budget, out

@@ -84,3 +84,29 @@ def test_cross_encoder_reranker_returns_a_permutation(minilm):
     hits = ce.rerank("query", cands)
     assert sorted(h.doc_id for h in hits) == ["d0", "d1", "d2", "d3"]
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_title_features_follow_an_upsert_that_retitles_a_document(docs, embedder):
+    # the retriever cached title terms per document id for good: after a retitle the reranker
+    # still saw the old title
+    from rag.chunking import DocumentChunker
+    from rag.config import RagConfig
+    from rag.documents import Document
+    from rag.index import HybridIndex
+    from rag.retrieval import HybridRetriever
+
+    index = HybridIndex(embedder, DocumentChunker(), RagConfig())
+    index.upsert(docs)
+    retriever = HybridRetriever(index)
+
+    def title_coverage(query):
+        return {c.doc_id: c.features["title_coverage"] for c in retriever.candidates(query, 5)}
+
+    assert title_coverage("domestic cats purr")["cats"] > 0
+    index.upsert([Document("cats", docs[0].text, title="Household pets")])
+    assert title_coverage("domestic cats purr")["cats"] == 0
+    assert title_coverage("household pets purr")["cats"] > 0
+    fresh = HybridRetriever(index).candidates("household pets purr", 5)
+    assert {c.doc_id: c.features for c in fresh} == {
+        c.doc_id: c.features for c in retriever.candidates("household pets purr", 5)
+    }
