@@ -142,16 +142,16 @@ class ModerationModel:
 
     def calibrate(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Calibrated probabilities, shifted to ``config.deployment_prior`` when one is set."""
-        out = {label: self.calibrators[label].transform(s) for label, s in raw.items()}
-        return {label: self.shift_prior(label, p) for label, p in out.items()}
+        return prior.calibrate_at_prior(
+            self.calibrators, raw, self._train_prior(), self.config.deployment_prior
+        )
 
     def shift_prior(self, label: str, p: np.ndarray) -> np.ndarray:
         """Saerens et al. prior correction for ``label`` (identity without a deployment prior)."""
-        target = (self.config.deployment_prior or {}).get(label)
-        source = getattr(self, "train_prior", {}).get(label)
-        if target is None or source is None or not 0.0 < source < 1.0:
-            return p
-        return prior.prior_shift(p, source, target)
+        return prior.shift_label(label, p, self._train_prior(), self.config.deployment_prior)
+
+    def _train_prior(self) -> dict[str, float]:
+        return getattr(self, "train_prior", {})  # a model pickled without one is never shifted
 
     def add_category(
         self, label: str, texts: list[str], y: np.ndarray, *, min_examples: int = 4

@@ -161,6 +161,12 @@ def train_stacked(
     ``weight`` fixes it), calibrators, hate cut and routing thresholds are all chosen on
     validation; a base served at a deployment prior (:func:`with_deployment_prior`) passes it on:
     the blend's probabilities are shifted to it and the thresholds chosen importance-weighted.
+    A base served with the identity guard or the parent rule (``trained``'s flags, or the
+    ``serving_options`` saved on its model) passes those on too: the hate cut and thresholds are
+    chosen on guarded validation scores (as :func:`with_identity_guard` chooses them), and the
+    result serves under the same options whichever way it is served (its ``moderator()``, or
+    ``Moderator(result.model)`` reading ``model.serving_options``), because thresholds fit only
+    the scores they were chosen on.
     Predictions are cached on disk for evaluation; use ``model.serving()`` for timing.
     """
     split = trained.split
@@ -181,10 +187,25 @@ def train_stacked(
         cached.append(CachedPredictions(tuned, tuned.directory))
     transformer = cached[0] if len(cached) == 1 else FineTunedEnsemble(cached)
     model = StackedModel(trained.model, transformer).fit(va.texts, va.hard, va.y3, weight)
-    val_probs = model.predict_proba(va.texts)
+    options = _serving_options(trained)
+    model.serving_options = options
+    # scores() does not route: the base's thresholds only satisfy the constructor
+    guard = options["identity_guard"]
+    val_probs = Moderator(model, trained.thresholds, identity_guard=guard).scores(va.texts)
     model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
     model.thresholds = _thresholds_at_prior(model, val_probs, va)
-    return Trained(model, model.thresholds, split, val_probs)
+    return Trained(model, model.thresholds, split, val_probs, guard, options["require_parent"])
+
+
+def _serving_options(trained: Trained) -> dict[str, bool]:
+    """How ``trained`` is served: a rule is on if its flag on ``trained`` or the
+    ``serving_options`` saved on its model (as `python -m moderation train` saves them) turn it on.
+    """
+    saved = getattr(trained.model, "serving_options", {})
+    return {
+        name: bool(getattr(trained, name) or saved.get(name, False))
+        for name in ("identity_guard", "require_parent")
+    }
 
 
 def _thresholds_at_prior(

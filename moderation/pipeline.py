@@ -67,12 +67,14 @@ class Verdict:
     latency_ms: float = 0.0
 
 
-def validate_text(raw: str | bytes, max_chars: int) -> str:
+def validate_text(raw: str | bytes, max_chars: int | None) -> str:
     """Return usable text or raise a specific :class:`InvalidTextError`.
 
     Bytes must be UTF-8 (not guessed: a wrong guess would silently score mojibake). Text with NUL
     bytes, or where more than 30 % of characters are control characters, is binary. Text longer
     than ``max_chars`` is refused rather than truncated: an abuser could hide content past the cut.
+    ``max_chars=None`` skips only the length check, for a caller that measures the text after
+    transforming it (the review queue folds a name, then holds the folded name to its limit).
     """
     if isinstance(raw, bytes | bytearray | memoryview):
         raw = bytes(raw)
@@ -88,7 +90,7 @@ def validate_text(raw: str | bytes, max_chars: int) -> str:
         raise InvalidTextError(f"expected str or UTF-8 bytes, got {type(raw).__name__}")
     if "\x00" in raw:
         raise BinaryContentError("input contains NUL bytes: binary data, not text")
-    if len(raw) > max_chars:
+    if max_chars is not None and len(raw) > max_chars:
         raise TextTooLongError(
             f"input has {len(raw)} characters; the limit is {max_chars} "
             "(ModerationConfig.max_chars)",
@@ -114,6 +116,8 @@ EMPTY_REASON = "empty text: nothing to moderate"
 # as nothing when it has no glyph for them. The Hangul fillers (U+115F, U+1160, U+3164, U+FFA0)
 # are letters (Lo) that draw blank, the variation selectors and U+034F are marks (Mn); a category
 # test misses them all. Braille pattern blank U+2800 is not in the property but draws blank too.
+# tests/moderation/test_pipeline.py checks this table against the `regex` module's copy of the
+# property over every code point.
 _IGNORABLE_RANGES = (
     (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
     (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
@@ -139,9 +143,9 @@ def is_blank(text: str, canonical: str | None = None) -> bool:
 
     That covers the empty string, whitespace, zero-width and filler characters
     (:func:`is_invisible`), and text the normaliser turns into nothing (a lone accent ``"´"``,
-    a combining mark). Scoring such text would only score the model's bias (a zero-width space
-    or a lone ``"´"`` alone was auto-actioned as offensive at p = 0.38). ``canonical`` is
-    ``normalise(text)`` when the caller already has it.
+    a combining mark). Such text is not scored because its score would be the model's bias
+    alone: scored, a zero-width space or a lone ``"´"`` would be auto-actioned as offensive at
+    p = 0.38. ``canonical`` is ``normalise(text)`` when the caller already has it.
     """
     if all(map(is_invisible, text)):
         return True
@@ -167,7 +171,7 @@ class Moderator:
         ``serving_options``, which `python -m moderation train` saves with the thresholds it
         chose under them; a model without them serves with both off."""
         thresholds = thresholds if thresholds is not None else model.thresholds
-        options = getattr(model, "serving_options", {})  # absent from models pickled before it
+        options = getattr(model, "serving_options", {})  # a pickle without them: both off
         if identity_guard is None:
             identity_guard = bool(options.get("identity_guard", False))
         if require_parent is None:

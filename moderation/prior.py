@@ -19,15 +19,20 @@ offensive share, a false positive costs (1 - pi_t) / (1 - pi_s) times more. So t
 chosen on validation with the same importance weights (:func:`importance_weights`): positives
 weighted ``pi_t / pi_s``, negatives ``(1 - pi_t) / (1 - pi_s)``, which estimates each policy
 quantity (precision, review share) at the deployment prior from validation data.
+
+Every model serves its probabilities through :func:`calibrate_at_prior` (its ``calibrate``), so
+the TF-IDF model and the stacked one shift the same way: per label, from the share its calibrator
+was fitted on (``model.train_prior``) to ``config.deployment_prior``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from moderation.calibration import Calibrator
 from moderation.errors import ConfigError
 
-__all__ = ["importance_weights", "prior_shift"]
+__all__ = ["calibrate_at_prior", "importance_weights", "prior_shift", "shift_label"]
 
 
 def _check(prior: float, name: str) -> None:
@@ -43,6 +48,38 @@ def prior_shift(p: np.ndarray, train_prior: float, target_prior: float) -> np.nd
     ratio = (target_prior / (1 - target_prior)) / (train_prior / (1 - train_prior))
     positive = ratio * p  # odds' * (1 - p), written to stay finite at p = 0 and p = 1
     return positive / (positive + (1.0 - p))
+
+
+def shift_label(
+    label: str,
+    p: np.ndarray,
+    train_prior: dict[str, float],
+    deployment_prior: dict[str, float] | None,
+) -> np.ndarray:
+    """``label``'s calibrated probabilities ``p`` moved to its deployment share (Saerens et al.).
+
+    ``p`` comes back unchanged when the deployment prior does not name ``label``, or when the
+    label has no usable training share: none recorded (a head added from a few examples, with no
+    held-out set) or 0 or 1 (a calibrator that saw one class: its odds cannot be rescaled).
+    """
+    target = (deployment_prior or {}).get(label)
+    source = train_prior.get(label)
+    if target is None or source is None or not 0.0 < source < 1.0:
+        return p
+    return prior_shift(p, source, target)
+
+
+def calibrate_at_prior(
+    calibrators: dict[str, Calibrator],
+    raw: dict[str, np.ndarray],
+    train_prior: dict[str, float],
+    deployment_prior: dict[str, float] | None,
+) -> dict[str, np.ndarray]:
+    """Raw scores ``{label: (n,)}`` through each label's calibrator, then :func:`shift_label`."""
+    return {
+        label: shift_label(label, calibrators[label].transform(s), train_prior, deployment_prior)
+        for label, s in raw.items()
+    }
 
 
 def importance_weights(y: np.ndarray, train_prior: float, target_prior: float) -> np.ndarray:

@@ -38,11 +38,11 @@ selectors, the combining grapheme joiner, Hangul fillers, ...), surrounding spac
 case folded (``" Alice"``, ``"ALICE\\u200b"``, ``"ali\\u034fce"`` and ``"alice"`` are one
 reviewer), so a reviewer cannot take the appeal of their own decision by spelling their name
 differently. Other combining marks are kept: they carry meaning in many scripts. An id with
-nothing visible in it is refused. A queue file written before the current folding (``PRAGMA
-user_version`` 0: ids as spelled; 1: only format characters dropped) has its routing fields
-(lease owners, appeals' excluded reviewers) folded again when it is opened; decisions and the
-audit log keep the names as they were written, and an appeal folds the decider's name it
-copies from them. A file written by a newer schema version is refused rather than guessed at.
+nothing visible in it is refused. A queue file of an older schema (``PRAGMA user_version`` 0:
+ids as spelled; 1: only format characters dropped) has its routing fields (lease owners,
+appeals' excluded reviewers) folded again when it is opened; decisions and the audit log keep
+the names as they were written, and an appeal folds the decider's name it copies from them. A
+file written by a newer schema version is refused rather than guessed at.
 
 **Bad input is refused before anything is written**: a label outside the severity table, a score
 that is not a probability in [0, 1], a negative or out-of-range reach, empty, binary, wrongly
@@ -104,8 +104,8 @@ MAX_REACH = 2**63 - 1  # BIGINT, in SQLite and Postgres alike
 MAX_ID_CHARS = 200
 _DEFAULTS = ModerationConfig()  # severity, lease and text limit when the caller gives none
 
-# PRAGMA user_version (see "Who is who"): 1 = reviewer ids folded in the routing fields;
-# 2 = folded again, now dropping every invisible character, not only format characters.
+# PRAGMA user_version (see "Who is who"): 0 = ids as spelled; 1 = ids in the routing fields
+# folded with format characters dropped; 2 = folded with every invisible character dropped.
 SCHEMA_VERSION = 2
 
 SCHEMA = """
@@ -164,7 +164,7 @@ def _reach_factor(reach: int) -> float:
 
 
 def _fold(name: str | None) -> str | None:
-    """An id as :func:`_account` stores it; for names read back from rows written before.
+    """An id as :func:`_account` stores it; also applied to names read from older-schema rows.
 
     NFKC (full-width ``"ａｌｉｃｅ"`` is ``"alice"``), invisible characters dropped
     (:func:`~moderation.pipeline.is_invisible`: a zero-width space, variation selector or Hangul
@@ -184,15 +184,16 @@ def _account(value: object, what: str) -> str:
     ``MAX_ID_CHARS`` once folded (so the stored id is: ``"ß"`` folds to ``"ss"``)."""
     if not isinstance(value, str):
         raise QueueError(f"{what} must be a non-empty name, got {value!r}")
-    _free_text(value, what, len(value))
+    _free_text(value, what, limit=None)  # as typed: binary or badly encoded; length once folded
     folded = _fold(value)
     if not folded or is_blank(value):  # nothing visible: an empty name, however it is spelt
         raise QueueError(f"{what} must be a non-empty name, got {value!r}")
     return _free_text(folded, what, MAX_ID_CHARS)
 
 
-def _free_text(value: object, what: str, limit: int, *, required: bool = False) -> str:
-    """Text a reviewer reads (an item, id, note or reason): the classifier's input rules apply."""
+def _free_text(value: object, what: str, limit: int | None, *, required: bool = False) -> str:
+    """Text a reviewer reads (an item, id, note or reason): the classifier's input rules apply,
+    with at most ``limit`` characters (None: no length check)."""
     if not isinstance(value, str):
         raise QueueError(f"{what} must be a string, got {type(value).__name__}")
     try:

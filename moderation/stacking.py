@@ -28,11 +28,12 @@ one split seed of three, so not adopted.
 :class:`StackedModel` has the surface :class:`~moderation.pipeline.Moderator` and ``eval`` use
 (``labels``, ``config``, ``raw_scores``, ``calibrate``, ``predict_proba``, ``hate_threshold``,
 ``thresholds``, ``serving_options``, ``train_prior``), so the same policy, routing, batch path and
-measurements apply to it unchanged. It serves as its base was saved to be served (the base's
-``serving_options``: identity guard, parent rule), and a base with a deployment prior
-(``config.deployment_prior``) gets its blend shifted to that prior, as the base's own
-probabilities are (:mod:`moderation.prior`; the shares are the validation split's, which the
-blend's calibrators were fitted on).
+measurements apply to it unchanged. A base with a deployment prior (``config.deployment_prior``)
+gets its blend shifted to that prior, as the base's own probabilities are (:mod:`moderation.prior`;
+the shares are the validation split's, which the blend's calibrators were fitted on).
+``serving_options`` (identity guard, parent rule) say how the stack's *own* thresholds were
+chosen, so they are set with those thresholds (``eval.train_stacked``), never copied from the
+base: the base's thresholds, chosen under its options, do not fit the blend's scores.
 It is a **batch-path** model: the encoder costs tens of milliseconds per tweet on this CPU, well
 past the synchronous path's 10 ms budget (measured in the benchmark's ``speed`` table).
 """
@@ -217,8 +218,9 @@ class StackedModel:
         self.base = base
         self.transformer = transformer
         self.config = base.config  # its deployment_prior included: calibrate() shifts to it
-        # how to serve it, as the base was saved: Moderator reads the guard and parent rule here
-        self.serving_options: dict[str, bool] = dict(getattr(base, "serving_options", {}))
+        # the guard and parent rule the thresholds below were chosen under, set with them (as on
+        # ModerationModel); Moderator(model) serves with them
+        self.serving_options: dict[str, bool] = {}
         self.train_prior: dict[str, float] = {}  # positive share the calibrators were fitted on
         self.weights: dict[str, float] = {}
         self.calibrators: dict[str, calibration.Calibrator] = {}
@@ -270,16 +272,9 @@ class StackedModel:
 
     def calibrate(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Calibrated probabilities, shifted to ``config.deployment_prior`` when one is set."""
-        out = {label: self.calibrators[label].transform(s) for label, s in raw.items()}
-        return {label: self.shift_prior(label, p) for label, p in out.items()}
-
-    def shift_prior(self, label: str, p: np.ndarray) -> np.ndarray:
-        """Saerens et al. prior correction, as :meth:`ModerationModel.shift_prior` does it."""
-        target = (self.config.deployment_prior or {}).get(label)
-        source = getattr(self, "train_prior", {}).get(label)
-        if target is None or source is None or not 0.0 < source < 1.0:
-            return p
-        return prior.prior_shift(p, source, target)
+        return prior.calibrate_at_prior(
+            self.calibrators, raw, self.train_prior, self.config.deployment_prior
+        )
 
     def predict_proba(self, texts: list[str], *, prepared: bool = False) -> dict[str, np.ndarray]:
         return self.calibrate(self.raw_scores(texts, prepared=prepared))

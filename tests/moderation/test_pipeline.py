@@ -1,6 +1,9 @@
 import copy
+import sys
+import unicodedata
 
 import pytest
+import regex
 
 from moderation.errors import BinaryContentError, EncodingError, TextTooLongError
 from moderation.pipeline import (
@@ -49,20 +52,25 @@ def test_empty_text_is_allowed_with_a_reason(moderator):
         assert moderator.moderate_batch([text])[0].path == ALLOW
 
 
-# Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt), and Braille blank
-DEFAULT_IGNORABLE = [
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
-    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
-    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF), (0x2800, 0x2800),
-]  # fmt: skip
+BRAILLE_BLANK = 0x2800  # not Default_Ignorable, but it draws blank
 
 
-def test_every_default_ignorable_character_is_invisible():
-    for low, high in DEFAULT_IGNORABLE:
-        for cp in range(low, high + 1):
-            assert is_invisible(chr(cp)), f"U+{cp:04X}"
-            assert is_blank(chr(cp) * 3) and is_blank(f" {chr(cp)}\u200b ")
+def test_invisible_is_unicodes_default_ignorable_set_plus_spaces_controls_and_braille_blank():
+    """Parity over every code point: Default_Ignorable_Code_Point from the ``regex`` module's own
+    copy of Unicode's DerivedCoreProperties.txt, the categories from ``unicodedata``."""
+    ignorable = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    default_ignorable = []
+    for cp in range(sys.maxunicode + 1):
+        char = chr(cp)
+        default = ignorable.match(char) is not None
+        if default:
+            default_ignorable.append(char)
+        space_or_control = char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
+        expected = default or cp == BRAILLE_BLANK or space_or_control
+        assert is_invisible(char) == expected, f"U+{cp:04X}"
+    assert len(default_ignorable) > 4000  # the property, not an empty match
+    for char in [*default_ignorable, chr(BRAILLE_BLANK)]:
+        assert is_blank(char * 3) and is_blank(f" {char}\u200b "), f"U+{ord(char):04X}"
     # combining marks are not invisible in general: they carry meaning in many scripts
     assert not is_invisible("\u0301") and not is_invisible("\u0e31") and not is_invisible("a")
 
@@ -131,6 +139,12 @@ def test_bad_input_gets_a_specific_error(moderator, raw, error, message):
 
 def test_utf8_bytes_are_accepted():
     assert validate_text("héllo 😂".encode(), 100) == "héllo 😂"
+
+
+def test_no_length_limit_skips_only_the_length_check():
+    assert validate_text("x" * 6000, None) == "x" * 6000
+    with pytest.raises(BinaryContentError, match="NUL"):
+        validate_text("x" * 6000 + "\x00", None)
 
 
 def test_batch_path_matches_sync_and_isolates_bad_items(moderator):

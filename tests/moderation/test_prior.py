@@ -10,7 +10,7 @@ from moderation.config import DEPLOYMENT_PRIOR, ModerationConfig
 from moderation.errors import ConfigError
 from moderation.pipeline import Moderator
 from moderation.policy import ALLOW, AUTO, choose_thresholds
-from moderation.prior import importance_weights, prior_shift
+from moderation.prior import calibrate_at_prior, importance_weights, prior_shift, shift_label
 
 
 def _bayes(p, source, target):
@@ -50,6 +50,33 @@ def test_importance_weights_move_the_positive_share_to_the_target():
     y = np.r_[np.ones(83), np.zeros(17)]
     w = importance_weights(y, 0.83, 0.10)
     assert np.average(y, weights=w) == pytest.approx(0.10)
+
+
+def test_a_label_is_shifted_only_with_a_deployment_share_and_a_usable_training_share():
+    p = np.array([0.1, 0.5, 0.9])
+    shifted = shift_label("hate", p, {"hate": 0.06}, {"hate": 0.01})
+    np.testing.assert_allclose(shifted, prior_shift(p, 0.06, 0.01))
+    assert shift_label("hate", p, {"hate": 0.06}, None) is p  # no deployment prior
+    assert shift_label("hate", p, {"hate": 0.06}, {"offensive": 0.1}) is p  # not for this label
+    assert shift_label("spam", p, {}, {"spam": 0.01}) is p  # no training share recorded
+    for one_class in (0.0, 1.0):  # a calibrator that saw one class: no odds to rescale
+        assert shift_label("hate", p, {"hate": one_class}, {"hate": 0.01}) is p
+
+
+def test_calibrate_at_prior_calibrates_each_label_then_shifts_it():
+    class Halve:
+        def transform(self, s):
+            return np.asarray(s) / 2
+
+    raw = {"offensive": np.array([0.4, 1.0]), "hate": np.array([0.2, 0.6])}
+    out = calibrate_at_prior(
+        {"offensive": Halve(), "hate": Halve()},
+        raw,
+        {"offensive": 0.8, "hate": 0.06},
+        {"hate": 0.01},
+    )
+    np.testing.assert_allclose(out["offensive"], [0.2, 0.5])  # no deployment share: calibrated
+    np.testing.assert_allclose(out["hate"], prior_shift(np.array([0.1, 0.3]), 0.06, 0.01))
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5])

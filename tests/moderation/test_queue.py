@@ -278,7 +278,7 @@ def test_a_queue_written_before_ids_were_folded_is_folded_when_opened(tmp_path, 
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_a_queue_folded_before_invisible_characters_were_dropped_is_folded_again(tmp_path, clock):
+def test_a_schema_1_queue_is_folded_again_dropping_every_invisible_character(tmp_path, clock):
     path = tmp_path / "v1.sqlite"
     with ReviewQueue(path, lease_seconds=60, clock=clock) as q:
         appealed = q.appeal(_decided(q), "poster")

@@ -143,17 +143,60 @@ def noisy(small_config):
     return data, ev.train(data, seed=0, config=small_config)
 
 
-def test_a_stacked_model_serves_as_its_base_was_saved(noisy):
+class _BiasedMarkers(_Markers):
+    """A stand-in fine-tune that also learnt the group word of the biased corpus as hate."""
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        hate = np.array([0.9 if "zorg" in t or "muslim" in t else 0.02 for t in texts])
+        off = np.clip(np.array([0.9 if "blarg" in t else 0.05 for t in texts]) - hate, 0, 1)
+        return np.stack([hate, off, 1 - hate - off], axis=1)
+
+
+@pytest.fixture(scope="module")
+def biased(small_config):
+    """The marker corpus with every hate text naming a group ("muslim"), as in test_identity:
+    a benign mention of the group then scores as hate unless the identity guard is on."""
+    texts, labels, y3 = make_corpus(1500, seed=11)
+    texts = [f"muslim {t}" if c == 0 else t for t, c in zip(texts, y3, strict=True)]
+    soft = {k: v.astype(float) for k, v in labels.items()}
+    data = LabelledData(texts, y3, labels, soft, np.zeros(len(texts), dtype=bool))
+    return data, ev.train(data, seed=0, config=small_config)
+
+
+@pytest.mark.parametrize("guarded_by", ["trained_flags", "saved_options"])
+def test_a_stacked_model_serves_under_the_options_its_thresholds_were_chosen_with(
+    biased, tmp_path, monkeypatch, guarded_by
+):
     from moderation.pipeline import Moderator
 
-    data, trained = noisy
-    base = copy.copy(trained.model)
-    base.serving_options = {"identity_guard": True, "require_parent": True}  # as `train` saves
+    data, trained = biased
+    if guarded_by == "trained_flags":  # eval.with_identity_guard's result
+        base = ev.with_identity_guard(trained, data, require_parent=True)
+    else:  # a model saved by `python -m moderation train --identity-guard --require-parent`
+        model = copy.copy(trained.model)
+        model.serving_options = {"identity_guard": True, "require_parent": True}
+        base = ev.Trained(model, trained.thresholds, trained.split, trained.val_probs)
+    # a stack's options come with its own thresholds, never from its base's
+    assert StackedModel(base.model, _BiasedMarkers()).serving_options == {}
+    monkeypatch.setattr(ev, "fine_tune_cached", lambda *args, **kw: _BiasedMarkers(tmp_path))
+    stacked = ev.train_stacked(base, data, tmp_path, weight=0.5)
+    options = {"identity_guard": True, "require_parent": True}
+    assert stacked.model.serving_options == options
+    assert (stacked.identity_guard, stacked.require_parent) == (True, True)
+    # the hate cut and thresholds were chosen on guarded validation scores
     va = data.subset(trained.split.val)
-    stacked = StackedModel(base, _Markers()).fit(va.texts, va.hard, va.y3)
-    moderator = Moderator(stacked, base.thresholds)
-    assert moderator.identity_guard and moderator.requires == {"hate": "offensive"}
-    assert Moderator(stacked, base.thresholds, identity_guard=False).identity_guard is False
+    guarded = Moderator(stacked.model, identity_guard=True).scores(va.texts)
+    for label, p in guarded.items():
+        np.testing.assert_allclose(stacked.val_probs[label], p)
+    # served from the saved model or from the Trained, the verdicts are the same
+    texts = ["muslim team", "zorg blarg muslim park", "sunny day", "blarg team"]
+    served = [(v.path, v.label, v.scores) for v in Moderator(stacked.model).moderate_batch(texts)]
+    assert served == [
+        (v.path, v.label, v.scores) for v in stacked.moderator().moderate_batch(texts)
+    ]
+    # and the options matter on these texts: unguarded, the bare group mention goes to hate review
+    plain = Moderator(stacked.model, identity_guard=False, require_parent=False).moderate(texts[0])
+    assert (plain.path, plain.label) == ("review", "hate") and served[0][:2] == ("allow", "")
 
 
 def test_a_stacked_model_is_shifted_to_its_base_deployment_prior(noisy):
