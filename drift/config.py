@@ -7,8 +7,10 @@ otherwise follow the issue's targets (a 0.5 standard-deviation shift detected wi
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import typing
 from dataclasses import dataclass, fields
 
 from drift.errors import ConfigError
@@ -115,11 +117,10 @@ class MonitorConfig:
             )
         if self.engine == "evidently" and self.chi_squared == "two_sample":
             raise ConfigError("chi_squared", "Evidently has no two-sample chi-squared; use numpy")
-        for field in fields(self):
-            if field.type in ("int", "float"):
-                self._check_number(field.name, field.type)
+        for name, kind in _numeric_fields().items():
+            self._check_number(name, kind)
 
-    def _check_number(self, name: str, kind: str) -> None:
+    def _check_number(self, name: str, kind: type) -> None:
         """Refuse a value that is not a real number (an integer for ``int`` fields), not finite,
         or out of its field's range; store a numpy scalar as the Python number it holds.
 
@@ -130,7 +131,7 @@ class MonitorConfig:
         is tested before the range.
         """
         value = getattr(self, name)
-        what = "an integer" if kind == "int" else "a number"
+        what = "an integer" if kind is int else "a number"
         valid, in_range = _RANGES.get(name, (">= 0", lambda v: v >= 0))
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ConfigError(
@@ -138,11 +139,23 @@ class MonitorConfig:
             )
         if not math.isfinite(value):
             raise ConfigError(name, f"must be finite ({what} {valid}), got {value!r}")
-        if kind == "int" and not isinstance(value, numbers.Integral):
+        if kind is int and not isinstance(value, numbers.Integral):
             raise ConfigError(
                 name, f"must be {what} {valid}, got {value!r} ({type(value).__name__})"
             )
         if not in_range(value):
             raise ConfigError(name, f"must be {what} {valid}, got {value!r}")
         # A frozen dataclass: object.__setattr__ is the way to normalise a field in __post_init__.
-        object.__setattr__(self, name, int(value) if kind == "int" else float(value))
+        object.__setattr__(self, name, kind(value))
+
+
+@functools.cache
+def _numeric_fields() -> dict[str, type]:
+    """Every ``int`` or ``float`` field of MonitorConfig, with its type.
+
+    ``typing.get_type_hints`` resolves the annotations to classes; ``dataclasses.Field.type``
+    would be the string ``"int"`` under ``from __future__ import annotations`` and the class
+    without it, so comparing it with either silently validates nothing in the other case.
+    """
+    hints = typing.get_type_hints(MonitorConfig)
+    return {f.name: hints[f.name] for f in fields(MonitorConfig) if hints[f.name] in (int, float)}

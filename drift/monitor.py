@@ -78,8 +78,9 @@ class WindowReport:
     ``drift`` is the verdict under the configured method (what triage shows); whatever the
     method, its ``prediction`` is the predictions' drift under that method's test when
     ``predictions`` were given (None otherwise). ``alarms`` maps every name in
-    :data:`DETECTORS` to a bool; ``cusum_statistic`` is S_t after this window; ``seconds`` is the
-    wall time of the whole check.
+    :data:`DETECTORS` to a bool, each from its own fixed test (the module docstring's table),
+    not from the configured method; ``cusum_statistic`` is S_t after this window; ``seconds`` is
+    the wall time of the whole check.
     """
 
     window: int
@@ -161,7 +162,10 @@ class Monitor:
         else:
             # Recomputed, not reused, even when it matches the p-value or alibi verdict: those two
             # feed only feature alarms and carry no prediction drift, while triage's ``3_drift``
-            # must show the prediction drift that raised the alert. The cache makes it cheap.
+            # shows the prediction drift under the configured method. The ``prediction`` alarm
+            # below comes from the default test whatever the method, so under ``pvalue`` the two
+            # can disagree (an alert raised by the default test beside a prediction this test
+            # finds stable). The cache makes the recomputation cheap.
             configured = detect_drift(
                 reference, current, config=self.config, prediction=predictions, cache=cache
             )

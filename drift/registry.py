@@ -14,23 +14,42 @@ renamed into place, and the ``SERVING`` pointer is replaced with ``os.replace``,
 atomic. A reader (or a crash) sees either the old pointer or the new one, never half a file. This
 is the same trick as a blue/green "symlink flip".
 
-The pointer and the event log agree after any crash. A switch touches two files, and no
-``os.replace`` covers both, so one of them has to be the record of truth: the pointer. It carries
-the switch that produced it (``last_switch``: kind, versions, reason, time), so replacing it
-commits the switch *and* its event in one atomic step. Appending that event to ``events.jsonl``
-comes after, as a copy. A crash (or a failed write) between the two leaves the log one line
-short, and only ever the last line: ``events()`` shows that line from the pointer at once, and
-the next ``activate`` / ``rollback`` appends it before making its own switch. A last line cut off
-half-written (power loss during the append) is dropped and re-written the same way. Because two
-consecutive switches never have the same (kind, from, to), "the log's last line equals
-``last_switch``" is an unambiguous test of whether the copy was made. The alternative, writing
-the event first and counting it only once the pointer agrees, needs a rule to discard orphaned
-lines; this design never writes a line for a switch that did not happen.
+The pointer and the event log agree after any crash, a power cut included. A switch touches two
+files, and no ``os.replace`` covers both, so one of them has to be the record of truth: the
+pointer. It carries the switch that produced it (``last_switch``: kind, versions, reason, time),
+so replacing it commits the switch *and* its event in one atomic step. Appending that event to
+``events.jsonl`` comes after, as a copy, and is fsynced. Before every commit, under the lock, the
+log is made complete and durable up to the pointer's ``last_switch``: the line is appended if it
+is missing, and the file and its folder are fsynced either way (the previous append may have
+stopped between its write and its fsync). So whenever a switch commits, the log is durable up to
+the switch before it, and however the new one is interrupted (a crash, a failed write, a power
+cut before the kernel wrote the log back) the log is one line short at most, and only ever the
+last line: ``events()`` shows that line from the pointer at once, and the next ``activate`` /
+``rollback`` appends it before making its own switch. A last line cut off half-written (power
+loss during the append) is dropped and re-written the same way. Because two consecutive switches
+never have the same (kind, from, to), "the log's last line equals ``last_switch``" is an
+unambiguous test of whether the copy was made. The alternative, writing the event first and
+counting it only once the pointer agrees, needs a rule to discard orphaned lines; this design
+never writes a line for a switch that did not happen.
+
+The order of the fsyncs is what makes that hold across a power cut: the new pointer's bytes are
+fsynced before the rename, and the directory (the rename itself) before the event is appended,
+so the log never holds a switch that the pointer on disk lacks. The guarantee is as good as the
+file system's fsync: where fsync on a directory is refused (EINVAL on some file systems) the
+failure is logged and the rename is only as durable as the file system makes it.
 
 Errors follow from that: an exception from ``activate`` or ``rollback`` means nothing changed,
-because everything that can fail (reading the log to repair it, writing the new pointer) runs
-before the commit. The one step after it, the append, cannot undo a committed switch; if it fails
-it is logged as a warning and left to the next write to repair, and the caller gets the switch.
+because everything that can fail (reading the log, repairing it and making it durable, writing
+the new pointer) runs before the commit. The steps after it, the directory fsync and the append,
+cannot undo a committed switch. Each is tried on its own, so one failing never skips the other; a
+failure is logged as a warning, the pointer keeps the event for the next write, and the caller
+gets the switch.
+
+Every writer of one registry must run this code. A writer that does not know ``last_switch``
+rewrites the pointer keeping the one it read, by then stale, and appends its own event; the next
+writer here would take the stale ``last_switch`` for a missing line and append it again, as a
+duplicate out of order. So a rolling upgrade stops the old writers before new ones write to the
+same registry (readers of either kind are safe: they ignore the key or use it).
 
 Several writers (processes, threads, or registry objects on one folder) are safe too. Every
 read-modify-write holds an exclusive ``flock`` on ``registry.lock``: the next version number is
@@ -262,21 +281,27 @@ class ModelRegistry:
             raise RegistryError(f"corrupt event log {path}: {exc}") from exc
 
     def _repair_events(self, state: dict[str, Any]) -> None:
-        """Append the pointer's ``last_switch`` to ``events.jsonl`` if a crash left it out
-        (dropping a half-written last line first). Runs under the exclusive lock, before a new
-        switch, so a failure here raises while nothing has changed yet."""
+        """Make ``events.jsonl`` complete and durable up to the pointer's ``last_switch``.
+
+        Appends that switch if the log does not end with it (dropping a half-written last line
+        first), then fsyncs the log whether or not it appended, and the folder: the previous
+        switch's own append may have been written but not yet fsynced (or have created the file
+        with no directory fsync since), and the commit that follows must not leave it to a power
+        cut. Runs under the exclusive lock, before a new switch, so a failure here raises while
+        nothing has changed yet.
+        """
         lines, length = self._read_events()
         missing = _missing_switch(lines, state)
-        if missing is None:
-            return
         path = self.root / "events.jsonl"
-        log.warning("event log is missing the last switch %s; re-appending it", missing)
         try:
-            with open(path, "ab") as events:
-                events.truncate(length)  # a torn line, if any; "ab" still appends at the end
-                events.write((json.dumps(missing) + "\n").encode())
+            if missing is not None:
+                log.warning("event log is missing the last switch %s; re-appending it", missing)
+                _append_event(path, missing, keep=length)
+            elif path.exists():
+                _fsync(path)
         except OSError as exc:
             raise RegistryError(f"cannot repair the event log {path}: {exc}") from exc
+        _fsync_dir(self.root, "a newly created event log")
 
     def _switch(
         self, kind: str, current: str | None, target: str, reason: str, state: dict[str, Any]
@@ -294,14 +319,17 @@ class ModelRegistry:
         finally:
             tmp.unlink(missing_ok=True)  # only still there if the switch failed
         # Committed: nothing below may raise, or a caller would take a switch that happened for
-        # one that did not. The pointer holds the event until the copy below is made.
+        # one that did not. The pointer holds the event until the copy below is made. The two
+        # steps fail separately, so a file system that refuses a directory fsync still gets its
+        # events appended; the directory goes first, so that after a power cut the log never
+        # holds a switch the pointer on disk lacks.
+        _fsync_dir(self.root, f"the {kind} {current} -> {target}")  # the rename itself
         try:
-            _fsync_dir(self.root)  # the rename itself survives a power cut
-            with open(self.root / "events.jsonl", "a") as events:
-                events.write(json.dumps(state["last_switch"]) + "\n")
+            _append_event(self.root / "events.jsonl", state["last_switch"])
         except OSError as exc:
             log.warning(
-                "%s %s -> %s committed, but events.jsonl not appended: %s",
+                "%s %s -> %s committed, but its events.jsonl line may not be on disk (%s); the "
+                "pointer keeps the event and the next write repairs the log",
                 kind,
                 current,
                 target,
@@ -315,8 +343,8 @@ def _missing_switch(lines: list[dict[str, Any]], state: dict[str, Any]) -> dict[
     """The pointer's ``last_switch`` if the log does not end with it, else None.
 
     Consecutive switches always differ in (from, to) (a version never succeeds itself), so the
-    last line equal to ``last_switch`` means its copy was made. A pointer written before
-    ``last_switch`` existed has none and needs no repair.
+    last line equal to ``last_switch`` means its copy was made. A pointer without ``last_switch``
+    has no event to copy.
     """
     last = state.get("last_switch")
     if last is None or (lines and lines[-1] == last):
@@ -324,8 +352,31 @@ def _missing_switch(lines: list[dict[str, Any]], state: dict[str, Any]) -> dict[
     return last
 
 
-def _fsync_dir(path: Path) -> None:
-    """Flush a directory entry (a rename) to disk."""
+def _append_event(path: Path, event: dict[str, Any], *, keep: int | None = None) -> None:
+    """Append ``event`` to ``path`` as one JSON line and fsync it; ``keep`` first cuts the file to
+    that many bytes (a torn last line)."""
+    with open(path, "ab") as events:
+        if keep is not None:
+            events.truncate(keep)  # "ab" still appends at the (new) end
+        events.write((json.dumps(event) + "\n").encode())
+        events.flush()
+        os.fsync(events.fileno())
+
+
+def _fsync_dir(path: Path, what: str) -> None:
+    """fsync a directory, so that ``what`` (a rename, a new file in it) survives a power cut.
+
+    Logged, never raised: some file systems refuse to fsync a directory (EINVAL), and there the
+    registry still works, with renames as durable as the file system makes them.
+    """
+    try:
+        _fsync(path)
+    except OSError as exc:
+        log.warning("cannot fsync %s (%s): %s may not survive a power cut", path, exc, what)
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` to disk: a file's bytes, or a directory's entries (a rename, a new file)."""
     handle = os.open(path, os.O_RDONLY)
     try:
         os.fsync(handle)

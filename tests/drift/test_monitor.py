@@ -1,9 +1,12 @@
 """Monitor.observe at its boundary: windows too small to judge, bad model outputs, malformed
 arguments. Each case has a known answer on tiny synthetic windows."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from drift import config as config_module
 from drift.config import MonitorConfig
 from drift.data_drift import detect_drift
 from drift.errors import ConfigError, SchemaError
@@ -129,8 +132,9 @@ def test_infinite_predictions_count_as_missing():
     ids=["default", "pvalue", "pvalue+bonferroni", "alibi"],
 )
 def test_the_configured_verdict_carries_the_prediction_drift_under_every_method(options):
-    """Triage's ``3_drift`` is ``report.drift``. Under ``method="pvalue"`` it used to have no
-    prediction drift at all, so the report of a bad deployment hid the drift that raised it."""
+    """Triage's ``3_drift`` is ``report.drift``, so under every method it carries the
+    predictions' drift, judged by that method's test; otherwise the report of a bad deployment
+    would have no prediction drift to show."""
     reference, current = _frames()
     shifted = (_outputs(len(reference)), _outputs(len(current), seed=1) + 300.0)  # ~3 sd up
     report = Monitor(MonitorConfig(**options)).observe(0, reference, current, predictions=shifted)
@@ -183,14 +187,38 @@ def test_config_rejects_non_finite_numbers(field, value):
     assert info.value.field == field
 
 
+# Every number field, found from the defaults rather than the annotations, so the list does not
+# depend on how the annotations are spelt (strings under ``from __future__ import annotations``).
+NUMERIC_FIELDS = [
+    f.name
+    for f in dataclasses.fields(MonitorConfig)
+    if isinstance(f.default, int | float) and not isinstance(f.default, bool)
+]
+
+
+def test_the_numeric_fields_are_the_configs_numbers():
+    assert len(NUMERIC_FIELDS) == 23
+    assert set(config_module._RANGES) <= set(NUMERIC_FIELDS)  # no range for a missing field
+
+
+@pytest.mark.parametrize("field", NUMERIC_FIELDS)
+def test_every_numeric_config_field_is_validated(field):
+    with pytest.raises(ConfigError, match=f"{field}: must be finite") as info:
+        MonitorConfig(**{field: float("nan")})
+    assert info.value.field == field
+    with pytest.raises(ConfigError, match=f"{field}: must be") as info:
+        MonitorConfig(**{field: "1"})
+    assert info.value.field == field
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        # a zero threshold used to pass the config and fail later with a bare ValueError
+        # a zero threshold fires its detector on every window (S_t > h = 0)
         ("cusum_threshold", 0.0, r"cusum_threshold: must be a number > 0, got 0\.0"),
         ("perf_cusum_threshold", 0, "perf_cusum_threshold: must be a number > 0"),
         ("ph_threshold", -0.3, "ph_threshold: must be a number > 0"),
-        # numpy NaN used to pass (it is not a Python float) and switch the CUSUM off for good
+        # numpy's NaN is not a Python float, and NaN would switch the CUSUM off for good
         ("cusum_allowance", np.float32("nan"), r"cusum_allowance: must be finite .*>= 0"),
         ("cusum_threshold", np.float64("inf"), "cusum_threshold: must be finite"),
         ("cusum_threshold", "0.3", r"must be a number > 0, got '0\.3' \(str\)"),

@@ -135,9 +135,9 @@ def _deliver_at_once(path, values, batches=100):
 
 
 def test_two_processes_delivering_the_same_labels_at_once_lose_nothing(tmp_path):
-    """Before, the slower of two simultaneous deliveries of the same label raised
-    PredictionLogError (its check ran before the other's insert) and lost its batch's other
-    new labels. A same-value race now behaves like a sequential re-delivery: skipped."""
+    """A same-value race behaves like a sequential re-delivery: skipped. The comparison runs
+    after the insert, under the write lock, so the slower delivery cannot mistake the faster
+    one's label for a conflict and lose its batch's other new labels."""
     path = tmp_path / "log.sqlite"
     a, b = _deliver_at_once(path, (5.0, 5.0))
     errors = [r for r in a + b if isinstance(r, str)]

@@ -1,10 +1,15 @@
 """Registry: versions on disk, atomic serving switch, rollback through the serving history."""
 
+import errno
 import json
+import logging
+import os
+import stat
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +88,9 @@ def test_corrupt_pointer_is_reported(registry):
 
 
 def test_meta_may_not_overwrite_the_registrys_own_keys(registry, models):
-    """``register(model, {"version": "v0001"})`` used to return v0002 with a meta.json saying
-    v0001. A reserved key is refused, and nothing is registered."""
+    """``version`` and ``registered_at`` are the registry's own meta.json keys: a caller's key of
+    either name would contradict the folder it is stored in (v0002 saying v0001), so it is
+    refused and nothing is registered."""
     registry.register(models.base)
     for meta in ({"version": "v0001"}, {"registered_at": 0.0, "note": "x"}):
         with pytest.raises(RegistryError, match=r"meta keys \['(version|registered_at)'\]"):
@@ -117,8 +123,8 @@ def _log_lines(root):
 
 
 def test_a_switch_that_raises_changes_nothing(registry, models):
-    """An unreadable event log used to fail *after* the pointer switch: activate raised
-    IsADirectoryError while the new version was already serving, with no event for it."""
+    """Everything that can fail runs before the pointer is replaced, so an exception means the
+    old version still serves: an unreadable event log is a RegistryError before the switch."""
     v1, v2 = registry.register(models.base), registry.register(models.benign)
     registry.activate(v1, reason="initial")
     registry.activate(v2, reason="second")
@@ -146,10 +152,12 @@ def test_a_failed_append_after_the_switch_is_not_an_error_and_is_repaired(
     registry.activate(v1, reason="initial")
     import drift.registry as module
 
-    def disk_full(path):
-        raise OSError(28, "No space left on device")
+    def disk_full_for_the_log(file, mode="r", *args, **kwargs):
+        if Path(file).name == "events.jsonl":
+            raise OSError(28, "No space left on device")
+        return open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(module, "_fsync_dir", disk_full)  # the first step after the commit fails
+    monkeypatch.setattr(module, "open", disk_full_for_the_log, raising=False)
     switch = registry.activate(v2, reason="committed")
     monkeypatch.undo()
     assert switch.to_version == v2 and registry.serving() == v2
@@ -160,6 +168,86 @@ def test_a_failed_append_after_the_switch_is_not_an_error_and_is_repaired(
         "initial",
         "committed",
         "back",
+    ]
+
+
+def test_a_file_system_that_refuses_a_directory_fsync_still_gets_every_event(
+    registry, models, monkeypatch, caplog
+):
+    """EINVAL from fsync on a directory (some file systems) is logged; the switch and its
+    events.jsonl line are made all the same."""
+    v1, v2 = registry.register(models.base), registry.register(models.benign)
+    fsync = os.fsync
+
+    def no_directory_fsync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", no_directory_fsync)
+    with caplog.at_level(logging.WARNING, logger="drift.registry"):
+        registry.activate(v1, reason="initial")
+        registry.activate(v2, reason="second")
+        registry.rollback(reason="back")
+    assert [line["reason"] for line in _log_lines(registry.root)] == ["initial", "second", "back"]
+    assert "Invalid argument" in caplog.text and "not appended" not in caplog.text
+
+
+def test_the_event_log_is_durable_up_to_the_previous_switch_at_every_commit(
+    registry, models, monkeypatch
+):
+    """A power cut keeps only what was fsynced. Model it: the durable log is the file as it was
+    at its last successful fsync. Whenever a new pointer is committed, that durable log must hold
+    every earlier switch, even when an append's own fsync never happened (here it fails, as if
+    the process died between the write and the fsync), so a power cut after two quick switches
+    loses at most the last line, which the pointer supplies."""
+    path = registry.root / "events.jsonl"
+    versions = [registry.register(m) for m in (models.base, models.benign, models.bad)]
+    done: list[dict] = []  # the switches made so far, as the pointer records them
+    durable = {"log": b""}
+    phase = {"committed": False, "fail_fsync_after_commit": False}
+    fsync, replace = os.fsync, os.replace
+
+    def is_the_log(fd):
+        return path.exists() and os.fstat(fd).st_ino == path.stat().st_ino
+
+    def recording_fsync(fd):
+        if is_the_log(fd):
+            if phase["committed"] and phase["fail_fsync_after_commit"]:
+                raise OSError(errno.EIO, "Input/output error")
+            durable["log"] = path.read_bytes()
+        fsync(fd)
+
+    def checking_replace(src, dst):
+        if Path(dst).name == "SERVING":
+            assert [json.loads(line) for line in durable["log"].splitlines()] == done
+            phase["committed"] = True
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", checking_replace)
+    steps = [
+        (lambda: registry.activate(versions[0], reason="first"), False),
+        (lambda: registry.activate(versions[1], reason="second"), True),
+        (lambda: registry.activate(versions[2], reason="third"), True),
+        (lambda: registry.rollback(reason="back"), False),
+        (lambda: registry.activate(versions[0], reason="fifth"), True),
+    ]
+    for switch, fail in steps:
+        phase.update(committed=False, fail_fsync_after_commit=fail)
+        done.append(asdict(switch()))
+    monkeypatch.undo()
+    path.write_bytes(durable["log"])  # the power cut: only fsynced bytes survive
+    assert len(_log_lines(registry.root)) == len(done) - 1
+    assert [asdict(e) for e in registry.events()] == done
+    registry.rollback(reason="after the power cut")
+    assert [e["reason"] for e in _log_lines(registry.root)] == [
+        "first",
+        "second",
+        "third",
+        "back",
+        "fifth",
+        "after the power cut",
     ]
 
 
@@ -189,8 +277,9 @@ registry.activate(registry.register(model), reason="second")
 
 
 def test_a_process_killed_between_pointer_and_event_log_loses_no_event(tmp_path, models):
-    """A real process dies after replacing SERVING and before appending to events.jsonl. Before,
-    v0002 served with only v0001's event on record, so triage's deployments missed it."""
+    """A real process dies after replacing SERVING and before appending to events.jsonl. The
+    pointer carries the switch, so v0002's deployment is on record (and in triage's
+    ``2_deployments``) at once, and the next write copies it into the log."""
     root, model_dir = tmp_path / "registry", tmp_path / "model"
     models.base.save(model_dir)
     repo = Path(__file__).resolve().parents[2]
