@@ -62,15 +62,16 @@ def _embedder(config: RagConfig, args):
 
 def _open(args) -> tuple:
     """Load the index and (if trained) the reranker with its tuned weight and threshold."""
-    from rag.index import HybridIndex
+    from rag.index import HybridIndex, index_folder
     from rag.rerank import LTRReranker
     from rag.retrieval import HybridRetriever
 
     manifest_model = _manifest_model(args.index)
     index = HybridIndex.load(args.index, _embedder(RagConfig(model=manifest_model), args))
     reranker, threshold = None, None
-    if (Path(args.index) / RERANKER_FILE).exists():
-        reranker = LTRReranker.load(Path(args.index) / RERANKER_FILE)
+    folder = index_folder(args.index)  # INDEX.old while a save is interrupted
+    if (folder / RERANKER_FILE).exists():
+        reranker = LTRReranker.load(folder / RERANKER_FILE)
         # the reranker learned from the candidates of one fusion at one weight: serve those
         meta = reranker.meta
         try:
@@ -80,7 +81,7 @@ def _open(args) -> tuple:
             )
         except ConfigError as exc:
             raise ConfigError(
-                f"{Path(args.index) / RERANKER_FILE} records settings this code cannot serve "
+                f"{folder / RERANKER_FILE} records settings this code cannot serve "
                 f"({exc}); retrain it with `python -m rag train-reranker`"
             ) from exc
         threshold = meta.get("threshold")
@@ -88,27 +89,34 @@ def _open(args) -> tuple:
 
 
 def _manifest_model(index_dir: str) -> str:
-    from rag.index import read_manifest, recover_interrupted_save
+    from rag.index import index_folder, read_manifest
 
-    recover_interrupted_save(index_dir)  # a save killed mid-swap left the index at INDEX.old
-    return read_manifest(Path(index_dir))["model"]
+    # read-only: a save killed mid-swap left the index at INDEX.old, read there until the next save
+    return read_manifest(index_folder(index_dir))["model"]
 
 
 def cmd_index(args) -> int:
     from rag.dense import EmbeddingCache
-    from rag.index import HybridIndex, build_chunker, check_save_target
+    from rag.index import HybridIndex, build_chunker, check_save_target, index_folder
 
     check_save_target(args.index)  # before minutes of embedding, not after
     config = RagConfig(model=args.model, chunker=args.chunker)
     docs = _load_documents(args.path)
     index = HybridIndex(_embedder(config, args), build_chunker(config), config)
     report = index.upsert(docs, cache=EmbeddingCache(args.cache_dir), progress=True)
+    had_reranker = (index_folder(args.index) / RERANKER_FILE).exists()
     index.save(args.index)
     print(
         f"indexed {len(report.added)} documents as {report.chunks_added} chunks "
         f"({index.chunker.name}, {config.model}) -> {args.index}"
     )
-    if (Path(args.index) / RERANKER_FILE).exists():
+    if had_reranker and not (Path(args.index) / RERANKER_FILE).exists():
+        print(
+            f"dropped {RERANKER_FILE} from the index this one replaced: it was trained for "
+            "another embedding model or chunker, whose scores this index does not produce; "
+            "run `python -m rag train-reranker` for this one"
+        )
+    elif had_reranker:
         print(
             f"kept {RERANKER_FILE} from the index this one replaced: it was trained on that "
             "corpus; run `python -m rag train-reranker` again if the documents changed much"

@@ -28,7 +28,9 @@ seconds for SciFact), so it can never disagree with it.
 Saving writes the new folder at ``PATH.tmp``, then swaps it in with two renames
 (``PATH`` -> ``PATH.old``, ``PATH.tmp`` -> ``PATH``), so a crash while writing keeps the old index
 intact. If the second rename fails the first is undone; if the process dies between the two,
-the next load (or save) renames ``PATH.old`` back. The swap replaces the whole folder, so
+load reads ``PATH.old`` in place (readers never rename, so a reader cannot break a writer's
+swap) and the next save renames it back. A symlinked ``PATH`` keeps its link: the folder it
+points at is swapped. The swap replaces the whole folder, so
 :meth:`HybridIndex.save` refuses a ``PATH`` that is neither empty nor an index
 (:class:`~rag.errors.IndexOverwriteError`) instead of deleting what is in it. One writer at a
 time: two processes saving to the same path concurrently are not supported.
@@ -241,33 +243,47 @@ class HybridIndex:
         (otherwise :class:`~rag.errors.IndexOverwriteError`: the folder is replaced as a whole,
         so any other files in it would be deleted). Files in the old index folder that the index
         does not write itself, such as the CLI's ``reranker.json``, are copied into the new one.
-        The swap is two renames (``path`` -> ``path.old``, ``path.tmp`` -> ``path``); if the
-        second fails the first is undone, and if the process dies between them, the next
-        :meth:`load` or :meth:`save` renames ``path.old`` back.
+        Files bound to the embedding model or chunker (``reranker.json``: its features and
+        abstention threshold are raw cosines of one model over one chunking) are carried over only
+        when the new index uses the same model and chunker as the old one.
+        The swap is two renames (``path`` -> ``path.old``, ``path.tmp`` -> ``path``); if either
+        fails the previous index stays at ``path``, and if the process dies between them, the
+        next :meth:`save` renames ``path.old`` back (:meth:`load` reads it in place meanwhile).
+        If ``path`` is a symlink, the folder it points at is swapped and the link kept.
         """
         path = Path(path)
-        recover_interrupted_save(path)
-        check_save_target(path)
-        tmp, old = _sibling(path, "tmp"), _sibling(path, "old")
+        # swap the link's target, not the link: renaming the link itself would turn it into a
+        # plain folder and strand the target
+        folder = path.resolve() if path.is_symlink() else path
+        recover_interrupted_save(folder)
+        check_save_target(folder)
+        tmp, old = _sibling(folder, "tmp"), _sibling(folder, "old")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
             self._write(tmp)
-            _carry_over(path, tmp)
+            _carry_over(folder, tmp, self.manifest())
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # a failed save leaves nothing behind
             raise
-        if path.exists():
-            shutil.rmtree(old, ignore_errors=True)  # left by a save whose clean-up was cut short
-            path.rename(old)
         try:
-            tmp.rename(path)
+            if folder.exists():
+                shutil.rmtree(old, ignore_errors=True)  # a cut-short clean-up left it
+                folder.rename(old)
+            tmp.rename(folder)
         except BaseException:
-            if old.exists() and not path.exists():
-                old.rename(path)  # put the previous index back
+            if old.exists() and not folder.exists():
+                old.rename(folder)  # put the previous index back
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         shutil.rmtree(old, ignore_errors=True)
+        if old.exists():
+            log.warning(
+                "saved the index to %s but could not delete the previous one at %s; "
+                "delete that folder by hand",
+                folder,
+                old,
+            )
         return path
 
     def _write(self, tmp: Path) -> None:
@@ -296,10 +312,7 @@ class HybridIndex:
         tokens: TokenSpans | None = None,
     ) -> HybridIndex:
         """Read an index folder, verifying version, checksums and shapes (see module docstring)."""
-        path = Path(path)
-        recover_interrupted_save(path)
-        if not path.exists() and _is_index(_sibling(path, "old")):
-            path = _sibling(path, "old")  # could not rename it back (read-only disk?): read it
+        path = index_folder(path)
         manifest = read_manifest(path)
         if not same_model(manifest["model"], embedder.model_id):
             raise IndexMismatchError(
@@ -449,16 +462,52 @@ def check_save_target(path: str | Path) -> None:
         )
 
 
+def _interrupted(path: Path) -> bool:
+    """Did a save to ``path`` die between its two renames?
+
+    Such a save leaves no folder at ``path``, the previous index at ``path.old`` and a complete
+    new one at ``path.tmp``. A ``path.old`` alone is not one: a finished save whose clean-up of
+    ``path.old`` stopped part way, followed by the user deleting ``path``, leaves just that.
+    """
+    return (
+        not path.exists()
+        and not path.is_symlink()
+        and _is_index(_sibling(path, "old"))
+        and _is_index(_sibling(path, "tmp"))
+    )
+
+
+def index_folder(path: str | Path) -> Path:
+    """The folder to read the index at ``path`` from, without changing anything on disk.
+
+    That is ``path`` (or the folder a symlink there points at), except while a save is
+    interrupted (see :func:`recover_interrupted_save`): then it is ``path.old``, the previous
+    index, read in place. Readers never rename: one running between a writer's two renames
+    would make the writer's second rename fail. The next :meth:`HybridIndex.save` tidies up.
+    """
+    path = Path(path)
+    folder = path.resolve() if path.is_symlink() else path
+    if _interrupted(folder):
+        log.warning(
+            "an earlier save to %s was interrupted; reading the previous index at %s "
+            "(the next save puts it back in place)",
+            folder,
+            _sibling(folder, "old"),
+        )
+        return _sibling(folder, "old")
+    return path
+
+
 def recover_interrupted_save(path: str | Path) -> bool:
     """Undo a save that died between its two renames; returns whether there was one to undo.
 
-    Such a save leaves no folder at ``path``, the previous index at ``path.old`` and the new one
-    at ``path.tmp``. The previous index is the one a failed save promises to keep, so it is
-    renamed back (the next save cleans ``path.tmp`` up).
+    The previous index, at ``path.old``, is the one a failed save promises to keep, so it is
+    renamed back (the next save cleans ``path.tmp`` up). Only :meth:`HybridIndex.save` calls
+    this: readers use :func:`index_folder`, which reads ``path.old`` in place.
     """
     path = Path(path)
     old = _sibling(path, "old")
-    if path.exists() or path.is_symlink() or not _is_index(old):
+    if not _interrupted(path):
         return False
     try:
         old.rename(path)
@@ -469,7 +518,11 @@ def recover_interrupted_save(path: str | Path) -> bool:
     return True
 
 
-def _carry_over(old: Path, new: Path) -> list[str]:
+MODEL_BOUND_FILES = ("reranker.json",)
+"""Files kept beside an index that hold scores of its embedding model over its chunks."""
+
+
+def _carry_over(old: Path, new: Path, manifest: dict) -> list[str]:
     """Copy the files of index folder ``old`` that an index does not write into ``new``.
 
     These are files other code keeps beside the index, such as the CLI's ``reranker.json``.
@@ -477,12 +530,31 @@ def _carry_over(old: Path, new: Path) -> list[str]:
     name no document, and its abstention threshold is a dense-cosine level, so it stays valid
     when documents are added, replaced or deleted (retrain after the corpus changes a lot).
     Dropping it would silently switch the CLI back to unreranked search with no abstention.
+    It is not kept when the new index (``manifest``) uses another embedding model or chunker:
+    then those cosines are another model's, and the threshold would abstain at random.
     """
     if not _is_index(old):
         return []
+    previous = json.loads((old / "manifest.json").read_text())
+    same = (
+        same_model(str(previous.get("model")), manifest["model"])
+        and previous.get("chunker") == manifest["chunker"]
+    )
     kept = []
     for item in sorted(old.iterdir()):
         if item.name in (*FILES, "manifest.json"):
+            continue
+        if item.name in MODEL_BOUND_FILES and not same:
+            log.warning(
+                "not keeping %s from the previous index at %s: it was trained for model %r "
+                "with chunker %r, and the new index uses %r with %r; retrain it",
+                item.name,
+                old,
+                previous.get("model"),
+                previous.get("chunker"),
+                manifest["model"],
+                manifest["chunker"],
+            )
             continue
         if item.is_dir():
             shutil.copytree(item, new / item.name, symlinks=True)

@@ -55,7 +55,7 @@ class HybridRetriever:
         self._qvecs: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = query_cache_size
         self._title_terms: dict = {}  # doc id -> title term ids, for the reranker's features
-        self._title_terms_of: tuple[int, int] | None = None  # (index id, its generation) cached
+        self._title_terms_of: tuple[object, int] | None = None  # (index, its generation)
 
     # ---- query embeddings (memoised: eval and training ask the same query many times) -----------
     def embed(self, queries: Sequence[str], *, progress: bool = False) -> np.ndarray:
@@ -73,10 +73,12 @@ class HybridRetriever:
     def _titles(self) -> dict:
         """The title-terms cache, emptied whenever the index has changed since it was filled
         (an upsert can retitle a document under the same id) or another index was put in."""
-        now = (id(self.index), self.index.generation)
-        if self._title_terms_of != now:
+        # keyed on the index object itself, not its id(): a new index can reuse the id of one
+        # that was garbage collected
+        index, generation = self._title_terms_of or (None, None)
+        if index is not self.index or generation != self.index.generation:
             self._title_terms.clear()
-            self._title_terms_of = now
+            self._title_terms_of = (self.index, self.index.generation)
         return self._title_terms
 
     # ---- single retrievers ----------------------------------------------------------------------

@@ -105,7 +105,7 @@ def test_real_model_answers_from_the_prompt(retriever, llm_base_url, llm_model):
 
 
 def test_settings_not_passed_come_from_the_config(docs, embedder):
-    # RagPipeline took its own top_chunks=5 and threshold=None: RagConfig's were never read
+    # top_chunks and abstain_threshold that the caller does not pass come from RagConfig
     from rag.chunking import DocumentChunker
 
     config = RagConfig(top_chunks=2, abstain_threshold=0.99)

@@ -163,3 +163,19 @@ def test_a_trained_reranker_brings_its_fusion_and_weight(built, tmp_path, capsys
     assert main(["search", "chain oil", "--index", str(copy), "--cache-dir", args.cache_dir]) == 2
     err = capsys.readouterr().err
     assert "reranker.json records settings this code cannot serve" in err and "borda" in err
+
+
+def test_reindexing_keeps_the_reranker_only_for_the_same_model_and_chunker(built, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "idx"
+    shutil.copytree(built, copy)
+    notes, cache = built.parent / "notes", built.parent / "c"
+    args = ["index", str(notes), "--index", str(copy), "--cache-dir", str(cache)]
+    (copy / "reranker.json").write_text('{"format": "rag-ltr"}')
+    assert main(args) == 0
+    assert "kept reranker.json" in capsys.readouterr().out
+    assert (copy / "reranker.json").exists()
+    assert main([*args, "--chunker", "sentences"]) == 0
+    assert "dropped reranker.json" in capsys.readouterr().out
+    assert not (copy / "reranker.json").exists()

@@ -77,8 +77,8 @@ def test_limit_and_chunk_ids_are_kept():
 
 @pytest.mark.parametrize("method", ["rrf", "minmax", "zscore"])
 def test_a_fused_document_keeps_the_chunk_of_the_list_that_ranked_it_best(method):
-    # BM25 ranks doc "a" 3rd by its chunk a#0, dense ranks it 1st by a#2: the fused hit used to
-    # carry BM25's chunk whatever the ranks
+    # BM25 ranks doc "a" 3rd by its chunk a#0, dense ranks it 1st by a#2: the fused hit carries
+    # the chunk of the list that ranked the document higher (BM25's on a tie)
     bm25 = [Hit("b", 9.0, "b#0"), Hit("c", 5.0, "c#0"), Hit("a", 1.0, "a#0")]
     dense = [Hit("a", 0.9, "a#2"), Hit("c", 0.8, "c#1"), Hit("b", 0.2, "b#1")]
     chunks = {h.doc_id: h.chunk_id for h in fuse([bm25, dense], method)}

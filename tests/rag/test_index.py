@@ -235,7 +235,8 @@ def test_save_refuses_a_folder_that_is_not_an_index(tmp_path, docs, embedder):
 
 
 def test_saving_an_updated_index_keeps_the_files_beside_it(saved, embedder):
-    # the CLI keeps the trained reranker in the index folder; every save used to delete it
+    # the CLI keeps the trained reranker (and anything else) in the index folder: a save of the
+    # same model and chunker carries every file it does not write itself over to the new folder
     (saved / "reranker.json").write_text('{"format": "rag-ltr"}')
     (saved / "notes").mkdir()
     (saved / "notes" / "why.txt").write_text("kept")
@@ -288,7 +289,7 @@ index.save(path)
 """
 
 
-def test_a_save_killed_between_its_renames_is_recovered_on_load(saved, embedder):
+def test_a_save_killed_between_its_renames_is_recovered_by_the_next_save(saved, embedder):
     import signal
     import subprocess
     import sys
@@ -301,15 +302,88 @@ def test_a_save_killed_between_its_renames_is_recovered_on_load(saved, embedder)
         [sys.executable, "-c", CRASH_BETWEEN_RENAMES, str(saved)], cwd=root, capture_output=True
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
-    assert not saved.exists()  # what the crash left: the old index and the new one, aside
-    assert (saved.parent / "idx.old").is_dir() and (saved.parent / "idx.tmp").is_dir()
+    left = ["idx.old", "idx.tmp"]  # what the crash left: the old index and the new one, aside
+    assert sorted(p.name for p in saved.parent.iterdir()) == left
+    # load is read-only (a reader must not rename under a writer): it serves idx.old in place
     index = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
-    assert "vitd" in index.documents  # the save never finished: the previous index is back
-    assert saved.is_dir() and not (saved.parent / "idx.old").exists()
+    assert "vitd" in index.documents  # the save never finished: the previous index is served
+    assert sorted(p.name for p in saved.parent.iterdir()) == left
     index.delete(["vitd"])
-    index.save(saved)
+    index.save(saved)  # the next save puts idx.old back, then swaps as usual
     assert sorted(p.name for p in saved.parent.iterdir()) == ["idx"]
     assert "vitd" not in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
+
+
+def test_a_stale_old_folder_alone_is_not_an_interrupted_save(saved, embedder):
+    # a finished save whose clean-up of idx.old stopped part way, then idx deleted by the user:
+    # with no complete idx.tmp beside it, idx.old is not the index a crash left behind
+    saved.rename(saved.parent / "idx.old")
+    with pytest.raises(IndexNotFoundError):
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    build([Document("new", "Octopuses have three hearts.")], embedder).save(saved)
+    assert set(HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents) == {"new"}
+
+
+def test_a_save_that_cannot_delete_the_previous_index_says_so(saved, embedder, monkeypatch, caplog):
+    import shutil
+
+    monkeypatch.setattr(shutil, "rmtree", lambda path, ignore_errors=False: None)
+    with caplog.at_level("WARNING", logger="rag.index"):
+        build([Document("new", "Octopuses have three hearts.")], embedder).save(saved)
+    assert (saved.parent / "idx.old").is_dir()
+    assert "could not delete the previous one" in caplog.text
+
+
+def test_saving_through_a_symlink_swaps_its_target_and_keeps_the_link(tmp_path, docs, embedder):
+    real, link = tmp_path / "real", tmp_path / "idx"
+    link.symlink_to(real, target_is_directory=True)
+    index = build(docs, embedder)
+    index.save(link)
+    index.delete(["vitd"])
+    index.save(link)  # the second save replaces the target again, not the link
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "real"]
+    assert "vitd" not in HybridIndex.load(link, embedder, tokens=WhitespaceSpans()).documents
+
+
+def test_a_failed_first_rename_leaves_nothing_behind(saved, embedder, monkeypatch):
+    rename = type(saved).rename
+
+    def fail_aside(self, target):  # the first rename (path -> path.old) fails
+        if self.name == "idx":
+            raise OSError("cannot move the old index aside")
+        return rename(self, target)
+
+    monkeypatch.setattr(type(saved), "rename", fail_aside)
+    with pytest.raises(OSError, match="aside"):
+        build([Document("new", "Octopuses have three hearts.")], embedder).save(saved)
+    monkeypatch.undo()
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx"]
+    assert "vitd" in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
+
+
+@pytest.mark.parametrize("change", ["model", "chunker"])
+def test_a_reranker_is_not_kept_for_another_model_or_chunker(saved, make_embedder, change, caplog):
+    # reranker.json's features and abstention threshold are one model's cosines over one
+    # chunking: a rebuild with another model or chunker drops it (other files are still kept)
+    from rag.chunking import DocumentChunker
+
+    (saved / "reranker.json").write_text('{"format": "rag-ltr"}')
+    (saved / "notes.txt").write_text("kept")
+    if change == "model":
+        emb = make_embedder(model_id="other-model")
+        index = HybridIndex(emb, SentenceChunker(WhitespaceSpans(), 8), CONFIG)
+    else:
+        emb = make_embedder()
+        index = HybridIndex(emb, DocumentChunker(), RagConfig(chunker="document"))
+    index.upsert([Document("new", "Octopuses have three hearts.")])
+    with caplog.at_level("WARNING", logger="rag.index"):
+        index.save(saved)
+    assert sorted(p.name for p in saved.iterdir() if p.suffix not in (".jsonl", ".npy")) == [
+        "manifest.json",
+        "notes.txt",
+    ]
+    assert "not keeping reranker.json" in caplog.text and "retrain" in caplog.text
 
 
 # ---- load: aliases of one model, manifests that lie ------------------------------------------
@@ -317,7 +391,7 @@ def test_a_save_killed_between_its_renames_is_recovered_on_load(saved, embedder)
 
 def test_the_same_model_under_its_hub_alias_is_accepted(tmp_path, docs, make_embedder):
     # "sentence-transformers/all-MiniLM-L6-v2" and "all-MiniLM-L6-v2" are one model (dense.py
-    # resolves both to the packaged copy), but load compared the raw names and refused
+    # resolves both to the packaged copy): load compares model identities, not raw names
     from rag.dense import model_identity, same_model
 
     build(docs, make_embedder(model_id="all-MiniLM-L6-v2")).save(tmp_path / "idx")

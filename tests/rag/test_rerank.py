@@ -87,8 +87,8 @@ def test_cross_encoder_reranker_returns_a_permutation(minilm):
 
 
 def test_title_features_follow_an_upsert_that_retitles_a_document(docs, embedder):
-    # the retriever cached title terms per document id for good: after a retitle the reranker
-    # still saw the old title
+    # the retriever's title-term cache follows the index's generation: after an upsert that
+    # retitles a document, the reranker's title features use the new title
     from rag.chunking import DocumentChunker
     from rag.config import RagConfig
     from rag.documents import Document
@@ -110,3 +110,27 @@ def test_title_features_follow_an_upsert_that_retitles_a_document(docs, embedder
     assert {c.doc_id: c.features for c in fresh} == {
         c.doc_id: c.features for c in retriever.candidates("household pets purr", 5)
     }
+
+
+def test_title_features_follow_a_new_index_that_reuses_an_old_ones_id(docs, embedder, monkeypatch):
+    # the title-term cache is keyed on the index object and its generation, never on id(): a
+    # new index may get the id() of a collected one. Here every object shares one id().
+    from rag.chunking import DocumentChunker
+    from rag.config import RagConfig
+    from rag.documents import Document
+    from rag.index import HybridIndex
+    from rag.retrieval import HybridRetriever
+
+    monkeypatch.setattr("rag.retrieval.id", lambda obj: 0, raising=False)
+    old = HybridIndex(embedder, DocumentChunker(), RagConfig())
+    old.upsert(docs)
+    new = HybridIndex(embedder, DocumentChunker(), RagConfig())
+    # cats last: its new title's term ids then differ from the old title's, so stale ids show
+    new.upsert([*docs[1:], Document("cats", docs[0].text, title="Household pets")])
+    assert old.generation == new.generation
+    retriever = HybridRetriever(old)
+    before = {c.doc_id: c.features for c in retriever.candidates("household pets purr", 5)}
+    assert before["cats"]["title_coverage"] == 0
+    retriever.index = new
+    after = {c.doc_id: c.features for c in retriever.candidates("household pets purr", 5)}
+    assert after["cats"]["title_coverage"] > 0
