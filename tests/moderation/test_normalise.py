@@ -21,6 +21,12 @@ from moderation.normalise import normalise, normalise_with_signals
         ("ｈａｔｅ", "hate", "unicode"),  # full-width
         ("𝐡𝐚𝐭𝐞", "hate", "unicode"),  # mathematical bold
         ("hâte", "hate", "unicode"),
+        # the same evasions written as HTML entities, which are decoded after the steps above
+        ("ha&#8203;te", "hate", "encoded"),  # zero-width space
+        ("h&#1072;te", "hate", "encoded"),  # Cyrillic а
+        ("&#65352;ate", "hate", "encoded"),  # full-width ｈ
+        ("&#x1D421;ate", "hate", "encoded"),  # mathematical bold 𝐡
+        ("&#9431;ate", "hate", "encoded"),  # circled ⓗ
     ],
 )
 def test_each_evasion_maps_back_and_is_reported(evasion, expected, signal):
@@ -52,6 +58,8 @@ def test_links_and_mentions_become_placeholders(text, expected):
         ("what an idiot!", "what an idiot!"),  # sentence punctuation is not a letter
         ("sooooo goooood", "soo good"),
         ("Tom &amp; Jerry", "tom & jerry"),
+        # entities in ordinary use keep their form: only styled letters and digits are folded
+        ("caf&#233; &#8230; &#128514; &#8482;", "caf\u00e9 \u2026 \U0001f602 \u2122"),
         ("a nice day", "a nice day"),  # fewer than three single letters: left alone
     ],
 )

@@ -40,3 +40,20 @@ def test_a_small_model_ranks_hate_far_above_chance(davidson):
     base_rate = test.hard["hate"].mean()
     assert pr_auc(test.hard["hate"], p["hate"]) > 3 * base_rate
     assert pr_auc(test.hard["offensive"], p["offensive"]) > 0.95
+
+
+def test_the_encoded_step_changes_no_tweet(davidson):
+    """``encoded`` folds evasions that arrive as HTML entities; the record's canonical text was
+    built without it, so it must leave every Davidson tweet (and its evasion signals) as it was:
+    the tweets' own entities (emoji, ``&#8230;``, accents) are ordinary use, not evasions."""
+    from moderation.normalise import STEPS
+
+    before = [s for s in STEPS if s.name != "encoded"]
+    encoded = next(s for s in STEPS if s.name == "encoded")
+    assert before.index(next(s for s in before if s.name == "entities")) == STEPS.index(encoded) - 1
+    changed = 0
+    for text in davidson.texts:
+        for step in before[: STEPS.index(encoded)]:
+            text = step.fn(text)
+        changed += encoded.fn(text) != text
+    assert changed == 0
