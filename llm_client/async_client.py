@@ -15,7 +15,6 @@ an injected ``async`` sleep, ``RateLimiter.acquire_async``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import time
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from llm_client import abandoned
 from llm_client.cache import ResponseCache
 from llm_client.config import ClientConfig
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
@@ -347,7 +347,8 @@ class AsyncChatStream(StreamBase):
         await self.aclose()
 
     def __del__(self) -> None:
-        """An abandoned stream: free its slot and record its latency, as ``ChatStream``'s
-        ``__del__`` does (closing the connection needs an await, which ``__del__`` cannot do)."""
-        with contextlib.suppress(Exception):
-            self._end(completed=False)
+        """An abandoned stream: free its slot and record its latency on another thread, as
+        ``ChatStream``'s ``__del__`` does (closing the connection needs an await, which
+        neither ``__del__`` nor that thread can do)."""
+        if getattr(self, "_client", None) is not None and not self._closed:
+            abandoned.abandon(functools.partial(self._end, completed=False))

@@ -23,7 +23,6 @@ any ``httpx.BaseTransport`` (e.g. ``httpx.MockTransport``), ``sleep=``/``clock=`
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import time
@@ -32,6 +31,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from llm_client import abandoned
 from llm_client.cache import ResponseCache
 from llm_client.config import ClientConfig
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
@@ -303,8 +303,8 @@ class ChatStream(StreamBase):
     closed. Use it as ``with client.chat(..., stream=True) as stream:``: leaving the block (a
     ``break``, an exception) closes it. Python does not tell an iterator that a ``for`` loop was
     left, so after a bare ``for chunk in stream: break`` the slot stays held while ``stream`` is
-    referenced; ``__del__`` frees it only when the stream is garbage collected (and records the
-    call's latency then, as ``close()`` does).
+    referenced; once the stream is garbage collected, ``__del__`` has it closed (the slot freed,
+    the call's latency recorded, as ``close()`` does) on a separate thread (``abandoned.py``).
     """
 
     def __init__(
@@ -374,6 +374,8 @@ class ChatStream(StreamBase):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:  # an abandoned stream must not hold its rate-limit slot forever
-        with contextlib.suppress(Exception):
-            self.close()
+    def __del__(self) -> None:
+        # an abandoned stream must not hold its rate-limit slot forever; it is closed on
+        # another thread, since the collector may run this inside a lock close() takes
+        if getattr(self, "_client", None) is not None and not self._closed:
+            abandoned.abandon(self.close)

@@ -28,6 +28,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from llm_client import abandoned
 from llm_client.cache import ResponseCache, cache_key
 from llm_client.config import ClientConfig
 from llm_client.errors import (
@@ -453,6 +454,8 @@ class StreamBase:
         self.cached = replay is not None
         self.attempts = 0
         self._texts: list[str] = []
+        if client is not None:
+            abandoned.start()  # a live stream: if it is abandoned, that thread finishes it
 
     @classmethod
     def replay(cls, chunks: list[ChatChunk]) -> Self:

@@ -18,6 +18,7 @@ from llm_client import (
     InvalidRequestError,
     QuotaExhaustedError,
     StreamInterruptedError,
+    abandoned,
 )
 from llm_client.fault_server import Fault, FaultServer, ServerLimits
 
@@ -238,13 +239,14 @@ def test_a_stream_cancelled_again_while_it_opens_gives_back_its_slot():
 
 
 def test_an_abandoned_stream_frees_its_slot_and_records_its_latency(fault_server):
-    # an abandoned stream is a finished call: its __del__ records the latency, as ChatStream's does
+    # an abandoned stream is a finished call: its latency is recorded, as ChatStream's is
     async def main():
         client = AsyncClient(fault_server.base_url, model="m", rpm=10)
         stream = await client.chat([{"role": "user", "content": "a b c d"}], stream=True)
         await stream.__anext__()
         del stream
         gc.collect()
+        assert abandoned.wait_idle()  # finished on the abandoned-stream thread
         return client
 
     client = run(main())

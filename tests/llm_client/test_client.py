@@ -6,6 +6,7 @@ import dataclasses
 import gc
 import json
 import socket
+import threading
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ from llm_client import (
     RetryAfterTooLongError,
     ServerError,
     StreamInterruptedError,
+    abandoned,
 )
 from llm_client.fault_server import Fault
 from llm_client.local_server import free_port
@@ -536,6 +538,29 @@ def test_an_abandoned_stream_frees_its_slot_and_records_its_latency(fault_server
     next(stream)
     del stream
     gc.collect()
+    assert abandoned.wait_idle()  # the collector hands it to another thread to finish
+    assert not client.limiter._in_flight and client.stats.latencies_observed == 1
+
+
+def test_a_stream_collected_inside_a_held_lock_is_finished_after_it_without_deadlock(
+    fault_server,
+):
+    # The collector runs __del__ wherever the last reference goes, here inside the stats' and
+    # the limiter's locks. They are not re-entrant: a __del__ that took either would wait for
+    # its own thread forever. It takes neither; the stream is finished once they are free.
+    client = make_client(fault_server, rpm=10)
+    streams = [client.chat([{"role": "user", "content": "a b c d"}], stream=True)]
+    next(streams[0])
+
+    def drop_inside_the_locks():
+        with client._core.stats._lock, client.limiter._lock:
+            streams.clear()  # the last reference: __del__ runs here, in this thread
+
+    worker = threading.Thread(target=drop_inside_the_locks, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "__del__ deadlocked on a lock its own thread held"
+    assert abandoned.wait_idle()
     assert not client.limiter._in_flight and client.stats.latencies_observed == 1
 
 
