@@ -19,6 +19,7 @@ from moderation.errors import (
     NotTrainedError,
     QueueError,
     TextTooLongError,
+    UnsafeModelError,
 )
 from moderation.normalise import normalise, normalise_with_signals
 from moderation.perturb import Perturber
@@ -46,6 +47,7 @@ __all__ = [
     "QueueError",
     "ReviewQueue",
     "TextTooLongError",
+    "UnsafeModelError",
     "Verdict",
     "choose_thresholds",
     "normalise",

@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 
 from moderation import calibration, prior
 from moderation.config import ModerationConfig
-from moderation.errors import CategoryError, ConfigError, NotTrainedError
+from moderation.errors import CategoryError, ConfigError, NotTrainedError, UnsafeModelError
 from moderation.features import Embedder, TextFeatures
 from moderation.normalise import normalise
 
@@ -45,6 +45,46 @@ __all__ = ["FORMAT_VERSION", "ModerationModel", "three_class", "tune_hate_thresh
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+
+# Everything a saved model is made of (recorded from models of every feature set, calibration,
+# class weight and an added category). :meth:`ModerationModel.load` resolves only these names, so
+# a model file cannot call ``os.system`` or any other function, the usual way a pickle runs code
+# (the standard library's "Restricting Globals"; what ``torch.load(weights_only=True)`` does).
+# numpy 1 pickles say ``numpy.core``, numpy 2 ``numpy._core``.
+SAFE_GLOBALS = frozenset(
+    {
+        ("moderation.classifier", "ModerationModel"),
+        ("moderation.config", "ModerationConfig"),
+        ("moderation.features", "TextFeatures"),
+        ("moderation.policy", "LabelThresholds"),
+        ("moderation.calibration", "IdentityCalibrator"),
+        ("moderation.calibration", "IsotonicCalibrator"),
+        ("moderation.calibration", "SigmoidCalibrator"),
+        ("sklearn.feature_extraction.text", "TfidfVectorizer"),
+        ("sklearn.feature_extraction.text", "TfidfTransformer"),
+        ("sklearn.linear_model._logistic", "LogisticRegression"),
+        ("sklearn.isotonic", "IsotonicRegression"),
+        ("numpy", "dtype"),
+        ("numpy", "ndarray"),
+        ("numpy", "float64"),
+        *((core, name) for core in ("numpy.core.multiarray", "numpy._core.multiarray")
+          for name in ("_reconstruct", "scalar")),
+    }
+)  # fmt: skip
+
+
+class _ModelUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`SAFE_GLOBALS`."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in SAFE_GLOBALS:
+            raise UnsafeModelError(
+                f"the model file names {module}.{name}, which no moderation model is made of; "
+                "it was not loaded (loading could have run that code). Retrain, or load only "
+                "files written by `python -m moderation train`",
+                name=f"{module}.{name}",
+            )
+        return super().find_class(module, name)
 
 
 def _fit_head(
@@ -191,7 +231,12 @@ class ModerationModel:
 
     @classmethod
     def load(cls, path: str | Path) -> ModerationModel:
-        """Load a model written by :meth:`save`. Only load files you wrote: pickle runs code."""
+        """Load a model written by :meth:`save`.
+
+        The file is a pickle, read by an unpickler that resolves only :data:`SAFE_GLOBALS`: a
+        file naming anything else (``os.system``, ``builtins.eval``) is refused with
+        :class:`UnsafeModelError` before that name is looked up.
+        """
         path = Path(path)
         if not path.exists():
             raise NotTrainedError(f"no model at {path}; run `python -m moderation train` first")
@@ -199,7 +244,9 @@ class ModerationModel:
             raise NotTrainedError(f"{path} is not a file; pass the model file `train` wrote")
         try:
             with path.open("rb") as fh:
-                payload = pickle.load(fh)
+                payload = _ModelUnpickler(fh).load()
+        except UnsafeModelError as exc:
+            raise UnsafeModelError(f"{path}: {exc}", name=exc.name) from None
         except Exception as exc:  # pickle raises many types on a file that is not a pickle
             raise NotTrainedError(
                 f"{path} is not a model file written by `python -m moderation train` "

@@ -10,6 +10,7 @@ context needed to fix the problem in its attributes and its message says what wo
     │   ├── EncodingError        bytes that are not valid UTF-8
     │   └── TextTooLongError     more characters than ``ModerationConfig.max_chars``
     ├── NotTrainedError          a model is used before ``fit`` (or a model file is missing)
+    │   └── UnsafeModelError     a model file names code no moderation model is made of
     ├── CategoryError            a new category cannot be added (name taken, too few examples)
     └── QueueError               the human review queue refused an operation
         ├── ItemNotFoundError    no queue item with that id
@@ -67,6 +68,16 @@ class TextTooLongError(InvalidTextError):
 
 class NotTrainedError(ModerationError, RuntimeError):
     """The model has not been fitted (or no saved model exists at the path)."""
+
+
+class UnsafeModelError(NotTrainedError):
+    """A model file names a class or function that no moderation model is made of.
+
+    Loading it could run that code, so it is refused unread; ``name`` is what it named."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class CategoryError(ModerationError, ValueError):

@@ -1,9 +1,19 @@
+import dataclasses
+import pickle
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from evals.classification import pr_auc
-from moderation.classifier import ModerationModel, three_class, tune_hate_threshold
-from moderation.errors import CategoryError, ConfigError, NotTrainedError
+from moderation.classifier import (
+    FORMAT_VERSION,
+    ModerationModel,
+    three_class,
+    tune_hate_threshold,
+)
+from moderation.errors import CategoryError, ConfigError, NotTrainedError, UnsafeModelError
+from moderation.policy import choose_thresholds
 
 from .conftest import make_corpus
 
@@ -80,6 +90,49 @@ def test_save_load_roundtrip(trained_model, tmp_path):
     assert loaded.thresholds == trained_model.thresholds
     with pytest.raises(NotTrainedError, match="no model at"):
         ModerationModel.load(tmp_path / "missing.pkl")
+
+
+@pytest.mark.parametrize("calibration_method", ["isotonic", "sigmoid", "none"])
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_every_kind_of_model_loads_through_the_restricted_unpickler(
+    small_config, calibration_method, class_weight, tmp_path
+):
+    # load() resolves only SAFE_GLOBALS: each calibrator, class weight and an added category
+    # must be made of those names, or a model train writes could not be loaded
+    config = dataclasses.replace(
+        small_config, calibration=calibration_method, class_weight=class_weight
+    )
+    texts, labels, _ = make_corpus(200, seed=1)
+    val_texts, val_labels, _ = make_corpus(300, seed=2)
+    model = ModerationModel(config).fit(
+        texts, {k: v.astype(float) for k, v in labels.items()}, val_texts, val_labels
+    )
+    model.thresholds = choose_thresholds(model.predict_proba(val_texts), val_labels, config)
+    model.add_category("spam", val_texts[:40], np.arange(40) % 3 == 0)
+    model.save(tmp_path / "m.pkl")
+    loaded = ModerationModel.load(tmp_path / "m.pkl")
+    for label, p in model.predict_proba(val_texts[:20]).items():
+        np.testing.assert_allclose(loaded.predict_proba(val_texts[:20])[label], p)
+
+
+class _RunsCodeOnLoad:
+    """A malicious model file: unpickling it calls Path.touch (os.system, in the wild)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_model_file_that_would_run_code_is_refused_unread(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"format": FORMAT_VERSION, "model": _RunsCodeOnLoad(marker)}))
+    with pytest.raises(UnsafeModelError, match="pathlib") as caught:
+        ModerationModel.load(path)
+    assert not marker.exists()  # plain pickle.load would have created it
+    assert caught.value.name.endswith("touch") and str(path) in str(caught.value)
 
 
 def test_unfitted_and_bad_targets(small_config):

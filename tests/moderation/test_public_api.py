@@ -8,9 +8,9 @@ def test_public_api_is_pinned():
             "ConfigError", "EncodingError", "InvalidTextError", "ItemNotFoundError",
             "LabelThresholds", "LeaseError", "ModerationConfig", "ModerationError",
             "ModerationModel", "Moderator", "NotTrainedError", "Perturber", "QueueError",
-            "ReviewQueue", "TextTooLongError", "Verdict", "choose_thresholds", "normalise",
-            "normalise_with_signals", "risk_priority", "route", "three_class",
-            "tune_hate_threshold", "validate_text",
+            "ReviewQueue", "TextTooLongError", "UnsafeModelError", "Verdict",
+            "choose_thresholds", "normalise", "normalise_with_signals", "risk_priority", "route",
+            "three_class", "tune_hate_threshold", "validate_text",
         ]
     )  # fmt: skip
     for name in moderation.__all__:
