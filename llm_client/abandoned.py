@@ -19,6 +19,7 @@ The cost is that the slot comes back a moment after the collection, not during i
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -41,6 +42,17 @@ def start() -> None:
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_run, name="llm-client-abandoned", daemon=True)
             _thread.start()
+
+
+def _after_fork_in_child() -> None:
+    # fork copies a lock held by another thread inside start() as held, and that thread is not
+    # in the child to release it: the child gets a fresh one
+    global _thread_lock
+    _thread_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def abandon(finish: Callable[[], object]) -> None:

@@ -104,19 +104,21 @@ def _homoglyphs(text: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _styled(c: str) -> str:
-    plain = unicodedata.normalize("NFKC", c)
+    # homoglyphs after NFKC, as the steps run on raw text: bold Greek 𝛂 -> α -> a
+    plain = _homoglyphs(unicodedata.normalize("NFKC", c))
     return plain if len(plain) == 1 and plain.isascii() and plain.isalnum() else c
 
 
 def _styled_letters(text: str) -> str:
-    """Make ASCII the characters whose compatibility form is one letter or digit (``ｈ``, ``𝐡``)."""
+    """Make ASCII the characters whose compatibility form is one letter or digit or a look-alike
+    of one (``ｈ``, ``𝐡``, ``а``, ``𝛂``)."""
     return "".join(c if c.isascii() else _styled(c) for c in text)
 
 
 def _encoded(text: str) -> str:
     if text.isascii():  # no format characters, homoglyphs or styled letters to fold
         return text
-    return _homoglyphs(_invisible(_styled_letters(text)))
+    return _invisible(_styled_letters(text))  # _styled_letters maps the homoglyphs too
 
 
 def _urls(text: str) -> str:

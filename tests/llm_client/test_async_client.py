@@ -148,9 +148,12 @@ def test_a_streamed_calls_latency_covers_its_retries(fault_server, fake_time, fi
     async def main():
         client = _on_fake_time(fault_server, fake_time)
         text = "".join([c.delta async for c in await client.chat(USER, stream=True)])
-        return text, client.stats
+        return text, client
 
-    text, stats = run(main())
+    text, client = run(main())
+    gc.collect()  # a failed attempt's half-built stream recorded nothing, even once finished
+    assert abandoned.wait_idle()
+    stats = client.stats
     assert text == "echo: hello" and stats.attempts == 3 and stats.latencies_observed == 1
     assert stats.latency_p50_s == pytest.approx(sum(fake_time.sleeps)) and stats.latency_p50_s > 0.5
 

@@ -314,6 +314,7 @@ def test_a_calls_latency_covers_every_attempt_and_backoff(
     if stream:
         assert "".join(chunk.delta for chunk in reply) == "echo: hello"
     gc.collect()  # a failed attempt's half-built stream is gone, and recorded nothing
+    assert abandoned.wait_idle()  # (had it been handed to the abandoned-stream thread)
     waited = sum(fake_time.sleeps)  # the fake clock moves only while the client sleeps
     assert waited > 0.5 and client.stats.attempts == 3
     assert client.stats.latencies_observed == 1
