@@ -13,6 +13,8 @@ SOURCE_NAMES = (
 DEFAULT_SOURCES = ("popularity", "item_knn", "ease", "rp3beta", "als", "embedding", "multvae")
 # The temporal carve scored the two-stage model lower with Mult-VAE on every seed (round 10).
 TEMPORAL_SOURCES = tuple(s for s in DEFAULT_SOURCES if s != "multvae")
+# The ranker's training labels for a held-out item (ranker.relevance); unlabelled candidates are 0.
+RANKER_LABELS = ("binary", "graded2", "rating")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,11 @@ class RecsysConfig:
     ranker_bags: int = 3
     # The score blend as two ranker features (features.py). Round 18 of EXPERIMENTS.md.
     ranker_blend_features: bool = False
+    # Training label of a held-out candidate (ranker.relevance): "binary" 1 whatever its rating
+    # (the test protocol's relevance), "graded2" 1 for a rating of 1-3 and 2 for 4-5, "rating"
+    # the rating itself. Not adopted (round 19 of EXPERIMENTS.md): "graded2" scored the second
+    # validation carves 0.2801 against 0.2798, higher on one seed of three.
+    ranker_labels: str = "binary"
     validation_folds: int = 2  # independent validation carves (2 measured +0.006 NDCG@10 over 1)
     negatives_per_user: int | None = 100  # sampled from the candidate set; None keeps them all
     # Final score = z(ranker) + blend_weight · z(blend), per user. 1.0 = equal weights, not
@@ -134,6 +141,10 @@ class RecsysConfig:
             raise InvalidArgumentError(
                 f"dlae_dropout must be in [0, 1) and dlae_l2 >= 0, got "
                 f"{self.dlae_dropout} and {self.dlae_l2}"
+            )
+        if self.ranker_labels not in RANKER_LABELS:
+            raise InvalidArgumentError(
+                f"ranker_labels must be one of {list(RANKER_LABELS)}, got {self.ranker_labels!r}"
             )
         if self.candidates_per_source < 1 or self.k < 1 or self.ranker_bags < 1:
             raise InvalidArgumentError("candidates_per_source, k and ranker_bags must be >= 1")

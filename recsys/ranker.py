@@ -10,7 +10,8 @@ Two listwise objectives, both gradient-boosted trees (LightGBM), one query group
   stratified: 0.490 vs 0.489 NDCG@10; the benchmark reports both).
 
 Label 1 for a candidate the user interacted with in the validation split, 0 for every other
-candidate. The negatives therefore come from the candidate set itself: hard negatives (items
+candidate (``RecsysConfig.ranker_labels`` can grade the 1 by the user's rating instead: see
+``relevance``). The negatives therefore come from the candidate set itself: hard negatives (items
 some source liked) the ranker must learn to push down, not random catalogue items any model
 already ranks low. Users with no positive candidate carry no signal and are dropped.
 
@@ -28,30 +29,70 @@ rankers gained nothing more: rounds 15 and 16 of EXPERIMENTS.md).
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from recsys.candidates import CandidateSet
+from recsys.config import RANKER_LABELS
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RankerTrainingSet:
-    """Features, 0/1 labels and LightGBM group sizes (pairs per user, in order)."""
+    """Features, labels (0 = negative) and LightGBM group sizes (pairs per user, in order)."""
 
     features: np.ndarray
     labels: np.ndarray
     groups: np.ndarray
 
 
-def label_candidates(cands: CandidateSet, truth: dict[int, set[int]]) -> np.ndarray:
-    """(n_pairs,) 1.0 where the candidate is one of the user's held-out items, else 0.0."""
+def relevance(rating: float, scheme: str = "binary") -> float:
+    """The training label of a held-out item the user rated ``rating``, under ``scheme``.
+
+    * ``"binary"``: 1 whatever the rating, the test protocol's own relevance;
+    * ``"graded2"``: 1 for a rating below 4 (1-3 on MovieLens' 1-5 scale), 2 for 4 and above;
+    * ``"rating"``: the rating itself, which must be a whole number from 1 to 30.
+
+    Both objectives weigh a label l about 2^l (``lambdarank`` by LightGBM's default gains,
+    2^l - 1, which stop at label 30; ``rank_xendcg`` by 2^l minus a random draw in [0, 1)), so
+    under ``"rating"`` a 5 counts about twice a 4 and 16-31 times a 1. The test protocol still
+    scores every rated item as relevant: grading is a bet that the ranker orders the top
+    better when it knows which held-out items the user liked.
+    """
+    if scheme == "binary":
+        return 1.0
+    if scheme == "graded2":
+        return 2.0 if rating >= 4 else 1.0
+    if scheme == "rating":
+        if rating != int(rating) or not 1 <= rating <= 30:
+            raise ValueError(
+                f"ranker_labels='rating' needs whole-number ratings from 1 to 30, got {rating!r}"
+            )
+        return float(rating)
+    raise ValueError(f"ranker_labels must be one of {list(RANKER_LABELS)}, got {scheme!r}")
+
+
+def label_candidates(
+    cands: CandidateSet, truth: Mapping[int, Collection[int]], scheme: str = "binary"
+) -> np.ndarray:
+    """(n_pairs,) ``relevance`` where the candidate is one of the user's held-out items, else 0.
+
+    ``truth`` maps a user to their held-out items. The graded schemes read each item's rating,
+    so there every entry must be ``{item: rating}`` (``recommender.ratings_by_user``); a set of
+    items is enough for ``"binary"``.
+    """
+    if scheme not in RANKER_LABELS:
+        raise ValueError(f"ranker_labels must be one of {list(RANKER_LABELS)}, got {scheme!r}")
+    if scheme != "binary" and not all(isinstance(held, Mapping) for held in truth.values()):
+        raise ValueError(f"ranker_labels={scheme!r} needs {{item: rating}} per user in truth")
     labels = np.zeros(len(cands), dtype=np.float32)
     for p, (u, i) in enumerate(zip(cands.users.tolist(), cands.items.tolist(), strict=True)):
-        if i in truth.get(u, ()):
-            labels[p] = 1.0
+        held = truth.get(u, ())
+        if i in held:
+            labels[p] = relevance(held[i], scheme) if isinstance(held, Mapping) else 1.0
     return labels
 
 

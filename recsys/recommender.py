@@ -71,6 +71,17 @@ class Recommendation:
     sources: list[str]
 
 
+def ratings_by_user(catalog: Catalog, frame: pd.DataFrame) -> dict[int, dict[int, float]]:
+    """{user row index: {item column index: rating}} of a ratings frame."""
+    out: dict[int, dict[int, float]] = {}
+    users = catalog.user_index(frame["user_id"].to_numpy())
+    items = catalog.item_index(frame["item_id"].to_numpy())
+    ratings = frame["rating"].to_numpy(dtype=np.float64)
+    for u, i, r in zip(users.tolist(), items.tolist(), ratings.tolist(), strict=True):
+        out.setdefault(u, {})[i] = r
+    return out
+
+
 def truth_by_user(catalog: Catalog, frame: pd.DataFrame) -> dict[int, set[int]]:
     """{user row index: set of item column indices} of a ratings frame."""
     truth: dict[int, set[int]] = {}
@@ -115,7 +126,7 @@ class TwoStageRecommender:
                 train, cfg.protocol, seed=cfg.seed + 1000 * fold, ratio=cfg.train_ratio
             )
             sources, x_fit, features = self._fit_stage1(val.train)
-            truth = truth_by_user(self.catalog, val.test)
+            truth = ratings_by_user(self.catalog, val.test)  # the graded labels read ratings
             users = np.array(
                 sorted(u for u in truth if x_fit.indptr[u + 1] > x_fit.indptr[u]), dtype=np.int64
             )
@@ -130,7 +141,7 @@ class TwoStageRecommender:
                 training_set(
                     cands,
                     features.transform(cands),
-                    label_candidates(cands, truth),
+                    label_candidates(cands, truth, cfg.ranker_labels),
                     negatives_per_user=cfg.negatives_per_user,
                     seed=cfg.seed + fold,
                 )
@@ -158,7 +169,7 @@ class TwoStageRecommender:
         self.ranker_stats_ = {
             "train_users": len(data.groups),
             "train_pairs": len(data.labels),
-            "positive_share": float(data.labels.mean()) if len(data.labels) else 0.0,
+            "positive_share": float((data.labels > 0).mean()) if len(data.labels) else 0.0,
         }
 
         start = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 
 import pytest
@@ -35,3 +36,22 @@ def test_switching_protocol_applies_and_restores_its_settings():
 def test_an_unknown_protocol_is_still_rejected():
     with pytest.raises(InvalidArgumentError, match="protocol must be"):
         RecsysConfig().with_protocol("random")
+
+
+def test_ranker_labels_are_validated_and_default_to_binary():
+    assert RecsysConfig().ranker_labels == "binary"  # round 19: graded labels were not adopted
+    assert RecsysConfig(ranker_labels="rating").ranker_labels == "rating"
+    with pytest.raises(InvalidArgumentError, match=r"ranker_labels must be one of \['binary'"):
+        RecsysConfig(ranker_labels="stars")
+
+
+def test_a_config_pickled_before_ranker_labels_reads_binary():
+    # A model saved before the field existed unpickles a config without it in its __dict__;
+    # the dataclass default on the class answers for it.
+    config = RecsysConfig()
+    state = pickle.loads(pickle.dumps(config)).__dict__
+    del state["ranker_labels"]
+    old = RecsysConfig.__new__(RecsysConfig)
+    old.__dict__.update(state)
+    assert old.ranker_labels == "binary"
+    assert old.to_dict()["ranker_labels"] == "binary"

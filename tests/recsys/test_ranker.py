@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from recsys.candidates import CandidateSet
-from recsys.ranker import LambdaRanker, label_candidates, monotone_constraints, training_set
+from recsys.config import RANKER_LABELS
+from recsys.ranker import (
+    LambdaRanker,
+    label_candidates,
+    monotone_constraints,
+    relevance,
+    training_set,
+)
 
 
 def _cands(n_users: int, per_user: int) -> CandidateSet:
@@ -28,6 +35,31 @@ def test_labels_mark_held_out_items():
     c = _cands(2, 3)
     labels = label_candidates(c, {0: {2}, 1: {0, 1}})
     assert labels.tolist() == [0, 0, 1, 1, 1, 0]
+
+
+def test_graded_labels_follow_the_held_out_ratings():
+    # user 0 held out item 2 (rated 3); user 1 held out items 0 and 1 (rated 5 and 1)
+    c = _cands(2, 3)
+    truth = {0: {2: 3.0}, 1: {0: 5.0, 1: 1.0}}
+    labels = {scheme: label_candidates(c, truth, scheme).tolist() for scheme in RANKER_LABELS}
+    assert labels == {
+        "binary": [0, 0, 1, 1, 1, 0],
+        "graded2": [0, 0, 1, 2, 1, 0],  # 1-3 -> 1, 4-5 -> 2
+        "rating": [0, 0, 3, 5, 1, 0],
+    }
+    assert [relevance(r, "graded2") for r in (1, 2, 3, 4, 5)] == [1, 1, 1, 2, 2]
+    data = training_set(c, np.zeros((6, 1), dtype=np.float32), np.array(labels["rating"]))
+    assert data.labels.tolist() == labels["rating"]  # grades survive; 0 stays the negative
+
+
+def test_graded_labels_refuse_what_they_cannot_grade():
+    c = _cands(2, 3)
+    with pytest.raises(ValueError, match=r"ranker_labels must be one of \['binary', 'graded2'"):
+        label_candidates(c, {0: {2: 3.0}}, "stars")
+    with pytest.raises(ValueError, match=r"needs \{item: rating\} per user"):
+        label_candidates(c, {0: {2}}, "graded2")  # a set of items has no ratings
+    with pytest.raises(ValueError, match="whole-number ratings from 1 to 30"):
+        label_candidates(c, {0: {2: 3.5}}, "rating")
 
 
 def test_training_set_drops_users_without_positives_and_samples_negatives():

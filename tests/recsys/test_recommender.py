@@ -259,3 +259,19 @@ def test_every_optional_source_runs_through_the_pipeline_and_reloads(frames, cat
     assert all(block_of_item(i) == 0 for i in rec.items)
     loaded = Recommender.load(model.save(tmp_path / "m"))
     assert loaded.recommend(1, k=4) == rec
+
+
+def test_graded_ranker_labels_train_from_the_carved_ratings(frames, catalog):
+    from dataclasses import replace
+
+    from recsys.recommender import ratings_by_user
+
+    ratings = frames[0]
+    truth = ratings_by_user(catalog, ratings.head(3))
+    first = ratings.iloc[0]
+    u, i = catalog.user_index([first.user_id])[0], catalog.item_index([first.item_id])[0]
+    assert truth[u][i] == first.rating
+    config = replace(RecsysConfig(seed=0, **TINY), ranker_labels="graded2")
+    model = Recommender(catalog, config).fit(ratings)
+    assert 0.0 < model.ranker_stats_["positive_share"] < 1.0  # a share, not a mean grade
+    assert all(block_of_item(i) == 0 for i in model.recommend(1, k=4).items)
