@@ -12,6 +12,7 @@ from recsys.errors import (
     RecsysError,
     UnknownItemError,
     UnknownUserError,
+    UnsafeModelError,
 )
 from recsys.recommender import Recommendation, TwoStageRecommender
 from recsys.splits import Split, stratified_split, temporal_split
@@ -31,6 +32,7 @@ __all__ = [
     "TwoStageRecommender",
     "UnknownItemError",
     "UnknownUserError",
+    "UnsafeModelError",
     "stratified_split",
     "temporal_split",
 ]

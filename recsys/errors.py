@@ -7,6 +7,7 @@
     ├── InvalidArgumentError   k <= 0, an empty batch, a ratio outside (0, 1), a bad column set
     ├── NotFittedError         recommend() or save() before fit()
     └── ModelFileError         a saved model is missing, corrupt, or from another format version
+        └── UnsafeModelError   model.pkl names code that no recommender is made of
 
 Each error says what was wrong and what would have been valid, so a caller never has to read a
 stack trace from deep inside numpy or LightGBM. ``UnknownIdError`` also subclasses ``KeyError``
@@ -59,3 +60,13 @@ class NotFittedError(RecsysError, RuntimeError):
 
 class ModelFileError(RecsysError, OSError):
     """A saved model cannot be read: missing, corrupt or written by another format version."""
+
+
+class UnsafeModelError(ModelFileError):
+    """``model.pkl`` names a class or function that no saved recommender is made of.
+
+    Unpickling it could run that code, so it is refused unread; ``name`` is what it named."""
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name

@@ -21,6 +21,7 @@ with no history (known demographics or not) is served by the cold-start path.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import pickle
@@ -47,6 +48,7 @@ from recsys.errors import (
     InvalidArgumentError,
     ModelFileError,
     NotFittedError,
+    UnsafeModelError,
 )
 from recsys.features import FeatureBuilder
 from recsys.ranker import LambdaRanker, RankerTrainingSet, label_candidates, training_set
@@ -348,7 +350,12 @@ class TwoStageRecommender:
 
     @classmethod
     def load(cls, path: str | Path) -> TwoStageRecommender:
-        """Load a model written by ``save`` (pickle: only load files you wrote yourself)."""
+        """Load a model written by ``save``.
+
+        ``model.pkl`` is read by an unpickler that resolves only :data:`SAFE_GLOBALS`: a file
+        naming anything else (``os.system``, ``builtins.eval``) is refused with
+        :class:`~recsys.errors.UnsafeModelError` before that name is looked up.
+        """
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
             raise ModelFileError(
@@ -363,7 +370,7 @@ class TwoStageRecommender:
                 f"{folder} holds format {found!r}; this code reads format {FORMAT_VERSION}. "
                 "Retrain with `python -m recsys train`."
             )
-        model = _read_model_file(folder, "model.pkl", pickle.loads)
+        model = _read_model_file(folder, "model.pkl", _unpickle)
         if not isinstance(model, cls):
             raise ModelFileError(
                 f"{folder}/model.pkl holds a {type(model).__name__}, not a recommender. "
@@ -372,12 +379,72 @@ class TwoStageRecommender:
         return model
 
 
+# Everything a saved recommender is made of (recorded from models with every source, both
+# protocols, graded labels and the blend features). ``load`` resolves only these names, so
+# model.pkl cannot call ``os.system`` or any other function, the usual way a pickle runs code
+# (the standard library's "Restricting Globals"). numpy 1 pickles say ``numpy.core``, numpy 2
+# ``numpy._core``; faiss names the build it loaded (plain, AVX2 or AVX-512).
+SAFE_GLOBALS = frozenset(
+    {
+        ("recsys.recommender", "TwoStageRecommender"),
+        ("recsys.config", "RecsysConfig"),
+        ("recsys.catalog", "Catalog"),
+        ("recsys.cold_start", "SegmentPopularity"),
+        ("recsys.features", "FeatureBuilder"),
+        ("recsys.features", "_Timeline"),
+        ("recsys.ranker", "LambdaRanker"),
+        ("recsys.sources", "Popularity"),
+        ("recsys.neighbours", "ItemKNN"),
+        ("recsys.neighbours", "UserKNN"),
+        ("recsys.neighbours", "RP3beta"),
+        ("recsys.autoencoders", "EASE"),
+        ("recsys.autoencoders", "DLAE"),
+        ("recsys.autoencoders", "EDLAE"),
+        ("recsys.autoencoders", "MultVAE"),
+        ("recsys.factors", "ALS"),
+        ("recsys.factors", "BPR"),
+        ("recsys.factors", "EmbeddingNeighbours"),
+        ("lightgbm.basic", "Booster"),
+        ("lightgbm.sklearn", "LGBMRanker"),
+        ("scipy.sparse._csr", "csr_matrix"),
+        ("collections", "OrderedDict"),
+        ("collections", "defaultdict"),
+        ("numpy", "dtype"),
+        ("numpy", "ndarray"),
+        *((f"numpy.{core}.multiarray", "_reconstruct") for core in ("core", "_core")),
+        *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+        *((f"faiss.{build}", "IndexFlatIP")
+          for build in ("swigfaiss", "swigfaiss_avx2", "swigfaiss_avx512")),
+    }
+)  # fmt: skip
+
+
+class _ModelUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`SAFE_GLOBALS`."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in SAFE_GLOBALS:
+            raise UnsafeModelError(
+                f"model.pkl names {module}.{name}, which no saved recommender is made of; it "
+                "was not loaded (loading could have run that code). Retrain with `python -m "
+                "recsys train`, or load only folders it wrote",
+                name=f"{module}.{name}",
+            )
+        return super().find_class(module, name)
+
+
+def _unpickle(data: bytes) -> object:
+    return _ModelUnpickler(io.BytesIO(data)).load()
+
+
 def _read_model_file(folder: Path, name: str, parse):
     """``parse(bytes)`` of one file of a saved model; any failure is a ``ModelFileError``."""
     try:
         return parse((folder / name).read_bytes())
     except FileNotFoundError as exc:
         raise ModelFileError(f"no saved model in {folder}: {exc.filename} is missing") from exc
+    except UnsafeModelError as exc:
+        raise UnsafeModelError(f"{folder}: {exc}", name=exc.name) from None
     except Exception as exc:  # unreadable, not JSON, not a pickle: many exception types
         raise ModelFileError(
             f"saved model in {folder} is corrupt ({type(exc).__name__}: {exc}); "

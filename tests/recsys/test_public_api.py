@@ -23,6 +23,7 @@ def test_all_is_pinned():
             "TwoStageRecommender",
             "UnknownItemError",
             "UnknownUserError",
+            "UnsafeModelError",
             "stratified_split",
             "temporal_split",
         ]

@@ -13,6 +13,7 @@ from recsys import (
     Recommender,
     RecsysConfig,
     UnknownUserError,
+    UnsafeModelError,
 )
 from recsys.catalog import Catalog
 from recsys.recommender import COLD_START_SOURCE
@@ -227,6 +228,30 @@ def test_an_older_model_whose_classes_moved_is_refused_by_its_format_not_unpickl
     (folder / "model.pkl").write_bytes(b"crecsys.sources\nEASE\n.")
     with pytest.raises(ModelFileError, match=r"holds format 2; this code reads format 3\."):
         Recommender.load(folder)
+
+
+class _RunsCodeOnLoad:
+    """A malicious model.pkl: unpickling it calls Path.touch (os.system, in the wild)."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path.touch, (self.marker,))
+
+
+def test_a_model_file_that_would_run_code_is_refused_unread(fitted, tmp_path):
+    import pickle
+
+    folder = fitted[0].save(tmp_path / "m")  # a valid manifest: only model.pkl is malicious
+    marker = tmp_path / "code-ran"
+    (folder / "model.pkl").write_bytes(pickle.dumps(_RunsCodeOnLoad(marker)))
+    with pytest.raises(UnsafeModelError, match="pathlib") as caught:
+        Recommender.load(folder)
+    assert not marker.exists()  # plain pickle.loads would have created it
+    assert caught.value.name.endswith("touch") and str(folder) in str(caught.value)
 
 
 def test_blend_weight_zero_serves_the_ranker_alone(fitted):
