@@ -10,7 +10,7 @@ context needed to fix the problem in its attributes and its message says what wo
     │   ├── EncodingError        bytes that are not valid UTF-8
     │   └── TextTooLongError     more characters than ``ModerationConfig.max_chars``
     ├── NotTrainedError          a model is used before ``fit`` (or a model file is missing)
-    │   └── UnsafeModelError     a model file names code no moderation model is made of
+    │   └── UnsafeModelError     a model file names code no model uses, or alters a class
     ├── CategoryError            a new category cannot be added (name taken, too few examples)
     └── QueueError               the human review queue refused an operation
         ├── ItemNotFoundError    no queue item with that id
@@ -71,9 +71,11 @@ class NotTrainedError(ModerationError, RuntimeError):
 
 
 class UnsafeModelError(NotTrainedError):
-    """A model file names a class or function that no moderation model is made of.
+    """A model file names a class or function that no moderation model is made of, or sets
+    attributes on an allowed class itself (which would change every model in the process).
 
-    Loading it could run that code, so it is refused unread; ``name`` is what it named."""
+    Loading stops at that point, before the name is imported or the attribute set; ``name`` is
+    the class or function. What the file built before that point was built and is dropped."""
 
     def __init__(self, message: str, *, name: str) -> None:
         super().__init__(message)

@@ -7,7 +7,7 @@
     ├── InvalidArgumentError   k <= 0, an empty batch, a ratio outside (0, 1), a bad column set
     ├── NotFittedError         recommend() or save() before fit()
     └── ModelFileError         a saved model is missing, corrupt, or from another format version
-        └── UnsafeModelError   model.pkl names code that no recommender is made of
+        └── UnsafeModelError   model.pkl names code no recommender uses, or alters a class
 
 Each error says what was wrong and what would have been valid, so a caller never has to read a
 stack trace from deep inside numpy or LightGBM. ``UnknownIdError`` also subclasses ``KeyError``
@@ -63,9 +63,11 @@ class ModelFileError(RecsysError, OSError):
 
 
 class UnsafeModelError(ModelFileError):
-    """``model.pkl`` names a class or function that no saved recommender is made of.
+    """``model.pkl`` names a class or function that no saved recommender is made of, or sets
+    attributes on an allowed class itself (which would change every recommender in the process).
 
-    Unpickling it could run that code, so it is refused unread; ``name`` is what it named."""
+    Loading stops at that point, before the name is imported or the attribute set; ``name`` is
+    the class or function. What the file built before that point was built and is dropped."""
 
     def __init__(self, message: str, *, name: str) -> None:
         super().__init__(message)

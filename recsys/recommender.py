@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -353,8 +354,9 @@ class TwoStageRecommender:
         """Load a model written by ``save``.
 
         ``model.pkl`` is read by an unpickler that resolves only :data:`SAFE_GLOBALS`: a file
-        naming anything else (``os.system``, ``builtins.eval``) is refused with
-        :class:`~recsys.errors.UnsafeModelError` before that name is looked up.
+        naming anything else (``os.system``, ``builtins.eval``), or setting attributes on an allowed
+        class itself, is refused with :class:`~recsys.errors.UnsafeModelError` before that name is
+        looked up or that attribute set.
         """
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
@@ -419,8 +421,15 @@ SAFE_GLOBALS = frozenset(
 )  # fmt: skip
 
 
-class _ModelUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only :data:`SAFE_GLOBALS`."""
+class _ModelUnpickler(pickle._Unpickler):
+    """An unpickler that resolves only :data:`SAFE_GLOBALS` and sets state only on instances.
+
+    It is the pure-Python unpickler (``pickle._Unpickler``, as joblib's is), because the C one has
+    no hook for BUILD: without the check in :meth:`load_build` a file could BUILD an allowed class
+    itself, and pickle's default ``__setstate__`` would ``setattr`` on the class, changing every
+    recommender in this process even if the file were refused further on. Loading the full model
+    takes about as long as with the C unpickler (its arrays are a few large byte strings).
+    """
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in SAFE_GLOBALS:
@@ -431,6 +440,20 @@ class _ModelUnpickler(pickle.Unpickler):
                 name=f"{module}.{name}",
             )
         return super().find_class(module, name)
+
+    def load_build(self) -> None:
+        target = self.stack[-2]  # BUILD pops the state and sets it on the object beneath
+        if isinstance(target, type):
+            name = f"{target.__module__}.{target.__qualname__}"
+            raise UnsafeModelError(
+                f"model.pkl sets attributes on the class {name} itself, which no saved "
+                "recommender does; it was not loaded (that would change every recommender in "
+                "this process)",
+                name=name,
+            )
+        super().load_build()
+
+    dispatch: ClassVar[dict] = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}
 
 
 def _unpickle(data: bytes) -> object:

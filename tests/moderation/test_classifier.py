@@ -135,6 +135,28 @@ def test_a_model_file_that_would_run_code_is_refused_unread(tmp_path):
     assert caught.value.name.endswith("touch") and str(path) in str(caught.value)
 
 
+def test_a_model_file_that_sets_attributes_on_an_allowed_class_is_refused(tmp_path):
+    # A file can BUILD an allowed class itself: pickle's default __setstate__ then runs
+    # setattr(ModerationModel, ...), changing every model in this process, even when the file is
+    # refused further on. The bytes: push the class, push (None, {attr: True}), BUILD.
+    attr = "set_by_a_model_file"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(
+        pickle.GLOBAL
+        + b"moderation.classifier\nModerationModel\n"
+        + pickle.dumps((None, {attr: True}), protocol=2)[2:-1]  # without PROTO and STOP
+        + pickle.BUILD
+        + pickle.STOP
+    )
+    try:
+        with pytest.raises(UnsafeModelError, match="ModerationModel itself"):
+            ModerationModel.load(path)
+        assert attr not in vars(ModerationModel)
+    finally:
+        if attr in vars(ModerationModel):  # the unpickler before the fix set it: undo
+            delattr(ModerationModel, attr)
+
+
 def test_unfitted_and_bad_targets(small_config):
     with pytest.raises(NotTrainedError):
         ModerationModel(small_config).predict_proba(["x"])

@@ -254,6 +254,32 @@ def test_a_model_file_that_would_run_code_is_refused_unread(fitted, tmp_path):
     assert caught.value.name.endswith("touch") and str(folder) in str(caught.value)
 
 
+def test_a_model_file_that_sets_attributes_on_an_allowed_class_is_refused(fitted, tmp_path):
+    # A file can BUILD an allowed class itself: pickle's default __setstate__ then runs
+    # setattr(TwoStageRecommender, ...), changing every recommender in this process, even when
+    # the file is refused further on. The bytes: push the class, (None, {attr: True}), BUILD.
+    import pickle
+
+    from recsys.recommender import TwoStageRecommender
+
+    attr = "set_by_a_model_file"
+    folder = fitted[0].save(tmp_path / "m")  # a valid manifest: only model.pkl is malicious
+    (folder / "model.pkl").write_bytes(
+        pickle.GLOBAL
+        + b"recsys.recommender\nTwoStageRecommender\n"
+        + pickle.dumps((None, {attr: True}), protocol=2)[2:-1]  # without PROTO and STOP
+        + pickle.BUILD
+        + pickle.STOP
+    )
+    try:
+        with pytest.raises(UnsafeModelError, match="TwoStageRecommender itself"):
+            Recommender.load(folder)
+        assert attr not in vars(TwoStageRecommender)
+    finally:
+        if attr in vars(TwoStageRecommender):  # the unpickler before the fix set it: undo
+            delattr(TwoStageRecommender, attr)
+
+
 def test_blend_weight_zero_serves_the_ranker_alone(fitted):
     from dataclasses import replace
 
