@@ -9,6 +9,7 @@ means the same thing as the same figure in another's. Map of the package:
     classification.py  precision/recall/F1, PR-AUC, ROC-AUC, calibration error
     stats.py           bootstrap confidence intervals, paired randomisation test
     timing.py          latency percentiles, stopwatch, peak memory
+    pickles.py         the restricted unpickler the systems read their saved models with
     errors.py          the exception tree
 """
 

@@ -5,7 +5,8 @@
     │   ├── DatasetNotFoundError    the files are nowhere we looked and could not be downloaded
     │   ├── DatasetIntegrityError   a file is there but its checksum, row count or format is wrong
     │   └── UnknownDatasetError     the name is not in the registry
-    └── MetricError                 a metric name or an input (qrels, run, labels) is malformed
+    ├── MetricError                 a metric name or an input (qrels, run, labels) is malformed
+    └── RefusedPickleError          a saved model names code outside its allow-list (pickles.py)
 
 Every error says what is wrong and what would be valid, so a user never has to read a traceback
 from deep inside pandas or numpy to find out that a file is missing.
@@ -64,3 +65,15 @@ class DatasetIntegrityError(DatasetError):
 
 class MetricError(EvalsError, ValueError):
     """A metric name or a metric input is malformed."""
+
+
+class RefusedPickleError(EvalsError):
+    """A pickle was refused by :func:`evals.pickles.restricted_load`.
+
+    ``name`` is the global or class it tried to use, ``problem`` what it tried (the systems put
+    it into their own ``UnsafeModelError``)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"the pickle {problem}")

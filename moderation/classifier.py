@@ -29,12 +29,13 @@ from __future__ import annotations
 import logging
 import pickle
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
+from evals.errors import RefusedPickleError
+from evals.pickles import restricted_load
 from moderation import calibration, prior
 from moderation.config import ModerationConfig
 from moderation.errors import CategoryError, ConfigError, NotTrainedError, UnsafeModelError
@@ -48,9 +49,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 
 # Everything a saved model is made of (recorded from models of every feature set, calibration,
-# class weight and an added category). :meth:`ModerationModel.load` resolves only these names, so
-# a model file cannot call ``os.system`` or any other function, the usual way a pickle runs code
-# (the standard library's "Restricting Globals"; what ``torch.load(weights_only=True)`` does).
+# class weight and an added category). :meth:`ModerationModel.load` resolves only these names
+# (evals/pickles.py), so a model file cannot call ``os.system`` or any other function.
 # numpy 1 pickles say ``numpy.core``, numpy 2 ``numpy._core``.
 SAFE_GLOBALS = frozenset(
     {
@@ -72,40 +72,6 @@ SAFE_GLOBALS = frozenset(
           for name in ("_reconstruct", "scalar")),
     }
 )  # fmt: skip
-
-
-class _ModelUnpickler(pickle._Unpickler):
-    """An unpickler that resolves only :data:`SAFE_GLOBALS` and sets state only on instances.
-
-    It is the pure-Python unpickler (``pickle._Unpickler``, as joblib's is), because the C one has
-    no hook for BUILD: without the check in :meth:`load_build` a file could BUILD an allowed class
-    itself, and pickle's default ``__setstate__`` would ``setattr`` on the class, changing every
-    model in this process even if the file were refused further on. The price: a 5 MB Davidson
-    model loads in 0.3 s instead of 0.03 s (its TF-IDF vocabularies are many small strings).
-    """
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in SAFE_GLOBALS:
-            raise UnsafeModelError(
-                f"the model file names {module}.{name}, which no moderation model is made of; "
-                "it was not loaded (loading could have run that code). Retrain, or load only "
-                "files written by `python -m moderation train`",
-                name=f"{module}.{name}",
-            )
-        return super().find_class(module, name)
-
-    def load_build(self) -> None:
-        target = self.stack[-2]  # BUILD pops the state and sets it on the object beneath
-        if isinstance(target, type):
-            name = f"{target.__module__}.{target.__qualname__}"
-            raise UnsafeModelError(
-                f"the model file sets attributes on the class {name} itself, which no saved "
-                "model does; it was not loaded (that would change every model in this process)",
-                name=name,
-            )
-        super().load_build()
-
-    dispatch: ClassVar[dict] = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}
 
 
 def _fit_head(
@@ -266,9 +232,14 @@ class ModerationModel:
             raise NotTrainedError(f"{path} is not a file; pass the model file `train` wrote")
         try:
             with path.open("rb") as fh:
-                payload = _ModelUnpickler(fh).load()
-        except UnsafeModelError as exc:
-            raise UnsafeModelError(f"{path}: {exc}", name=exc.name) from None
+                payload = restricted_load(fh, SAFE_GLOBALS)
+        except RefusedPickleError as exc:
+            raise UnsafeModelError(
+                f"{path}: the model file {exc.problem}; it was not loaded (loading could have run "
+                "that code or changed every model in this process). Retrain, or load only files "
+                "written by `python -m moderation train`",
+                name=exc.name,
+            ) from None
         except Exception as exc:  # pickle raises many types on a file that is not a pickle
             raise NotTrainedError(
                 f"{path} is not a model file written by `python -m moderation train` "

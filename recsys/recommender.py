@@ -29,12 +29,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from evals.errors import RefusedPickleError
+from evals.pickles import restricted_load
 from recsys.candidates import (
     CandidateSet,
     blend_scores,
@@ -382,10 +383,10 @@ class TwoStageRecommender:
 
 
 # Everything a saved recommender is made of (recorded from models with every source, both
-# protocols, graded labels and the blend features). ``load`` resolves only these names, so
-# model.pkl cannot call ``os.system`` or any other function, the usual way a pickle runs code
-# (the standard library's "Restricting Globals"). numpy 1 pickles say ``numpy.core``, numpy 2
-# ``numpy._core``; faiss names the build it loaded (plain, AVX2 or AVX-512).
+# protocols, graded labels and the blend features). ``load`` resolves only these names
+# (evals/pickles.py), so model.pkl cannot call ``os.system`` or any other function. numpy 1
+# pickles say ``numpy.core``, numpy 2 ``numpy._core``; faiss names the build it loaded (plain,
+# AVX2 or AVX-512).
 SAFE_GLOBALS = frozenset(
     {
         ("recsys.recommender", "TwoStageRecommender"),
@@ -421,43 +422,16 @@ SAFE_GLOBALS = frozenset(
 )  # fmt: skip
 
 
-class _ModelUnpickler(pickle._Unpickler):
-    """An unpickler that resolves only :data:`SAFE_GLOBALS` and sets state only on instances.
-
-    It is the pure-Python unpickler (``pickle._Unpickler``, as joblib's is), because the C one has
-    no hook for BUILD: without the check in :meth:`load_build` a file could BUILD an allowed class
-    itself, and pickle's default ``__setstate__`` would ``setattr`` on the class, changing every
-    recommender in this process even if the file were refused further on. Loading the full model
-    takes about as long as with the C unpickler (its arrays are a few large byte strings).
-    """
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) not in SAFE_GLOBALS:
-            raise UnsafeModelError(
-                f"model.pkl names {module}.{name}, which no saved recommender is made of; it "
-                "was not loaded (loading could have run that code). Retrain with `python -m "
-                "recsys train`, or load only folders it wrote",
-                name=f"{module}.{name}",
-            )
-        return super().find_class(module, name)
-
-    def load_build(self) -> None:
-        target = self.stack[-2]  # BUILD pops the state and sets it on the object beneath
-        if isinstance(target, type):
-            name = f"{target.__module__}.{target.__qualname__}"
-            raise UnsafeModelError(
-                f"model.pkl sets attributes on the class {name} itself, which no saved "
-                "recommender does; it was not loaded (that would change every recommender in "
-                "this process)",
-                name=name,
-            )
-        super().load_build()
-
-    dispatch: ClassVar[dict] = {**pickle._Unpickler.dispatch, pickle.BUILD[0]: load_build}
-
-
 def _unpickle(data: bytes) -> object:
-    return _ModelUnpickler(io.BytesIO(data)).load()
+    try:
+        return restricted_load(io.BytesIO(data), SAFE_GLOBALS)
+    except RefusedPickleError as exc:
+        raise UnsafeModelError(
+            f"model.pkl {exc.problem}; it was not loaded (loading could have run that code or "
+            "changed every recommender in this process). Retrain with `python -m recsys train`, "
+            "or load only folders it wrote",
+            name=exc.name,
+        ) from None
 
 
 def _read_model_file(folder: Path, name: str, parse):
