@@ -88,12 +88,7 @@ def ratings_by_user(catalog: Catalog, frame: pd.DataFrame) -> dict[int, dict[int
 
 def truth_by_user(catalog: Catalog, frame: pd.DataFrame) -> dict[int, set[int]]:
     """{user row index: set of item column indices} of a ratings frame."""
-    truth: dict[int, set[int]] = {}
-    users = catalog.user_index(frame["user_id"].to_numpy())
-    items = catalog.item_index(frame["item_id"].to_numpy())
-    for u, i in zip(users.tolist(), items.tolist(), strict=True):
-        truth.setdefault(u, set()).add(i)
-    return truth
+    return {u: set(held) for u, held in ratings_by_user(catalog, frame).items()}
 
 
 class TwoStageRecommender:
