@@ -100,8 +100,9 @@ class RecsysConfig:
     ranker_blend_features: bool = False
     # Training label of a held-out candidate (ranker.relevance): "binary" 1 whatever its rating
     # (the test protocol's relevance), "graded2" 1 for a rating of 1-3 and 2 for 4-5, "rating"
-    # the rating itself. Not adopted (round 19 of EXPERIMENTS.md): "graded2" scored the second
-    # validation carves 0.2801 against 0.2798, higher on one seed of three.
+    # the rating itself. Neither adopted (round 19 of EXPERIMENTS.md): "graded2" scored the second
+    # validation carves 0.2801 against 0.2798, higher on one seed of three; "rating" scored the
+    # first carves 0.2794 against 0.2800, and its ranker alone fell 0.0125 on test.
     ranker_labels: str = "binary"
     validation_folds: int = 2  # independent validation carves (2 measured +0.006 NDCG@10 over 1)
     negatives_per_user: int | None = 100  # sampled from the candidate set; None keeps them all
