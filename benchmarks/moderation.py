@@ -23,7 +23,8 @@ Tables (``table`` names in the record):
 * ``routing``: the policy (auto-action at validation precision >= 0.95, review budget 20 %) on test:
   path shares, auto precision, positives among reviewed and allowed items, recall caught.
 * ``tradeoff``: the same for other precision and recall targets (seed 0, review budget 20 %).
-* ``robustness``: weighted / hate F1 clean vs perturbed test, without and with the normaliser.
+* ``robustness``: weighted / hate F1 clean vs perturbed test, without and with the normaliser
+  (mean over the split seeds, [min, max] in ``ci``).
 * ``identity``: share of 240 benign identity-term sentences flagged (auto or review), for
   every serving variant (seed 0); ``+parent`` adds the hierarchy rule to the guard.
 * ``new_category``: "hate" re-learnt as a new label from k positives on frozen features.
@@ -353,13 +354,21 @@ def run(ctx: BenchContext) -> BenchResult:
             )
         )
 
-    # Robustness: the default model (normaliser on) against one trained without the normaliser.
+    # Robustness on every split seed, as the issue judges its targets: the default model
+    # (normaliser on) against one trained without the normaliser, both attacked with the same
+    # perturbed test texts (the perturbation seed is the split seed).
     start = time.perf_counter()
-    undefended = ev.train(data, seeds[0], ev.with_normaliser(trained0.model.config, False))
-    robust = ev.robustness(data, trained0, undefended, seed=seeds[0])
-    for name, m in robust.items():
-        rows.append(Row(variant=name, table="robustness", metrics=m))
-    notes.append(f"robustness: seed {seeds[0]}, word_rate 0.5, {time.perf_counter() - start:.0f}s")
+    robust: dict[str, list[dict[str, float]]] = {}
+    for seed, (trained, _) in default.items():
+        undefended = ev.train(data, seed, ev.with_normaliser(trained.model.config, False))
+        for name, m in ev.robustness(data, trained, undefended, seed=seed).items():
+            robust.setdefault(name, []).append(m)
+    for name, per_seed in robust.items():
+        mean, spread = _summary(per_seed)
+        rows.append(Row(variant=name, table="robustness", metrics=mean, ci=spread))
+    notes.append(
+        f"robustness: seeds {list(default)}, word_rate 0.5, {time.perf_counter() - start:.0f}s"
+    )
 
     moderator = trained0.moderator()
     serving = {"tfidf": trained0, PRIOR_VARIANT: corrected[seeds[0]]}
