@@ -115,6 +115,8 @@ class RecsysConfig:
     blend_weight: float = 1.0
     # The sources whose relative scores the blend sums (candidates.blend_scores). RP3beta joined
     # in round 4: the whole pipeline's validation NDCG@10 rose on every seed (EXPERIMENTS.md).
+    # Round 21: EASE alone, EASE + ALS, and + "embedding" all lost or tied on validation (+
+    # "embedding" then scored 0.5000 on test; not adopted, being chosen on the test split).
     blend_sources: tuple[str, ...] = ("ease", "als", "item_knn", "rp3beta")
 
     # Cold start: SegmentPopularity's pseudo-count; None = choose it on a carve of training users
