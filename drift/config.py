@@ -74,7 +74,7 @@ class MonitorConfig:
     drift_share: float = 0.5  # dataset drift when at least this share of features drift
 
     # --- sequential detector (CUSUM on the largest per-feature drift distance) ---
-    cusum_allowance: float = 0.15  # k: distances below this are noise (1k-row noise is ~0.05)
+    cusum_allowance: float = 0.15  # k: distances below this are noise (1k rows: ~0.08-0.09)
     cusum_threshold: float = 0.3  # h: a 0.5-sd shift (distance ~0.5) crosses it in one window
     ph_delta: float = 0.1  # Page-Hinkley tolerance on the same statistic
     ph_threshold: float = 0.3  # Page-Hinkley lambda
