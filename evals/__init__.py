@@ -10,6 +10,7 @@ means the same thing as the same figure in another's. Map of the package:
     stats.py           bootstrap confidence intervals, paired randomisation test
     timing.py          latency percentiles, stopwatch, peak memory
     pickles.py         the restricted unpickler the systems read their saved models with
+    files.py           unique temporary names for atomic writes into shared caches
     errors.py          the exception tree
 """
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evals.files import temporary_sibling
 from moderation.errors import ConfigError
 
 __all__ = [
@@ -271,24 +272,37 @@ class FineTunedClassifier:
         return out
 
     def save(self, directory: Path) -> None:
-        """Write encoder, tokenizer, head and a ``meta.json``; atomic (temp dir, then rename)."""
+        """Write encoder, tokenizer, head and a ``meta.json`` into ``directory``, replacing it.
+
+        The files go to a folder of this writer's own beside it, which is then renamed into
+        place (an existing model is first renamed aside), so a reader never finds half a model.
+        If another process puts a folder there between those two renames, the second one fails
+        with ``OSError`` and nothing of this save is left behind.
+        """
         import torch
 
         directory = Path(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.encoder.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        torch.save(self.head.state_dict(), tmp / "head.pt")
-        meta = {
-            "base_model": Path(self.base_model).name,
-            "settings": asdict(self.settings),
-            "train_seconds": self.train_seconds,
-            "history": self.history,
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        shutil.rmtree(directory, ignore_errors=True)
-        tmp.rename(directory)
+        tmp = temporary_sibling(directory)
+        aside = None
+        try:
+            self.encoder.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            torch.save(self.head.state_dict(), tmp / "head.pt")
+            meta = {
+                "base_model": Path(self.base_model).name,
+                "settings": asdict(self.settings),
+                "train_seconds": self.train_seconds,
+                "history": self.history,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            if directory.exists():
+                aside = temporary_sibling(directory, ".old")
+                directory.rename(aside)
+            tmp.rename(directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
 
     @classmethod
     def load(cls, directory: Path) -> FineTunedClassifier:
@@ -324,7 +338,15 @@ def fine_tune_cached(
     else:
         log.info("fine-tuning %s on %d texts (%s)", Path(base_model).name, len(texts), settings)
         model = FineTunedClassifier(base_model, settings).fit(texts, soft3, progress)
-        model.save(directory)
+        # Two processes sharing a cache may train the same key at once (a fine-tune takes
+        # minutes to an hour). The one that finishes second keeps the first one's copy: the
+        # same inputs and settings, so the same model up to float rounding.
+        try:
+            if not (directory / "meta.json").exists():
+                model.save(directory)
+        except OSError:
+            if not (directory / "meta.json").exists():
+                raise
     model.directory = directory
     return model
 
@@ -348,8 +370,12 @@ class CachedPredictions:
         if path.exists():
             return np.load(path)
         out = self.inner.predict_proba(list(texts))
-        np.save(path.with_suffix(".tmp.npy"), out)
-        path.with_suffix(".tmp.npy").replace(path)
+        tmp = temporary_sibling(path, ".tmp.npy")  # this writer's own: the cache is shared
+        try:
+            np.save(tmp, out)
+            tmp.replace(path)  # atomic; another process may write the same values at once
+        finally:
+            tmp.unlink(missing_ok=True)
         return out
 
 

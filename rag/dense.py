@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from evals.files import temporary_sibling
 from rag.bm25 import ScoredIds
 from rag.errors import ConfigError, IndexMismatchError
 
@@ -193,9 +194,12 @@ class EmbeddingCache:
 
     def put(self, key: str, vecs: np.ndarray) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(key).with_suffix(".tmp.npy")
-        np.save(tmp, vecs)
-        tmp.replace(self.path(key))  # atomic: a crash never leaves a half-written cache entry
+        tmp = temporary_sibling(self.path(key), ".tmp.npy")  # this writer's own: caches are shared
+        try:
+            np.save(tmp, vecs)
+            tmp.replace(self.path(key))  # atomic: a crash never leaves a half-written cache entry
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def get_or_compute(
         self, key: str, texts: Sequence[str], embedder: Embedder, *, progress: bool = False

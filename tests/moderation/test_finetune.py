@@ -209,6 +209,46 @@ def test_fine_tuning_learns_caches_and_round_trips(tmp_path, monkeypatch):
     np.testing.assert_array_equal(cached.predict_proba(texts[:5]), first)
 
 
+def test_saving_over_a_saved_fine_tune_replaces_it_and_leaves_no_temporary_folder(tmp_path):
+    from moderation.features import default_model_path
+
+    model = FineTunedClassifier(default_model_path(), FineTuneSettings())
+    directory = tmp_path / "finetuned-x"
+    model.history = [{"epoch": 1, "train_loss": 1.0}]
+    model.save(directory)
+    model.history = [{"epoch": 1, "train_loss": 2.0}]
+    model.save(directory)
+    assert FineTunedClassifier.load(directory).history == model.history
+    assert [p.name for p in tmp_path.iterdir()] == ["finetuned-x"]
+
+
+def test_a_fine_tune_another_process_saved_meanwhile_is_kept(tmp_path, monkeypatch):
+    """Two runs sharing a cache can train the same key at once; the one that finishes second
+    keeps the first one's copy instead of replacing it (or failing) at the end of its training."""
+    from moderation.features import default_model_path
+
+    texts, _, y3 = make_corpus(16, seed=5)
+    settings = FineTuneSettings(batch_size=16)
+    key = training_key(default_model_path(), texts, _soft3(y3), settings)
+    directory = tmp_path / f"finetuned-{key}"
+    real_fit = FineTunedClassifier.fit
+
+    def fit_while_another_process_saves(self, *args, **kwargs):
+        trained = real_fit(self, *args, **kwargs)
+        own = trained.history
+        trained.history = [{"epoch": 1, "train_loss": -1.0}]  # marks the other process's copy
+        trained.save(directory)
+        trained.history = own
+        return trained
+
+    monkeypatch.setattr(FineTunedClassifier, "fit", fit_while_another_process_saves)
+    model = fine_tune_cached(default_model_path(), texts, _soft3(y3), settings, tmp_path)
+    assert model.history[0]["train_loss"] > 0  # the caller gets the model it trained
+    kept = FineTunedClassifier.load(directory)
+    assert kept.history == [{"epoch": 1, "train_loss": -1.0}]
+    assert [p.name for p in tmp_path.iterdir()] == [directory.name]
+
+
 @pytest.mark.slow
 def test_fine_tuning_is_reproducible_and_class_weights_shift_probability():
     import torch

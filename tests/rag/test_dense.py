@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,30 @@ def test_minilm_embeddings_are_normalised_and_semantic(minilm):
     assert v.shape == (3, 384) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_two_writers_filling_one_cache_entry_at_once_leave_one_whole_file(tmp_path):
+    """Two processes sharing a cache may embed the same corpus at once. With one fixed temporary
+    name they wrote into the same file: a rename could fail, or move half a file into place."""
+    cache = EmbeddingCache(tmp_path)
+    key = EmbeddingCache.key("model", "document", "abc123")
+    rows = 2000
+    errors: list[BaseException] = []
+
+    def write(value: float) -> None:
+        vecs = np.full((rows, 384), value, dtype=np.float32)
+        try:
+            for _ in range(25):
+                cache.put(key, vecs)
+        except BaseException as exc:  # the test reports whatever a writer hit
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(value,)) for value in (1.0, 2.0)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert errors == []
+    vecs = cache.get(key, rows)
+    assert vecs is not None and len(np.unique(vecs)) == 1  # all of one writer's array
+    assert [p.name for p in tmp_path.iterdir()] == [cache.path(key).name]  # nothing left behind
