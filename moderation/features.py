@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from evals.files import temporary_sibling
 from moderation.config import ModerationConfig
 from moderation.errors import NotTrainedError
 
@@ -111,10 +112,13 @@ class CachedEmbedder:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.stem + ".tmp.npz")
+        tmp = temporary_sibling(self.path, ".tmp.npz")  # this writer's own: the cache is shared
         keys = np.array(list(self._vectors))
-        np.savez(tmp, keys=keys, vectors=np.stack(list(self._vectors.values())))
-        tmp.replace(self.path)
+        try:
+            np.savez(tmp, keys=keys, vectors=np.stack(list(self._vectors.values())))
+            tmp.replace(self.path)  # atomic; of two runs saving at once, the last one's file stays
+        finally:
+            tmp.unlink(missing_ok=True)
         self._loaded_mtime = self.path.stat().st_mtime
 
 
