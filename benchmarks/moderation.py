@@ -44,7 +44,9 @@ No tweet text is ever written to the record or the logs: aggregates only.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -87,6 +89,24 @@ FINETUNED = {
 BATCH_PATH = "tfidf+finetuned-x2+smollm-x2"
 # scored against the other annotators' majority too (the ``agreement`` table)
 AGREEMENT_VARIANTS = ("tfidf", "tfidf+finetuned", BATCH_PATH)
+THREADS_ENV = "AIS_FINETUNE_THREADS"
+
+
+def finetune_threads(environ: Mapping[str, str] = os.environ) -> int:
+    """Torch threads for the fine-tuned encoders: ``AIS_FINETUNE_THREADS``, default 1.
+
+    One thread is the safe choice on a 2-core machine that runs anything else
+    (``FineTuneSettings.threads``); on a quiet one, two threads train each SmolLM2 fine-tune in
+    26-35 min instead of about an hour, which is most of a run from an empty cache. Threads are
+    not in the cache key (a model trained with two is reused by a run with one; they differ by
+    float rounding), but they do set the fine-tuned models' rows of the ``speed`` table, so the
+    record's config names them.
+    """
+    raw = environ.get(THREADS_ENV, "1")
+    threads = int(raw) if raw.strip().isdigit() else 0
+    if threads < 1:
+        raise ValueError(f"{THREADS_ENV} must be a whole number of threads >= 1, got {raw!r}")
+    return threads
 
 
 def _variants(quick: bool) -> dict[str, tuple[ModerationConfig, int]]:
@@ -232,6 +252,7 @@ def _robustness_rows(data: LabelledData, by_seed: dict[int, ev.Trained]) -> list
 
 
 def run(ctx: BenchContext) -> BenchResult:
+    threads = finetune_threads()  # checked first: a bad value must not wait for hours of work
     data = from_davidson(load_davidson(ctx.data_dir))
     if ctx.quick:  # a stratified half of the tweets keeps the smoke run short
         data = data.subset(np.sort(stratified_split(data.y3, ctx.seed, test=0.5, val=0.25).test))
@@ -284,13 +305,15 @@ def run(ctx: BenchContext) -> BenchResult:
         reports, extra = [], {"weights": [], "finetune": []}
         weight, members, poolings = FINETUNED[name]
         extra_models = tuple(
-            (str(gguf_model_path()), FineTuneSettings(pooling=pooling)) for pooling in poolings
+            (str(gguf_model_path()), FineTuneSettings(pooling=pooling, threads=threads))
+            for pooling in poolings
         )
         for seed, (trained, _) in default.items():
             t = ev.train_stacked(
                 trained,
                 data,
                 ctx.cache_dir,
+                FineTuneSettings(seed=seed, threads=threads),
                 weight=weight,
                 members=members,
                 extra_models=extra_models,
@@ -478,6 +501,7 @@ def run(ctx: BenchContext) -> BenchResult:
         "seeds": seeds,
         "variants": {k: {**v.to_dict(), "n_seeds": n} for k, (v, n) in variants.items()},
         "quick_subsample": 0.5 if ctx.quick else None,
+        "finetune_threads": None if ctx.quick else threads,  # quick runs fine-tune nothing
     }
     return BenchResult(
         dataset=dataset_summary("davidson-hate-offensive", ctx.data_dir),
