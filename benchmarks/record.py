@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from evals.files import temporary_sibling
+
 __all__ = ["Anchor", "BenchContext", "BenchResult", "Row", "git_sha", "machine_info", "write"]
 
 # Library versions worth recording next to a figure (missing ones are recorded as null).
@@ -160,9 +162,12 @@ def git_sha(cwd: Path | None = None) -> str | None:
 def write(record: dict, path: Path) -> None:
     """Write a record atomically (a crash mid-write never leaves half a JSON file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    tmp = temporary_sibling(path)  # this writer's own: two runs may share one results folder
+    try:
+        tmp.write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def result_to_dict(result: BenchResult) -> dict:

@@ -52,6 +52,7 @@ def test_quick_harness_run_writes_a_self_describing_record_and_a_report(tmp_path
     assert ours["metrics"]["ndcg@10"] > 0.3  # the synthetic retriever ranks judged docs higher
     text = (tmp_path / "REPORT.md").read_text()
     assert "## harness (QUICK" in text and "`evals.metrics`" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["REPORT.md", "harness.json"]  # no temp
 
 
 def test_a_failing_benchmark_makes_the_runner_exit_non_zero(tmp_path, monkeypatch):
