@@ -276,8 +276,9 @@ class FineTunedClassifier:
 
         The files go to a folder of this writer's own beside it, which is then renamed into
         place (an existing model is first renamed aside), so a reader never finds half a model.
-        If another process puts a folder there between those two renames, the second one fails
-        with ``OSError`` and nothing of this save is left behind.
+        If that last rename fails (another process put a folder there in between, say), it
+        raises ``OSError``, the model that was there is put back if its place is still free,
+        and nothing of this save is left behind.
         """
         import torch
 
@@ -298,7 +299,13 @@ class FineTunedClassifier:
             if directory.exists():
                 aside = temporary_sibling(directory, ".old")
                 directory.rename(aside)
-            tmp.rename(directory)
+            try:
+                tmp.rename(directory)
+            except OSError:
+                if aside is not None and not directory.exists():
+                    aside.rename(directory)  # the previous model goes back, not lost
+                    aside = None
+                raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             if aside is not None:

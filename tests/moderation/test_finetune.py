@@ -222,6 +222,38 @@ def test_saving_over_a_saved_fine_tune_replaces_it_and_leaves_no_temporary_folde
     assert [p.name for p in tmp_path.iterdir()] == ["finetuned-x"]
 
 
+@pytest.mark.parametrize("failure", ["another writer's folder", "a refused rename"])
+def test_a_save_that_cannot_rename_into_place_keeps_what_was_there(tmp_path, monkeypatch, failure):
+    from pathlib import Path
+
+    from moderation.features import default_model_path
+
+    model = FineTunedClassifier(default_model_path(), FineTuneSettings())
+    directory = tmp_path / "finetuned-x"
+    model.history = [{"epoch": 1, "train_loss": 1.0}]
+    model.save(directory)
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self.name.endswith(".tmp") and Path(target) == directory:  # the save's last step
+            if failure == "a refused rename":
+                raise PermissionError(13, "refused", str(target))
+            directory.mkdir()  # another process got there first
+            (directory / "meta.json").write_text("{}")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    model.history = [{"epoch": 1, "train_loss": 2.0}]
+    with pytest.raises(OSError):
+        model.save(directory)
+    monkeypatch.undo()
+    if failure == "a refused rename":  # the place was free: the previous model is back
+        assert FineTunedClassifier.load(directory).history == [{"epoch": 1, "train_loss": 1.0}]
+    else:  # the other writer's folder stays
+        assert (directory / "meta.json").read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["finetuned-x"]
+
+
 def test_a_fine_tune_another_process_saved_meanwhile_is_kept(tmp_path, monkeypatch):
     """Two runs sharing a cache can train the same key at once; the one that finishes second
     keeps the first one's copy instead of replacing it (or failing) at the end of its training."""
