@@ -103,7 +103,10 @@ def finetune_threads(environ: Mapping[str, str] = os.environ) -> int:
     record's config names them.
     """
     raw = environ.get(THREADS_ENV, "1")
-    threads = int(raw) if raw.strip().isdigit() else 0
+    try:
+        threads = int(raw)
+    except ValueError:
+        threads = 0
     if threads < 1:
         raise ValueError(f"{THREADS_ENV} must be a whole number of threads >= 1, got {raw!r}")
     return threads

@@ -5,7 +5,9 @@ CLI command, pointed at one ``results/cache``. Each entry is written the usual a
 temporary file beside it, then rename it over the entry, so a reader sees the old file or the new
 one, never half of one. The temporary name must be unique to the writer. With a fixed one
 (``entry.tmp``), two processes filling the same entry write into the *same* file: one renames the
-other's half-written file into place, and the second rename finds nothing to move.
+other's half-written file into place, and the second rename finds nothing to move. A writer
+killed mid-save leaves its uniquely named file behind; :func:`remove_abandoned_siblings` clears
+those whose process has exited.
 
 >>> from pathlib import Path
 >>> entry = Path("cache/x.npy")
@@ -16,11 +18,14 @@ True
 
 from __future__ import annotations
 
+import glob
 import os
+import re
+import shutil
 import uuid
 from pathlib import Path
 
-__all__ = ["temporary_sibling"]
+__all__ = ["remove_abandoned_siblings", "temporary_sibling"]
 
 
 def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
@@ -32,3 +37,38 @@ def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
     """
     path = Path(path)
     return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{suffix}")
+
+
+def remove_abandoned_siblings(path: Path) -> list[Path]:
+    """Delete the temporary siblings of ``path`` whose writer has exited; return what was deleted.
+
+    A writer killed mid-save (a power cut, a ``kill -9``) leaves its temporary file or folder
+    behind, and with names unique to each writer no later save reuses it: a fine-tune's is
+    0.1-0.5 GB. A sibling whose process id names a live process is left alone (it may be
+    writing now; a recycled id only delays the clean-up).
+    """
+    path = Path(path)
+    pattern = re.compile(re.escape(path.name) + r"\.(\d+)\.[0-9a-f]{12}\..+")
+    removed = []
+    for sibling in path.parent.glob(f"{glob.escape(path.name)}.*"):
+        match = pattern.fullmatch(sibling.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if sibling.is_dir():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+        removed.append(sibling)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: checks the process exists, sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's
+        return True
+    return True

@@ -83,13 +83,13 @@ class CachedEmbedder:
         self.inner = inner
         self.path = Path(cache_dir) / f"embeddings-{model_id}.npz"
         self._vectors: dict[str, np.ndarray] = {}
-        self._loaded_mtime: float | None = None
+        self._loaded_mtime: int | None = None  # st_mtime_ns of the file last read or written
 
     def _reload_if_changed(self) -> None:
         """Pick up vectors another process (e.g. a warm-up job) wrote since we last looked."""
-        if not self.path.exists() or self.path.stat().st_mtime == self._loaded_mtime:
+        if not self.path.exists() or self.path.stat().st_mtime_ns == self._loaded_mtime:
             return
-        self._loaded_mtime = self.path.stat().st_mtime
+        self._loaded_mtime = self.path.stat().st_mtime_ns
         with np.load(self.path) as stored:
             loaded = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
         self._vectors = loaded | self._vectors
@@ -116,10 +116,13 @@ class CachedEmbedder:
         keys = np.array(list(self._vectors))
         try:
             np.savez(tmp, keys=keys, vectors=np.stack(list(self._vectors.values())))
+            # our own file's time, taken before the rename (which keeps it): read after, it
+            # could be another process's newer file, which would then count as already read
+            written = tmp.stat().st_mtime_ns
             tmp.replace(self.path)  # atomic; of two runs saving at once, the last one's file stays
         finally:
             tmp.unlink(missing_ok=True)
-        self._loaded_mtime = self.path.stat().st_mtime
+        self._loaded_mtime = written
 
 
 class TextFeatures:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.files import temporary_sibling
+from evals.files import remove_abandoned_siblings, temporary_sibling
 from moderation.errors import ConfigError
 
 __all__ = [
@@ -271,18 +271,21 @@ class FineTunedClassifier:
             torch.set_num_threads(threads)
         return out
 
-    def save(self, directory: Path) -> None:
-        """Write encoder, tokenizer, head and a ``meta.json`` into ``directory``, replacing it.
+    def save(self, directory: Path, *, overwrite: bool = True) -> None:
+        """Write encoder, tokenizer, head and a ``meta.json`` into ``directory``.
 
         The files go to a folder of this writer's own beside it, which is then renamed into
-        place (an existing model is first renamed aside), so a reader never finds half a model.
-        If that last rename fails (another process put a folder there in between, say), it
-        raises ``OSError``, the model that was there is put back if its place is still free,
-        and nothing of this save is left behind.
+        place, so the folder never holds a mix of two models' files. With ``overwrite`` an
+        existing model is first renamed aside (a reader that looks in between finds no model);
+        without it, an existing non-empty folder makes the rename fail. When the last rename
+        fails it raises ``OSError``, the model that was there is put back if its place is still
+        free, and nothing of this save is left behind. Folders that writers killed mid-save
+        left beside ``directory`` are deleted first.
         """
         import torch
 
         directory = Path(directory)
+        remove_abandoned_siblings(directory)
         tmp = temporary_sibling(directory)
         aside = None
         try:
@@ -296,7 +299,7 @@ class FineTunedClassifier:
                 "history": self.history,
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            if directory.exists():
+            if overwrite and directory.exists():
                 aside = temporary_sibling(directory, ".old")
                 directory.rename(aside)
             try:
@@ -346,14 +349,17 @@ def fine_tune_cached(
         log.info("fine-tuning %s on %d texts (%s)", Path(base_model).name, len(texts), settings)
         model = FineTunedClassifier(base_model, settings).fit(texts, soft3, progress)
         # Two processes sharing a cache may train the same key at once (a fine-tune takes
-        # minutes to an hour). The one that finishes second keeps the first one's copy: the
-        # same inputs and settings, so the same model up to float rounding.
+        # minutes to an hour). The one that finishes second keeps the first one's copy (the
+        # same inputs and settings, so the same model up to float rounding) and serves it,
+        # so the predictions cached in that folder come from the weights in it.
         try:
-            if not (directory / "meta.json").exists():
-                model.save(directory)
+            model.save(directory, overwrite=False)
         except OSError:
             if not (directory / "meta.json").exists():
                 raise
+            log.info("kept the copy another process saved first: %s", directory.name)
+            model = FineTunedClassifier.load(directory)
+            model.settings = replace(model.settings, threads=settings.threads)
     model.directory = directory
     return model
 

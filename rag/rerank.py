@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from evals.files import temporary_sibling
 from rag.errors import RerankerError
 from rag.features import FEATURE_NAMES
 from rag.hits import Candidate, Hit
@@ -110,9 +111,12 @@ class LTRReranker:
             "meta": self.meta,
             "model": self.booster.model_to_string(),
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload))
-        tmp.replace(path)
+        tmp = temporary_sibling(path)  # this writer's own: the benchmark caches rerankers
+        try:
+            tmp.write_text(json.dumps(payload))
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod

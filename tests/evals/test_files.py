@@ -1,6 +1,6 @@
 """``temporary_sibling``: each writer's own temporary name beside the entry it will replace."""
 
-from evals.files import temporary_sibling
+from evals.files import remove_abandoned_siblings, temporary_sibling
 
 
 def test_names_sit_beside_the_entry_differ_on_every_call_and_keep_the_suffix(tmp_path):
@@ -11,3 +11,21 @@ def test_names_sit_beside_the_entry_differ_on_every_call_and_keep_the_suffix(tmp
         assert name.parent == tmp_path  # same folder, so the final rename is atomic
         assert name.name.startswith("vectors.npy.") and name.name.endswith(".tmp.npy")
     assert temporary_sibling(entry).name.endswith(".tmp")
+
+
+def test_only_siblings_of_writers_that_have_exited_are_removed(tmp_path):
+    entry = tmp_path / "finetuned-abc"
+    exited = 99_999_999  # above any pid_max, so no process has it
+    dead_folder = tmp_path / f"finetuned-abc.{exited}.0123456789ab.tmp"
+    dead_folder.mkdir()
+    (dead_folder / "model.safetensors").write_bytes(b"half a model")
+    dead_aside = tmp_path / f"finetuned-abc.{exited}.ba9876543210.old"
+    dead_aside.mkdir()
+    ours = temporary_sibling(entry)  # this process is alive: it may be writing there now
+    ours.write_text("being written")
+    others = [tmp_path / "finetuned-abcd.99999999.0123456789ab.tmp", tmp_path / "finetuned-abc"]
+    others[0].write_text("another entry's")
+    others[1].mkdir()
+    removed = remove_abandoned_siblings(entry)
+    assert sorted(removed) == sorted([dead_folder, dead_aside])
+    assert sorted(tmp_path.iterdir()) == sorted([ours, *others])

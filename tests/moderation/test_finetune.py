@@ -214,6 +214,7 @@ def test_saving_over_a_saved_fine_tune_replaces_it_and_leaves_no_temporary_folde
 
     model = FineTunedClassifier(default_model_path(), FineTuneSettings())
     directory = tmp_path / "finetuned-x"
+    (tmp_path / "finetuned-x.99999999.0123456789ab.tmp").mkdir()  # a killed writer's leftover
     model.history = [{"epoch": 1, "train_loss": 1.0}]
     model.save(directory)
     model.history = [{"epoch": 1, "train_loss": 2.0}]
@@ -256,7 +257,9 @@ def test_a_save_that_cannot_rename_into_place_keeps_what_was_there(tmp_path, mon
 
 def test_a_fine_tune_another_process_saved_meanwhile_is_kept(tmp_path, monkeypatch):
     """Two runs sharing a cache can train the same key at once; the one that finishes second
-    keeps the first one's copy instead of replacing it (or failing) at the end of its training."""
+    keeps the first one's copy instead of replacing it (or failing) at the end of its training.
+    The other copy lands while this one trains: after any check for it, so only the save's
+    refusal to replace a folder can notice it."""
     from moderation.features import default_model_path
 
     texts, _, y3 = make_corpus(16, seed=5)
@@ -275,9 +278,10 @@ def test_a_fine_tune_another_process_saved_meanwhile_is_kept(tmp_path, monkeypat
 
     monkeypatch.setattr(FineTunedClassifier, "fit", fit_while_another_process_saves)
     model = fine_tune_cached(default_model_path(), texts, _soft3(y3), settings, tmp_path)
-    assert model.history[0]["train_loss"] > 0  # the caller gets the model it trained
     kept = FineTunedClassifier.load(directory)
     assert kept.history == [{"epoch": 1, "train_loss": -1.0}]
+    # the caller serves the kept copy, so predictions cached beside its weights are its own
+    assert model.history == kept.history and model.directory == directory
     assert [p.name for p in tmp_path.iterdir()] == [directory.name]
 
 
