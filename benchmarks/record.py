@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from evals.files import temporary_sibling
+from evals.files import written_atomically
 
 __all__ = ["Anchor", "BenchContext", "BenchResult", "Row", "git_sha", "machine_info", "write"]
 
@@ -162,12 +162,8 @@ def git_sha(cwd: Path | None = None) -> str | None:
 def write(record: dict, path: Path) -> None:
     """Write a record atomically (a crash mid-write never leaves half a JSON file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)  # this writer's own: two runs may share one results folder
-    try:
+    with written_atomically(path) as tmp:  # two runs may share one results folder
         tmp.write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def result_to_dict(result: BenchResult) -> dict:

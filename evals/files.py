@@ -23,9 +23,11 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["remove_abandoned_siblings", "temporary_sibling"]
+__all__ = ["remove_abandoned_siblings", "temporary_sibling", "written_atomically"]
 
 
 def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
@@ -37,6 +39,21 @@ def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
     """
     path = Path(path)
     return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{suffix}")
+
+
+@contextmanager
+def written_atomically(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield this writer's own temporary name for ``path``; write the file there.
+
+    When the block ends normally the file replaces ``path`` in one rename; however it ends, the
+    temporary name is gone afterwards, so a failed write leaves ``path`` as it was.
+    """
+    tmp = temporary_sibling(path, suffix)
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def remove_abandoned_siblings(path: Path) -> list[Path]:
@@ -63,8 +80,6 @@ def remove_abandoned_siblings(path: Path) -> list[Path]:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)  # signal 0: checks the process exists, sends nothing
     except ProcessLookupError:

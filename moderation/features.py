@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from evals.files import temporary_sibling
+from evals.files import written_atomically
 from moderation.config import ModerationConfig
 from moderation.errors import NotTrainedError
 
@@ -112,16 +112,13 @@ class CachedEmbedder:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_sibling(self.path, ".tmp.npz")  # this writer's own: the cache is shared
         keys = np.array(list(self._vectors))
-        try:
+        # atomic; of two runs saving at once, the last one's file stays
+        with written_atomically(self.path, ".tmp.npz") as tmp:
             np.savez(tmp, keys=keys, vectors=np.stack(list(self._vectors.values())))
             # our own file's time, taken before the rename (which keeps it): read after, it
             # could be another process's newer file, which would then count as already read
             written = tmp.stat().st_mtime_ns
-            tmp.replace(self.path)  # atomic; of two runs saving at once, the last one's file stays
-        finally:
-            tmp.unlink(missing_ok=True)
         self._loaded_mtime = written
 
 

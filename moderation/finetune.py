@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.files import remove_abandoned_siblings, temporary_sibling
+from evals.files import remove_abandoned_siblings, temporary_sibling, written_atomically
 from moderation.errors import ConfigError
 
 __all__ = [
@@ -340,12 +340,7 @@ def fine_tune_cached(
 ) -> FineTunedClassifier:
     """The fine-tuned model for exactly these inputs: from ``cache_dir``, or trained and stored."""
     directory = Path(cache_dir) / f"finetuned-{training_key(base_model, texts, soft3, settings)}"
-    if (directory / "meta.json").exists():
-        log.info("fine-tuned model cache hit: %s", directory.name)
-        model = FineTunedClassifier.load(directory)
-        # the key leaves threads out: predict with the caller's, not those it was trained with
-        model.settings = replace(model.settings, threads=settings.threads)
-    else:
+    if not (directory / "meta.json").exists():
         log.info("fine-tuning %s on %d texts (%s)", Path(base_model).name, len(texts), settings)
         model = FineTunedClassifier(base_model, settings).fit(texts, soft3, progress)
         # Two processes sharing a cache may train the same key at once (a fine-tune takes
@@ -354,12 +349,17 @@ def fine_tune_cached(
         # so the predictions cached in that folder come from the weights in it.
         try:
             model.save(directory, overwrite=False)
+            model.directory = directory
+            return model
         except OSError:
             if not (directory / "meta.json").exists():
                 raise
             log.info("kept the copy another process saved first: %s", directory.name)
-            model = FineTunedClassifier.load(directory)
-            model.settings = replace(model.settings, threads=settings.threads)
+    else:
+        log.info("fine-tuned model cache hit: %s", directory.name)
+    model = FineTunedClassifier.load(directory)
+    # the key leaves threads out: predict with the caller's, not those it was trained with
+    model.settings = replace(model.settings, threads=settings.threads)
     model.directory = directory
     return model
 
@@ -383,12 +383,8 @@ class CachedPredictions:
         if path.exists():
             return np.load(path)
         out = self.inner.predict_proba(list(texts))
-        tmp = temporary_sibling(path, ".tmp.npy")  # this writer's own: the cache is shared
-        try:
+        with written_atomically(path, ".tmp.npy") as tmp:  # another process may write it too
             np.save(tmp, out)
-            tmp.replace(path)  # atomic; another process may write the same values at once
-        finally:
-            tmp.unlink(missing_ok=True)
         return out
 
 

@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from evals.files import temporary_sibling
+from evals.files import written_atomically
 from rag.bm25 import ScoredIds
 from rag.errors import ConfigError, IndexMismatchError
 
@@ -194,12 +194,9 @@ class EmbeddingCache:
 
     def put(self, key: str, vecs: np.ndarray) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_sibling(self.path(key), ".tmp.npy")  # this writer's own: caches are shared
-        try:
+        # atomic, and safe beside another process filling the same entry: caches are shared
+        with written_atomically(self.path(key), ".tmp.npy") as tmp:
             np.save(tmp, vecs)
-            tmp.replace(self.path(key))  # atomic: a crash never leaves a half-written cache entry
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def get_or_compute(
         self, key: str, texts: Sequence[str], embedder: Embedder, *, progress: bool = False

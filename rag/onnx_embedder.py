@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.files import temporary_sibling
+from evals.files import written_atomically
 from rag.dense import (
     DEFAULT_MODEL,
     Embedder,
@@ -137,27 +137,27 @@ class OnnxEmbedder:
         features = self.tokenizer(PROBE, padding=True, return_tensors="pt")
         names = [n for n in INPUTS if n in features]
         graph = _sentence_graph(st, names)
-        tmp = temporary_sibling(target, ".tmp.onnx")  # this writer's own: the cache is shared
         # The tracer warns about Python conditions on tensor shapes inside the model (padding and
         # mask-size checks): they hold for every input, and the parity check below confirms it.
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    graph,
-                    tuple(features[n] for n in names),
-                    str(tmp),
-                    input_names=names,
-                    output_names=["sentence_embedding"],
-                    # batch and sequence length stay free: one graph serves every input shape
-                    dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}
-                    | {"sentence_embedding": {0: "batch"}},
-                    opset_version=17,
-                    dynamo=False,  # the TorchScript tracer: needs only the `onnx` package
-                )
-            tmp.replace(target)  # atomic: a crash never leaves a half-written graph behind
-        finally:
-            tmp.unlink(missing_ok=True)
+        # Written atomically: a crash, or another process exporting too, never leaves half a graph.
+        with (
+            written_atomically(target, ".tmp.onnx") as tmp,
+            torch.no_grad(),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph,
+                tuple(features[n] for n in names),
+                str(tmp),
+                input_names=names,
+                output_names=["sentence_embedding"],
+                # batch and sequence length stay free: one graph serves every input shape
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}
+                | {"sentence_embedding": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,  # the TorchScript tracer: needs only the `onnx` package
+            )
         return target
 
     def _check_parity(self, st) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.files import temporary_sibling
+from evals.files import written_atomically
 from rag.errors import RerankerError
 from rag.features import FEATURE_NAMES
 from rag.hits import Candidate, Hit
@@ -111,12 +111,8 @@ class LTRReranker:
             "meta": self.meta,
             "model": self.booster.model_to_string(),
         }
-        tmp = temporary_sibling(path)  # this writer's own: the benchmark caches rerankers
-        try:
+        with written_atomically(path) as tmp:  # the benchmark caches rerankers: shared
             tmp.write_text(json.dumps(payload))
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod

@@ -1,6 +1,8 @@
 """``temporary_sibling``: each writer's own temporary name beside the entry it will replace."""
 
-from evals.files import remove_abandoned_siblings, temporary_sibling
+import pytest
+
+from evals.files import remove_abandoned_siblings, temporary_sibling, written_atomically
 
 
 def test_names_sit_beside_the_entry_differ_on_every_call_and_keep_the_suffix(tmp_path):
@@ -29,3 +31,15 @@ def test_only_siblings_of_writers_that_have_exited_are_removed(tmp_path):
     removed = remove_abandoned_siblings(entry)
     assert sorted(removed) == sorted([dead_folder, dead_aside])
     assert sorted(tmp_path.iterdir()) == sorted([ours, *others])
+
+
+def test_a_write_that_fails_leaves_the_entry_as_it_was_and_no_temporary_file(tmp_path):
+    entry = tmp_path / "record.json"
+    with written_atomically(entry) as tmp:
+        tmp.write_text("first")
+    assert entry.read_text() == "first"
+    with pytest.raises(RuntimeError), written_atomically(entry) as tmp:
+        tmp.write_text("half of the sec")
+        raise RuntimeError("the writer fails mid-write")
+    assert entry.read_text() == "first"
+    assert list(tmp_path.iterdir()) == [entry]
