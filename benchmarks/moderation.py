@@ -98,9 +98,11 @@ def finetune_threads(environ: Mapping[str, str] = os.environ) -> int:
     One thread is the safe choice on a 2-core machine that runs anything else
     (``FineTuneSettings.threads``); on a quiet one, two threads train each SmolLM2 fine-tune in
     26-35 min instead of about an hour, which is most of a run from an empty cache. Threads are
-    not in the cache key (a model trained with two is reused by a run with one; they differ by
-    float rounding), but they do set the fine-tuned models' rows of the ``speed`` table, so the
-    record's config names them.
+    not in the cache key: a model trained with two is reused by a run with one. They change a
+    fine-tune by float rounding, SmolLM2's more than MiniLM's: its seed-0 fine-tune rebuilt
+    with one thread instead of the record's two moved that seed's ``tfidf+finetuned+smollm`` hate
+    F1 by 0.003 (moderation/EXPERIMENTS.md, session 29). They also set the fine-tuned models'
+    rows of the ``speed`` table, so the record's config names them.
     """
     raw = environ.get(THREADS_ENV, "1")
     try:
