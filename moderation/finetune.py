@@ -105,10 +105,13 @@ def training_key(
 ) -> str:
     """Cache key: base model, sha256 of the training texts and targets, and the settings.
 
-    ``threads`` is left out: it changes how fast a model trains, not what it learns beyond the
-    order of floating-point sums (measured on a full epoch: 1 vs 2 threads, probabilities within
-    1.1e-6, the same argmax on 2,000 tweets), so a model trained with 2 threads on a quiet
-    machine is reused by a run with 1 thread on a busy one.
+    ``threads`` is left out: it changes how fast a model trains, and what it learns only
+    through the order of floating-point sums, so a model trained with 2 threads on a quiet
+    machine is reused by a run with 1 thread on a busy one. That order matters little for
+    MiniLM (a full epoch, 1 vs 2 threads: probabilities within 1.1e-6, the same argmax on 2,000
+    tweets) and more for SmolLM2 (final loss 0.466426 vs 0.466541, and a stacked seed's hate F1
+    0.003 apart; EXPERIMENTS.md, session 29): a rebuild matches a cached model to the last digit
+    only with the thread count it was trained with, on the same kind of CPU.
     """
     digest = hashlib.sha256(Path(base_model).name.encode())
     for text in texts:
