@@ -15,9 +15,9 @@ Tables (``table`` names in the record):
   ``tfidf+finetuned-x2`` (the same with two fine-tunes per split averaged),
   ``tfidf+finetuned+smollm`` (MiniLM's fine-tune averaged with one of SmolLM2-135M, the
   packaged GGUF decoder, before stacking; ~30 min more per split to train with two threads,
-  about an hour with one), ``tfidf+finetuned-x2+smollm-x2`` (the batch path: two fine-tunes
-  of each, SmolLM2's with mean and with position-weighted pooling; another SmolLM2 fine-tune
-  per split),
+  the default, about an hour with one), ``tfidf+finetuned-x2+smollm-x2`` (the batch path: two
+  fine-tunes of each, SmolLM2's with mean and with position-weighted pooling; another SmolLM2
+  fine-tune per split),
   ``tfidf+guard`` / ``tfidf+prior+guard`` (the identity guard, ``moderation/identity.py``).
 * ``calibration``: ECE before/after isotonic calibration per label, reliability bins in ``extra``.
 * ``routing``: the policy (auto-action at validation precision >= 0.95, review budget 20 %) on test:
@@ -90,21 +90,31 @@ BATCH_PATH = "tfidf+finetuned-x2+smollm-x2"
 # scored against the other annotators' majority too (the ``agreement`` table)
 AGREEMENT_VARIANTS = ("tfidf", "tfidf+finetuned", BATCH_PATH)
 THREADS_ENV = "AIS_FINETUNE_THREADS"
+# The threads the record's SmolLM2 fine-tunes were trained with (each member's
+# ``trained_threads``; its MiniLM ones used one). A rebuild from an empty cache matches the record
+# to the last digit only with the same counts on the same kind of CPU: seed 0's mean-pooled
+# SmolLM2 fine-tune trained with one thread instead of two moved that seed's
+# ``tfidf+finetuned+smollm`` hate F1 by 0.003 (moderation/EXPERIMENTS.md, session 29).
+SMOLLM_TRAIN_THREADS = 2
 
 
-def finetune_threads(environ: Mapping[str, str] = os.environ) -> int:
-    """Torch threads for the fine-tuned encoders: ``AIS_FINETUNE_THREADS``, default 1.
+def finetune_threads(environ: Mapping[str, str] = os.environ) -> int | None:
+    """Torch threads for the fine-tuned encoders: ``AIS_FINETUNE_THREADS``, or None when unset.
 
-    One thread is the safe choice on a 2-core machine that runs anything else
-    (``FineTuneSettings.threads``); on a quiet one, two threads train each SmolLM2 fine-tune in
-    26-35 min instead of about an hour, which is most of a run from an empty cache. Threads are
-    not in the cache key: a model trained with two is reused by a run with one. They change a
-    fine-tune by float rounding, SmolLM2's more than MiniLM's: its seed-0 fine-tune rebuilt
-    with one thread instead of the record's two moved that seed's ``tfidf+finetuned+smollm`` hate
-    F1 by 0.003 (moderation/EXPERIMENTS.md, session 29). They also set the fine-tuned models'
-    rows of the ``speed`` table, so the record's config names them.
+    Unset, the record's recipe: MiniLM trains with one thread, SmolLM2 with
+    ``SMOLLM_TRAIN_THREADS``, and every fine-tune predicts with one, so a run from an empty cache
+    on the record's kind of CPU (an Intel Xeon) rebuilds the record's fine-tunes, and its
+    ``speed`` rows compare with the record's. Two threads also halve a SmolLM2 fine-tune on a
+    quiet machine (26-35 min instead of about an hour; they are most of a run from an empty
+    cache). Set it to N to train and predict every fine-tune with N: 1 is the safe choice on a
+    2-core machine that runs anything else, where two threads were 3-4x slower
+    (``moderation/finetune.py``). Threads are not in the cache key: a model trained with two is
+    reused by a run with one. They set the fine-tuned models' rows of the ``speed`` table, so
+    the record's config names them.
     """
-    raw = environ.get(THREADS_ENV, "1")
+    raw = environ.get(THREADS_ENV)
+    if raw is None:
+        return None
     try:
         threads = int(raw)
     except ValueError:
@@ -258,6 +268,7 @@ def _robustness_rows(data: LabelledData, by_seed: dict[int, ev.Trained]) -> list
 
 def run(ctx: BenchContext) -> BenchResult:
     threads = finetune_threads()  # checked first: a bad value must not wait for hours of work
+    smollm_threads = {"threads": threads or 1, "train_threads": threads or SMOLLM_TRAIN_THREADS}
     data = from_davidson(load_davidson(ctx.data_dir))
     if ctx.quick:  # a stratified half of the tweets keeps the smoke run short
         data = data.subset(np.sort(stratified_split(data.y3, ctx.seed, test=0.5, val=0.25).test))
@@ -310,7 +321,7 @@ def run(ctx: BenchContext) -> BenchResult:
         reports, extra = [], {"weights": [], "finetune": []}
         weight, members, poolings = FINETUNED[name]
         extra_models = tuple(
-            (str(gguf_model_path()), FineTuneSettings(pooling=pooling, threads=threads))
+            (str(gguf_model_path()), FineTuneSettings(pooling=pooling, **smollm_threads))
             for pooling in poolings
         )
         for seed, (trained, _) in default.items():
@@ -318,7 +329,7 @@ def run(ctx: BenchContext) -> BenchResult:
                 trained,
                 data,
                 ctx.cache_dir,
-                FineTuneSettings(seed=seed, threads=threads),
+                FineTuneSettings(seed=seed, threads=threads or 1),
                 weight=weight,
                 members=members,
                 extra_models=extra_models,
@@ -506,7 +517,9 @@ def run(ctx: BenchContext) -> BenchResult:
         "seeds": seeds,
         "variants": {k: {**v.to_dict(), "n_seeds": n} for k, (v, n) in variants.items()},
         "quick_subsample": 0.5 if ctx.quick else None,
-        "finetune_threads": None if ctx.quick else threads,  # quick runs fine-tune nothing
+        # None: the record's recipe (finetune_threads); quick runs fine-tune nothing
+        "finetune_threads": None if ctx.quick else threads,
+        "smollm_train_threads": None if ctx.quick else smollm_threads["train_threads"],
     }
     return BenchResult(
         dataset=dataset_summary("davidson-hate-offensive", ctx.data_dir),

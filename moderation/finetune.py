@@ -66,7 +66,7 @@ _KEY_DEFAULTS = {"pooling": "mean"}
 
 @dataclass(frozen=True)
 class FineTuneSettings:
-    """Training settings; every field but ``threads`` is part of the cache key."""
+    """Training settings; every field but the two thread counts is part of the cache key."""
 
     max_length: int = 64  # word pieces; 99 % of normalised tweets are <= 45
     batch_size: int = 32
@@ -77,6 +77,10 @@ class FineTuneSettings:
     epochs: int = 1  # 2 lost on validation (stacked weighted F1 0.9149 vs 0.9156; EXPERIMENTS.md)
     warmup: float = 0.1
     threads: int = 1  # torch threads; 1 beats 2 on a shared 2-core CPU (measured, see docstring)
+    # Threads for fit() alone (None: ``threads``). The thread count sets the order of float sums,
+    # so a SmolLM2 fine-tune rebuilds to the last digit only with the count it was trained with
+    # (training_key); this lets a recipe fix it without changing the threads that predict.
+    train_threads: int | None = None
     seed: int = 0
     # Loss weight per class (hate, offensive, neither); None = unweighted. Hate is 5.8 % of the
     # tweets, so its gradient is small; a weight > 1 makes the encoder attend to it more. (3, 1, 1)
@@ -92,6 +96,8 @@ class FineTuneSettings:
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ConfigError(f"unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
+        if self.threads < 1 or (self.train_threads is not None and self.train_threads < 1):
+            raise ConfigError(f"thread counts must be >= 1: {self}")
         if self.epochs < 1 or self.batch_size < 1 or self.max_length < 8:
             raise ConfigError(f"invalid fine-tuning settings: {self}")
         if self.class_weights is not None and (
@@ -105,13 +111,14 @@ def training_key(
 ) -> str:
     """Cache key: base model, sha256 of the training texts and targets, and the settings.
 
-    ``threads`` is left out: it changes how fast a model trains, and what it learns only
-    through the order of floating-point sums, so a model trained with 2 threads on a quiet
-    machine is reused by a run with 1 thread on a busy one. That order matters little for
-    MiniLM (a full epoch, 1 vs 2 threads: probabilities within 1.1e-6, the same argmax on 2,000
-    tweets) and more for SmolLM2 (final loss 0.466426 vs 0.466541, and a stacked seed's hate F1
-    0.003 apart; EXPERIMENTS.md, session 29): a rebuild matches a cached model to the last digit
-    only with the thread count it was trained with, on the same kind of CPU.
+    The thread counts (``threads``, ``train_threads``) are left out: they change how fast a
+    model trains, and what it learns only through the order of floating-point sums, so a model
+    trained with 2 threads on a quiet machine is reused by a run with 1 thread on a busy one.
+    That order matters little for MiniLM (a full epoch, 1 vs 2 threads: probabilities within
+    1.1e-6, the same argmax on 2,000 tweets) and more for SmolLM2 (final loss 0.466426 vs
+    0.466541, and a stacked seed's hate F1 0.003 apart; EXPERIMENTS.md, session 29): a rebuild
+    matches a cached model to the last digit only with the thread count it was trained with
+    (``train_threads`` fixes it), on the same kind of CPU.
     """
     digest = hashlib.sha256(Path(base_model).name.encode())
     for text in texts:
@@ -120,7 +127,8 @@ def training_key(
     fields = {
         k: v
         for k, v in asdict(settings).items()
-        if k != "threads" and not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])
+        if k not in ("threads", "train_threads")
+        and not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])
     }
     digest.update(json.dumps(fields, sort_keys=True).encode())
     return digest.hexdigest()[:24]
@@ -214,7 +222,8 @@ class FineTunedClassifier:
             raise ConfigError(f"soft3 must have shape ({len(texts)}, 3), got {soft3.shape}")
         s = self.settings
         threads = torch.get_num_threads()
-        torch.set_num_threads(s.threads)
+        train_threads = s.train_threads or s.threads
+        torch.set_num_threads(train_threads)
         torch.manual_seed(s.seed)
         # The head is initialised here, from the seed, not when the model was built: then it took
         # whatever random state the process had reached, and equal settings gave different models.
@@ -250,7 +259,7 @@ class FineTunedClassifier:
             self.encoder.eval()
             torch.set_num_threads(threads)
         self.train_seconds = time.perf_counter() - start
-        self.trained_threads = s.threads
+        self.trained_threads = train_threads
         return self
 
     def predict_proba(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
@@ -328,7 +337,7 @@ class FineTunedClassifier:
         model.encoder.eval()
         model.base_model = meta["base_model"]
         model.train_seconds = meta["train_seconds"]
-        model.trained_threads = meta["settings"]["threads"]
+        model.trained_threads = meta["settings"].get("train_threads") or meta["settings"]["threads"]
         model.history = meta["history"]
         return model
 

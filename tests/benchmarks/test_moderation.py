@@ -5,8 +5,8 @@ import pytest
 from benchmarks.moderation import THREADS_ENV, finetune_threads
 
 
-def test_fine_tunes_use_one_thread_unless_told_otherwise():
-    assert finetune_threads({}) == 1
+def test_fine_tunes_follow_the_records_recipe_unless_told_otherwise():
+    assert finetune_threads({}) is None  # MiniLM trains with 1 thread, SmolLM2 with 2
     assert finetune_threads({THREADS_ENV: "2"}) == 2
 
 

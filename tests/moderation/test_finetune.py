@@ -67,24 +67,31 @@ def test_training_key_changes_with_every_input():
     assert key != training_key("models/minilm", texts, s3, weighted)
     # threads change the speed, not the model: a 2-thread fine-tune serves a 1-thread run
     assert key == training_key("models/minilm", texts, s3, FineTuneSettings(threads=2))
+    assert key == training_key("models/minilm", texts, s3, FineTuneSettings(train_threads=2))
 
 
 def test_a_setting_added_later_keeps_old_keys_at_its_default():
     texts, _, y3 = make_corpus(20, seed=0)
     s3 = _soft3(y3)
-    # the key as it was computed before ``pooling`` existed
+    # the key as it was computed before ``pooling`` (and ``train_threads``) existed
     digest = hashlib.sha256(b"minilm")
     for text in texts:
         digest.update(text.encode("utf-8") + b"\x00")
     digest.update(np.ascontiguousarray(s3, dtype=np.float64).tobytes())
     fields = asdict(FineTuneSettings())
-    fields = {k: v for k, v in fields.items() if k not in ("threads", "pooling")}
+    fields = {k: v for k, v in fields.items() if k not in ("threads", "pooling", "train_threads")}
     digest.update(json.dumps(fields, sort_keys=True).encode())
     assert training_key("models/minilm", texts, s3, FineTuneSettings()) == digest.hexdigest()[:24]
     weighted = FineTuneSettings(pooling="weighted-mean")
     assert training_key("models/minilm", texts, s3, weighted) != digest.hexdigest()[:24]
     with pytest.raises(ConfigError, match="unknown pooling 'max'"):
         FineTuneSettings(pooling="max")
+
+
+@pytest.mark.parametrize("threads", [{"threads": 0}, {"train_threads": 0}])
+def test_thread_counts_must_be_positive(threads):
+    with pytest.raises(ConfigError, match="thread counts must be >= 1"):
+        FineTuneSettings(**threads)
 
 
 @pytest.mark.parametrize("weights", [(1.0, 1.0), (3.0, 0.0, 1.0), (3.0, -1.0, 1.0)])
@@ -207,6 +214,32 @@ def test_fine_tuning_learns_caches_and_round_trips(tmp_path, monkeypatch):
     first = cached.predict_proba(texts[:5])
     assert len(list(tmp_path.glob("probs-*.npy"))) == 1
     np.testing.assert_array_equal(cached.predict_proba(texts[:5]), first)
+
+
+@pytest.mark.slow
+def test_train_threads_set_the_threads_of_training_alone(tmp_path, monkeypatch):
+    import torch
+
+    from moderation.features import default_model_path
+
+    texts, _, y3 = make_corpus(16, seed=3)
+    calls: list[int] = []
+    set_num_threads = torch.set_num_threads
+
+    def recording(n: int) -> None:
+        calls.append(n)
+        set_num_threads(n)
+
+    monkeypatch.setattr(torch, "set_num_threads", recording)
+    before = torch.get_num_threads()
+    recipe = FineTuneSettings(batch_size=16, threads=1, train_threads=2)
+    model = fine_tune_cached(default_model_path(), texts, _soft3(y3), recipe, tmp_path)
+    assert calls == [2, before]  # fit: the recipe's threads, then the caller's back
+    assert (model.trained_threads, model.settings.threads) == (2, 1)
+    calls.clear()
+    model.predict_proba(texts[:3])
+    assert calls == [1, before]  # predictions use ``threads``
+    assert FineTunedClassifier.load(model.directory).trained_threads == 2
 
 
 def test_saving_over_a_saved_fine_tune_replaces_it_and_leaves_no_temporary_folder(tmp_path):
