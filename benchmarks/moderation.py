@@ -103,11 +103,11 @@ def finetune_threads(environ: Mapping[str, str] = os.environ) -> int | None:
 
     Unset, the record's recipe: MiniLM trains with one thread, SmolLM2 with
     ``SMOLLM_TRAIN_THREADS``, and every fine-tune predicts with one, so a run from an empty cache
-    on the record's kind of CPU (an Intel Xeon) rebuilds the record's fine-tunes, and its
-    ``speed`` rows compare with the record's. Two threads also halve a SmolLM2 fine-tune on a
-    quiet machine (26-35 min instead of about an hour; they are most of a run from an empty
-    cache). Set it to N to train and predict every fine-tune with N: 1 is the safe choice on a
-    2-core machine that runs anything else, where two threads were 3-4x slower
+    on the record's kind of CPU (an Intel Xeon) rebuilds the record's fine-tunes (shown for
+    seed 0's two), and its ``speed`` rows compare with the record's. Two threads also halve a
+    SmolLM2 fine-tune on a quiet machine (26-35 min instead of about an hour; they are most of a
+    run from an empty cache). Set it to N to train and predict every fine-tune with N: 1 is the
+    safe choice on a 2-core machine that runs anything else, where two threads were 3-4x slower
     (``moderation/finetune.py``). Threads are not in the cache key: a model trained with two is
     reused by a run with one. They set the fine-tuned models' rows of the ``speed`` table, so
     the record's config names them.
