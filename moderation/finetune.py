@@ -105,6 +105,11 @@ class FineTuneSettings:
         ):
             raise ConfigError(f"class_weights must be 3 positive numbers, got {self.class_weights}")
 
+    @property
+    def training_threads(self) -> int:
+        """The threads ``fit()`` trains with: ``train_threads``, else ``threads``."""
+        return self.train_threads or self.threads
+
 
 def training_key(
     base_model: str, texts: list[str], soft3: np.ndarray, settings: FineTuneSettings
@@ -222,8 +227,7 @@ class FineTunedClassifier:
             raise ConfigError(f"soft3 must have shape ({len(texts)}, 3), got {soft3.shape}")
         s = self.settings
         threads = torch.get_num_threads()
-        train_threads = s.train_threads or s.threads
-        torch.set_num_threads(train_threads)
+        torch.set_num_threads(s.training_threads)
         torch.manual_seed(s.seed)
         # The head is initialised here, from the seed, not when the model was built: then it took
         # whatever random state the process had reached, and equal settings gave different models.
@@ -259,7 +263,7 @@ class FineTunedClassifier:
             self.encoder.eval()
             torch.set_num_threads(threads)
         self.train_seconds = time.perf_counter() - start
-        self.trained_threads = train_threads
+        self.trained_threads = s.training_threads
         return self
 
     def predict_proba(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
@@ -337,7 +341,7 @@ class FineTunedClassifier:
         model.encoder.eval()
         model.base_model = meta["base_model"]
         model.train_seconds = meta["train_seconds"]
-        model.trained_threads = meta["settings"].get("train_threads") or meta["settings"]["threads"]
+        model.trained_threads = model.settings.training_threads  # before a caller resets threads
         model.history = meta["history"]
         return model
 
