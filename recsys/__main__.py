@@ -24,7 +24,7 @@ from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
 from recsys.errors import RecsysError
-from recsys.recommender import COLD_START_SOURCE, TwoStageRecommender
+from recsys.recommender import COLD_START_SOURCE, TwoStageRecommender, make_model_folder
 
 
 def _default_model_dir() -> Path:
@@ -40,6 +40,7 @@ def _load(data_dir):
 
 
 def cmd_train(args) -> int:
+    make_model_folder(args.model_dir)  # a bad --model-dir fails now, not after the fit
     ml, catalog = _load(args.data_dir)
     config = replace(RecsysConfig(), seed=args.seed).with_protocol(args.protocol)
     start = time.perf_counter()

@@ -67,6 +67,11 @@ class Catalog:
         missing = [g for g in genre_names if g not in items.columns]
         if missing:
             raise InvalidArgumentError(f"items frame lacks genre columns {missing}")
+        # A repeated id would get a second column (or row) that no interaction reaches, since
+        # the lookup finds only the first: the model would then recommend a seen item as unseen
+        # and list the id twice.
+        _check_unique(items, "items", "item_id")
+        _check_unique(users, "users", "user_id")
         items = items.sort_values("item_id")
         users = users.sort_values("user_id")
         release = pd.to_datetime(items["release_date"], errors="coerce")
@@ -115,6 +120,16 @@ class Catalog:
         if values is None:
             m.data[:] = 1.0  # a repeated (user, item) pair is still one interaction
         return m
+
+
+def _check_unique(frame: pd.DataFrame, name: str, column: str) -> None:
+    repeated = pd.unique(frame.loc[frame[column].duplicated(), column])
+    if len(repeated):
+        shown = ", ".join(str(i) for i in sorted(repeated)[:5])
+        more = f" (and {len(repeated) - 5} more)" if len(repeated) > 5 else ""
+        raise InvalidArgumentError(
+            f"{name} frame repeats {column} {shown}{more}; each {column} must have one row"
+        )
 
 
 def _lookup(known: np.ndarray, ids: Iterable[object], error: type) -> np.ndarray:

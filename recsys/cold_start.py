@@ -25,7 +25,10 @@ Collaborative sources need interactions, so both cold cases fall back to side in
   0.320, 0.299, 0.282).
 
 Both are evaluated on cold slices in ``eval.py`` (users held out of training; items held out of
-training) against popularity.
+training) against popularity. Only ``SegmentPopularity`` is served: ``TwoStageRecommender`` does
+not call ``ContentScorer`` yet, so it never proposes a new item on its content (README,
+limitations). The z-scores are taken over the scored items, so with only a few of them a small
+difference in genre popularity can outweigh a perfect content match.
 """
 
 from __future__ import annotations

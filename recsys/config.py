@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from recsys.errors import InvalidArgumentError
@@ -15,6 +17,27 @@ DEFAULT_SOURCES = ("popularity", "item_knn", "ease", "rp3beta", "als", "embeddin
 TEMPORAL_SOURCES = tuple(s for s in DEFAULT_SOURCES if s != "multvae")
 # The ranker's training labels for a held-out item (ranker.relevance); unlabelled candidates are 0.
 RANKER_LABELS = ("binary", "graded2", "rating")
+# The valid range of each numeric setting, as text for the error and as a test. Every test is a
+# comparison that a NaN fails, so NaN is refused too; None passes only where the field's comment
+# gives it a meaning.
+_RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "seed": (">= 0", lambda v: v >= 0),  # numpy refuses negative seeds
+    "validation_folds": (">= 1", lambda v: v >= 1),
+    "blend_weight": ("finite and >= 0 (0 = the ranker alone)", lambda v: 0 <= v < math.inf),
+    "cold_shrinkage": (
+        ">= 0 (inf = global popularity), or None to choose it on training users",
+        lambda v: v >= 0,
+    ),
+    "ease_l2": ("> 0 (EASE inverts the item Gram matrix plus λ·I)", lambda v: v > 0),
+    "knn_neighbours": (">= 1", lambda v: v >= 1),
+    "rp3_neighbours": (">= 1, or None to keep all", lambda v: v >= 1),
+    "als_factors": (">= 1", lambda v: v >= 1),
+    "embedding_dim": (">= 1", lambda v: v >= 1),
+    "ranker_estimators": (">= 1", lambda v: v >= 1),
+    "ranker_leaves": (">= 2 (a tree needs two leaves to split)", lambda v: v >= 2),
+    "negatives_per_user": (">= 1, or None to keep all", lambda v: v >= 1),
+}
+_OPTIONAL = ("cold_shrinkage", "rp3_neighbours", "negatives_per_user")  # None is meaningful
 
 
 @dataclass(frozen=True)
@@ -155,6 +178,16 @@ class RecsysConfig:
             )
         if self.candidates_per_source < 1 or self.k < 1 or self.ranker_bags < 1:
             raise InvalidArgumentError("candidates_per_source, k and ranker_bags must be >= 1")
+        for name, (valid, test) in _RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            try:
+                ok = bool(test(value))
+            except TypeError:  # a string or None where a number belongs
+                ok = False
+            if not ok:
+                raise InvalidArgumentError(f"{name} must be {valid}, got {value!r}")
 
     def with_protocol(self, protocol: str) -> RecsysConfig:
         """This config under ``protocol``, with the settings chosen on that protocol's carve.

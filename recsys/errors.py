@@ -6,7 +6,8 @@
     │   └── UnknownItemError
     ├── InvalidArgumentError   k <= 0, an empty batch, a ratio outside (0, 1), a bad column set
     ├── NotFittedError         recommend() or save() before fit()
-    └── ModelFileError         a saved model is missing, corrupt, or from another format version
+    └── ModelFileError         a saved model is missing, corrupt, or from another format version,
+        │                      or its folder cannot be created or written
         └── UnsafeModelError   model.pkl names code no recommender uses, or alters a class
 
 Each error says what was wrong and what would have been valid, so a caller never has to read a
@@ -59,7 +60,8 @@ class NotFittedError(RecsysError, RuntimeError):
 
 
 class ModelFileError(RecsysError, OSError):
-    """A saved model cannot be read: missing, corrupt or written by another format version."""
+    """A saved model cannot be read (missing, corrupt, written by another format version) or
+    written (the folder is a file, or cannot be created or written to)."""
 
 
 class UnsafeModelError(ModelFileError):

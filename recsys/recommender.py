@@ -328,12 +328,7 @@ class TwoStageRecommender:
     def save(self, path: str | Path) -> Path:
         """Write ``model.pkl`` and a human-readable ``manifest.json`` into directory ``path``."""
         self._check_fitted()
-        folder = Path(path)
-        if folder.exists() and not folder.is_dir():
-            raise ModelFileError(f"{folder} is a file; save() writes into a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "model.pkl", "wb") as fh:
-            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        folder = make_model_folder(path)
         manifest = {
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
@@ -342,7 +337,12 @@ class TwoStageRecommender:
             "n_interactions": int(self.interactions_.nnz),
             "feature_importances": self.ranker_.importances(),
         }
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        try:
+            with open(folder / "model.pkl", "wb") as fh:
+                pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        except OSError as exc:  # a full disk, a read-only folder
+            raise ModelFileError(f"cannot write the model into {folder}: {exc}") from exc
         return folder
 
     @classmethod
@@ -415,6 +415,25 @@ SAFE_GLOBALS = frozenset(
           for build in ("swigfaiss", "swigfaiss_avx2", "swigfaiss_avx512")),
     }
 )  # fmt: skip
+
+
+def make_model_folder(path: str | Path) -> Path:
+    """Create the folder ``save`` writes into (and its parents); ``ModelFileError`` if it can't.
+
+    ``python -m recsys train`` calls it before fitting, so a bad ``--model-dir`` fails in a
+    moment rather than after minutes of training.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ModelFileError(f"{folder} is a file; a model is saved into a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file on the path, a read-only or virtual file system
+        raise ModelFileError(
+            f"cannot create the model folder {folder} ({exc.strerror or exc}); "
+            "choose a folder you can write to"
+        ) from exc
+    return folder
 
 
 def _unpickle(data: bytes) -> object:

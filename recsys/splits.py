@@ -92,9 +92,10 @@ def stratified_split(
         raise InvalidArgumentError(f"filter_by must be 'user' or 'item', got {filter_by!r}")
     column = "user_id" if filter_by == "user" else "item_id"
     data = ratings.loc[:, list(REQUIRED_COLUMNS)].copy()  # never mutate the caller's frame
-    # Their exact sequence: global numpy seed, one uniform draw per row in the frame's order.
-    np.random.seed(seed)
-    data["random"] = np.random.rand(data.shape[0])
+    # Their exact sequence: one uniform draw per row in the frame's order, from the legacy
+    # Mersenne Twister seeded with ``seed``. They seed numpy's global generator; a RandomState
+    # of our own draws the same numbers without resetting the caller's.
+    data["random"] = np.random.RandomState(seed).rand(data.shape[0])
     data = data.sort_values([column, "random"])
     groups = data.groupby(column)
     rank = groups.cumcount() + 1

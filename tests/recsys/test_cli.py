@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 
+import recsys.__main__ as cli
 from recsys.__main__ import main
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
@@ -89,3 +92,23 @@ def test_flags_belong_to_the_commands_that_use_them(model_dir, tmp_path, capsys)
         main(["eval", "--model-dir", str(model_dir)])
     assert main(["eval", "--data-dir", str(tmp_path / "typo"), "--quick"]) == 2
     assert "movielens-100k" in capsys.readouterr().err  # named folder, no silent fallback
+
+
+@pytest.mark.parametrize("under_a_file", [False, True])
+def test_train_refuses_a_model_dir_it_cannot_write_before_fitting(
+    frames, catalog, tmp_path, monkeypatch, capsys, under_a_file
+):
+    # The full fit takes minutes: a bad --model-dir must fail before it, not at save().
+    ratings, items, users = frames
+    data = types.SimpleNamespace(ratings=ratings, items=items, users=users, genres=GENRES)
+    monkeypatch.setattr(cli, "_load", lambda data_dir: (data, catalog))
+
+    def no_fit(self, train):
+        raise AssertionError("fit ran before the model folder was checked")
+
+    monkeypatch.setattr(TwoStageRecommender, "fit", no_fit)
+    (tmp_path / "taken").write_text("x")
+    folder = tmp_path / "taken" / "model" if under_a_file else tmp_path / "taken"
+    assert main(["train", "--model-dir", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(folder) in err

@@ -55,3 +55,46 @@ def test_a_config_pickled_before_ranker_labels_reads_binary():
     old.__dict__.update(state)
     assert old.ranker_labels == "binary"
     assert old.to_dict()["ranker_labels"] == "binary"
+
+
+@pytest.mark.parametrize(
+    "field, bad",
+    [
+        ("seed", -1),
+        ("validation_folds", 0),
+        ("blend_weight", float("nan")),
+        ("blend_weight", -1.0),
+        ("blend_weight", float("inf")),
+        ("cold_shrinkage", -5.0),
+        ("cold_shrinkage", float("nan")),
+        ("ease_l2", -10.0),
+        ("ease_l2", 0.0),
+        ("ease_l2", float("nan")),
+        ("knn_neighbours", 0),
+        ("rp3_neighbours", 0),
+        ("negatives_per_user", 0),
+        ("als_factors", 0),
+        ("embedding_dim", 0),
+        ("ranker_estimators", 0),
+        ("ranker_leaves", 1),
+    ],
+)
+def test_out_of_range_settings_are_refused_naming_the_field_and_range(field, bad):
+    # Each of these used to train silently on nonsense, or fail minutes later inside numpy or
+    # LightGBM once stage 1 had trained.
+    with pytest.raises(InvalidArgumentError, match=rf"^{field} must be .+, got {bad}"):
+        RecsysConfig(**{field: bad})
+
+
+def test_every_default_and_every_meaningful_none_is_valid():
+    for protocol in PROTOCOL_SETTINGS:
+        RecsysConfig().with_protocol(protocol)
+    config = RecsysConfig(cold_shrinkage=None, rp3_neighbours=None, negatives_per_user=None)
+    assert (config.cold_shrinkage, config.rp3_neighbours, config.negatives_per_user) == (
+        None,
+        None,
+        None,
+    )
+    # The edges of each range: no blend (ranker alone), plain global popularity, one of each.
+    RecsysConfig(blend_weight=0.0, cold_shrinkage=float("inf"), seed=0, validation_folds=1)
+    RecsysConfig(knn_neighbours=1, rp3_neighbours=1, negatives_per_user=1, ranker_leaves=2)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys import recommender
 from recsys.config import RecsysConfig
 from recsys.errors import InvalidArgumentError
 from recsys.recommender import TwoStageRecommender
@@ -25,9 +26,24 @@ TINY = dict(
 
 
 @pytest.mark.parametrize("protocol", ["stratified", "temporal"])
-def test_model_and_features_only_see_training_rows(frames, catalog, protocol):
+def test_model_and_features_only_see_training_rows(frames, catalog, protocol, monkeypatch):
     ratings = frames[0]
     split = make_split(ratings, protocol, seed=0)
+    # Note what fit carves for the ranker and the labels it hands to label_candidates.
+    carves: list = []
+    labelled: list = []
+    carve, label = recommender.validation_split, recommender.label_candidates
+
+    def recording_carve(*args, **kwargs):
+        carves.append(carve(*args, **kwargs))
+        return carves[-1]
+
+    def recording_label(cands, truth, *args, **kwargs):
+        labelled.extend((u, i) for u, held in truth.items() for i in held)
+        return label(cands, truth, *args, **kwargs)
+
+    monkeypatch.setattr(recommender, "validation_split", recording_carve)
+    monkeypatch.setattr(recommender, "label_candidates", recording_label)
     model = TwoStageRecommender(catalog, RecsysConfig(protocol=protocol, seed=0, **TINY))
     model.fit(split.train)
     x = model.interactions_
@@ -46,8 +62,18 @@ def test_model_and_features_only_see_training_rows(frames, catalog, protocol):
         assert builder.user_last_ts_[np.isfinite(builder.user_last_ts_)].max() < (
             split.test["timestamp"].min()
         )
-    # The ranker's validation carve was taken inside train: its labels never saw the test set.
-    assert model.ranker_stats_["train_pairs"] > 0
+
+    # The ranker's validation carves were taken inside train: the rows its candidates were
+    # generated from and the labels it learnt never include a test interaction.
+    def pairs(frame):
+        users, items = catalog.user_index(frame["user_id"]), catalog.item_index(frame["item_id"])
+        return set(zip(users.tolist(), items.tolist(), strict=True))
+
+    test_pairs, train_pairs = pairs(split.test), pairs(split.train)
+    assert carves and labelled and model.ranker_stats_["train_pairs"] > 0
+    for part in carves:
+        assert pairs(part.train) | pairs(part.test) <= train_pairs
+    assert set(labelled) <= train_pairs and not set(labelled) & test_pairs
 
 
 def test_feature_names_match_columns(frames, catalog):

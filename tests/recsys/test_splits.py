@@ -41,6 +41,15 @@ def test_stratified_split_matches_microsoft_recommenders(filter_by, seed):
     assert set(ours.test.index) == set(their_test.index)
 
 
+def test_stratified_split_leaves_numpy_global_random_state_alone():
+    # Its draws come from a RandomState of its own: a caller's np.random sequence continues.
+    np.random.seed(7)
+    expected = np.random.rand(3)
+    np.random.seed(7)
+    stratified_split(_ratings(), seed=42)
+    np.testing.assert_array_equal(np.random.rand(3), expected)
+
+
 def test_stratified_split_keeps_the_ratio_per_item_and_is_a_partition():
     ratings = _ratings()
     split = stratified_split(ratings, ratio=0.75, seed=1)
