@@ -7,9 +7,9 @@
 Data comes from ``evals.datasets.load_bike_sharing`` (``--data-dir`` or ``AIS_DATA_DIR``).
 
 A ``--workdir`` holds one run: the CLI refuses one that already holds a run's registry or log,
-unless ``--fresh`` asks it to delete those files first. A scenario flag the chosen scenario does
-not read (``--onset`` for ``stationary``, every size flag for ``real_2011_2012``) is an error, not
-silently ignored.
+unless ``--fresh`` asks it to delete those files first; a ``--out`` that is a file is refused
+before the run too. A scenario flag the chosen scenario does not read (``--onset`` for
+``stationary``, every size flag for ``real_2011_2012``) is an error, not silently ignored.
 """
 
 from __future__ import annotations
@@ -73,6 +73,13 @@ def _workdir(args: argparse.Namespace) -> Path | None:
     if not args.fresh:
         check_workdir(workdir, "pass an empty directory, or add --fresh to delete that run's files")
     return workdir
+
+
+def _file_in_the_way(out: Path) -> Path | None:
+    """The file that would stop ``out`` being created as a directory (``out`` itself or the
+    nearest existing parent), or None."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    return None if existing.is_dir() else existing
 
 
 def _timeline(args: argparse.Namespace, act: bool) -> Timeline:
@@ -158,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.fresh and not args.workdir:
         parser.error("--fresh clears a --workdir; without one each run gets a new temp dir")
+    if args.command == "report" and (blocker := _file_in_the_way(Path(args.out))):
+        # Checked before the run, as --workdir is: the report is written after the whole run.
+        parser.error(f"--out {args.out}: {blocker} is a file; pass a directory, new or existing")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

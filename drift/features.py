@@ -105,10 +105,18 @@ def check_columns(
 
 
 def check_frame(frame: pd.DataFrame, *, name: str | None = None) -> None:
-    """Raise SchemaError unless ``frame`` is a pandas DataFrame: a dict or an array has no
-    column names to check, so it is refused here rather than failing later inside pandas."""
+    """Raise SchemaError unless ``frame`` is a pandas DataFrame with unique column names: a dict
+    or an array has no column names to check, and a repeated name makes ``frame[name]`` a
+    DataFrame instead of a column, so both are refused here rather than failing inside pandas."""
     if not isinstance(frame, pd.DataFrame):
         raise SchemaError(f"{_prefix(name)}expected a pandas DataFrame, got {type(frame).__name__}")
+    repeated = tuple(dict.fromkeys(frame.columns[frame.columns.duplicated()]))
+    if repeated:
+        raise SchemaError(
+            f"{_prefix(name)}columns {list(repeated)} appear more than once; each column name "
+            "must be unique",
+            columns=repeated,
+        )
 
 
 def _prefix(name: str | None) -> str:

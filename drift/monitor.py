@@ -31,7 +31,9 @@ default; an empty window included) gets the quality finding ``too_few_rows`` and
 alarm, and nothing else: every drift detector stays False, ``drift`` is an empty verdict, and the
 CUSUM and Page-Hinkley state is left as it was, because one row's "distance" is noise large
 enough to fire the CUSUM alone (about 1.6 against an allowance of 0.15) and would carry into later
-windows. The reference is the operator's baseline, not traffic, so a reference with all the
+windows. A window with none of the feature columns (all renamed upstream, say) is treated the
+same way: the quality check reports each ``missing_column``, and there is nothing to test for
+drift. The reference is the operator's baseline, not traffic, so a reference with all the
 features and at least ``min_window_rows`` rows is a precondition (SchemaError otherwise).
 
 Model outputs. ``predictions`` and ``uncertainty`` must hold one value per row of their frame
@@ -139,7 +141,10 @@ class Monitor:
         start = self.timer()
         outputs = self._check_inputs(reference, current, predictions, uncertainty)
         quality = check_quality(current, reference, config=self.config, outputs=outputs)
-        if len(current) < self.config.min_window_rows:  # too small to judge: state untouched
+        # Nothing to judge, so state stays untouched: too few rows, or no feature column at all
+        # (every column renamed upstream). The quality check has already reported why.
+        no_features = not any(column in current.columns for column in FEATURES)
+        if len(current) < self.config.min_window_rows or no_features:
             alarms = dict.fromkeys(DETECTORS, False)
             alarms["quality"] = True
             return WindowReport(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -115,12 +116,31 @@ class PredictionLog:
         model_version: str,
         role: str = "serving",
     ) -> int:
-        """Store one prediction per row; returns the number of rows written."""
+        """Store one prediction per row; returns the number of rows written.
+
+        Raises PredictionLogError, and writes nothing, if the lengths differ, a value, low or high
+        is NaN or infinite (leave unanswered rows out), or a row key is already logged for
+        ``model_version``.
+        """
+        window, row_keys = _window(window), _row_keys(row_keys)
         n = len(row_keys)
         if not (len(features) == n == len(prediction.value)):
             raise PredictionLogError(
                 f"row_keys ({n}), features ({len(features)}) and predictions "
                 f"({len(prediction.value)}) must have the same length"
+            )
+        # SQLite stores NaN as NULL, so a non-finite prediction cannot be stored as a number. The
+        # caller decides what an unanswered row means (the timeline leaves it out of the log and
+        # the monitor reports it as a null_burst); the log only says which rows they are.
+        finite = np.isfinite(
+            np.asarray([prediction.value, prediction.low, prediction.high], dtype=float)
+        ).all(axis=0)
+        if not finite.all():
+            bad = [key for key, ok in zip(row_keys, finite, strict=True) if not ok]
+            raise PredictionLogError(
+                f"{len(bad)} predictions of model {model_version} in window {window} are NaN or "
+                f"infinite (value, low or high), e.g. rows {bad[:3]}; the log stores finite "
+                "predictions only: leave those rows out"
             )
         payloads = features.to_json(orient="records", lines=True).splitlines() if n else []
         now = self.clock()
@@ -133,9 +153,10 @@ class PredictionLog:
         try:
             with self._db:
                 self._db.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?)", rows)
-        except sqlite3.IntegrityError as exc:
+        except sqlite3.IntegrityError as exc:  # every value is checked above: a repeated key
             raise PredictionLogError(
-                f"duplicate prediction for model {model_version} in window {window}: {exc}"
+                f"duplicate prediction for model {model_version} in window {window}: {exc}; "
+                "a row key is logged once per model version"
             ) from exc
         return n
 
@@ -148,7 +169,7 @@ class PredictionLog:
         """
         if len(row_keys) != len(labels):
             raise PredictionLogError(f"{len(row_keys)} row keys but {len(labels)} labels")
-        keys = list(row_keys)
+        keys = _row_keys(row_keys)
         new: dict[str, float] = {}
         conflicts = []
         for key, label in zip(keys, labels, strict=True):
@@ -203,7 +224,7 @@ class PredictionLog:
                 "INSERT INTO decisions (window, rule, action, reasons, evidence, decided_at) "
                 "VALUES (?,?,?,?,?,?)",
                 (
-                    window,
+                    _window(window),
                     rule,
                     action,
                     json.dumps(reasons),
@@ -222,6 +243,7 @@ class PredictionLog:
         self, windows: Sequence[int], model_version: str, *, with_features: bool = False
     ) -> LabelledRows:
         """Joined (prediction, label) rows of ``model_version`` in ``windows``."""
+        windows = [_window(w) for w in windows]
         marks = ",".join("?" * len(windows))
         cursor = self._db.execute(
             "SELECT p.row_key, p.prediction, l.label, p.features FROM predictions p "
@@ -265,6 +287,32 @@ class PredictionLog:
             marks = ",".join("?" * len(chunk))
             found.update(self._db.execute(f"{select} WHERE row_key IN ({marks})", chunk))
         return found
+
+
+def _window(window: Any) -> int:
+    """``window`` as a Python int. sqlite3 binds a numpy integer as an 8-byte BLOB, which no
+    ``window IN (...)`` query ever matches, so a numpy window is converted at every entry point."""
+    is_number = isinstance(window, numbers.Real) and not isinstance(window, (bool, np.bool_))
+    # 2.0 (from a float column, say) is a window too; 2.5 and NaN are not
+    if is_number and (isinstance(window, numbers.Integral) or float(window).is_integer()):
+        return int(window)
+    raise PredictionLogError(
+        f"window {window!r} is not an integer; a window is an integer index (numpy integers and "
+        "integral floats are accepted)"
+    )
+
+
+def _row_keys(row_keys: Sequence[str]) -> list[str]:
+    """The keys as a list of str. The row_key column is TEXT, so SQLite would store 10 as "10"
+    and a later lookup by the integer 10 would miss it: any other type is refused."""
+    keys = list(row_keys)
+    wrong = [key for key in keys if not isinstance(key, str)]
+    if wrong:
+        raise PredictionLogError(
+            f"{len(wrong)} row keys are not strings, e.g. {wrong[:3]!r} "
+            f'({type(wrong[0]).__name__}); row keys are str, e.g. "3:17" (window:row)'
+        )
+    return [str(key) for key in keys]  # np.str_ -> str
 
 
 def _conflict_message(conflicts: list[str]) -> str:

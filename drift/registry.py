@@ -12,7 +12,11 @@ Layout::
 Why it is safe: a version directory is written completely under a temporary name and then
 renamed into place, and the ``SERVING`` pointer is replaced with ``os.replace``, which POSIX makes
 atomic. A reader (or a crash) sees either the old pointer or the new one, never half a file. This
-is the same trick as a blue/green "symlink flip".
+is the same trick as a blue/green "symlink flip". A rename is atomic but not durable by itself:
+after a power cut the disk holds only what was fsynced. So ``register`` fsyncs every file of the
+new version (``meta.json`` included) and its folder before the rename into ``versions/``, and
+``versions/`` after it, before it returns: a pointer written later never names a version whose
+files or whose rename a power cut could lose.
 
 The pointer and the event log agree after any crash, a power cut included. A switch touches two
 files, and no ``os.replace`` covers both, so one of them has to be the record of truth: the
@@ -153,7 +157,14 @@ class ModelRegistry:
                 version = f"v{int(existing[-1][1:]) + 1 if existing else 1:04d}"
                 record = {"version": version, "registered_at": self.clock(), **(meta or {})}
                 (staging / "meta.json").write_text(json.dumps(record, indent=2, default=str))
+                # A power cut keeps only what was fsynced: without this, a pointer written later
+                # could durably name a version whose files are empty or whose rename was lost.
+                for path in sorted(staging.rglob("*")):
+                    if path.is_file():
+                        _fsync(path)  # raises: nothing is registered, the staging folder goes
+                _fsync_dir(staging, f"the files of {version}")
                 os.replace(staging, self.root / "versions" / version)
+                _fsync_dir(self.root / "versions", f"the new version {version}")  # the rename
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # only left over if something failed
         log.info("registered model %s", version)

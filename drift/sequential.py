@@ -14,7 +14,10 @@ A shift that lifts x_t by d > k is flagged after about h / (d - k) windows.
 
 Page-Hinkley (Page 1954; Hinkley 1971) is the same idea with the running mean as reference::
 
-    m_t = sum_{i<=t} (x_i - mean_t - delta),   M_t = min_{i<=t} m_i,   alarm when m_t - M_t > lambda
+    m_t = sum_{i<=t} (x_i - mean_i - delta),   M_t = min_{i<=t} m_i,   alarm when m_t - M_t > lambda
+
+where mean_i = (x_1 + ... + x_i) / i is the running mean *at step i*, so each term is fixed once
+added (with the final mean_t instead, m_t would be recomputed in full at every step).
 
 After an alarm both detectors reset, so a persisting shift alarms again only after it has
 re-accumulated the evidence (that is the hysteresis built into the statistic).

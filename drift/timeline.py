@@ -4,7 +4,8 @@ This is the production loop in miniature, one iteration per window::
 
     deploy?  -> the scenario may push a model (registry switch; the old model starts shadowing)
     serve    -> the serving model predicts; every shadow model predicts the same rows
-    log      -> predictions go to SQLite with inputs, interval, version and role
+    log      -> predictions go to SQLite with inputs, interval, version and role (a NaN or
+                infinite output is left out of the log; the monitor flags it as a null_burst)
     monitor  -> quality, data drift, prediction drift, CUSUM  (drift.monitor)
     labels   -> the labels of window t - label_delay arrive and are joined in the log
     perform  -> serving and shadow MAE on that labelled window  (drift.performance)
@@ -246,18 +247,22 @@ def run_scenario(
             model = registry.load(serving)
             keys = [f"{w.index}:{i}" for i in range(len(w.features))]
             prediction = model.predict(w.features)
-            pred_log.log_predictions(w.index, keys, w.features, prediction, model_version=serving)
+            answered = _log_answered(pred_log, w.index, keys, w.features, prediction, serving)
             for role, version in shadows.items():
-                pred_log.log_predictions(
+                answered |= _log_answered(
+                    pred_log,
                     w.index,
                     keys,
                     w.features,
                     registry.load(version).predict(w.features),
-                    model_version=version,
+                    version,
                     role=f"shadow:{role}",
                 )
             served_by[w.index], shadows_at[w.index] = serving, dict(shadows)
-            keys_of[w.index], labels_of[w.index] = keys, w.labels
+            # Labels go to the rows some model answered: the log refuses a label for a row it
+            # never stored. A NaN-emitting model's error is therefore over the rows it answered.
+            keys_of[w.index] = [k for k, ok in zip(keys, answered, strict=True) if ok]
+            labels_of[w.index] = w.labels[answered]
             cache_key = (id(w.reference), accepted[-1])
             if cache_key not in ref_preds:
                 ref_preds[cache_key] = registry.load(accepted[-1]).predict(w.reference)
@@ -275,19 +280,21 @@ def run_scenario(
                 pred_log.log_labels(keys_of[labelled], labels_of[labelled])
                 if served_by[labelled] == serving:  # evidence about the model serving now
                     rows = pred_log.labelled([labelled], serving)
-                    performance = tracker.update(
-                        labelled,
-                        serving,
-                        mean_absolute_error(rows.label, rows.prediction),
-                        len(rows.label),
-                    )
+                    if len(rows.label):  # none if it answered no row there (all NaN, say)
+                        performance = tracker.update(
+                            labelled,
+                            serving,
+                            mean_absolute_error(rows.label, rows.prediction),
+                            len(rows.label),
+                        )
                     for role, version in shadows_at[labelled].items():
                         if shadows.get(role) == version:
                             shadow_rows = pred_log.labelled([labelled], version)
-                            scores[role] = ShadowScore(
-                                version,
-                                mean_absolute_error(shadow_rows.label, shadow_rows.prediction),
-                            )
+                            if len(shadow_rows.label):
+                                scores[role] = ShadowScore(
+                                    version,
+                                    mean_absolute_error(shadow_rows.label, shadow_rows.prediction),
+                                )
             drifted = tuple(c.column for c in report.drift.ranked() if c.drifted)
             evidence = Evidence(
                 window=w.index,
@@ -347,6 +354,40 @@ def run_scenario(
         workdir / "predictions.sqlite",
         tuple(deployments),
     )
+
+
+def _log_answered(
+    pred_log: PredictionLog,
+    window: int,
+    keys: list[str],
+    features: pd.DataFrame,
+    prediction: Prediction,
+    version: str,
+    *,
+    role: str = "serving",
+) -> np.ndarray:
+    """Log the rows ``version`` answered with finite numbers; return that mask, shape (n,).
+
+    A NaN or infinite output is not an answer the log can store (SQLite turns NaN into NULL). The
+    monitor still sees every output and reports a burst of them as a ``null_burst`` quality
+    finding, which quarantines the window; the run goes on.
+    """
+    answered = np.isfinite(np.asarray([prediction.value, prediction.low, prediction.high])).all(0)
+    if not answered.all():
+        log.warning(
+            "%s (%s) gave %d non-finite predictions in window %d; not logged",
+            version,
+            role,
+            int((~answered).sum()),
+            window,
+        )
+        keys = [k for k, ok in zip(keys, answered, strict=True) if ok]
+        features = features[answered]
+        prediction = Prediction(
+            *(a[answered] for a in (prediction.value, prediction.low, prediction.high))
+        )
+    pred_log.log_predictions(window, keys, features, prediction, model_version=version, role=role)
+    return answered
 
 
 def _execute(

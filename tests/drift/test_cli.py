@@ -92,3 +92,20 @@ def test_a_data_dir_without_the_dataset_is_one_error_line(tmp_path, monkeypatch,
     assert main(["simulate", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: dataset 'bike-sharing' is not available")
+
+
+def test_an_out_that_is_a_file_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    """It was a FileExistsError traceback (exit 1), after the whole run had been played."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the user's own file")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr("drift.__main__.run_scenario", never)
+    for out in (notes, notes / "report"):
+        with pytest.raises(SystemExit) as info:
+            main(["report", *SMALL, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and f"{notes} is a file; pass a directory" in err
+    assert notes.read_text() == "the user's own file"

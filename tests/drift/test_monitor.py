@@ -4,6 +4,7 @@ arguments. Each case has a known answer on tiny synthetic windows."""
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from drift import config as config_module
@@ -71,6 +72,27 @@ def test_tiny_window_is_flagged_and_leaves_the_sequential_state_alone():
     # the minimum is the documented one, and a window of exactly that size is judged
     judged = Monitor(config).observe(0, reference, current.iloc[: config.min_window_rows])
     assert judged.quality.ok and judged.drift.features
+
+
+def test_window_with_every_feature_renamed_is_a_quality_incident_not_a_crash():
+    """Upper-cased column names upstream left no feature to test: detect_drift raised
+    SchemaError and the quality findings were lost. Now the window is judged like a tiny one."""
+    reference, current = _frames()
+    monitor = Monitor()
+    before = vars(monitor.cusum).copy(), vars(monitor.page_hinkley).copy()
+    predictions = (_outputs(len(reference)), _outputs(len(current), seed=1))
+    renamed = current.rename(columns=str.upper)
+    report = monitor.observe(0, reference, renamed, predictions=predictions)
+    kinds = {(f.kind, f.column) for f in report.quality.findings}
+    assert {("missing_column", c) for c in FEATURES} <= kinds
+    assert report.alarms["quality"]
+    assert not any(report.alarms[d] for d in DRIFT_DETECTORS)
+    assert report.drift.features == ()
+    assert (vars(monitor.cusum), vars(monitor.page_hinkley)) == before
+    # one renamed column is still judged: the others are tested, the rename is a finding
+    one = Monitor().observe(0, reference, current.rename(columns={"temp": "temperature"}))
+    assert ("missing_column", "temp") in {(f.kind, f.column) for f in one.quality.findings}
+    assert one.drift.features and one.alarms["quality"]
 
 
 def test_reference_below_the_minimum_is_an_error():
@@ -177,6 +199,26 @@ def test_a_window_that_is_not_a_dataframe_is_a_schema_error(shape):
         check_quality(window, reference)
     with pytest.raises(SchemaError, match="current: expected a pandas DataFrame"):
         detect_drift(reference, window)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "evidently"])
+def test_a_window_with_a_repeated_column_is_a_schema_error(engine):
+    """``frame["temp"]`` is a DataFrame when "temp" appears twice: the monitor failed with an
+    AttributeError (a TypeError for the reference) from inside pandas."""
+    reference, current = _frames()
+    twice = pd.concat([current, current[["temp"]]], axis=1)
+    reference_twice = pd.concat([reference, reference[["temp"]]], axis=1)
+    config = MonitorConfig(engine=engine)
+    for call in (
+        lambda: Monitor(config).observe(0, reference, twice),
+        lambda: Monitor(config).observe(0, reference_twice, current),
+        lambda: detect_drift(reference, twice, config=config),
+        lambda: detect_drift(reference_twice, current, config=config),
+        lambda: check_quality(twice, reference),
+    ):
+        with pytest.raises(SchemaError, match=r"columns \['temp'\] appear more than once") as bad:
+            call()
+        assert bad.value.columns == ("temp",)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])

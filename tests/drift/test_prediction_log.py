@@ -180,3 +180,59 @@ def test_bad_writes_are_rejected_with_reasons(tmp_path):
         with pytest.raises(PredictionLogError, match="unknown table"):
             log.count("users; DROP TABLE labels")
         assert log.count("predictions") == 3  # the failed batch left nothing half-written
+
+
+@pytest.mark.parametrize("column", ["value", "low", "high"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_prediction_is_refused_as_such_not_as_a_duplicate(tmp_path, column, bad):
+    """SQLite stores NaN as NULL, so a NaN prediction used to fail the NOT NULL constraint and
+    was reported as a "duplicate prediction"."""
+    features, pred = _batch(3)
+    values = {"value": pred.value.copy(), "low": pred.low.copy(), "high": pred.high.copy()}
+    values[column][1] = bad
+    with PredictionLog(tmp_path / "log.sqlite") as log:
+        with pytest.raises(PredictionLogError, match="NaN or infinite") as refused:
+            log.log_predictions(0, list("abc"), features, Prediction(**values), model_version="v1")
+        assert "duplicate" not in str(refused.value) and "['b']" in str(refused.value)
+        assert log.count() == 0
+
+
+@pytest.mark.parametrize("window", [np.int64(2), np.int32(2), 2.0])
+def test_a_numpy_window_is_stored_as_an_integer_and_found_again(tmp_path, window):
+    """sqlite3 stored np.int64(2) as an 8-byte BLOB: labelled([2]) then found nothing, and a
+    decision's window read back as bytes."""
+    features, pred = _batch(3)
+    with PredictionLog(tmp_path / "log.sqlite") as log:
+        log.log_predictions(window, ["a", "b", "c"], features, pred, model_version="v1")
+        log.log_labels(["a", "b", "c"], [1.0, 2.0, 3.0])
+        log.log_decision(window, "rule", "action", [], {})
+        for windows in ([2], np.arange(3), np.array([2]), [window]):
+            assert len(log.labelled(windows, "v1").row_keys) == 3
+        assert log.decisions()[0]["window"] == 2 and type(log.decisions()[0]["window"]) is int
+
+
+@pytest.mark.parametrize("window", [2.5, np.nan, "2", None, True])
+def test_a_window_that_is_not_an_integer_is_refused(tmp_path, window):
+    features, pred = _batch(3)
+    with PredictionLog(tmp_path / "log.sqlite") as log:
+        with pytest.raises(PredictionLogError, match="not an integer"):
+            log.log_predictions(window, ["a", "b", "c"], features, pred, model_version="v1")
+        with pytest.raises(PredictionLogError, match="not an integer"):
+            log.log_decision(window, "rule", "action", [], {})
+        with pytest.raises(PredictionLogError, match="not an integer"):
+            log.labelled([window], "v1")
+        assert log.count() == 0 and log.count("decisions") == 0
+
+
+def test_row_keys_that_are_not_strings_are_refused(tmp_path):
+    """Integer keys were stored as text, and log_labels([10, 11]) then claimed the rows were
+    never predicted. Row keys are strings; anything else is refused where it enters."""
+    features, pred = _batch(3)
+    with PredictionLog(tmp_path / "log.sqlite") as log:
+        with pytest.raises(PredictionLogError, match="row keys are str"):
+            log.log_predictions(1, [10, 11, 12], features, pred, model_version="v1")
+        log.log_predictions(1, np.array(["10", "11", "12"]), features, pred, model_version="v1")
+        with pytest.raises(PredictionLogError, match=r"not strings, e.g. \[10, 11\]"):
+            log.log_labels([10, 11], [1.0, 2.0])
+        assert log.log_labels(["10", "11"], [1.0, 2.0]) == 2
+        assert log.labelled([1], "v1").row_keys == ["10", "11"]

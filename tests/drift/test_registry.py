@@ -171,6 +171,37 @@ def test_a_failed_append_after_the_switch_is_not_an_error_and_is_repaired(
     ]
 
 
+def test_register_makes_the_version_durable_before_and_after_the_rename(
+    registry, models, monkeypatch
+):
+    """A power cut can't be simulated, so record what is fsynced (by inode, which the rename
+    keeps). Only the pointer and the event log were: after a power cut, SERVING could durably
+    name a version whose files were empty or whose rename into versions/ was lost."""
+    calls = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd):
+        calls.append(("fsync", os.fstat(fd).st_ino))
+        fsync(fd)
+
+    def recording_replace(src, dst):
+        calls.append(("replace", Path(dst).name))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    version = registry.register(models.base, {"note": "durable"})
+    folder = registry.root / "versions" / version
+    rename = calls.index(("replace", version))
+    before = {ino for kind, ino in calls[:rename] if kind == "fsync"}
+    after = {ino for kind, ino in calls[rename + 1 :] if kind == "fsync"}
+    files = {path.name: path.stat().st_ino for path in folder.iterdir()}
+    assert {"meta.json", "features.json", "point.txt", "q10.txt", "q90.txt"} <= set(files)
+    assert set(files.values()) <= before  # every file's bytes, meta.json included
+    assert folder.stat().st_ino in before  # the folder's entries, before it is published
+    assert (registry.root / "versions").stat().st_ino in after  # the rename itself
+
+
 def test_a_file_system_that_refuses_a_directory_fsync_still_gets_every_event(
     registry, models, monkeypatch, caplog
 ):

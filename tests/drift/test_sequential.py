@@ -2,6 +2,7 @@
 
 import pytest
 
+from drift import sequential
 from drift.sequential import Cusum, PageHinkley
 
 
@@ -34,6 +35,13 @@ def test_page_hinkley_hand_computed():
     assert states[3].statistic == pytest.approx(7 / 3)
     assert states[3].alarm
     assert ph.n == 0  # reset after alarm
+
+
+def test_page_hinkley_docstring_states_the_running_mean_the_code_uses():
+    """The formula said mean_t (the mean of all t values); the code, and the hand-computed test
+    above, subtract the running mean mean_i of each step."""
+    formula = next(line for line in sequential.__doc__.splitlines() if "m_t = sum" in line)
+    assert "x_i - mean_i - delta" in formula and "mean_t" not in formula
 
 
 def test_invalid_threshold():

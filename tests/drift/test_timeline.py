@@ -1,10 +1,12 @@
 """End to end on synthetic data: the loop rolls back a bad deployment, quarantines broken data,
 retrains on concept drift, and observe-only mode never changes the model."""
 
+import numpy as np
 import pytest
 
 from drift.errors import WorkdirError
 from drift.eval import alarms_of, score_actions, score_detection
+from drift.model import DemandModel, Prediction
 from drift.prediction_log import PredictionLog
 from drift.registry import ModelRegistry
 from drift.scenarios import build_scenario
@@ -81,3 +83,36 @@ def test_a_workdir_holds_one_run(bike_data, models, tmp_path):
     assert (own / "mydata.csv").exists()  # --fresh deletes only what the run wrote
     timeline = run_scenario(second, models, workdir)
     assert "retrain" in {a for _, a in timeline.actions()}  # the new run's labels were used
+
+
+@pytest.mark.parametrize("share", [0.1, 1.0])
+def test_a_model_emitting_nan_is_a_quality_incident_not_a_crash(
+    bike_data, models, tmp_path, monkeypatch, share
+):
+    """The loop logged predictions before monitoring them, and the log refused NaN, so the
+    documented null_burst finding never ran: the whole run stopped at the bad deployment."""
+    every = round(1 / share)
+    predict = DemandModel.predict
+
+    def nan_when_bad(self, frame):  # the bad model (it forgot hr) answers NaN on some rows
+        p = predict(self, frame)
+        if "hr" in self.features:
+            return p
+        value = p.value.copy()
+        value[::every] = np.nan
+        return Prediction(value, p.low, p.high)
+
+    monkeypatch.setattr(DemandModel, "predict", nan_when_bad)  # registry.load builds new models
+    scenario = build_scenario("bad_deployment", bike_data, n_windows=6, window_rows=200, onset=2)
+    timeline = run_scenario(scenario, models, tmp_path / "wd", act=False)
+    after = [s for s in timeline.steps if s.window >= 2]
+    assert all(("null_burst", "prediction") in _findings(s) for s in after)
+    assert all("quarantine" in {d.action for d in s.decisions} for s in after)
+    with PredictionLog(timeline.log_path) as log:  # only the answered rows were stored
+        n_answered = 200 - len(range(0, 200, every))
+        assert len(log.labelled([2], "v0002").label) == n_answered
+        assert len(log.labelled([2], "v0001").label) == 200  # the shadow answered every row
+
+
+def _findings(step):
+    return {(f.kind, f.column) for f in step.report.quality.findings}
