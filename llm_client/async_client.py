@@ -28,7 +28,7 @@ from llm_client.cache import ResponseCache
 from llm_client.config import ClientConfig
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
 from llm_client.pipeline import CallCore, PreparedCall, StreamBase
-from llm_client.protocol import HTTPX_ERRORS, decode_event, transport_error
+from llm_client.protocol import HTTPX_ERRORS, decode_event, is_success, transport_error
 from llm_client.rate_limit import Permit, RateLimiter
 from llm_client.responses import ChatChunk, ChatCompletion, Embeddings
 from llm_client.singleflight import AsyncFlights
@@ -250,7 +250,7 @@ class AsyncClient:
                 request = core.request(self._http, call, deadline)
                 response = await self._http.send(request, stream=True)
                 headers = core.response_headers(response)
-                if response.status_code >= 400:
+                if not is_success(response.status_code):
                     content = await self._read_body(call, response, deadline)
                     core.raise_for_status(call, response.status_code, headers, content)
                 stream = AsyncChatStream(self, call, response, permit, started=started)
@@ -304,7 +304,7 @@ class AsyncChatStream(StreamBase):
         if self._closed:
             raise StopAsyncIteration
         chunk, self._first = self._first, None
-        if chunk is None:
+        if chunk is None and not self._done:
             try:
                 chunk = self._parse(await self._next_event())
             except (httpx.HTTPError, APIConnectionError, ResponseDecodeError) as exc:

@@ -2,9 +2,11 @@
 
 **The key** is SHA-256 over canonical JSON (sorted keys, no whitespace) of the endpoint and the
 request body *minus nothing that changes the answer*: model, messages, max_tokens, temperature,
-every extra parameter, and whether it was streamed. Not in the key: the API key (two users
-share answers, and a key never lands on disk) and the base URL (so a local server on a new port
-still hits; use separate ``cache_dir``s for servers that differ under the same model name).
+every extra parameter, and whether it was streamed (numbers as ``chat_body`` sends them:
+``temperature=0`` as ``0.0``, so it shares a key with ``temperature=0.0``). Not in the key: the
+API key (two users share answers, and a key never lands on disk) and the base URL (so a local
+server on a new port still hits; use separate ``cache_dir``s for servers that differ under the
+same model name).
 
 **What is stored** is JSON (never pickle: a cache directory is not trusted code) with a
 version, a kind (``chat``, ``stream``, ``embeddings``), the wall time it was stored, and the

@@ -36,7 +36,7 @@ from llm_client.cache import ResponseCache
 from llm_client.config import ClientConfig
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
 from llm_client.pipeline import CallCore, PreparedCall, StreamBase
-from llm_client.protocol import HTTPX_ERRORS, decode_event, transport_error
+from llm_client.protocol import HTTPX_ERRORS, decode_event, is_success, transport_error
 from llm_client.rate_limit import Permit, RateLimiter
 from llm_client.responses import ChatChunk, ChatCompletion, Embeddings
 from llm_client.singleflight import Flights
@@ -118,8 +118,8 @@ class Client:
 
         Checked before anything is sent (``InvalidRequestError``): each message's role and
         content (a str, or a list of content parts), ``max_tokens`` an int >= 1, ``temperature``
-        a number in [0, 2], top_p / penalties / seed when given, and every message and extra
-        value plain JSON (no NaN or inf, bytes or sets).
+        a number in [0, 2], top_p / penalties / seed when given, ``n`` 1 or None (one choice
+        per call), and every message and extra value plain JSON (no NaN or inf, bytes or sets).
         """
         core = self._core
         call = core.prepare_chat(
@@ -272,7 +272,7 @@ class Client:
                 request = core.request(self._http, call, deadline)
                 response = self._http.send(request, stream=True)
                 headers = core.response_headers(response)
-                if response.status_code >= 400:
+                if not is_success(response.status_code):
                     content = self._read_body(call, response, deadline)
                     core.raise_for_status(call, response.status_code, headers, content)
                 stream = ChatStream(self, call, response, permit, started=started)
@@ -331,7 +331,7 @@ class ChatStream(StreamBase):
         if self._closed:
             raise StopIteration
         chunk, self._first = self._first, None
-        if chunk is None:
+        if chunk is None and not self._done:
             try:
                 chunk = self._parse(self._next_event())
             except (httpx.HTTPError, APIConnectionError, ResponseDecodeError) as exc:

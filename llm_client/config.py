@@ -177,7 +177,12 @@ def _count(name: str, value: object, *, low: int, none: str | None = None) -> No
 
 
 def _check_base_url(base_url: str) -> None:
-    """http(s) with a host: "http://" or "http:///v1" used to pass and fail on every retry."""
+    """http(s) with a host, a port in 1..65535 if one is given, and no query or fragment.
+
+    "http://" or "http:///v1" used to pass and fail on every retry. Port 99999 passed too, and
+    the requests went to port 34463 (99999 mod 65536), Authorization header included. A query
+    or fragment passed and the endpoint was appended inside it (``/v1?k=1/chat/completions``).
+    """
     example = "e.g. http://127.0.0.1:8765/v1"
     if not base_url.startswith(("http://", "https://")):
         raise ConfigurationError(
@@ -191,6 +196,15 @@ def _check_base_url(base_url: str) -> None:
         raise ConfigurationError(f"base_url {base_url!r} is not a valid URL: {exc}") from None
     if not url.host:
         raise ConfigurationError(f"base_url {base_url!r} has no host ({example})")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise ConfigurationError(
+            f"base_url {base_url!r} has port {url.port}; a port is 1..65535 ({example})"
+        )
+    if "?" in base_url or "#" in base_url:  # neither may appear unescaped before the query
+        raise ConfigurationError(
+            f"base_url {base_url!r} has a query or fragment; the endpoint path is appended to "
+            f"base_url, so it must end with the path ({example})"
+        )
 
 
 def _check_api_key(api_key: object) -> None:

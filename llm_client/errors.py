@@ -9,6 +9,7 @@ The tree (catch a branch to handle everything below it)::
     │                                also ValueError)
     ├── APIError                     something went wrong talking to the server
     │   ├── APIStatusError           non-2xx answer: .status, .request_id, .retry_after, .body
+    │   │   ├── RedirectError            3xx (.location)     never retried (not followed)
     │   │   ├── BadRequestError          400, 422            never retried
     │   │   ├── AuthenticationError      401                 never retried
     │   │   ├── PermissionDeniedError    403                 never retried
@@ -123,6 +124,21 @@ class APIStatusError(APIError):
 
     def _head(self) -> str:
         return f"HTTP {self.status}: {self.message}"
+
+
+class RedirectError(APIStatusError):
+    """3xx: the server sent us to ``location`` (None if it named none). Never retried.
+
+    Redirects are not followed: a POST replayed to another URL is a new request the caller did
+    not ask for, and its ``Authorization`` header could go to another host. The usual cause is a
+    base URL on ``http://`` that the server moves to ``https://``; the fix is a new base URL.
+    Before, the redirect page was read as a 2xx body: retried 5 times as a
+    ``ResponseDecodeError`` ("response is not JSON"), or, streamed, "stream ended without [DONE]".
+    """
+
+    @property
+    def location(self) -> str | None:
+        return self.headers.get("location")
 
 
 class BadRequestError(APIStatusError):

@@ -44,6 +44,7 @@ from llm_client.protocol import (
     SSEDecoder,
     chat_body,
     decode_json,
+    is_success,
     lower_headers,
     parse_chat,
     parse_chunk,
@@ -273,7 +274,7 @@ class CallCore:
     def raise_for_status(
         self, call: PreparedCall, status: int, headers: Mapping[str, str], content: bytes
     ) -> None:
-        if status >= 400:
+        if not is_success(status):  # a 3xx too: redirects are not followed
             raise status_error(
                 status, headers, content, now_wall=self.wall_clock(), url=self.url(call)
             )
@@ -300,9 +301,16 @@ class CallCore:
 
     @staticmethod
     def json_body(content: bytes, headers: Mapping[str, str]) -> tuple[dict, int | None]:
-        """The decoded body and the tokens it says were used (None when it has no usage)."""
+        """The decoded body and the tokens it says were used (None when it has no usage).
+
+        Both steps raise ``ResponseDecodeError`` for a body that is not the protocol (a usage
+        count that is no number included), inside the attempt, so it is retried."""
         data = decode_json(content, headers)
-        usage = Usage.from_json(data.get("usage"))
+        try:
+            usage = Usage.from_json(data.get("usage"))
+        except ResponseDecodeError as exc:
+            exc.request_id = exc.request_id or request_id(headers)
+            raise
         return data, usage.total_tokens if usage else None
 
     # ---- cache and accounting -----------------------------------------------------------------
@@ -449,6 +457,10 @@ class StreamBase:
         self._replay = iter(replay) if replay is not None else None
         self._state = StreamState(call) if call is not None else None
         self._first: ChatChunk | None = None  # read (and checked) while the stream was opened
+        # [DONE] (or the end after a finish_reason) was read. Its own flag, not "_first is
+        # None": that also means "already handed out", and a stream whose only event was [DONE]
+        # went on reading past the end and broke with "stream ended without [DONE]"
+        self._done = False
         self._started = started
         self._closed = False
         self.cached = replay is not None
@@ -467,7 +479,10 @@ class StreamBase:
 
     def _parse(self, data: dict | None) -> ChatChunk | None:
         """One event (None at ``[DONE]``) parsed into a chunk and added to the stream's state."""
-        return None if data is None else self._state.add(data)  # type: ignore[union-attr]
+        if data is None:
+            self._done = True
+            return None
+        return self._state.add(data)  # type: ignore[union-attr]
 
     def _broke(self, cause: BaseException) -> StreamInterruptedError:
         """The error of a stream that broke after its first chunk (the connection, or a chunk

@@ -30,6 +30,7 @@ from llm_client.errors import (
     PermissionDeniedError,
     QuotaExhaustedError,
     RateLimitError,
+    RedirectError,
     ResponseDecodeError,
     ServerError,
 )
@@ -164,6 +165,14 @@ def check_params(params: Mapping[str, Any]) -> None:
         value = params.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise InvalidRequestError(f"{name} must be an int or None, got {value!r}")
+    # n > 1 asks for n choices, but a ChatCompletion holds one (choices[0]), a stream mixes the
+    # choices' deltas, and the limiter reserves max_tokens for one: n=4 could be billed 4x the
+    # completion tokens we reserved, breaking the TPM guarantee, and 3 of 4 answers were dropped.
+    if params.get("n") not in (None, 1):
+        raise InvalidRequestError(
+            f"n must be 1 or None, got {params['n']!r}: this client returns one choice per call "
+            "(and reserves tokens for one); make n calls for n answers"
+        )
     check_json("extra parameters", params)
 
 
@@ -189,7 +198,14 @@ def chat_body(
     stream: bool,
     params: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The JSON body of a chat request; ``params`` (top_p, stop, seed...) pass through."""
+    """The JSON body of a chat request; ``params`` (top_p, stop, seed...) pass through.
+
+    ``temperature`` and the ``NUMERIC_PARAMS`` are sent as floats: JSON writes ``0`` and ``0.0``
+    differently, so ``temperature=0`` and ``temperature=0.0`` had different cache keys (a miss,
+    and no shared flight, for the same request). A float is sent as it was, so the key of a
+    call that already passed floats (the default ``temperature=0.0`` included) is unchanged
+    and existing caches still hit.
+    """
     check_max_tokens(max_tokens)
     check_temperature(temperature)
     check_params(params)
@@ -197,11 +213,14 @@ def chat_body(
         "model": model,
         "messages": messages,
         "max_tokens": max_tokens,
-        "temperature": temperature,
+        "temperature": float(temperature),
     }
     if stream:
         body["stream"] = True
     body.update(params)
+    for name in NUMERIC_PARAMS:
+        if body.get(name) is not None:
+            body[name] = float(body[name])
     return body
 
 
@@ -215,6 +234,16 @@ def request_id(headers: Mapping[str, str]) -> str | None:
 
 #: Shown with a 404 from a URL without /v1: the usual cause is a base URL missing its /v1.
 V1_HINT = "OpenAI-compatible base URLs usually end in /v1 (e.g. http://host:port/v1)"
+
+
+def is_success(status: int) -> bool:
+    """A 2xx status: the only one whose body is the protocol.
+
+    Not "below 400": httpx does not follow redirects (and we do not ask it to, see
+    ``RedirectError``), so a 301 from an ``http://`` base URL that moved to ``https://`` reached
+    the body parser as if it were a reply, and its HTML page was retried as a malformed body.
+    """
+    return 200 <= status < 300
 
 
 def status_error(
@@ -254,6 +283,8 @@ def status_error(
     hint = None
     if status == 404 and url is not None and "/v1/" not in httpx.URL(url).path + "/":
         hint = V1_HINT
+    if 300 <= status < 400:  # the body is a page for browsers; where it points is the news
+        cls, (message, hint) = RedirectError, _redirect_message(headers, url)
     return cls(
         message,
         status=status,
@@ -264,6 +295,22 @@ def status_error(
         code=str(code) if code else None,
         url=url,
         hint=hint,
+    )
+
+
+def _redirect_message(headers: Mapping[str, str], url: str | None) -> tuple[str, str]:
+    """A 3xx's message (where the server points, a relative Location made absolute) and hint."""
+    location = headers.get("location")
+    if not location:
+        return "redirect without a Location header", "Redirects are not followed; check base_url"
+    try:
+        target = str(httpx.URL(url).join(location)) if url else location
+    except httpx.InvalidURL:
+        target = location
+    return (
+        f"redirected to {target}",
+        "Redirects are not followed (a POST is not replayed to another URL, nor the API key "
+        "sent there); set base_url to the new location, without the endpoint path",
     )
 
 
@@ -330,13 +377,23 @@ def decode_json(content: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
 
 
 def parse_chat(data: dict[str, Any], *, request_id: str | None = None) -> ChatCompletion:
-    """A chat completion JSON object to ``ChatCompletion`` (shape errors: ResponseDecodeError)."""
+    """A chat completion JSON object to ``ChatCompletion`` (shape errors: ResponseDecodeError).
+
+    ``choices[0].message`` must be an object, and its ``content`` a str, or null or absent (a
+    reply that only calls tools): ``text`` is then "". Anything else is not the protocol. Before,
+    ``{"choices": [{}]}`` read as the text "" and a list ``content`` became ``text`` as a list,
+    and both were cached as good replies.
+    """
     try:
         choice = data["choices"][0]
-        message = choice.get("message") or {}
-        text = message.get("content") or ""
+        message = choice["message"]
+        if not isinstance(message, dict):
+            raise TypeError(f"message is a {type(message).__name__}")
+        text = message.get("content")
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"message.content is a {type(text).__name__}")
         return ChatCompletion(
-            text=text,
+            text=text or "",
             model=str(data.get("model", "")),
             usage=Usage.from_json(data.get("usage")),
             finish_reason=choice.get("finish_reason"),
@@ -345,7 +402,9 @@ def parse_chat(data: dict[str, Any], *, request_id: str | None = None) -> ChatCo
         )
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise ResponseDecodeError(
-            f"chat completion without choices[0].message ({exc!r})", request_id=request_id
+            "chat completion without a choices[0].message whose content is a str or null "
+            f"({exc!r})",
+            request_id=request_id,
         ) from None
 
 

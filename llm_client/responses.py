@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_client.errors import ResponseDecodeError
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -17,11 +19,27 @@ class Usage:
 
     @classmethod
     def from_json(cls, data: Any) -> Usage | None:
+        """A reply's ``usage`` object; None when it has none (absent, null, not an object).
+
+        A count that is missing or null reads as 0. One that is no number (``"n/a"``, an
+        object, ``1e999``) is ``ResponseDecodeError``: the body is not the protocol, so it is
+        retried like any such body (a stream's chunk: the stream is interrupted) and never
+        cached. Before, ``int()``'s bare ``ValueError``, ``TypeError`` or ``OverflowError``
+        escaped the call, not retried and not counted in ``stats.errors``.
+        """
         if not isinstance(data, dict):
             return None
-        prompt = int(data.get("prompt_tokens") or 0)
-        completion = int(data.get("completion_tokens") or 0)
-        return cls(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+        prompt = _token_count(data, "prompt_tokens")
+        completion = _token_count(data, "completion_tokens")
+        return cls(prompt, completion, _token_count(data, "total_tokens") or prompt + completion)
+
+
+def _token_count(usage: dict[str, Any], name: str) -> int:
+    value = usage.get(name) or 0
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ResponseDecodeError(f"usage.{name} is not a token count: {value!r:.60}") from None
 
 
 @dataclass(frozen=True)

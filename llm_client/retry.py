@@ -3,7 +3,8 @@
 The policy (each rule is one function below, so tests can check it without a server):
 
 1. **What is retried** (``retry_reason``): connection errors, timeouts, malformed 2xx bodies,
-   408, 409, 429 and every 5xx. Never 400/401/403/404/422, never a 429 whose body says
+   408, 409, 429 and every 5xx. Never a 3xx redirect (not followed: ``RedirectError``), never
+   400/401/403/404/422, never a 429 whose body says
    ``insufficient_quota`` (waiting does not refill a quota), and never a host name that DNS
    says does not exist (``HostNotFoundError``: a typo does not fix itself in a retry budget; a
    *temporary* resolver failure, ``EAI_AGAIN``, is an ordinary connection error and is retried).
@@ -49,6 +50,7 @@ from llm_client.errors import (
     HostNotFoundError,
     QuotaExhaustedError,
     RateLimiterTimeoutError,
+    RedirectError,
     ResponseDecodeError,
     RetryAfterTooLongError,
 )
@@ -106,6 +108,8 @@ def retry_reason(error: BaseException) -> tuple[bool, str]:
     """(should this failure be retried at all?, the reason in words)."""
     if isinstance(error, QuotaExhaustedError):
         return False, "429 insufficient_quota: waiting will not refill the quota"
+    if isinstance(error, RedirectError):  # whatever x-should-retry says: it will redirect again
+        return False, f"HTTP {error.status} redirect to {error.location} is not followed"
     if isinstance(error, APIStatusError):
         if error.status in NEVER_RETRY_STATUS:
             return False, f"HTTP {error.status} is never retried"

@@ -34,9 +34,12 @@ The rules, and why:
   the new leader and sends the request itself. A cancelled leader never hangs or fails them.
 * **A waiter keeps its own deadline.** It waits at most until its own ``total_timeout`` runs out,
   then raises ``DeadlineExceededError``; the leader goes on for the others and fills the cache.
-  The other way round, a leader whose own deadline runs out (``DeadlineExceededError``) says
-  nothing about the request either, only about the leader's budget: the flight is abandoned as
-  for a cancelled leader, and a waiter with time left becomes the leader. A waiter therefore
+  The other way round, a leader whose own deadline runs out says nothing about the request
+  either, only about the leader's budget: ``DeadlineExceededError``, ``RateLimiterTimeoutError``
+  (it waited for a limiter slot until its deadline) or, with no time left, ``APITimeoutError``
+  (an attempt's timeouts are cut to the deadline; ``max_retries=0`` raises it as it is). The
+  flight is abandoned as for a cancelled leader (``_ended_by``), and a waiter with time left
+  becomes the leader. A waiter therefore
   never fails before its own deadline because another caller started earlier. It adds no load
   that the calls would not make without single flight: the waiter that takes over would have
   been sending since it started.
@@ -61,7 +64,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from llm_client.errors import DeadlineExceededError
+from llm_client.errors import APITimeoutError, DeadlineExceededError, RateLimiterTimeoutError
 from llm_client.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -128,10 +131,22 @@ def own_copy(error: BaseException) -> BaseException:
     return twin.with_traceback(error.__traceback__)
 
 
-def _ended_by(error: Exception) -> Outcome[Any]:
-    """A leader's failure as its waiters see it: the error, or, for the leader's own deadline,
-    an abandoned flight (a waiter with time left takes over)."""
-    return ABANDONED if isinstance(error, DeadlineExceededError) else Outcome(error=error)
+def _ended_by(error: Exception, seconds_left: float | None) -> Outcome[Any]:
+    """A leader's failure as its waiters see it: the error, or, when the leader's own deadline
+    caused it, an abandoned flight (a waiter with time left takes over).
+
+    Three errors can come from the leader's deadline rather than from the request:
+    ``DeadlineExceededError`` (the retry loop stopped), ``RateLimiterTimeoutError`` (no limiter
+    slot before the deadline: it is raised for nothing else) and ``APITimeoutError`` when the
+    leader has no time left (its attempt's timeouts were cut to its deadline; with
+    ``max_retries=0`` that error is raised as it is). An ``APITimeoutError`` with time left is
+    the server being slow, which a waiter would meet too: it is shared like any other error.
+    """
+    if isinstance(error, DeadlineExceededError | RateLimiterTimeoutError):
+        return ABANDONED
+    if isinstance(error, APITimeoutError) and seconds_left is not None and seconds_left <= 0:
+        return ABANDONED
+    return Outcome(error=error)
 
 
 class Flight:
@@ -238,7 +253,7 @@ class Flights(_FlightTable):
                     outcome = Outcome(value=value)
                     return value, False
             except Exception as exc:
-                outcome = _ended_by(exc)
+                outcome = _ended_by(exc, seconds_left())
                 raise
             finally:
                 # one try from _join on: a Ctrl-C on the line after ours went in still lands it
@@ -278,7 +293,7 @@ class AsyncFlights(_FlightTable):
                     outcome = Outcome(value=value)
                     return value, False
             except Exception as exc:
-                outcome = _ended_by(exc)
+                outcome = _ended_by(exc, seconds_left())
                 raise
             finally:
                 self._land((key, loop), ours, outcome)

@@ -17,6 +17,7 @@ from llm_client import (
     DeadlineExceededError,
     InvalidRequestError,
     QuotaExhaustedError,
+    RedirectError,
     StreamInterruptedError,
     abandoned,
 )
@@ -309,3 +310,39 @@ def test_a_body_trickling_past_the_deadline_stops_at_the_deadline_async(fault_se
     with pytest.raises(DeadlineExceededError) as info:
         run(main())
     assert isinstance(info.value.last_error, APITimeoutError)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+def test_a_redirect_is_a_redirect_error_and_never_retried(stream):
+    # as Client: a 301 was read as a reply and retried as a malformed body
+    sent = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(301, headers={"location": "https://test/v1/chat/completions"})
+
+    async def main():
+        async with AsyncClient(
+            "http://test/v1", model="m", transport=httpx.MockTransport(handler), backoff_base=0
+        ) as client:
+            with pytest.raises(RedirectError, match="redirected to https://test/v1/chat"):
+                await client.chat(USER, stream=stream)
+
+    run(main())
+    assert len(sent) == 1
+
+
+def test_a_stream_whose_only_event_is_done_ends_empty():
+    # as Client: it broke with "stream ended without [DONE]" right after the [DONE]
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"data: [DONE]\n\n")
+
+    async def main():
+        async with AsyncClient(
+            "http://test/v1", model="m", transport=httpx.MockTransport(handler)
+        ) as client:
+            async with await client.chat(USER, stream=True) as stream:
+                chunks = [chunk async for chunk in stream]
+            return chunks, client.stats.errors
+
+    assert run(main()) == ([], {})

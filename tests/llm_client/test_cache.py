@@ -19,6 +19,45 @@ def test_key_is_canonical_and_ignores_dict_order():
     assert cache_key("/chat/completions", a) != cache_key("/embeddings", a)
 
 
+def test_an_int_and_a_float_of_the_same_value_share_a_key_and_floats_keep_theirs(
+    fault_server, tmp_path
+):
+    # before: JSON wrote temperature=0 as "0" and 0.0 as "0.0": two keys, a miss, two requests
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path)
+    floats = client._core.prepare_chat(
+        USER,
+        model=None,
+        max_tokens=5,
+        temperature=0.0,
+        stream=False,
+        cache=None,
+        params={"top_p": 1.0, "presence_penalty": 0.0},
+    )
+    ints = client._core.prepare_chat(
+        USER,
+        model=None,
+        max_tokens=5,
+        temperature=0,
+        stream=False,
+        cache=None,
+        params={"top_p": 1, "presence_penalty": 0},
+    )
+    assert ints.cache_key == floats.cache_key
+    # the key of a call that passed floats is what it always was: existing caches still hit
+    body = {
+        "model": "m",
+        "messages": USER,
+        "max_tokens": 5,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "presence_penalty": 0.0,
+    }
+    assert floats.cache_key == cache_key("/chat/completions", body)
+    client.chat(USER, temperature=0.0, top_p=1.0)
+    assert client.chat(USER, temperature=0, top_p=1).cached
+    assert fault_server.report().arrivals == 1
+
+
 def test_api_key_is_not_part_of_the_key(fault_server, tmp_path):
     first = Client(fault_server.base_url, api_key="sk-one", model="m", cache_dir=tmp_path)
     first.chat(USER)

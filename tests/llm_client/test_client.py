@@ -25,6 +25,7 @@ from llm_client import (
     QuotaExhaustedError,
     RateLimitError,
     RateLimiterTimeoutError,
+    RedirectError,
     ResponseDecodeError,
     RetryAfterTooLongError,
     ServerError,
@@ -393,6 +394,9 @@ def test_content_parts_and_tool_call_messages_are_sent(fault_server):
         ({"top_p": float("nan")}, r"top_p must be a number in \[0, 1\]"),
         ({"presence_penalty": -3}, r"presence_penalty must be a number in \[-2, 2\]"),
         ({"seed": 1.5}, "seed must be an int"),
+        # before: sent; the limiter reserved tokens for one choice, the reply kept only one
+        ({"n": 4}, "n must be 1 or None, got 4: this client returns one choice"),
+        ({"n": 0}, "n must be 1 or None, got 0"),
         ({"logit_bias": {"1": float("nan")}}, "JSON values"),
         ({"stop": {"a", "b"}}, "JSON values"),
     ],
@@ -410,8 +414,9 @@ def test_max_tokens_and_sampling_parameters_fail_before_a_request(
 
 def test_valid_sampling_parameters_and_json_nulls_are_sent(fault_server):
     client = make_client(fault_server)
-    client.chat(USER, max_tokens=8, temperature=1, top_p=0.9, seed=7, stop=None)
-    assert fault_server.report().arrivals == 1
+    client.chat(USER, max_tokens=8, temperature=1, top_p=0.9, seed=7, stop=None, n=1)
+    client.chat(USER, n=None)
+    assert fault_server.report().arrivals == 2
 
 
 @pytest.mark.parametrize(
@@ -652,3 +657,141 @@ def test_a_body_trickling_past_the_deadline_stops_at_the_deadline(fault_server):
     last = info.value.last_error
     assert isinstance(last, APITimeoutError) and "while the response body was arriving" in str(last)
     assert fault_server.report().arrivals == 1
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["chat", "stream"])
+@pytest.mark.parametrize(
+    ("status", "location", "target"),
+    [
+        (301, "https://test/v1/chat/completions", "https://test/v1/chat/completions"),
+        (307, "/v2/chat/completions", "http://test/v2/chat/completions"),  # relative: resolved
+    ],
+)
+def test_a_redirect_is_a_redirect_error_naming_where_and_never_retried(
+    fake_time, stream, status, location, target
+):
+    # before: httpx does not follow redirects and only >= 400 was an error, so the 301 page was
+    # read as a reply: 5 attempts, then ResponseDecodeError ("response is not JSON"), or,
+    # streamed, "stream ended without [DONE]"
+    sent = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        page = b"<html><title>301 Moved Permanently</title></html>"
+        return httpx.Response(status, headers={"location": location}, content=page)
+
+    client = Client(
+        "http://test/v1",
+        model="m",
+        transport=httpx.MockTransport(handler),
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+    )
+    with pytest.raises(RedirectError) as info:
+        client.chat(USER, stream=stream)
+    error = info.value
+    assert len(sent) == 1 and fake_time.sleeps == []  # not retried
+    assert error.status == status and error.location == location
+    assert f"redirected to {target}" in str(error) and "set base_url" in str(error)
+    assert "<html>" not in str(error)
+    assert client.stats.errors == {"RedirectError": 1}
+
+
+@pytest.mark.parametrize(
+    "usage", [{"prompt_tokens": "n/a"}, {"prompt_tokens": {"cached": 1}}, {"prompt_tokens": 1e999}]
+)
+def test_a_reply_whose_usage_is_not_the_protocol_is_retried_and_counted(fake_time, usage):
+    # before: a bare ValueError / TypeError / OverflowError, not retried, not in stats.errors
+    def body(usage_json: str) -> bytes:
+        reply = '{"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]'
+        return f'{reply}, "model": "m", "usage": {usage_json}}}'.encode()
+
+    replies = [body(json.dumps(usage)), body('{"prompt_tokens": 1, "completion_tokens": 1}')]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=replies.pop(0), headers={"x-request-id": "req-9"})
+
+    client = Client(
+        "http://test/v1",
+        model="m",
+        transport=httpx.MockTransport(handler),
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+    )
+    reply = client.chat(USER)
+    assert reply.text == "ok" and reply.attempts == 2 and reply.usage.total_tokens == 2
+    assert client.stats.retry_reasons == {"malformed response body": 1}
+
+    replies[:] = [body(json.dumps(usage))]
+    transport = httpx.MockTransport(handler)
+    once = Client("http://test/v1", model="m", max_retries=0, transport=transport)
+    with pytest.raises(ResponseDecodeError, match="is not a token count") as info:
+        once.chat(USER)
+    assert info.value.request_id == "req-9" and once.stats.errors == {"ResponseDecodeError": 1}
+
+
+@pytest.mark.parametrize("usage", ['{"prompt_tokens": "n/a"}', '{"prompt_tokens": 1e999}'])
+def test_a_stream_chunk_whose_usage_is_not_the_protocol_interrupts_the_stream(usage):
+    # before: 1e999 escaped the stream as a bare OverflowError, its slot never given back
+    events = [
+        '{"choices": [{"delta": {"content": "a"}, "finish_reason": null}]}',
+        '{"choices": [], "usage": ' + usage + "}",
+        "[DONE]",
+    ]
+    content = "".join(f"data: {event}\n\n" for event in events).encode()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=content, headers={"content-type": "text/event-stream"})
+
+    client = Client("http://test/v1", model="m", rpm=10, transport=httpx.MockTransport(handler))
+    stream = client.chat(USER, stream=True)
+    with pytest.raises(StreamInterruptedError, match="is not a token count") as info, stream:
+        list(stream)
+    assert info.value.partial_text == "a"
+    assert client.stats.errors == {"StreamInterruptedError": 1}
+    assert client.limiter.usage()[0] == 1  # released (held one window), not in flight
+    assert not client.limiter._in_flight
+
+
+def test_a_reply_whose_content_is_not_a_str_is_retried_and_never_cached(fake_time, tmp_path):
+    # before: text became the list and was cached; {"choices": [{}]} cached the text ""
+    replies = [
+        {"choices": [{"message": {"content": [{"type": "text", "text": "hi"}]}}]},
+        {"choices": [{}]},
+        {"choices": [{"message": {"content": "hi"}}]},
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=replies.pop(0))
+
+    client = Client(
+        "http://test/v1",
+        model="m",
+        cache_dir=tmp_path,
+        transport=httpx.MockTransport(handler),
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+    )
+    reply = client.chat(USER)
+    assert reply.text == "hi" and reply.attempts == 3
+    assert client.stats.retry_reasons == {"malformed response body": 2}
+    again = client.chat(USER)
+    assert again.cached and again.text == "hi"
+
+
+def test_a_stream_whose_only_event_is_done_ends_empty_and_is_cached(tmp_path):
+    # before: StreamInterruptedError "stream ended without [DONE]", right after the [DONE]
+    sent = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, content=b"data: [DONE]\n\n")
+
+    transport = httpx.MockTransport(handler)
+    client = Client("http://test/v1", model="m", rpm=10, cache_dir=tmp_path, transport=transport)
+    with client.chat(USER, stream=True) as stream:
+        assert list(stream) == [] and stream.text == ""
+    assert client.stats.errors == {} and not client.limiter._in_flight
+    with client.chat(USER, stream=True) as replay:
+        assert replay.cached and list(replay) == []
+    assert len(sent) == 1

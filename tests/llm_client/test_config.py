@@ -65,3 +65,25 @@ def test_the_edges_of_each_range_are_accepted(overrides):
 def test_with_overrides_validates_too():
     with pytest.raises(ConfigurationError, match="backoff_base"):
         ClientConfig().with_overrides(backoff_base=-1)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "valid"),
+    [
+        # before: accepted; the requests went to port 34463 (99999 mod 65536), key included
+        ("http://127.0.0.1:99999/v1", r"port 99999; a port is 1..65535"),
+        ("http://127.0.0.1:0/v1", r"port 0; a port is 1..65535"),
+        # before: accepted; the endpoint was appended inside the query or fragment
+        ("http://host/v1?api-version=1", "has a query or fragment"),
+        ("http://host/v1?", "has a query or fragment"),
+        ("http://host/v1#top", "has a query or fragment"),
+    ],
+)
+def test_a_base_url_with_an_impossible_port_a_query_or_a_fragment_is_refused(base_url, valid):
+    with pytest.raises(ConfigurationError, match=rf"^base_url .*{valid}"):
+        ClientConfig(base_url=base_url).resolved()
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:1/v1", "https://h:65535/v1", "http://h/"])
+def test_a_base_url_with_a_port_at_the_edges_or_none_is_accepted(base_url):
+    assert ClientConfig(base_url=base_url).resolved().base_url == base_url.rstrip("/")

@@ -109,6 +109,54 @@ def test_a_chunk_of_any_wrong_shape_is_a_decode_error(data):
         parse_chunk(data)
 
 
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {},  # before: the text "", cached
+        {"message": None},
+        {"message": "hi"},
+        {"message": {"content": [{"type": "text", "text": "hi"}]}},  # before: text was a list
+        {"message": {"content": 5}},
+    ],
+)
+def test_a_chat_choice_without_a_message_with_str_content_is_a_decode_error(choice):
+    with pytest.raises(ResponseDecodeError, match=r"choices\[0\]\.message") as info:
+        parse_chat({"choices": [choice]}, request_id="req-1")
+    assert info.value.request_id == "req-1"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "assistant", "content": ""},
+    ],
+)
+def test_a_reply_with_null_absent_or_empty_content_has_the_text_empty(message):
+    reply = parse_chat({"choices": [{"message": message, "finish_reason": "tool_calls"}]})
+    assert reply.text == "" and reply.raw["choices"][0]["message"] == message
+
+
+BAD_USAGE = [
+    {"prompt_tokens": "n/a"},
+    {"completion_tokens": {"cached": 1}},
+    {"total_tokens": 1e999},
+]
+
+
+@pytest.mark.parametrize("usage", BAD_USAGE)
+def test_a_usage_count_that_is_no_number_is_a_decode_error(usage):
+    # before: int() raised a bare ValueError / TypeError / OverflowError, even mid-stream
+    reply = {"choices": [{"message": {"content": "ok"}}], "usage": usage}
+    with pytest.raises(ResponseDecodeError, match="is not a token count"):
+        parse_chat(reply)
+    with pytest.raises(ResponseDecodeError, match="is not a token count"):
+        parse_chunk({"choices": [], "usage": usage})
+    with pytest.raises(ResponseDecodeError, match="is not a token count"):
+        parse_embeddings({"data": [{"index": 0, "embedding": [1.0]}], "usage": usage}, inputs=1)
+
+
 def test_a_body_that_is_not_an_object_keeps_its_request_id():
     with pytest.raises(ResponseDecodeError, match="got list") as info:
         decode_json(b"[1, 2]", {"x-request-id": "req-1"})

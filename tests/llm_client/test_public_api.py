@@ -35,6 +35,7 @@ def test_all_is_pinned():
         "RateLimitError",
         "RateLimiter",
         "RateLimiterTimeoutError",
+        "RedirectError",
         "ResponseCache",
         "ResponseDecodeError",
         "RetryAfterTooLongError",

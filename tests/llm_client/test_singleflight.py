@@ -21,7 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from llm_client import AsyncClient, BadRequestError, Client, DeadlineExceededError, ServerError
+from llm_client import (
+    APITimeoutError,
+    AsyncClient,
+    BadRequestError,
+    Client,
+    DeadlineExceededError,
+    RateLimiterTimeoutError,
+    ServerError,
+)
 from llm_client.fault_server import Fault
 from llm_client.faults import ArrivalInfo, ScriptedFaults
 
@@ -181,9 +189,21 @@ def test_a_waiter_keeps_its_own_deadline(fault_server, gate, tmp_path):
     assert client.stats.coalesced == 0 and client.stats.errors == {"DeadlineExceededError": 1}
 
 
-def test_a_leader_out_of_time_hands_over_to_a_waiter_with_time_left(fault_server, gate, tmp_path):
-    # before: the waiter got the leader's DeadlineExceededError although its own budget had no end
-    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path, total_timeout=0.5)
+@pytest.mark.parametrize(
+    ("max_retries", "leader_error"),
+    [(4, DeadlineExceededError), (0, APITimeoutError)],  # 0: the cut read timeout, raised as is
+)
+def test_a_leader_out_of_time_hands_over_to_a_waiter_with_time_left(
+    fault_server, gate, tmp_path, max_retries, leader_error
+):
+    # before: the waiter got the leader's error although its own budget had no end
+    client = Client(
+        fault_server.base_url,
+        model="m",
+        cache_dir=tmp_path,
+        total_timeout=0.5,
+        max_retries=max_retries,
+    )
     with ThreadPoolExecutor(2) as pool:
         leader = pool.submit(client.chat, USER)
         try:
@@ -192,7 +212,7 @@ def test_a_leader_out_of_time_hands_over_to_a_waiter_with_time_left(fault_server
             client._core.config = dataclasses.replace(client._core.config, total_timeout=None)
             waiter = pool.submit(client.chat, USER)
             wait_until(lambda: client._flights.waiters() == 1, "a caller waits for the leader")
-            with pytest.raises(DeadlineExceededError):
+            with pytest.raises(leader_error):
                 leader.result(timeout=10)
             wait_until(lambda: client.stats.attempts == 2, "the waiter sends it itself")
         finally:
@@ -224,6 +244,33 @@ def test_an_async_leader_out_of_time_hands_over_to_a_waiter(fault_server, gate, 
     reply, in_flight = asyncio.run(main())
     assert reply.text == "echo: hello" and not reply.coalesced and in_flight == 0
     assert fault_server.report().arrivals == 2
+
+
+def test_a_leader_that_got_no_limiter_slot_in_time_hands_over_to_a_waiter(
+    fault_server, gate, tmp_path
+):
+    # before: the leader's RateLimiterTimeoutError (its own deadline, spent waiting for a slot)
+    # was every waiter's, although a waiter with time left would have got the slot itself
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path, rpm=1, rate_window=0.05)
+    with ThreadPoolExecutor(3) as pool:
+        other = pool.submit(client.chat, [{"role": "user", "content": "other"}], cache=False)
+        try:
+            wait_until(lambda: client.stats.attempts == 1, "another call holds the one slot")
+            client._core.config = dataclasses.replace(client._core.config, total_timeout=0.5)
+            leader = pool.submit(client.chat, USER)  # waits for the slot until its deadline
+            wait_until(lambda: len(client._flights) == 1, "the leader waits for a slot")
+            client._core.config = dataclasses.replace(client._core.config, total_timeout=None)
+            waiter = pool.submit(client.chat, USER)
+            wait_until(lambda: client._flights.waiters() == 1, "a caller waits for the leader")
+            with pytest.raises(RateLimiterTimeoutError):
+                leader.result(timeout=10)
+        finally:
+            gate.open()
+        reply = waiter.result(timeout=10)
+        assert other.result(timeout=10).text == "echo: other"
+    assert reply.text == "echo: hello" and not reply.coalesced  # it led the second flight
+    assert fault_server.report().arrivals == 2 and len(client._flights) == 0
+    assert client.stats.coalesced == 0
 
 
 def test_a_leader_interrupted_by_ctrl_c_hands_over_to_a_waiter(fault_server, gate, tmp_path):
