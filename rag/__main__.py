@@ -18,7 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from rag.config import CHUNKERS, ENCODERS, FUSIONS, RagConfig
+from rag.config import CHUNKERS, ENCODERS, FUSIONS, RagConfig, check_threshold
 from rag.errors import ConfigError, RagError
 from rag.onnx_embedder import default_cache_dir
 
@@ -157,6 +157,7 @@ def cmd_ask(args) -> int:
 
     if not args.question.strip():
         raise ConfigError("question is empty")
+    check_threshold(args.threshold, "--threshold")  # before the index and the model are loaded
     _check_endpoint(args)
     retriever, threshold = _open(args)
     if args.threshold is not None:
@@ -242,11 +243,17 @@ def cmd_eval(args) -> int:
 def cmd_train_reranker(args) -> int:
     from evals.datasets import load_beir
     from rag.eval import fit_on_train
+    from rag.index import index_folder
 
+    # The reranker goes beside the index it was trained on: INDEX.old while a save is
+    # interrupted (the next save renames that folder back, reranker.json with it). Writing to
+    # INDEX itself would create a folder holding only reranker.json, which is no index and which
+    # `index` then refuses to save over.
+    folder = index_folder(args.index)
     retriever, _ = _open(args)
     train = load_beir(args.dataset, split="train")
     tuned = fit_on_train(retriever, train.queries, train.qrels, progress=True)
-    path = tuned.reranker.save(Path(args.index) / RERANKER_FILE)
+    path = tuned.reranker.save(folder / RERANKER_FILE)
     meta = tuned.reranker.meta
     print(
         f"trained LambdaRank on {meta['train_queries']} train queries ({meta['train_pairs']} "

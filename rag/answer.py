@@ -15,8 +15,11 @@ the corpus: :func:`calibrate_threshold` returns the score that a chosen share (d
 exceed, so at most ~5% of answerable questions are refused; off-topic questions score lower and are
 refused. The benchmark measures both rates.
 
-**Citations.** ``[n]`` markers in the answer are mapped back to the numbered sources. Numbers
-that name no source are reported as ``invalid_citations``, never silently dropped.
+**Citations.** ``[n]`` and ``[n, m, ...]`` markers in the answer are mapped back to the numbered
+sources; numbers in them that name no source are reported as ``invalid_citations``. Other
+bracket forms (ranges ``[1-3]``, ``[1; 2]``, ``[ 2 ]``, ``[1, 2, and 3]``, full-width ``【1】``)
+are not recognised: they count as no citation at all, neither valid nor invalid. Parsing them
+would change the answer benchmark's citation figures, so the limit is documented (README).
 
 The model sits behind the :class:`Generator` seam; :class:`LLMClientGenerator` uses this repo's
 ``llm_client`` against any OpenAI-compatible endpoint (the offline default is the local SmolLM2
@@ -33,6 +36,7 @@ from typing import Protocol
 
 import numpy as np
 
+from rag.config import check_threshold
 from rag.errors import ConfigError, GenerationError
 from rag.prompt import PromptBuilder, Source
 
@@ -91,7 +95,8 @@ _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 def parse_citations(text: str, n_sources: int) -> tuple[list[int], list[int]]:
     """Citation numbers in ``text`` (``[2]``, ``[1, 3]``): ``(valid, invalid)``, each in order of
-    first appearance without repeats."""
+    first appearance without repeats. Other bracket forms are ignored (module docstring):
+    ``parse_citations("[1-3] [ 2 ]", 3) == ([], [])``."""
     valid: list[int] = []
     invalid: list[int] = []
     for group in _CITATION.findall(text):
@@ -153,6 +158,7 @@ class RagPipeline:
             raise ConfigError(f"top_chunks must be a positive integer, got {top_chunks!r}")
         if isinstance(threshold, _FromConfig):
             threshold = cfg.abstain_threshold
+        check_threshold(threshold, "threshold")  # NaN would never abstain
         self.threshold, self.mode, self.top_chunks, self.clock = threshold, mode, top_chunks, clock
 
     def confidence(self, question: str) -> float:

@@ -155,7 +155,9 @@ def split_sentences(text: str) -> list[Span]:
 
     A boundary is sentence punctuation followed by whitespace and an upper-case letter, digit or
     opening bracket, unless the word before the period is a known abbreviation (``et al.``,
-    ``e.g.``, ``Fig.``) or a single letter (an initial). Blank lines always end a sentence.
+    ``e.g.``, ``Fig.``) or a single letter (an initial). A blank line ends a sentence too, except
+    right after sentence punctuation, where the rules above decide: "End of para." followed by a
+    blank line and a lower-case word stays one sentence, as does "etc." followed by one.
     Rules miss some cases (e.g. ``U.S. Army``), but they are fast, deterministic and need no
     model download; chunk quality is measured by the ablation rather than assumed.
     """

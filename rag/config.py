@@ -7,6 +7,8 @@ each comment says which. ``RagConfig.replace(**changes)`` returns a validated co
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 
 from rag.errors import ConfigError
@@ -28,7 +30,7 @@ class RagConfig:
     # p50 vs one thread. Bulk requests go to PyTorch anyway.
     encoder_threads: int = 0
     dense_index: str = "flat"  # "flat" = exact inner product; "hnsw" = approximate graph index
-    hnsw_m: int = 32  # HNSW graph degree (faiss default 32)
+    hnsw_m: int = 32  # HNSW graph degree (faiss default 32; FAISS crashes below 2)
     hnsw_ef_search: int = 128  # HNSW search beam; recall vs exact is measured in the benchmark
 
     # --- chunking ------------------------------------------------------------------------------
@@ -90,12 +92,32 @@ class RagConfig:
             )
         if self.source_tokens < 0:
             raise ConfigError(f"source_tokens must be >= 0, got {self.source_tokens}")
-        for name in ("batch_size", "candidates", "rerank_depth", "top_chunks", "rrf_k"):
+        positive = ("batch_size", "candidates", "rerank_depth", "top_chunks", "rrf_k")
+        positive += ("context_tokens", "answer_tokens", "sentence_chunk_tokens", "hnsw_ef_search")
+        for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.hnsw_m < 2:  # a graph with one neighbour per node: FAISS segfaults building it
+            raise ConfigError(f"hnsw_m must be >= 2, got {self.hnsw_m}")
         if self.answer_tokens >= self.context_tokens:
             raise ConfigError("answer_tokens must be smaller than context_tokens")
+        check_threshold(self.abstain_threshold)
 
     def replace(self, **changes: object) -> RagConfig:
         """Return a validated copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
+
+
+def check_threshold(value: object, name: str = "abstain_threshold") -> None:
+    """An abstention threshold is ``None`` (never abstain) or a finite number.
+
+    NaN has to be refused explicitly: ``score < nan`` is False for every score, so a NaN
+    threshold would never abstain, silently.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(
+            f"{name} must be a finite number (a dense cosine, so in [-1, 1] to mean anything) "
+            f"or None, got {value!r}"
+        )

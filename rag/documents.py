@@ -50,6 +50,9 @@ class Document:
             raise DocumentError(
                 f"metadata must be JSON-serialisable: {exc}", doc_id=self.doc_id
             ) from None
+        problem = _json_changes("metadata", self.metadata)
+        if problem:
+            raise DocumentError(problem, doc_id=self.doc_id)
 
     @property
     def content(self) -> str:
@@ -76,6 +79,34 @@ class Document:
             version=int(row.get("version", 1)),
             metadata=row.get("metadata", {}),
         )
+
+
+def _json_changes(where: str, value: object) -> str | None:
+    """What a save and load would change in ``value`` (None: nothing), for the error message.
+
+    ``json.dumps`` accepts two things it does not give back: non-string keys (``{1: "x"}``
+    loads as ``{"1": "x"}``) and tuples (they load as lists). Metadata would then differ after
+    a reload, silently, so both are refused when the document is made.
+    """
+    if isinstance(value, tuple):
+        return f"{where} is a tuple, which JSON saves as a list; pass a list"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                saved = next(iter(json.loads(json.dumps({key: None}))))
+                return (
+                    f"{where} has the key {key!r} ({type(key).__name__}), which JSON saves as "
+                    f"the string {saved!r}; metadata keys must be strings"
+                )
+            problem = _json_changes(f"{where}[{key!r}]", item)
+            if problem:
+                return problem
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problem = _json_changes(f"{where}[{i}]", item)
+            if problem:
+                return problem
+    return None
 
 
 def documents_from_beir(corpus: Mapping[str, Mapping[str, str]]) -> list[Document]:

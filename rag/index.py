@@ -371,7 +371,14 @@ class HybridIndex:
                 f"{path}: chunks.jsonl names documents that documents.jsonl lacks: {orphans[:5]}",
                 path=path,
             )
-        index = cls(embedder, chunker, config, dim=manifest["dim"] or vecs.shape[1])
+        # dim is None for an index saved before any document was added: like a new index, it
+        # takes its dimension from the first vectors added (vectors.npy is then (0, 0))
+        dim = manifest["dim"]
+        if dim is None and rows:
+            raise IndexCorruptError(
+                f"{path}: manifest has no vector dimension (dim) but {len(rows)} chunks", path=path
+            )
+        index = cls(embedder, chunker, config, dim=dim)
         index.documents = {d.doc_id: d for d in docs}
         for r in rows:
             doc = index.documents[r["doc_id"]]
@@ -382,7 +389,8 @@ class HybridIndex:
         index._chunk_to_doc = None
         ids = [r["chunk_id"] for r in rows]
         index.bm25.add(ids, [index.chunks[i].text for i in ids])
-        index.dense.add(ids, vecs)
+        if index.dense is not None:
+            index.dense.add(ids, vecs)
         return index
 
 

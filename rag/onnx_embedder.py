@@ -39,6 +39,7 @@ from rag.dense import (
     SentenceTransformerEmbedder,
     embedding_dimension,
     encode_normalised,
+    model_fingerprint,
     resolve_model,
 )
 
@@ -53,21 +54,6 @@ PROBE = ["A short query.", "Vitamin D deficiency is associated with a higher ris
 def default_cache_dir() -> Path:
     """``$AIS_CACHE_DIR/rag`` (default ``~/.cache/ais/rag``), the CLI's cache: exports go there."""
     return Path(os.environ.get("AIS_CACHE_DIR", Path.home() / ".cache" / "ais")) / "rag"
-
-
-def _model_fingerprint(path: str) -> str:
-    """sha256 over the model folder's file names and contents (or the bare name if not a folder)."""
-    h = hashlib.sha256()
-    root = Path(path)
-    if root.is_dir():
-        for f in sorted(p for p in root.rglob("*") if p.is_file() and "onnx" not in p.parts):
-            h.update(str(f.relative_to(root)).encode())
-            with f.open("rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                    h.update(block)
-    else:
-        h.update(path.encode())
-    return h.hexdigest()
 
 
 class OnnxEmbedder:
@@ -125,7 +111,7 @@ class OnnxEmbedder:
         import torch
 
         key = json.dumps(
-            [_model_fingerprint(self.path), torch.__version__, EXPORT_VERSION, self.max_tokens]
+            [model_fingerprint(self.path), torch.__version__, EXPORT_VERSION, self.max_tokens]
         )
         slug = "".join(c if c.isalnum() else "-" for c in self.model_id.split("/")[-1])[:40]
         target = cache_dir / "onnx" / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"

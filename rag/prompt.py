@@ -9,9 +9,14 @@ a word boundary (between characters if it has no space to cut at: Chinese, a URL
 ``min_chunk_tokens`` remain, and every chunk after it is left out; :class:`PackedPrompt` reports
 what was included, truncated and left out, so nothing is dropped silently. A source costs its
 printed form, header included (:func:`source_header`), so the sum of the costs is what the
-prompt holds. Token counts come from ``count_tokens``; the default :func:`estimate_tokens` assumes
-3 bytes per token, which over-counts English for BPE and WordPiece vocabularies (about 4 bytes
-per token), so the prompt never overflows the window even without the model's tokenizer.
+prompt holds. Token counts come from ``count_tokens``, so the prompt fits the window *as that
+function counts it*. The default :func:`estimate_tokens` assumes 3 UTF-8 bytes per token, which
+over-counts mostly-Latin text (English runs about 4 bytes per token in BPE and WordPiece
+vocabularies): for such text the prompt fits without the model's tokenizer. It under-counts other
+scripts: SmolLM2's tokenizer makes 320 tokens of Chinese estimated at 144, 660 of Thai estimated
+at 360, and a Chinese prompt estimated at 1,873 tokens was really 3,875. For such text pass the
+model's own tokenizer: ``PromptBuilder(count_tokens=lambda text: len(tokenizer.encode(text)))``,
+given to :class:`~rag.answer.RagPipeline` as ``builder=`` (the CLI's ``ask`` uses the estimate).
 
 Focus. A retrieved abstract runs to 300-400 tokens, most of them background the question does
 not need, and a small model reads every prompt token before it writes one (SmolLM2-135M on two
@@ -47,7 +52,11 @@ MESSAGE_OVERHEAD = 16  # chat-template tokens around each message (role markers,
 
 
 def estimate_tokens(text: str) -> int:
-    """Conservative token count: one token per 3 UTF-8 bytes, rounded up."""
+    """Estimated token count: one token per 3 UTF-8 bytes, rounded up.
+
+    An upper bound for mostly-Latin text, not for Chinese, Thai and other scripts (module
+    docstring): pass the model's tokenizer as ``count_tokens`` for those.
+    """
     return math.ceil(len(text.encode("utf-8")) / 3)
 
 
@@ -174,6 +183,10 @@ class PromptBuilder:
     ) -> None:
         if placement not in ("edges", "rank"):
             raise ConfigError(f"placement must be 'edges' or 'rank', got {placement!r}")
+        for name, value in (("context_tokens", context_tokens), ("answer_tokens", answer_tokens)):
+            # a negative answer reserve would give the sources more than the whole window
+            if value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value!r}")
         if answer_tokens >= context_tokens:
             raise ConfigError("answer_tokens must be smaller than context_tokens")
         if source_tokens is not None and source_tokens < min_chunk_tokens:

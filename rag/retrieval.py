@@ -53,12 +53,20 @@ class HybridRetriever:
         self.config = config or index.config
         self.reranker = reranker
         self._qvecs: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._qvecs_of = index.embedder  # the model that made them (see embed)
         self._cache_size = query_cache_size
         self._title_terms: dict = {}  # doc id -> title term ids, for the reranker's features
         self._title_terms_of: tuple[object, int] | None = None  # (index, its generation)
 
     # ---- query embeddings (memoised: eval and training ask the same query many times) -----------
     def embed(self, queries: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        # Cached vectors are one model's. Another index put in (``retriever.index = other``) or
+        # another embedder put into the index makes them stale, as an upsert makes the title
+        # terms stale (_titles). Keyed on the embedder object, not the index: two indexes that
+        # share one embedder share its query vectors.
+        if self._qvecs_of is not self.index.embedder:
+            self._qvecs.clear()
+            self._qvecs_of = self.index.embedder
         known = {q: self._qvecs[q] for q in queries if q in self._qvecs}
         missing = [q for q in dict.fromkeys(queries) if q not in known]
         if missing:

@@ -32,6 +32,12 @@ def test_parse_citations():
     assert parse_citations("no citations", 3) == ([], [])
 
 
+@pytest.mark.parametrize("form", ["[1-3]", "[1–2]", "[1; 2]", "[ 2 ]", "[1, 2, and 3]", "【1】"])
+def test_other_citation_forms_are_ignored_as_documented(form):
+    # a documented limit (README): recognising these would move the answer benchmark's figures
+    assert parse_citations(f"See {form}.", 3) == ([], [])
+
+
 def test_answer_cites_sources_and_sends_max_tokens(retriever):
     gen = RecordingGenerator("Vitamin D deficiency is linked to cancer [1]. See also [7].")
     ans = RagPipeline(retriever, gen, threshold=None).ask("vitamin D cancer")
@@ -132,3 +138,10 @@ def test_the_default_config_keeps_the_pipelines_old_defaults(retriever):
 def test_top_chunks_must_be_a_positive_integer(retriever, top_chunks):
     with pytest.raises(ConfigError, match="top_chunks must be a positive integer"):
         RagPipeline(retriever, RecordingGenerator("x"), top_chunks=top_chunks)
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), "0.5"])
+def test_the_threshold_must_be_a_finite_number(retriever, threshold):
+    # a NaN threshold never abstained: every `score < nan` is False
+    with pytest.raises(ConfigError, match="threshold must be a finite number"):
+        RagPipeline(retriever, RecordingGenerator("x"), threshold=threshold)

@@ -75,6 +75,17 @@ def test_sentence_splitter_keeps_abbreviations_and_initials():
     ]
 
 
+def test_a_blank_line_after_punctuation_follows_the_sentence_rules():
+    # the docstring said blank lines always end a sentence; after a period they do only where
+    # the next word would start one anyway (the splitter is kept: it shapes the chunks)
+    def sentences(text):
+        return [text[s:e].strip() for s, e in split_sentences(text)]
+
+    assert sentences("Heading\n\nlowercase text") == ["Heading", "lowercase text"]
+    assert sentences("End.\n\nUpper start") == ["End.", "Upper start"]
+    assert sentences("End.\n\nlowercase start") == ["End.\n\nlowercase start"]
+
+
 def test_sentence_chunker_never_cuts_inside_a_sentence_when_it_fits():
     chunks = SentenceChunker(WS, 12).chunk(DOC)
     for c in chunks[:2]:

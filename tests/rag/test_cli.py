@@ -76,6 +76,13 @@ def test_search_refuses_a_k_below_one_in_every_mode(built, capsys, mode, k):
     assert "k must be a positive integer" in capsys.readouterr().err
 
 
+def test_ask_refuses_a_nan_threshold(built, capsys):
+    # `ask --threshold nan` never abstained: every `confidence < nan` is False
+    args = ["ask", "Who won the 1998 World Cup?", "--index", str(built), "--threshold", "nan"]
+    assert main([*args, "--base-url", "http://127.0.0.1:9/v1", "--llm-model", "any"]) == 2
+    assert "--threshold must be a finite number" in capsys.readouterr().err
+
+
 def test_ask_names_what_is_missing_before_loading_anything(built, capsys, monkeypatch):
     for name in ("AIS_LLM_BASE_URL", "OPENAI_BASE_URL", "AIS_LLM_MODEL"):
         monkeypatch.delenv(name, raising=False)
@@ -179,3 +186,51 @@ def test_reindexing_keeps_the_reranker_only_for_the_same_model_and_chunker(built
     assert main([*args, "--chunker", "sentences"]) == 0
     assert "dropped reranker.json" in capsys.readouterr().out
     assert not (copy / "reranker.json").exists()
+
+
+def tiny_beir(root):
+    """A BEIR folder whose train qrels point into its own corpus: four topics, three documents
+    each, the first of each relevant to that topic's query."""
+    import json
+
+    topics = ["vitamin D cancer", "insulin diabetes", "statins heart", "exercise sleep"]
+    root.mkdir()
+    (root / "qrels").mkdir()
+    with open(root / "corpus.jsonl", "w") as f:
+        for t, topic in enumerate(topics):
+            for i in range(3):
+                text = f"This study of {topic} found effects in cohort {i}. " * (i + 1)
+                f.write(json.dumps({"_id": f"d{t}_{i}", "title": f"{topic} {i}", "text": text}))
+                f.write("\n")
+    with open(root / "queries.jsonl", "w") as f:
+        for t, topic in enumerate(topics):
+            f.write(json.dumps({"_id": f"q{t}", "text": f"does {topic} matter"}) + "\n")
+    for split in ("train", "test"):
+        rows = "".join(f"q{t}\td{t}_0\t1\n" for t in range(len(topics)))
+        (root / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return root
+
+
+def test_train_reranker_during_an_interrupted_save_writes_beside_the_index_it_read(
+    built, tmp_path, capsys
+):
+    # train-reranker read INDEX.old (a save killed between its renames) but wrote
+    # INDEX/reranker.json: a folder with no index in it, which `search` could not open and
+    # `index` refused to save over
+    import shutil
+
+    beir, index, cache = tiny_beir(tmp_path / "beir"), tmp_path / "idx", built.parent / "c"
+    assert main(["index", str(beir), "--index", str(index), "--cache-dir", str(cache)]) == 0
+    shutil.copytree(index, tmp_path / "idx.tmp")  # what the crash left: old and new, aside
+    index.rename(tmp_path / "idx.old")
+    args = ["--index", str(index), "--cache-dir", str(cache)]
+    assert main(["train-reranker", "--dataset", str(beir), *args]) == 0
+    assert not index.exists()
+    assert (tmp_path / "idx.old" / "reranker.json").exists()
+    capsys.readouterr()
+    assert main(["search", "insulin diabetes", *args]) == 0
+    assert capsys.readouterr().out.startswith("rerank results")
+    assert main(["index", str(beir), *args]) == 0  # the next save puts idx.old back, reranker too
+    assert "kept reranker.json" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beir", "idx"]
+    assert (index / "reranker.json").exists()

@@ -77,6 +77,37 @@ def test_embedding_cache_hits_and_recovers_from_corruption(tmp_path, embedder):
     np.testing.assert_array_equal(first, third)
 
 
+def test_new_weights_in_the_same_model_folder_miss_the_embedding_cache(
+    tmp_path, docs, make_embedder
+):
+    # the cache was keyed by the model's name: after new weights were saved into the model's
+    # folder, re-indexing served the old weights' vectors, and queries embedded by the new
+    # weights were compared with them
+    from rag.chunking import DocumentChunker
+    from rag.index import HybridIndex
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"\x01")
+
+    class FolderModel(make_embedder):
+        """Hashed bags of words rotated by the folder's weights: other weights, other vectors."""
+
+        def encode(self, texts, *, progress=False):
+            shift = (folder / "weights.bin").read_bytes()[0]
+            return np.roll(super().encode(texts), shift, axis=1)
+
+    model, cache = FolderModel(model_id=str(folder)), EmbeddingCache(tmp_path / "cache")
+    HybridIndex(model, DocumentChunker()).upsert(docs, cache=cache)
+    HybridIndex(model, DocumentChunker()).upsert(docs, cache=cache)
+    assert model.calls == 1  # same weights: a hit
+    (folder / "weights.bin").write_bytes(b"\x07")  # retrained: same folder, same size
+    index = HybridIndex(model, DocumentChunker())
+    index.upsert(docs, cache=cache)
+    assert model.calls == 2  # a miss: embedded by the new weights
+    np.testing.assert_array_equal(index.dense.vectors, model.encode([d.content for d in docs]))
+
+
 @pytest.mark.slow
 def test_minilm_embeddings_are_normalised_and_semantic(minilm):
     v = minilm.encode(["A cat sits on the mat.", "A kitten rests on a rug.", "Stock prices fell."])

@@ -106,6 +106,61 @@ def test_save_and_load_round_trip(tmp_path, docs, embedder):
     assert "new" in again.documents and not (tmp_path / "idx.tmp").exists()
 
 
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({1: "x"}, "the key 1 \\(int\\), which JSON saves as the string '1'"),
+        ({"t": (1, 2)}, r"metadata\['t'\] is a tuple"),
+        ({"a": [{"b": (1,)}]}, r"metadata\['a'\]\[0\]\['b'\] is a tuple"),
+    ],
+)
+def test_metadata_that_json_would_change_is_refused(metadata, message):
+    # {1: "x", "t": (1, 2)} passed the JSON check and loaded back as {"1": "x", "t": [1, 2]}
+    with pytest.raises(DocumentError, match=message):
+        Document("meta", "text", metadata=metadata)
+
+
+def test_metadata_round_trips_through_save_and_load(tmp_path, embedder):
+    metadata = {"source": "wiki", "tags": ["a", "b"], "n": 3, "nested": {"ok": [1.5, None]}}
+    index = HybridIndex(embedder, SentenceChunker(WhitespaceSpans(), 8), CONFIG)
+    index.upsert([Document("a", "cats purr", metadata=metadata)])
+    index.save(tmp_path / "idx")
+    loaded = HybridIndex.load(tmp_path / "idx", embedder, tokens=WhitespaceSpans())
+    assert dict(loaded.documents["a"].metadata) == metadata
+
+
+def test_an_index_saved_empty_takes_documents_after_loading(tmp_path, docs, embedder):
+    # it reloaded with dim 0 and refused every document: "expected vectors of shape (1, 0)"
+    HybridIndex(embedder, SentenceChunker(WhitespaceSpans(), 8), CONFIG).save(tmp_path / "idx")
+    loaded = HybridIndex.load(tmp_path / "idx", embedder, tokens=WhitespaceSpans())
+    assert loaded.dense is None  # no dimension until the first document, as for a new index
+    loaded.upsert(docs)
+    assert HybridRetriever(loaded).dense("dog walks", 1)[0].doc_id == "dogs"
+
+
+def test_query_vectors_follow_the_index_a_retriever_is_pointed_at(docs, embedder, make_embedder):
+    # the query-vector cache was keyed by the text only: after `retriever.index = other`, queries
+    # were searched with vectors of the first index's model
+    from rag.chunking import DocumentChunker
+
+    class Rotated(make_embedder):  # another model with the same dimension
+        def encode(self, texts, *, progress=False):
+            return np.roll(super().encode(texts), 7, axis=1)
+
+    first = HybridIndex(embedder, DocumentChunker())
+    first.upsert(docs)
+    other = HybridIndex(Rotated(model_id="rotated-64"), DocumentChunker())
+    other.upsert(docs)
+    retriever = HybridRetriever(first)
+    retriever.dense("cats purr", 2)
+    retriever.index = other
+    fresh = HybridRetriever(other).dense("cats purr", 5)
+    assert retriever.dense("cats purr", 5) == fresh
+    np.testing.assert_array_equal(
+        retriever.embed(["cats purr"]), other.embedder.encode(["cats purr"])
+    )
+
+
 @pytest.fixture
 def saved(tmp_path, docs, embedder):
     build(docs, embedder).save(tmp_path / "idx")

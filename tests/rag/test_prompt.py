@@ -234,3 +234,34 @@ def test_focus_stays_within_its_budget(budget):
         text = f"Alpha beta. Vitamin {'x' * n}. Gamma delta."
         out = focus(text, "vitamin", budget, estimate_tokens)
         assert estimate_tokens(out) <= budget, out
+
+
+@pytest.mark.parametrize(
+    ("window", "answer", "message"),
+    [
+        (2048, -500, "answer_tokens must be >= 1"),
+        (2048, 0, "answer_tokens must be >= 1"),
+        (-100, -500, "context_tokens must be >= 1"),
+    ],
+)
+def test_token_counts_must_be_positive(window, answer, message):
+    # PromptBuilder(2048, -500) gave the sources 2,500 tokens of a 2,048 window and sent
+    # max_tokens=-500
+    with pytest.raises(ConfigError, match=message):
+        PromptBuilder(window, answer)
+
+
+def test_a_real_token_counter_keeps_chinese_inside_the_window_and_the_estimate_does_not():
+    # The 3-bytes-per-token estimate is a bound for mostly-Latin text only: SmolLM2's tokenizer
+    # makes ~2 tokens of a Chinese character (3 bytes). A real counter is the remedy.
+    def tokenizer(text: str) -> int:  # a stand-in with SmolLM2's rate on Chinese
+        return sum(2 if ord(c) > 127 else 1 for c in text)
+
+    zh = [("d", "d@1#0", "维生素D", "维生素D缺乏与癌症风险增加有关。" * 200)]
+
+    def printed(builder):
+        packed = builder.build("维生素D会降低癌症风险吗？", zh)
+        return sum(tokenizer(m["content"]) for m in packed.messages) + 2 * MESSAGE_OVERHEAD
+
+    assert printed(PromptBuilder(2048, 160, count_tokens=tokenizer)) + 160 <= 2048
+    assert printed(PromptBuilder(2048, 160)) + 160 > 2048  # README, limitations
