@@ -126,10 +126,18 @@ def _queue(args: argparse.Namespace) -> None:
             if claim:
                 _print(asdict(claim))
             elif pending := queue.pending():
-                message = (
-                    f"nothing {args.reviewer!r} may claim: {pending} pending item(s) are leased "
-                    "to other reviewers or are appeals of this reviewer's own decisions"
-                )
+                # the reviewer's own live leases are pending too: say so, not "other reviewers"
+                who, held = repr(args.reviewer), queue.leased_to(args.reviewer)
+                rest = "leased to other reviewers or are appeals of this reviewer's own decisions"
+                if held:
+                    message = (
+                        f"nothing more {who} may claim: {who} holds live leases on {held} of "
+                        f"the {pending} pending item(s) (decide them, or let the leases expire)"
+                    )
+                    if pending > held:
+                        message += f"; the other {pending - held} are {rest}"
+                else:
+                    message = f"nothing {who} may claim: {pending} pending item(s) are {rest}"
                 _print({"item_id": None, "pending": pending, "message": message})
             else:
                 _print({"item_id": None, "pending": 0, "message": "queue is empty"})

@@ -6,6 +6,7 @@ traffic to human review) and the settings measured best on the validation split 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from moderation.errors import ConfigError
@@ -72,6 +73,9 @@ class ModerationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # Range checks are written `not (x > 0)`, not `x <= 0`: every comparison with NaN is
+        # false, so the second form would accept NaN (max_chars=nan would switch off the length
+        # limit, C=nan would fail deep inside scikit-learn).
         if self.features not in _FEATURES:
             raise ConfigError(f"features must be one of {_FEATURES}, got {self.features!r}")
         if self.calibration not in _CALIBRATIONS:
@@ -84,16 +88,26 @@ class ModerationConfig:
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ConfigError(f"{name} must be in (0, 1], got {value}")
-        if self.C <= 0 or self.child_C <= 0:
+        if not (self.C > 0 and self.child_C > 0):
             raise ConfigError(f"C and child_C must be > 0, got {self.C}, {self.child_C}")
+        if not (isinstance(self.min_auto_support, int) and self.min_auto_support >= 0):
+            raise ConfigError(
+                f"min_auto_support must be a whole number >= 0, got {self.min_auto_support!r}"
+            )
+        if not (math.isfinite(self.auto_confidence_z) and self.auto_confidence_z >= 0):
+            raise ConfigError(
+                "auto_confidence_z must be a finite number >= 0 (0: the plain precision), "
+                f"got {self.auto_confidence_z}"
+            )
         for label, prior in (self.deployment_prior or {}).items():
             if not 0.0 < prior < 1.0:
                 raise ConfigError(
                     f"deployment_prior[{label!r}] must be strictly between 0 and 1, got {prior}"
                 )
-        if self.max_chars < 1:
-            raise ConfigError(f"max_chars must be >= 1, got {self.max_chars}")
-        if self.lease_seconds <= 0:
+        whole = isinstance(self.max_chars, int) and not isinstance(self.max_chars, bool)
+        if not (whole and self.max_chars >= 1):
+            raise ConfigError(f"max_chars must be a whole number >= 1, got {self.max_chars!r}")
+        if not (self.lease_seconds > 0):
             raise ConfigError(f"lease_seconds must be > 0, got {self.lease_seconds}")
 
     def to_dict(self) -> dict:

@@ -67,7 +67,9 @@ class Verdict:
     latency_ms: float = 0.0
 
 
-def validate_text(raw: str | bytes, max_chars: int | None) -> str:
+def validate_text(
+    raw: str | bytes, max_chars: int | None, *, limit_name: str = "ModerationConfig.max_chars"
+) -> str:
     """Return usable text or raise a specific :class:`InvalidTextError`.
 
     Bytes must be UTF-8 (not guessed: a wrong guess would silently score mojibake). Text with NUL
@@ -75,6 +77,7 @@ def validate_text(raw: str | bytes, max_chars: int | None) -> str:
     than ``max_chars`` is refused rather than truncated: an abuser could hide content past the cut.
     ``max_chars=None`` skips only the length check, for a caller that measures the text after
     transforming it (the review queue folds a name, then holds the folded name to its limit).
+    ``limit_name`` is the setting ``max_chars`` came from, which the error names.
     """
     if isinstance(raw, bytes | bytearray | memoryview):
         raw = bytes(raw)
@@ -90,10 +93,9 @@ def validate_text(raw: str | bytes, max_chars: int | None) -> str:
         raise InvalidTextError(f"expected str or UTF-8 bytes, got {type(raw).__name__}")
     if "\x00" in raw:
         raise BinaryContentError("input contains NUL bytes: binary data, not text")
-    if max_chars is not None and len(raw) > max_chars:
+    if max_chars is not None and not len(raw) <= max_chars:  # a nan limit refuses, not allows
         raise TextTooLongError(
-            f"input has {len(raw)} characters; the limit is {max_chars} "
-            "(ModerationConfig.max_chars)",
+            f"input has {len(raw)} characters; the limit is {max_chars} ({limit_name})",
             length=len(raw),
             limit=max_chars,
         )
@@ -233,8 +235,15 @@ class Moderator:
     def _guard(
         self, canonical: list[str], probs: dict[str, np.ndarray], prepared: bool
     ) -> dict[str, np.ndarray]:
-        """Guarded labels keep ``min(p(text), p(text without identity terms))``."""
-        masked = {i: m for i, t in enumerate(canonical) if (m := mask_identity_terms(t))}
+        """Guarded labels keep ``min(p(text), p(text without identity terms))``.
+
+        A post that is nothing but identity terms ("gay") masks to ``""``, which is scored like
+        any other masked text (``is not None``, not truthiness): a group's name alone is no
+        evidence of an attack on it.
+        """
+        masked = {
+            i: m for i, t in enumerate(canonical) if (m := mask_identity_terms(t)) is not None
+        }
         labels = [k for k in GUARDED_LABELS if k in probs]
         if not masked or not labels:
             return probs

@@ -45,9 +45,11 @@ the names as they were written, and an appeal folds the decider's name it copies
 file written by a newer schema version is refused rather than guessed at.
 
 **Bad input is refused before anything is written**: a label outside the severity table, a score
-that is not a probability in [0, 1], a negative or out-of-range reach, empty, binary, wrongly
-encoded or over-long text (the checks of :func:`moderation.pipeline.validate_text`), text or an
-id with nothing visible in it (:func:`moderation.pipeline.is_blank`).
+that is not a probability in [0, 1] (a bool or a string is not one), a negative or out-of-range
+reach, empty, binary, wrongly encoded or over-long text (the checks of
+:func:`moderation.pipeline.validate_text`), text or an id with nothing visible in it
+(:func:`moderation.pipeline.is_blank`), a severity that is not a finite number >= 0, and an
+appeal of an item whose label this queue's severity table does not hold.
 A file that is not a SQLite database is refused with :class:`QueueError` and left untouched.
 
 **Audit trail.** Every state change appends a row to ``audit_log`` (event, actor, time, details).
@@ -102,6 +104,9 @@ __all__ = [
 OUTCOMES = ("violation", "no_violation")
 MAX_REACH = 2**63 - 1  # BIGINT, in SQLite and Postgres alike
 MAX_ID_CHARS = 200
+# An id is refused unread past this many characters as typed: folding reads all of it (a
+# 16,000-character name took 11 s to refuse), and NFKC rarely lengthens a name's characters.
+MAX_RAW_ID_CHARS = 4 * MAX_ID_CHARS
 _DEFAULTS = ModerationConfig()  # severity, lease and text limit when the caller gives none
 
 # PRAGMA user_version (see "Who is who"): 0 = ids as spelled; 1 = ids in the routing fields
@@ -181,23 +186,40 @@ def _fold(name: str | None) -> str | None:
 def _account(value: object, what: str) -> str:
     """A reviewer or user id, folded (:func:`_fold`) and held to :func:`_free_text`'s rules:
     binary or badly encoded as typed (folding drops control characters, NUL among them), within
-    ``MAX_ID_CHARS`` once folded (so the stored id is: ``"ß"`` folds to ``"ss"``)."""
+    ``MAX_ID_CHARS`` once folded (so the stored id is: ``"ß"`` folds to ``"ss"``). An id longer
+    than ``MAX_RAW_ID_CHARS`` as typed is refused before it is read any further."""
     if not isinstance(value, str):
         raise QueueError(f"{what} must be a non-empty name, got {value!r}")
+    if len(value) > MAX_RAW_ID_CHARS:
+        raise QueueError(
+            f"{what} has {len(value)} characters; the limit is {MAX_RAW_ID_CHARS} as typed "
+            f"and {MAX_ID_CHARS} once folded (queue.MAX_ID_CHARS)"
+        )
     _free_text(value, what, limit=None)  # as typed: binary or badly encoded; length once folded
     folded = _fold(value)
     if not folded or is_blank(value):  # nothing visible: an empty name, however it is spelt
         raise QueueError(f"{what} must be a non-empty name, got {value!r}")
-    return _free_text(folded, what, MAX_ID_CHARS)
+    return _free_text(folded, what, MAX_ID_CHARS, limit_name=_ID_LIMIT)
 
 
-def _free_text(value: object, what: str, limit: int | None, *, required: bool = False) -> str:
+_ID_LIMIT = "queue.MAX_ID_CHARS"  # the setting an over-long id's error names
+_TEXT_LIMIT = "ReviewQueue max_chars"  # ... and an over-long text, note or reason's
+
+
+def _free_text(
+    value: object,
+    what: str,
+    limit: int | None,
+    *,
+    limit_name: str = _TEXT_LIMIT,
+    required: bool = False,
+) -> str:
     """Text a reviewer reads (an item, id, note or reason): the classifier's input rules apply,
-    with at most ``limit`` characters (None: no length check)."""
+    with at most ``limit`` characters (None: no length check), the setting ``limit_name``."""
     if not isinstance(value, str):
         raise QueueError(f"{what} must be a string, got {type(value).__name__}")
     try:
-        value = validate_text(value, limit)
+        value = validate_text(value, limit, limit_name=limit_name)
     except InvalidTextError as exc:
         raise QueueError(f"{what}: {exc}") from None
     if required and is_blank(value):
@@ -206,6 +228,10 @@ def _free_text(value: object, what: str, limit: int | None, *, required: bool = 
 
 
 def _probability(score: object) -> float:
+    # a bool or a string would convert (True -> 1.0, "0.5" -> 0.5): a caller that passes one has
+    # passed the wrong thing, which is better said than stored as a probability
+    if isinstance(score, bool | str | bytes | bytearray):
+        raise QueueError(f"score must be a probability in [0, 1], got {score!r}")
     try:
         value = float(score)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -213,6 +239,19 @@ def _probability(score: object) -> float:
     if not 0.0 <= value <= 1.0:  # also refuses nan, for which every comparison is false
         raise QueueError(f"score must be a probability in [0, 1], got {score!r}")
     return value
+
+
+def _severity(severity: dict[str, float]) -> dict[str, float]:
+    """A copy of a severity table, every value a finite number >= 0 (NaN would reach SQLite's
+    NOT NULL priority column as NULL; a negative severity would rank an item below every other).
+    """
+    if not isinstance(severity, dict):
+        raise QueueError(f"severity must be a dict of label -> number, got {severity!r}")
+    for label, value in severity.items():
+        number = not isinstance(value, bool) and isinstance(value, int | float)
+        if not (number and math.isfinite(value) and value >= 0):
+            raise QueueError(f"severity[{label!r}] must be a finite number >= 0, got {value!r}")
+    return dict(severity)
 
 
 def _reach(reach: object) -> int:
@@ -264,13 +303,16 @@ class ReviewQueue:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
-        if not lease_seconds > 0:
+        if not lease_seconds > 0:  # also refuses nan, for which every comparison is false
             raise QueueError(f"lease_seconds must be > 0, got {lease_seconds!r}")
+        whole = isinstance(max_chars, int) and not isinstance(max_chars, bool)
+        if not (whole and max_chars >= 1):
+            raise QueueError(f"max_chars must be a whole number >= 1, got {max_chars!r}")
         self.path = str(path)
         if self.path not in ("", ":memory:"):  # "" is SQLite's private temporary database
             # resolved once: a relative path re-read after os.chdir would name another file
             self.path = os.path.abspath(self.path)
-        self.severity = severity or dict(_DEFAULTS.severity)
+        self.severity = _severity(severity or _DEFAULTS.severity)
         self.lease_seconds = lease_seconds
         self.max_chars = max_chars
         self.clock = clock
@@ -407,7 +449,9 @@ class ReviewQueue:
         """Add an item for review; returns its ``item_id``. Bad arguments raise QueueError."""
         if label not in self.severity:
             raise QueueError(f"unknown label {label!r}; known: {sorted(self.severity)}")
-        content_id = _free_text(content_id, "content_id", MAX_ID_CHARS, required=True)
+        content_id = _free_text(
+            content_id, "content_id", MAX_ID_CHARS, limit_name=_ID_LIMIT, required=True
+        )
         text = _free_text(text, "text", self.max_chars)
         if is_blank(text):  # as Moderator does: invisible-only text is empty too
             raise QueueError("cannot queue empty text: there is nothing to review")
@@ -531,6 +575,13 @@ class ReviewQueue:
                     f"{item_id} is an appeal; appeals cannot be appealed", item_id=item_id
                 )
             decision = self._decision(item_id)
+            if row["label"] not in self.severity:  # enqueued by a queue with another table
+                raise QueueError(
+                    f"item {item_id} has label {row['label']!r}, which this queue has no "
+                    f"severity for (known: {sorted(self.severity)}); open the queue with the "
+                    "severity table the item was enqueued with",
+                    item_id=item_id,
+                )
             appeal_id = self.new_id()
             priority = appeal_priority(self.severity[row["label"]], row["reach"])
             try:
@@ -558,6 +609,17 @@ class ReviewQueue:
         q = "SELECT COUNT(*) FROM review_items WHERE status = 'pending'"
         with self._read() as db:
             return int(db.execute(q).fetchone()[0])
+
+    def leased_to(self, reviewer: str) -> int:
+        """How many pending items ``reviewer`` holds a live lease on (claimed, not yet decided):
+        :meth:`claim` never hands them out again, to this reviewer or anyone else."""
+        reviewer = _account(reviewer, "reviewer")
+        q = (
+            "SELECT COUNT(*) FROM review_items WHERE status = 'pending' "
+            "AND lease_owner = ? AND lease_expires_at > ?"
+        )
+        with self._read() as db:
+            return int(db.execute(q, (reviewer, self.clock())).fetchone()[0])
 
     def decision(self, item_id: str) -> dict | None:
         with self._read() as db:

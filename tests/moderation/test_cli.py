@@ -118,3 +118,18 @@ def test_classify_serves_with_the_options_saved_by_train(
     code, out = _run(capsys, "classify", "muslim zorg blarg walk", "--model", str(path))
     assert code == 0 and out["label"] in ("hate", "offensive")
     assert built[-1].identity_guard and built[-1].requires == {"hate": "offensive"}
+
+
+def test_next_says_when_the_reviewer_already_holds_the_pending_items(tmp_path, capsys):
+    db = str(tmp_path / "q.sqlite")
+    for text in ("one", "two"):
+        _run(capsys, "queue", "--db", db, "enqueue", text, "--label", "hate", "--score", "0.5")
+    _run(capsys, "queue", "--db", db, "next", "--reviewer", "alice")
+    code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "bob")
+    assert code == 0 and out["item_id"] is not None
+    code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "Alice")
+    assert code == 0 and out["item_id"] is None and out["pending"] == 2
+    assert "'Alice' holds live leases on 1 of the 2 pending" in out["message"]
+    assert "the other 1 are leased to other reviewers" in out["message"]
+    code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "carol")
+    assert "holds live leases" not in out["message"] and "leased to other" in out["message"]

@@ -78,11 +78,28 @@ def test_guard_takes_the_lower_of_plain_and_masked_hate_scores(biased_model):
     texts = ["muslim sunny park walk coffee", "zorg blarg muslim park", "sunny park walk coffee"]
     plain = Moderator(biased_model).scores(texts)
     guarded = Moderator(biased_model, identity_guard=True).scores(texts)
-    masked = Moderator(biased_model).scores([mask_identity_terms(t) or t for t in texts])
+    masks = [mask_identity_terms(t) for t in texts]
+    unguarded = [t if m is None else m for t, m in zip(texts, masks, strict=True)]
+    masked = Moderator(biased_model).scores(unguarded)
     np.testing.assert_allclose(guarded["hate"], np.minimum(plain["hate"], masked["hate"]))
     np.testing.assert_allclose(guarded["offensive"], plain["offensive"])  # only hate is guarded
     assert guarded["hate"][0] < plain["hate"][0]  # the group word alone was the evidence
     assert guarded["hate"][2] == plain["hate"][2]  # no identity term: untouched
+
+
+def test_a_post_that_is_only_identity_terms_is_guarded_too(biased_model):
+    # Masking leaves "" (or only punctuation): "a group's name alone is no evidence of an attack
+    # on it", so the hate score is capped by the score of what is left, as for any other post.
+    texts = ["muslim", "Muslims!", "muslim muslim"]
+    assert [mask_identity_terms(t) for t in texts] == ["", "!", ""]
+    plain = Moderator(biased_model).scores(texts)
+    empty = Moderator(biased_model).scores(["", "!", ""])
+    moderator = Moderator(biased_model, identity_guard=True)
+    guarded = moderator.scores(texts)
+    np.testing.assert_allclose(guarded["hate"], np.minimum(plain["hate"], empty["hate"]))
+    assert guarded["hate"][0] < plain["hate"][0]  # the group word was the only evidence
+    one = moderator.moderate("muslim")  # the sync path takes the same branch
+    assert one.scores["hate"] == pytest.approx(guarded["hate"][0], abs=1e-4)
 
 
 def test_guard_is_the_same_on_the_sync_and_batch_paths(biased_model):

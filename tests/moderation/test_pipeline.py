@@ -147,6 +147,18 @@ def test_no_length_limit_skips_only_the_length_check():
         validate_text("x" * 6000 + "\x00", None)
 
 
+def test_a_nan_length_limit_refuses_rather_than_lets_everything_through():
+    with pytest.raises(TextTooLongError, match="the limit is nan"):
+        validate_text("x" * 100_000, float("nan"))
+
+
+def test_a_too_long_text_names_the_limit_it_broke():
+    with pytest.raises(TextTooLongError, match=r"limit is 5 \(ModerationConfig.max_chars\)"):
+        validate_text("x" * 6, 5)
+    with pytest.raises(TextTooLongError, match=r"limit is 5 \(queue.MAX_ID_CHARS\)"):
+        validate_text("x" * 6, 5, limit_name="queue.MAX_ID_CHARS")
+
+
 def test_batch_path_matches_sync_and_isolates_bad_items(moderator):
     texts = ["zorg blarg walk park", b"\xff\xfe", "sunny day walk park", "", "x" * 6000]
     verdicts = moderator.moderate_batch(texts)

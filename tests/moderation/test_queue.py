@@ -1,3 +1,4 @@
+import math
 import sqlite3
 import subprocess
 import sys
@@ -470,3 +471,68 @@ def test_an_account_name_follows_the_text_rules(queue):
     with pytest.raises(QueueError, match="limit is 200"):
         queue.claim("\u00df" * 101)  # 101 characters as typed, 202 once folded ("ss" each)
     assert queue.claim(" " + "r" * 200 + "\n") is None  # 200 once stripped: a valid name
+
+
+def test_an_enormous_id_is_refused_before_it_is_folded(queue, monkeypatch):
+    # Folding and the blank check read the whole id; a 16,000-character name took 11 s to
+    # refuse. One far past any name that could fold to MAX_ID_CHARS is refused unread.
+    import moderation.queue as queue_module
+
+    def fold(name):  # pragma: no cover - reached only if the raw length check is missing
+        raise AssertionError("an enormous id was folded")
+
+    item = _decided(queue)
+    monkeypatch.setattr(queue_module, "_fold", fold)
+    with pytest.raises(QueueError, match="reviewer has 16000 characters; the limit is 800"):
+        queue.claim("a-" * 8000)
+    with pytest.raises(QueueError, match="user has 801 characters"):
+        queue.appeal(item, "u" * 801)
+
+
+def test_a_too_long_id_names_the_queue_limit_not_the_text_limit(queue):
+    with pytest.raises(QueueError, match=r"limit is 200 \(queue.MAX_ID_CHARS\)"):
+        queue.claim("r" * 201)
+    with pytest.raises(QueueError, match=r"limit is 200 \(queue.MAX_ID_CHARS\)"):
+        queue.enqueue("c" * 201, "text", "hate", 0.5)
+    with pytest.raises(QueueError, match=r"limit is 5000 \(ReviewQueue max_chars\)"):
+        queue.enqueue("c1", "x" * 5_001, "hate", 0.5)
+
+
+def test_appealing_an_item_whose_label_this_queue_has_no_severity_for_is_a_queue_error(tmp_path):
+    path = tmp_path / "q.sqlite"
+    with ReviewQueue(path, severity={"hate": 1.0, "threat": 0.9}) as q:
+        item = q.enqueue("c1", "i will find you", "threat", 0.8)
+        q.decide(q.claim("alice").item_id, "alice", "violation")
+    with ReviewQueue(path) as q:  # the default severities: no "threat"
+        with pytest.raises(QueueError, match=r"label 'threat'.*known: \['hate', 'offensive'"):
+            q.appeal(item, "poster", "a joke")
+        assert q.pending() == 0  # nothing written
+
+
+@pytest.mark.parametrize(
+    "severity",
+    [
+        {"hate": float("nan")},
+        {"hate": float("inf")},
+        {"hate": -1.0},
+        {"hate": "high"},
+        {"hate": True},
+        {"hate": None},
+    ],
+)
+def test_a_severity_must_be_a_finite_non_negative_number(tmp_path, severity):
+    with pytest.raises(QueueError, match=r"severity\['hate'\] must be a finite number >= 0"):
+        ReviewQueue(tmp_path / "q.sqlite", severity=severity)
+
+
+@pytest.mark.parametrize("score", [True, False, "0.5", b"0.5"])
+def test_a_score_must_be_a_number_not_a_bool_or_a_string(queue, score):
+    with pytest.raises(QueueError, match="score must be a probability"):
+        queue.enqueue("c1", "text", "hate", score)
+    assert queue.pending() == 0
+
+
+@pytest.mark.parametrize("max_chars", [math.nan, 0, 2.5, None])
+def test_a_queue_text_limit_must_be_a_whole_number_of_characters(tmp_path, max_chars):
+    with pytest.raises(QueueError, match="max_chars must be a whole number >= 1"):
+        ReviewQueue(tmp_path / "q.sqlite", max_chars=max_chars)
