@@ -5,6 +5,7 @@
     python -m benchmarks --quick         # small fast subset (CI), records in results/quick/
     python -m benchmarks --list          # what is registered
     python -m benchmarks rag --dataset path/to/beir-folder
+    python -m benchmarks drift rag --seed 7   # recsys refuses --seed: its split seeds are fixed
 
 Each system runs in its own process and writes ``<out>/<system>.json``; then ``<out>/REPORT.md``
 is rendered from every record in ``<out>``. The exit code is non-zero if any benchmark failed.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from benchmarks import report
 from benchmarks.record import BenchContext
-from benchmarks.registry import BENCHMARKS, TAKES_DATASET
+from benchmarks.registry import BENCHMARKS, TAKES_DATASET, TAKES_SEED
 from benchmarks.runner import EXIT_DATASET, describe, run_in_subprocess
 
 
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dataset", help="a dataset path for systems that accept one (rag: BEIR folder)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, help="seed for the systems that read one (not recsys); default 0"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
 
@@ -65,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             f"--dataset is read by {', '.join(sorted(TAKES_DATASET))} only; "
             f"{', '.join(ignoring)} would ignore it: name the systems, e.g. `rag --dataset PATH`"
         )
+    ignoring = sorted(set(args.systems or BENCHMARKS) - TAKES_SEED)
+    if args.seed is not None and ignoring:
+        parser.error(
+            f"--seed is read by {', '.join(sorted(TAKES_SEED))} only; "
+            f"{', '.join(ignoring)} would ignore it: name the systems, "
+            "e.g. `drift rag --seed 7`"
+        )
     out = args.out or (Path("results/quick") if args.quick else Path("results"))
     if out.exists() and not out.is_dir():
         parser.error(f"--out {out} is a file; records go into a folder")
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         out_dir=out,
         cache_dir=args.cache_dir or Path("results/cache"),
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,
         dataset=args.dataset,
         progress=not args.no_progress,
     )

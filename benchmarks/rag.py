@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -27,8 +28,9 @@ from benchmarks.rag_answers import answer_rows
 from benchmarks.rag_chunking import chunking_rows, subset
 from benchmarks.rag_speed import bm25_speed_rows, encoder_rows, hnsw_rows, latency_rows
 from benchmarks.record import Anchor, BenchContext, BenchResult, Row
-from evals.datasets import DATASETS, dataset_summary, load_beir
+from evals.datasets import DATASETS, BeirDataset, dataset_summary, load_beir
 from evals.errors import DatasetError
+from evals.sources import sha256_file
 from evals.stats import bootstrap_ci, paired_test
 from evals.timing import latency_summary
 from rag.bm25 import BM25Index, RankBM25Index, Tokenizer
@@ -264,16 +266,7 @@ def run(ctx: BenchContext) -> BenchResult:
         extra = {k: v for k, v in extra.items() if v is not None}
         rows.append(_row(variant, res, timings=row_timings, extra=extra))
     best = max(results, key=lambda v: results[v].metrics["ndcg@10"])
-    qids = sorted(qrels)
-    pt = paired_test(
-        [results[best].per_query[q]["ndcg@10"] for q in qids],
-        [results["bm25"].per_query[q]["ndcg@10"] for q in qids],
-        seed=0,
-    )
-    notes.append(
-        f"Paired test, {best} vs bm25 on nDCG@10 over {len(qids)} queries: "
-        f"diff {pt.mean_diff:+.4f} [{pt.low:+.4f}, {pt.high:+.4f}], p={pt.p_value:.4g}."
-    )
+    notes.append(paired_note(results, best))
 
     # ---- speed, encoders, HNSW, chunking, answers ------------------------------------------------
     rows += bm25_speed_rows(index, okapi, rank_ref, queries, results, notes)
@@ -311,8 +304,7 @@ def run(ctx: BenchContext) -> BenchResult:
         "train_queries": len(train.queries) if train else 0,
         "corpus_checksum": corpus_sum,  # sha256 over (id, version, title, text) of each doc
     }
-    if test.name in DATASETS:  # a registered dataset: its verified files and their sha256
-        dataset |= dataset_summary(test.name, ctx.data_dir)
+    dataset |= dataset_provenance(test, ctx.dataset, ctx.data_dir)
     cfg = {k: getattr(config, k) for k in RagConfig.__dataclass_fields__} | {
         "dense_weight": w_z,
         "rerank_depths": list(RERANK_DEPTHS),
@@ -333,6 +325,43 @@ def run(ctx: BenchContext) -> BenchResult:
         notes=notes,
         not_measured=not_measured,
     )
+
+
+def paired_note(results: dict, best: str) -> str:
+    """The paired test of ``best`` vs bm25 on nDCG@10, as a note for the record.
+
+    Over the queries the metrics scored: a judged query whose judgments are all grade 0 has no
+    nDCG (``evaluate_per_query`` leaves it out), so it is not in the test either.
+    """
+    qids = sorted(results["bm25"].per_query)  # every variant is scored on the same queries
+    pt = paired_test(
+        [results[best].per_query[q]["ndcg@10"] for q in qids],
+        [results["bm25"].per_query[q]["ndcg@10"] for q in qids],
+        seed=0,
+    )
+    return (
+        f"Paired test, {best} vs bm25 on nDCG@10 over {len(qids)} queries: "
+        f"diff {pt.mean_diff:+.4f} [{pt.low:+.4f}, {pt.high:+.4f}], p={pt.p_value:.4g}."
+    )
+
+
+def dataset_provenance(
+    test: BeirDataset, requested: str | None, data_dir: str | Path | None
+) -> dict:
+    """Where the evaluated files came from: the registry's entry, or the user folder's own files.
+
+    ``requested`` is ``--dataset`` as given (None: the default, SciFact). A user folder is named
+    after its last path part, so ``/x/scifact`` loads as "scifact": asking the registry about that
+    name would record the canonical SciFact's URL and checksums for the user's files (and resolve,
+    or even download, the canonical copy after the run). Only a registered name, as ``load_beir``
+    reads it, gets the registry's provenance; a folder gets the sha256 of each file read from it.
+    """
+    if requested is None or requested in DATASETS:
+        return dataset_summary(test.name, data_dir)
+    corpus = next(n for n in ("corpus.jsonl", "corpus.jsonl.gz") if (test.path / n).is_file())
+    read = [corpus, "queries.jsonl", "qrels/test.tsv", "qrels/train.tsv"]  # as load_beir reads
+    files = {n: {"sha256": sha256_file(test.path / n)} for n in read if (test.path / n).is_file()}
+    return {"source": "user folder", "files": files}
 
 
 def _version(package: str) -> str | None:

@@ -141,14 +141,17 @@ def machine_info() -> dict:
 
 
 def git_sha(cwd: Path | None = None) -> str | None:
-    """The commit the code ran at, with ``-dirty`` if the work tree had uncommitted changes."""
+    """The commit the code ran at, with ``-dirty`` if the work tree had uncommitted changes.
+
+    Untracked files count (a run may import a new module that no commit holds); files that
+    ``.gitignore`` covers (the venv, caches) do not."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         # results/ is where records are written, so a run in progress must not count as a change
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
+            ["git", "status", "--porcelain", "--", ".", ":!results"],
             cwd=cwd,
             capture_output=True,
             text=True,

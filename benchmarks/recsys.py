@@ -26,6 +26,10 @@ Tables (one per ``table`` name):
 
 ``--quick``: one seed, 50 candidates per source, one validation fold, 100 ranker trees, no
 temporal lambdarank comparison, 3 feedback rounds, 3 cold-user draws.
+
+``--seed`` is refused for this benchmark (``benchmarks.registry.TAKES_SEED``): the split seeds are
+fixed by the protocol the anchors come from, so the record's ``seed`` is always the runner's
+default, 0, and ``config.split_seeds`` names the seeds the figures come from.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ Conventions:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,14 +72,19 @@ def classification_report(y_true, y_pred, labels: Sequence | None = None) -> dic
     """Per-class and averaged precision, recall, F1 and support, plus accuracy.
 
     Returns ``{"per_class": {label: {"precision", "recall", "f1", "support"}},
-    "macro": {...}, "weighted": {...}, "accuracy": float}``.
+    "macro": {...}, "weighted": {...}, "accuracy": float}``. With ``labels``, only those classes
+    are reported (and averaged), each counted over every item, as scikit-learn does.
     """
     y_true, y_pred = _pair(y_true, y_pred)
     labels = _labels(y_true, y_pred, labels)
     matrix = confusion_matrix(y_true, y_pred, labels)
     tp = np.diag(matrix).astype(float)
-    predicted = matrix.sum(axis=0).astype(float)
-    support = matrix.sum(axis=1).astype(float)
+    # Counted over every item, not from the matrix, which holds only items whose true *and*
+    # predicted labels are in ``labels``: a class-0 item predicted as an unlisted class is still
+    # a miss of class 0 (as in scikit-learn with ``labels=``).
+    true_counts, predicted_counts = Counter(y_true.tolist()), Counter(y_pred.tolist())
+    predicted = np.array([predicted_counts[label] for label in labels], dtype=float)
+    support = np.array([true_counts[label] for label in labels], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
         recall = np.where(support > 0, tp / support, 0.0)
@@ -178,6 +184,12 @@ def reliability_curve(y_true, prob, n_bins: int = 15) -> list[ReliabilityBin]:
         raise MetricError("y_true and prob must be non-empty 1-D arrays of the same length")
     if ((prob < 0) | (prob > 1)).any() or not np.isfinite(prob).all():
         raise MetricError("probabilities must lie in [0, 1]")
+    if not np.isin(y_true, (0, 1)).all():  # NaN is not in it either
+        bad = y_true[~np.isin(y_true, (0, 1))][0]
+        raise MetricError(
+            f"y_true must hold 0/1 labels (is the item positive / was the top class right), "
+            f"got {bad}"
+        )
     if n_bins < 1:
         raise MetricError(f"n_bins must be >= 1, got {n_bins}")
     index = np.clip(np.ceil(prob * n_bins).astype(int) - 1, 0, n_bins - 1)

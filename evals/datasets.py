@@ -15,8 +15,9 @@ Loaders return fresh objects on every call; callers may do what they like with t
 from __future__ import annotations
 
 import gzip
-import io
 import json
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,48 +73,65 @@ class BeirDataset:
     all_queries: dict[str, str] = field(repr=False, default_factory=dict)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")  # type: ignore[return-value]
-    return path.open(encoding="utf-8")
+def _lines(name: str, path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a text file, gzipped if it ends in ``.gz``.
+
+    Decoded line by line, so a byte that is not UTF-8 is reported on the line that holds it, and a
+    damaged or cut gzip stream is a :class:`DatasetIntegrityError` naming the file, not a bare
+    ``EOFError`` from deep inside gzip.
+    """
+    line_no = 0
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
+            for line_no, raw in enumerate(f, start=1):
+                try:
+                    yield line_no, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    problem = f"line {line_no} is not UTF-8 ({exc.reason} at byte {exc.start})"
+                    raise DatasetIntegrityError(name, path, problem) from exc
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        problem = f"not a readable gzip file (damaged or cut short after line {line_no}): {exc}"
+        raise DatasetIntegrityError(name, path, problem) from exc
 
 
 def _read_jsonl(name: str, path: Path) -> list[dict]:
     rows = []
-    with _open_text(path) as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                problem = f"line {line_no} is not JSON: {exc}"
-                raise DatasetIntegrityError(name, path, problem) from exc
+    for line_no, line in _lines(name, path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problem = f"line {line_no} is not JSON: {exc}"
+            raise DatasetIntegrityError(name, path, problem) from exc
+        if not isinstance(row, dict):
+            problem = f"line {line_no} is a {type(row).__name__}, not a JSON object"
+            raise DatasetIntegrityError(name, path, problem)
+        rows.append(row)
     return rows
 
 
 def _read_qrels(name: str, path: Path) -> tuple[dict[str, dict[str, int]], int]:
     qrels: dict[str, dict[str, int]] = {}
     n_rows = 0
-    with path.open(encoding="utf-8", newline="") as f:
-        for line_no, line in enumerate(f, start=1):
-            parts = line.rstrip("\r\n").split("\t")
-            if line_no == 1 and parts[0] == "query-id":
-                continue  # BEIR header
-            if parts == [""]:
-                continue
-            if len(parts) != 3:
-                raise DatasetIntegrityError(
-                    name, path, f"line {line_no}: expected 3 tab-separated fields, got {len(parts)}"
-                )
-            qid, doc_id, grade = parts
-            try:
-                qrels.setdefault(qid, {})[doc_id] = int(grade)
-            except ValueError as exc:
-                raise DatasetIntegrityError(
-                    name, path, f"line {line_no}: grade {grade!r} is not an integer"
-                ) from exc
-            n_rows += 1
+    for line_no, line in _lines(name, path):
+        parts = line.rstrip("\r\n").split("\t")
+        if line_no == 1 and parts[0] == "query-id":
+            continue  # BEIR header
+        if parts == [""]:
+            continue
+        if len(parts) != 3:
+            raise DatasetIntegrityError(
+                name, path, f"line {line_no}: expected 3 tab-separated fields, got {len(parts)}"
+            )
+        qid, doc_id, grade = parts
+        try:
+            qrels.setdefault(qid, {})[doc_id] = int(grade)
+        except ValueError as exc:
+            raise DatasetIntegrityError(
+                name, path, f"line {line_no}: grade {grade!r} is not an integer"
+            ) from exc
+        n_rows += 1
     return qrels, n_rows
 
 

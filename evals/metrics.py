@@ -15,9 +15,13 @@ The details where libraries disagree, and what we do (each matches ``trec_eval``
 
 * **Ties.** A run dict is sorted by score descending, then by doc id *descending* (trec_eval's
   order), so equal scores never make a result depend on dict insertion order.
+* **Scores** must be finite numbers: a NaN or infinite score is a :class:`MetricError`. NaN
+  compares false with everything, so one NaN would silently scramble the sort (and disagree
+  with trec_eval).
 * **Duplicates.** A ranked list that repeats a doc keeps its first position only, so a run can
   never collect the same relevant document twice (a bug several libraries have shipped).
 * **Unjudged documents** count as non-relevant (grade 0); negative grades count as 0 as well.
+  Grades must be integers, as trec_eval reads them: 0.5 or "1" is a :class:`MetricError`.
 * **Queries.** The mean is over the queries of ``qrels`` that have at least one relevant
   document. A query missing from the run (or with an empty ranking) scores 0 on every metric
   rather than being dropped: dropping it would reward a system for failing silently. Queries with
@@ -41,6 +45,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from numbers import Integral, Real
 from operator import itemgetter
 
 from evals.errors import MetricError
@@ -68,6 +73,7 @@ def parse_metric(metric: str) -> tuple[str, int]:
 def ranking(results: Mapping[str, float] | Sequence[str]) -> list[str]:
     """Doc ids best first: scores descending, ties by doc id descending; duplicates dropped."""
     if isinstance(results, Mapping):
+        _check_scores(results)
         # Two stable sorts (both in C): doc id descending, then score descending, so that equal
         # scores stay in doc-id-descending order. Faster than one sort with a Python comparator.
         items = sorted(results.items(), key=itemgetter(0), reverse=True)
@@ -76,6 +82,20 @@ def ranking(results: Mapping[str, float] | Sequence[str]) -> list[str]:
     if isinstance(results, str):
         raise MetricError("a ranking must be a list of doc ids or a {doc_id: score} dict, not str")
     return list(dict.fromkeys(results))  # keeps the first occurrence of each id, in order
+
+
+def _check_scores(results: Mapping[str, float]) -> None:
+    """Refuse a NaN or infinite score: NaN compares false with everything, so one NaN leaves the
+    sort order arbitrary and the metrics wrong without any sign (the same rule as evals.stats)."""
+    try:
+        total = sum(results.values())  # one pass in C; NaN and inf carry through to the sum
+    except TypeError:
+        raise MetricError("scores must be numbers: {doc_id: score}, or a list of doc ids") from None
+    if math.isfinite(total):
+        return
+    for doc, score in results.items():  # find which (a huge but finite sum can overflow to inf)
+        if not math.isfinite(score):
+            raise MetricError(f"the score of doc {doc!r} is {score}; scores must be finite numbers")
 
 
 def _score_query(
@@ -119,6 +139,11 @@ def _score_query(
     return out
 
 
+def _is_integer(grade: object) -> bool:
+    """An int (any integer type), or a float that holds one (2.0); not 0.5, NaN or "1"."""
+    return isinstance(grade, Integral) or (isinstance(grade, Real) and float(grade).is_integer())
+
+
 def _validate(qrels: Qrels, run: Run) -> None:
     if not isinstance(qrels, Mapping) or not isinstance(run, Mapping):
         raise MetricError(
@@ -128,6 +153,14 @@ def _validate(qrels: Qrels, run: Run) -> None:
     for qid, judgments in qrels.items():
         if not isinstance(judgments, Mapping):
             raise MetricError(f"qrels[{qid!r}] must be a {{doc_id: grade}} dict")
+        for doc, grade in judgments.items():
+            # trec_eval reads grades as integers (BEIR's are). A fractional grade would count as
+            # relevant here (0.5 > 0) but as gain 0 in the formulas, and divide by R = 0.
+            if not _is_integer(grade):
+                raise MetricError(
+                    f"qrels[{qid!r}][{doc!r}] is {grade!r}: grades must be integers "
+                    "(as trec_eval reads them; 0 or less is not relevant)"
+                )
 
 
 def evaluate_per_query(
@@ -145,7 +178,10 @@ def evaluate_per_query(
     for qid, judgments in qrels.items():
         if not any(grade > 0 for grade in judgments.values()):
             continue  # undefined: no relevant document to find
-        ranked = ranking(run.get(qid, ()))
+        try:
+            ranked = ranking(run.get(qid, ()))
+        except MetricError as exc:
+            raise MetricError(f"run[{qid!r}]: {exc}") from None
         per_query[qid] = _score_query(ranked, judgments, parsed)
     return per_query
 

@@ -6,9 +6,13 @@ file's arguments. :func:`restricted_load` is the standard library's "Restricting
 
 * **globals**: only the ``(module, name)`` pairs a system lists as what its models are made of
   resolve; any other name is refused before it is imported;
-* **state on classes**: BUILD, the opcode that restores an object's state, is refused on a
-  class. Pickle's default ``__setstate__`` would ``setattr`` on it, changing every object of
-  that class in the process, even if the file were refused further on.
+* **state on globals**: BUILD, the opcode that restores an object's state, is refused on a
+  class and on anything else ``find_class`` returned (an allowed function such as numpy's
+  ``_frombuffer``). Pickle's default ``__setstate__`` would ``setattr`` on it: on a class that
+  changes every object of the class, on a function its ``__qualname__`` or ``__defaults__``, for
+  the whole process and even if the file were refused further on (a renamed ``_frombuffer``
+  breaks ``pickle.dumps`` of every numpy array). Saved models only ever BUILD the instances
+  they create.
 
 The second check needs the pure-Python unpickler (``pickle._Unpickler``, as joblib's is): the C
 one has no hook for BUILD. It is slower on files of many small objects (a 5 MB moderation model
@@ -31,8 +35,8 @@ __all__ = ["restricted_load"]
 
 
 def restricted_load(file: IO[bytes], allowed: frozenset[tuple[str, str]]) -> object:
-    """Unpickle ``file``, resolving only the globals in ``allowed`` and never setting a class's
-    attributes; anything else raises :class:`~evals.errors.RefusedPickleError`."""
+    """Unpickle ``file``, resolving only the globals in ``allowed`` and never setting attributes
+    on a class or on a global; anything else raises :class:`~evals.errors.RefusedPickleError`."""
     return _RestrictedUnpickler(file, allowed).load()
 
 
@@ -40,13 +44,17 @@ class _RestrictedUnpickler(pickle._Unpickler):
     def __init__(self, file: IO[bytes], allowed: frozenset[tuple[str, str]]) -> None:
         super().__init__(file)
         self.allowed = allowed
+        # every object find_class returned, by id (holding the object keeps its id unique)
+        self.globals: dict[int, tuple[object, str]] = {}
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self.allowed:
             raise RefusedPickleError(
                 f"{module}.{name}", f"names {module}.{name}, which no saved model is made of"
             )
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        self.globals[id(found)] = (found, f"{module}.{name}")
+        return found
 
     def load_build(self) -> None:
         target = self.stack[-2]  # BUILD pops the state and sets it on the object beneath
@@ -54,6 +62,11 @@ class _RestrictedUnpickler(pickle._Unpickler):
             name = f"{target.__module__}.{target.__qualname__}"
             raise RefusedPickleError(
                 name, f"sets attributes on the class {name} itself, which no saved model does"
+            )
+        if id(target) in self.globals:
+            name = self.globals[id(target)][1]
+            raise RefusedPickleError(
+                name, f"sets attributes on the global {name} itself, which no saved model does"
             )
         super().load_build()
 

@@ -62,6 +62,16 @@ def _as_array(values: Sequence[float], what: str) -> np.ndarray:
     return array
 
 
+def _check_settings(n_resamples: int, confidence: float) -> None:
+    # a clear error here, not numpy's "need at least one array to concatenate" or a quantile error
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer):
+        raise MetricError(f"n_resamples must be an integer >= 1, got {n_resamples!r}")
+    if n_resamples < 1:
+        raise MetricError(f"n_resamples must be an integer >= 1, got {n_resamples}")
+    if not 0 < confidence < 1:  # NaN fails this too
+        raise MetricError(f"confidence must be in (0, 1), got {confidence}")
+
+
 def _chunks(n_resamples: int, n: int, max_cells: int = 4_000_000) -> list[int]:
     """Split ``n_resamples`` so that no (chunk, n) matrix exceeds ``max_cells`` (~32 MB)."""
     step = max(1, max_cells // max(n, 1))
@@ -87,8 +97,7 @@ def bootstrap_ci(
 ) -> ConfidenceInterval:
     """Percentile-bootstrap interval of the mean of ``values``."""
     array = _as_array(values, "values")
-    if not 0 < confidence < 1:
-        raise MetricError(f"confidence must be in (0, 1), got {confidence}")
+    _check_settings(n_resamples, confidence)
     rng = np.random.default_rng(seed)
     means = _resampled_means(array, n_resamples, rng)
     tail = (1 - confidence) / 2
@@ -106,6 +115,7 @@ def paired_test(
 ) -> PairedTest:
     """Is system ``a`` different from system ``b`` on the same units? ``a[i]``, ``b[i]`` pair up."""
     x, y = _as_array(a, "a"), _as_array(b, "b")
+    _check_settings(n_resamples, confidence)
     if len(x) != len(y):
         raise MetricError(f"a and b must be paired (same length), got {len(x)} and {len(y)}")
     diff = x - y

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as cli
+from benchmarks import record as rec
 from benchmarks import report
 from benchmarks.registry import BENCHMARKS
 from benchmarks.runner import describe
@@ -97,6 +98,7 @@ def test_a_benchmark_that_skips_a_part_writes_a_partial_record(tmp_path, monkeyp
     )
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{ROOT}")
     monkeypatch.setattr(cli, "BENCHMARKS", {"part": "partial_bench"})
+    monkeypatch.setattr(cli, "TAKES_SEED", frozenset({"part"}))
     monkeypatch.setattr("benchmarks.runner.BENCHMARKS", cli.BENCHMARKS)
     out = tmp_path / "out"
     assert cli.main(["--out", str(out)]) == 0
@@ -237,3 +239,37 @@ def test_dataset_is_refused_for_systems_that_would_ignore_it(tmp_path, capsys, m
     monkeypatch.setattr(cli, "run_in_subprocess", lambda name, ctx: (ran.append(name), (0, 0.0))[1])
     assert cli.main(["rag", "--dataset", str(tmp_path), "--out", str(tmp_path)]) == 0
     assert ran == ["rag"]
+
+
+def test_seed_is_refused_for_systems_that_would_ignore_it(tmp_path, capsys, monkeypatch):
+    # recsys's split seeds are fixed (42-44): a --seed would only have changed its record's field
+    seeds = []
+    monkeypatch.setattr(
+        cli, "run_in_subprocess", lambda name, ctx: (seeds.append(ctx.seed), (0, 0.0))[1]
+    )
+    with pytest.raises(SystemExit) as info:
+        cli.main(["recsys", "--seed", "7", "--out", str(tmp_path)])
+    assert info.value.code == 2 and "recsys would ignore it" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--seed", "7", "--out", str(tmp_path)])  # all systems
+    assert cli.main(["drift", "rag", "--seed", "7", "--out", str(tmp_path)]) == 0
+    assert cli.main(["recsys", "--out", str(tmp_path)]) == 0  # no --seed: the default, 0
+    assert seeds == [7, 7, 0]
+
+
+def test_the_git_sha_is_dirty_with_an_untracked_file_but_not_an_ignored_one(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text("cache/\n")
+    (tmp_path / "bench.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "vectors.npy").write_text("ignored")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "bench.json").write_text("{}")  # the run's own record
+    assert not rec.git_sha(tmp_path).endswith("-dirty")
+    (tmp_path / "new_module.py").write_text("y = 2\n")  # code a run may import, not committed
+    assert rec.git_sha(tmp_path).endswith("-dirty")

@@ -44,6 +44,27 @@ def test_report_matches_sklearn(seed):
     )
 
 
+@pytest.mark.parametrize("labels", [[0], [2, 0], [1, 3]])
+def test_a_subset_of_labels_still_counts_every_item_like_sklearn(labels):
+    # an item of a listed class predicted as an unlisted one is a miss of that class (recall,
+    # support), and an unlisted item predicted as a listed class a false positive (precision)
+    y_true = [0, 0, 1, 2, 2, 3, 0, 1]
+    y_pred = [0, 1, 1, 0, 3, 3, 2, 0]
+    ours = classification_report(y_true, y_pred, labels=labels)
+    p, r, f, s = sk.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    for i, label in enumerate(labels):
+        got = ours["per_class"][label]
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx((p[i], r[i], f[i]))
+        assert got["support"] == s[i]
+    for average in ("macro", "weighted"):
+        p, r, f, _ = sk.precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0
+        )
+        assert ours[average] == pytest.approx({"precision": p, "recall": r, "f1": f})
+    one = classification_report([0, 0], [0, 1], labels=[0])["per_class"][0]
+    assert (one["recall"], one["support"]) == (0.5, 2)
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_auc_matches_sklearn_with_ties(seed):
     rng = np.random.default_rng(seed)
@@ -75,6 +96,16 @@ def test_ece_is_zero_when_calibrated_and_probabilities_are_checked():
     assert expected_calibration_error([0, 1], [0.0, 1.0]) == 0.0
     with pytest.raises(MetricError, match=r"\[0, 1\]"):
         expected_calibration_error([0, 1], [0.5, 1.5])
+
+
+@pytest.mark.parametrize("labels", [[float("nan"), 1], [2, 2], [0, -1], [0.5, 1]])
+def test_calibration_labels_outside_zero_and_one_are_refused(labels):
+    # they gave ECE NaN and 1.5 instead of an error
+    with pytest.raises(MetricError, match=r"y_true must hold 0/1 labels"):
+        expected_calibration_error(labels, [0.5, 0.5])
+    with pytest.raises(MetricError, match=r"y_true must hold 0/1 labels"):
+        reliability_curve(labels, [0.5, 0.5])
+    assert expected_calibration_error([True, False], [0.5, 0.5]) == 0.0  # "was the top class right"
 
 
 def test_mismatched_lengths_get_a_clear_error():

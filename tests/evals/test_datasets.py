@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import io
@@ -153,6 +154,45 @@ def test_a_beir_folder_with_a_malformed_qrels_line_is_refused(tmp_path):
     (tmp_path / "qrels" / "test.tsv").write_text("q1 d1 1\n")
     with pytest.raises(DatasetIntegrityError, match="3 tab-separated"):
         load_beir(tmp_path)
+
+
+def _corpus_bytes(lines: list[bytes]) -> bytes:
+    return b"".join(line + b"\n" for line in lines)
+
+
+GOOD = json.dumps({"_id": "d1", "text": "a"}).encode()
+
+
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        (
+            "corpus.jsonl.gz",
+            gzip.compress(_corpus_bytes([GOOD] * 50))[:-30],
+            "cut short after line",
+        ),
+        ("corpus.jsonl.gz", b"not gzip at all", "not a readable gzip file"),
+        ("corpus.jsonl", _corpus_bytes([GOOD, b"[1, 2]"]), "line 2 is a list, not a JSON object"),
+        ("corpus.jsonl", _corpus_bytes([GOOD, b'"d2"']), "line 2 is a str, not a JSON object"),
+        ("corpus.jsonl", _corpus_bytes([GOOD, b'{"_id": "d2", "text": "\xff"}']), "line 2 is not"),
+        ("queries.jsonl", b'{"_id": "q1", "text": "\xfe"}\n', "line 1 is not UTF-8"),
+        ("qrels/test.tsv", b"q1\td1\t1\nq1\td\xff2\t1\n", "line 2 is not UTF-8"),
+    ],
+    ids=["cut-gzip", "not-gzip", "list-line", "str-line", "bad-utf8", "bad-utf8-query", "qrels"],
+)
+def test_a_damaged_user_beir_file_is_an_integrity_error_naming_file_and_line(
+    tmp_path, file, content, message
+):
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_bytes(GOOD + b"\n")
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "a"}))
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    if file.endswith(".gz"):
+        (tmp_path / "corpus.jsonl").unlink()
+    (tmp_path / file).write_bytes(content)
+    with pytest.raises(DatasetIntegrityError, match=message) as caught:
+        load_beir(tmp_path)
+    assert caught.value.path == tmp_path / file
 
 
 # --- the real datasets (read from AIS_DATA_DIR, verified by sha256) -------------------------

@@ -81,6 +81,31 @@ def test_bad_shapes_get_a_clear_error():
         evaluate({"q": {"a": 1}}, {"q": "a"})
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_score_that_is_not_a_finite_number_is_refused(bad):
+    # NaN compares false with everything: sorting left "b" between "c" and "a", and nDCG 0.5
+    # where trec_eval says 1.0
+    run = {"q": {"c": 1.0, "b": bad, "a": 2.0}}
+    with pytest.raises(MetricError, match=r"run\['q'\]: the score of doc 'b' is .*finite"):
+        evaluate({"q": {"a": 1}}, run, ["ndcg@10"])
+    with pytest.raises(MetricError, match="must be numbers"):
+        ranking({"a": 1.0, "b": "2"})
+
+
+@pytest.mark.parametrize("grade", [0.5, 1.5, "1", None, math.nan])
+def test_a_grade_that_is_not_an_integer_is_refused(grade):
+    # trec_eval reads grades as integers; 0.5 was counted relevant by one rule and not by the
+    # other, and divided by zero relevant documents
+    with pytest.raises(MetricError, match=r"qrels\['q'\]\['a'\] is .*: grades must be integers"):
+        evaluate({"q": {"a": grade}}, {"q": ["a"]}, ["ndcg@10", "recall@10"])
+
+
+def test_integer_grades_of_any_integer_type_are_accepted():
+    assert evaluate({"q": {"a": 2.0, "b": True}}, {"q": ["a", "b"]}, ["recall@2"]) == {
+        "recall@2": 1.0
+    }
+
+
 # --- parity with pytrec_eval ----------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 import io
 import pickle
+import textwrap
 from collections import OrderedDict
 from pathlib import Path
 
@@ -50,3 +51,22 @@ def test_state_set_on_an_allowed_class_itself_is_refused():
     finally:
         if "set_by_a_pickle" in vars(OrderedDict):
             delattr(OrderedDict, "set_by_a_pickle")
+
+
+def test_state_set_on_an_allowed_function_is_refused():
+    # the same trick on a function: numpy's _frombuffer renamed this way broke pickle.dumps of
+    # every array for the rest of the process
+    data = (
+        pickle.GLOBAL
+        + b"textwrap\ndedent\n"
+        + pickle.dumps((None, {"set_by_a_pickle": True}), protocol=2)[2:-1]
+        + pickle.BUILD
+        + pickle.STOP
+    )
+    try:
+        with pytest.raises(RefusedPickleError, match=r"global textwrap\.dedent itself"):
+            restricted_load(io.BytesIO(data), frozenset({("textwrap", "dedent")}))
+        assert not hasattr(textwrap.dedent, "set_by_a_pickle")
+    finally:
+        if hasattr(textwrap.dedent, "set_by_a_pickle"):
+            del textwrap.dedent.set_by_a_pickle

@@ -61,3 +61,15 @@ def test_bad_input_gets_a_clear_error():
         bootstrap_ci([0.1, float("nan")])
     with pytest.raises(MetricError, match="non-empty"):
         bootstrap_ci([])
+
+
+@pytest.mark.parametrize("fn", ["bootstrap_ci", "paired_test"])
+def test_settings_outside_their_range_get_a_clear_error(fn):
+    call = {"bootstrap_ci": lambda **kw: bootstrap_ci([0.1, 0.5], **kw),
+            "paired_test": lambda **kw: paired_test([0.1, 0.5], [0.2, 0.2], **kw)}[fn]  # fmt: skip
+    for confidence in (0.0, 1.0, 1.5, float("nan")):
+        with pytest.raises(MetricError, match=r"confidence must be in \(0, 1\)"):
+            call(confidence=confidence)
+    for n_resamples in (0, -1, 2.5):
+        with pytest.raises(MetricError, match="n_resamples must be an integer >= 1"):
+            call(n_resamples=n_resamples)

@@ -1,0 +1,47 @@
+"""The rag benchmark's bookkeeping: which files a record says it measured."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from benchmarks import rag as rag_bench
+from evals.datasets import load_beir
+from rag.eval import run_queries
+from rag.hits import Hit
+
+
+def _beir_folder(folder):
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "title": "", "text": "x"}) + "\n")
+    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "x?"}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    return folder
+
+
+def test_a_user_folder_named_like_a_registered_dataset_records_its_own_files(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(rag_bench, "dataset_summary", lambda name, d: asked.append(name) or {})
+    folder = _beir_folder(tmp_path / "scifact")  # the last path part is a registered name
+    test = load_beir(str(folder))
+    summary = rag_bench.dataset_provenance(test, str(folder), None)
+    assert asked == []  # the registry's SciFact (URL, checksums, a download) is not involved
+    corpus = hashlib.sha256((folder / "corpus.jsonl").read_bytes()).hexdigest()
+    assert summary["source"] == "user folder"
+    assert summary["files"]["corpus.jsonl"] == {"sha256": corpus}
+    assert set(summary["files"]) == {"corpus.jsonl", "queries.jsonl", "qrels/test.tsv"}
+    rag_bench.dataset_provenance(test, None, None)  # the default run: the registered SciFact
+    rag_bench.dataset_provenance(test, "scifact", None)
+    assert asked == ["scifact", "scifact"]
+
+
+def test_the_paired_test_skips_a_query_whose_judgments_are_all_grade_zero():
+    queries = {"q1": "one", "q2": "two", "q3": "three"}
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 0}}  # q3 has no nDCG
+    ranked = {"one": ["d1", "d9"], "two": ["d9", "d2"], "three": ["d3"]}
+    results = {
+        "bm25": run_queries(lambda q: [Hit("d9", 1.0)], queries, qrels),
+        "hybrid": run_queries(lambda q: [Hit(d, 1.0) for d in ranked[q]], queries, qrels),
+    }
+    note = rag_bench.paired_note(results, "hybrid")
+    assert note.startswith("Paired test, hybrid vs bm25 on nDCG@10 over 2 queries: diff +0.")
