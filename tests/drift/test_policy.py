@@ -97,3 +97,29 @@ def test_prediction_drift_alone_raises_an_alert():
     decisions = engine.decide(Evidence(window=6, prediction_drift=True))
     assert actions(decisions) == ["investigate"]
     assert decisions[0].reasons[0].startswith("prediction drift")
+
+
+def test_no_rollback_inside_the_cooldown_of_a_retrain():
+    """The cool-down guards rollback too: evidence that the previous model is better, arriving
+    right after a retrain, waits until the system has seen that action's effect."""
+    engine = PolicyEngine(CONFIG)
+    assert actions(engine.decide(ev(1, 20.0))) == []
+    assert actions(engine.decide(ev(2, 20.0))) == ["retrain"]  # cool-down: windows 3..5
+    previous = {"previous": ShadowScore("v1", 10.0)}  # serving 20.0 > 10.0 x 1.1
+    # the rollback condition holds for patience (2) windows and more, all inside the cool-down
+    for w in (3, 4, 5):
+        assert actions(engine.decide(ev(w, 20.0, shadows=previous))) == []
+    assert actions(engine.decide(ev(6, 20.0, shadows=previous))) == ["rollback"]
+
+
+def test_a_promotion_starts_the_cooldown():
+    """A promotion is an action like a retrain: a degraded serving model right after it gets no
+    new retrain until ``cooldown`` windows have passed."""
+    engine = PolicyEngine(CONFIG)
+    wins = {"candidate": ShadowScore("v3", 15.0)}  # promote_patience 1
+    assert actions(engine.decide(ev(1, 20.0, shadows=wins))) == ["promote"]  # cool-down: 2..4
+    # degraded (ratio 2.0 > 1.25) with no candidate and no previous: the retrain condition
+    # holds for patience (2) windows and more, all inside the cool-down
+    for w in (2, 3, 4):
+        assert actions(engine.decide(ev(w, 20.0))) == []
+    assert actions(engine.decide(ev(5, 20.0))) == ["retrain"]

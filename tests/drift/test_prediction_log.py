@@ -236,3 +236,17 @@ def test_row_keys_that_are_not_strings_are_refused(tmp_path):
             log.log_labels([10, 11], [1.0, 2.0])
         assert log.log_labels(["10", "11"], [1.0, 2.0]) == 2
         assert log.labelled([1], "v1").row_keys == ["10", "11"]
+
+
+def test_labelled_returns_only_the_requested_windows(tmp_path):
+    with PredictionLog(tmp_path / "log.sqlite") as log:
+        for window in (0, 1):
+            features, pred = _batch(2, offset=10.0 * window)
+            keys = [f"{window}:{i}" for i in range(2)]
+            log.log_predictions(window, keys, features, pred, model_version="v1")
+            log.log_labels(keys, [1.0, 2.0])
+        rows = log.labelled([1], "v1")
+        assert rows.row_keys == ["1:0", "1:1"]
+        np.testing.assert_array_equal(rows.prediction, [10.0, 11.0])
+        assert log.labelled([0], "v1").row_keys == ["0:0", "0:1"]
+        assert log.labelled([0, 1], "v1").row_keys == ["0:0", "0:1", "1:0", "1:1"]

@@ -103,3 +103,15 @@ def test_confidence_makes_the_auto_threshold_stricter():
     t_plain = choose_thresholds({"hate": p}, {"hate": y}, plain)["hate"].auto
     t_careful = choose_thresholds({"hate": p}, {"hate": y}, careful)["hate"].auto
     assert t_careful > t_plain
+
+
+def test_auto_threshold_never_cuts_inside_a_group_of_tied_scores():
+    # at 0.5 the tie is all or nothing: {p >= 0.5} is all three items, precision 2/3 < 0.8,
+    # even though the positive 0.5 sorts first and "the top two" would have precision 1
+    p = np.array([0.9, 0.5, 0.5])
+    y = np.array([1, 1, 0])
+    cfg = ModerationConfig(target_precision=0.8, target_recall=1.0, max_review_share=1.0,
+                           min_auto_support=1, auto_confidence_z=0.0)  # fmt: skip
+    t = choose_thresholds({"hate": p}, {"hate": y}, cfg)["hate"]
+    assert y[p >= t.auto].mean() >= cfg.target_precision
+    assert t.auto == 0.9

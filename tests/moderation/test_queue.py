@@ -72,6 +72,22 @@ def test_a_leased_item_is_invisible_to_others_until_the_lease_expires(queue, clo
     assert events == ["enqueued", "claimed", "lease_expired", "claimed", "decided"]
 
 
+def test_an_expired_lease_cannot_decide_even_if_nobody_reclaimed_the_item(queue, clock):
+    """Expiry alone ends the lease: the owner may not decide after ``lease_seconds`` even while
+    the item still names them as its lease owner."""
+    item = queue.enqueue("c1", "t", "hate", 0.7)
+    assert queue.claim("alice").item_id == item
+    clock.now += 60  # the lease runs until claim time + lease_seconds, exclusive
+    with pytest.raises(LeaseError, match="no live lease"):
+        queue.decide(item, "alice", "violation")
+    clock.now += 1
+    with pytest.raises(LeaseError, match="no live lease"):
+        queue.decide(item, "alice", "violation")
+    assert queue.decision(item) is None
+    assert queue.item(item)["status"] == "pending"
+    assert [e["event"] for e in queue.audit_trail(item)] == ["enqueued", "claimed"]
+
+
 def test_no_double_decision(queue):
     item = queue.enqueue("c1", "t", "hate", 0.7)
     queue.claim("alice")
