@@ -158,6 +158,28 @@ def test_parity_with_pytrec_eval_on_random_runs(seed):
     assert compared or not theirs
 
 
+def test_mrr_at_k_ignores_a_first_relevant_document_below_k():
+    assert evaluate({"q": {"b": 1}}, {"q": ["a", "b"]}, ["mrr@1", "mrr@2"]) == {
+        "mrr@1": 0.0,
+        "mrr@2": 0.5,
+    }
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_mrr_at_k_matches_recip_rank_on_the_run_cut_at_k(seed):
+    # trec_eval's recip_rank has no cutoff, so mrr@k is compared with it on each run cut to its
+    # first k documents (in trec_eval's own order, which ``ranking`` reproduces). The cutoffs are
+    # scored in one call, as a benchmark does: ranks are then read down to the largest k.
+    qrels, run = _random_case(random.Random(seed))
+    ours = evaluate_per_query(qrels, run, [f"mrr@{k}" for k in CUTOFFS])
+    for k in CUTOFFS:
+        cut = {q: {d: r[d] for d in ranking(r)[:k]} for q, r in run.items() if q in qrels and r}
+        theirs = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(cut)
+        for qid, scores in theirs.items():
+            if any(g > 0 for g in qrels[qid].values()):
+                assert ours[qid][f"mrr@{k}"] == pytest.approx(scores["recip_rank"], abs=1e-9)
+
+
 def _first_rel_rank(judgments: dict, results: dict) -> int:
     for i, doc in enumerate(ranking(results), start=1):
         if judgments.get(doc, 0) > 0:

@@ -22,8 +22,11 @@ def test_bootstrap_matches_scipy_percentile_bootstrap():
 
 
 def test_bootstrap_is_deterministic_for_a_seed():
-    values = [0.1, 0.4, 0.9, 0.3]
+    # 50 continuous values: resampled means almost never repeat, so an unseeded generator would
+    # give another interval (with 4 values the few distinct means often coincide by chance).
+    values = np.random.default_rng(0).random(50)
     assert bootstrap_ci(values, seed=7) == bootstrap_ci(values, seed=7)
+    assert bootstrap_ci(values, seed=7) != bootstrap_ci(values, seed=8)
 
 
 def test_paired_test_detects_a_real_difference_and_not_a_null_one():

@@ -181,6 +181,35 @@ def test_total_deadline_bounds_all_retries(fault_server):
     assert info.value.attempts <= 2 and isinstance(info.value.last_error, APITimeoutError)
 
 
+def test_an_attempt_gets_timeouts_no_longer_than_the_time_left(fake_time):
+    # What bounds an attempt is the timeouts httpx is given: inspect those it was sent
+    # (request.extensions["timeout"]) rather than time a stalled request.
+    sent = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request.extensions["timeout"])
+        if len(sent) == 1:
+            fake_time.now += 6.0  # a slow first attempt: 6 s of the 10 s total gone
+            return httpx.Response(503, headers={"Retry-After": "1"})
+        return httpx.Response(200, json={"model": "m", "choices": [{"message": {"content": "hi"}}]})
+
+    client = Client(
+        "http://test/v1",
+        model="m",
+        transport=httpx.MockTransport(handler),
+        connect_timeout=5.0,
+        read_timeout=8.0,
+        write_timeout=6.0,
+        total_timeout=10.0,
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+    )
+    assert client.chat(USER).text == "hi"
+    assert fake_time.sleeps == [1.0]
+    assert sent[0] == {"connect": 5.0, "read": 8.0, "write": 6.0, "pool": 5.0}  # 10 s left
+    assert sent[1] == {"connect": 3.0, "read": 3.0, "write": 3.0, "pool": 3.0}  # 10 - 6 - 1 left
+
+
 def test_total_deadline_is_checked_before_a_long_wait(fault_server, fake_time):
     fault_server.script(Fault.rate_limited(30, "seconds"))
     with pytest.raises(DeadlineExceededError, match="deadline"):

@@ -121,6 +121,17 @@ def test_server_ratelimit_headers_pause_admissions():
     assert limiter.poll(limiter._queue[0]) == 0.0
 
 
+def test_server_token_ratelimit_headers_pause_admissions():
+    clock = Clock()
+    limiter = RateLimiter(rpm=100, clock=clock)
+    limiter.observe_headers(
+        {"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "30s"}
+    )
+    assert limiter.poll(limiter.join(1)) == pytest.approx(30.0)
+    clock.now = 30.0
+    assert limiter.poll(limiter._queue[0]) == 0.0
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [

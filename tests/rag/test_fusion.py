@@ -51,6 +51,19 @@ def test_convex_minmax_values_and_missing_documents():
     assert fused["c"] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0)
 
 
+def test_convex_zscore_gives_a_missing_document_that_lists_lowest_zscore():
+    # Each list is 1, 0, -1 standard deviations wide: z = +r, 0, -r with r = sqrt(3/2). Under
+    # z-scores the floor is negative (under min-max it is always 0, so only z-scores show it).
+    r = (3 / 2) ** 0.5
+    first = hits(("a", 3.0), ("b", 2.0), ("c", 1.0))  # a +r, b 0, c -r
+    second = hits(("c", 4.0), ("d", 2.0), ("a", 0.0))  # c +r, d 0, a -r
+    fused = {h.doc_id: h.score for h in convex_fusion([first, second], [0.75, 0.25])}
+    assert fused["a"] == pytest.approx(0.75 * r + 0.25 * -r)
+    assert fused["c"] == pytest.approx(0.75 * -r + 0.25 * r)
+    assert fused["d"] == pytest.approx(0.75 * -r + 0.25 * 0.0)  # missing from first: its -r
+    assert fused["b"] == pytest.approx(0.75 * 0.0 + 0.25 * -r)  # missing from second: its -r
+
+
 def test_convex_weights_really_apply():
     assert convex_fusion([BM25, DENSE], [1.0, 0.0])[0].doc_id == "a"
     assert convex_fusion([BM25, DENSE], [0.0, 1.0])[0].doc_id == "c"
