@@ -56,9 +56,13 @@ def test_wrong_type():
 
 
 def test_flags_are_not_unit_checked():
+    """A 0/1 flag whose share of ones jumps tenfold (10% of hours to all of them) moves its mean
+    10x, past the 5x unit-change factor: that is drift, which only unit columns may call a unit
+    change. (A reference of all zeros would not test this: the magnitude ratio is then 1.0.)"""
     reference, current = _window(), _window()
-    reference["holiday"] = 0
-    current["holiday"] = 1  # every hour a holiday: drift, not a unit change
+    reference["holiday"] = (np.arange(len(reference)) % 10 == 0).astype(int)  # 10% holidays
+    current["holiday"] = 1  # every hour a holiday
+    assert reference["holiday"].mean() == 0.1
     assert ("unit_change", "holiday") not in _kinds(check_quality(current, reference))
 
 

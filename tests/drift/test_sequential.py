@@ -37,6 +37,30 @@ def test_page_hinkley_hand_computed():
     assert ph.n == 0  # reset after alarm
 
 
+def test_page_hinkley_delta_is_subtracted_hand_computed():
+    ph = PageHinkley(delta=0.25, threshold=10.0)
+    # x: 0, 1, 1, 1, 1 -> means 0, 1/2, 2/3, 3/4, 4/5; terms x - mean - 0.25: -1/4, 1/4, 1/12, 0,
+    # -1/20; cumulative -1/4, 0, 1/12, 1/12, 1/30; minimum -1/4 from the first step on
+    states = [ph.update(x) for x in (0.0, 1.0, 1.0, 1.0, 1.0)]
+    expected = [0.0, 1 / 4, 1 / 3, 1 / 3, 1 / 30 + 1 / 4]
+    assert [s.statistic for s in states] == pytest.approx(expected)
+    assert not any(s.alarm for s in states)
+
+
+def test_page_hinkley_delta_ignores_a_shift_smaller_than_delta():
+    """After one 0, a steady 0.4: x_i - mean_i = 0.4 / i. With delta = 0 these add up without
+    bound (0.4 times the harmonic series) and alarm; with delta = 0.5 every term is negative."""
+    sequence = [0.0] + [0.4] * 199
+    no_allowance = PageHinkley(delta=0.0, threshold=1.0)
+    alarms = [no_allowance.update(x).alarm for x in sequence]
+    # 0.4 * (1/2 + ... + 1/18) = 0.998 is not > 1.0; adding 0.4 / 19 (the 19th value) is
+    assert alarms.index(True) == 18
+    allowance = PageHinkley(delta=0.5, threshold=1.0)
+    states = [allowance.update(x) for x in sequence]
+    assert not any(s.alarm for s in states)
+    assert all(s.statistic == 0.0 for s in states)
+
+
 def test_page_hinkley_docstring_states_the_running_mean_the_code_uses():
     """The formula said mean_t (the mean of all t values); the code, and the hand-computed test
     above, subtract the running mean mean_i of each step."""

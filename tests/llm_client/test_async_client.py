@@ -257,6 +257,33 @@ def test_an_abandoned_stream_frees_its_slot_and_records_its_latency(fault_server
     assert not client.limiter._in_flight and client.stats.latencies_observed == 1
 
 
+def test_an_abandoned_stream_is_neither_cached_nor_accounted_as_completed(fault_server, tmp_path):
+    # abandoned after its first chunk, a stream's reply is partial: caching it would replay the
+    # fragment as the whole answer, and its tokens were never all delivered (only a completed
+    # stream's usage is accounted). The next identical call goes to the server again.
+    messages = [{"role": "user", "content": "a b c d"}]
+
+    async def main():
+        client = AsyncClient(fault_server.base_url, model="m", cache_dir=tmp_path / "cache")
+        stream = await client.chat(messages, stream=True)
+        await stream.__anext__()
+        del stream
+        gc.collect()
+        assert abandoned.wait_idle()  # finished on the abandoned-stream thread
+        abandoned_stats, cached_entries = client.stats, len(client._core.cache)
+        again = await client.chat(messages, stream=True)
+        text = "".join([c.delta async for c in again])
+        await client.aclose()
+        return abandoned_stats, cached_entries, again.cached, text
+
+    stats, cached_entries, again_cached, text = run(main())
+    assert stats.latencies_observed == 1  # it did finish, as an abandoned call
+    assert cached_entries == 0  # nothing cached
+    assert stats.tokens == {} and stats.cost_usd == 0  # no usage accounted
+    assert not again_cached and text == "echo: a b c d"
+    assert fault_server.report().arrivals == 2
+
+
 def test_a_broken_stream_names_its_cause_and_counts_as_one_error(fault_server):
     # httpx's async ReadError has an empty message: this one read "... 3 chunk(s): " before
     fault_server.script(Fault.stream_cut(3))

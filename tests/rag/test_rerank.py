@@ -134,3 +134,60 @@ def test_title_features_follow_a_new_index_that_reuses_an_old_ones_id(docs, embe
     retriever.index = new
     after = {c.doc_id: c.features for c in retriever.candidates("household pets purr", 5)}
     assert after["cats"]["title_coverage"] > 0
+
+
+def test_bm25_and_dense_features_are_the_best_chunk_of_each_document(docs, embedder):
+    # windows of 8 words overlapping by 2 cut every document into several chunks; a document's
+    # score is that of its best chunk, here the last chunk of "vitd", not its first or its worst
+    from rag.chunking import TokenWindowChunker, WhitespaceSpans
+    from rag.config import RagConfig
+    from rag.index import HybridIndex
+    from rag.retrieval import HybridRetriever
+
+    index = HybridIndex(embedder, TokenWindowChunker(WhitespaceSpans(), 8, 2), RagConfig())
+    index.upsert(docs)
+    retriever = HybridRetriever(index)
+    query = "cancer risk in observational studies"
+    query_vector = retriever.embed([query])[0]
+    cands = {c.doc_id: c for c in retriever.candidates(query, 5)}
+    chunk_ids = index.doc_chunks["vitd"]
+    bm25_chunks = index.bm25.scores_for(query, chunk_ids)
+    dense_chunks = index.dense.scores_for(query_vector, chunk_ids)
+    assert len(chunk_ids) == 3 and bm25_chunks.argmax() == dense_chunks.argmax() == 2
+    assert bm25_chunks.min() < bm25_chunks.max() and dense_chunks.min() < dense_chunks.max()
+    assert cands["vitd"].features["bm25"] == pytest.approx(bm25_chunks.max())
+    assert cands["vitd"].features["dense"] == pytest.approx(dense_chunks.max())
+    for doc_id, cand in cands.items():
+        ids = index.doc_chunks[doc_id]
+        assert cand.features["bm25"] == pytest.approx(index.bm25.scores_for(query, ids).max())
+        assert cand.features["dense"] == pytest.approx(
+            index.dense.scores_for(query_vector, ids).max()
+        )
+
+
+def test_idf_coverage_weights_a_rare_term_above_a_common_one(embedder):
+    # "gills" is in 2 of the 5 documents, "water" in 4. "frog" has only "gills": half the query
+    # terms (coverage 0.5), but the rarer half. Lucene idf = ln(1 + (N - df + .5) / (df + .5)):
+    # gills ln(1 + 3.5/2.5) = ln 2.4, water ln(1 + 1.5/4.5) = ln(4/3), so the idf-weighted share
+    # is ln 2.4 / (ln 2.4 + ln(4/3)) = ln 2.4 / ln 3.2 ~ 0.753
+    from rag.chunking import DocumentChunker
+    from rag.config import RagConfig
+    from rag.documents import Document
+    from rag.index import HybridIndex
+    from rag.retrieval import HybridRetriever
+
+    corpus = [
+        Document("fish", "Goldfish breathe with gills under water."),
+        Document("rain", "Rain water fills the lake."),
+        Document("river", "River water flows downhill."),
+        Document("sea", "Sea water is salty."),
+        Document("frog", "Tadpoles have gills too."),
+    ]
+    index = HybridIndex(embedder, DocumentChunker(), RagConfig(bm25_method="lucene"))
+    index.upsert(corpus)
+    cands = {c.doc_id: c for c in HybridRetriever(index).candidates("gills water", 5)}
+    frog = cands["frog"].features
+    assert frog["coverage"] == 0.5
+    assert frog["idf_coverage"] == pytest.approx(np.log(2.4) / np.log(3.2))
+    assert frog["idf_coverage"] > frog["coverage"]
+    assert cands["fish"].features["idf_coverage"] == pytest.approx(1.0)
