@@ -44,3 +44,14 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="word_rate"):
         Perturber(word_rate=2.0)
     assert "typo" in ATTACKS and "typo" not in DEFENDED
+
+
+def test_a_mention_is_spaced_out_on_some_seeds_and_still_normalises_to_the_user_token():
+    # the mention rewrite (@bob -> "@ bob") fires with probability 0.5 per mention, so over ten
+    # seeds it must fire at least once (all ten missing it has probability 2**-10 with a fair
+    # coin, and the seeds are fixed, so this is deterministic)
+    outs = [Perturber(seed=s, word_rate=0.0).perturb("hey @bob look") for s in range(10)]
+    assert any("@ bob" in out for out in outs)
+    assert any("@bob" in out for out in outs)  # ... and it is a coin, not always applied
+    for out in outs:
+        assert normalise(out) == "hey <user> look"

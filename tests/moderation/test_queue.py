@@ -552,3 +552,26 @@ def test_a_score_must_be_a_number_not_a_bool_or_a_string(queue, score):
 def test_a_queue_text_limit_must_be_a_whole_number_of_characters(tmp_path, max_chars):
     with pytest.raises(QueueError, match="max_chars must be a whole number >= 1"):
         ReviewQueue(tmp_path / "q.sqlite", max_chars=max_chars)
+
+
+def test_an_appeal_is_stored_with_its_appeal_priority_and_outranks_a_low_risk_item(queue):
+    item = queue.enqueue("c1", "text", "hate", 0.7, reach=90)
+    assert queue.claim("alice").item_id == item
+    queue.decide(item, "alice", "violation")
+    low = queue.enqueue("c2", "text", "spam", 0.1)  # low risk, waiting when the appeal arrives
+    appeal = queue.appeal(item, "poster", "satire")
+    # 2 * S(hate) * log10(10 + 90) = 4.0, far above the spam item's 0.2 * 0.1 * 1.2 * 1.0
+    assert queue.item(appeal)["priority"] == pytest.approx(appeal_priority(1.0, 90)) == 4.0
+    assert queue.item(low)["priority"] == pytest.approx(risk_priority(0.2, 0.1, 0))
+    assert queue.claim("bob").item_id == appeal  # the contested decision comes first
+    assert queue.claim("carol").item_id == low
+
+
+def test_an_overturn_to_violation_is_exported_as_a_positive_label(queue):
+    item = _decided(queue, outcome="no_violation")  # alice let it stand
+    appeal = queue.appeal(item, "reporter", "this is a slur")
+    assert queue.claim("bob").item_id == appeal
+    queue.decide(appeal, "bob", "violation")
+    labels = queue.overturns()
+    assert [(x.content_id, x.label, x.value) for x in labels] == [("c1", "hate", 1)]
+    assert queue.audit_trail(item)[-1]["event"] == "overturned"

@@ -79,3 +79,13 @@ def test_per_user_z_and_blend_scores_by_hand():
     # ease / 2 + als / 4 per item; popularity is not named, item_knn is absent: both skipped
     blend = blend_scores(cands, ("ease", "als", "item_knn"))
     np.testing.assert_allclose(blend, [1.0 + 0.25, 0.5 + 1.0, 0.0 + 0.5])
+
+
+def test_an_item_both_sources_propose_is_credited_to_the_one_that_ranked_it_better():
+    history = sp.csr_matrix(np.zeros((1, 4), dtype=np.float32))
+    a = Fixed("a", [4, 3, 2, 1])  # ranks items 0, 1, 2, 3 as 0, 1, 2, 3
+    b = Fixed("b", [1, 4, 3, 2])  # ranks items 0, 1, 2, 3 as 3, 0, 1, 2
+    c = generate([a, b], np.array([0]), history, per_source=3)
+    assert c.items.tolist() == [0, 1, 2, 3]
+    # items 1 and 2 are in both top-3s, ranked better by b (the later source): b proposed them
+    assert [c.source_names[p] for p in c.proposed_by] == ["a", "b", "b", "b"]

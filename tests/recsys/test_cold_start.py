@@ -7,12 +7,14 @@ import math
 import numpy as np
 import pytest
 
+import recsys.cold_start as cold_start
 from evals.metrics import evaluate
 from recsys.cold_start import (
     SHRINKAGE_GRID,
     TASTE_SHRINKAGE,
     ContentScorer,
     SegmentPopularity,
+    _cold_user_folds,
     _ndcg_at_k,
     choose_shrinkage,
     compare_genre_rules,
@@ -123,3 +125,45 @@ def test_named_genres_beat_ignoring_them_when_taste_follows_genre(frames, catalo
     means = compare_genre_rules(catalog, catalog.matrix(frames[0]), math.inf, seed=0)
     assert means["taste"] > means["none"] + 0.1
     assert means["first"] > means["none"] + 0.1
+
+
+def test_cold_user_folds_hold_each_user_out_of_the_fitted_matrix_once(frames, catalog):
+    x = catalog.matrix(frames[0])
+    folds = list(_cold_user_folds(x, folds=5, min_history=5, truth_share=1 / 3, seed=0))
+    assert len(folds) == 5
+    eligible = np.flatnonzero(np.diff(x.indptr) >= 5)
+    held_all = np.concatenate([held for held, _, _ in folds])
+    assert sorted(held_all.tolist()) == eligible.tolist()  # every eligible user, once
+    for held, rest, truth in folds:
+        sizes = np.diff(rest.indptr)
+        assert (sizes[held] == 0).all()  # cold: nothing of theirs, truth included, is fitted
+        others = np.setdiff1d(np.arange(x.shape[0]), held)
+        assert (rest[others] != x[others]).nnz == 0  # everyone else's rows as they were
+        for u, t in zip(held.tolist(), truth, strict=True):
+            history = set(x[u].indices.tolist())
+            assert t <= history and len(t) == max(1, round(len(history) / 3))
+
+
+def test_compare_genre_rules_names_genres_from_the_history_without_the_truth(
+    frames, catalog, monkeypatch
+):
+    # A spy on the carve and on top_genres: each held-out user's named genres must be read from
+    # their history minus their truth, or the truth leaks into what the user "names".
+    x = catalog.matrix(frames[0])
+    carved, named_from = [], []
+
+    def folds_spy(*args, **kwargs):
+        for held, rest, truth in _cold_user_folds(*args, **kwargs):
+            carved.extend(zip(held.tolist(), truth, strict=True))
+            yield held, rest, truth
+
+    def top_genres_spy(catalog, items, n):
+        named_from.append(set(items))
+        return top_genres(catalog, items, n)
+
+    monkeypatch.setattr(cold_start, "_cold_user_folds", folds_spy)
+    monkeypatch.setattr(cold_start, "top_genres", top_genres_spy)
+    compare_genre_rules(catalog, x, math.inf, seed=0)
+    assert len(carved) == len(named_from) > 0
+    for (u, t), items in zip(carved, named_from, strict=True):
+        assert items == set(x[u].indices.tolist()) - t

@@ -70,6 +70,13 @@ def test_training_set_drops_users_without_positives_and_samples_negatives():
     assert data.groups.tolist() == [5, 6]
     assert data.labels.sum() == 3
     assert len(data.features) == 11
+    # each feature value is its candidate's row: the kept rows are users 0 and 2's, in order,
+    # every positive kept, and each label still sits next to its own candidate's features
+    rows = data.features[:, 0].astype(int)
+    assert rows.tolist() == sorted(rows.tolist())
+    assert all(0 <= r < 10 for r in rows[:5]) and all(20 <= r < 30 for r in rows[5:])
+    assert {1, 23, 24} <= set(rows.tolist())
+    assert data.labels.tolist() == labels[rows].tolist()
 
 
 @pytest.mark.parametrize("objective", ["rank_xendcg", "lambdarank"])
