@@ -49,7 +49,7 @@ class ClientConfig:
     # --- timeouts (seconds) ----------------------------------------------------------------
     connect_timeout: float = 5.0  # TCP + TLS handshake
     read_timeout: float = 60.0  # max gap between bytes of the answer (per attempt)
-    write_timeout: float = 10.0
+    write_timeout: float = 10.0  # max time to send the request body (per attempt)
     total_timeout: float | None = 300.0  # deadline for the whole call: all attempts and waits
 
     # --- retries -----------------------------------------------------------------------------

@@ -25,7 +25,9 @@ The tree (catch a branch to handle everything below it)::
     │   └── StreamInterruptedError   a stream broke after its first chunk (.partial_text)
     ├── RetryAfterTooLongError       the server asked us to wait longer than the cap: we fail now
     ├── DeadlineExceededError        the total deadline ran out (across all retries)
-    └── RateLimiterTimeoutError      waiting for a client-side rate-limit slot hit the deadline
+    ├── RateLimiterTimeoutError      waiting for a client-side rate-limit slot hit the deadline
+    └── LocalServerError             the local llama.cpp server did not start (its log tail;
+                                     defined in local_server.py, where it is raised)
 
 ``APIStatusError`` mirrors openai-python's names (``RateLimitError``, ``APIConnectionError``...) so
 code written against that SDK reads the same here. The three "give up" errors at the bottom keep

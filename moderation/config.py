@@ -53,7 +53,7 @@ class ModerationConfig:
     # Deployment prior: the positive share per label on the traffic the model will serve. None =
     # serve the training prior (Davidson: 83 % offensive). With a dict, calibrated probabilities
     # are rescaled (moderation.prior, Saerens et al. 2002) and thresholds are chosen on validation
-    # re-weighted to these shares. DEPLOYMENT_PRIOR below is a documented example.
+    # re-weighted to these shares. DEPLOYMENT_PRIOR above is a documented example.
     deployment_prior: dict[str, float] | None = None
 
     # --- routing policy (thresholds are chosen on validation, per label) ---
@@ -70,7 +70,7 @@ class ModerationConfig:
     severity: dict[str, float] = field(default_factory=_default_severity)
     lease_seconds: float = 300.0  # a claim expires after this; the item returns to the queue
 
-    seed: int = 0
+    seed: int = 0  # the split seed this model was trained on (train() takes it too), kept with it
 
     def __post_init__(self) -> None:
         # Range checks are written `not (x > 0)`, not `x <= 0`: every comparison with NaN is

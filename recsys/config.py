@@ -147,7 +147,7 @@ class RecsysConfig:
     cold_shrinkage: float | None = None
 
     # Serving and beyond-accuracy.
-    k: int = 10
+    k: int = 10  # list length served and scored (@10, as Microsoft Recommenders' table)
     mmr_lambda: float = 0.8  # relevance weight in the MMR diversity re-rank
 
     def __post_init__(self) -> None:
