@@ -15,7 +15,11 @@ chunk for chunk* (LiteLLM returns a cached stream as one block: BerriAI/litellm#
 
 **Failure is a miss.** An entry that cannot be read or decoded (truncated file, a foreign
 value, a locked or damaged database) is logged, counted as an error, and treated as a miss; a
-failed write is logged and ignored. The cache can make calls faster, never make them fail. This
+failed write is logged and ignored. The cache can make calls faster, never make them fail.
+Nor may it make them hang: while another process holds SQLite's write lock (a suspended writer,
+a long ``clear()``), a write waits at most ``LOCK_TIMEOUT`` seconds, then is skipped. diskcache's
+``retry=True`` would retry forever, after the server has already answered (and, in the async
+client, on the event loop). This
 module checks an entry's envelope and rough shape; the client then parses the reply inside it
 (``CallCore.cached_reply``), and one that is no reply of its kind (``{"foo": 1}`` as a chat
 completion) is an error and a miss in the same way.
@@ -41,6 +45,9 @@ from llm_client.errors import ConfigurationError
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+# Seconds SQLite waits for another connection's lock (diskcache's default is 60). An uncontended
+# write holds the lock for milliseconds, so a longer wait means a stuck holder: skip the write.
+LOCK_TIMEOUT = 1.0
 KINDS = frozenset({"chat", "stream", "embeddings"})
 
 
@@ -60,6 +67,7 @@ class ResponseCache:
 
     ``clock`` is the wall clock used for the TTL (injected in tests). diskcache is safe across
     threads and processes; hit/miss/error counters are on the ``Stats`` object of the client.
+    ``diskcache_settings`` go to ``diskcache.Cache`` (``timeout`` defaults to ``LOCK_TIMEOUT``).
     """
 
     def __init__(
@@ -78,6 +86,7 @@ class ResponseCache:
                 f"cache_dir {str(directory)!r} is a file, not a directory; pass a directory "
                 "path (it is created if missing)"
             )
+        diskcache_settings.setdefault("timeout", LOCK_TIMEOUT)
         try:
             self._store = diskcache.Cache(str(self.directory), **diskcache_settings)
         except (OSError, sqlite3.Error) as exc:  # e.g. no permission, a parent is a file
@@ -88,8 +97,8 @@ class ResponseCache:
     def get(self, key: str, kind: str) -> tuple[str, Any]:
         """("hit", data) | ("miss", None) | ("error", None). Never raises for a bad entry."""
         try:
-            raw = self._store.get(key, default=None, retry=True)
-        except Exception as exc:  # damaged database, I/O error: a miss, not a crash
+            raw = self._store.get(key, default=None, retry=False)
+        except Exception as exc:  # locked or damaged database, I/O error: a miss, not a crash
             logger.warning("cache read failed for %s…: %r; treating as a miss", key[:12], exc)
             return "error", None
         if raw is None:
@@ -114,9 +123,19 @@ class ResponseCache:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
         entry = {"v": FORMAT_VERSION, "kind": kind, "stored_at": self._clock(), "data": data}
         try:
+            # retry=False: a lock held past the timeout raises diskcache.Timeout instead of
+            # looping forever; the write is skipped (the caller already has its answer).
             self._store.set(
-                key, json.dumps(entry, separators=(",", ":")).encode(), expire=self.ttl, retry=True
+                key, json.dumps(entry, separators=(",", ":")).encode(), expire=self.ttl, retry=False
             )
+        except diskcache.Timeout:
+            logger.warning(
+                "cache write skipped for %s…: the database stayed locked by another "
+                "connection for %.1f s",
+                key[:12],
+                self._store.timeout,
+            )
+            return False
         except Exception as exc:
             logger.warning("cache write failed for %s…: %r", key[:12], exc)
             return False

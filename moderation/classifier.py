@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
 from evals.errors import RefusedPickleError
+from evals.files import written_atomically
 from evals.pickles import restricted_load
 from moderation import calibration, prior
 from moderation.config import ModerationConfig
@@ -207,14 +208,17 @@ class ModerationModel:
         log.info("added category %r from %d examples (%d positive)", label, len(y), pos)
 
     def save(self, path: str | Path) -> None:
-        """Pickle the model (features, heads, calibrators; not the embedding network)."""
+        """Pickle the model (features, heads, calibrators; not the embedding network).
+
+        The file appears whole or not at all: it is written under this writer's own temporary
+        name and renamed into place, so two runs saving to one path at once both finish (the
+        last rename wins) and a failed write leaves the previous file and no temporary one.
+        """
         self._check()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("wb") as fh:
+        with written_atomically(path) as tmp, tmp.open("wb") as fh:
             pickle.dump({"format": FORMAT_VERSION, "model": self}, fh)
-        tmp.replace(path)
 
     @classmethod
     def load(cls, path: str | Path) -> ModerationModel:

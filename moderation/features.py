@@ -86,13 +86,31 @@ class CachedEmbedder:
         self._loaded_mtime: int | None = None  # st_mtime_ns of the file last read or written
 
     def _reload_if_changed(self) -> None:
-        """Pick up vectors another process (e.g. a warm-up job) wrote since we last looked."""
+        """Pick up vectors another process (e.g. a warm-up job) wrote since we last looked.
+
+        A file that is not this cache's ``keys`` ``(n,)`` and float ``vectors`` ``(n, d)``, with
+        ``d`` the width of the vectors already held, is a miss: logged and not read again; the
+        texts are encoded again and the next save replaces the file.
+        """
         if not self.path.exists() or self.path.stat().st_mtime_ns == self._loaded_mtime:
             return
         self._loaded_mtime = self.path.stat().st_mtime_ns
-        with np.load(self.path) as stored:
-            loaded = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
-        self._vectors = loaded | self._vectors
+        try:
+            with np.load(self.path) as stored:
+                keys, vectors = stored["keys"], stored["vectors"]
+            width = next((len(v) for v in self._vectors.values()), None)  # None: any will do
+            if keys.ndim != 1 or vectors.ndim != 2 or len(keys) != len(vectors):
+                raise ValueError(f"keys {keys.shape} and vectors {vectors.shape} do not pair up")
+            if not np.issubdtype(vectors.dtype, np.floating):
+                raise ValueError(f"vectors are {vectors.dtype}, not floats")
+            if width is not None and vectors.shape[1] != width:
+                raise ValueError(f"vectors are {vectors.shape[1]}-d, the cache holds {width}-d")
+        except Exception as exc:  # empty, truncated, not an .npz, another layout or width
+            log.warning(
+                "embedding cache %s unreadable (%s); encoding its texts again", self.path, exc
+            )
+            return
+        self._vectors = dict(zip(keys.tolist(), vectors, strict=True)) | self._vectors
 
     @staticmethod
     def _key(text: str) -> str:
@@ -106,6 +124,16 @@ class CachedEmbedder:
         if missing:
             log.info("embedding %d new texts (%d cached)", len(missing), len(texts) - len(missing))
             vectors = self.inner.encode(list(missing.values()))
+            width = next((len(v) for v in self._vectors.values()), vectors.shape[1])
+            if width != vectors.shape[1]:  # the file came from another model under this id
+                log.warning(
+                    "embedding cache %s holds %d-d vectors, the model gives %d-d; dropping them",
+                    self.path,
+                    width,
+                    vectors.shape[1],
+                )
+                self._vectors = {}
+                return self.encode(texts)  # once more, holding nothing (the file is not re-read)
             self._vectors.update(zip(missing, vectors, strict=True))
             self._save()
         return np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, 0))

@@ -396,12 +396,40 @@ class CachedPredictions:
         for text in texts:
             digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
         path = self.directory / f"probs-{digest.hexdigest()[:24]}.npy"
-        if path.exists():
-            return np.load(path)
+        if path.exists() and (cached := _cached_probabilities(path, len(texts))) is not None:
+            return cached
         out = self.inner.predict_proba(list(texts))
         with written_atomically(path, ".tmp.npy") as tmp:  # another process may write it too
             np.save(tmp, out)
         return out
+
+
+def _cached_probabilities(path: Path, n_texts: int) -> np.ndarray | None:
+    """The ``(n_texts, 3)`` float array stored at ``path``, or None (a miss) if it is not one.
+
+    A cache may always be thrown away: an empty, truncated or foreign file is logged and
+    recomputed (then rewritten), never served and never an error.
+    """
+    try:
+        probs = np.load(path)
+    except Exception as exc:  # empty (EOFError), truncated, pickled, not .npy
+        log.warning("cached predictions %s unreadable (%r); recomputing", path, exc)
+        return None
+    if not isinstance(probs, np.ndarray):  # an .npz archive loads as an NpzFile
+        probs.close()
+        log.warning("cached predictions %s are not one array; recomputing", path)
+        return None
+    if probs.shape != (n_texts, 3) or not np.issubdtype(probs.dtype, np.floating):
+        log.warning(
+            "cached predictions %s hold a %s array of shape %s, expected (%d, 3) floats; "
+            "recomputing",
+            path,
+            probs.dtype,
+            probs.shape,
+            n_texts,
+        )
+        return None
+    return probs
 
 
 class FineTunedEnsemble:

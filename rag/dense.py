@@ -202,25 +202,31 @@ class EmbeddingCache:
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.npy"
 
-    def get(self, key: str, n_rows: int) -> np.ndarray | None:
+    def get(self, key: str, n_rows: int, *, dim: int | None = None) -> np.ndarray | None:
+        """The cached ``(n_rows, dim)`` float vectors, or None (a miss) if absent or unusable.
+
+        ``dim`` is the width the caller needs (an index's dimension), or None when any will do.
+        """
         path = self.path(key)
         if not path.exists():
             return None
         try:
             vecs = np.load(path)
-        except (OSError, ValueError) as exc:
-            log.warning("embedding cache %s unreadable (%s); recomputing", path, exc)
+        except Exception as exc:  # empty (EOFError), truncated, pickled, not .npy: all a miss
+            log.warning("embedding cache %s unreadable (%r); recomputing", path, exc)
             return None
-        if vecs.ndim != 2 or vecs.shape[0] != n_rows:
-            log.warning(
-                "embedding cache %s has shape %s, expected %d rows; recomputing",
-                path,
-                vecs.shape,
-                n_rows,
-            )
-            return None
-        log.info("embedding cache hit: %s", path.name)
-        return vecs
+        if not isinstance(vecs, np.ndarray):  # an .npz archive loads as an NpzFile
+            vecs.close()
+            problem = f"holds a {type(vecs).__name__}, not one array"
+        elif vecs.ndim != 2 or not np.issubdtype(vecs.dtype, np.floating):
+            problem = f"holds a {vecs.dtype} array of shape {vecs.shape}, not a 2-D float array"
+        elif vecs.shape[0] != n_rows or dim not in (None, vecs.shape[1]):
+            problem = f"has shape {vecs.shape}, expected ({n_rows}, {dim or 'any'})"
+        else:
+            log.info("embedding cache hit: %s", path.name)
+            return vecs
+        log.warning("embedding cache %s %s; recomputing", path, problem)
+        return None
 
     def put(self, key: str, vecs: np.ndarray) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -229,9 +235,15 @@ class EmbeddingCache:
             np.save(tmp, vecs)
 
     def get_or_compute(
-        self, key: str, texts: Sequence[str], embedder: Embedder, *, progress: bool = False
+        self,
+        key: str,
+        texts: Sequence[str],
+        embedder: Embedder,
+        *,
+        dim: int | None = None,
+        progress: bool = False,
     ) -> np.ndarray:
-        vecs = self.get(key, len(texts))
+        vecs = self.get(key, len(texts), dim=dim)
         if vecs is None:
             vecs = embedder.encode(texts, progress=progress)
             self.put(key, vecs)

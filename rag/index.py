@@ -33,12 +33,15 @@ swap) and the next save renames it back. A symlinked ``PATH`` keeps its link: th
 points at is swapped. The swap replaces the whole folder, so
 :meth:`HybridIndex.save` refuses a ``PATH`` that is neither empty nor an index
 (:class:`~rag.errors.IndexOverwriteError`) instead of deleting what is in it. One writer at a
-time: two processes saving to the same path concurrently are not supported.
+time: two processes saving to the same path concurrently are not supported. Readers may run
+beside the writer: load checks each file on the bytes it parses, and reads again when the folder
+was swapped under it (:func:`_read_one_version`), so it returns one version, never a mix.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -166,7 +169,8 @@ class HybridIndex:
             key = EmbeddingCache.key(
                 self.embedder.model_id, self.chunker.name, corpus_checksum(versioned)
             )
-            vecs = cache.get_or_compute(key, texts, self.embedder, progress=progress)
+            dim = None if self.dense is None else self.dense.dim  # a cached entry must fit
+            vecs = cache.get_or_compute(key, texts, self.embedder, dim=dim, progress=progress)
         else:
             vecs = self.embedder.encode(texts, progress=progress)
         removed = self._drop(replaced)
@@ -312,8 +316,7 @@ class HybridIndex:
         tokens: TokenSpans | None = None,
     ) -> HybridIndex:
         """Read an index folder, verifying version, checksums and shapes (see module docstring)."""
-        path = index_folder(path)
-        manifest = read_manifest(path)
+        path, manifest, data = _read_one_version(path)
         if not same_model(manifest["model"], embedder.model_id):
             raise IndexMismatchError(
                 f"index at {path} was built with model {manifest['model']!r}, but the embedder is "
@@ -321,17 +324,6 @@ class HybridIndex:
                 "model or rebuild the index.",
                 path=path,
             )
-        for name in FILES:
-            expected = manifest.get("files", {}).get(name)
-            if not (path / name).exists():
-                raise IndexCorruptError(f"{path / name} is missing", path=path)
-            actual = _sha256(path / name)
-            if actual != expected:
-                raise IndexCorruptError(
-                    f"{path / name} fails its checksum (expected {expected}, found {actual}); "
-                    "the file was modified or truncated. Rebuild with `python -m rag index`.",
-                    path=path,
-                )
         try:
             config = (config or RagConfig()).replace(model=manifest["model"], **manifest["config"])
         except (TypeError, ConfigError) as exc:
@@ -344,15 +336,13 @@ class HybridIndex:
             raise IndexMismatchError(
                 f"chunker {chunker.name!r} != index's {manifest['chunker']!r}", path=path
             )
+        # parsed from the bytes whose checksums were checked, never read again from disk
         docs = [
             Document.from_json(json.loads(line))
-            for line in (path / "documents.jsonl").read_text(encoding="utf-8").splitlines()
+            for line in data["documents.jsonl"].decode("utf-8").splitlines()
         ]
-        rows = [
-            json.loads(line)
-            for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
-        ]
-        vecs = np.load(path / "vectors.npy")
+        rows = [json.loads(line) for line in data["chunks.jsonl"].decode("utf-8").splitlines()]
+        vecs = np.load(io.BytesIO(data["vectors.npy"]))
         if len(rows) != manifest["n_chunks"] or vecs.shape[0] != len(rows):
             raise IndexCorruptError(
                 f"{path}: {len(rows)} chunks, {vecs.shape[0]} vectors, "
@@ -394,17 +384,78 @@ class HybridIndex:
         return index
 
 
+LOAD_ATTEMPTS = 3
+"""How often :meth:`HybridIndex.load` reads an index that another process swapped meanwhile."""
+
+
+def _read_one_version(path: str | Path) -> tuple[Path, dict, dict[str, bytes]]:
+    """The folder, manifest and checked file contents of one saved version of the index.
+
+    A save in another process swaps a new folder in while a reader goes through the files
+    (module docstring), so the manifest of one version can meet the files of the next (a false
+    "fails its checksum"), or a file can vanish with the folder it was in. So each file is read
+    once and checked on the bytes that load then parses: what load returns is always one version.
+    A read that fails while the folder changed under it (:func:`_version`) is tried again; one
+    that fails on an unchanged folder is a damaged index, and its error says so.
+    """
+    for _ in range(LOAD_ATTEMPTS):
+        folder = index_folder(path)
+        before = _version(folder)
+        try:
+            manifest = read_manifest(folder)
+            return folder, manifest, {name: _read_checked(folder, name, manifest) for name in FILES}
+        except (IndexCorruptError, IndexNotFoundError) as exc:
+            if _version(folder) == before:
+                raise
+            log.info("the index at %s changed while it was read (%s); reading it again", path, exc)
+    raise IndexCorruptError(
+        f"the index at {path} changed while it was read, {LOAD_ATTEMPTS} times in a row: "
+        "another process keeps saving to it. Load it again once that save has finished.",
+        path=Path(path),
+    )
+
+
+def _version(folder: Path) -> tuple | None:
+    """What tells one saved version of an index folder from the next, None if there is none.
+
+    A save renames a new folder into place (a new inode and change time) with a new manifest.
+    """
+    try:
+        stat = folder.stat()
+        return stat.st_dev, stat.st_ino, stat.st_ctime_ns, (folder / "manifest.json").read_bytes()
+    except OSError:
+        return None
+
+
+def _read_checked(folder: Path, name: str, manifest: dict) -> bytes:
+    """The bytes of index file ``name``, checked against the manifest's sha256 for it."""
+    try:
+        data = (folder / name).read_bytes()
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{folder / name} is missing", path=folder) from None
+    expected, actual = manifest["files"].get(name), hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise IndexCorruptError(
+            f"{folder / name} fails its checksum (expected {expected}, found {actual}); "
+            "the file was modified or truncated. Rebuild with `python -m rag index`.",
+            path=folder,
+        )
+    return data
+
+
 def read_manifest(path: Path) -> dict:
     """Parse and check ``manifest.json`` (format name and version)."""
     mpath = path / "manifest.json"
-    if not mpath.exists():
+    try:
+        text = mpath.read_text()
+    except (FileNotFoundError, NotADirectoryError):
         raise IndexNotFoundError(
             f"no index at {path} (missing manifest.json); build one with "
             "`python -m rag index PATH`",
             path=path,
-        )
+        ) from None
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(text)
     except json.JSONDecodeError as exc:
         raise IndexCorruptError(f"{mpath} is not valid JSON: {exc}", path=path) from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+
 import pytest
 
 from llm_client import Client, ConfigurationError, InvalidRequestError, ResponseCache, cache_key
@@ -131,6 +135,41 @@ def test_a_truncated_value_file_is_a_miss(fault_server, tmp_path):
         path.write_bytes(path.read_bytes()[:10])
     assert not client.chat(USER).cached
     assert client.stats.cache_errors == 1
+
+
+def test_a_database_locked_by_another_process_is_a_skipped_write_not_a_hang(tmp_path):
+    cache = ResponseCache(tmp_path)
+    assert cache.set("a" * 64, "chat", {"x": 1})
+    # A real second process holds SQLite's write lock, as a suspended writer or a long clear() does.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            f"db = sqlite3.connect({str(tmp_path / 'cache.db')!r}, isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",  # hold the lock until the test closes our stdin
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        results = {}
+        writer = threading.Thread(
+            target=lambda: results.update(set=cache.set("b" * 64, "chat", {"y": 2})), daemon=True
+        )
+        writer.start()
+        writer.join(timeout=60)  # only a guard against hanging the suite; the wait is ~1 s
+        assert not writer.is_alive(), "set() blocked on a database another process had locked"
+        assert results["set"] is False  # the write was skipped and logged
+        assert cache.get("a" * 64, "chat") == ("hit", {"x": 1})  # readers are not blocked (WAL)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert cache.set("b" * 64, "chat", {"y": 2})  # the lock is gone: writes work again
 
 
 def test_hit_returns_the_same_completion_without_a_request(fault_server, tmp_path):

@@ -162,3 +162,40 @@ def test_unfitted_and_bad_targets(small_config):
         ModerationModel(small_config).predict_proba(["x"])
     with pytest.raises(ConfigError, match="3 values for 2 texts"):
         ModerationModel(small_config).fit(["a", "b"], {"hate": np.zeros(3)}, ["a"], {})
+
+
+def test_two_saves_to_one_path_at_once_both_finish(trained_model, tmp_path, monkeypatch):
+    import moderation.classifier as classifier
+
+    path, real_dump = tmp_path / "m.pkl", pickle.dump
+
+    def dump_while_another_save_runs(obj, fh, *args, **kwargs):
+        # another process saves to the same path while this one is writing (deterministically)
+        monkeypatch.setattr(classifier.pickle, "dump", real_dump)
+        trained_model.save(path)
+        real_dump(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(classifier.pickle, "dump", dump_while_another_save_runs)
+    trained_model.save(path)  # with one shared .tmp name: FileNotFoundError at the rename
+    assert ModerationModel.load(path).thresholds == trained_model.thresholds
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pkl"]
+
+
+def test_a_failed_save_keeps_the_previous_file_and_leaves_no_temporary_one(
+    trained_model, tmp_path, monkeypatch
+):
+    import moderation.classifier as classifier
+
+    path = tmp_path / "m.pkl"
+    trained_model.save(path)
+    before = path.read_bytes()
+
+    def dump_then_fail(obj, fh, *args, **kwargs):
+        fh.write(b"part of a model")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(classifier.pickle, "dump", dump_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        trained_model.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pkl"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+import pytest
 
 from moderation.features import CachedEmbedder, MiniLMEmbedder
 
@@ -46,3 +49,54 @@ def test_two_instances_sharing_a_folder_pick_up_each_others_vectors(tmp_path):
     restarted = CachedEmbedder(model, tmp_path)
     restarted.encode(both)
     assert model.encoded == []  # the last save holds both
+
+
+class TinyEmbedder:
+    """Deterministic 4-d vectors from the text's hash, counting what it encodes."""
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.encoded += list(texts)
+        seeds = [int.from_bytes(t.encode()[:4].ljust(4, b"\0"), "little") for t in texts]
+        return np.array([np.random.default_rng(s).random(4) for s in seeds], np.float32)
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"not a numpy file", id="garbage"),
+        pytest.param(_npz(keys=np.array(["k"])), id="no-vectors"),
+        pytest.param(_npz(keys=np.array(["k", "j"]), vectors=np.ones((1, 4))), id="unpaired"),
+        pytest.param(_npz(keys=np.array(["k"]), vectors=np.ones((1, 7))), id="other-width"),
+        pytest.param(_npz(keys=np.array(["k"]), vectors=np.array([["x"] * 4])), id="strings"),
+    ],
+)
+def test_an_unusable_cache_file_is_a_miss_and_is_replaced(tmp_path, content):
+    model = TinyEmbedder()
+    cache = CachedEmbedder(model, tmp_path)
+    expected = cache.encode(["seen"])
+    cache.path.write_bytes(content)  # another process (or a crash) leaves this file behind
+    out = cache.encode(["seen", "new"])  # "new" is missing, so the file is read
+    np.testing.assert_array_equal(out, np.vstack([expected, model.encode(["new"])]))
+    restarted = CachedEmbedder(model, tmp_path)
+    model.encoded.clear()
+    restarted.encode(["seen", "new"])
+    assert model.encoded == []  # the file was rewritten whole
+
+
+def test_a_cache_file_from_another_model_is_dropped_not_mixed_in(tmp_path):
+    model = TinyEmbedder()
+    cache = CachedEmbedder(model, tmp_path)
+    cache.path.write_bytes(_npz(keys=np.array([cache._key("seen")]), vectors=np.ones((1, 7))))
+    out = cache.encode(["seen", "new"])  # a fresh instance cannot know the width beforehand
+    np.testing.assert_array_equal(out, model.encode(["seen", "new"]))
+    assert out.shape == (2, 4)

@@ -419,3 +419,44 @@ def test_train_stacked_names_one_member_per_seed_and_per_extra_entry(tmp_path, s
     first, bare = stacked.model.transformer.members[0], stacked.model.transformer.members[2]
     assert first.directory == bare.directory
     assert len({m.directory for m in stacked.model.transformer.members}) == 3
+
+
+class _Counting(_Fixed):
+    calls = 0
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return super().predict_proba(texts)
+
+
+def _npy(array, **save) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, **save)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"not a numpy file", id="garbage"),
+        pytest.param(_npy(np.ones((2, 3)))[:-5], id="truncated"),
+        pytest.param(_npy(np.array([{"a": 1}, None]), allow_pickle=True), id="pickled"),
+        pytest.param(_npy(np.ones((5, 3))), id="other-rows"),
+        pytest.param(_npy(np.ones((2, 7))), id="other-width"),
+        pytest.param(_npy(np.array([["x"] * 3] * 2)), id="strings"),
+    ],
+)
+def test_an_unusable_cached_prediction_file_is_recomputed_and_rewritten(tmp_path, content):
+    inner = _Counting([0.6, 0.3, 0.1])
+    cached = CachedPredictions(inner, tmp_path)
+    cached.predict_proba(["a", "b"])
+    (path,) = tmp_path.glob("probs-*.npy")
+    path.write_bytes(content)
+    np.testing.assert_array_equal(cached.predict_proba(["a", "b"]), [[0.6, 0.3, 0.1]] * 2)
+    assert inner.calls == 2  # recomputed, not served
+    np.testing.assert_array_equal(np.load(path), [[0.6, 0.3, 0.1]] * 2)  # and rewritten
+    cached.predict_proba(["a", "b"])
+    assert inner.calls == 2  # a healthy file is a hit

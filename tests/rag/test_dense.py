@@ -1,3 +1,4 @@
+import io
 import threading
 
 import numpy as np
@@ -75,6 +76,62 @@ def test_embedding_cache_hits_and_recovers_from_corruption(tmp_path, embedder):
     third = cache.get_or_compute(key, texts, embedder)
     assert embedder.calls == 2
     np.testing.assert_array_equal(first, third)
+
+
+def npy_bytes(array, **save):
+    buffer = io.BytesIO()
+    np.save(buffer, array, **save)
+    return buffer.getvalue()
+
+
+def npz_bytes(array):
+    buffer = io.BytesIO()
+    np.savez(buffer, a=array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"", id="empty"),  # np.load raises EOFError
+        pytest.param(npy_bytes(np.ones((2, 64), np.float32))[:20], id="truncated-header"),
+        pytest.param(npz_bytes(np.ones((2, 64), np.float32)), id="npz"),  # loads as an NpzFile
+        pytest.param(npy_bytes(np.array([{"a": 1}, None]), allow_pickle=True), id="pickled"),
+        pytest.param(npy_bytes(np.ones((3, 64), np.float32)), id="wrong-rows"),
+        pytest.param(npy_bytes(np.ones(2 * 64, np.float32)), id="1-d"),
+        pytest.param(npy_bytes(np.array([["a"] * 64] * 2)), id="strings"),
+    ],
+)
+def test_an_unusable_embedding_cache_file_is_a_miss_and_is_rewritten(tmp_path, embedder, content):
+    cache = EmbeddingCache(tmp_path)
+    texts = ["alpha beta", "gamma"]
+    cache.path("k").write_bytes(content)
+    assert cache.get("k", 2) is None
+    vecs = cache.get_or_compute("k", texts, embedder)
+    assert embedder.calls == 1 and vecs.shape == (2, 64)
+    np.testing.assert_array_equal(cache.get("k", 2), vecs)  # the entry was rewritten
+
+
+def test_an_embedding_cache_file_of_another_width_is_a_miss_when_the_width_is_known(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    cache.put("k", np.ones((2, 7)))
+    assert cache.get("k", 2, dim=64) is None
+    assert cache.get("k", 2, dim=7).shape == (2, 7)
+
+
+def test_an_index_update_misses_a_cache_entry_of_another_width(tmp_path, docs, embedder):
+    from rag.chunking import make_chunker
+    from rag.config import RagConfig
+    from rag.documents import corpus_checksum
+    from rag.index import HybridIndex
+
+    index = HybridIndex(embedder, make_chunker("document"), RagConfig(chunker="document"))
+    index.upsert(docs[:2])
+    cache = EmbeddingCache(tmp_path)
+    key = EmbeddingCache.key(embedder.model_id, "document", corpus_checksum(docs[2:]))
+    cache.put(key, np.ones((3, 7), np.float32))  # rows match, width does not (another model)
+    index.upsert(docs[2:], cache=cache)
+    assert embedder.calls == 2 and index.dense.vectors.shape == (5, 64)
 
 
 def test_new_weights_in_the_same_model_folder_miss_the_embedding_cache(

@@ -487,3 +487,59 @@ def test_a_manifest_that_disagrees_with_the_files_is_corrupt(saved, embedder, ch
     (saved / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexCorruptError, match=message):
         HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+
+
+def swap_in_after_reading_the_manifest(monkeypatch, swap, times=1):
+    """Make ``swap()`` run right after load reads the manifest, as a concurrent writer would."""
+    import rag.index
+
+    original, calls = rag.index.read_manifest, []
+
+    def read_then_swap(path):
+        manifest = original(path)
+        if len(calls) < times:
+            calls.append(path)
+            swap()
+        return manifest
+
+    monkeypatch.setattr(rag.index, "read_manifest", read_then_swap)
+    return calls
+
+
+def test_a_save_swapped_in_during_a_load_gives_the_new_index(saved, docs, embedder, monkeypatch):
+    # manifest of the old index, files of the new one: a false "fails its checksum ... Rebuild"
+    newer = build([*docs, Document("new", "Octopuses have three hearts.")], embedder)
+    calls = swap_in_after_reading_the_manifest(monkeypatch, lambda: newer.save(saved))
+    index = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    assert calls and "new" in index.documents and len(index.documents) == 6
+
+
+def test_an_interrupted_save_finished_during_a_load_gives_the_new_index(
+    saved, docs, embedder, monkeypatch
+):
+    import shutil
+
+    # the state a save killed between its renames leaves: load reads idx.old in place...
+    build([Document("new", "Octopuses have three hearts.")], embedder).save(saved.parent / "b")
+    saved.rename(saved.parent / "idx.old")
+    (saved.parent / "b").rename(saved.parent / "idx.tmp")
+
+    def finish_the_save():  # ...and a writer finishes it, deleting idx.old under the reader
+        (saved.parent / "idx.tmp").rename(saved)
+        shutil.rmtree(saved.parent / "idx.old")
+
+    calls = swap_in_after_reading_the_manifest(monkeypatch, finish_the_save)
+    index = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    assert calls and list(index.documents) == ["new"]
+
+
+def test_an_index_that_keeps_changing_while_read_says_so_not_rebuild(
+    saved, docs, embedder, monkeypatch
+):
+    versions = [build(docs[:2], embedder), build(docs[2:], embedder)]
+    calls = swap_in_after_reading_the_manifest(
+        monkeypatch, lambda: versions[len(calls) % 2].save(saved), times=100
+    )
+    with pytest.raises(IndexCorruptError, match="changed while it was read") as info:
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    assert "Rebuild" not in str(info.value)
