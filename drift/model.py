@@ -39,6 +39,12 @@ class Prediction:
         """Width of the 80% interval, shape (n,)."""
         return self.high - self.low
 
+    @property
+    def finite_rows(self) -> np.ndarray:
+        """Rows whose value, low and high are all finite numbers, bool shape (n,): the rows the
+        prediction log can store (SQLite turns NaN into NULL)."""
+        return np.isfinite(np.asarray([self.value, self.low, self.high], dtype=float)).all(axis=0)
+
 
 def mean_absolute_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """MAE in rentals per hour; the monitor's error measure (robust and easy to explain)."""

@@ -132,9 +132,7 @@ class PredictionLog:
         # SQLite stores NaN as NULL, so a non-finite prediction cannot be stored as a number. The
         # caller decides what an unanswered row means (the timeline leaves it out of the log and
         # the monitor reports it as a null_burst); the log only says which rows they are.
-        finite = np.isfinite(
-            np.asarray([prediction.value, prediction.low, prediction.high], dtype=float)
-        ).all(axis=0)
+        finite = prediction.finite_rows
         if not finite.all():
             bad = [key for key, ok in zip(row_keys, finite, strict=True) if not ok]
             raise PredictionLogError(

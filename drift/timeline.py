@@ -5,7 +5,8 @@ This is the production loop in miniature, one iteration per window::
     deploy?  -> the scenario may push a model (registry switch; the old model starts shadowing)
     serve    -> the serving model predicts; every shadow model predicts the same rows
     log      -> predictions go to SQLite with inputs, interval, version and role (a NaN or
-                infinite output is left out of the log; the monitor flags it as a null_burst)
+                infinite output is left out of the log, with a warning; more than
+                max_null_share of them is a null_burst quality finding)
     monitor  -> quality, data drift, prediction drift, CUSUM  (drift.monitor)
     labels   -> the labels of window t - label_delay arrive and are joined in the log
     perform  -> serving and shadow MAE on that labelled window  (drift.performance)
@@ -372,7 +373,7 @@ def _log_answered(
     monitor still sees every output and reports a burst of them as a ``null_burst`` quality
     finding, which quarantines the window; the run goes on.
     """
-    answered = np.isfinite(np.asarray([prediction.value, prediction.low, prediction.high])).all(0)
+    answered = prediction.finite_rows
     if not answered.all():
         log.warning(
             "%s (%s) gave %d non-finite predictions in window %d; not logged",

@@ -342,6 +342,8 @@ class HybridIndex:
             for line in data["documents.jsonl"].decode("utf-8").splitlines()
         ]
         rows = [json.loads(line) for line in data["chunks.jsonl"].decode("utf-8").splitlines()]
+        # the raw bytes and the array are both in memory here (twice the file's size): the price
+        # of parsing exactly the bytes whose checksum was checked
         vecs = np.load(io.BytesIO(data["vectors.npy"]))
         if len(rows) != manifest["n_chunks"] or vecs.shape[0] != len(rows):
             raise IndexCorruptError(

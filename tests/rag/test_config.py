@@ -8,9 +8,11 @@ from rag.config import RagConfig
 from rag.errors import ConfigError
 
 
-def test_the_defaults_are_valid():
-    config = RagConfig()
-    assert config.replace() == config
+def test_the_defaults_are_valid_including_every_newly_checked_field():
+    config = RagConfig()  # raises ConfigError if a default broke its own check
+    assert config.answer_tokens >= 1 and config.context_tokens >= 1
+    assert config.hnsw_m >= 2 and config.hnsw_ef_search >= 1
+    assert config.abstain_threshold is None or math.isfinite(config.abstain_threshold)
 
 
 @pytest.mark.parametrize(
