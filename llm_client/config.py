@@ -179,9 +179,10 @@ def _count(name: str, value: object, *, low: int, none: str | None = None) -> No
 def _check_base_url(base_url: str) -> None:
     """http(s) with a host, a port in 1..65535 if one is given, and no query or fragment.
 
-    "http://" or "http:///v1" used to pass and fail on every retry. Port 99999 passed too, and
-    the requests went to port 34463 (99999 mod 65536), Authorization header included. A query
-    or fragment passed and the endpoint was appended inside it (``/v1?k=1/chat/completions``).
+    Checked here, once, rather than failing on every retry: "http://" has no host; port 99999
+    would send the requests, Authorization header included, to port 34463 (99999 mod 65536);
+    and the endpoint is appended to the URL, so a query or fragment would swallow it
+    (``/v1?k=1/chat/completions``).
     """
     example = "e.g. http://127.0.0.1:8765/v1"
     if not base_url.startswith(("http://", "https://")):
@@ -200,7 +201,8 @@ def _check_base_url(base_url: str) -> None:
         raise ConfigurationError(
             f"base_url {base_url!r} has port {url.port}; a port is 1..65535 ({example})"
         )
-    if "?" in base_url or "#" in base_url:  # neither may appear unescaped before the query
+    # on the raw string: httpx.URL drops an empty "?" or "#", which would still break the path
+    if "?" in base_url or "#" in base_url:
         raise ConfigurationError(
             f"base_url {base_url!r} has a query or fragment; the endpoint path is appended to "
             f"base_url, so it must end with the path ({example})"

@@ -30,9 +30,10 @@ The tree (catch a branch to handle everything below it)::
                                      defined in local_server.py, where it is raised)
 
 ``APIStatusError`` mirrors openai-python's names (``RateLimitError``, ``APIConnectionError``...) so
-code written against that SDK reads the same here. The three "give up" errors at the bottom keep
-the last server error as ``.last_error`` (a ``RateLimiterTimeoutError`` has one when it stopped a
-retry) and quote it in their message, so nothing the server said is lost.
+code written against that SDK reads the same here. The three "give up" errors
+(``RetryAfterTooLongError``, ``DeadlineExceededError``, ``RateLimiterTimeoutError``) keep the last
+server error as ``.last_error`` (a ``RateLimiterTimeoutError`` has one when it stopped a retry)
+and quote it in their message, so nothing the server said is lost.
 
 An ``APIError`` a call raises carries the ``url`` it requested and ``attempts``, the attempts the
 call made (``CallCore.with_context`` fills in both, also for errors raised where the URL was not
@@ -134,8 +135,8 @@ class RedirectError(APIStatusError):
     Redirects are not followed: a POST replayed to another URL is a new request the caller did
     not ask for, and its ``Authorization`` header could go to another host. The usual cause is a
     base URL on ``http://`` that the server moves to ``https://``; the fix is a new base URL.
-    Before, the redirect page was read as a 2xx body: retried 5 times as a
-    ``ResponseDecodeError`` ("response is not JSON"), or, streamed, "stream ended without [DONE]".
+    Its own error, so that the redirect page is never parsed as a reply (and retried as a
+    ``ResponseDecodeError`` that hides where the server pointed).
     """
 
     @property

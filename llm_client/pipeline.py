@@ -458,8 +458,8 @@ class StreamBase:
         self._state = StreamState(call) if call is not None else None
         self._first: ChatChunk | None = None  # read (and checked) while the stream was opened
         # [DONE] (or the end after a finish_reason) was read. Its own flag, not "_first is
-        # None": that also means "already handed out", and a stream whose only event was [DONE]
-        # went on reading past the end and broke with "stream ended without [DONE]"
+        # None", which also means "already handed out": a stream whose only event is [DONE]
+        # must end there, not read on past the end
         self._done = False
         self._started = started
         self._closed = False

@@ -201,10 +201,10 @@ def chat_body(
     """The JSON body of a chat request; ``params`` (top_p, stop, seed...) pass through.
 
     ``temperature`` and the ``NUMERIC_PARAMS`` are sent as floats: JSON writes ``0`` and ``0.0``
-    differently, so ``temperature=0`` and ``temperature=0.0`` had different cache keys (a miss,
-    and no shared flight, for the same request). A float is sent as it was, so the key of a
-    call that already passed floats (the default ``temperature=0.0`` included) is unchanged
-    and existing caches still hit.
+    differently, and the body is the cache key, so ``temperature=0`` and ``temperature=0.0``
+    must be one request (one cache entry, one shared flight). A float is sent as it was, so
+    the key of a call that passes floats (the default ``temperature=0.0`` included) is the
+    same as it always was.
     """
     check_max_tokens(max_tokens)
     check_temperature(temperature)
@@ -284,7 +284,8 @@ def status_error(
     if status == 404 and url is not None and "/v1/" not in httpx.URL(url).path + "/":
         hint = V1_HINT
     if 300 <= status < 400:  # the body is a page for browsers; where it points is the news
-        cls, (message, hint) = RedirectError, _redirect_message(headers, url)
+        cls = RedirectError
+        message, hint = _redirect_message(headers, url)
     return cls(
         message,
         status=status,
@@ -380,9 +381,9 @@ def parse_chat(data: dict[str, Any], *, request_id: str | None = None) -> ChatCo
     """A chat completion JSON object to ``ChatCompletion`` (shape errors: ResponseDecodeError).
 
     ``choices[0].message`` must be an object, and its ``content`` a str, or null or absent (a
-    reply that only calls tools): ``text`` is then "". Anything else is not the protocol. Before,
-    ``{"choices": [{}]}`` read as the text "" and a list ``content`` became ``text`` as a list,
-    and both were cached as good replies.
+    reply that only calls tools): ``text`` is then "". Anything else is not the protocol, and
+    raising here keeps it out of the cache: a reply that is read as "" or as a list would be
+    cached and served as a good one.
     """
     try:
         choice = data["choices"][0]

@@ -24,8 +24,8 @@ class Usage:
         A count that is missing or null reads as 0. One that is no number (``"n/a"``, an
         object, ``1e999``) is ``ResponseDecodeError``: the body is not the protocol, so it is
         retried like any such body (a stream's chunk: the stream is interrupted) and never
-        cached. Before, ``int()``'s bare ``ValueError``, ``TypeError`` or ``OverflowError``
-        escaped the call, not retried and not counted in ``stats.errors``.
+        cached, rather than a bare ``ValueError``, ``TypeError`` or ``OverflowError`` from
+        ``int()`` that would escape the call uncounted.
         """
         if not isinstance(data, dict):
             return None
