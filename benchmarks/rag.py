@@ -28,7 +28,7 @@ from benchmarks.rag_answers import answer_rows
 from benchmarks.rag_chunking import chunking_rows, subset
 from benchmarks.rag_speed import bm25_speed_rows, encoder_rows, hnsw_rows, latency_rows
 from benchmarks.record import Anchor, BenchContext, BenchResult, Row
-from evals.datasets import DATASETS, BeirDataset, dataset_summary, load_beir
+from evals.datasets import DATASETS, BeirDataset, beir_corpus_file, dataset_summary, load_beir
 from evals.errors import DatasetError
 from evals.sources import sha256_file
 from evals.stats import bootstrap_ci, paired_test
@@ -358,8 +358,8 @@ def dataset_provenance(
     """
     if requested is None or requested in DATASETS:
         return dataset_summary(test.name, data_dir)
-    corpus = next(n for n in ("corpus.jsonl", "corpus.jsonl.gz") if (test.path / n).is_file())
-    read = [corpus, "queries.jsonl", "qrels/test.tsv", "qrels/train.tsv"]  # as load_beir reads
+    corpus = beir_corpus_file(test.path).name  # the file load_beir read
+    read = [corpus, "queries.jsonl", "qrels/test.tsv", "qrels/train.tsv"]
     files = {n: {"sha256": sha256_file(test.path / n)} for n in read if (test.path / n).is_file()}
     return {"source": "user folder", "files": files}
 

@@ -116,12 +116,21 @@ def classification_report(y_true, y_pred, labels: Sequence | None = None) -> dic
     }
 
 
+def _check_binary_labels(y_true: np.ndarray) -> None:
+    """MetricError naming the first label that is not 0 or 1 (NaN included)."""
+    bad = ~np.isin(y_true, (0, 1))
+    if bad.any():
+        raise MetricError(
+            "y_true must hold 0/1 labels (binary: is the item positive / was the top class "
+            f"right), got {y_true[bad][0]}"
+        )
+
+
 def _binary(y_true, score) -> tuple[np.ndarray, np.ndarray]:
     y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
     if y_true.shape != score.shape or y_true.ndim != 1:
         raise MetricError(f"y_true, score must be 1-D, same length: {y_true.shape}, {score.shape}")
-    if not np.isin(y_true, (0, 1)).all():
-        raise MetricError("y_true must be binary (0/1) for this metric")
+    _check_binary_labels(y_true)
     if y_true.min() == y_true.max():
         raise MetricError("y_true holds a single class: the metric is undefined")
     if not np.isfinite(score).all():
@@ -184,12 +193,7 @@ def reliability_curve(y_true, prob, n_bins: int = 15) -> list[ReliabilityBin]:
         raise MetricError("y_true and prob must be non-empty 1-D arrays of the same length")
     if ((prob < 0) | (prob > 1)).any() or not np.isfinite(prob).all():
         raise MetricError("probabilities must lie in [0, 1]")
-    if not np.isin(y_true, (0, 1)).all():  # NaN is not in it either
-        bad = y_true[~np.isin(y_true, (0, 1))][0]
-        raise MetricError(
-            f"y_true must hold 0/1 labels (is the item positive / was the top class right), "
-            f"got {bad}"
-        )
+    _check_binary_labels(y_true)
     if n_bins < 1:
         raise MetricError(f"n_bins must be >= 1, got {n_bins}")
     index = np.clip(np.ceil(prob * n_bins).astype(int) - 1, 0, n_bins - 1)

@@ -41,6 +41,7 @@ __all__ = [
     "DatasetSpec",
     "FileSpec",
     "MovieLens",
+    "beir_corpus_file",
     "dataset_summary",
     "load_beir",
     "load_bike_sharing",
@@ -135,6 +136,13 @@ def _read_qrels(name: str, path: Path) -> tuple[dict[str, dict[str, int]], int]:
     return qrels, n_rows
 
 
+def beir_corpus_file(folder: Path) -> Path | None:
+    """A BEIR folder's corpus, ``corpus.jsonl`` or ``corpus.jsonl.gz``; None if it has neither."""
+    return next(
+        (folder / n for n in ("corpus.jsonl", "corpus.jsonl.gz") if (folder / n).is_file()), None
+    )
+
+
 def load_beir(
     name_or_path: str | Path = "scifact",
     split: str = "test",
@@ -158,9 +166,7 @@ def load_beir(
                 f"pass a registered name ({', '.join(DATASETS)}) or a BEIR folder",
             )
         name = folder.name
-    corpus_path = next(
-        (folder / n for n in ("corpus.jsonl", "corpus.jsonl.gz") if (folder / n).is_file()), None
-    )
+    corpus_path = beir_corpus_file(folder)
     qrels_path = folder / "qrels" / f"{split}.tsv"
     for needed in (corpus_path, folder / "queries.jsonl", qrels_path):
         if needed is None or not needed.is_file():

@@ -45,7 +45,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         super().__init__(file)
         self.allowed = allowed
         # every object find_class returned, by id (holding the object keeps its id unique)
-        self.globals: dict[int, tuple[object, str]] = {}
+        self._resolved: dict[int, tuple[object, str]] = {}
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self.allowed:
@@ -53,7 +53,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
                 f"{module}.{name}", f"names {module}.{name}, which no saved model is made of"
             )
         found = super().find_class(module, name)
-        self.globals[id(found)] = (found, f"{module}.{name}")
+        self._resolved[id(found)] = (found, f"{module}.{name}")
         return found
 
     def load_build(self) -> None:
@@ -63,8 +63,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
             raise RefusedPickleError(
                 name, f"sets attributes on the class {name} itself, which no saved model does"
             )
-        if id(target) in self.globals:
-            name = self.globals[id(target)][1]
+        if id(target) in self._resolved:
+            name = self._resolved[id(target)][1]
             raise RefusedPickleError(
                 name, f"sets attributes on the global {name} itself, which no saved model does"
             )
