@@ -98,19 +98,22 @@ class CachedEmbedder:
         try:
             with np.load(self.path) as stored:
                 keys, vectors = stored["keys"], stored["vectors"]
-            width = next((len(v) for v in self._vectors.values()), None)  # None: any will do
-            if keys.ndim != 1 or vectors.ndim != 2 or len(keys) != len(vectors):
-                raise ValueError(f"keys {keys.shape} and vectors {vectors.shape} do not pair up")
-            if not np.issubdtype(vectors.dtype, np.floating):
-                raise ValueError(f"vectors are {vectors.dtype}, not floats")
-            if width is not None and vectors.shape[1] != width:
-                raise ValueError(f"vectors are {vectors.shape[1]}-d, the cache holds {width}-d")
-        except Exception as exc:  # empty, truncated, not an .npz, another layout or width
+        except Exception as exc:  # empty, truncated, not an .npz, an array missing
             log.warning(
-                "embedding cache %s unreadable (%s); encoding its texts again", self.path, exc
+                "embedding cache %s unreadable (%r); encoding its texts again", self.path, exc
             )
             return
-        self._vectors = dict(zip(keys.tolist(), vectors, strict=True)) | self._vectors
+        width = next((len(v) for v in self._vectors.values()), None)  # None: any will do
+        if keys.ndim != 1 or vectors.ndim != 2 or len(keys) != len(vectors):
+            problem = f"has keys {keys.shape} and vectors {vectors.shape}, which do not pair up"
+        elif not np.issubdtype(vectors.dtype, np.floating):
+            problem = f"holds {vectors.dtype} vectors, not floats"
+        elif width is not None and vectors.shape[1] != width:
+            problem = f"holds {vectors.shape[1]}-d vectors; those in memory are {width}-d"
+        else:
+            self._vectors = dict(zip(keys.tolist(), vectors, strict=True)) | self._vectors
+            return
+        log.warning("embedding cache %s %s; encoding its texts again", self.path, problem)
 
     @staticmethod
     def _key(text: str) -> str:
@@ -132,8 +135,13 @@ class CachedEmbedder:
                     width,
                     vectors.shape[1],
                 )
+                # keep the vectors just computed; encode only the texts that were cached before
+                stale = {k: t for k, t in zip(keys, texts, strict=True) if k not in missing}
                 self._vectors = {}
-                return self.encode(texts)  # once more, holding nothing (the file is not re-read)
+                if stale:
+                    self._vectors.update(
+                        zip(stale, self.inner.encode(list(stale.values())), strict=True)
+                    )
             self._vectors.update(zip(missing, vectors, strict=True))
             self._save()
         return np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, 0))

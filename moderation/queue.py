@@ -104,8 +104,9 @@ __all__ = [
 OUTCOMES = ("violation", "no_violation")
 MAX_REACH = 2**63 - 1  # BIGINT, in SQLite and Postgres alike
 MAX_ID_CHARS = 200
-# An id is refused unread past this many characters as typed: folding reads all of it (a
-# 16,000-character name took 11 s to refuse), and NFKC rarely lengthens a name's characters.
+# An id is refused unread past this many characters as typed: a cheap cap on input before any
+# per-character work (folding, the blank check), so that work stays bounded whatever a caller
+# sends; and NFKC rarely lengthens a name's characters.
 MAX_RAW_ID_CHARS = 4 * MAX_ID_CHARS
 _DEFAULTS = ModerationConfig()  # severity, lease and text limit when the caller gives none
 

@@ -22,6 +22,11 @@ RANKER_LABELS = ("binary", "graded2", "rating")
 # gives it a meaning.
 _RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
     "seed": (">= 0", lambda v: v >= 0),  # numpy refuses negative seeds
+    "candidates_per_source": (">= 1", lambda v: v >= 1),
+    "k": (">= 1", lambda v: v >= 1),
+    "dlae_dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "dlae_l2": (">= 0", lambda v: v >= 0),
+    "ranker_bags": (">= 1", lambda v: v >= 1),
     "validation_folds": (">= 1", lambda v: v >= 1),
     "blend_weight": ("finite and >= 0 (0 = the ranker alone)", lambda v: 0 <= v < math.inf),
     "cold_shrinkage": (
@@ -167,17 +172,10 @@ class RecsysConfig:
             raise InvalidArgumentError(
                 f"blend_sources {missing} are not among sources {list(self.sources)}"
             )
-        if not 0.0 <= self.dlae_dropout < 1.0 or self.dlae_l2 < 0.0:
-            raise InvalidArgumentError(
-                f"dlae_dropout must be in [0, 1) and dlae_l2 >= 0, got "
-                f"{self.dlae_dropout} and {self.dlae_l2}"
-            )
         if self.ranker_labels not in RANKER_LABELS:
             raise InvalidArgumentError(
                 f"ranker_labels must be one of {list(RANKER_LABELS)}, got {self.ranker_labels!r}"
             )
-        if self.candidates_per_source < 1 or self.k < 1 or self.ranker_bags < 1:
-            raise InvalidArgumentError("candidates_per_source, k and ranker_bags must be >= 1")
         for name, (valid, test) in _RANGES.items():
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:

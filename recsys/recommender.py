@@ -35,6 +35,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evals.errors import RefusedPickleError
+from evals.files import written_atomically
 from evals.pickles import restricted_load
 from recsys.candidates import (
     CandidateSet,
@@ -337,10 +338,13 @@ class TwoStageRecommender:
             "n_interactions": int(self.interactions_.nnz),
             "feature_importances": self.ranker_.importances(),
         }
+        # each file is written under a temporary name and renamed into place, so a failed write
+        # (a full disk) leaves the previous model whole rather than a truncated one
         try:
-            with open(folder / "model.pkl", "wb") as fh:
+            with written_atomically(folder / "model.pkl") as tmp, tmp.open("wb") as fh:
                 pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            with written_atomically(folder / "manifest.json") as tmp:
+                tmp.write_text(json.dumps(manifest, indent=2))
         except OSError as exc:  # a full disk, a read-only folder
             raise ModelFileError(f"cannot write the model into {folder}: {exc}") from exc
         return folder

@@ -98,5 +98,6 @@ def test_a_cache_file_from_another_model_is_dropped_not_mixed_in(tmp_path):
     cache = CachedEmbedder(model, tmp_path)
     cache.path.write_bytes(_npz(keys=np.array([cache._key("seen")]), vectors=np.ones((1, 7))))
     out = cache.encode(["seen", "new"])  # a fresh instance cannot know the width beforehand
+    assert model.encoded == ["new", "seen"]  # each text once: "new" is kept, not encoded again
     np.testing.assert_array_equal(out, model.encode(["seen", "new"]))
     assert out.shape == (2, 4)

@@ -79,8 +79,8 @@ def test_guard_takes_the_lower_of_plain_and_masked_hate_scores(biased_model):
     plain = Moderator(biased_model).scores(texts)
     guarded = Moderator(biased_model, identity_guard=True).scores(texts)
     masks = [mask_identity_terms(t) for t in texts]
-    unguarded = [t if m is None else m for t, m in zip(texts, masks, strict=True)]
-    masked = Moderator(biased_model).scores(unguarded)
+    masked_texts = [t if m is None else m for t, m in zip(texts, masks, strict=True)]
+    masked = Moderator(biased_model).scores(masked_texts)
     np.testing.assert_allclose(guarded["hate"], np.minimum(plain["hate"], masked["hate"]))
     np.testing.assert_allclose(guarded["offensive"], plain["offensive"])  # only hate is guarded
     assert guarded["hate"][0] < plain["hate"][0]  # the group word alone was the evidence

@@ -490,8 +490,8 @@ def test_an_account_name_follows_the_text_rules(queue):
 
 
 def test_an_enormous_id_is_refused_before_it_is_folded(queue, monkeypatch):
-    # Folding and the blank check read the whole id; a 16,000-character name took 11 s to
-    # refuse. One far past any name that could fold to MAX_ID_CHARS is refused unread.
+    # Folding and the blank check read the whole id; the raw length is capped first, so an id
+    # far past any name that could fold to MAX_ID_CHARS is refused unread, whatever its size.
     import moderation.queue as queue_module
 
     def fold(name):  # pragma: no cover - reached only if the raw length check is missing

@@ -21,9 +21,3 @@ def test_duplicate_ids_in_the_metadata_are_refused_and_named(frames, which):
     kwargs = {"items": items, "users": users, which: doubled}
     with pytest.raises(InvalidArgumentError, match=rf"{which} frame repeats {column} 1, 5"):
         Catalog.from_frames(kwargs["items"], kwargs["users"], GENRES)
-
-
-def test_every_id_gets_exactly_one_index(catalog, frames):
-    _, items, users = frames
-    assert catalog.n_items == len(items) and catalog.n_users == len(users)
-    assert catalog.item_index([1, 20]).tolist() == [0, 19]

@@ -77,6 +77,14 @@ def test_a_config_pickled_before_ranker_labels_reads_binary():
         ("embedding_dim", 0),
         ("ranker_estimators", 0),
         ("ranker_leaves", 1),
+        ("dlae_dropout", 1.0),
+        ("dlae_dropout", -0.1),
+        ("dlae_dropout", float("nan")),
+        ("dlae_l2", -1.0),
+        ("dlae_l2", float("nan")),
+        ("candidates_per_source", 0),
+        ("k", 0),
+        ("ranker_bags", 0),
     ],
 )
 def test_out_of_range_settings_are_refused_naming_the_field_and_range(field, bad):
@@ -89,12 +97,8 @@ def test_out_of_range_settings_are_refused_naming_the_field_and_range(field, bad
 def test_every_default_and_every_meaningful_none_is_valid():
     for protocol in PROTOCOL_SETTINGS:
         RecsysConfig().with_protocol(protocol)
-    config = RecsysConfig(cold_shrinkage=None, rp3_neighbours=None, negatives_per_user=None)
-    assert (config.cold_shrinkage, config.rp3_neighbours, config.negatives_per_user) == (
-        None,
-        None,
-        None,
-    )
+    RecsysConfig(cold_shrinkage=None, rp3_neighbours=None, negatives_per_user=None)
     # The edges of each range: no blend (ranker alone), plain global popularity, one of each.
     RecsysConfig(blend_weight=0.0, cold_shrinkage=float("inf"), seed=0, validation_folds=1)
     RecsysConfig(knn_neighbours=1, rp3_neighbours=1, negatives_per_user=1, ranker_leaves=2)
+    RecsysConfig(dlae_dropout=0.0, dlae_l2=0.0, candidates_per_source=1, k=1, ranker_bags=1)

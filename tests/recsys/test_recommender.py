@@ -164,6 +164,23 @@ def test_a_folder_that_cannot_be_created_is_a_model_file_error(fitted, tmp_path)
         fitted[0].save(tmp_path / "taken" / "model")  # a file as parent: NotADirectoryError
 
 
+def test_a_failed_save_leaves_the_previous_model_whole(fitted, tmp_path, monkeypatch):
+    model, _ = fitted
+    folder = model.save(tmp_path / "m")
+    before = {name: (folder / name).read_bytes() for name in ("model.pkl", "manifest.json")}
+
+    def disk_full(obj, fh, protocol=None):
+        fh.write(b"half a pickle")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("recsys.recommender.pickle.dump", disk_full)
+    with pytest.raises(ModelFileError, match="cannot write the model"):
+        model.save(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temporary left
+    monkeypatch.undo()
+    assert Recommender.load(folder).recommend(1, k=5).items == model.recommend(1, k=5).items
+
+
 def test_unfitted_model_says_so(catalog):
     with pytest.raises(NotFittedError):
         Recommender(catalog).recommend(1)
