@@ -7,7 +7,8 @@
 Data comes from ``evals.datasets.load_bike_sharing`` (``--data-dir`` or ``AIS_DATA_DIR``).
 
 A ``--workdir`` holds one run: the CLI refuses one that already holds a run's registry or log,
-unless ``--fresh`` asks it to delete those files first; a ``--out`` that is a file is refused
+unless ``--fresh`` asks it to delete those files first, and creates it before the run, so one that
+cannot be created (a file in its path) is refused at once; a ``--out`` that is a file is refused
 before the run too. A scenario flag the chosen scenario does not read (``--onset`` for
 ``stationary``, every size flag for ``real_2011_2012``) is an error, not silently ignored.
 """
@@ -25,7 +26,14 @@ from drift.config import MonitorConfig
 from drift.errors import DriftError, ScenarioError
 from drift.features import split_reference
 from drift.scenarios import PARAMETERS, SCENARIOS, build_scenario
-from drift.timeline import Timeline, check_workdir, clear_run_state, run_scenario, train_models
+from drift.timeline import (
+    Timeline,
+    check_workdir,
+    clear_run_state,
+    make_workdir,
+    run_scenario,
+    train_models,
+)
 from drift.triage import write_triage
 from evals.errors import DatasetError
 
@@ -66,12 +74,17 @@ def _scenario_kwargs(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _workdir(args: argparse.Namespace) -> Path | None:
-    """``--workdir`` (None if not given); refuses one holding a previous run unless ``--fresh``."""
+    """``--workdir`` (None if not given), created; refuses one holding a previous run unless
+    ``--fresh``."""
     if not args.workdir:
         return None
     workdir = Path(args.workdir)
     if not args.fresh:
         check_workdir(workdir, "pass an empty directory, or add --fresh to delete that run's files")
+    # Created now, before the data loads and the models train: a folder that can never exist (a
+    # file in its path, no permission) is then one error line at once, not a traceback from
+    # run_scenario's mkdir after the slow part.
+    make_workdir(workdir)
     return workdir
 
 

@@ -10,7 +10,8 @@ Every error derives from one root, so a caller can catch the whole system with o
     ├── PredictionLogError   the SQLite log rejected a write, a label for an unknown row, or a
     │                        label that contradicts the one already stored
     ├── ScenarioError        an unknown scenario name or impossible scenario parameters
-    └── WorkdirError         the workdir already holds another run's registry and log
+    └── WorkdirError         the workdir cannot be created (a file in its path), or already
+                             holds another run's registry and log
 
 Errors carry the offending value (``.field``, ``.version``, ``.columns``, ``.workdir``) so a CLI
 can print a specific message without parsing text.
@@ -73,7 +74,8 @@ class ScenarioError(DriftError, ValueError):
 
 
 class WorkdirError(DriftError):
-    """``workdir`` already holds state from a run; ``files`` lists what was found.
+    """``workdir`` cannot be used: it (or a parent) is a file, it cannot be created, or it already
+    holds state from a run (``files`` lists what was found).
 
     A workdir belongs to one run: a second run in it would mix two registries' versions, two sets
     of labels and two decision histories, and every number read back would be wrong.

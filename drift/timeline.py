@@ -50,6 +50,7 @@ __all__ = [
     "Timeline",
     "check_workdir",
     "clear_run_state",
+    "make_workdir",
     "run_scenario",
     "run_state",
     "train_models",
@@ -171,6 +172,22 @@ def check_workdir(
         )
 
 
+def make_workdir(workdir: Path) -> None:
+    """Create ``workdir`` (and its parents) unless it exists; WorkdirError if it cannot be.
+
+    The error names the path and why: the file in its way (``workdir`` itself or a parent), or
+    the operating system's reason (permission denied, read-only file system).
+    """
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in (workdir, *workdir.parents) if p.is_file()), None)
+        why = f"{blocker} is a file" if blocker else exc.strerror or str(exc)
+        raise WorkdirError(
+            f"workdir {workdir} cannot be created: {why}; pass a directory, new or empty", workdir
+        ) from exc
+
+
 def clear_run_state(workdir: Path) -> tuple[Path, ...]:
     """Delete what :func:`run_state` lists (and the registry folders if that empties them)."""
     removed = run_state(workdir)
@@ -198,11 +215,12 @@ def run_scenario(
 ) -> Timeline:
     """Play ``scenario`` window by window (see module docstring); state lives under ``workdir``.
 
-    Raises WorkdirError if ``workdir`` already holds a run's state (see module docstring).
+    Raises WorkdirError if ``workdir`` already holds a run's state (see module docstring) or
+    cannot be created.
     """
     config = config or MonitorConfig()
     check_workdir(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    make_workdir(workdir)
     registry = ModelRegistry(workdir / "registry")
     pred_log = PredictionLog(workdir / "predictions.sqlite")
     by_kind = {"base": models.base, "benign": models.benign, "bad": models.bad}

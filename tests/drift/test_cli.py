@@ -109,3 +109,22 @@ def test_an_out_that_is_a_file_is_refused_before_the_run(tmp_path, monkeypatch, 
         err = capsys.readouterr().err
         assert info.value.code == 2 and f"{notes} is a file; pass a directory" in err
     assert notes.read_text() == "the user's own file"
+
+
+def test_a_workdir_under_a_file_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
+    """It was a NotADirectoryError traceback (exit 1) from mkdir, after the models had trained."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the user's own file")
+    workdir = notes / "run"  # can never be created: its parent is a file
+
+    def never(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr("drift.__main__.train_models", never)
+    for fresh in ([], ["--fresh"]):
+        assert main(["simulate", "--workdir", str(workdir), *SMALL, *fresh]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: workdir {workdir} cannot be")
+        assert f"{notes} is a file" in err
+    assert notes.read_text() == "the user's own file"
+    assert list(tmp_path.iterdir()) == [notes]  # nothing was written

@@ -85,6 +85,15 @@ def test_a_workdir_holds_one_run(bike_data, models, tmp_path):
     assert "retrain" in {a for _, a in timeline.actions()}  # the new run's labels were used
 
 
+def test_a_workdir_under_a_file_is_a_workdir_error(bike_data, models, tmp_path):
+    """It was a bare NotADirectoryError from mkdir."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the user's own file")
+    scenario = build_scenario("stationary", bike_data, n_windows=2, window_rows=50)
+    with pytest.raises(WorkdirError, match=f"{notes / 'run'} cannot be created: {notes} is a file"):
+        run_scenario(scenario, models, notes / "run")
+
+
 @pytest.mark.parametrize("share", [0.1, 1.0])
 def test_a_model_emitting_nan_is_a_quality_incident_not_a_crash(
     bike_data, models, tmp_path, monkeypatch, share
