@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 
 from rag.config import CHUNKERS, ENCODERS, FUSIONS, RagConfig, check_threshold
-from rag.errors import ConfigError, RagError
+from rag.errors import ConfigError, RagError, RerankerError
 from rag.onnx_embedder import default_cache_dir
 
 DEFAULT_INDEX = ".rag_index"
@@ -62,14 +62,14 @@ def _embedder(config: RagConfig, args):
 
 def _open(args) -> tuple:
     """Load the index and (if trained) the reranker with its tuned weight and threshold."""
-    from rag.index import HybridIndex, index_folder
+    from rag.index import HybridIndex
     from rag.rerank import LTRReranker
     from rag.retrieval import HybridRetriever
 
     manifest_model = _manifest_model(args.index)
     index = HybridIndex.load(args.index, _embedder(RagConfig(model=manifest_model), args))
     reranker, threshold = None, None
-    folder = index_folder(args.index)  # INDEX.old while a save is interrupted
+    folder = index.loaded_from  # INDEX.old while a save is interrupted; not looked up again
     if (folder / RERANKER_FILE).exists():
         reranker = LTRReranker.load(folder / RERANKER_FILE)
         # the reranker learned from the candidates of one fusion at one weight: serve those
@@ -243,17 +243,33 @@ def cmd_eval(args) -> int:
 def cmd_train_reranker(args) -> int:
     from evals.datasets import load_beir
     from rag.eval import fit_on_train
-    from rag.index import index_folder
+    from rag.index import read_manifest
 
-    # The reranker goes beside the index it was trained on: INDEX.old while a save is
-    # interrupted (the next save renames that folder back, reranker.json with it). Writing to
-    # INDEX itself would create a folder holding only reranker.json, which is no index and which
-    # `index` then refuses to save over.
-    folder = index_folder(args.index)
+    # The reranker goes beside the index it was trained on: the folder the load read, INDEX.old
+    # while a save is interrupted (the next save renames that folder back, reranker.json with
+    # it). Writing to INDEX itself would create a folder holding only reranker.json, which is no
+    # index and which `index` then refuses to save over. Looking the folder up again by name
+    # could answer differently if a save was interrupted or recovered since the load.
     retriever, _ = _open(args)
+    index = retriever.index
     train = load_beir(args.dataset, split="train")
     tuned = fit_on_train(retriever, train.queries, train.qrels, progress=True)
-    path = tuned.reranker.save(folder / RERANKER_FILE)
+    # Training takes minutes, and a save in another process swaps a new version into the same
+    # folder name: written by name, the reranker would sit beside a version it never saw (maybe
+    # another model's cosines, another chunking), and search would serve it. The manifest holds
+    # every file's checksum, so an unchanged one means the same index. (A save landing between
+    # this check and the write is not caught: one writer at a time, as for saves.)
+    try:
+        unchanged = read_manifest(index.loaded_from) == index.loaded_manifest
+    except RagError:  # the folder is gone or holds no readable index any more
+        unchanged = False
+    if not unchanged:
+        raise RerankerError(
+            f"the index at {args.index} was replaced by another save while the reranker trained "
+            f"on the version read from {index.loaded_from}; nothing was written. Run "
+            "`python -m rag train-reranker` again once that save has finished."
+        )
+    path = tuned.reranker.save(index.loaded_from / RERANKER_FILE)
     meta = tuned.reranker.meta
     print(
         f"trained LambdaRank on {meta['train_queries']} train queries ({meta['train_pairs']} "

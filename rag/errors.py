@@ -12,7 +12,8 @@ needed to fix the problem (the path, the expected and found values) in its attri
     │   ├── IndexCorruptError    a file is missing, truncated or fails its checksum
     │   ├── IndexMismatchError   the index was built with another model / chunker than requested
     │   └── IndexOverwriteError  saving would replace something that is not an index
-    ├── RerankerError            the trained reranker file is missing or unreadable
+    ├── RerankerError            the trained reranker file is missing or unreadable, or the
+    │                            index it trained on was replaced before it could be saved
     └── GenerationError          the LLM call failed or returned nothing usable
 
 ``IndexError_`` has a trailing underscore so it does not shadow the builtin ``IndexError``.

@@ -125,6 +125,12 @@ class HybridIndex:
         self.generation = 0
         self.bm25 = build_bm25(self.config)
         self.dense: DenseIndex | None = None if dim is None else self._new_dense(dim)
+        # Set by load(): the folder it read (``path``, or ``path.old`` while a save is interrupted,
+        # see index_folder) and the manifest found there. A file kept beside the index (the CLI's
+        # reranker.json) is written to that folder, not looked up again by name, and the manifest
+        # tells whether a save has swapped another version in since. None if built in memory.
+        self.loaded_from: Path | None = None
+        self.loaded_manifest: dict | None = None
 
     def _new_dense(self, dim: int) -> DenseIndex:
         c = self.config
@@ -371,6 +377,7 @@ class HybridIndex:
                 f"{path}: manifest has no vector dimension (dim) but {len(rows)} chunks", path=path
             )
         index = cls(embedder, chunker, config, dim=dim)
+        index.loaded_from, index.loaded_manifest = path, manifest
         index.documents = {d.doc_id: d for d in docs}
         for r in rows:
             doc = index.documents[r["doc_id"]]

@@ -234,3 +234,31 @@ def test_train_reranker_during_an_interrupted_save_writes_beside_the_index_it_re
     assert "kept reranker.json" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["beir", "idx"]
     assert (index / "reranker.json").exists()
+
+
+def test_train_reranker_refuses_to_write_beside_an_index_swapped_in_while_it_trained(
+    built, tmp_path, capsys, monkeypatch
+):
+    # train-reranker wrote INDEX/reranker.json by name, after minutes of training: a save that
+    # swapped in a new version meanwhile (here with another chunker, whose scores the reranker
+    # never saw) got a reranker trained on the version that save deleted, and search served it
+    import rag.eval
+
+    beir, index, cache = tiny_beir(tmp_path / "beir"), tmp_path / "idx", built.parent / "c"
+    args = ["--index", str(index), "--cache-dir", str(cache)]
+    assert main(["index", str(beir), *args]) == 0
+    real_fit = rag.eval.fit_on_train
+
+    def fit_while_another_process_saves(*a, **kw):
+        tuned = real_fit(*a, **kw)
+        assert main(["index", str(beir), *args, "--chunker", "sentences"]) == 0  # a real save
+        return tuned
+
+    monkeypatch.setattr(rag.eval, "fit_on_train", fit_while_another_process_saves)
+    capsys.readouterr()
+    assert main(["train-reranker", "--dataset", str(beir), *args]) == 2
+    err = capsys.readouterr().err
+    assert f"error: the index at {index} was replaced by another save" in err
+    assert "Traceback" not in err
+    assert not (index / "reranker.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beir", "idx"]
