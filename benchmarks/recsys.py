@@ -19,6 +19,10 @@ Tables (one per ``table`` name):
 * ``cold_users`` / ``cold_items``: the cold slices (see ``recsys.eval``), against popularity;
   ``cold_users_no_history``: the no-history users of ten draws (split seeds 42-51) pooled,
   served with and without genres named at sign-up.
+* ``new_items``: on the temporal split (films first rated after the cut are new items), the
+  served list against the same list with its last one or two places given to new items
+  (``recommend(new_item_slots=s)``): NDCG and the other metrics over all test users, the share
+  of users with a new test item who are shown one, and what random new items would reach.
 * ``beyond_accuracy``: coverage, novelty, intra-list diversity, and the MMR re-rank's cost.
 * ``feedback_loop``: exposure Gini / coverage after R rounds of retraining on own
   recommendations, without and with the exploration counter-measure.
@@ -51,6 +55,7 @@ from recsys.eval import (
     cold_user_draws,
     cold_user_slice,
     evaluate_split,
+    new_item_slots,
     score_runs,
 )
 from recsys.feedback import simulate
@@ -233,6 +238,24 @@ def run(ctx: BenchContext) -> BenchResult:
     rows += r
     notes += n
     notes.append(f"temporal split: {temporal_split.description}; {len(temporal.users)} test users")
+
+    # -- new items: the last places of the served list given to them (temporal split) -----
+    means, per_user = new_item_slots(temporal, catalog, temporal_split)
+    for name, m in means.items():
+        extra = {"new_items_in_catalogue": len(temporal.model.new_items_)}
+        if name != "two_stage":
+            test = paired_test(per_user[name]["ndcg@10"], per_user["two_stage"]["ndcg@10"], seed=0)
+            extra["ndcg@10_vs_two_stage"] = {
+                "mean_diff": test.mean_diff,
+                "ci": [test.low, test.high],
+                "p_value": test.p_value,
+            }
+        rows.append(Row(variant=name, table="new_items", metrics=m, extra=extra))
+    notes.append(
+        "new_items: temporal split; two_stage+{s}_new = recommend(new_item_slots=s), the last s "
+        "places given to new items (no training interaction) chosen by content + genre "
+        "popularity; new_item_hit_rate over users whose test items include a new item"
+    )
 
     # -- candidate recall ------------------------------------------------------------------
     for name, value in first.candidate_recall.items():

@@ -72,7 +72,11 @@ def cmd_recommend(args) -> int:
     model = TwoStageRecommender.load(args.model_dir)
     user_id = _user_id(args.user_id, model.catalog)
     start = time.perf_counter()
-    rec = model.recommend(user_id, k=args.k)
+    rec = model.recommend(user_id, k=args.k, new_item_slots=args.new_item_slots)
+    if args.new_item_slots and not len(model.new_items_):
+        print(
+            "note: every catalogue item had a training interaction: no new items", file=sys.stderr
+        )
     ms = 1000 * (time.perf_counter() - start)
     # A user the catalogue lacks, or one it has without a training interaction, is served the
     # cold-start list: the sources say which happened.
@@ -146,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     rec.add_argument("user_id")
     rec.add_argument("-k", type=int, default=10)
+    rec.add_argument(
+        "--new-item-slots",
+        type=int,
+        default=None,
+        metavar="S",
+        help="give the last S places to new items, chosen by content (default: the model's "
+        "config, 0)",
+    )
     ev = sub.add_parser(
         "eval", parents=[common, data], help="fit on a train split, print the table"
     )

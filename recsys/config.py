@@ -41,6 +41,7 @@ _RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
     "ranker_estimators": (">= 1", lambda v: v >= 1),
     "ranker_leaves": (">= 2 (a tree needs two leaves to split)", lambda v: v >= 2),
     "negatives_per_user": (">= 1, or None to keep all", lambda v: v >= 1),
+    "new_item_slots": ("a whole number >= 0", lambda v: v >= 0 and v == int(v)),
 }
 _OPTIONAL = ("cold_shrinkage", "rp3_neighbours", "negatives_per_user")  # None is meaningful
 
@@ -153,6 +154,11 @@ class RecsysConfig:
 
     # Serving and beyond-accuracy.
     k: int = 10  # list length served and scored (@10, as Microsoft Recommenders' table)
+    # Places at the end of each list given to new items (no training interaction), chosen by
+    # their content (recommender.py). An exploration quota is a product decision that offline
+    # NDCG on past data cannot value, so it is off by default and the benchmark measures what
+    # one and two places cost and catch on the temporal split, the protocol with new items.
+    new_item_slots: int = 0
     mmr_lambda: float = 0.8  # relevance weight in the MMR diversity re-rank
 
     def __post_init__(self) -> None:

@@ -18,6 +18,7 @@ tests (``evals.stats``).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 
@@ -312,16 +313,23 @@ def _top(scores: np.ndarray, k: int) -> list[int]:
 
 
 def cold_item_slice(
-    ratings: pd.DataFrame, catalog: Catalog, *, share: float = 0.1, min_ratings: int = 5, seed=42
+    ratings: pd.DataFrame,
+    catalog: Catalog,
+    *,
+    share: float = 0.1,
+    min_ratings: int = 5,
+    seed: int = 42,
+    prior_weight: float | None = None,
 ) -> dict[str, dict[str, float]]:
     """Items never seen in training, ranked among themselves for the users who rated them.
 
     A random ``share`` of items with >= ``min_ratings`` ratings is held out: all their ratings
     leave the training data. For each user who rated a held-out item, all held-out items are
     ranked by the content scorer (history = the user's other ratings) and by the genre
-    popularity baseline; relevant = the held-out items the user rated.
+    popularity baseline; relevant = the held-out items the user rated. ``prior_weight`` is
+    ContentScorer's (None: ``NEW_ITEM_PRIOR_WEIGHT``, which was chosen with ``seed=7``).
     """
-    from recsys.cold_start import ContentScorer, genre_popularity
+    from recsys.cold_start import NEW_ITEM_PRIOR_WEIGHT, ContentScorer, genre_popularity
 
     rng = np.random.default_rng(seed)
     counts = ratings["item_id"].value_counts()
@@ -334,7 +342,8 @@ def cold_item_slice(
     users = np.array(sorted(u for u in truth if x.indptr[u + 1] > x.indptr[u]))
     held_idx = catalog.item_index(held)
     content = ContentScorer(catalog).score(x[users], held_idx)
-    hybrid = ContentScorer(catalog, prior_weight=2.0).fit(x).score(x[users], held_idx)
+    w = NEW_ITEM_PRIOR_WEIGHT if prior_weight is None else prior_weight
+    hybrid = ContentScorer(catalog, w).fit(x).score(x[users], held_idx)
     baseline = genre_popularity(catalog, x)[held_idx]
     random_scores = rng.random((len(users), len(held_idx)))
     runs: dict[str, dict[int, list[int]]] = {
@@ -353,6 +362,52 @@ def cold_item_slice(
         name: {**m, "users": float(len(users)), "items": float(len(held))}
         for name, m in means.items()
     }
+
+
+def new_item_slots(
+    result: ProtocolResult, catalog: Catalog, split: Split, slots: tuple[int, ...] = (1, 2)
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
+    """What the served list gains and loses when its last places go to new items.
+
+    For every evaluated user of ``result``: ``two_stage`` (the served list) and
+    ``two_stage+{s}_new`` (its last ``s`` places given to new items, as
+    ``recommend(new_item_slots=s)`` serves them). Besides the usual metrics, each variant has
+    ``new_item_hit_rate``: among users whose test items include a new item (one with no
+    training interaction), the share whose list holds one of them; ``users_with_new_items``
+    counts those users; ``new_item_hit_rate_random`` is the rate ``s`` new items drawn at random
+    would reach (exact: 1 - C(N - n, s) / C(N, s) for a user with n of the N new items).
+    Returns (means, per-user values) as ``score_runs`` does. Meaningful on
+    the temporal split; the stratified split has no new items (every item keeps a training
+    rating), where every variant is the served list.
+    """
+    model = result.model
+    assert model is not None
+    users = np.array(result.users)
+    truth = truth_by_user(catalog, split.test)
+    new = set(model.new_items_.tolist())
+    runs = {"two_stage": result.runs["two_stage"]}
+    for s in slots:
+        picks = model.top_k_indices(users, model.config.k, new_item_slots=s)
+        runs[f"two_stage+{s}_new"] = {
+            u: items.tolist() for u, (items, _, _) in zip(users.tolist(), picks, strict=True)
+        }
+    means, per_user = score_runs(truth, runs, users.tolist())
+    with_new = [u for u in users.tolist() if truth[u] & new]
+    for name, run in runs.items():
+        hits = sum(bool(set(run[u]) & truth[u] & new) for u in with_new)
+        means[name]["new_item_hit_rate"] = hits / len(with_new) if with_new else float("nan")
+        means[name]["users_with_new_items"] = float(len(with_new))
+    n_new = len(new)
+    for s in slots:
+        shown = min(s, n_new)  # with fewer new items than slots, every one is shown
+        miss = [
+            math.comb(n_new - len(truth[u] & new), shown) / math.comb(n_new, shown)
+            for u in with_new
+        ]
+        means[f"two_stage+{s}_new"]["new_item_hit_rate_random"] = (
+            1.0 - float(np.mean(miss)) if with_new else float("nan")
+        )
+    return means, per_user
 
 
 # -- beyond accuracy --------------------------------------------------------------------------

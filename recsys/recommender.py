@@ -17,6 +17,11 @@
 the user's history, the union of their top-N unseen items is featurised and ranked, and the
 top ``k`` come back as a ``Recommendation`` naming the source that proposed each item. A user
 with no history (known demographics or not) is served by the cold-start path.
+
+New items (in the catalogue, no training interaction) have no collaborative signal, so no source
+proposes them. ``new_item_slots`` (off by default) gives them the last places of each list,
+chosen by their content (``cold_start.ContentScorer``: genres and release year against the
+user's history, plus genre popularity) until interactions arrive and a retrain makes them warm.
 """
 
 from __future__ import annotations
@@ -45,7 +50,12 @@ from recsys.candidates import (
     per_user_z,
 )
 from recsys.catalog import Catalog
-from recsys.cold_start import SegmentPopularity, choose_shrinkage
+from recsys.cold_start import (
+    NEW_ITEM_PRIOR_WEIGHT,
+    ContentScorer,
+    SegmentPopularity,
+    choose_shrinkage,
+)
 from recsys.config import RecsysConfig
 from recsys.errors import (
     InvalidArgumentError,
@@ -62,13 +72,21 @@ logger = logging.getLogger(__name__)
 # Bumped when a saved model's object layout changes, so an old file is refused with a clear
 # error instead of failing mid-call. 2: the ranker holds a list of bagged LightGBM models.
 # 3: the sources' classes moved from sources.py into neighbours/autoencoders/factors.py.
-FORMAT_VERSION = 3
+# 4: the model holds its new items and their content scorer (new_item_slots).
+FORMAT_VERSION = 4
 COLD_START_SOURCE = "cold_start"
+NEW_ITEM_SOURCE = "new_item"
+NEW_ITEM = -1  # the proposer index top_k_indices gives an item placed in a new-item slot
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """Top-k for one user: ``items[j]`` scored ``scores[j]`` was proposed by ``sources[j]``."""
+    """Top-k for one user: ``items[j]`` scored ``scores[j]`` was proposed by ``sources[j]``.
+
+    ``sources[j]`` is a candidate source's name, ``"cold_start"`` (a user without history) or
+    ``"new_item"`` (a new-item slot). Scores are comparable within one kind only: the ranker's
+    per-user z-scores, segment popularity, or the content scorer's.
+    """
 
     user_id: object
     items: list
@@ -181,6 +199,10 @@ class TwoStageRecommender:
             )
             logger.info("cold start: segment shrinkage %s chosen on training users", shrinkage)
         self.cold_users_ = SegmentPopularity(self.catalog, shrinkage).fit(self.interactions_)
+        # New items: catalogue columns no training interaction reached. Only their content can
+        # score them (for new_item_slots); a retrain after their first interactions makes them warm.
+        self.new_items_ = np.flatnonzero(np.diff(self.interactions_.tocsc().indptr) == 0)
+        self.content_ = ContentScorer(self.catalog, NEW_ITEM_PRIOR_WEIGHT).fit(self.interactions_)
         self.timings_["final_stage1_s"] = time.perf_counter() - start
         return self
 
@@ -221,55 +243,120 @@ class TwoStageRecommender:
         return final.astype(np.float32)
 
     def top_k_indices(
-        self, users: np.ndarray, k: int, exclude_seen: bool = True
+        self,
+        users: np.ndarray,
+        k: int,
+        exclude_seen: bool = True,
+        new_item_slots: int | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per user: (item indices, ranker scores, proposing source index), best first."""
+        """Per user: (item indices, scores, proposing source index), best first.
+
+        With ``new_item_slots`` s > 0 (None: ``config.new_item_slots``) the last s places go to
+        the new items whose content best matches the user: proposer ``NEW_ITEM``, score the
+        content scorer's. Fewer if the catalogue has fewer new items.
+        """
         _check_k(k)
+        slots = self._slots(new_item_slots, k)
         cands = self.candidates(users, exclude_seen)
         scores = self.rank(cands) if len(cands) else np.zeros(0, dtype=np.float32)
         out = []
         for b in range(len(users)):
             lo, hi = int(cands.offsets[b]), int(cands.offsets[b + 1])
-            order = np.argsort(-scores[lo:hi], kind="stable")[:k]
+            # s spare places, in case a new item the ranker placed there is moved to a slot
+            order = np.argsort(-scores[lo:hi], kind="stable")[: k + slots]
             out.append(
                 (cands.items[lo:hi][order], scores[lo:hi][order], cands.proposed_by[lo:hi][order])
             )
-        return out
+        if not slots:
+            return out
+        new_items, new_scores = self._new_item_ranking(self.interactions_[users])
+        return [
+            self._place(pick, (new_items[b], new_scores[b]), k, slots) for b, pick in enumerate(out)
+        ]
+
+    def _slots(self, new_item_slots: int | None, k: int) -> int:
+        """The number of new-item places in a top-``k`` list (0 when there are no new items)."""
+        if new_item_slots is None:  # the config's default, at most the whole list
+            slots = min(self.config.new_item_slots, k)
+        elif (
+            isinstance(new_item_slots, bool)
+            or not isinstance(new_item_slots, int | np.integer)
+            or not 0 <= new_item_slots <= k
+        ):
+            raise InvalidArgumentError(
+                f"new_item_slots must be a whole number from 0 to k={k}, got {new_item_slots!r}"
+            )
+        else:
+            slots = int(new_item_slots)
+        return slots if len(self.new_items_) else 0
+
+    def _new_item_ranking(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """(n_users, n_new_items) each user's new items, best content match first, and scores."""
+        scores = self.content_.score(history, self.new_items_)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        return self.new_items_[order], np.take_along_axis(scores, order, axis=1)
+
+    @staticmethod
+    def _place(
+        pick: tuple[np.ndarray, np.ndarray, np.ndarray],
+        new: tuple[np.ndarray, np.ndarray],
+        k: int,
+        slots: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One user's (items, scores, proposers) with its last ``slots`` places given to ``new``."""
+        items, scores, proposers = pick
+        keep, take = slot_new_items(items, new[0], k, slots)
+        return (
+            np.concatenate([items[keep], new[0][take]]),
+            np.concatenate([scores[keep], new[1][take]]).astype(np.float32),
+            np.concatenate([proposers[keep], np.full(len(take), NEW_ITEM)]),
+        )
 
     # -- serving ----------------------------------------------------------------------------
-    def recommend(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> Recommendation:
+    def recommend(
+        self,
+        user_id: object,
+        k: int = 10,
+        exclude_seen: bool = True,
+        new_item_slots: int | None = None,
+    ) -> Recommendation:
         """Top-``k`` for one user; a user unknown or without history gets the cold-start list.
 
         The id must have the catalogue's type (a whole number for MovieLens): an id of another
         type, ``"196"`` or ``True`` say, is an error rather than a new user. Only stage 1's
         candidates are ranked, so a ``k`` beyond the merged candidate set (about 200 items a
-        user here) returns that many items, not ``k``.
+        user here) returns that many items, not ``k``. ``new_item_slots`` (0 to ``k``; None:
+        ``config.new_item_slots``) places at the end of the list go to new items.
         """
         self._check_fitted()
         _check_k(k)
         self._check_user_id(user_id)
-        return self._recommend(user_id, k, exclude_seen)
+        return self._recommend(user_id, k, exclude_seen, self._slots(new_item_slots, k))
 
-    def _recommend(self, user_id: object, k: int, exclude_seen: bool) -> Recommendation:
+    def _recommend(self, user_id: object, k: int, exclude_seen: bool, slots: int) -> Recommendation:
         """:meth:`recommend` after its argument checks (the batch checks once, up front)."""
         if not self.catalog.has_user(user_id):
             logger.info("user %r unknown: serving global cold-start popularity", user_id)
-            return self._cold(user_id, self.cold_users_.global_share_, k)
+            return self._cold(user_id, self.cold_users_.global_share_, k, slots)
         u = int(self.catalog.user_index([user_id])[0])
         if self.interactions_.indptr[u + 1] == self.interactions_.indptr[u]:
             logger.info("user %r has no history: serving segment popularity", user_id)
-            return self._cold(user_id, self.cold_users_.score_users(np.array([u]))[0], k)
-        items, scores, proposer = self.top_k_indices(np.array([u]), k, exclude_seen)[0]
+            return self._cold(user_id, self.cold_users_.score_users(np.array([u]))[0], k, slots)
+        items, scores, proposer = self.top_k_indices(np.array([u]), k, exclude_seen, slots)[0]
         names = [s.name for s in self.sources_]
         return Recommendation(
             user_id=user_id,
             items=self.catalog.item_ids[items].tolist(),
             scores=[float(s) for s in scores],
-            sources=[names[p] for p in proposer],
+            sources=[NEW_ITEM_SOURCE if p == NEW_ITEM else names[p] for p in proposer],
         )
 
     def recommend_batch(
-        self, user_ids: Sequence[object], k: int = 10, exclude_seen: bool = True
+        self,
+        user_ids: Sequence[object],
+        k: int = 10,
+        exclude_seen: bool = True,
+        new_item_slots: int | None = None,
     ) -> list[Recommendation]:
         """Top-``k`` for many users; all ids must be known (``UnknownUserError`` lists the rest)."""
         if user_ids is None or isinstance(user_ids, str | bytes):
@@ -279,10 +366,11 @@ class TwoStageRecommender:
             raise InvalidArgumentError("user_ids is empty; pass at least one user id")
         self._check_fitted()
         _check_k(k)
+        slots = self._slots(new_item_slots, k)
         for user_id in user_ids:
             self._check_user_id(user_id)
         self.catalog.user_index(user_ids)  # raises naming every unknown id
-        return [self._recommend(u, k, exclude_seen) for u in user_ids]
+        return [self._recommend(u, k, exclude_seen, slots) for u in user_ids]
 
     def _check_user_id(self, user_id: object) -> None:
         """The id must have the catalogue's type: a whole number, or text for text ids.
@@ -307,22 +395,32 @@ class TwoStageRecommender:
         gender: str,
         occupation: str | None = None,
         genres: list[str] | None = None,
+        new_item_slots: int | None = None,
     ) -> Recommendation:
         """Cold start from sign-up information: popularity in the user's demographic segments,
         tilted towards what fans of the named genres rate (``SegmentPopularity.score_new_user``).
         """
         self._check_fitted()
         _check_k(k)
+        slots = self._slots(new_item_slots, k)
         scores = self.cold_users_.score_new_user(age, gender, occupation, genres)
-        return self._cold(None, scores, k)
+        return self._cold(None, scores, k, slots)
 
-    def _cold(self, user_id: object, scores: np.ndarray, k: int) -> Recommendation:
-        top = np.argsort(-scores, kind="stable")[:k]
+    def _cold(self, user_id: object, scores: np.ndarray, k: int, slots: int) -> Recommendation:
+        """The cold-start list of ``scores`` (over all items); new-item slots ranked by genre
+        popularity alone, since the user has no history for their content to match."""
+        top = np.argsort(-scores, kind="stable")[: k + slots]
+        pick = (top, scores[top], np.zeros(len(top), dtype=np.int64))
+        if slots:
+            empty = sp.csr_matrix((1, self.catalog.n_items), dtype=np.float32)
+            new_items, new_scores = self._new_item_ranking(empty)
+            pick = self._place(pick, (new_items[0], new_scores[0]), k, slots)
+        items, scores, proposer = pick
         return Recommendation(
             user_id=user_id,
-            items=self.catalog.item_ids[top].tolist(),
-            scores=[float(s) for s in scores[top]],
-            sources=[COLD_START_SOURCE] * len(top),
+            items=self.catalog.item_ids[items].tolist(),
+            scores=[float(s) for s in scores],
+            sources=[NEW_ITEM_SOURCE if p == NEW_ITEM else COLD_START_SOURCE for p in proposer],
         )
 
     # -- persistence ------------------------------------------------------------------------
@@ -392,6 +490,7 @@ SAFE_GLOBALS = frozenset(
         ("recsys.config", "RecsysConfig"),
         ("recsys.catalog", "Catalog"),
         ("recsys.cold_start", "SegmentPopularity"),
+        ("recsys.cold_start", "ContentScorer"),
         ("recsys.features", "FeatureBuilder"),
         ("recsys.features", "_Timeline"),
         ("recsys.ranker", "LambdaRanker"),
@@ -419,6 +518,30 @@ SAFE_GLOBALS = frozenset(
           for build in ("swigfaiss", "swigfaiss_avx2", "swigfaiss_avx512")),
     }
 )  # fmt: skip
+
+
+def slot_new_items(
+    warm: np.ndarray, new: np.ndarray, k: int, slots: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A top-``k`` list whose last ``slots`` places go to new items, as positions to take.
+
+    ``warm`` and ``new`` are item lists, best first. Returns (positions in ``warm``, positions
+    in ``new``), in list order: the warm head, then the new items. A new item the warm list
+    already places above the slots keeps its place and is not repeated; with fewer new items
+    than slots, the next warm items fill the rest (so ``warm`` should hold ``k + slots``).
+
+    >>> slot_new_items(np.array([5, 6, 7, 8, 9]), np.array([6, 1, 2]), k=4, slots=2)
+    (array([0, 1]), array([1, 2]))
+    >>> slot_new_items(np.array([5, 6, 7, 8, 9]), np.array([1]), k=4, slots=2)
+    (array([0, 1, 2]), array([0]))
+    """
+    head = warm[: k - slots]
+    placed = set(head.tolist())
+    fresh = [j for j, item in enumerate(new.tolist()) if item not in placed][:slots]
+    taken = set(new[fresh].tolist())
+    fill = [j for j in range(len(head), len(warm)) if warm[j] not in taken][: slots - len(fresh)]
+    keep = np.concatenate([np.arange(len(head)), np.array(fill, dtype=np.int64)])
+    return keep.astype(np.int64), np.array(fresh, dtype=np.int64)
 
 
 def make_model_folder(path: str | Path) -> Path:

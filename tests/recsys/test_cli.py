@@ -112,3 +112,28 @@ def test_train_refuses_a_model_dir_it_cannot_write_before_fitting(
     assert main(["train", "--model-dir", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(folder) in err
+
+
+def test_new_item_slots_show_new_items_and_say_when_there_are_none(
+    frames, catalog, model_dir, tmp_path, capsys
+):
+    ratings = frames[0]
+    fitted = TwoStageRecommender(catalog, RecsysConfig(seed=0, **TINY))
+    fitted.fit(ratings[ratings["item_id"] != 10]).save(tmp_path)  # item 10: new
+    assert (
+        main(["recommend", "3", "-k", "3", "--new-item-slots", "1", "--model-dir", str(tmp_path)])
+        == 0
+    )
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "Movie 10" in last and last.endswith("new_item")
+
+    assert (
+        main(["recommend", "3", "-k", "3", "--new-item-slots", "1", "--model-dir", str(model_dir)])
+        == 0
+    )
+    assert "no new items" in capsys.readouterr().err
+    assert (
+        main(["recommend", "3", "-k", "3", "--new-item-slots", "4", "--model-dir", str(model_dir)])
+        == 2
+    )
+    assert "new_item_slots must be a whole number from 0 to k=3" in capsys.readouterr().err

@@ -47,6 +47,19 @@ def test_content_scorer_ranks_cold_items_of_the_users_genre_first(frames, catalo
     assert scores[1, cold_idx[1]] > scores[1, cold_idx[0]]
 
 
+def test_an_items_content_score_does_not_depend_on_the_items_scored_with_it(frames, catalog):
+    """Standardised over the whole catalogue, not over the scored items: two new films are
+    ordered as they would be among all of them (z-scores over two items are always +-1, so a
+    tiny popularity edge used to outweigh a perfect content match)."""
+    ratings = frames[0]
+    x = catalog.matrix(ratings[~ratings["item_id"].isin({5, 15})])
+    scorer = ContentScorer(catalog, prior_weight=3.0).fit(x)
+    pair = catalog.item_index([5, 15])
+    every = scorer.score(x[[0, 39]])
+    np.testing.assert_allclose(scorer.score(x[[0, 39]], pair), every[:, pair], rtol=1e-6)
+    np.testing.assert_allclose(scorer.score(x[[0, 39]], pair[:1]), every[:, pair[:1]], rtol=1e-6)
+
+
 def test_content_vectors_are_unit_length_and_genre_popularity_is_shared_by_genre(frames, catalog):
     v = content_vectors(catalog)
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
