@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
 
 from benchmarks import rag as rag_bench
 from evals.datasets import load_beir
 from rag.eval import run_queries
 from rag.hits import Hit
-
-
-def _beir_folder(folder):
-    (folder / "qrels").mkdir(parents=True)
-    (folder / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "title": "", "text": "x"}) + "\n")
-    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "x?"}) + "\n")
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
-    return folder
+from tests.beir_folder import write_beir_folder
 
 
 def test_a_user_folder_named_like_a_registered_dataset_records_its_own_files(tmp_path, monkeypatch):
     asked = []
     monkeypatch.setattr(rag_bench, "dataset_summary", lambda name, d: asked.append(name) or {})
-    folder = _beir_folder(tmp_path / "scifact")  # the last path part is a registered name
+    folder = tmp_path / "scifact"  # the last path part is a registered name
+    write_beir_folder(folder, {"d1": {"title": "", "text": "x"}}, {"q1": "x?"}, {"q1": {"d1": 1}})
     test = load_beir(str(folder))
     summary = rag_bench.dataset_provenance(test, str(folder), None)
     assert asked == []  # the registry's SciFact (URL, checksums, a download) is not involved

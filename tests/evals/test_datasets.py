@@ -16,6 +16,7 @@ import pytest
 from evals import datasets
 from evals.datasets import DatasetSpec, FileSpec, load_beir, resolve
 from evals.errors import DatasetIntegrityError, DatasetNotFoundError, UnknownDatasetError
+from tests.beir_folder import write_beir_folder
 
 TOY_CONTENT = b"a,b\n1,2\n3,4\n"
 
@@ -134,6 +135,8 @@ def test_unknown_dataset_lists_the_known_ones():
 
 
 def test_a_user_beir_folder_loads_without_checksums(tmp_path):
+    # written by hand, not with write_beir_folder: a user's own tools may leave out the final
+    # newline and end lines in CRLF, and the loader must read such a folder too
     (tmp_path / "qrels").mkdir()
     docs = [{"_id": "d1", "title": "T", "text": "alpha"}, {"_id": "d2", "text": "beta"}]
     (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs))
@@ -147,11 +150,14 @@ def test_a_user_beir_folder_loads_without_checksums(tmp_path):
     assert len(data.all_queries) == 2
 
 
+def _good_folder(folder: Path) -> None:
+    """One document, one query, one judgment: a test then damages one of its files."""
+    write_beir_folder(folder, {"d1": {"text": "a"}}, {"q1": "a"}, {"q1": {"d1": 1}})
+
+
 def test_a_beir_folder_with_a_malformed_qrels_line_is_refused(tmp_path):
-    (tmp_path / "qrels").mkdir()
-    (tmp_path / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "a"}))
-    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "a"}))
-    (tmp_path / "qrels" / "test.tsv").write_text("q1 d1 1\n")
+    _good_folder(tmp_path)
+    (tmp_path / "qrels" / "test.tsv").write_text("q1 d1 1\n")  # spaces, not tabs
     with pytest.raises(DatasetIntegrityError, match="3 tab-separated"):
         load_beir(tmp_path)
 
@@ -183,10 +189,7 @@ GOOD = json.dumps({"_id": "d1", "text": "a"}).encode()
 def test_a_damaged_user_beir_file_is_an_integrity_error_naming_file_and_line(
     tmp_path, file, content, message
 ):
-    (tmp_path / "qrels").mkdir()
-    (tmp_path / "corpus.jsonl").write_bytes(GOOD + b"\n")
-    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "a"}))
-    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    _good_folder(tmp_path)
     if file.endswith(".gz"):
         (tmp_path / "corpus.jsonl").unlink()
     (tmp_path / file).write_bytes(content)

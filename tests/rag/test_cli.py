@@ -3,6 +3,7 @@
 import pytest
 
 from rag.__main__ import main
+from tests.beir_folder import write_beir_folder
 
 pytestmark = pytest.mark.slow
 
@@ -191,24 +192,18 @@ def test_reindexing_keeps_the_reranker_only_for_the_same_model_and_chunker(built
 def tiny_beir(root):
     """A BEIR folder whose train qrels point into its own corpus: four topics, three documents
     each, the first of each relevant to that topic's query."""
-    import json
-
     topics = ["vitamin D cancer", "insulin diabetes", "statins heart", "exercise sleep"]
-    root.mkdir()
-    (root / "qrels").mkdir()
-    with open(root / "corpus.jsonl", "w") as f:
-        for t, topic in enumerate(topics):
-            for i in range(3):
-                text = f"This study of {topic} found effects in cohort {i}. " * (i + 1)
-                f.write(json.dumps({"_id": f"d{t}_{i}", "title": f"{topic} {i}", "text": text}))
-                f.write("\n")
-    with open(root / "queries.jsonl", "w") as f:
-        for t, topic in enumerate(topics):
-            f.write(json.dumps({"_id": f"q{t}", "text": f"does {topic} matter"}) + "\n")
-    for split in ("train", "test"):
-        rows = "".join(f"q{t}\td{t}_0\t1\n" for t in range(len(topics)))
-        (root / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
-    return root
+    corpus = {
+        f"d{t}_{i}": {
+            "title": f"{topic} {i}",
+            "text": f"This study of {topic} found effects in cohort {i}. " * (i + 1),
+        }
+        for t, topic in enumerate(topics)
+        for i in range(3)
+    }
+    queries = {f"q{t}": f"does {topic} matter" for t, topic in enumerate(topics)}
+    qrels = {f"q{t}": {f"d{t}_0": 1} for t in range(len(topics))}
+    return write_beir_folder(root, corpus, queries, qrels, splits=("train", "test"))
 
 
 def test_train_reranker_during_an_interrupted_save_writes_beside_the_index_it_read(
