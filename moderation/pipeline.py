@@ -41,7 +41,7 @@ from moderation.errors import (
     TextTooLongError,
 )
 from moderation.identity import GUARDED_LABELS, mask_identity_terms
-from moderation.normalise import Normalised, normalise, normalise_with_signals
+from moderation.normalise import Normalised, normalise, normalise_with_signals, unicode_overflow
 from moderation.policy import ALLOW, REVIEW, LabelThresholds, route
 from moderation.serving import CompiledScorer
 
@@ -97,6 +97,17 @@ def validate_text(
         raise TextTooLongError(
             f"input has {len(raw)} characters; the limit is {max_chars} ({limit_name})",
             length=len(raw),
+            limit=max_chars,
+        )
+    # The limit holds for the text the normaliser makes too: some characters decompose into
+    # many (U+FDFA into 18), so a short post could otherwise cost every later step 18 times its
+    # length. Refused like any over-long text: cutting it would hide what follows the cut.
+    if max_chars is not None and (grown := unicode_overflow(raw, max_chars)) is not None:
+        raise TextTooLongError(
+            f"input has {len(raw)} characters, but the normaliser's first step (Unicode "
+            f"compatibility decomposition) makes at least {grown} of them; the limit is "
+            f"{max_chars} ({limit_name})",
+            length=grown,
             limit=max_chars,
         )
     control = sum(1 for c in raw if unicodedata.category(c) == "Cc" and c not in "\t\n\r")

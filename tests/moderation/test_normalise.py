@@ -8,7 +8,13 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from moderation.normalise import STEPS, URL_TOKEN, normalise, normalise_with_signals
+from moderation.normalise import (
+    STEPS,
+    URL_TOKEN,
+    normalise,
+    normalise_with_signals,
+    unicode_overflow,
+)
 
 # the module itself (the package exports its function of the same name)
 normalise_module = importlib.import_module("moderation.normalise")
@@ -109,6 +115,25 @@ def test_the_linear_link_patterns_match_the_old_quadratic_ones():
     randoms = ["".join(rng.choices(_LINK_PIECES, k=rng.randint(1, 30))) for _ in range(3000)]
     for text in _TRICKY + randoms:
         assert normalise_module._urls(text) == _old_urls(text), text
+
+
+def test_unicode_overflow_agrees_with_the_unicode_step():
+    """It says a text overflows exactly when the unicode step's output is longer than the limit,
+    and its count is a lower bound past the limit: on every code point and on seeded random
+    text of any script (marks, Hangul, ligatures) at limits around its real length."""
+    points = [chr(i) for i in range(0x20, 0x30000) if not 0xD800 <= i < 0xE000]
+    for c in points:
+        assert (unicode_overflow(c, 0) is not None) == (len(normalise_module._unicode(c)) > 0)
+    rng = random.Random(0)
+    for _ in range(300):
+        text = "".join(rng.choices(points, k=rng.randint(0, 1500)))
+        n = len(normalise_module._unicode(text))
+        for limit in (0, n // 2, n - 1, n, 10 * n + 10):
+            counted = unicode_overflow(text, limit)
+            if n > limit:
+                assert counted is not None and limit < counted <= n
+            else:
+                assert counted is None
 
 
 @pytest.mark.parametrize(

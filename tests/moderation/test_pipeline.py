@@ -129,6 +129,8 @@ def test_a_moderator_refuses_a_model_whose_labels_changed(trained_model):
         ("abc\x00def", BinaryContentError, "NUL"),
         ("\x01\x02\x03\x04abc", BinaryContentError, "control characters"),
         ("x" * 5001, TextTooLongError, "5001 characters; the limit is 5000"),
+        # U+FDFA decomposes into 18 characters: 300 of them are 5,400 for the normaliser
+        ("\ufdfa" * 300, TextTooLongError, "300 characters, but the normaliser's first step"),
         ("bad \udc80 surrogate", EncodingError, "surrogates"),
     ],
 )
@@ -157,6 +159,17 @@ def test_a_too_long_text_names_the_limit_it_broke():
         validate_text("x" * 6, 5)
     with pytest.raises(TextTooLongError, match=r"limit is 5 \(queue.MAX_ID_CHARS\)"):
         validate_text("x" * 6, 5, limit_name="queue.MAX_ID_CHARS")
+
+
+def test_the_limit_holds_for_the_text_the_normaliser_makes():
+    # 5,000 characters that would be 90,000 for every step after the first (0.1-0.2 s)
+    with pytest.raises(TextTooLongError, match=r"makes at least [0-9]+ of them; the limit is 5000"):
+        validate_text("\ufdfa" * 5_000, 5_000)
+    assert validate_text("\ufb03" * 1_666, 5_000)  # "ffi" x 1,666 = 4,998: within the limit
+    with pytest.raises(TextTooLongError, match="makes at least 5001"):
+        validate_text("\ufb03" * 1_667, 5_000)
+    # accents decompose into a letter and a mark, and the normaliser drops the mark: 5,000
+    assert validate_text("\u00e9" * 5_000, 5_000)
 
 
 def test_batch_path_matches_sync_and_isolates_bad_items(moderator):
