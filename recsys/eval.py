@@ -83,13 +83,28 @@ def runs_from_candidates(
 
 
 def evaluate_split(
-    split: Split, catalog: Catalog, config: RecsysConfig, *, latency_users: int = 200
+    split: Split,
+    catalog: Catalog,
+    config: RecsysConfig,
+    *,
+    latency_users: int = 200,
+    keep_ranker_data: bool = False,
 ) -> ProtocolResult:
-    """Fit on ``split.train``, evaluate every variant on ``split.test``."""
-    start = time.perf_counter()
-    model = TwoStageRecommender(catalog, config).fit(split.train)
-    train_s = time.perf_counter() - start
+    """Fit on ``split.train``, evaluate every variant on ``split.test``.
 
+    ``keep_ranker_data``: the model keeps its ranker's training data, for ``with_ranker``.
+    """
+    start = time.perf_counter()
+    model = TwoStageRecommender(catalog, config)
+    model.fit(split.train, keep_ranker_data=keep_ranker_data)
+    return evaluate_fitted(model, split, time.perf_counter() - start, latency_users=latency_users)
+
+
+def evaluate_fitted(
+    model: TwoStageRecommender, split: Split, train_s: float, *, latency_users: int = 200
+) -> ProtocolResult:
+    """Evaluate a model already fitted on ``split.train`` (in ``train_s`` seconds) on its test."""
+    catalog, config = model.catalog, model.config
     truth = truth_by_user(catalog, split.test)
     x = model.interactions_
     users = np.array(sorted(u for u in truth if x.indptr[u + 1] > x.indptr[u]))

@@ -26,13 +26,14 @@ user's history, plus genre popularity) until interactions arrive and a retrain m
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
 import pickle
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,12 @@ class TwoStageRecommender:
         blend = self.config.blend_sources if self.config.ranker_blend_features else ()
         return sources, x, FeatureBuilder(self.catalog, blend).fit(train)
 
-    def fit(self, train: pd.DataFrame) -> TwoStageRecommender:
+    def fit(self, train: pd.DataFrame, *, keep_ranker_data: bool = False) -> TwoStageRecommender:
+        """Run the training recipe (module docstring) on ``train``.
+
+        ``keep_ranker_data`` keeps the ranker's labelled candidates in memory (about 200,000
+        rows here, never saved), so that :meth:`with_ranker` can train other rankers on them.
+        """
         cfg = self.config
         self.timings_ = {}
         start = time.perf_counter()
@@ -169,26 +175,10 @@ class TwoStageRecommender:
             np.concatenate([p.labels for p in parts]),
             np.concatenate([p.groups for p in parts]),
         )
+        names = features.feature_names(cands.source_names)
         self.timings_["validation_stage1_s"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        self.ranker_ = LambdaRanker(
-            objective=cfg.ranker_objective,
-            n_estimators=cfg.ranker_estimators,
-            learning_rate=cfg.ranker_learning_rate,
-            num_leaves=cfg.ranker_leaves,
-            min_child_samples=cfg.ranker_min_child_samples,
-            truncation=cfg.ranker_truncation,
-            monotone=cfg.ranker_monotone,
-            seed=cfg.seed,
-            bags=cfg.ranker_bags,
-        ).fit(data, features.feature_names(cands.source_names))
-        self.timings_["fit_ranker_s"] = time.perf_counter() - start
-        self.ranker_stats_ = {
-            "train_users": len(data.groups),
-            "train_pairs": len(data.labels),
-            "positive_share": float((data.labels > 0).mean()) if len(data.labels) else 0.0,
-        }
+        self._fit_ranker(data, names)
+        self.ranker_data_ = (data, names) if keep_ranker_data else None
 
         start = time.perf_counter()
         self.sources_, self.interactions_, self.features_ = self._fit_stage1(train)
@@ -205,6 +195,57 @@ class TwoStageRecommender:
         self.content_ = ContentScorer(self.catalog, NEW_ITEM_PRIOR_WEIGHT).fit(self.interactions_)
         self.timings_["final_stage1_s"] = time.perf_counter() - start
         return self
+
+    def _fit_ranker(self, data: RankerTrainingSet, names: list[str]) -> None:
+        """Step 3: train the ranker the config describes on the labelled candidates."""
+        cfg = self.config
+        start = time.perf_counter()
+        self.ranker_ = LambdaRanker(
+            objective=cfg.ranker_objective,
+            n_estimators=cfg.ranker_estimators,
+            learning_rate=cfg.ranker_learning_rate,
+            num_leaves=cfg.ranker_leaves,
+            min_child_samples=cfg.ranker_min_child_samples,
+            truncation=cfg.ranker_truncation,
+            monotone=cfg.ranker_monotone,
+            seed=cfg.seed,
+            bags=cfg.ranker_bags,
+        ).fit(data, names)
+        self.timings_["fit_ranker_s"] = time.perf_counter() - start
+        self.ranker_stats_ = {
+            "train_users": len(data.groups),
+            "train_pairs": len(data.labels),
+            "positive_share": float((data.labels > 0).mean()) if len(data.labels) else 0.0,
+        }
+
+    def with_ranker(self, **settings: object) -> TwoStageRecommender:
+        """A copy of this model whose ranker is trained with other ``ranker_*`` settings on the
+        same labelled candidates: a comparison in which only the ranker differs (stage 1, the
+        features and the blend are shared, not refitted). Needs ``fit(keep_ranker_data=True)``.
+
+        >>> lambdarank = model.with_ranker(ranker_objective="lambdarank")  # doctest: +SKIP
+        """
+        self._check_fitted()
+        if getattr(self, "ranker_data_", None) is None:
+            raise NotFittedError(
+                "this model did not keep its ranker's training data; fit it with "
+                "fit(train, keep_ranker_data=True) (a loaded model never has it)"
+            )
+        other = [name for name in settings if not name.startswith("ranker_")]
+        if other:
+            raise InvalidArgumentError(
+                f"with_ranker changes only ranker_* settings, got {other}; fit a new model "
+                "for those"
+            )
+        twin = copy.copy(self)
+        twin.config = replace(self.config, **settings)  # RecsysConfig checks the values
+        twin.timings_ = dict(self.timings_)
+        twin._fit_ranker(*self.ranker_data_)
+        return twin
+
+    def __getstate__(self) -> dict:
+        # The ranker's training data is for with_ranker in this process, not for a saved model.
+        return {**self.__dict__, "ranker_data_": None}
 
     # -- batch scoring ----------------------------------------------------------------------
     def _check_fitted(self) -> None:

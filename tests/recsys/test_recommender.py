@@ -349,3 +349,34 @@ def test_graded_ranker_labels_train_from_the_carved_ratings(frames, catalog):
     model = Recommender(catalog, config).fit(ratings)
     assert 0.0 < model.ranker_stats_["positive_share"] < 1.0  # a share, not a mean grade
     assert all(block_of_item(i) == 0 for i in model.recommend(1, k=4).items)
+
+
+def test_with_ranker_retrains_only_the_ranker_and_matches_a_full_refit(frames, catalog, tmp_path):
+    from dataclasses import replace
+
+    train = frames[0]
+    config = RecsysConfig(seed=0, **TINY)
+    model = Recommender(catalog, config).fit(train, keep_ranker_data=True)
+    twin = model.with_ranker(ranker_objective="lambdarank")
+    assert twin.config == replace(config, ranker_objective="lambdarank")
+    assert model.config.ranker_objective == "rank_xendcg"  # the original is untouched
+    assert twin.sources_ is model.sources_ and twin.ranker_ is not model.ranker_
+    refit = Recommender(catalog, replace(config, ranker_objective="lambdarank")).fit(train)
+    for user in (1, 25):
+        assert twin.recommend(user, k=5) == refit.recommend(user, k=5)
+    # the training data stays in this process: a saved model does not carry it
+    loaded = Recommender.load(model.save(tmp_path / "m"))
+    with pytest.raises(NotFittedError, match="keep_ranker_data=True"):
+        loaded.with_ranker(ranker_objective="lambdarank")
+    assert model.ranker_data_ is not None
+
+
+def test_with_ranker_needs_the_kept_data_and_only_ranker_settings(fitted, frames, catalog):
+    model, _ = fitted
+    with pytest.raises(NotFittedError, match="keep_ranker_data=True"):
+        model.with_ranker(ranker_objective="lambdarank")
+    kept = Recommender(catalog, RecsysConfig(seed=0, **TINY)).fit(frames[0], keep_ranker_data=True)
+    with pytest.raises(InvalidArgumentError, match=r"only ranker_\* settings, got \['k'\]"):
+        kept.with_ranker(k=5)
+    with pytest.raises(InvalidArgumentError, match="ranker_leaves"):
+        kept.with_ranker(ranker_leaves=1)
