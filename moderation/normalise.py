@@ -130,16 +130,18 @@ def unicode_overflow(text: str, limit: int) -> int | None:
         return len(text) if len(text) > limit else None
     pieces = [text[i : i + 256] for i in range(0, len(text), 256)]
     # First in C: the decomposition's length with its marks is an upper bound; most text fits.
+    done: list[str] = []  # the decompositions made so far, reused by the exact count
     bound = 0
     for piece in pieces:
-        bound += len(unicodedata.normalize("NFKD", piece))
+        done.append(unicodedata.normalize("NFKD", piece))
+        bound += len(done[-1])
         if bound > limit:
             break
     else:
         return None
     length = 0  # near or past the limit: count what the step keeps, marks dropped
-    for piece in pieces:
-        decomposed = unicodedata.normalize("NFKD", piece)
+    for i, piece in enumerate(pieces):
+        decomposed = done[i] if i < len(done) else unicodedata.normalize("NFKD", piece)
         length += sum(1 for c in decomposed if not unicodedata.combining(c))
         if length > limit:
             return length
