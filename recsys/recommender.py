@@ -221,7 +221,8 @@ class TwoStageRecommender:
     def with_ranker(self, **settings: object) -> TwoStageRecommender:
         """A copy of this model whose ranker is trained with other ``ranker_*`` settings on the
         same labelled candidates: a comparison in which only the ranker differs (stage 1, the
-        features and the blend are shared, not refitted). Needs ``fit(keep_ranker_data=True)``.
+        features and the blend are shared, not refitted). Needs ``fit(keep_ranker_data=True)``;
+        the copy does not keep the data itself (``__getstate__`` leaves it out of copies too).
 
         >>> lambdarank = model.with_ranker(ranker_objective="lambdarank")  # doctest: +SKIP
         """
