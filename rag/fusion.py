@@ -16,7 +16,11 @@ Two families, both over document-level :class:`~rag.hits.Hit` lists:
 
   with ``norm`` either min-max (``(s - min) / (max - min)``) or z-score (``(s - mean) / std``)
   over the list's scores. A document missing from list ``i`` is given that list's lowest
-  normalised score: it was not retrieved, so its true score is at most the list's minimum.
+  normalised score: it was not retrieved, so its true score is at most the list's minimum. A
+  list whose scores are all equal (a single hit, say) has no spread to normalise by; it still
+  says which documents it found, so its documents get the constant normalisation (1 under
+  min-max, 0 under z-scores) and a missing document one unit less. Giving the missing ones the
+  same value would make such a list count for nothing.
 
 Which is the default? Bruch et al. find a tuned convex combination beats RRF and is
 sample-efficient to tune; our benchmark agrees on SciFact (convex 0.727-0.729 vs RRF 0.717
@@ -121,6 +125,8 @@ def convex_fusion(
         if not hits:
             continue  # an empty list carries no information about anyone
         floor = float(z.min())
+        if z.max() == z.min():  # all scores equal: found beats not found (module docstring)
+            floor -= 1.0
         present = {h.doc_id: float(zi) for h, zi in zip(hits, z, strict=True)}
         for d in docs:
             scores[d] += wi * present.get(d, floor)

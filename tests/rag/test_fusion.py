@@ -69,6 +69,18 @@ def test_convex_weights_really_apply():
     assert convex_fusion([BM25, DENSE], [0.0, 1.0])[0].doc_id == "c"
 
 
+@pytest.mark.parametrize("method", ["minmax", "zscore"])
+def test_a_list_with_one_hit_or_equal_scores_still_counts(method):
+    # "b" and "c" tie in the full list; the short list found only "c", so "c" must come first.
+    full = hits(("a", 3.0), ("b", 2.0), ("c", 2.0), ("d", 1.0))
+    for short in (hits(("c", 7.0)), hits(("c", 7.0), ("e", 7.0))):
+        fused = convex_fusion([full, short], method=method)
+        order = [h.doc_id for h in fused]
+        assert order.index("c") < order.index("b"), (method, order)
+    fused = {h.doc_id: h.score for h in convex_fusion([full, hits(("c", 7.0))], method=method)}
+    assert fused["c"] - fused["b"] == pytest.approx(1.0)  # one unit for being found
+
+
 def test_normalize():
     assert list(normalize([2.0, 4.0, 6.0], "minmax")) == [0.0, 0.5, 1.0]
     assert list(normalize([3.0, 3.0], "minmax")) == [1.0, 1.0]
