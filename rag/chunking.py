@@ -7,8 +7,9 @@ Four chunkers, one per strategy an interviewer asks about:
 
 ==================  ==============================================================================
 ``document``        one chunk per document; the embedder truncates it at its maximum length
-``tokens``          fixed windows of ``size`` model tokens with ``overlap`` tokens shared between
-                    neighbours (tokenizer-aware: windows never exceed the model's 256 positions)
+``tokens``          windows of at most ``size`` model tokens, cut between words, sharing about
+                    ``overlap`` tokens with their neighbours (tokenizer-aware: windows never exceed
+                    the model's 256 positions; a word longer than a window is cut inside)
 ``sentences``       whole sentences packed greedily up to ``max_tokens``; a sentence longer than
                     the budget is cut into token windows
 ``recursive``       split by section heading, then paragraph, then line, then sentence, then token
@@ -22,6 +23,7 @@ production (:class:`HFTokenSpans`), a whitespace tokenizer in tests (:class:`Whi
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -103,20 +105,86 @@ def _make_chunks(doc: Document, spans: Sequence[Span]) -> list[Chunk]:
     return chunks
 
 
+def _word_cuts(text: str, spans: Sequence[Span]) -> list[int]:
+    """Token positions where a window may start or end without splitting a word, ascending.
+
+    Position ``i`` is the cut before token ``i``; ``len(spans)`` (the end) is always a cut. A cut
+    is refused only between two tokens that touch (no gap between their spans) where both
+    touching characters are alphanumeric: WordPiece's ``vitamin`` + ``##s``. Punctuation is a
+    word boundary here (``D`` ``-`` ``3`` may be cut), so a URL splits at its slashes and dots.
+    """
+
+    def splits_a_word(left_end: int, right_start: int) -> bool:
+        # ``left_end > 0`` and ``right_start < len(text)`` guard empty (zero-width) token spans.
+        return (
+            right_start <= left_end
+            and left_end > 0
+            and right_start < len(text)
+            and text[left_end - 1].isalnum()
+            and text[right_start].isalnum()
+        )
+
+    cuts = [i for i in range(1, len(spans)) if not splits_a_word(spans[i - 1][1], spans[i][0])]
+    return [*cuts, len(spans)]
+
+
+def _last_cut(cuts: Sequence[int], after: int, at_most: int) -> int | None:
+    """The largest cut ``c`` with ``after < c <= at_most``, or None."""
+    i = bisect.bisect_right(cuts, at_most) - 1
+    return cuts[i] if i >= 0 and cuts[i] > after else None
+
+
+def _first_cut(cuts: Sequence[int], after: int, at_most: int) -> int | None:
+    """The smallest cut ``c`` with ``after < c <= at_most``, or None."""
+    i = bisect.bisect_right(cuts, after)
+    return cuts[i] if i < len(cuts) and cuts[i] <= at_most else None
+
+
 def _token_windows(
     text: str, tokens: TokenSpans, size: int, overlap: int, base: int = 0
 ) -> list[Span]:
-    """Spans of windows of ``size`` tokens advancing by ``size - overlap`` tokens."""
+    """Spans of windows of at most ``size`` tokens that start and end between words.
+
+    Each window is cut back to its last word boundary, and the next one starts ``overlap`` tokens
+    before that end, moved back to a word boundary (so neighbours share at least ``overlap``
+    tokens when they can), hence about ``size - overlap`` tokens on. Windows shrink, never grow:
+    ``size`` is the embedding model's sequence limit. A window holding no word boundary (one
+    word longer than ``size`` tokens, or text without spaces such as Chinese, whose characters
+    are all alphanumeric) is cut at ``size`` tokens as is, so no text is ever dropped. Every
+    window starts and ends later than the one before, and together they cover every token.
+    """
     spans = tokens(text)
-    if not spans:
+    n = len(spans)
+    if not n:
         return []
-    out, step = [], size - overlap
-    for first in range(0, len(spans), step):
-        last = min(first + size, len(spans)) - 1
-        out.append((base + spans[first][0], base + spans[last][1]))
-        if last == len(spans) - 1:
-            break
-    return out
+    cuts = _word_cuts(text, spans)
+
+    def window_end(first: int) -> int:
+        limit = min(first + size, n)
+        if limit == n:
+            return n
+        cut = _last_cut(cuts, first, limit)
+        return limit if cut is None else cut  # no boundary inside: the plain cut
+
+    out, first = [], 0
+    while True:
+        end = window_end(first)
+        out.append((base + spans[first][0], base + spans[end - 1][1]))
+        if end == n:
+            return out
+        target = end - overlap
+        # Back to a boundary (more overlap, not less); else forward, at the latest to ``end``
+        # (no gap); else ``end`` was a plain cut inside a long word and ``target`` is one too.
+        nxt = _last_cut(cuts, first, target)
+        if nxt is None:
+            nxt = _first_cut(cuts, max(first, target), end)
+        if nxt is None:
+            nxt = target
+        if window_end(nxt) <= end:
+            # A word too long to share a window with the overlap follows ``end``: the overlap
+            # window would only repeat text, so start right at the boundary instead.
+            nxt = end
+        first = nxt
 
 
 class DocumentChunker:
@@ -129,7 +197,7 @@ class DocumentChunker:
 
 
 class TokenWindowChunker:
-    """Fixed windows of ``size`` tokens overlapping by ``overlap`` tokens."""
+    """Windows of at most ``size`` tokens, cut between words, overlapping by ``overlap`` tokens."""
 
     def __init__(self, tokens: TokenSpans, size: int = 254, overlap: int = 32) -> None:
         if size < 1 or not 0 <= overlap < size:
