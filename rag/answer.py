@@ -15,11 +15,13 @@ the corpus: :func:`calibrate_threshold` returns the score that a chosen share (d
 exceed, so at most ~5% of answerable questions are refused; off-topic questions score lower and are
 refused. The benchmark measures both rates.
 
-**Citations.** ``[n]`` and ``[n, m, ...]`` markers in the answer are mapped back to the numbered
-sources; numbers in them that name no source are reported as ``invalid_citations``. Other
-bracket forms (ranges ``[1-3]``, ``[1; 2]``, ``[ 2 ]``, ``[1, 2, and 3]``, full-width ``【1】``)
-are not recognised: they count as no citation at all, neither valid nor invalid. Parsing them
-would change the answer benchmark's citation figures, so the limit is documented (README).
+**Citations.** Bracketed numbers in the answer are mapped back to the numbered sources:
+``[2]``, ``[1, 3]``, ``[1; 2]``, ``[1, 2, and 3]``, ``[1 & 2]``, ranges ``[1-3]`` (hyphen, en or
+em dash) and full-width ``【1】`` / ``［1］``, with spaces anywhere inside. Numbers that name no
+source are reported as ``invalid_citations``; a range names the sources it covers plus each end
+that lies outside them, so ``[2-7]`` with three sources cites 2 and 3 and reports 7. Brackets
+holding anything else (``[1.5]``, ``[source 2]``) and other forms (``(1)``, superscripts) are no
+citation at all (README, Limitations).
 
 The model sits behind the :class:`Generator` seam; :class:`LLMClientGenerator` uses this repo's
 ``llm_client`` against any OpenAI-compatible endpoint (the offline default is the local SmolLM2
@@ -90,21 +92,46 @@ class Answer:
     latency_s: float = 0.0
 
 
-_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# One item is a number or a range; items are separated by "," ";" "&" "and" or ", and". A
+# separator always holds a non-space character and no two whitespace runs touch, so a text can
+# match in only one way: failing on "[" + "1," * 100_000 costs linear time, not exponential. At
+# most 9 digits: enough for any source list, and int() of a 5000-digit run would raise.
+_ITEM = r"(\d{1,9})(?:\s*[-–—]\s*(\d{1,9}))?"
+_SEPARATOR = r"(?:\s*[,;]\s*|\s*(?:[,;]\s*)?(?:and|&)\s*)"
+_ITEMS = re.compile(_ITEM)
+# The brackets are not paired ("[1】" counts): a model that mixes them still meant a citation.
+_CITATION = re.compile(rf"[\[【［]\s*({_ITEM}(?:{_SEPARATOR}{_ITEM})*)\s*[\]】］]")
+
+
+def _cited_numbers(first: int, last: int, n_sources: int) -> list[int]:
+    """What the item ``first-last`` cites (``first == last`` for a lone number): the sources it
+    covers in ascending order, then each end that names no source, as written (the caller drops
+    repeats). A reversed range is the same range. Only 1..n_sources is expanded, so
+    ``[1-999999999]`` costs n_sources steps, not a billion.
+
+    >>> _cited_numbers(2, 7, 3), _cited_numbers(3, 1, 3), _cited_numbers(5, 9, 3)
+    ([2, 3, 7], [1, 2, 3], [5, 9])
+    """
+    lo, hi = min(first, last), max(first, last)
+    covered = range(max(lo, 1), min(hi, n_sources) + 1)
+    return [*covered, *(end for end in (lo, hi) if not 1 <= end <= n_sources)]
 
 
 def parse_citations(text: str, n_sources: int) -> tuple[list[int], list[int]]:
-    """Citation numbers in ``text`` (``[2]``, ``[1, 3]``): ``(valid, invalid)``, each in order of
-    first appearance without repeats. Other bracket forms are ignored (module docstring):
-    ``parse_citations("[1-3] [ 2 ]", 3) == ([], [])``."""
-    valid: list[int] = []
-    invalid: list[int] = []
-    for group in _CITATION.findall(text):
-        for num in (int(x) for x in group.split(",")):
-            target = valid if 1 <= num <= n_sources else invalid
-            if num not in target:
-                target.append(num)
-    return valid, invalid
+    """Citation numbers in ``text``: ``(valid, invalid)``, each in order of first appearance
+    without repeats; the recognised forms are in the module docstring.
+
+    >>> parse_citations("See [2-7], [1; 2] and [0].", 3)
+    ([2, 3, 1], [7, 0])
+    """
+    # dicts keep the first appearance and drop repeats in O(1), even for "[1, 2, ..., 99999]"
+    valid: dict[int, None] = {}
+    invalid: dict[int, None] = {}
+    for group in _CITATION.finditer(text):
+        for first, last in _ITEMS.findall(group.group(1)):
+            for num in _cited_numbers(int(first), int(last or first), n_sources):
+                (valid if 1 <= num <= n_sources else invalid).setdefault(num)
+    return list(valid), list(invalid)
 
 
 def calibrate_threshold(top_scores: Sequence[float], answer_rate: float = 0.95) -> float:
