@@ -243,7 +243,7 @@ def cmd_eval(args) -> int:
 def cmd_train_reranker(args) -> int:
     from evals.datasets import load_beir
     from rag.eval import fit_on_train
-    from rag.index import read_manifest
+    from rag.index import read_manifest, writer_lock
 
     # The reranker goes beside the index it was trained on: the folder the load read, INDEX.old
     # while a save is interrupted (the next save renames that folder back, reranker.json with
@@ -257,19 +257,20 @@ def cmd_train_reranker(args) -> int:
     # Training takes minutes, and a save in another process swaps a new version into the same
     # folder name: written by name, the reranker would sit beside a version it never saw (maybe
     # another model's cosines, another chunking), and search would serve it. The manifest holds
-    # every file's checksum, so an unchanged one means the same index. (A save landing between
-    # this check and the write is not caught: one writer at a time, as for saves.)
-    try:
-        unchanged = read_manifest(index.loaded_from) == index.loaded_manifest
-    except RagError:  # the folder is gone or holds no readable index any more
-        unchanged = False
-    if not unchanged:
-        raise RerankerError(
-            f"the index at {args.index} was replaced by another save while the reranker trained "
-            f"on the version read from {index.loaded_from}; nothing was written. Run "
-            "`python -m rag train-reranker` again once that save has finished."
-        )
-    path = tuned.reranker.save(index.loaded_from / RERANKER_FILE)
+    # every file's checksum, so an unchanged one means the same index. The check and the write
+    # hold the index's writer lock, so no save can swap a version in between them.
+    with writer_lock(args.index):
+        try:
+            unchanged = read_manifest(index.loaded_from) == index.loaded_manifest
+        except RagError:  # the folder is gone or holds no readable index any more
+            unchanged = False
+        if not unchanged:
+            raise RerankerError(
+                f"the index at {args.index} was replaced by another save while the reranker "
+                f"trained on the version read from {index.loaded_from}; nothing was written. "
+                "Run `python -m rag train-reranker` again once that save has finished."
+            )
+        path = tuned.reranker.save(index.loaded_from / RERANKER_FILE)
     meta = tuned.reranker.meta
     print(
         f"trained LambdaRank on {meta['train_queries']} train queries ({meta['train_pairs']} "

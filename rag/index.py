@@ -32,10 +32,14 @@ load reads ``PATH.old`` in place (readers never rename, so a reader cannot break
 swap) and the next save renames it back. A symlinked ``PATH`` keeps its link: the folder it
 points at is swapped. The swap replaces the whole folder, so
 :meth:`HybridIndex.save` refuses a ``PATH`` that is neither empty nor an index
-(:class:`~rag.errors.IndexOverwriteError`) instead of deleting what is in it. One writer at a
-time: two processes saving to the same path concurrently are not supported. Readers may run
-beside the writer: load checks each file on the bytes it parses, and reads again when the folder
-was swapped under it (:func:`_read_one_version`), so it returns one version, never a mix.
+(:class:`~rag.errors.IndexOverwriteError`) instead of deleting what is in it.
+
+One writer at a time, enforced: every write to an index takes its writer lock (:func:`writer_lock`,
+an ``flock`` on the empty file ``PATH.lock`` beside the folder), so two processes saving to the
+same path run one after the other instead of deleting each other's ``PATH.tmp``. Readers take no
+lock and may run beside the writer: load checks each file on the bytes it parses, and reads again
+when the folder was swapped under it (:func:`_read_one_version`), so it returns one version,
+never a mix.
 """
 
 from __future__ import annotations
@@ -45,9 +49,15 @@ import io
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock (see writer_lock)
+    fcntl = None
 
 import numpy as np
 
@@ -259,12 +269,17 @@ class HybridIndex:
         The swap is two renames (``path`` -> ``path.old``, ``path.tmp`` -> ``path``); if either
         fails the previous index stays at ``path``, and if the process dies between them, the
         next :meth:`save` renames ``path.old`` back (:meth:`load` reads it in place meanwhile).
-        If ``path`` is a symlink, the folder it points at is swapped and the link kept.
+        If ``path`` is a symlink, the folder it points at is swapped and the link kept. The whole
+        save holds the index's writer lock (:func:`writer_lock`): a second save to the same path
+        waits for this one to finish.
         """
-        path = Path(path)
-        # swap the link's target, not the link: renaming the link itself would turn it into a
-        # plain folder and strand the target
-        folder = path.resolve() if path.is_symlink() else path
+        folder = save_folder(path)
+        with writer_lock(folder):
+            self._swap_in(folder)
+        return Path(path)
+
+    def _swap_in(self, folder: Path) -> None:
+        """The body of :meth:`save`, run under the writer lock."""
         recover_interrupted_save(folder)
         check_save_target(folder)
         tmp, old = _sibling(folder, "tmp"), _sibling(folder, "old")
@@ -294,7 +309,6 @@ class HybridIndex:
                 folder,
                 old,
             )
-        return path
 
     def _write(self, tmp: Path) -> None:
         order = list(self.chunks)
@@ -488,8 +502,52 @@ def read_manifest(path: Path) -> dict:
 
 
 def _sibling(path: Path, suffix: str) -> Path:
-    """``path.tmp`` or ``path.old``: the names :meth:`HybridIndex.save` swaps through."""
+    """``path.tmp``, ``path.old`` or ``path.lock``: the names :meth:`HybridIndex.save` uses."""
     return path.with_name(f"{path.name}.{suffix}")
+
+
+def save_folder(path: str | Path) -> Path:
+    """The folder a save to ``path`` swaps: the target of a symlinked ``path``, else ``path``.
+
+    The link's target, not the link: renaming the link itself would turn it into a plain folder
+    and strand the target.
+    """
+    path = Path(path)
+    return path.resolve() if path.is_symlink() else path
+
+
+@contextmanager
+def writer_lock(path: str | Path) -> Iterator[None]:
+    """Hold the writer lock of the index at ``path``, waiting while another writer holds it.
+
+    Every write to an index takes it: :meth:`HybridIndex.save` for its whole swap, and the CLI's
+    ``train-reranker`` from its check that the index is still the version it trained on until
+    its ``reranker.json`` is written. Without it two saves to one path delete each other's
+    ``PATH.tmp`` midway, and a save could swap a new version in between that check and that
+    write. The lock is an exclusive ``flock`` on ``PATH.lock``, an empty file left beside the
+    folder (deleting it while a writer holds it would let the next writer in). Each call opens
+    its own file description, so it also separates threads of one process. ``flock`` is
+    advisory (it binds this package's writers, not ``rm``), is released by the kernel if the
+    holder dies, and on network file systems is only as good as the server's lock support. On
+    Windows there is no ``flock``: no lock is taken, and one writer at a time is the caller's
+    rule there.
+    """
+    folder = save_folder(path)
+    if fcntl is None:
+        yield
+        return
+    lock = _sibling(folder, "lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process writing the index at %s", folder)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _is_index(path: Path) -> bool:

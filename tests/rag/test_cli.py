@@ -227,7 +227,7 @@ def test_train_reranker_during_an_interrupted_save_writes_beside_the_index_it_re
     assert capsys.readouterr().out.startswith("rerank results")
     assert main(["index", str(beir), *args]) == 0  # the next save puts idx.old back, reranker too
     assert "kept reranker.json" in capsys.readouterr().out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["beir", "idx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beir", "idx", "idx.lock"]
     assert (index / "reranker.json").exists()
 
 
@@ -256,4 +256,36 @@ def test_train_reranker_refuses_to_write_beside_an_index_swapped_in_while_it_tra
     assert f"error: the index at {index} was replaced by another save" in err
     assert "Traceback" not in err
     assert not (index / "reranker.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["beir", "idx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beir", "idx", "idx.lock"]
+
+
+def test_train_reranker_writes_under_the_index_writer_lock(built, tmp_path, monkeypatch):
+    # The check that the index is still the version trained on, and the write of reranker.json,
+    # hold the writer lock: a save cannot land between them. Here the test holds the lock, as a
+    # save in another process would, and the reranker is written only once it is released.
+    import threading
+
+    import rag.eval
+    from rag.index import writer_lock
+
+    beir, index, cache = tiny_beir(tmp_path / "beir"), tmp_path / "idx", built.parent / "c"
+    args = ["--index", str(index), "--cache-dir", str(cache)]
+    assert main(["index", str(beir), *args]) == 0
+    real_fit, trained, codes = rag.eval.fit_on_train, threading.Event(), []
+
+    def fit_then_signal(*a, **kw):
+        tuned = real_fit(*a, **kw)
+        trained.set()
+        return tuned
+
+    monkeypatch.setattr(rag.eval, "fit_on_train", fit_then_signal)
+    train = threading.Thread(
+        target=lambda: codes.append(main(["train-reranker", "--dataset", str(beir), *args]))
+    )
+    with writer_lock(index):
+        train.start()
+        assert trained.wait(timeout=120)
+        train.join(timeout=1.0)
+        assert train.is_alive() and not (index / "reranker.json").exists()
+    train.join(timeout=60)
+    assert codes == [0] and (index / "reranker.json").exists()

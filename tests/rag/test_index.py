@@ -317,8 +317,48 @@ def test_a_failed_swap_puts_the_old_index_back(saved, embedder, monkeypatch):
     with pytest.raises(OSError, match="into place"):
         index.save(saved)
     monkeypatch.undo()
-    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx"]
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx", "idx.lock"]
     assert "vitd" in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
+
+
+def test_two_saves_to_one_path_run_one_after_the_other(saved, docs, embedder):
+    # Without the writer lock the second save deleted the first one's idx.tmp while it was being
+    # written: the first failed (or swapped in a folder the second was still filling).
+    import threading
+
+    first, second = build(docs, embedder), build(docs, embedder)
+    first.delete(["vitd"])
+    second.delete(["cats"])
+    writing, go, errors = threading.Event(), threading.Event(), []
+    write = first._write
+
+    def write_then_wait(tmp):
+        write(tmp)
+        writing.set()
+        go.wait(timeout=30)
+
+    first._write = write_then_wait
+
+    def save(index):
+        try:
+            index.save(saved)
+        except Exception as exc:  # reported below: a thread's exception would be lost
+            errors.append(exc)
+
+    a = threading.Thread(target=save, args=(first,))
+    b = threading.Thread(target=save, args=(second,))
+    a.start()
+    assert writing.wait(timeout=30)
+    b.start()
+    b.join(timeout=1.0)
+    assert b.is_alive(), "the second save did not wait for the first"
+    go.set()
+    a.join(timeout=30)
+    b.join(timeout=30)
+    assert errors == []
+    loaded = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+    assert "cats" not in loaded.documents and "vitd" in loaded.documents  # the second, whole
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx", "idx.lock"]
 
 
 CRASH_BETWEEN_RENAMES = """
@@ -357,7 +397,8 @@ def test_a_save_killed_between_its_renames_is_recovered_by_the_next_save(saved, 
         [sys.executable, "-c", CRASH_BETWEEN_RENAMES, str(saved)], cwd=root, capture_output=True
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
-    left = ["idx.old", "idx.tmp"]  # what the crash left: the old index and the new one, aside
+    # what the crash left: the old index and the new one, aside (the kernel freed its lock)
+    left = ["idx.lock", "idx.old", "idx.tmp"]
     assert sorted(p.name for p in saved.parent.iterdir()) == left
     # load is read-only (a reader must not rename under a writer): it serves idx.old in place
     index = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
@@ -365,7 +406,7 @@ def test_a_save_killed_between_its_renames_is_recovered_by_the_next_save(saved, 
     assert sorted(p.name for p in saved.parent.iterdir()) == left
     index.delete(["vitd"])
     index.save(saved)  # the next save puts idx.old back, then swaps as usual
-    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx"]
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx", "idx.lock"]
     assert "vitd" not in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
 
 
@@ -397,7 +438,7 @@ def test_saving_through_a_symlink_swaps_its_target_and_keeps_the_link(tmp_path, 
     index.delete(["vitd"])
     index.save(link)  # the second save replaces the target again, not the link
     assert link.is_symlink() and link.resolve() == real.resolve()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "real"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "real", "real.lock"]
     assert "vitd" not in HybridIndex.load(link, embedder, tokens=WhitespaceSpans()).documents
 
 
@@ -413,7 +454,7 @@ def test_a_failed_first_rename_leaves_nothing_behind(saved, embedder, monkeypatc
     with pytest.raises(OSError, match="aside"):
         build([Document("new", "Octopuses have three hearts.")], embedder).save(saved)
     monkeypatch.undo()
-    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx"]
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx", "idx.lock"]
     assert "vitd" in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
 
 
