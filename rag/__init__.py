@@ -30,7 +30,7 @@ from rag.errors import (
 )
 from rag.fusion import convex_fusion, reciprocal_rank_fusion
 from rag.hits import Candidate, Hit
-from rag.index import HybridIndex
+from rag.index import HybridIndex, writer_lock
 from rag.prompt import PackedPrompt, PromptBuilder, Source
 from rag.rerank import CrossEncoderReranker, LTRReranker, train_ltr
 from rag.retrieval import HybridRetriever, Reranker, Retriever
@@ -81,4 +81,5 @@ __all__ = [
     "make_chunker",
     "reciprocal_rank_fusion",
     "train_ltr",
+    "writer_lock",
 ]

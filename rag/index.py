@@ -49,6 +49,7 @@ import io
 import json
 import logging
 import shutil
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -531,9 +532,19 @@ def writer_lock(path: str | Path) -> Iterator[None]:
     holder dies, and on network file systems is only as good as the server's lock support. On
     Windows there is no ``flock``: no lock is taken, and one writer at a time is the caller's
     rule there.
+
+    It is re-entrant within a thread, so a read-modify-write can hold it from load to save
+    (a second, nested ``flock`` on a new file description would wait for itself forever)::
+
+        with writer_lock(path):
+            index = HybridIndex.load(path, embedder)
+            index.upsert(new_documents)
+            index.save(path)
     """
     folder = save_folder(path)
-    if fcntl is None:
+    key = str(folder.absolute())
+    held = _held_locks.__dict__.setdefault("folders", set())
+    if fcntl is None or key in held:
         yield
         return
     lock = _sibling(folder, "lock")
@@ -544,10 +555,15 @@ def writer_lock(path: str | Path) -> Iterator[None]:
         except BlockingIOError:
             log.info("waiting for another process writing the index at %s", folder)
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        held.add(key)
         try:
             yield
         finally:
+            held.discard(key)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+_held_locks = threading.local()  # the folders whose writer lock this thread holds
 
 
 def _is_index(path: Path) -> bool:

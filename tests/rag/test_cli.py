@@ -280,7 +280,8 @@ def test_train_reranker_writes_under_the_index_writer_lock(built, tmp_path, monk
 
     monkeypatch.setattr(rag.eval, "fit_on_train", fit_then_signal)
     train = threading.Thread(
-        target=lambda: codes.append(main(["train-reranker", "--dataset", str(beir), *args]))
+        target=lambda: codes.append(main(["train-reranker", "--dataset", str(beir), *args])),
+        daemon=True,
     )
     with writer_lock(index):
         train.start()

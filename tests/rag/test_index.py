@@ -345,8 +345,8 @@ def test_two_saves_to_one_path_run_one_after_the_other(saved, docs, embedder):
         except Exception as exc:  # reported below: a thread's exception would be lost
             errors.append(exc)
 
-    a = threading.Thread(target=save, args=(first,))
-    b = threading.Thread(target=save, args=(second,))
+    a = threading.Thread(target=save, args=(first,), daemon=True)
+    b = threading.Thread(target=save, args=(second,), daemon=True)
     a.start()
     assert writing.wait(timeout=30)
     b.start()
@@ -359,6 +359,40 @@ def test_two_saves_to_one_path_run_one_after_the_other(saved, docs, embedder):
     loaded = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
     assert "cats" not in loaded.documents and "vitd" in loaded.documents  # the second, whole
     assert sorted(p.name for p in saved.parent.iterdir()) == ["idx", "idx.lock"]
+
+
+def test_a_read_modify_write_holds_the_writer_lock_from_load_to_save(saved, embedder):
+    # The lock is re-entrant within a thread: a save inside writer_lock does not wait for itself
+    # (a nested flock on a new file description would, forever), and another thread still waits.
+    import threading
+
+    from rag.index import writer_lock
+
+    done, other_done, waited = threading.Event(), threading.Event(), []
+
+    def update():
+        with writer_lock(saved):
+            index = HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
+            index.delete(["vitd"])
+            index.save(saved)
+            done.set()
+            other.start()
+            other.join(timeout=1.0)
+            waited.append(not other_done.is_set())  # another thread's writer waits for this one
+
+    def other_writer():
+        with writer_lock(saved):
+            other_done.set()
+
+    # daemon threads: a writer stuck on its own lock must not keep the test process alive
+    other = threading.Thread(target=other_writer, daemon=True)
+    worker = threading.Thread(target=update, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert done.is_set(), "the save inside writer_lock waited for its own lock"
+    other.join(timeout=30)
+    assert waited == [True] and other_done.is_set()
+    assert "vitd" not in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
 
 
 CRASH_BETWEEN_RENAMES = """
