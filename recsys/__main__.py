@@ -1,7 +1,8 @@
-"""Command line: ``python -m recsys train | recommend USER_ID | eval``.
+"""Command line: ``python -m recsys train | recommend USER_ID | add-items CSV | eval``.
 
     python -m recsys train                      # fit on all of MovieLens 100K, save the model
     python -m recsys recommend 196 -k 5         # top-5 for user 196 from the saved model
+    python -m recsys add-items new_films.csv    # films that arrived since, for new-item slots
     python -m recsys eval --protocol temporal   # the issue's table for one split
 
 Data comes from ``evals.datasets`` (``--data-dir``, else ``AIS_DATA_DIR``, the cache or a
@@ -23,7 +24,7 @@ from pathlib import Path
 from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
-from recsys.errors import RecsysError
+from recsys.errors import InvalidArgumentError, RecsysError
 from recsys.recommender import COLD_START_SOURCE, TwoStageRecommender, make_model_folder
 
 
@@ -73,9 +74,11 @@ def cmd_recommend(args) -> int:
     user_id = _user_id(args.user_id, model.catalog)
     start = time.perf_counter()
     rec = model.recommend(user_id, k=args.k, new_item_slots=args.new_item_slots)
-    if args.new_item_slots and not len(model.new_items_):
+    if args.new_item_slots and not len(model.new_items_) + len(model.added_ids_):
         print(
-            "note: every catalogue item had a training interaction: no new items", file=sys.stderr
+            "note: every catalogue item had a training interaction and no film was added "
+            "since (`python -m recsys add-items`): no new items",
+            file=sys.stderr,
         )
     ms = 1000 * (time.perf_counter() - start)
     # A user the catalogue lacks, or one it has without a training interaction, is served the
@@ -83,7 +86,7 @@ def cmd_recommend(args) -> int:
     known = COLD_START_SOURCE not in rec.sources
     if not known:
         print(f"note: user {user_id} has no training history: cold-start list", file=sys.stderr)
-    titles = dict(zip(model.catalog.item_ids.tolist(), model.catalog.titles, strict=True))
+    titles = model.item_titles()
     print(f"user {user_id}: top-{len(rec.items)} in {ms:.1f} ms")
     if len(rec.items) < args.k:
         everything = (
@@ -98,6 +101,27 @@ def cmd_recommend(args) -> int:
         zip(rec.items, rec.scores, rec.sources, strict=True), start=1
     ):
         print(f"{rank:>3}. {titles[item][:48]:<48} item {item:>5}  {score:8.3f}  {source}")
+    return 0
+
+
+def cmd_add_items(args) -> int:
+    import pandas as pd
+
+    model = TwoStageRecommender.load(args.model_dir)
+    try:
+        # ids as the catalogue reads them (whole numbers), everything else as text
+        items = pd.read_csv(
+            args.items_csv, dtype={"title": str, "genres": str, "release_date": str}
+        )
+    except (OSError, ValueError) as exc:  # missing, unreadable, not CSV
+        raise InvalidArgumentError(f"cannot read {args.items_csv}: {exc}") from exc
+    added = model.add_items(items)
+    model.save(args.model_dir)
+    print(
+        f"added {added} films to the model in {args.model_dir} "
+        f"({len(model.added_ids_)} added since training); serve them with "
+        "`python -m recsys recommend USER --new-item-slots S`"
+    )
     return 0
 
 
@@ -158,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         help="give the last S places to new items, chosen by content (default: the model's "
         "config, 0)",
     )
+    add = sub.add_parser(
+        "add-items",
+        parents=[common, model],
+        help="add films that arrived after training (saved model), for new-item slots",
+    )
+    add.add_argument(
+        "items_csv", help="CSV with columns item_id, title, genres (A|B), release_date (optional)"
+    )
     ev = sub.add_parser(
         "eval", parents=[common, data], help="fit on a train split, print the table"
     )
@@ -169,7 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    handlers = {"train": cmd_train, "recommend": cmd_recommend, "eval": cmd_eval}
+    handlers = {
+        "train": cmd_train,
+        "recommend": cmd_recommend,
+        "add-items": cmd_add_items,
+        "eval": cmd_eval,
+    }
     try:
         return handlers[args.command](args)
     except (RecsysError, DatasetError) as exc:

@@ -305,10 +305,15 @@ def _ndcg_at_k(scores: np.ndarray, relevant: set[int], k: int) -> float:
 
 def content_vectors(catalog: Catalog) -> np.ndarray:
     """(n_items, n_genres + n_year_buckets) L2-normalised content vectors."""
-    year = np.nan_to_num(catalog.release_year, nan=1995.0)
+    return item_content(catalog.genres, catalog.release_year)
+
+
+def item_content(genres: np.ndarray, release_year: np.ndarray) -> np.ndarray:
+    """Content vectors of items given by (n, n_genres) genre flags and (n,) release years."""
+    year = np.nan_to_num(release_year, nan=1995.0)
     bucket = np.digitize(year, YEAR_BUCKETS)
     onehot = np.eye(len(YEAR_BUCKETS) + 1, dtype=np.float32)[bucket]
-    vectors = np.hstack([catalog.genres, 0.5 * onehot]).astype(np.float32)
+    vectors = np.hstack([genres, 0.5 * onehot]).astype(np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
 
@@ -320,6 +325,11 @@ class ContentScorer:
     standardised over the whole catalogue (the cosine per user, the prior once), never over the
     scored items: an item's score does not depend on which other items are scored with it, so
     two new films are ordered as they would be among a hundred.
+
+    Items outside the catalogue (films added after training) are scored through
+    :meth:`content_of` and ``score(..., extra=...)``, standardised with the catalogue's own
+    statistics, so adding a film changes no other item's score and its score compares with
+    theirs.
     """
 
     def __init__(self, catalog: Catalog, prior_weight: float = 0.0) -> None:
@@ -328,17 +338,45 @@ class ContentScorer:
         self.vectors = content_vectors(catalog)
 
     def fit(self, interactions: sp.csr_matrix) -> ContentScorer:
-        self.prior_ = _z(np.log1p(genre_popularity(self.catalog, interactions)))
+        self.per_genre_ = genre_means(self.catalog.genres, interactions)
+        raw = np.log1p(_genre_mean(self.catalog.genres, self.per_genre_))
+        self.prior_ = _z(raw)
+        self.prior_mean_, self.prior_std_ = float(raw.mean()), float(raw.std()) or 1.0
         return self
 
-    def score(self, history: sp.csr_matrix, items: np.ndarray | None = None) -> np.ndarray:
+    def content_of(
+        self, genres: np.ndarray, release_year: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, standardised prior) of items outside the catalogue, on its scale."""
+        raw = np.log1p(_genre_mean(genres, self.per_genre_))
+        prior = (raw - self.prior_mean_) / self.prior_std_
+        return item_content(genres, release_year), prior.astype(np.float32)
+
+    def score(
+        self,
+        history: sp.csr_matrix,
+        items: np.ndarray | None = None,
+        extra: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """(n_users, len(items) [+ len(extra items)]) scores; ``extra`` is :meth:`content_of`'s
+        result for items outside the catalogue, scored after ``items``."""
         items = np.arange(self.catalog.n_items) if items is None else np.asarray(items)
         profile = np.asarray(history @ self.vectors)
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-9)
         cosine = profile @ self.vectors.T  # (n_users, n_items): every item, for the z-score
+        outside = None if extra is None else profile @ extra[0].T
         if not self.prior_weight:
-            return cosine[:, items].astype(np.float32)
-        return (_z(cosine)[:, items] + self.prior_weight * self.prior_[items]).astype(np.float32)
+            scores = cosine[:, items]
+            if outside is not None:
+                scores = np.hstack([scores, outside])
+            return scores.astype(np.float32)
+        scores = _z(cosine)[:, items] + self.prior_weight * self.prior_[items]
+        if outside is not None:
+            mean = cosine.mean(axis=-1, keepdims=True)  # the catalogue's, as _z takes them
+            std = cosine.std(axis=-1, keepdims=True)
+            z = (outside - mean) / np.where(std > 0, std, 1.0)
+            scores = np.hstack([scores, z + self.prior_weight * extra[1]])
+        return scores.astype(np.float32)
 
 
 def _z(values: np.ndarray) -> np.ndarray:
@@ -350,8 +388,16 @@ def _z(values: np.ndarray) -> np.ndarray:
 
 def genre_popularity(catalog: Catalog, interactions: sp.csr_matrix) -> np.ndarray:
     """(n_items,) popularity baseline for cold items: mean count of warm items sharing a genre."""
+    return _genre_mean(catalog.genres, genre_means(catalog.genres, interactions))
+
+
+def genre_means(genres: np.ndarray, interactions: sp.csr_matrix) -> np.ndarray:
+    """(n_genres,) mean interaction count of the warm catalogue items in each genre."""
     counts = np.asarray(interactions.sum(axis=0)).ravel()
     warm = counts > 0
-    g = catalog.genres
-    per_genre = (g[warm].T @ counts[warm]) / np.maximum(g[warm].sum(axis=0), 1.0)
-    return (g @ per_genre) / np.maximum(g.sum(axis=1), 1.0)
+    return (genres[warm].T @ counts[warm]) / np.maximum(genres[warm].sum(axis=0), 1.0)
+
+
+def _genre_mean(genres: np.ndarray, per_genre: np.ndarray) -> np.ndarray:
+    """Each item's mean of ``per_genre`` over its genres (0 for an item with none)."""
+    return (genres @ per_genre) / np.maximum(genres.sum(axis=1), 1.0)

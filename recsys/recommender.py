@@ -18,10 +18,12 @@ the user's history, the union of their top-N unseen items is featurised and rank
 top ``k`` come back as a ``Recommendation`` naming the source that proposed each item. A user
 with no history (known demographics or not) is served by the cold-start path.
 
-New items (in the catalogue, no training interaction) have no collaborative signal, so no source
-proposes them. ``new_item_slots`` (off by default) gives them the last places of each list,
-chosen by their content (``cold_start.ContentScorer``: genres and release year against the
-user's history, plus genre popularity) until interactions arrive and a retrain makes them warm.
+New items have no collaborative signal, so no source proposes them: catalogue items no training
+interaction reached, and films added to a trained model with :meth:`~TwoStageRecommender.add_items`
+(no retrain: only their genres and release date are needed). ``new_item_slots`` (off by
+default) gives them the last places of each list, chosen by their content
+(``cold_start.ContentScorer``: genres and release year against the user's history, plus genre
+popularity) until interactions arrive and a retrain makes them warm.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import json
 import logging
 import pickle
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,7 +77,8 @@ logger = logging.getLogger(__name__)
 # error instead of failing mid-call. 2: the ranker holds a list of bagged LightGBM models.
 # 3: the sources' classes moved from sources.py into neighbours/autoencoders/factors.py.
 # 4: the model holds its new items and their content scorer (new_item_slots).
-FORMAT_VERSION = 4
+# 5: items added after training (add_items), and the content scorer's catalogue statistics.
+FORMAT_VERSION = 5
 COLD_START_SOURCE = "cold_start"
 NEW_ITEM_SOURCE = "new_item"
 NEW_ITEM = -1  # the proposer index top_k_indices gives an item placed in a new-item slot
@@ -113,6 +117,13 @@ def truth_by_user(catalog: Catalog, frame: pd.DataFrame) -> dict[int, set[int]]:
 
 class TwoStageRecommender:
     """Candidate sources + LightGBM ranker + cold-start fallback, fitted on one training frame."""
+
+    # Films added after training (add_items), outside the catalogue: serving gives them item
+    # indices n_items, n_items + 1, ... in this order. Empty until the first add_items.
+    added_ids_: np.ndarray = np.zeros(0, dtype=np.int64)
+    added_titles_: np.ndarray = np.zeros(0, dtype=str)
+    added_vectors_: np.ndarray = np.zeros((0, 0), dtype=np.float32)
+    added_prior_: np.ndarray = np.zeros(0, dtype=np.float32)
 
     def __init__(self, catalog: Catalog, config: RecsysConfig | None = None) -> None:
         self.catalog = catalog
@@ -330,13 +341,32 @@ class TwoStageRecommender:
             )
         else:
             slots = int(new_item_slots)
-        return slots if len(self.new_items_) else 0
+        return slots if len(self.new_items_) + len(self.added_ids_) else 0
 
     def _new_item_ranking(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """(n_users, n_new_items) each user's new items, best content match first, and scores."""
-        scores = self.content_.score(history, self.new_items_)
+        """(n_users, n_new_items) each user's new items, best content match first, and scores.
+
+        The new items are the catalogue's cold columns, then the added films (indices from
+        ``n_items`` on), all scored on the catalogue's scale.
+        """
+        extra = (self.added_vectors_, self.added_prior_) if len(self.added_ids_) else None
+        scores = self.content_.score(history, self.new_items_, extra=extra)
+        added = self.catalog.n_items + np.arange(len(self.added_ids_))
+        candidates = np.concatenate([self.new_items_, added])
         order = np.argsort(-scores, axis=1, kind="stable")
-        return self.new_items_[order], np.take_along_axis(scores, order, axis=1)
+        return candidates[order], np.take_along_axis(scores, order, axis=1)
+
+    def _item_ids(self, indices: np.ndarray) -> list:
+        """Raw item ids of item indices, the added films' included."""
+        if not len(self.added_ids_):
+            return self.catalog.item_ids[indices].tolist()
+        return np.concatenate([self.catalog.item_ids, self.added_ids_])[indices].tolist()
+
+    def item_titles(self) -> dict:
+        """{item id: title} of every item the model can serve, the added films included."""
+        ids = [*self.catalog.item_ids.tolist(), *self.added_ids_.tolist()]
+        titles = [*self.catalog.titles.tolist(), *self.added_titles_.tolist()]
+        return dict(zip(ids, titles, strict=True))
 
     @staticmethod
     def _place(
@@ -388,7 +418,7 @@ class TwoStageRecommender:
         names = [s.name for s in self.sources_]
         return Recommendation(
             user_id=user_id,
-            items=self.catalog.item_ids[items].tolist(),
+            items=self._item_ids(items),
             scores=[float(s) for s in scores],
             sources=[NEW_ITEM_SOURCE if p == NEW_ITEM else names[p] for p in proposer],
         )
@@ -460,10 +490,102 @@ class TwoStageRecommender:
         items, scores, proposer = pick
         return Recommendation(
             user_id=user_id,
-            items=self.catalog.item_ids[items].tolist(),
+            items=self._item_ids(items),
             scores=[float(s) for s in scores],
             sources=[NEW_ITEM_SOURCE if p == NEW_ITEM else COLD_START_SOURCE for p in proposer],
         )
+
+    # -- films added after training ----------------------------------------------------------
+    def add_items(self, items: pd.DataFrame) -> int:
+        """Add films that arrived after training, so new-item slots can serve them now.
+
+        ``items`` has one row per film: ``item_id`` (an id neither the catalogue nor an earlier
+        call has), ``title``, ``genres`` (names from the catalogue's genres, as a list or as
+        ``"Action|Comedy"``) and, optionally, ``release_date`` (empty: unknown). Only content
+        can score such a film, so it is served through ``new_item_slots``, never by a source,
+        until a retrain on its first interactions makes it warm. The whole frame is checked
+        before anything is added (``InvalidArgumentError`` naming each bad row); returns the
+        number of films added. Save the model afterwards to keep them.
+        """
+        self._check_fitted()
+        ids, titles, genres, years = self._check_new_items(items)
+        vectors, prior = self.content_.content_of(genres, years)
+        if len(self.added_ids_):
+            ids = np.concatenate([self.added_ids_, ids])
+            titles = np.concatenate([self.added_titles_, titles])
+            vectors = np.vstack([self.added_vectors_, vectors])
+            prior = np.concatenate([self.added_prior_, prior])
+        self.added_ids_, self.added_titles_ = ids, titles
+        self.added_vectors_, self.added_prior_ = vectors, prior
+        logger.info("%d films added after training in all: %s", len(ids), ids.tolist())
+        return len(items)
+
+    def _check_new_items(
+        self, items: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, titles, genre flags, release years) of an add_items frame, or a clear error."""
+        if not isinstance(items, pd.DataFrame):
+            raise InvalidArgumentError(
+                f"items must be a pandas DataFrame, got {type(items).__name__}"
+            )
+        missing = [c for c in ("item_id", "title", "genres") if c not in items.columns]
+        if missing:
+            raise InvalidArgumentError(
+                f"items lacks the columns {missing}; it needs item_id, title, genres "
+                "(and optionally release_date)"
+            )
+        if items.empty:
+            raise InvalidArgumentError("items is empty; pass at least one film")
+        ids = items["item_id"].to_list()
+        integer = self.catalog.item_ids.dtype.kind in "iu"
+        wrong_type = [i for i in ids if not _is_id(i, integer)]
+        if wrong_type:
+            kind = "whole numbers" if integer else "text"
+            raise InvalidArgumentError(
+                f"item ids are {kind} in this catalogue, got {wrong_type[:5]}"
+            )
+        known = set(self.catalog.item_ids.tolist()) | set(self.added_ids_.tolist())
+        taken = sorted({i for i in ids if i in known})
+        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+        if taken or repeated:
+            raise InvalidArgumentError(
+                f"item ids already in the model: {taken[:5]}; repeated in items: {repeated[:5]}. "
+                "Each added film needs an id of its own (a known film is warm or already new)"
+            )
+        titles = [t if isinstance(t, str) else "" for t in items["title"].to_list()]
+        if not all(t.strip() for t in titles):
+            bad = [i for i, t in zip(ids, titles, strict=True) if not t.strip()]
+            raise InvalidArgumentError(f"films without a title: {bad[:5]}")
+        names = self.catalog.genre_names
+        flags = np.zeros((len(ids), len(names)), dtype=np.float32)
+        for row, (item, value) in enumerate(zip(ids, items["genres"].to_list(), strict=True)):
+            named = value.split("|") if isinstance(value, str) else value
+            if not isinstance(named, list | tuple) or not named:
+                raise InvalidArgumentError(
+                    f"film {item}: genres must name at least one of {list(names)} "
+                    f'(a list, or "A|B"), got {value!r}'
+                )
+            unknown = [g for g in named if g not in names]
+            if unknown:
+                raise InvalidArgumentError(
+                    f"film {item}: unknown genres {unknown}; the catalogue's are {list(names)}"
+                )
+            flags[row, [names.index(g) for g in named]] = 1.0
+        years = np.full(len(ids), np.nan, dtype=np.float32)
+        if "release_date" in items.columns:
+            raw = items["release_date"]
+            dates = pd.to_datetime(raw, errors="coerce", format="mixed")  # "1995", "1995-06-01"
+            unreadable = [
+                i for i, r, d in zip(ids, raw.to_list(), dates.to_list(), strict=True)
+                if pd.isna(d) and not (pd.isna(r) or (isinstance(r, str) and not r.strip()))
+            ]  # fmt: skip
+            if unreadable:
+                raise InvalidArgumentError(
+                    f"films with a release_date that is not a date: {unreadable[:5]} "
+                    "(e.g. 2026-11-30, or leave it empty when unknown)"
+                )
+            years = dates.dt.year.to_numpy(dtype=np.float32, na_value=np.nan)
+        return np.asarray(ids), np.asarray(titles, dtype=str), flags, years
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -475,6 +597,7 @@ class TwoStageRecommender:
             "config": self.config.to_dict(),
             "n_users": self.catalog.n_users,
             "n_items": self.catalog.n_items,
+            "n_added_items": len(self.added_ids_),
             "n_interactions": int(self.interactions_.nnz),
             "feature_importances": self.ranker_.importances(),
         }
@@ -630,6 +753,13 @@ def _read_model_file(folder: Path, name: str, parse):
             f"saved model in {folder} is corrupt ({type(exc).__name__}: {exc}); "
             "retrain with `python -m recsys train`"
         ) from exc
+
+
+def _is_id(item_id: object, integer: bool) -> bool:
+    """Does ``item_id`` have the catalogue's id type (a whole number, or text)?"""
+    if integer:
+        return isinstance(item_id, int | np.integer) and not isinstance(item_id, bool)
+    return isinstance(item_id, str)
 
 
 def _check_k(k: int) -> None:

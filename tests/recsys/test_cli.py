@@ -137,3 +137,27 @@ def test_new_item_slots_show_new_items_and_say_when_there_are_none(
         == 2
     )
     assert "new_item_slots must be a whole number from 0 to k=3" in capsys.readouterr().err
+
+
+def test_add_items_serves_a_film_that_arrived_after_training(model_dir, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)  # the module's model has no new items
+    films = tmp_path / "films.csv"
+    films.write_text(
+        "item_id,title,genres,release_date\n501,The New One,Action|Drama,2026-11-01\n"
+        "502,Untitled Sequel,Action,\n"
+    )
+    assert main(["add-items", str(films), "--model-dir", str(folder)]) == 0
+    assert "added 2 films" in capsys.readouterr().out
+    args = ["recommend", "3", "-k", "3", "--new-item-slots", "1", "--model-dir", str(folder)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    last = captured.out.splitlines()[-1]
+    assert ("The New One" in last or "Untitled Sequel" in last) and last.endswith("new_item")
+    assert "no new items" not in captured.err
+    assert main(["add-items", str(films), "--model-dir", str(folder)]) == 2  # the ids are taken
+    assert "already in the model: [501, 502]" in capsys.readouterr().err
+    assert main(["add-items", str(tmp_path / "none.csv"), "--model-dir", str(folder)]) == 2
+    assert "cannot read" in capsys.readouterr().err

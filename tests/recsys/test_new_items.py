@@ -8,6 +8,7 @@ Action fan's new-item slot must hold 10, a Drama fan's 20.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -163,3 +164,116 @@ def test_the_evaluation_counts_new_item_hits_against_random(catalog):
     assert means["two_stage+1_new"]["users_with_new_items"] == len(RATED_NEW)
     assert means["two_stage+1_new"]["ndcg@10"] > means["two_stage"]["ndcg@10"]
     assert len(per_user["two_stage+1_new"]["ndcg@10"]) == len(RATED_NEW)
+
+
+# -- films added after training (add_items) ---------------------------------------------------
+def added(model, rows):
+    """A copy of ``model`` with ``rows`` (item_id, title, genres, release_date) added."""
+    model = copy.deepcopy(model)
+    frame = pd.DataFrame(rows, columns=["item_id", "title", "genres", "release_date"])
+    assert model.add_items(frame) == len(rows)
+    return model
+
+
+def test_an_added_film_scores_as_a_catalogue_film_with_the_same_content(fitted):
+    # 101 has new item 10's content (Action, 1995), 102 has 20's (Drama, 1975): on one scale,
+    # each ties with its twin, and the twins keep their scores (adding changes no other score)
+    model, _ = fitted
+    before = model.recommend(1, k=5, new_item_slots=2)
+    grown = added(
+        model, [(101, "Twin of 10", "Action", "1995-06-01"), (102, "Twin of 20", ["Drama"], "1975")]
+    )
+    rec = grown.recommend(1, k=5, new_item_slots=4)
+    assert rec.items[1:] == [NEW_ACTION, 101, NEW_DRAMA, 102]  # ties keep the catalogue first
+    assert rec.scores[1] == pytest.approx(rec.scores[2]) and rec.scores[3] == pytest.approx(
+        rec.scores[4]
+    )
+    assert rec.sources[1:] == [NEW_ITEM_SOURCE] * 4
+    scores = dict(zip(rec.items, rec.scores, strict=True))
+    assert before.items[3:] == [NEW_ACTION, NEW_DRAMA]
+    assert [scores[NEW_ACTION], scores[NEW_DRAMA]] == before.scores[3:]
+
+
+@pytest.mark.parametrize(("user", "expected"), [(1, 101), (25, 102)])
+def test_an_added_film_fills_the_slot_of_the_user_its_content_matches(
+    fitted, catalog, user, expected
+):
+    # a model whose catalogue has no new items: only the added films can fill a slot
+    train = symmetric_ratings()
+    rated = pd.concat(
+        [train, pd.DataFrame([(2, NEW_ACTION, 4, 1), (22, NEW_DRAMA, 4, 1)], columns=train.columns)]
+    )
+    model = Recommender(catalog, RecsysConfig(seed=0, **TINY)).fit(rated)
+    assert len(model.new_items_) == 0
+    assert model.recommend(user, k=4, new_item_slots=1) == model.recommend(user, k=4)
+    grown = added(
+        model,
+        [(101, "Action film", "Action", "1996-01-01"), (102, "Drama film", "Drama", "")],
+    )
+    rec = grown.recommend(user, k=4, new_item_slots=1)
+    assert rec.items[3] == expected and rec.sources[3] == NEW_ITEM_SOURCE
+    assert grown.item_titles()[expected] in ("Action film", "Drama film")
+
+
+def test_added_films_reach_every_serving_path_and_survive_save_and_load(fitted, tmp_path):
+    model, _ = fitted
+    grown = added(model, [(101, "Action film", "Action", "1995-01-01")])
+    cold = grown.recommend_new_user(4, age=25, gender="M", new_item_slots=3)
+    assert set(cold.items[1:]) == {NEW_ACTION, NEW_DRAMA, 101}
+    assert 101 in grown.recommend_batch([1, 40], k=4, new_item_slots=3)[0].items
+    loaded = Recommender.load(grown.save(tmp_path / "m"))
+    assert loaded.recommend(1, k=5, new_item_slots=3) == grown.recommend(1, k=5, new_item_slots=3)
+    loaded.add_items(
+        pd.DataFrame({"item_id": [102], "title": ["Both"], "genres": ["Drama|Action"]})
+    )
+    assert loaded.added_ids_.tolist() == [101, 102]
+    assert loaded.item_titles()[102] == "Both"
+
+
+def film(**columns):
+    """A one-film add_items frame, with ``columns`` replacing the defaults."""
+    return pd.DataFrame({"item_id": [101], "title": ["A"], "genres": ["Action"], **columns})
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (film().drop(columns="genres"), "lacks the columns \\['genres'\\]"),
+        (film().iloc[:0], "items is empty"),
+        (film(item_id=[5]), "already in the model: \\[5\\]"),  # warm
+        (film(item_id=[10]), "already in the model: \\[10\\]"),  # a catalogue new item
+        (film(item_id=[101, 101], title=["A", "B"], genres=["Action"] * 2), "repeated in items"),
+        (film(item_id=["x"]), "whole numbers"),
+        (film(item_id=[101.0]), "whole numbers"),
+        (film(item_id=[True]), "whole numbers"),
+        (film(title=[" "]), "without a title: \\[101\\]"),
+        (film(genres=["Western"]), "unknown genres \\['Western'\\]"),
+        (film(genres=[""]), "unknown genres \\[''\\]"),
+        (film(genres=[[]]), "name at least one"),
+        (film(genres=[None]), "name at least one"),
+        (film(release_date=["soon"]), "not a date: \\[101\\]"),
+        ([{"item_id": 101}], "must be a pandas DataFrame"),
+    ],
+)
+def test_bad_added_films_are_refused_whole_and_nothing_is_added(fitted, frame, message):
+    model = copy.deepcopy(fitted[0])
+    ok = film(item_id=[201], title=["Fine"], genres=["Drama"])
+    # a good row first, which must not be added either (where concat keeps the ids as they are)
+    whole = isinstance(frame, pd.DataFrame) and set(ok.columns) <= set(frame.columns)
+    if whole and len(frame) and frame["item_id"].dtype == ok["item_id"].dtype:
+        frame = pd.concat([ok, frame], ignore_index=True)
+    with pytest.raises(InvalidArgumentError, match=message):
+        model.add_items(frame)
+    assert len(model.added_ids_) == 0
+    assert model.recommend(1, k=5, new_item_slots=2) == fitted[0].recommend(
+        1, k=5, new_item_slots=2
+    )
+
+
+def test_add_items_needs_a_fitted_model(catalog):
+    from recsys import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        Recommender(catalog).add_items(
+            pd.DataFrame({"item_id": [1], "title": ["A"], "genres": ["Action"]})
+        )

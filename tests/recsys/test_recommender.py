@@ -249,7 +249,7 @@ def test_an_older_model_whose_classes_moved_is_refused_by_its_format_not_unpickl
     (folder / "manifest.json").write_text(json.dumps(manifest))
     # A pickle naming a class that is no longer where format 2 put it (GLOBAL, then STOP).
     (folder / "model.pkl").write_bytes(b"crecsys.sources\nEASE\n.")
-    with pytest.raises(ModelFileError, match=r"holds format 2; this code reads format 4\."):
+    with pytest.raises(ModelFileError, match=r"holds format 2; this code reads format 5\."):
         Recommender.load(folder)
 
 
