@@ -9,6 +9,10 @@ other's half-written file into place, and the second rename finds nothing to mov
 killed mid-save leaves its uniquely named file behind; :func:`remove_abandoned_siblings` clears
 those whose process has exited.
 
+An atomic write keeps each file whole, not an update whole: two processes that each load a
+saved index or model, change it and save it lose the first one's change. Such a
+read-modify-write holds :func:`exclusive_lock` from load to save.
+
 >>> from pathlib import Path
 >>> entry = Path("cache/x.npy")
 >>> a, b = temporary_sibling(entry, ".tmp.npy"), temporary_sibling(entry, ".tmp.npy")
@@ -19,15 +23,29 @@ True
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["remove_abandoned_siblings", "temporary_sibling", "written_atomically"]
+try:
+    import fcntl
+except ImportError:  # Windows: no flock (see exclusive_lock)
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "exclusive_lock",
+    "remove_abandoned_siblings",
+    "temporary_sibling",
+    "written_atomically",
+]
 
 
 def temporary_sibling(path: Path, suffix: str = ".tmp") -> Path:
@@ -87,3 +105,47 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # it exists, as another user's
         return True
     return True
+
+
+@contextmanager
+def exclusive_lock(lock_file: Path, waiting_for: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file`` (created empty if missing), waiting for it.
+
+    For a read-modify-write of files that another process may change too: a saved index or
+    model. Each call opens its own file description, so the lock also separates threads of one
+    process; it is re-entrant within a thread (a nested ``flock`` on a new description would
+    wait for itself forever), and a lock is known by its file's device and inode, so two
+    spellings of one path (``sub/../x.lock``, a symlinked folder) are one lock. ``flock`` is
+    advisory (it binds the writers that take it, not ``rm``), is released by the kernel if the
+    holder dies, and on network file systems is only as good as the server's lock support.
+    Delete the lock file only when no one can be holding it. Coroutines of one thread share the
+    lock: it does not separate two asyncio tasks. On Windows there is no ``flock``: no lock is
+    taken, and one writer at a time is the caller's rule there. ``waiting_for`` completes the
+    INFO line logged while another holder is waited for ("waiting for ...").
+    """
+    if fcntl is None:
+        yield
+        return
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    held = _held_locks.__dict__.setdefault("files", set())
+    with open(lock_file, "a") as handle:
+        stat = os.fstat(handle.fileno())
+        key = (stat.st_dev, stat.st_ino)
+        if key in held:  # this thread holds it already (closing this handle does not free it)
+            yield
+            return
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for %s", waiting_for)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+_held_locks = threading.local()  # (device, inode) of the lock files this thread holds

@@ -49,19 +49,14 @@ import io
 import json
 import logging
 import shutil
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock (see writer_lock)
-    fcntl = None
-
 import numpy as np
 
+from evals.files import exclusive_lock
 from rag.bm25 import BM25Index, Tokenizer
 from rag.chunking import Chunk, Chunker, HFTokenSpans, TokenSpans, make_chunker
 from rag.config import RagConfig
@@ -525,45 +520,20 @@ def writer_lock(path: str | Path) -> Iterator[None]:
     ``train-reranker`` from its check that the index is still the version it trained on until
     its ``reranker.json`` is written. Without it two saves to one path delete each other's
     ``PATH.tmp`` midway, and a save could swap a new version in between that check and that
-    write. The lock is an exclusive ``flock`` on ``PATH.lock``, an empty file left beside the
-    folder (deleting it while a writer holds it would let the next writer in). Each call opens
-    its own file description, so it also separates threads of one process. ``flock`` is
-    advisory (it binds this package's writers, not ``rm``), is released by the kernel if the
-    holder dies, and on network file systems is only as good as the server's lock support. On
-    Windows there is no ``flock``: no lock is taken, and one writer at a time is the caller's
-    rule there.
-
-    It is re-entrant within a thread, so a read-modify-write can hold it from load to save
-    (a second, nested ``flock`` on a new file description would wait for itself forever)::
+    write. The lock is :func:`evals.files.exclusive_lock` on ``PATH.lock``, an empty file left
+    beside the folder: re-entrant within a thread and one lock however the path is spelt, so a
+    read-modify-write can hold it from load to save::
 
         with writer_lock(path):
             index = HybridIndex.load(path, embedder)
             index.upsert(new_documents)
             index.save(path)
+
+    POSIX only: on Windows no lock is taken, and one writer at a time is the caller's rule.
     """
     folder = save_folder(path)
-    key = str(folder.absolute())
-    held = _held_locks.__dict__.setdefault("folders", set())
-    if fcntl is None or key in held:
+    with exclusive_lock(_sibling(folder, "lock"), f"another process writing the index at {folder}"):
         yield
-        return
-    lock = _sibling(folder, "lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process writing the index at %s", folder)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        held.add(key)
-        try:
-            yield
-        finally:
-            held.discard(key)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-_held_locks = threading.local()  # the folders whose writer lock this thread holds
 
 
 def _is_index(path: Path) -> bool:

@@ -19,11 +19,11 @@ token at least one character or one fallback byte, a WordPiece token at least on
 Chinese, Thai, Cyrillic or emoji are over-counted, never under-counted: 144 Chinese characters
 (320 SmolLM2 tokens) are estimated at 432, where 3 bytes per token for all text said 144. The
 price is room: such text fills the window to about half. The ASCII part is not a bound: a run of
-digits is one token per digit in SmolLM2's vocabulary, and 11 of SciFact's 5,183 documents
-(tables of contents, formulas) hold more tokens than the estimate. Where that matters, or to use
-the whole window, pass the model's own tokenizer: ``PromptBuilder(count_tokens=lambda text:
-len(tokenizer.encode(text)))``, given to :class:`~rag.answer.RagPipeline` as ``builder=`` (the
-CLI's ``ask`` uses the estimate).
+digits is one token per digit in SmolLM2's vocabulary, statistics, identifiers and hashes hold
+2-3 times their estimate, and 11 of SciFact's 5,183 documents hold more tokens than it. Where
+that matters, or to use the whole window, pass the model's own tokenizer:
+``PromptBuilder(count_tokens=lambda text: len(tokenizer.encode(text)))``, given to
+:class:`~rag.answer.RagPipeline` as ``builder=`` (the CLI's ``ask`` uses the estimate).
 
 Focus. A retrieved abstract runs to 300-400 tokens, most of them background the question does
 not need, and a small model reads every prompt token before it writes one (SmolLM2-135M on two

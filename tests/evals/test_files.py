@@ -43,3 +43,24 @@ def test_a_write_that_fails_leaves_the_entry_as_it_was_and_no_temporary_file(tmp
         raise RuntimeError("the writer fails mid-write")
     assert entry.read_text() == "first"
     assert list(tmp_path.iterdir()) == [entry]
+
+
+def test_exclusive_lock_is_reentrant_one_lock_per_file_and_separates_threads(tmp_path):
+    import threading
+
+    from evals.files import exclusive_lock
+
+    (tmp_path / "sub").mkdir()
+    lock = tmp_path / "x.lock"
+    entered, released = threading.Event(), threading.Event()
+
+    def other():
+        with exclusive_lock(lock, "the test"):
+            entered.set()
+
+    thread = threading.Thread(target=other, daemon=True)
+    with exclusive_lock(lock, "nothing"), exclusive_lock(tmp_path / "sub/../x.lock", "itself"):
+        thread.start()  # re-entered above without waiting; another thread must wait
+        assert not entered.wait(timeout=0.5)
+        released.set()
+    assert entered.wait(timeout=10) and released.is_set()

@@ -395,6 +395,27 @@ def test_a_read_modify_write_holds_the_writer_lock_from_load_to_save(saved, embe
     assert "vitd" not in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
 
 
+@pytest.mark.parametrize("spelling", ["sub/../idx", "alias/idx", "idx/"])
+def test_the_writer_lock_is_one_lock_however_the_path_is_spelt(saved, spelling):
+    # keyed by the path's text, a nested writer_lock on "sub/../idx" waited for itself forever
+    import threading
+
+    from rag.index import writer_lock
+
+    root = saved.parent
+    (root / "sub").mkdir(exist_ok=True)
+    if not (root / "alias").exists():
+        (root / "alias").symlink_to(root, target_is_directory=True)
+    done = threading.Event()
+
+    def nested():
+        with writer_lock(saved), writer_lock(root / spelling):
+            done.set()
+
+    threading.Thread(target=nested, daemon=True).start()  # daemon: a hang must not outlive us
+    assert done.wait(timeout=10), f"writer_lock({spelling!r}) inside writer_lock(idx) hung"
+
+
 CRASH_BETWEEN_RENAMES = """
 import os, signal, sys
 from pathlib import Path
