@@ -25,7 +25,12 @@ from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
 from recsys.errors import InvalidArgumentError, RecsysError
-from recsys.recommender import COLD_START_SOURCE, TwoStageRecommender, make_model_folder
+from recsys.recommender import (
+    COLD_START_SOURCE,
+    TwoStageRecommender,
+    make_model_folder,
+    model_lock,
+)
 
 
 def _default_model_dir() -> Path:
@@ -74,7 +79,7 @@ def cmd_recommend(args) -> int:
     user_id = _user_id(args.user_id, model.catalog)
     start = time.perf_counter()
     rec = model.recommend(user_id, k=args.k, new_item_slots=args.new_item_slots)
-    if args.new_item_slots and not len(model.new_items_) + len(model.added_ids_):
+    if args.new_item_slots and not len(model.new_items_) + len(model.added_):
         print(
             "note: every catalogue item had a training interaction and no film was added "
             "since (`python -m recsys add-items`): no new items",
@@ -107,7 +112,6 @@ def cmd_recommend(args) -> int:
 def cmd_add_items(args) -> int:
     import pandas as pd
 
-    model = TwoStageRecommender.load(args.model_dir)
     try:
         # ids as the catalogue reads them (whole numbers), everything else as text
         items = pd.read_csv(
@@ -115,11 +119,15 @@ def cmd_add_items(args) -> int:
         )
     except (OSError, ValueError) as exc:  # missing, unreadable, not CSV
         raise InvalidArgumentError(f"cannot read {args.items_csv}: {exc}") from exc
-    added = model.add_items(items)
-    model.save(args.model_dir)
+    # load, add and save under the model's lock: an add-items running beside this one waits,
+    # then adds to what this one saved (without the lock, the later save drops the other's films)
+    with model_lock(args.model_dir):
+        model = TwoStageRecommender.load(args.model_dir)
+        added = model.add_items(items)
+        model.save(args.model_dir)
     print(
         f"added {added} films to the model in {args.model_dir} "
-        f"({len(model.added_ids_)} added since training); serve them with "
+        f"({len(model.added_)} added since training); serve them with "
         "`python -m recsys recommend USER --new-item-slots S`"
     )
     return 0

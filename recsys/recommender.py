@@ -35,7 +35,8 @@ import logging
 import pickle
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,7 +45,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evals.errors import RefusedPickleError
-from evals.files import written_atomically
+from evals.files import exclusive_lock, written_atomically
 from evals.pickles import restricted_load
 from recsys.candidates import (
     CandidateSet,
@@ -115,15 +116,46 @@ def truth_by_user(catalog: Catalog, frame: pd.DataFrame) -> dict[int, set[int]]:
     return {u: set(held) for u, held in ratings_by_user(catalog, frame).items()}
 
 
+@dataclass(frozen=True)
+class AddedItems:
+    """Films added after training (:meth:`TwoStageRecommender.add_items`), in the order added.
+
+    Serving gives film ``j`` the item index ``n_items + j``. ``add_items`` replaces the whole
+    object, never changes one in place, and only appends: a thread serving while another adds
+    reads one consistent set, and an index it took stays valid in every later set.
+    """
+
+    ids: np.ndarray  # (n,) raw ids, the catalogue's id type
+    titles: np.ndarray  # (n,) str
+    vectors: np.ndarray  # (n, content dims) ContentScorer.content_of's vectors
+    prior: np.ndarray  # (n,) its standardised genre-popularity prior
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def plus(self, more: AddedItems) -> AddedItems:
+        if not len(self):
+            return more
+        return AddedItems(
+            np.concatenate([self.ids, more.ids]),
+            np.concatenate([self.titles, more.titles]),
+            np.vstack([self.vectors, more.vectors]),
+            np.concatenate([self.prior, more.prior]),
+        )
+
+
+NO_ADDED_ITEMS = AddedItems(
+    np.zeros(0, dtype=np.int64),
+    np.zeros(0, dtype=str),
+    np.zeros((0, 0), dtype=np.float32),
+    np.zeros(0, dtype=np.float32),
+)
+
+
 class TwoStageRecommender:
     """Candidate sources + LightGBM ranker + cold-start fallback, fitted on one training frame."""
 
-    # Films added after training (add_items), outside the catalogue: serving gives them item
-    # indices n_items, n_items + 1, ... in this order. Empty until the first add_items.
-    added_ids_: np.ndarray = np.zeros(0, dtype=np.int64)
-    added_titles_: np.ndarray = np.zeros(0, dtype=str)
-    added_vectors_: np.ndarray = np.zeros((0, 0), dtype=np.float32)
-    added_prior_: np.ndarray = np.zeros(0, dtype=np.float32)
+    added_: AddedItems = NO_ADDED_ITEMS  # films added after training (add_items)
 
     def __init__(self, catalog: Catalog, config: RecsysConfig | None = None) -> None:
         self.catalog = catalog
@@ -341,7 +373,7 @@ class TwoStageRecommender:
             )
         else:
             slots = int(new_item_slots)
-        return slots if len(self.new_items_) + len(self.added_ids_) else 0
+        return slots if len(self.new_items_) + len(self.added_) else 0
 
     def _new_item_ranking(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """(n_users, n_new_items) each user's new items, best content match first, and scores.
@@ -349,23 +381,25 @@ class TwoStageRecommender:
         The new items are the catalogue's cold columns, then the added films (indices from
         ``n_items`` on), all scored on the catalogue's scale.
         """
-        extra = (self.added_vectors_, self.added_prior_) if len(self.added_ids_) else None
+        added = self.added_  # one snapshot: add_items may replace it meanwhile
+        extra = (added.vectors, added.prior) if len(added) else None
         scores = self.content_.score(history, self.new_items_, extra=extra)
-        added = self.catalog.n_items + np.arange(len(self.added_ids_))
-        candidates = np.concatenate([self.new_items_, added])
+        candidates = np.concatenate([self.new_items_, self.catalog.n_items + np.arange(len(added))])
         order = np.argsort(-scores, axis=1, kind="stable")
         return candidates[order], np.take_along_axis(scores, order, axis=1)
 
     def _item_ids(self, indices: np.ndarray) -> list:
         """Raw item ids of item indices, the added films' included."""
-        if not len(self.added_ids_):
+        added = self.added_  # a later snapshot than the ranking's is a superset: still valid
+        if not len(added):
             return self.catalog.item_ids[indices].tolist()
-        return np.concatenate([self.catalog.item_ids, self.added_ids_])[indices].tolist()
+        return np.concatenate([self.catalog.item_ids, added.ids])[indices].tolist()
 
     def item_titles(self) -> dict:
         """{item id: title} of every item the model can serve, the added films included."""
-        ids = [*self.catalog.item_ids.tolist(), *self.added_ids_.tolist()]
-        titles = [*self.catalog.titles.tolist(), *self.added_titles_.tolist()]
+        added = self.added_
+        ids = [*self.catalog.item_ids.tolist(), *added.ids.tolist()]
+        titles = [*self.catalog.titles.tolist(), *added.titles.tolist()]
         return dict(zip(ids, titles, strict=True))
 
     @staticmethod
@@ -510,15 +544,9 @@ class TwoStageRecommender:
         self._check_fitted()
         ids, titles, genres, years = self._check_new_items(items)
         vectors, prior = self.content_.content_of(genres, years)
-        if len(self.added_ids_):
-            ids = np.concatenate([self.added_ids_, ids])
-            titles = np.concatenate([self.added_titles_, titles])
-            vectors = np.vstack([self.added_vectors_, vectors])
-            prior = np.concatenate([self.added_prior_, prior])
-        self.added_ids_, self.added_titles_ = ids, titles
-        self.added_vectors_, self.added_prior_ = vectors, prior
-        logger.info("%d films added after training in all: %s", len(ids), ids.tolist())
-        return len(items)
+        self.added_ = self.added_.plus(AddedItems(ids, titles, vectors, prior))  # one swap
+        logger.info("added films %s; %d since training", ids.tolist(), len(self.added_))
+        return len(ids)
 
     def _check_new_items(
         self, items: pd.DataFrame
@@ -544,7 +572,7 @@ class TwoStageRecommender:
             raise InvalidArgumentError(
                 f"item ids are {kind} in this catalogue, got {wrong_type[:5]}"
             )
-        known = set(self.catalog.item_ids.tolist()) | set(self.added_ids_.tolist())
+        known = set(self.catalog.item_ids.tolist()) | set(self.added_.ids.tolist())
         taken = sorted({i for i in ids if i in known})
         repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
         if taken or repeated:
@@ -552,15 +580,16 @@ class TwoStageRecommender:
                 f"item ids already in the model: {taken[:5]}; repeated in items: {repeated[:5]}. "
                 "Each added film needs an id of its own (a known film is warm or already new)"
             )
-        titles = [t if isinstance(t, str) else "" for t in items["title"].to_list()]
-        if not all(t.strip() for t in titles):
-            bad = [i for i, t in zip(ids, titles, strict=True) if not t.strip()]
-            raise InvalidArgumentError(f"films without a title: {bad[:5]}")
+        # a title may be a number (the film "1917"); a missing one is an error
+        titles = ["" if _missing(t) else str(t).strip() for t in items["title"].to_list()]
+        untitled = [i for i, t in zip(ids, titles, strict=True) if not t]
+        if untitled:
+            raise InvalidArgumentError(f"films without a title: {untitled[:5]}")
         names = self.catalog.genre_names
         flags = np.zeros((len(ids), len(names)), dtype=np.float32)
         for row, (item, value) in enumerate(zip(ids, items["genres"].to_list(), strict=True)):
-            named = value.split("|") if isinstance(value, str) else value
-            if not isinstance(named, list | tuple) or not named:
+            named = _genre_names(value)
+            if not named:
                 raise InvalidArgumentError(
                     f"film {item}: genres must name at least one of {list(names)} "
                     f'(a list, or "A|B"), got {value!r}'
@@ -571,33 +600,38 @@ class TwoStageRecommender:
                     f"film {item}: unknown genres {unknown}; the catalogue's are {list(names)}"
                 )
             flags[row, [names.index(g) for g in named]] = 1.0
-        years = np.full(len(ids), np.nan, dtype=np.float32)
-        if "release_date" in items.columns:
-            raw = items["release_date"]
-            dates = pd.to_datetime(raw, errors="coerce", format="mixed")  # "1995", "1995-06-01"
-            unreadable = [
-                i for i, r, d in zip(ids, raw.to_list(), dates.to_list(), strict=True)
-                if pd.isna(d) and not (pd.isna(r) or (isinstance(r, str) and not r.strip()))
-            ]  # fmt: skip
-            if unreadable:
-                raise InvalidArgumentError(
-                    f"films with a release_date that is not a date: {unreadable[:5]} "
-                    "(e.g. 2026-11-30, or leave it empty when unknown)"
-                )
-            years = dates.dt.year.to_numpy(dtype=np.float32, na_value=np.nan)
-        return np.asarray(ids), np.asarray(titles, dtype=str), flags, years
+        dates = items["release_date"] if "release_date" in items.columns else [None] * len(ids)
+        years = [_release_year(d) for d in dates]
+        unreadable = [i for i, y in zip(ids, years, strict=True) if y is None]
+        if unreadable:
+            raise InvalidArgumentError(
+                f"films with a release_date that is not a date: {unreadable[:5]} (a date such "
+                "as 2026-11-30, a year from 1800 to 2200, or empty when unknown)"
+            )
+        return (
+            np.asarray(ids),
+            np.asarray(titles, dtype=str),
+            flags,
+            np.asarray(years, dtype=np.float32),
+        )
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write ``model.pkl`` and a human-readable ``manifest.json`` into directory ``path``."""
         self._check_fitted()
         folder = make_model_folder(path)
+        with model_lock(folder):
+            self._write(folder)
+        return folder
+
+    def _write(self, folder: Path) -> None:
+        """The body of :meth:`save`, under the model's lock."""
         manifest = {
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "n_users": self.catalog.n_users,
             "n_items": self.catalog.n_items,
-            "n_added_items": len(self.added_ids_),
+            "n_added_items": len(self.added_),
             "n_interactions": int(self.interactions_.nnz),
             "feature_importances": self.ranker_.importances(),
         }
@@ -610,7 +644,6 @@ class TwoStageRecommender:
                 tmp.write_text(json.dumps(manifest, indent=2))
         except OSError as exc:  # a full disk, a read-only folder
             raise ModelFileError(f"cannot write the model into {folder}: {exc}") from exc
-        return folder
 
     @classmethod
     def load(cls, path: str | Path) -> TwoStageRecommender:
@@ -652,6 +685,7 @@ class TwoStageRecommender:
 SAFE_GLOBALS = frozenset(
     {
         ("recsys.recommender", "TwoStageRecommender"),
+        ("recsys.recommender", "AddedItems"),
         ("recsys.config", "RecsysConfig"),
         ("recsys.catalog", "Catalog"),
         ("recsys.cold_start", "SegmentPopularity"),
@@ -709,6 +743,24 @@ def slot_new_items(
     return keep.astype(np.int64), np.array(fresh, dtype=np.int64)
 
 
+@contextmanager
+def model_lock(path: str | Path) -> Iterator[None]:
+    """Hold the lock of the model saved in folder ``path`` (``model.lock`` in it).
+
+    :meth:`TwoStageRecommender.save` takes it, and a read-modify-write holds it from load to
+    save (``python -m recsys add-items``), so two of them never interleave: the second loads
+    what the first saved, and no added film is lost. It is :func:`evals.files.exclusive_lock`
+    (re-entrant within a thread, POSIX only). A folder that does not exist has nothing to
+    lock: ``save`` creates it first, and ``load`` says it holds no model.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        yield
+        return
+    with exclusive_lock(folder / "model.lock", f"another process writing the model in {folder}"):
+        yield
+
+
 def make_model_folder(path: str | Path) -> Path:
     """Create the folder ``save`` writes into (and its parents); ``ModelFileError`` if it can't.
 
@@ -753,6 +805,43 @@ def _read_model_file(folder: Path, name: str, parse):
             f"saved model in {folder} is corrupt ({type(exc).__name__}: {exc}); "
             "retrain with `python -m recsys train`"
         ) from exc
+
+
+def _missing(value: object) -> bool:
+    """None, NaN or NaT: a cell left empty."""
+    return value is None or (
+        not isinstance(value, str | list | tuple | np.ndarray) and pd.isna(value)
+    )
+
+
+def _genre_names(value: object) -> list[str]:
+    """The genre names of one added film: ``"A|B"`` or any sequence of names, each stripped."""
+    if isinstance(value, str):
+        value = value.split("|")
+    elif not isinstance(value, list | tuple | np.ndarray | pd.Series):
+        return []
+    return [str(g).strip() for g in value]
+
+
+def _release_year(value: object) -> float | None:
+    """The release year of one added film: NaN when unknown, None when unreadable.
+
+    A whole number from 1800 to 2200 is a year (pandas would read 1998 as nanoseconds after
+    1970); text is a date in any format pandas reads, or a bare year; offsets are allowed.
+    """
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return float("nan")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value) if float(value).is_integer() and 1800 <= value <= 2200 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return _release_year(int(value.strip()))
+    try:
+        year = pd.Timestamp(value).year
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return float(year) if 1800 <= year <= 2200 else None
 
 
 def _is_id(item_id: object, integer: bool) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 
+import pandas as pd
 import pytest
 
 import recsys.__main__ as cli
@@ -161,3 +162,33 @@ def test_add_items_serves_a_film_that_arrived_after_training(model_dir, tmp_path
     assert "already in the model: [501, 502]" in capsys.readouterr().err
     assert main(["add-items", str(tmp_path / "none.csv"), "--model-dir", str(folder)]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_add_items_waits_for_another_writer_of_the_model(model_dir, tmp_path, capsys):
+    # load, add and save run under the model's lock: with another add-items holding it (here
+    # the test), this one waits and then adds to what that one saved; without the lock the
+    # later save dropped the other's films
+    import shutil
+    import threading
+
+    from recsys.recommender import model_lock
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    films = tmp_path / "films.csv"
+    films.write_text("item_id,title,genres\n601,Waited,Action\n")
+    codes = []
+    second = threading.Thread(
+        target=lambda: codes.append(main(["add-items", str(films), "--model-dir", str(folder)])),
+        daemon=True,
+    )
+    with model_lock(folder):
+        first = TwoStageRecommender.load(folder)
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive()  # waiting for the lock
+        first.add_items(pd.DataFrame({"item_id": [600], "title": ["First"], "genres": ["Drama"]}))
+        first.save(folder)  # re-entrant: the holder saves under its own lock
+    second.join(timeout=60)
+    assert codes == [0]
+    assert TwoStageRecommender.load(folder).added_.ids.tolist() == [600, 601]

@@ -226,7 +226,7 @@ def test_added_films_reach_every_serving_path_and_survive_save_and_load(fitted, 
     loaded.add_items(
         pd.DataFrame({"item_id": [102], "title": ["Both"], "genres": ["Drama|Action"]})
     )
-    assert loaded.added_ids_.tolist() == [101, 102]
+    assert loaded.added_.ids.tolist() == [101, 102]
     assert loaded.item_titles()[102] == "Both"
 
 
@@ -252,6 +252,9 @@ def film(**columns):
         (film(genres=[[]]), "name at least one"),
         (film(genres=[None]), "name at least one"),
         (film(release_date=["soon"]), "not a date: \\[101\\]"),
+        (film(release_date=[19980101]), "not a date: \\[101\\]"),  # a number, not a year
+        (film(release_date=["1066-10-14"]), "not a date: \\[101\\]"),
+        (film(release_date=[True]), "not a date: \\[101\\]"),
         ([{"item_id": 101}], "must be a pandas DataFrame"),
     ],
 )
@@ -264,7 +267,7 @@ def test_bad_added_films_are_refused_whole_and_nothing_is_added(fitted, frame, m
         frame = pd.concat([ok, frame], ignore_index=True)
     with pytest.raises(InvalidArgumentError, match=message):
         model.add_items(frame)
-    assert len(model.added_ids_) == 0
+    assert len(model.added_) == 0
     assert model.recommend(1, k=5, new_item_slots=2) == fitted[0].recommend(
         1, k=5, new_item_slots=2
     )
@@ -277,3 +280,23 @@ def test_add_items_needs_a_fitted_model(catalog):
         Recommender(catalog).add_items(
             pd.DataFrame({"item_id": [1], "title": ["A"], "genres": ["Action"]})
         )
+
+
+def test_added_films_are_read_in_the_forms_users_write_them(fitted):
+    # a numeric title, genres as an array or with spaces, a year as a number, dates with offsets
+    model = copy.deepcopy(fitted[0])
+    frame = pd.DataFrame(
+        {
+            "item_id": [301, 302, 303, 304],
+            "title": [1917, "Two", "Three", "Four"],
+            "genres": [np.array(["Action"]), "Action | Drama", ("Drama",), ["Drama"]],
+            "release_date": [1998, "2026-11-01T00:00:00+01:00", "1998-01-01", "2026-11-01 -05:00"],
+        }
+    )
+    assert model.add_items(frame) == 4
+    assert model.item_titles()[301] == "1917"
+    content, _ = model.content_.content_of(
+        np.array([[0, 1, 0], [0, 1, 1], [0, 0, 1], [0, 0, 1]], dtype=np.float32),
+        np.array([1998, 2026, 1998, 2026], dtype=np.float32),
+    )
+    np.testing.assert_array_equal(model.added_.vectors, content)  # 1998 is the year 1998
