@@ -33,6 +33,7 @@ import io
 import json
 import logging
 import pickle
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -143,6 +144,9 @@ class AddedItems:
             np.concatenate([self.prior, more.prior]),
         )
 
+
+# add_items' read-modify-write of ``added_``, one for all models: a model is pickled, a lock is not
+_ADDING = threading.Lock()
 
 NO_ADDED_ITEMS = AddedItems(
     np.zeros(0, dtype=np.int64),
@@ -542,9 +546,10 @@ class TwoStageRecommender:
         number of films added. Save the model afterwards to keep them.
         """
         self._check_fitted()
-        ids, titles, genres, years = self._check_new_items(items)
-        vectors, prior = self.content_.content_of(genres, years)
-        self.added_ = self.added_.plus(AddedItems(ids, titles, vectors, prior))  # one swap
+        with _ADDING:  # two threads adding at once: the second checks and extends the first's set
+            ids, titles, genres, years = self._check_new_items(items)
+            vectors, prior = self.content_.content_of(genres, years)
+            self.added_ = self.added_.plus(AddedItems(ids, titles, vectors, prior))  # one swap
         logger.info("added films %s; %d since training", ids.tolist(), len(self.added_))
         return len(ids)
 

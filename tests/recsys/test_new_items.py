@@ -300,3 +300,25 @@ def test_added_films_are_read_in_the_forms_users_write_them(fitted):
         np.array([1998, 2026, 1998, 2026], dtype=np.float32),
     )
     np.testing.assert_array_equal(model.added_.vectors, content)  # 1998 is the year 1998
+
+
+def test_threads_adding_films_at_once_lose_none(fitted):
+    import threading
+
+    model = copy.deepcopy(fitted[0])
+    start = threading.Barrier(4)
+
+    def add(first):
+        start.wait(timeout=10)
+        for item in range(first, first + 25):
+            model.add_items(film(item_id=[item]))
+
+    threads = [threading.Thread(target=add, args=(1000 + 100 * t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(model.added_.ids.tolist()) == [
+        1000 + 100 * t + i for t in range(4) for i in range(25)
+    ]
+    assert len(model.added_.vectors) == len(model.added_.prior) == len(model.added_.titles) == 100
