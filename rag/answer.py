@@ -16,12 +16,12 @@ exceed, so at most ~5% of answerable questions are refused; off-topic questions 
 refused. The benchmark measures both rates.
 
 **Citations.** Bracketed numbers in the answer are mapped back to the numbered sources:
-``[2]``, ``[1, 3]``, ``[1; 2]``, ``[1, 2, and 3]``, ``[1 & 2]``, ranges ``[1-3]`` (hyphen, en or
-em dash) and full-width ``【1】`` / ``［1］``, with spaces anywhere inside. Numbers that name no
-source are reported as ``invalid_citations``; a range names the sources it covers plus each end
-that lies outside them, so ``[2-7]`` with three sources cites 2 and 3 and reports 7. Brackets
-holding anything else (``[1.5]``, ``[source 2]``) and other forms (``(1)``, superscripts) are no
-citation at all (README, Limitations).
+``[2]``, ``[1, 3]``, ``[1; 2]``, ``[1, 2, and 3]``, ``[1 & 2]``, ranges ``[1-3]`` (hyphen,
+en or em dash) and full-width ``【1，2】`` / ``［1；2］`` / ``【1、3】``, with spaces anywhere
+inside. Numbers that name no source are reported as ``invalid_citations``; a range names the
+sources it covers plus each end that lies outside them, so ``[2-7]`` with three sources
+cites 2 and 3 and reports 7. Brackets holding anything else (``[1.5]``, ``[source 2]``) and
+other forms (``(1)``, superscripts) are no citation at all (README, Limitations).
 
 The model sits behind the :class:`Generator` seam; :class:`LLMClientGenerator` uses this repo's
 ``llm_client`` against any OpenAI-compatible endpoint (the offline default is the local SmolLM2
@@ -92,12 +92,13 @@ class Answer:
     latency_s: float = 0.0
 
 
-# One item is a number or a range; items are separated by "," ";" "&" "and" or ", and". A
+# One item is a number or a range; items are separated by "," ";" "&" "and" or ", and" (or the
+# full-width "，" "；" "、" of a Chinese or Japanese answer). A
 # separator always holds a non-space character and no two whitespace runs touch, so a text can
 # match in only one way: failing on "[" + "1," * 100_000 costs linear time, not exponential. At
 # most 9 digits: enough for any source list, and int() of a 5000-digit run would raise.
 _ITEM = r"(\d{1,9})(?:\s*[-–—]\s*(\d{1,9}))?"
-_SEPARATOR = r"(?:\s*[,;]\s*|\s*(?:[,;]\s*)?(?:and|&)\s*)"
+_SEPARATOR = r"(?:\s*[,;，；、]\s*|\s*(?:[,;]\s*)?(?:and|&)\s*)"  # full-width ，；、 too
 _ITEMS = re.compile(_ITEM)
 # The brackets are not paired ("[1】" counts): a model that mixes them still meant a citation.
 _CITATION = re.compile(rf"[\[【［]\s*({_ITEM}(?:{_SEPARATOR}{_ITEM})*)\s*[\]】］]")

@@ -56,6 +56,9 @@ def test_parse_citations():
         ("［2, 3］", [2, 3], []),
         ("【1-2】", [1, 2], []),
         ("[1】", [1], []),  # brackets are not paired: the model still meant a citation
+        ("【1，2】", [1, 2], []),  # full-width separators, as a Chinese answer writes them
+        ("【1、3】", [1, 3], []),
+        ("［1；2］", [1, 2], []),
         ("[2020]", [], [2020]),  # a year in brackets is a number like [7], as before
     ],
 )
