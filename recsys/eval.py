@@ -425,6 +425,67 @@ def new_item_slots(
     return means, per_user
 
 
+def added_item_slots(
+    result: ProtocolResult,
+    catalog: Catalog,
+    split: Split,
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    slots: tuple[int, ...] = (0, 1, 2),
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
+    """:func:`new_item_slots` on the production path: the new films arrive after training.
+
+    The model of ``result`` had every film in its catalogue from the start, the new ones as
+    cold columns. Here a model with the same config is trained on a catalogue without them,
+    and the films are then given to :meth:`~TwoStageRecommender.add_items` (title, genres,
+    release date from ``items``), as a film that arrives after training would be. Variants
+    ``two_stage+{s}_added``, scored on the same users with the same metrics and
+    ``new_item_hit_rate``. ``s = 0`` is that model's own served list, the base its slots are
+    compared with: its sources and ranker are fitted anew on a catalogue of other width (ALS's
+    random start, for one, draws other numbers), so it is not ``two_stage``. ``items`` and
+    ``users`` are the metadata frames the catalogue was built from.
+    """
+    model = result.model
+    assert model is not None
+    new_ids = catalog.item_ids[model.new_items_]
+    known = items[~items["item_id"].isin(new_ids)]
+    smaller = Catalog.from_frames(known, users, catalog.genre_names)
+    later = TwoStageRecommender(smaller, model.config).fit(split.train)
+    arriving = items[items["item_id"].isin(new_ids)]
+    later.add_items(
+        pd.DataFrame(
+            {
+                "item_id": arriving["item_id"].to_list(),
+                "title": arriving["title"].to_list(),
+                "genres": [
+                    [g for g in catalog.genre_names if row[g]] or ["unknown"]
+                    for _, row in arriving.iterrows()
+                ],
+                "release_date": arriving["release_date"].to_list(),
+            }
+        )
+    )
+    user_rows = np.array(result.users)
+    truth = truth_by_user(catalog, split.test)
+    new = set(model.new_items_.tolist())
+    runs = {}
+    for s in slots:
+        # the same users (both catalogues share the users frame), answers mapped back to the
+        # full catalogue's item indices so the metrics compare with new_item_slots' rows
+        picks = later.top_k_indices(user_rows, later.config.k, new_item_slots=s)
+        runs[f"two_stage+{s}_added"] = {
+            u: catalog.item_index(later._item_ids(picked)).tolist()
+            for u, (picked, _, _) in zip(user_rows.tolist(), picks, strict=True)
+        }
+    means, per_user = score_runs(truth, runs, user_rows.tolist())
+    with_new = [u for u in user_rows.tolist() if truth[u] & new]
+    for name, run in runs.items():
+        hits = sum(bool(set(run[u]) & truth[u] & new) for u in with_new)
+        means[name]["new_item_hit_rate"] = hits / len(with_new) if with_new else float("nan")
+        means[name]["users_with_new_items"] = float(len(with_new))
+    return means, per_user
+
+
 # -- beyond accuracy --------------------------------------------------------------------------
 def beyond_accuracy(
     result: ProtocolResult,
