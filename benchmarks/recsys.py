@@ -255,10 +255,10 @@ def run(ctx: BenchContext) -> BenchResult:
     per_user.update(added_per_user)
     for name, m in means.items():
         extra = {"new_items_in_catalogue": len(temporal.model.new_items_)}
-        base = "two_stage+0_added" if name.endswith("_added") else "two_stage"
+        against = "two_stage+0_added" if name.endswith("_added") else "two_stage"
         if name not in ("two_stage", "two_stage+0_added"):
-            test = paired_test(per_user[name]["ndcg@10"], per_user[base]["ndcg@10"], seed=0)
-            extra[f"ndcg@10_vs_{base}"] = {
+            test = paired_test(per_user[name]["ndcg@10"], per_user[against]["ndcg@10"], seed=0)
+            extra[f"ndcg@10_vs_{against}"] = {
                 "mean_diff": test.mean_diff,
                 "ci": [test.low, test.high],
                 "p_value": test.p_value,
