@@ -407,11 +407,7 @@ def new_item_slots(
             u: items.tolist() for u, (items, _, _) in zip(users.tolist(), picks, strict=True)
         }
     means, per_user = score_runs(truth, runs, users.tolist())
-    with_new = [u for u in users.tolist() if truth[u] & new]
-    for name, run in runs.items():
-        hits = sum(bool(set(run[u]) & truth[u] & new) for u in with_new)
-        means[name]["new_item_hit_rate"] = hits / len(with_new) if with_new else float("nan")
-        means[name]["users_with_new_items"] = float(len(with_new))
+    with_new = _add_new_item_hits(means, runs, truth, new, users.tolist())
     n_new = len(new)
     for s in slots:
         shown = min(s, n_new)  # with fewer new items than slots, every one is shown
@@ -478,12 +474,26 @@ def added_item_slots(
             for u, (picked, _, _) in zip(user_rows.tolist(), picks, strict=True)
         }
     means, per_user = score_runs(truth, runs, user_rows.tolist())
-    with_new = [u for u in user_rows.tolist() if truth[u] & new]
+    _add_new_item_hits(means, runs, truth, new, user_rows.tolist())
+    return means, per_user
+
+
+def _add_new_item_hits(
+    means: dict[str, dict[str, float]],
+    runs: dict[str, dict[int, list[int]]],
+    truth: dict[int, set[int]],
+    new: set[int],
+    users: list[int],
+) -> list[int]:
+    """Add ``new_item_hit_rate`` and ``users_with_new_items`` to each run's ``means``: among
+    the users whose test items include a new item, the share whose list holds one of them.
+    Returns those users."""
+    with_new = [u for u in users if truth[u] & new]
     for name, run in runs.items():
         hits = sum(bool(set(run[u]) & truth[u] & new) for u in with_new)
         means[name]["new_item_hit_rate"] = hits / len(with_new) if with_new else float("nan")
         means[name]["users_with_new_items"] = float(len(with_new))
-    return means, per_user
+    return with_new
 
 
 # -- beyond accuracy --------------------------------------------------------------------------

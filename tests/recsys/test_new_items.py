@@ -146,18 +146,24 @@ def test_slot_placement(warm, new, k, slots, expected):
     assert [*warm[keep].tolist(), *new[take].tolist()] == expected
 
 
-def test_films_added_after_training_are_found_as_the_catalogue_new_items_are(catalog, frames):
-    """The same users and new films, but the films arrive through add_items after a fit on a
-    catalogue without them: every user who rated one is shown it in the slot."""
-    from recsys.eval import added_item_slots
-
+def evaluated_new_item_split(catalog):
+    """Users 1-3 and 21-23 rated their block's new item after training: the split and the
+    evaluation of a model fitted on its training part."""
     train = symmetric_ratings()
     test = pd.DataFrame(
         [(u, NEW_ACTION if block_of_user(u) == 0 else NEW_DRAMA, 5, 10**7) for u in RATED_NEW],
         columns=train.columns,
     )
     split = Split(train, test, "stratified", "new items held out")
-    result = evaluate_split(split, catalog, RecsysConfig(seed=0, **TINY), latency_users=1)
+    return split, evaluate_split(split, catalog, RecsysConfig(seed=0, **TINY), latency_users=1)
+
+
+def test_films_added_after_training_are_found_as_the_catalogue_new_items_are(catalog, frames):
+    """The same users and new films, but the films arrive through add_items after a fit on a
+    catalogue without them: every user who rated one is shown it in the slot."""
+    from recsys.eval import added_item_slots
+
+    split, result = evaluated_new_item_split(catalog)
     _, items, users = frames
     means, per_user = added_item_slots(result, catalog, split, items, users, slots=(0, 1))
     assert means["two_stage+0_added"]["new_item_hit_rate"] < 0.5  # chance, as in the next test
@@ -169,13 +175,7 @@ def test_films_added_after_training_are_found_as_the_catalogue_new_items_are(cat
 def test_the_evaluation_counts_new_item_hits_against_random(catalog):
     """Users 1-3 and 21-23 rated their block's new item after training: one slot finds it for
     every one of them; one random new item of two would, on average, for half."""
-    train = symmetric_ratings()
-    test = pd.DataFrame(
-        [(u, NEW_ACTION if block_of_user(u) == 0 else NEW_DRAMA, 5, 10**7) for u in RATED_NEW],
-        columns=train.columns,
-    )
-    split = Split(train, test, "stratified", "new items held out")
-    result = evaluate_split(split, catalog, RecsysConfig(seed=0, **TINY), latency_users=1)
+    split, result = evaluated_new_item_split(catalog)
     means, per_user = new_item_slots(result, catalog, split, slots=(1,))
     # Unseen items no source scores above 0 fill a tiny catalogue's lists by chance (1 of 6)
     assert means["two_stage"]["new_item_hit_rate"] < 0.5
