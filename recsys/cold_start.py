@@ -364,19 +364,18 @@ class ContentScorer:
         profile = np.asarray(history @ self.vectors)
         profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-9)
         cosine = profile @ self.vectors.T  # (n_users, n_items): every item, for the z-score
-        outside = None if extra is None else profile @ extra[0].T
-        if not self.prior_weight:
-            scores = cosine[:, items]
-            if outside is not None:
-                scores = np.hstack([scores, outside])
+        scores, prior = cosine[:, items], self.prior_[items] if self.prior_weight else None
+        if extra is not None:  # added films: after the catalogue's items, on its statistics
+            scores = np.hstack([scores, profile @ extra[0].T])
+            prior = None if prior is None else np.concatenate([prior, extra[1]])
+        if prior is None:
             return scores.astype(np.float32)
-        scores = _z(cosine)[:, items] + self.prior_weight * self.prior_[items]
-        if outside is not None:
-            mean = cosine.mean(axis=-1, keepdims=True)  # the catalogue's, as _z takes them
-            std = cosine.std(axis=-1, keepdims=True)
-            z = (outside - mean) / np.where(std > 0, std, 1.0)
-            scores = np.hstack([scores, z + self.prior_weight * extra[1]])
-        return scores.astype(np.float32)
+        # z-scored with the whole catalogue's mean and spread per user (as _z takes them), never
+        # the scored items' own
+        mean = cosine.mean(axis=-1, keepdims=True)
+        std = cosine.std(axis=-1, keepdims=True)
+        z = (scores - mean) / np.where(std > 0, std, 1.0)
+        return (z + self.prior_weight * prior).astype(np.float32)
 
 
 def _z(values: np.ndarray) -> np.ndarray:

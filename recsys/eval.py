@@ -470,7 +470,7 @@ def added_item_slots(
         # full catalogue's item indices so the metrics compare with new_item_slots' rows
         picks = later.top_k_indices(user_rows, later.config.k, new_item_slots=s)
         runs[f"two_stage+{s}_added"] = {
-            u: catalog.item_index(later._item_ids(picked)).tolist()
+            u: catalog.item_index(later.ids_of(picked)).tolist()
             for u, (picked, _, _) in zip(user_rows.tolist(), picks, strict=True)
         }
     means, per_user = score_runs(truth, runs, user_rows.tolist())

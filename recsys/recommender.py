@@ -392,7 +392,7 @@ class TwoStageRecommender:
         order = np.argsort(-scores, axis=1, kind="stable")
         return candidates[order], np.take_along_axis(scores, order, axis=1)
 
-    def _item_ids(self, indices: np.ndarray) -> list:
+    def ids_of(self, indices: np.ndarray) -> list:
         """Raw item ids of item indices, the added films' included."""
         added = self.added_  # a later snapshot than the ranking's is a superset: still valid
         if not len(added):
@@ -456,7 +456,7 @@ class TwoStageRecommender:
         names = [s.name for s in self.sources_]
         return Recommendation(
             user_id=user_id,
-            items=self._item_ids(items),
+            items=self.ids_of(items),
             scores=[float(s) for s in scores],
             sources=[NEW_ITEM_SOURCE if p == NEW_ITEM else names[p] for p in proposer],
         )
@@ -528,7 +528,7 @@ class TwoStageRecommender:
         items, scores, proposer = pick
         return Recommendation(
             user_id=user_id,
-            items=self._item_ids(items),
+            items=self.ids_of(items),
             scores=[float(s) for s in scores],
             sources=[NEW_ITEM_SOURCE if p == NEW_ITEM else COLD_START_SOURCE for p in proposer],
         )

