@@ -40,7 +40,13 @@ __all__ = [
 
 def _labels(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence | None) -> list:
     if labels is not None:
-        return list(labels)
+        labels = list(labels)
+        if not labels:
+            raise MetricError("labels is empty: pass the classes to report, or None for all")
+        if len(set(labels)) != len(labels):
+            repeated = sorted({label for label in labels if labels.count(label) > 1}, key=str)
+            raise MetricError(f"labels repeats {repeated}: each class may be listed once")
+        return labels
     return sorted(set(y_true.tolist()) | set(y_pred.tolist()))
 
 
@@ -112,7 +118,8 @@ def classification_report(y_true, y_pred, labels: Sequence | None = None) -> dic
         "per_class": per_class,
         "macro": averaged(np.full(len(labels), 1.0 / len(labels))),
         "weighted": averaged(weights),
-        "accuracy": float(tp.sum() / len(y_true)),
+        # Over every item, whatever ``labels`` lists (as scikit-learn's accuracy_score).
+        "accuracy": float(np.mean(y_true == y_pred)),
     }
 
 

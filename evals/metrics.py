@@ -73,15 +73,33 @@ def parse_metric(metric: str) -> tuple[str, int]:
 def ranking(results: Mapping[str, float] | Sequence[str]) -> list[str]:
     """Doc ids best first: scores descending, ties by doc id descending; duplicates dropped."""
     if isinstance(results, Mapping):
+        _check_ids(results)
         _check_scores(results)
         # Two stable sorts (both in C): doc id descending, then score descending, so that equal
         # scores stay in doc-id-descending order. Faster than one sort with a Python comparator.
         items = sorted(results.items(), key=itemgetter(0), reverse=True)
         items.sort(key=lambda kv: -kv[1])
         return [doc for doc, _ in items]
-    if isinstance(results, str):
-        raise MetricError("a ranking must be a list of doc ids or a {doc_id: score} dict, not str")
-    return list(dict.fromkeys(results))  # keeps the first occurrence of each id, in order
+    if isinstance(results, str) or not isinstance(results, Iterable):
+        raise MetricError(
+            "a ranking must be a list of doc ids or a {doc_id: score} dict, "
+            f"not {type(results).__name__}"
+        )
+    ranked = list(dict.fromkeys(results))  # keeps the first occurrence of each id, in order
+    _check_ids(ranked)
+    return ranked
+
+
+def _check_ids(ids: Iterable[object]) -> None:
+    """Refuse a doc id that is not a string. Judgments are keyed by string ids (as in BEIR and
+    trec_eval), so a ``Hit``, a ``(doc_id, score)`` pair or an int id would match nothing and
+    score 0 without any sign; a pandas Series would be read by its scores."""
+    for doc in ids:
+        if not isinstance(doc, str):
+            raise MetricError(
+                f"doc ids must be strings, got {type(doc).__name__} {doc!r}: pass a list of doc "
+                "ids (e.g. [hit.doc_id for hit in hits]) or a {doc_id: score} dict"
+            )
 
 
 def _check_scores(results: Mapping[str, float]) -> None:
@@ -96,6 +114,11 @@ def _check_scores(results: Mapping[str, float]) -> None:
     for doc, score in results.items():  # find which (a huge but finite sum can overflow to inf)
         if not math.isfinite(score):
             raise MetricError(f"the score of doc {doc!r} is {score}; scores must be finite numbers")
+
+
+def _metric_names(metrics: Iterable[str] | str) -> list[str]:
+    """``"ndcg@10"`` alone means that one metric, not the characters n, d, c, g, ..."""
+    return [metrics] if isinstance(metrics, str) else list(metrics)
 
 
 def _score_query(
@@ -150,9 +173,14 @@ def _validate(qrels: Qrels, run: Run) -> None:
             "qrels and run must be dicts: qrels {qid: {doc_id: grade}}, "
             "run {qid: {doc_id: score}} or {qid: [doc_id, ...]}"
         )
+    for where, queries in (("qrels", qrels), ("run", run)):
+        for qid in queries:  # an int qid would never meet its string twin: every query scores 0
+            if not isinstance(qid, str):
+                raise MetricError(f"query ids must be strings, got {where} key {qid!r}")
     for qid, judgments in qrels.items():
         if not isinstance(judgments, Mapping):
             raise MetricError(f"qrels[{qid!r}] must be a {{doc_id: grade}} dict")
+        _check_ids(judgments)
         for doc, grade in judgments.items():
             # trec_eval reads grades as integers (BEIR's are). A fractional grade would count as
             # relevant here (0.5 > 0) but as gain 0 in the formulas, and divide by R = 0.
@@ -171,7 +199,7 @@ def evaluate_per_query(
     Neither input is modified. Use the per-query values for bootstrap intervals and paired tests.
     """
     _validate(qrels, run)
-    parsed = [(m, *parse_metric(m)) for m in dict.fromkeys(metrics)]
+    parsed = [(m, *parse_metric(m)) for m in dict.fromkeys(_metric_names(metrics))]
     if not parsed:
         raise MetricError("no metrics requested")
     per_query: dict[str, dict[str, float]] = {}
@@ -188,7 +216,7 @@ def evaluate_per_query(
 
 def evaluate(qrels: Qrels, run: Run, metrics: Iterable[str] = ("ndcg@10",)) -> dict[str, float]:
     """Mean of each metric over the judged queries (see the module docstring for the rules)."""
-    metrics = list(dict.fromkeys(metrics))
+    metrics = list(dict.fromkeys(_metric_names(metrics)))
     per_query = evaluate_per_query(qrels, run, metrics)
     if not per_query:
         raise MetricError("no query in qrels has a relevant document: every metric is undefined")

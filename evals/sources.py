@@ -35,12 +35,12 @@ The loaders that parse the files live in :mod:`evals.datasets`; this module only
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import logging
 import os
 import shutil
 import tempfile
-import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
@@ -307,7 +307,8 @@ def resolve(
         raise DatasetNotFoundError(name, looked_in, "disabled (AIS_NO_DOWNLOAD is set)", how_to_fix)
     try:
         return _download(spec, cache_root() / name, fetch or _urllib_fetch)
-    except (OSError, urllib.error.URLError, zipfile.BadZipFile) as exc:
+    # URLError is an OSError; a body cut short raises http.client.IncompleteRead instead.
+    except (OSError, http.client.HTTPException, zipfile.BadZipFile) as exc:
         raise DatasetNotFoundError(
             name, looked_in, f"failed from {spec.url}: {exc}", how_to_fix
         ) from exc

@@ -63,6 +63,17 @@ def test_a_subset_of_labels_still_counts_every_item_like_sklearn(labels):
         assert ours[average] == pytest.approx({"precision": p, "recall": r, "f1": f})
     one = classification_report([0, 0], [0, 1], labels=[0])["per_class"][0]
     assert (one["recall"], one["support"]) == (0.5, 2)
+    # accuracy is over every item, whatever labels lists (scikit-learn's accuracy_score)
+    assert ours["accuracy"] == pytest.approx(sk.accuracy_score(y_true, y_pred))
+    assert classification_report([0, 1, 2], [0, 1, 2], labels=[0, 1])["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"), [([], "labels is empty"), ([0, 0, 1], r"labels repeats \[0\]")]
+)
+def test_empty_or_repeated_labels_are_refused(labels, message):
+    with pytest.raises(MetricError, match=message):
+        classification_report([0, 1], [0, 1], labels=labels)
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -31,6 +31,13 @@ def toy(monkeypatch, tmp_path):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            if self.path == "/cut.zip":  # promises the whole zip, sends 5 bytes, hangs up
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payloads["/toy.zip"])))
+                self.end_headers()
+                self.wfile.write(payloads["/toy.zip"][:5])
+                self.close_connection = True
+                return
             body = payloads.get(self.path)
             self.send_response(200 if body else 404)
             self.end_headers()
@@ -121,6 +128,17 @@ def test_unreachable_source_is_a_not_found_error(toy, monkeypatch):
     monkeypatch.setitem(datasets.DATASETS, "toy", dead)
     with pytest.raises(DatasetNotFoundError, match="failed from"):
         resolve("toy")
+
+
+def test_a_download_cut_short_is_a_not_found_error_and_leaves_no_cache_entry(toy, monkeypatch):
+    # urllib raises http.client.IncompleteRead here, which is not an OSError
+    spec, url = toy
+    cut = DatasetSpec(**{**spec.__dict__, "url": f"{url}/cut.zip"})
+    monkeypatch.setitem(datasets.DATASETS, "toy", cut)
+    with pytest.raises(DatasetNotFoundError, match="failed from .*IncompleteRead"):
+        resolve("toy")
+    monkeypatch.setitem(datasets.DATASETS, "toy", spec)
+    assert resolve("toy").joinpath("data.csv").read_bytes() == TOY_CONTENT
 
 
 def test_a_corrupt_local_file_is_refused(toy, tmp_path):

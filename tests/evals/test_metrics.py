@@ -81,6 +81,50 @@ def test_bad_shapes_get_a_clear_error():
         evaluate({"q": {"a": 1}}, {"q": "a"})
 
 
+class _Hit:  # the shape of a retriever's hit: a doc id and a score, not a doc id
+    def __init__(self, doc_id: str, score: float) -> None:
+        self.doc_id, self.score = doc_id, score
+
+
+@pytest.mark.parametrize(
+    "ranked",
+    [
+        [_Hit("a", 2.0), _Hit("x", 1.0)],  # hits passed where their ids belong
+        [("a", 2.0), ("x", 1.0)],  # (doc_id, score) pairs
+        [1, 2],  # int ids against string judgments
+        {1: 2.0},
+    ],
+    ids=["hits", "pairs", "int-list", "int-dict"],
+)
+def test_a_doc_id_that_is_not_a_string_is_refused_not_scored_zero(ranked):
+    # each of these used to match no judgment and score 0.0 without a sign
+    with pytest.raises(MetricError, match=r"run\['q'\]: doc ids must be strings"):
+        evaluate({"q": {"a": 1}}, {"q": ranked}, ["ndcg@10"])
+    with pytest.raises(MetricError, match="doc ids must be strings"):
+        evaluate({"q": {1: 1}}, {"q": ["a"]}, ["ndcg@10"])
+
+
+def test_a_query_id_that_is_not_a_string_is_refused():
+    with pytest.raises(MetricError, match="query ids must be strings, got run key 1"):
+        evaluate({"1": {"a": 1}}, {1: ["a"]}, ["ndcg@10"])
+    with pytest.raises(MetricError, match="query ids must be strings, got qrels key 1"):
+        evaluate({1: {"a": 1}}, {"1": ["a"]}, ["ndcg@10"])
+
+
+def test_a_ranking_that_is_not_a_list_or_dict_is_refused():
+    # a pandas Series iterates over its scores; None has no items at all
+    with pytest.raises(MetricError, match=r"run\['q'\]: .*not NoneType"):
+        evaluate({"q": {"a": 1}}, {"q": None}, ["ndcg@10"])  # type: ignore[dict-item]
+    with pytest.raises(MetricError, match="doc ids must be strings, got float"):
+        ranking(iter([2.0, 1.0]))  # type: ignore[arg-type]
+
+
+def test_one_metric_may_be_passed_as_a_string():
+    qrels, run = {"q": {"a": 1}}, {"q": ["x", "a"]}
+    assert evaluate(qrels, run, "ndcg@10") == evaluate(qrels, run, ["ndcg@10"])
+    assert evaluate_per_query(qrels, run, "hit@1") == {"q": {"hit@1": 0.0}}
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_a_score_that_is_not_a_finite_number_is_refused(bad):
     # NaN compares false with everything: sorting left "b" between "c" and "a", and nDCG 0.5
