@@ -19,6 +19,9 @@ that fails writes no record at all (the runner sets the old one aside), so a rec
 ``"failed"``.
 
 ``rows`` is a list of ``Row`` dicts: ``{"variant", "table", "metrics", "timings", "ci", "extra"}``.
+A record is strict JSON, readable by any parser: JSON has no NaN or infinity, so a figure that is
+undefined (the delay of a shift never detected) or unreachable (an auto-action threshold no cut
+meets, ``inf`` in Python) is written as ``null``, and the report shows it as "n/a".
 ``anchors`` is a list of ``Anchor`` dicts: the published reference figures the rows are compared
 with, each naming its protocol and source.
 """
@@ -26,6 +29,7 @@ with, each naming its protocol and source.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -166,7 +170,8 @@ def write(record: dict, path: Path) -> None:
     """Write a record atomically (a crash mid-write never leaves half a JSON file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with written_atomically(path) as tmp:  # two runs may share one results folder
-        tmp.write_text(json.dumps(record, indent=2, default=_jsonable) + "\n")
+        plain = json.loads(json.dumps(record, default=_jsonable))  # numpy, paths, sets: plain
+        tmp.write_text(json.dumps(_finite(plain), indent=2, allow_nan=False) + "\n")
 
 
 def result_to_dict(result: BenchResult) -> dict:
@@ -180,10 +185,21 @@ def result_to_dict(result: BenchResult) -> dict:
     }
 
 
+def _finite(value: object) -> object:
+    """``value`` with every NaN or infinite float replaced by None (JSON's null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _jsonable(value: object) -> object:
-    """numpy scalars, paths and sets, which json cannot serialise on its own."""
-    if hasattr(value, "item"):
-        return value.item()  # type: ignore[union-attr]
+    """numpy scalars and arrays, paths and sets, which json cannot serialise on its own."""
+    if hasattr(value, "tolist"):  # a numpy scalar gives a Python number, an array a list
+        return value.tolist()  # type: ignore[union-attr]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, set | frozenset | tuple):

@@ -74,7 +74,9 @@ def _table(rows: list[dict]) -> list[str]:
         cells = [f"`{row['variant']}`"]
         for m in metrics:
             value = row["metrics"].get(m)
-            cell = _fmt(value)
+            # null is a figure that is undefined or unreachable (records hold no NaN or inf);
+            # "–" is a metric the row does not have
+            cell = "n/a" if m in row["metrics"] and value is None else _fmt(value)
             if m in row.get("ci", {}) and value is not None:
                 low, high = row["ci"][m]
                 cell += f" ({_fmt(low)}–{_fmt(high)})"

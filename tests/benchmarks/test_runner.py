@@ -229,6 +229,29 @@ def test_report_puts_each_figure_beside_its_anchor(tmp_path):
     assert "| BEIR BM25 | ndcg@10 | 0.6650 | 0.7000 (`bm25`) | +0.0350 |" in updated
 
 
+def test_a_record_is_strict_json_with_nan_and_inf_as_null_shown_as_n_a(tmp_path):
+    import numpy as np
+
+    record = _record("demo")
+    record["rows"] = [
+        {"variant": "never", "metrics": {"delay": np.float64("nan"), "m": 0.5},
+         "timings": {}, "extra": {"auto": float("inf"), "cuts": np.array([1.0, -np.inf])}},
+        {"variant": "other", "metrics": {"m": 0.25}, "timings": {}, "extra": {}},
+    ]  # fmt: skip
+    rec.write(record, tmp_path / "demo.json")
+    text = (tmp_path / "demo.json").read_text()
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not strict JSON: {constant}")
+
+    written = json.loads(text, parse_constant=refuse)  # Python's own reader accepts NaN
+    assert written["rows"][0]["metrics"] == {"delay": None, "m": 0.5}
+    assert written["rows"][0]["extra"] == {"auto": None, "cuts": [1.0, None]}
+    table = report.render_dir(tmp_path).read_text()
+    # a null figure reads n/a; a metric the row lacks reads –
+    assert "| `never` | n/a | 0.5000 |" in table and "| `other` | – | 0.2500 |" in table
+
+
 def test_dataset_is_refused_for_systems_that_would_ignore_it(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as info:
         cli.main(["drift", "--dataset", str(tmp_path), "--out", str(tmp_path)])
