@@ -135,7 +135,7 @@ def test_a_download_cut_short_is_a_not_found_error_and_leaves_no_cache_entry(toy
     spec, url = toy
     cut = DatasetSpec(**{**spec.__dict__, "url": f"{url}/cut.zip"})
     monkeypatch.setitem(datasets.DATASETS, "toy", cut)
-    with pytest.raises(DatasetNotFoundError, match="failed from .*IncompleteRead"):
+    with pytest.raises(DatasetNotFoundError, match=r"failed from .*IncompleteRead"):
         resolve("toy")
     monkeypatch.setitem(datasets.DATASETS, "toy", spec)
     assert resolve("toy").joinpath("data.csv").read_bytes() == TOY_CONTENT
