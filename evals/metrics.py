@@ -14,7 +14,11 @@ The details where libraries disagree, and what we do (each matches ``trec_eval``
 ``tests/evals/test_metrics.py`` checks every metric against ``pytrec_eval`` on random runs):
 
 * **Ties.** A run dict is sorted by score descending, then by doc id *descending* (trec_eval's
-  order), so equal scores never make a result depend on dict insertion order.
+  order), so equal scores never make a result depend on dict insertion order. One difference
+  remains: pytrec_eval hands trec_eval its scores in single precision, so two scores equal to
+  float32 precision (``0.1 + 0.2`` and ``0.3``) tie there and go by doc id, while we compare
+  them as the doubles they are. It needs scores within ~1e-7 of each other; on random float64
+  runs of 1,000 documents it changed no query in 300.
 * **Scores** must be finite numbers: a NaN or infinite score is a :class:`MetricError`. NaN
   compares false with everything, so one NaN would silently scramble the sort (and disagree
   with trec_eval).
