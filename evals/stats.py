@@ -23,7 +23,7 @@ Both take ``seed=`` so that the same inputs always give the same interval.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,8 +53,12 @@ class PairedTest:
     losses: int  # units where a < b
 
 
-def _as_array(values: Sequence[float], what: str) -> np.ndarray:
-    array = np.asarray(values, dtype=float)
+def _as_array(values: Iterable[float], what: str) -> np.ndarray:
+    try:  # numpy reads a list or an array, not dict.values() or a generator: list those first
+        listed = values if isinstance(values, Sequence | np.ndarray) else list(values)
+        array = np.asarray(listed, dtype=float)
+    except (TypeError, ValueError):
+        raise MetricError(f"{what} must be a 1-D sequence of numbers") from None
     if array.ndim != 1 or len(array) == 0:
         raise MetricError(f"{what} must be a non-empty 1-D sequence of numbers")
     if not np.isfinite(array).all():
@@ -89,7 +93,7 @@ def _resampled_means(values: np.ndarray, n_resamples: int, rng: np.random.Genera
 
 
 def bootstrap_ci(
-    values: Sequence[float],
+    values: Iterable[float],
     *,
     n_resamples: int = 2000,
     confidence: float = 0.95,
@@ -106,8 +110,8 @@ def bootstrap_ci(
 
 
 def paired_test(
-    a: Sequence[float],
-    b: Sequence[float],
+    a: Iterable[float],
+    b: Iterable[float],
     *,
     n_resamples: int = 10_000,
     confidence: float = 0.95,

@@ -28,6 +28,9 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     array = np.asarray(seconds, dtype=float)
     if array.ndim != 1 or len(array) == 0:
         raise MetricError("latency_summary needs at least one duration")
+    if not (np.isfinite(array) & (array >= 0)).all():  # a clock misread, not a fast request
+        bad = array[~(np.isfinite(array) & (array >= 0))][0]
+        raise MetricError(f"durations must be finite and >= 0 seconds, got {bad}")
     p50, p95, p99 = np.percentile(array, [50, 95, 99]) * 1000.0
     return {
         "p50_ms": float(p50),

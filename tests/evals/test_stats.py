@@ -66,6 +66,20 @@ def test_bad_input_gets_a_clear_error():
         bootstrap_ci([])
 
 
+def test_any_iterable_of_numbers_is_read_and_anything_else_is_a_clear_error():
+    # evaluate_per_query's values are what these are for; numpy refused dict.values()
+    per_query = {"q1": 0.2, "q2": 0.6, "q3": 0.4}
+    assert bootstrap_ci(per_query.values()) == bootstrap_ci(list(per_query.values()))
+    assert bootstrap_ci(v for v in per_query.values()).mean == pytest.approx(0.4)
+    other = {"q1": 0.1, "q2": 0.6, "q3": 0.2}
+    assert paired_test(per_query.values(), other.values()) == paired_test(
+        [0.2, 0.6, 0.4], [0.1, 0.6, 0.2]
+    )
+    for bad in (["a", "b"], 3, [[0.1, 0.2], [0.3]]):
+        with pytest.raises(MetricError, match="sequence of numbers"):
+            bootstrap_ci(bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("fn", ["bootstrap_ci", "paired_test"])
 def test_settings_outside_their_range_get_a_clear_error(fn):
     call = {"bootstrap_ci": lambda **kw: bootstrap_ci([0.1, 0.5], **kw),
