@@ -49,10 +49,11 @@ import io
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -353,11 +354,8 @@ class HybridIndex:
                 f"chunker {chunker.name!r} != index's {manifest['chunker']!r}", path=path
             )
         # parsed from the bytes whose checksums were checked, never read again from disk
-        docs = [
-            Document.from_json(json.loads(line))
-            for line in data["documents.jsonl"].decode("utf-8").splitlines()
-        ]
-        rows = [json.loads(line) for line in data["chunks.jsonl"].decode("utf-8").splitlines()]
+        docs = _jsonl(path, "documents.jsonl", data, Document.from_json)
+        rows = _jsonl(path, "chunks.jsonl", data, _chunk_row)
         # the raw bytes and the array are both in memory here (twice the file's size): the price
         # of parsing exactly the bytes whose checksum was checked
         vecs = np.load(io.BytesIO(data["vectors.npy"]))
@@ -432,6 +430,47 @@ def _read_one_version(path: str | Path) -> tuple[Path, dict, dict[str, bytes]]:
         "another process keeps saving to it. Load it again once that save has finished.",
         path=Path(path),
     )
+
+
+T = TypeVar("T")
+CHUNK_KEYS = ("chunk_id", "doc_id", "start", "end", "index")
+
+
+def _chunk_row(row: dict) -> dict:
+    """A row of ``chunks.jsonl``, checked to hold every key load reads."""
+    missing = [key for key in CHUNK_KEYS if key not in row]
+    if missing:
+        raise KeyError(missing[0])
+    return row
+
+
+def _jsonl(folder: Path, name: str, data: dict[str, bytes], parse: Callable[[dict], T]) -> list[T]:
+    """The rows of index file ``name`` (its checked bytes in ``data``), each through ``parse``.
+
+    Lines are split on ``"\\n"`` alone, the only line end :meth:`HybridIndex.save` writes.
+    ``str.splitlines`` also splits on U+2028, U+2029 and U+0085, which ``json.dumps(...,
+    ensure_ascii=False)`` leaves raw inside a string: a document holding one (text copied from
+    a web page or a PDF) was cut in two, and the index it was saved in never loaded again.
+    A row that does not parse is an :class:`~rag.errors.IndexCorruptError` naming the file.
+    """
+    where = folder / name
+    try:
+        lines = data[name].decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise IndexCorruptError(f"{where} is not UTF-8 text: {exc}", path=folder) from exc
+    rows = []
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(parse(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as exc:  # not JSON, a bad Document, a missing key
+            raise IndexCorruptError(
+                f"{where}, line {line_no}, cannot be read ({type(exc).__name__}: {exc}); "
+                "rebuild the index with `python -m rag index`.",
+                path=folder,
+            ) from exc
+    return rows
 
 
 def _version(folder: Path) -> tuple | None:

@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import numpy as np
@@ -127,6 +128,41 @@ def test_metadata_round_trips_through_save_and_load(tmp_path, embedder):
     index.save(tmp_path / "idx")
     loaded = HybridIndex.load(tmp_path / "idx", embedder, tokens=WhitespaceSpans())
     assert dict(loaded.documents["a"].metadata) == metadata
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_text_holding_a_unicode_line_separator_loads_back_as_saved(tmp_path, embedder, separator):
+    # documents.jsonl keeps these characters raw (ensure_ascii=False) and load split it with
+    # str.splitlines(), which splits on them too: the index saved, then never loaded again
+    doc = Document("a", f"first line{separator}second line", title=f"Title{separator}two")
+    index = HybridIndex(embedder, SentenceChunker(WhitespaceSpans(), 8), CONFIG)
+    index.upsert([doc, Document("b", "plain text")])
+    index.save(tmp_path / "idx")
+    loaded = HybridIndex.load(tmp_path / "idx", embedder, tokens=WhitespaceSpans())
+    assert loaded.documents["a"] == doc
+    assert [c.text for c in loaded.chunks.values()] == [c.text for c in index.chunks.values()]
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("documents.jsonl", "{not json"),
+        ("documents.jsonl", '{"title": "no doc_id"}'),
+        ("documents.jsonl", '{"doc_id": " ", "text": "an id Document refuses"}'),
+        ("chunks.jsonl", '{"chunk_id": "a#0", "doc_id": "a"}'),
+        ("chunks.jsonl", "[1, 2]"),
+    ],
+)
+def test_a_row_that_does_not_parse_is_corrupt_and_names_its_file(saved, embedder, name, line):
+    # such a file passed its checksum (the manifest was written for it), then load raised a bare
+    # JSONDecodeError, KeyError or DocumentError that named no file
+    path = saved / name
+    path.write_bytes(path.read_bytes() + line.encode() + b"\n")
+    manifest = json.loads((saved / "manifest.json").read_text())
+    manifest["files"][name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match=rf"{name}, line \d+, cannot be read"):
+        HybridIndex.load(saved, embedder, tokens=WhitespaceSpans())
 
 
 def test_an_index_saved_empty_takes_documents_after_loading(tmp_path, docs, embedder):
