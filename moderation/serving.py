@@ -79,8 +79,9 @@ class CompiledScorer:
 
     def scores(self, text: str, *, normalised: bool = False) -> dict[str, float]:
         """Calibrated probability per label for one text (``normalised``: already canonical)."""
-        if not self.compiled:
-            return {k: float(v[0]) for k, v in self.model.predict_proba([text]).items()}
+        if not self.compiled:  # pass the flag on: normalising twice changes text (h.4.t.e)
+            probs = self.model.predict_proba([text], prepared=normalised)
+            return {k: float(v[0]) for k, v in probs.items()}
         if self.model.config.normalise and not normalised:
             text = normalise(text)
         columns, values = [], []

@@ -1,7 +1,9 @@
 import copy
 import sys
 import unicodedata
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import regex
 
@@ -15,6 +17,8 @@ from moderation.pipeline import (
     validate_text,
 )
 from moderation.policy import ALLOW
+
+from .conftest import make_corpus
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +211,42 @@ def test_one_text_is_not_a_batch(moderator, texts):
 
     with pytest.raises(InvalidTextError, match="sequence of texts"):
         moderator.moderate_batch(texts)
+
+
+class _RecordingEmbedder:
+    """A tiny deterministic ``Embedder`` that remembers every text it was given."""
+
+    def __init__(self):
+        self.seen = []
+
+    def encode(self, texts):
+        self.seen.extend(texts)
+        return np.array([[len(t) % 7, t.count("o")] for t in texts], dtype=float) / 10
+
+
+@pytest.mark.parametrize("identity_guard", [False, True])
+def test_sync_matches_batch_on_a_model_the_compiled_scorer_cannot_handle(
+    small_config, identity_guard
+):
+    # Found by a review: moderate() passed already-normalised text to predict_proba, which
+    # normalised it again; "z.0.r.g" is "z.o.r.g" after one pass and "zorg" after a second.
+    from moderation.classifier import ModerationModel
+    from moderation.pipeline import Moderator
+    from moderation.policy import choose_thresholds
+
+    config = replace(small_config, features="tfidf+embedding")
+    embedder = _RecordingEmbedder()
+    texts, labels, _ = make_corpus(400, seed=1)
+    val_texts, val_labels, _ = make_corpus(600, seed=2)
+    model = ModerationModel(config, embedder)
+    model.fit(texts, {k: v.astype(float) for k, v in labels.items()}, val_texts, val_labels)
+    model.thresholds = choose_thresholds(model.predict_proba(val_texts), val_labels, config)
+    moderator = Moderator(model, identity_guard=identity_guard)
+    assert not moderator.scorer.compiled
+
+    text = "z.0.r.g blarg park"
+    embedder.seen.clear()
+    sync = moderator.moderate(text)
+    assert embedder.seen[0] == model.prepare([text])[0]  # normalised once, as in training
+    batch = moderator.moderate_batch([text, "sunny day walk park"])[0]
+    assert (sync.path, sync.label, sync.scores) == (batch.path, batch.label, batch.scores)
