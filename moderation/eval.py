@@ -3,7 +3,8 @@
 One function per question the issue asks, each returning plain dicts or named results:
 
 * :func:`train` fits a model on a seeded split, tunes the 3-class hate cut and the routing
-  thresholds on validation (never on test).
+  thresholds on validation (never on test; importance-weighted to ``config.deployment_prior``
+  when the config names one).
 * :func:`evaluate_seed` scores the test split: the paper's 3-class weighted and per-class
   P/R/F1 (decoded with the tuned hate cut, and with argmax-like 0.5 cuts for reference), per-label
   PR-AUC / ROC-AUC on the multi-label view, ECE before/after calibration with the reliability
@@ -126,7 +127,13 @@ def train(
     embedder: Embedder | None = None,
     split: Split | None = None,
 ) -> Trained:
-    """Fit on the seed's train split; tune the hate cut and routing thresholds on validation."""
+    """Fit on the seed's train split; tune the hate cut and routing thresholds on validation.
+
+    With ``config.deployment_prior`` the probabilities are shifted to it and the thresholds
+    chosen on validation importance-weighted to it, exactly as :func:`with_deployment_prior`
+    chooses them. (The shift alone is monotone, so unweighted thresholds would pick the same
+    items as at Davidson's prior and auto-action text the model scores a few percent.)
+    """
     split = split or stratified_split(data.y3, seed)
     tr, va = data.subset(split.train), data.subset(split.val)
     targets = tr.soft if config.soft_labels else {k: v.astype(float) for k, v in tr.hard.items()}
@@ -134,7 +141,7 @@ def train(
     model.fit(tr.texts, {k: targets[k] for k in LABELS}, va.texts, va.hard)
     val_probs = model.predict_proba(va.texts)
     model.hate_threshold = tune_hate_threshold(val_probs["hate"], val_probs["offensive"], va.y3)
-    thresholds = choose_thresholds(val_probs, va.hard, config)
+    thresholds = _thresholds_at_prior(model, val_probs, va)
     model.thresholds = thresholds
     return Trained(model, thresholds, split, val_probs)
 

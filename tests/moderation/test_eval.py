@@ -108,3 +108,27 @@ def test_speed_helpers_return_plain_figures(synthetic):
     assert ev.batch_throughput(trained.moderator(), data.texts[:100]) > 0
     queue = ev.queue_throughput(n_items=20)
     assert queue["n_items"] == 20 and queue["claim_decide_per_s"] > 0
+
+
+def test_train_with_a_configured_deployment_prior_chooses_thresholds_at_that_prior(small_config):
+    # Found by a review: train() shifted the probabilities to config.deployment_prior but chose
+    # the thresholds unweighted; the shift is monotone, so it auto-actioned the same items as at
+    # the training prior, now at p = 0.01-0.03. It must choose them as with_deployment_prior does.
+    from moderation.policy import choose_thresholds
+
+    prior = {"offensive": 0.1, "hate": 0.01}
+    texts, _, y3 = make_corpus(1500, seed=11)
+    rng = np.random.default_rng(0)  # 20 % of the classes redrawn: the model cannot be perfect
+    y3 = np.where(rng.random(len(y3)) < 0.2, rng.integers(0, 3, len(y3)), y3)
+    labels = {"hate": (y3 == 0).astype(int), "offensive": (y3 <= 1).astype(int)}
+    soft = {k: v.astype(float) for k, v in labels.items()}
+    data = LabelledData(texts, y3, labels, soft, np.zeros(len(texts), dtype=bool))
+
+    configured = ev.train(data, seed=0, config=replace(small_config, deployment_prior=prior))
+    served = ev.with_deployment_prior(ev.train(data, seed=0, config=small_config), data, prior)
+    assert configured.thresholds == served.thresholds
+    assert configured.model.thresholds == served.thresholds
+    assert configured.model.hate_threshold == served.model.hate_threshold
+    va = data.subset(configured.split.val)
+    unweighted = choose_thresholds(configured.val_probs, va.hard, configured.model.config)
+    assert configured.thresholds != unweighted
