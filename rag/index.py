@@ -61,8 +61,8 @@ from evals.files import exclusive_lock
 from rag.bm25 import BM25Index, Tokenizer
 from rag.chunking import Chunk, Chunker, HFTokenSpans, TokenSpans, make_chunker
 from rag.config import RagConfig
-from rag.dense import DenseIndex, Embedder, EmbeddingCache, same_model
-from rag.documents import Document, check_unique, corpus_checksum
+from rag.dense import DenseIndex, Embedder, EmbeddingCache, same_model, texts_checksum
+from rag.documents import Document, check_unique
 from rag.errors import (
     ConfigError,
     IndexCorruptError,
@@ -179,8 +179,11 @@ class HybridIndex:
         new_chunks = [c for d in versioned for c in self.chunker.chunk(d)]
         texts = [c.text for c in new_chunks]
         if cache is not None:
+            # keyed by the exact texts embedded: a chunker that cuts elsewhere under the same
+            # name (a new TokenSpans, session 32's word-boundary windows) can never be served
+            # the vectors of the old chunks
             key = EmbeddingCache.key(
-                self.embedder.model_id, self.chunker.name, corpus_checksum(versioned)
+                self.embedder.model_id, self.chunker.name, texts_checksum(texts)
             )
             dim = None if self.dense is None else self.dense.dim  # a cached entry must fit
             vecs = cache.get_or_compute(key, texts, self.embedder, dim=dim, progress=progress)

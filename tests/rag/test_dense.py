@@ -1,10 +1,11 @@
 import io
+import re
 import threading
 
 import numpy as np
 import pytest
 
-from rag.dense import DenseIndex, EmbeddingCache
+from rag.dense import DenseIndex, EmbeddingCache, texts_checksum
 from rag.errors import ConfigError
 
 
@@ -122,13 +123,13 @@ def test_an_embedding_cache_file_of_another_width_is_a_miss_when_the_width_is_kn
 def test_an_index_update_misses_a_cache_entry_of_another_width(tmp_path, docs, embedder):
     from rag.chunking import make_chunker
     from rag.config import RagConfig
-    from rag.documents import corpus_checksum
     from rag.index import HybridIndex
 
     index = HybridIndex(embedder, make_chunker("document"), RagConfig(chunker="document"))
     index.upsert(docs[:2])
     cache = EmbeddingCache(tmp_path)
-    key = EmbeddingCache.key(embedder.model_id, "document", corpus_checksum(docs[2:]))
+    texts = [d.content for d in docs[2:]]  # the document chunker's chunks
+    key = EmbeddingCache.key(embedder.model_id, "document", texts_checksum(texts))
     cache.put(key, np.ones((3, 7), np.float32))  # rows match, width does not (another model)
     index.upsert(docs[2:], cache=cache)
     assert embedder.calls == 2 and index.dense.vectors.shape == (5, 64)
@@ -163,6 +164,56 @@ def test_new_weights_in_the_same_model_folder_miss_the_embedding_cache(
     index.upsert(docs, cache=cache)
     assert model.calls == 2  # a miss: embedded by the new weights
     np.testing.assert_array_equal(index.dense.vectors, model.encode([d.content for d in docs]))
+
+
+def test_texts_checksum_tells_apart_lists_that_join_to_the_same_string():
+    lists = [["ab"], ["a", "b"], ["b", "a"], ["a\nb"], ["a", "", "b"], [], [""]]
+    assert len({texts_checksum(texts) for texts in lists}) == len(lists)
+
+
+class LongWordsInPieces:
+    """Token spans in which a word longer than 12 characters is four pieces, as WordPiece cuts
+    a rare word: another tokenizer than WhitespaceSpans, under the same chunker name."""
+
+    def __call__(self, text):
+        spans = []
+        for match in re.finditer(r"\S+", text):
+            start, end = match.span()
+            if end - start <= 12:
+                spans.append((start, end))
+                continue
+            q = (end - start) // 4
+            spans += [(start + i * q, start + (i + 1) * q) for i in range(3)] + [
+                (start + 3 * q, end)
+            ]
+        return spans
+
+
+def test_a_chunker_that_cuts_elsewhere_under_the_same_name_misses_the_embedding_cache(
+    tmp_path, embedder
+):
+    # the cache was keyed by (model, chunker name, documents): session 32 moved the tokens
+    # chunker's cuts without renaming it, and a re-index with the same number of chunks was
+    # served the old chunks' vectors for its new chunk texts
+    from rag.chunking import SentenceChunker, WhitespaceSpans
+    from rag.config import RagConfig
+    from rag.documents import Document
+    from rag.index import HybridIndex
+
+    doc = Document("d", "Pneumonoultramicroscopic. Cats purr. Dogs bark loudly.")
+    cache, config = EmbeddingCache(tmp_path), RagConfig(chunker="sentences")
+    before = HybridIndex(embedder, SentenceChunker(WhitespaceSpans(), 5), config)
+    before.upsert([doc], cache=cache)
+    after = HybridIndex(embedder, SentenceChunker(LongWordsInPieces(), 5), config)
+    after.upsert([doc], cache=cache)
+    assert before.chunker.name == after.chunker.name and len(after.chunks) == len(before.chunks)
+    texts = [c.text for c in after.chunks.values()]
+    assert texts != [c.text for c in before.chunks.values()]  # the same count, cut elsewhere
+    np.testing.assert_array_equal(after.dense.vectors, embedder.encode(texts))
+    again = HybridIndex(embedder, SentenceChunker(LongWordsInPieces(), 5), config)
+    calls = embedder.calls
+    again.upsert([doc], cache=cache)
+    assert embedder.calls == calls  # the same texts again: a hit
 
 
 @pytest.mark.slow
