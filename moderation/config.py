@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from moderation.errors import ConfigError
 
-__all__ = ["DEPLOYMENT_PRIOR", "ModerationConfig"]
+__all__ = ["DEPLOYMENT_PRIOR", "MAX_LEASE_SECONDS", "ModerationConfig"]
 
 _CALIBRATIONS = ("isotonic", "sigmoid", "none")
 
@@ -20,6 +20,11 @@ _CALIBRATIONS = ("isotonic", "sigmoid", "none")
 # has 9.6 % "toxic" and 0.9 % "identity_hate" comments; we round to 10 % and 1 %. A platform
 # should measure its own shares (e.g. by labelling a uniform sample of traffic).
 DEPLOYMENT_PRIOR: dict[str, float] = {"offensive": 0.10, "hate": 0.01}
+
+# The longest claim lease: a day. A lease that never expires (inf) would lock an item for good
+# once its reviewer walks away, and a JSON line cannot hold the infinite expiry time.
+MAX_LEASE_SECONDS: float = 86_400.0
+
 _FEATURES = ("tfidf", "embedding", "tfidf+embedding")
 
 
@@ -68,7 +73,8 @@ class ModerationConfig:
 
     # --- review queue ---
     severity: dict[str, float] = field(default_factory=_default_severity)
-    lease_seconds: float = 300.0  # a claim expires after this; the item returns to the queue
+    # a claim expires after this (at most MAX_LEASE_SECONDS, a day); the item returns to the queue
+    lease_seconds: float = 300.0
 
     seed: int = 0  # the split seed this model was trained on (train() takes it too), kept with it
 
@@ -107,8 +113,11 @@ class ModerationConfig:
         whole = isinstance(self.max_chars, int) and not isinstance(self.max_chars, bool)
         if not (whole and self.max_chars >= 1):
             raise ConfigError(f"max_chars must be a whole number >= 1, got {self.max_chars!r}")
-        if not (self.lease_seconds > 0):
-            raise ConfigError(f"lease_seconds must be > 0, got {self.lease_seconds}")
+        if not 0 < self.lease_seconds <= MAX_LEASE_SECONDS:  # also refuses nan and inf
+            raise ConfigError(
+                f"lease_seconds must be > 0 and at most MAX_LEASE_SECONDS ({MAX_LEASE_SECONDS:g}, "
+                f"one day), got {self.lease_seconds}"
+            )
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (for benchmark records and saved models)."""

@@ -22,10 +22,11 @@ opens its own.
 the model is least sure about (where a human label teaches the model most) to rank with sure ones.
 Appeals get ``2 * S * R`` (``p = 1``, ``U = 1``): a contested decision is maximally uncertain.
 
-**Leases.** ``claim`` atomically gives the top item to one reviewer until ``now + lease_seconds``;
-nobody else can claim it meanwhile, an expired lease returns the item to the queue, and ``decide``
-requires the caller's live lease. **No double decisions**: ``decisions.item_id`` is a primary key,
-so even a bug in the checks above cannot store two decisions for one item.
+**Leases.** ``claim`` atomically gives the top item to one reviewer until ``now + lease_seconds``
+(finite, at most ``config.MAX_LEASE_SECONDS``: a day); nobody else can claim it meanwhile, an
+expired lease returns the item to the queue, and ``decide`` requires the caller's live lease.
+**No double decisions**: ``decisions.item_id`` is a primary key, so even a bug in the checks
+above cannot store two decisions for one item.
 
 **Appeals.** A decided item can be appealed once. The appeal is a new queue item that the original
 reviewer can never claim (``excluded_reviewer``); its claim carries the user's reason and the
@@ -80,7 +81,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from moderation.config import ModerationConfig
+from moderation.config import MAX_LEASE_SECONDS, ModerationConfig
 from moderation.errors import (
     AlreadyDecidedError,
     AppealError,
@@ -304,8 +305,12 @@ class ReviewQueue:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
-        if not lease_seconds > 0:  # also refuses nan, for which every comparison is false
-            raise QueueError(f"lease_seconds must be > 0, got {lease_seconds!r}")
+        # also refuses nan (every comparison is false) and inf (the item would never come back)
+        if not 0 < lease_seconds <= MAX_LEASE_SECONDS:
+            raise QueueError(
+                f"lease_seconds must be > 0 and at most MAX_LEASE_SECONDS ({MAX_LEASE_SECONDS:g}, "
+                f"one day), got {lease_seconds!r}"
+            )
         whole = isinstance(max_chars, int) and not isinstance(max_chars, bool)
         if not (whole and max_chars >= 1):
             raise QueueError(f"max_chars must be a whole number >= 1, got {max_chars!r}")

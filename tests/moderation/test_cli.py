@@ -78,6 +78,17 @@ def test_queue_lease_comes_from_the_flag(tmp_path, capsys):
     assert code == 0 and before + 4 < out["lease_expires_at"] < time.time() + 6
 
 
+def test_an_infinite_lease_is_refused_with_one_error_line(tmp_path, capsys):
+    # Found by a review: "--lease-seconds inf" printed "lease_expires_at": Infinity (not JSON)
+    # and the item never came back to the queue.
+    db = str(tmp_path / "q.sqlite")
+    _run(capsys, "queue", "--db", db, "enqueue", "t", "--label", "hate", "--score", "0.5")
+    for lease in ("inf", "1e400"):
+        code, out = _run(capsys, "queue", "--db", db, "--lease-seconds", lease, "next",
+                         "--reviewer", "a")  # fmt: skip
+        assert code == 2 and out.startswith("error: lease_seconds") and out.count("\n") == 1
+
+
 def test_classify_with_a_saved_model(trained_model, tmp_path, capsys):
     path = tmp_path / "m.pkl"
     trained_model.save(path)

@@ -22,6 +22,8 @@ NAN = math.nan
         ("max_chars", True),
         ("lease_seconds", NAN),
         ("lease_seconds", 0),
+        ("lease_seconds", math.inf),  # found by a review: it locked a claimed item forever
+        ("lease_seconds", 86_401.0),
         ("C", NAN),
         ("C", 0),
         ("child_C", NAN),

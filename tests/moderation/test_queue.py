@@ -409,6 +409,15 @@ def test_lease_must_be_positive(tmp_path):
         ReviewQueue(tmp_path / "q.sqlite", lease_seconds=0)
 
 
+@pytest.mark.parametrize("lease", [math.inf, float("1e400"), math.nan, 86_400.5, -1.0])
+def test_a_lease_that_is_not_finite_or_longer_than_a_day_is_refused(tmp_path, lease):
+    # Found by a review: an infinite lease was accepted and locked the claimed item forever.
+    with pytest.raises(QueueError, match="lease_seconds must be > 0 and at most"):
+        ReviewQueue(tmp_path / "q.sqlite", lease_seconds=lease)
+    with ReviewQueue(tmp_path / "q.sqlite", lease_seconds=86_400) as q:  # a day is the limit
+        assert q.lease_seconds == 86_400
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
