@@ -43,7 +43,9 @@ nothing visible in it is refused. A queue file of an older schema (``PRAGMA user
 ids as spelled; 1: only format characters dropped) has its routing fields (lease owners,
 appeals' excluded reviewers) folded again when it is opened; decisions and the audit log keep
 the names as they were written, and an appeal folds the decider's name it copies from them. A
-file written by a newer schema version is refused rather than guessed at.
+file written by a newer schema version is refused rather than guessed at, and so is another
+application's database (any table that is not the queue's, or a queue table of other columns),
+before anything is written to it.
 
 **Bad input is refused before anything is written**: a label outside the severity table, a score
 that is not a probability in [0, 1] (a bool or a string is not one), a negative or out-of-range
@@ -152,6 +154,23 @@ CREATE TABLE IF NOT EXISTS audit_log (
     details  TEXT NOT NULL
 );
 """
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+
+
+def _schema_columns() -> dict[str, set[str]]:
+    """Table name -> column names, as :data:`SCHEMA` creates them (read from a scratch copy)."""
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.executescript(SCHEMA)
+        tables = [
+            row[0] for row in scratch.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        return {t: _columns(scratch, t) for t in tables}
+    finally:
+        scratch.close()
 
 
 def risk_priority(severity: float, p: float, reach: int = 0) -> float:
@@ -335,7 +354,10 @@ class ReviewQueue:
             raise QueueError(f"cannot open review queue {self.path}: {exc}") from None
         self._db.row_factory = sqlite3.Row
         try:
-            self._schema_version()  # a newer file is refused before WAL mode changes its header
+            # Refusals come before WAL mode rewrites the file's header: a newer schema, or
+            # another application's database (a mistyped --db) that must be left as it was.
+            self._schema_version()
+            self._check_tables()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -363,6 +385,33 @@ class ReviewQueue:
                 f"code's {SCHEMA_VERSION}: open it with the version that wrote it"
             )
         return version
+
+    def _check_tables(self) -> None:
+        """QueueError unless every table in the file is one of the queue's, with its columns.
+
+        An empty file becomes a queue; one that holds anything else is some other application's
+        database, and creating the queue's tables in it (or failing half-way, on a
+        ``review_items`` of its own) would change a file that is not ours.
+        """
+        found = {
+            name: _columns(self._db, name)
+            for (name,) in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        expected = _schema_columns()
+        foreign = sorted(name for name in found if name not in expected)
+        changed = sorted(
+            name for name in found if name in expected and found[name] != expected[name]
+        )
+        if foreign or changed:
+            what = [f"table(s) {', '.join(foreign)} that are not the queue's"] if foreign else []
+            what += [f"a {name} table whose columns are not the queue's" for name in changed]
+            raise QueueError(
+                f"cannot open review queue {self.path}: the database holds {'; '.join(what)} "
+                f"(the queue's tables are {', '.join(expected)}). Is it another application's "
+                "file? It was left unchanged"
+            )
 
     def _migrate(self) -> None:
         """Bring a file written by an older schema version up to ``SCHEMA_VERSION``."""

@@ -331,6 +331,29 @@ def test_a_queue_from_a_newer_schema_is_refused_untouched(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.sqlite"]
 
 
+@pytest.mark.parametrize(
+    ("ddl", "message"),
+    [
+        ("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)", "orders that are not"),
+        ("CREATE TABLE review_items (id INTEGER PRIMARY KEY, stars INTEGER)", "a review_items"),
+    ],
+)
+def test_another_applications_database_is_refused_and_left_unchanged(tmp_path, ddl, message):
+    # Found by a review: a mistyped --db was adopted (the queue's tables created in it, WAL mode
+    # switched on), or refused only after WAL mode had rewritten the file's header.
+    path = tmp_path / "app.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(ddl)
+    db.execute("INSERT INTO " + ddl.split()[2] + " VALUES (1, 9)")
+    db.commit()
+    db.close()
+    before = path.read_bytes()
+    with pytest.raises(QueueError, match=f"cannot open review queue .*{message}.*left unchanged"):
+        ReviewQueue(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.sqlite"]
+
+
 def test_an_in_memory_or_temporary_queue_works():
     for path in (":memory:", ""):  # "" is SQLite's private temporary database
         with ReviewQueue(path) as q:
