@@ -29,16 +29,23 @@ RERANKER_FILE = "reranker.json"
 
 def _load_documents(path: str):
     from evals.sources import DATASETS
-    from rag.documents import documents_from_beir, documents_from_folder, is_beir_folder
+    from rag.documents import (
+        documents_from_beir,
+        documents_from_folder,
+        is_beir_folder,
+        read_beir_corpus,
+    )
     from rag.errors import DocumentError
 
     beir_names = sorted(
         name for name, spec in DATASETS.items() if any("corpus" in f.name for f in spec.files)
     )
-    if is_beir_folder(path) or path in beir_names:  # a BEIR folder or a dataset name ("scifact")
+    if path in beir_names:  # a registered dataset name ("scifact"): its files are verified
         from evals.datasets import load_beir
 
         return documents_from_beir(load_beir(path, split="test").corpus)
+    if is_beir_folder(path):  # indexing reads the corpus alone: no queries or qrels needed
+        return documents_from_beir(read_beir_corpus(path))
     if not Path(path).is_dir():
         raise DocumentError(
             f"{path!r} is neither a folder of .md/.txt files, a BEIR folder, nor a BEIR dataset "

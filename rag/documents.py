@@ -6,16 +6,19 @@ citation can be traced back to the exact span of the source.
 
 Two sources are supported:
 
-* a BEIR-format folder (``corpus.jsonl[.gz]``, ``queries.jsonl``, ``qrels/*.tsv``), read through the
-  shared loader :func:`evals.datasets.load_beir` (which verifies known datasets' checksums);
+* a BEIR-format folder: :func:`read_beir_corpus` reads its ``corpus.jsonl[.gz]`` alone, since
+  indexing needs no queries or qrels, and a registered dataset name (``scifact``) goes through
+  the shared loader :func:`evals.datasets.load_beir`, which verifies its checksums;
 * a folder of ``.txt`` / ``.md`` files: the path relative to the folder is the id, the first
   markdown heading (or the file name) the title.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +124,44 @@ def documents_from_beir(corpus: Mapping[str, Mapping[str, str]]) -> list[Documen
         if title.strip() or text.strip():
             docs.append(Document(doc_id=str(doc_id), title=title, text=text))
     return docs
+
+
+def read_beir_corpus(folder: str | Path) -> dict[str, dict[str, str]]:
+    """The ``corpus`` dict of a BEIR folder (``{doc_id: {"title", "text"}}``), from its
+    ``corpus.jsonl`` or ``corpus.jsonl.gz`` alone.
+
+    :func:`evals.datasets.load_beir` also wants ``queries.jsonl`` and ``qrels/test.tsv``, so a
+    folder of your own documents (a corpus and nothing else) or a dataset judged only on ``dev``
+    could not be indexed. A line that is not a JSON object with an ``_id`` is a
+    :class:`DocumentError` naming the file and the line.
+    """
+    from evals.datasets import beir_corpus_file
+
+    path = beir_corpus_file(Path(folder))
+    if path is None:
+        raise DocumentError(f"{folder} holds no corpus.jsonl or corpus.jsonl.gz")
+    corpus, line_no = {}, 0
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
+            for line_no, raw in enumerate(f, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw.decode("utf-8"))
+                    title, text = row.get("title") or "", row.get("text") or ""
+                    if not isinstance(title, str) or not isinstance(text, str):
+                        raise TypeError("title and text must be strings")
+                    corpus[str(row["_id"])] = {"title": title, "text": text}
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise DocumentError(
+                        f"{path}, line {line_no}, is not a BEIR corpus record "
+                        f'({{"_id": ..., "title": ..., "text": ...}}): {type(exc).__name__}: {exc}'
+                    ) from exc
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DocumentError(
+            f"{path} cannot be read (damaged or cut short after line {line_no}): {exc}"
+        ) from exc
+    return corpus
 
 
 def _markdown_title(text: str) -> str:

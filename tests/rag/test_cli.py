@@ -106,6 +106,27 @@ def test_bad_sources_are_one_line_errors(built, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: dataset")
 
 
+@pytest.mark.parametrize("extra", ["corpus only", "judged on dev"])
+def test_index_reads_a_beir_folder_from_its_corpus_alone(built, tmp_path, capsys, extra):
+    # it went through load_beir, which wants queries.jsonl and qrels/test.tsv: "is this a BEIR
+    # folder?" for a corpus of one's own, or for a dataset judged only on its dev split
+    corpus = {
+        "tea": {"title": "Green tea", "text": "Green tea contains catechins and caffeine."},
+        "bike": {"title": "Bicycles", "text": "A bicycle chain needs oil every month."},
+    }
+    folder = write_beir_folder(tmp_path / "beir", corpus, {"q1": "tea"}, {}, splits=("dev",))
+    if extra == "corpus only":
+        (folder / "queries.jsonl").unlink()
+        (folder / "qrels" / "dev.tsv").unlink()
+    index, cache = tmp_path / "idx", str(built.parent / "c")
+    assert main(["index", str(folder), "--index", str(index), "--cache-dir", cache]) == 0
+    assert "indexed 2 documents" in capsys.readouterr().out
+    assert (
+        main(["search", "chain oil", "--index", str(index), "--cache-dir", cache, "-k", "1"]) == 0
+    )
+    assert capsys.readouterr().out.splitlines()[1].split()[2] == "bike"
+
+
 def test_a_reranker_needs_qrels_for_this_index(built, capsys):
     # the index holds three notes; SciFact's train qrels point at none of them
     assert main(["train-reranker", "--index", str(built), "--dataset", "scifact"]) == 2

@@ -1,0 +1,56 @@
+"""Documents and their loaders: BEIR corpus files, and what a Document refuses."""
+
+import gzip
+
+import pytest
+
+from evals.datasets import load_beir
+from rag.documents import documents_from_beir, read_beir_corpus
+from rag.errors import DocumentError
+from tests.beir_folder import write_beir_folder
+
+CORPUS = {
+    "d1": {"title": "Green tea", "text": "Green tea contains catechins."},
+    "d2": {"text": "A bicycle chain needs oil."},  # no title, as in some real corpora
+    "d3": {"title": "Moon", "text": "The Moon orbits the Earth\u2028every 27 days."},
+}
+
+
+def test_the_corpus_reads_as_load_beir_reads_it(tmp_path):
+    folder = write_beir_folder(tmp_path / "full", CORPUS, {"q1": "tea"}, {"q1": {"d1": 1}})
+    assert read_beir_corpus(folder) == load_beir(folder, split="test").corpus
+
+
+def test_a_corpus_alone_is_enough_plain_or_gzipped(tmp_path):
+    # indexing went through load_beir, which also wants queries.jsonl and qrels/test.tsv
+    folder = write_beir_folder(tmp_path / "full", CORPUS, {"q1": "tea"}, {"q1": {"d1": 1}})
+    expected = read_beir_corpus(folder)
+    plain, gzipped = tmp_path / "plain", tmp_path / "gzipped"
+    plain.mkdir(), gzipped.mkdir()
+    (plain / "corpus.jsonl").write_bytes((folder / "corpus.jsonl").read_bytes())
+    (gzipped / "corpus.jsonl.gz").write_bytes(gzip.compress((folder / "corpus.jsonl").read_bytes()))
+    assert read_beir_corpus(plain) == read_beir_corpus(gzipped) == expected
+    assert [d.doc_id for d in documents_from_beir(read_beir_corpus(plain))] == ["d1", "d2", "d3"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"_id": "d1", "text": "ok"}\n{not json\n', "line 2, is not a BEIR corpus record"),
+        (b'{"text": "no id"}\n', "line 1, is not a BEIR corpus record.*KeyError"),
+        (b'["a", "list"]\n', "line 1, is not a BEIR corpus record"),
+        (b'{"_id": "d1", "title": 7, "text": "x"}\n', "title and text must be strings"),
+        (b'{"_id": "d1", "text": "caf\xe9"}\n', "line 1, is not a BEIR corpus record"),
+    ],
+)
+def test_a_bad_corpus_line_is_a_document_error_naming_the_line(tmp_path, content, message):
+    (tmp_path / "corpus.jsonl").write_bytes(content)
+    with pytest.raises(DocumentError, match=message):
+        read_beir_corpus(tmp_path)
+
+
+def test_a_damaged_gzip_corpus_is_a_document_error(tmp_path):
+    data = gzip.compress(b'{"_id": "d1", "text": "ok"}\n' * 1000)
+    (tmp_path / "corpus.jsonl.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DocumentError, match=r"corpus\.jsonl\.gz cannot be read"):
+        read_beir_corpus(tmp_path)
