@@ -56,8 +56,8 @@ _RANGES = {
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """Thresholds for drift, performance and the action policies (all windows are counted in
-    serving windows, e.g. weeks)."""
+    """Thresholds for drift, performance and the action policies (windows are counted in serving
+    windows, e.g. weeks, except ``rollback_watch``, which counts labelled windows)."""
 
     # --- data drift (per feature, Evidently's semantics) ---
     engine: str = (
@@ -96,7 +96,9 @@ class MonitorConfig:
     patience: int = 2  # hysteresis: a rule must hold this many labelled windows in a row
     cooldown: int = 3  # windows after an action during which no new rollback/retrain starts
     rollback_margin: float = 0.10  # roll back if the new model's MAE exceeds the previous by 10%
-    rollback_watch: int = 4  # windows after a deployment during which the previous model shadows
+    # Labelled windows on which the previous model is scored after a deployment: it shadows
+    # rollback_watch + label_delay serving windows. Below ``patience``, no rollback can fire.
+    rollback_watch: int = 4
     promote_margin: float = 0.02  # a candidate must beat the serving MAE by 2% to be promoted
     promote_patience: int = 1  # labelled shadow windows a candidate must win (a full window each)
     retrain_windows: int = 4  # labelled windows of recent data a retrain learns from

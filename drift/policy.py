@@ -9,6 +9,9 @@ loop needs (the same ideas as a thermostat's dead band and an autoscaler's stabi
 - **cool-down**: after a rollback, retrain or promotion, no new rollback or retrain starts for
   ``cooldown`` windows, so the system observes the effect of its last action before the next one.
 
+A hysteresis counter keeps counting while its action is held back (by the cool-down or by a pending
+candidate, below), so a rule whose condition held throughout acts on the first window it may.
+
 Rules, in the order they are consulted:
 
 1. ``quality_gate``: a data-quality incident in the window -> ``quarantine``. Fix the pipeline, not
@@ -18,7 +21,12 @@ Rules, in the order they are consulted:
 3. ``promote``: a candidate (a retrained model running as a shadow) beats the serving model on
    recent labelled windows by ``promote_margin`` -> ``promote``; if it loses -> ``discard``.
 4. ``retrain``: the serving model's error stays above its baseline (concept drift) -> ``retrain``
-   a candidate on recent labelled data. It never serves directly: it must win rule 3 first.
+   a candidate on recent labelled data. It never serves directly: it must win rule 3 first. Held
+   back while a rollback is being considered (the previous model is still being scored), and
+   while a candidate is *pending*: shadowing, but its first shadow window not yet labelled. A
+   candidate is judged only on windows it shadowed, so with labels ``label_delay`` windows late it
+   has no score for ``label_delay`` windows; a retrain then would replace it unscored, and under
+   concept drift a loop whose labels lag the cool-down would retrain for ever and promote nothing.
 5. ``drift_alert``: inputs or predictions drifted but no label evidence of harm (yet) ->
    ``investigate`` (alert only: drift alone is not a reason to change a model).
 
@@ -52,7 +60,8 @@ class Evidence:
 
     ``performance`` is None until labels for some window arrive; ``shadows`` maps a shadow role
     ("previous": the model served before the last deployment, "candidate": a retrained model) to
-    its score on the same labelled window.
+    its score on the same labelled window. ``pending_candidate`` is the version of a candidate that
+    is shadowing but has no score here (the labelled window predates it): rule 4 waits for it.
     """
 
     window: int
@@ -60,6 +69,7 @@ class Evidence:
     labelled_window_quality_ok: bool = True
     performance: PerformanceCheck | None = None
     shadows: dict[str, ShadowScore] = field(default_factory=dict)
+    pending_candidate: str | None = None
     data_drift: bool = False
     drifted_features: tuple[str, ...] = ()
     prediction_drift: bool = False
@@ -184,11 +194,12 @@ class PolicyEngine:
                     )
                 )
             return decisions
-        # 4. retrain on sustained concept drift (never while a rollback is being considered).
+        # 4. retrain on sustained concept drift; never while a rollback is being considered, and
+        # never while a candidate waits for its first labelled window (a retrain would replace it
+        # before it was ever scored). The streak counts on meanwhile, as during a cool-down.
         degraded = (perf.alarm or perf.sequential_alarm) and previous is None
-        if self.retrain_streak.observe(degraded) >= cfg.patience and not self.in_cooldown(
-            ev.window
-        ):
+        held = self.in_cooldown(ev.window) or ev.pending_candidate is not None
+        if self.retrain_streak.observe(degraded) >= cfg.patience and not held:
             self.retrain_streak.count = 0
             self.last_action_window = ev.window
             return [

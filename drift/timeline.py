@@ -2,7 +2,8 @@
 
 This is the production loop in miniature, one iteration per window::
 
-    deploy?  -> the scenario may push a model (registry switch; the old model starts shadowing)
+    deploy?  -> the scenario may push a model (registry switch; the old model starts shadowing,
+                until rollback_watch of its shadow windows have been labelled)
     serve    -> the serving model predicts; every shadow model predicts the same rows
     log      -> predictions go to SQLite with inputs, interval, version and role (a NaN or
                 infinite output is left out of the log, with a warning; more than
@@ -259,7 +260,13 @@ def run_scenario(
                 tracker.rebaseline(baselines[version])
                 deployed_at = w.index
                 deployments.append((w.index, version, w.deploy))
-            if deployed_at is not None and w.index - deployed_at > config.rollback_watch:
+            # The previous model shadows until ``rollback_watch`` of its shadow windows have been
+            # labelled: labels lag ``label_delay`` windows, so it shadows rollback_watch +
+            # label_delay windows. Counted in serving windows alone, a long label delay would end
+            # the watch before the rollback rule had ``patience`` scores, and the bad model would
+            # stay (and then look like concept drift to the retrain rule).
+            watch = config.rollback_watch + config.label_delay
+            if deployed_at is not None and w.index - deployed_at >= watch:
                 shadows.pop("previous", None)
                 deployed_at = None
             serving = registry.serving()
@@ -321,6 +328,7 @@ def run_scenario(
                 labelled_window_quality_ok=quality_ok.get(labelled, True),
                 performance=performance,
                 shadows=scores,
+                pending_candidate=shadows.get("candidate") if "candidate" not in scores else None,
                 data_drift=report.drift.dataset_drift or report.alarms["cusum"],
                 drifted_features=drifted,
                 prediction_drift=report.alarms["prediction"] or report.alarms["uncertainty"],

@@ -123,3 +123,20 @@ def test_a_promotion_starts_the_cooldown():
     for w in (2, 3, 4):
         assert actions(engine.decide(ev(w, 20.0))) == []
     assert actions(engine.decide(ev(5, 20.0))) == ["retrain"]
+
+
+def test_no_retrain_while_a_candidate_waits_for_its_first_labelled_window():
+    """A candidate is scored only on windows it shadowed, so with labels late it has no score for
+    a while. Rule 4 used to fire again as soon as the cool-down ended, and the timeline replaced the
+    unscored candidate: under concept drift nothing was ever promoted (found by a review)."""
+    engine = PolicyEngine(MonitorConfig(patience=1, cooldown=0))
+    assert actions(engine.decide(ev(1, 20.0))) == ["retrain"]
+    for w in (2, 3, 4):  # degraded, out of cool-down, but the candidate v3 is not scored yet
+        assert actions(engine.decide(ev(w, 20.0, pending_candidate="v3"))) == []
+    wins = {"candidate": ShadowScore("v3", 15.0)}
+    assert actions(engine.decide(ev(5, 20.0, shadows=wins))) == ["promote"]
+    # The streak counts on while the retrain is held back, as during a cool-down.
+    engine = PolicyEngine(MonitorConfig(patience=2, cooldown=0))
+    assert actions(engine.decide(ev(1, 20.0, pending_candidate="v3"))) == []
+    assert actions(engine.decide(ev(2, 20.0, pending_candidate="v3"))) == []
+    assert actions(engine.decide(ev(3, 20.0))) == ["retrain"]

@@ -4,6 +4,7 @@ retrains on concept drift, and observe-only mode never changes the model."""
 import numpy as np
 import pytest
 
+from drift.config import MonitorConfig
 from drift.errors import WorkdirError
 from drift.eval import alarms_of, score_actions, score_detection
 from drift.model import DemandModel, Prediction
@@ -125,3 +126,33 @@ def test_a_model_emitting_nan_is_a_quality_incident_not_a_crash(
 
 def _findings(step):
     return {(f.kind, f.column) for f in step.report.quality.findings}
+
+
+def test_a_pending_candidate_is_scored_before_the_next_retrain(bike_data, models, tmp_path):
+    """Labels later than the cool-down (or no cool-down at all): every retrain used to replace
+    the previous, still unscored candidate, so nothing was ever promoted (found by a review)."""
+    scenario = build_scenario("concept_drift", bike_data, n_windows=14, window_rows=200, onset=2)
+    for config in (MonitorConfig(label_delay=4), MonitorConfig(cooldown=0, patience=1)):
+        workdir = tmp_path / f"delay{config.label_delay}"
+        timeline = run_scenario(scenario, models, workdir, config=config)
+        model_actions = [a for _, a in timeline.actions() if a != "quarantine"]
+        assert "promote" in model_actions, (config, timeline.actions())
+        # Each retrain's candidate is promoted or discarded before the next retrain.
+        assert "retrain, retrain" not in ", ".join(model_actions), timeline.actions()
+        registered = ModelRegistry(timeline.registry_root).versions()
+        assert len(registered) == 1 + model_actions.count("retrain")
+
+
+def test_a_bad_deployment_is_rolled_back_when_labels_are_late(bike_data, models, tmp_path):
+    """The previous model stopped shadowing ``rollback_watch`` serving windows after the
+    deployment; with ``label_delay=4`` fewer than ``patience`` of its shadow windows were labelled
+    by then, so the bad model was never rolled back, and was retrained instead (found by a
+    review). It now shadows until ``rollback_watch`` of its windows are labelled."""
+    scenario = build_scenario("bad_deployment", bike_data, n_windows=12, window_rows=200, onset=2)
+    config = MonitorConfig(label_delay=4)
+    timeline = run_scenario(scenario, models, tmp_path / "wd", config=config)
+    assert timeline.actions() == [(2 + 4 + 1, "rollback")]  # labels of windows 2 and 3 arrive
+    assert timeline.steps[-1].serving == "v0001"
+    rollback = timeline.steps[7].decisions[0]
+    assert rollback.evidence["labelled_window"] == 3
+    assert rollback.evidence["previous"] == "v0001"
