@@ -285,6 +285,13 @@ def evidently_drift(
 
     With ``method="evidently_default"`` and no correction, Evidently chooses each test itself;
     otherwise the test and threshold our rule picked are passed to ``ValueDrift`` explicitly.
+
+    Evidently is given what the numpy engine tests, so the two give the same verdict: a value
+    that is not a number (text) or not finite is missing; ``prediction`` is read by position, one
+    value per row (assigning a pandas Series into a frame would align it on the index instead,
+    testing other rows' predictions); and a column, or the prediction, with no finite value on
+    either side is left out of the verdict (the quality check reports it as a null burst), where
+    Evidently would raise a ValueError for the empty column.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
@@ -292,10 +299,24 @@ def evidently_drift(
     config = config or MonitorConfig()
     num = [c for c in numerical if c in current.columns]
     cat = [c for c in categorical if c in current.columns]
+    n_features = len(num + cat)  # the Bonferroni divisor, all-null columns included (as numpy's)
     ref, cur = reference[num + cat].copy(), current[num + cat].copy()
+    for frame in (ref, cur):
+        for name in num + cat:
+            if not pd.api.types.is_numeric_dtype(frame[name]):
+                frame[name] = pd.to_numeric(frame[name], errors="coerce")
+    num = [c for c in num if len(_clean(ref[c])) and len(_clean(cur[c]))]
+    cat = [c for c in cat if len(_clean(ref[c])) and len(_clean(cur[c]))]
     if prediction is not None:
-        ref["prediction"], cur["prediction"] = prediction
-    num_all = [*num, "prediction"] if prediction is not None else num
+        outputs = [np.asarray(p, dtype=float) for p in prediction]
+        if all(np.isfinite(p).any() for p in outputs):
+            ref["prediction"], cur["prediction"] = (
+                np.where(np.isfinite(p), p, np.nan) for p in outputs
+            )
+    num_all = [*num, "prediction"] if "prediction" in cur.columns else num
+    if not num_all + cat:
+        return _verdict([], None, config, engine="evidently")
+    ref, cur = ref[num_all + cat], cur[num_all + cat]
     definition = DataDefinition(numerical_columns=num_all, categorical_columns=cat)
     own_choice = config.method != "evidently_default" or config.correction != "none"
     metrics = []
@@ -305,7 +326,7 @@ def evidently_drift(
             a, b = _clean(ref[name]), _clean(cur[name])
             n_distinct = len(np.unique(np.concatenate([a, b])))
             test = choose_test(kind, len(a), n_distinct, config)
-            n = 1 if name == "prediction" else len(num + cat)
+            n = 1 if name == "prediction" else n_features
             metrics.append(
                 ValueDrift(column=name, method=test, threshold=_threshold(test, n, config))
             )

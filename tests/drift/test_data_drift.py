@@ -88,3 +88,49 @@ def test_numpy_engine_matches_evidently_report(method):
         assert (a.column, a.test, a.drifted) == (b.column, b.test, b.drifted)
         assert a.statistic == pytest.approx(b.statistic, rel=1e-9, abs=1e-12)
     assert ours.prediction.statistic == pytest.approx(theirs.prediction.statistic, rel=1e-9)
+
+
+def _same_verdict(ours, theirs):
+    assert [(c.column, c.test, c.drifted) for c in ours.features] == [
+        (c.column, c.test, c.drifted) for c in theirs.features
+    ]
+    for a, b in zip(ours.features, theirs.features, strict=True):
+        assert a.statistic == pytest.approx(b.statistic, rel=1e-9, abs=1e-12)
+    assert (ours.prediction is None) == (theirs.prediction is None)
+    if ours.prediction is not None:
+        assert ours.prediction.drifted == theirs.prediction.drifted
+        assert ours.prediction.statistic == pytest.approx(theirs.prediction.statistic, rel=1e-9)
+    assert ours.drifted_share == pytest.approx(theirs.drifted_share)
+
+
+def test_evidently_engine_leaves_out_an_all_null_column_or_prediction():
+    """Evidently raised a bare ValueError for an empty column, so ``engine="evidently"`` crashed on
+    exactly the windows the quality gate quarantines (found by a review)."""
+    ref, cur = _frames(30)
+    ref, cur = ref.iloc[:300], cur.iloc[:300]
+    nulls = cur.assign(hum=np.nan)
+    nan_out = (ref["hr"] * 2.0, np.full(len(cur), np.nan))
+    for current, prediction in ((nulls, (ref["hr"] * 2.0, cur["hr"] * 2.0)), (cur, nan_out)):
+        ours = detect_drift(ref, current, prediction=prediction)
+        theirs = evidently_drift(ref, current, prediction=prediction)
+        _same_verdict(ours, theirs)
+    assert "hum" not in {c.column for c in evidently_drift(ref, nulls).features}
+    assert evidently_drift(ref, cur, prediction=nan_out).prediction is None
+    text = cur.assign(hum=cur["hum"].astype(object))
+    text.loc[text.index[:5], "hum"] = "n/a"  # text is missing, as in the numpy engine
+    _same_verdict(detect_drift(ref, text), evidently_drift(ref, text))
+
+
+def test_evidently_engine_reads_predictions_by_position():
+    """A window sliced from a stream keeps its index; predictions made fresh do not. Evidently's
+    engine assigned them into the frame by index label: other rows' predictions, or none at all
+    (found by a review)."""
+    ref, cur = _frames(30)
+    ref, cur = ref.iloc[:300], cur.iloc[300:600]  # index 300..599
+    out = cur["hr"].to_numpy() * 2.0
+    out[:150] *= 3  # half the window: a bad model
+    prediction = (pd.Series(ref["hr"].to_numpy() * 2.0), pd.Series(out))  # index 0..299
+    ours = detect_drift(ref, cur, prediction=prediction)
+    theirs = evidently_drift(ref, cur, prediction=prediction)
+    assert ours.prediction.drifted
+    _same_verdict(ours, theirs)
