@@ -104,7 +104,7 @@ def _manifest_model(index_dir: str) -> str:
 
 def cmd_index(args) -> int:
     from rag.dense import EmbeddingCache
-    from rag.index import HybridIndex, build_chunker, check_save_target, index_folder
+    from rag.index import HybridIndex, build_chunker, check_save_target, index_folder, save_folder
 
     check_save_target(args.index)  # before minutes of embedding, not after
     config = RagConfig(model=args.model, chunker=args.chunker)
@@ -112,12 +112,15 @@ def cmd_index(args) -> int:
     index = HybridIndex(_embedder(config, args), build_chunker(config), config)
     report = index.upsert(docs, cache=EmbeddingCache(args.cache_dir), progress=True)
     had_reranker = (index_folder(args.index) / RERANKER_FILE).exists()
-    index.save(args.index)
+    # looked up before the save: `--index .` swaps the working folder itself, and a relative
+    # path would then name the folder the save just replaced
+    folder = save_folder(args.index)
+    index.save(folder)
     print(
         f"indexed {len(report.added)} documents as {report.chunks_added} chunks "
         f"({index.chunker.name}, {config.model}) -> {args.index}"
     )
-    if had_reranker and not (Path(args.index) / RERANKER_FILE).exists():
+    if had_reranker and not (folder / RERANKER_FILE).exists():
         print(
             f"dropped {RERANKER_FILE} from the index this one replaced: it was trained for "
             "another embedding model or chunker, whose scores this index does not produce; "

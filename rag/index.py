@@ -545,13 +545,16 @@ def _sibling(path: Path, suffix: str) -> Path:
 
 
 def save_folder(path: str | Path) -> Path:
-    """The folder a save to ``path`` swaps: the target of a symlinked ``path``, else ``path``.
+    """The folder a save to ``path`` swaps, as an absolute path: the target of a symlinked
+    ``path``, else ``path``.
 
     The link's target, not the link: renaming the link itself would turn it into a plain folder
-    and strand the target.
+    and strand the target. Absolute, with ``.`` and ``..`` resolved, because the names beside
+    it (``PATH.tmp``, ``PATH.old``, ``PATH.lock``) are made from its last part: ``Path(".")``
+    has none (``--index .`` embedded or trained for minutes, then crashed with a ValueError)
+    and ``idx/..`` would name ``idx/...tmp``.
     """
-    path = Path(path)
-    return path.resolve() if path.is_symlink() else path
+    return Path(path).resolve()
 
 
 @contextmanager
@@ -639,8 +642,7 @@ def index_folder(path: str | Path) -> Path:
     index, read in place. Readers never rename: one running between a writer's two renames
     would make the writer's second rename fail. The next :meth:`HybridIndex.save` tidies up.
     """
-    path = Path(path)
-    folder = path.resolve() if path.is_symlink() else path
+    folder = save_folder(path)  # absolute: `.` and `..` have no name to put `.old` after
     if _interrupted(folder):
         log.warning(
             "an earlier save to %s was interrupted; reading the previous index at %s "
@@ -649,7 +651,7 @@ def index_folder(path: str | Path) -> Path:
             _sibling(folder, "old"),
         )
         return _sibling(folder, "old")
-    return path
+    return folder
 
 
 def recover_interrupted_save(path: str | Path) -> bool:
@@ -659,7 +661,7 @@ def recover_interrupted_save(path: str | Path) -> bool:
     renamed back (the next save cleans ``path.tmp`` up). Only :meth:`HybridIndex.save` calls
     this: readers use :func:`index_folder`, which reads ``path.old`` in place.
     """
-    path = Path(path)
+    path = save_folder(path)
     old = _sibling(path, "old")
     if not _interrupted(path):
         return False

@@ -194,6 +194,21 @@ def test_a_trained_reranker_brings_its_fusion_and_weight(built, tmp_path, capsys
     assert "reranker.json records settings this code cannot serve" in err and "borda" in err
 
 
+def test_index_dot_from_inside_the_index_folder_saves_it(built, tmp_path, monkeypatch, capsys):
+    # `index NOTES --index .` embedded everything, then crashed in save with a ValueError
+    import shutil
+
+    copy, cache = tmp_path / "idx", str(built.parent / "c")
+    shutil.copytree(built, copy)
+    trained_reranker().save(copy / "reranker.json")
+    monkeypatch.chdir(copy)
+    assert main(["index", str(built.parent / "notes"), "--index", ".", "--cache-dir", cache]) == 0
+    assert "kept reranker.json" in capsys.readouterr().out  # looked for in the new folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["idx", "idx.lock"]
+    assert (copy / "reranker.json").exists()
+    assert main(["search", "chain oil", "--index", str(copy), "--cache-dir", cache]) == 0
+
+
 def test_reindexing_keeps_the_reranker_only_for_the_same_model_and_chunker(built, tmp_path, capsys):
     import shutil
 

@@ -475,6 +475,24 @@ index.save(path)
 """
 
 
+@pytest.mark.parametrize(("inside", "spelling"), [(".", "."), ("notes", "..")])
+def test_a_read_modify_write_through_dot_or_dotdot_from_inside_the_index(
+    saved, embedder, monkeypatch, inside, spelling
+):
+    # `--index .` run from inside the index folder: every write did all its work (embedding,
+    # training), then crashed naming PATH.tmp or PATH.lock: "PosixPath('.') has an empty name"
+    from rag.index import writer_lock
+
+    (saved / inside).mkdir(exist_ok=True)
+    monkeypatch.chdir(saved / inside)
+    with writer_lock(spelling):
+        index = HybridIndex.load(spelling, embedder, tokens=WhitespaceSpans())
+        index.upsert([Document("new", "Octopuses have three hearts.")])
+        index.save(spelling)
+    assert "new" in HybridIndex.load(saved, embedder, tokens=WhitespaceSpans()).documents
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["idx", "idx.lock"]
+
+
 def test_a_save_killed_between_its_renames_is_recovered_by_the_next_save(saved, embedder):
     import signal
     import subprocess
