@@ -164,9 +164,13 @@ def _check_endpoint(args) -> None:
 
 def cmd_ask(args) -> int:
     from rag.answer import LLMClientGenerator, RagPipeline
+    from rag.documents import utf8_problem
 
     if not args.question.strip():
         raise ConfigError("question is empty")
+    problem = utf8_problem(args.question)
+    if problem:  # before an LLM server is started, not at the first retrieval
+        raise ConfigError(f"the question holds {problem}")
     check_threshold(args.threshold, "--threshold")  # before the index and the model are loaded
     _check_endpoint(args)
     retriever, threshold = _open(args)

@@ -43,16 +43,28 @@ class Document:
             raise DocumentError(f"doc_id must be a non-empty string, got {self.doc_id!r}")
         if not isinstance(self.text, str) or not isinstance(self.title, str):
             raise DocumentError("title and text must be strings", doc_id=self.doc_id)
+        for name in ("doc_id", "title", "text"):
+            problem = utf8_problem(getattr(self, name))
+            if problem:
+                raise DocumentError(
+                    f"document {self.doc_id!r}: its {name} holds {problem}", doc_id=self.doc_id
+                )
         if not (self.text.strip() or self.title.strip()):
             raise DocumentError(f"document {self.doc_id!r} has no text", doc_id=self.doc_id)
         if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
             raise DocumentError(f"version must be >= 1, got {self.version}", doc_id=self.doc_id)
         try:  # the index stores metadata as JSON: refuse what it could not save
-            json.dumps(dict(self.metadata))
+            saved = json.dumps(dict(self.metadata), ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise DocumentError(
                 f"metadata must be JSON-serialisable: {exc}", doc_id=self.doc_id
             ) from None
+        problem = utf8_problem(saved)
+        if problem:
+            raise DocumentError(
+                f"document {self.doc_id!r}: its metadata, as JSON, holds {problem}",
+                doc_id=self.doc_id,
+            )
         problem = _json_changes("metadata", self.metadata)
         if problem:
             raise DocumentError(problem, doc_id=self.doc_id)
@@ -82,6 +94,25 @@ class Document:
             version=int(row.get("version", 1)),
             metadata=row.get("metadata", {}),
         )
+
+
+def utf8_problem(text: str) -> str | None:
+    """Why ``text`` cannot be written as UTF-8, or None when it can.
+
+    A Python string may hold a lone surrogate (U+D800 to U+DFFF), which no UTF-8 file can:
+    ``json.loads`` turns the escape ``"\\ud83d"`` (an emoji that JavaScript cut in half) into
+    one, and Python decodes bytes in argv that are not UTF-8 into them (surrogateescape).
+    Documents and queries are checked for them at the boundary: they used to pass, then crash
+    deep inside (the corpus checksum, the index writer, the tokenizer) naming nothing.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"{text[exc.start]!r} at position {exc.start}, a lone surrogate that UTF-8 cannot "
+            "encode (half of an emoji cut by a JSON escape, or bytes that were not UTF-8)"
+        )
+    return None
 
 
 def _json_changes(where: str, value: object) -> str | None:

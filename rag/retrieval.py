@@ -20,6 +20,7 @@ import numpy as np
 
 from rag.bm25 import ScoredIds
 from rag.config import RagConfig
+from rag.documents import utf8_problem
 from rag.errors import ConfigError
 from rag.features import candidate_features
 from rag.fusion import fuse
@@ -179,6 +180,9 @@ def _check_request(query: object, k: object) -> None:
         raise ConfigError(f"query must be a string, got {type(query).__name__}")
     if not query.strip():
         raise ConfigError("query is empty")
+    problem = utf8_problem(query)
+    if problem:
+        raise ConfigError(f"the query holds {problem}")
     if not _positive_int(k):
         raise ConfigError(f"k must be a positive integer, got {k!r}")
 

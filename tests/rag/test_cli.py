@@ -96,6 +96,16 @@ def test_ask_names_what_is_missing_before_loading_anything(built, capsys, monkey
     assert "--llm-model" in capsys.readouterr().err
 
 
+def test_a_query_of_bytes_that_were_not_utf8_is_a_one_line_error(built, capsys):
+    # `search "$(printf 'caf\351')"`: argv decodes the Latin-1 byte to "\udce9", which ended
+    # in a TypeError traceback from the tokenizer; `ask` checks it before starting any server
+    assert main(["search", "caf\udce9 cancer", "--index", str(built)]) == 2
+    assert "the query holds '\\udce9'" in capsys.readouterr().err
+    args = ["ask", "caf\udce9?", "--index", str(built), "--local"]
+    assert main(args) == 2
+    assert "the question holds '\\udce9'" in capsys.readouterr().err
+
+
 def test_bad_sources_are_one_line_errors(built, tmp_path, capsys):
     assert main(["index", str(tmp_path / "nowhere"), "--index", str(tmp_path / "i")]) == 2
     assert "neither a folder" in capsys.readouterr().err

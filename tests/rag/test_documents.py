@@ -5,7 +5,7 @@ import gzip
 import pytest
 
 from evals.datasets import load_beir
-from rag.documents import documents_from_beir, read_beir_corpus
+from rag.documents import Document, documents_from_beir, read_beir_corpus
 from rag.errors import DocumentError
 from tests.beir_folder import write_beir_folder
 
@@ -54,3 +54,29 @@ def test_a_damaged_gzip_corpus_is_a_document_error(tmp_path):
     (tmp_path / "corpus.jsonl.gz").write_bytes(data[: len(data) // 2])
     with pytest.raises(DocumentError, match=r"corpus\.jsonl\.gz cannot be read"):
         read_beir_corpus(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"doc_id": "d\udce9", "text": "latin-1 bytes in a file name"}, "doc_id"),
+        ({"doc_id": "d", "title": "cut \ud83d", "text": "x"}, "title"),
+        ({"doc_id": "d", "text": "cut emoji \ud83d here"}, "text"),
+        ({"doc_id": "d", "text": "x", "metadata": {"source": ["\udfff"]}}, "metadata"),
+    ],
+)
+def test_text_that_utf8_cannot_encode_is_refused_naming_the_document(fields, where):
+    # a lone surrogate passed, then crashed the corpus checksum or the index writer with a
+    # UnicodeEncodeError that named no document
+    with pytest.raises(DocumentError, match=f"its {where}.* holds .* lone surrogate") as info:
+        Document(**fields)
+    assert info.value.doc_id == fields["doc_id"]
+
+
+def test_a_corpus_holding_half_an_emoji_names_the_document(tmp_path):
+    # json.loads turns the escape "\ud83d" (an emoji cut in half by JavaScript) into a surrogate
+    (tmp_path / "corpus.jsonl").write_text(
+        '{"_id": "ok", "text": "fine"}\n{"_id": "cut", "text": "half an emoji \\ud83d"}\n'
+    )
+    with pytest.raises(DocumentError, match="document 'cut': its text holds '\\\\ud83d'"):
+        documents_from_beir(read_beir_corpus(tmp_path))

@@ -278,6 +278,15 @@ def test_every_retrieval_mode_checks_its_query_and_k(docs, embedder, mode, query
         retriever.search(query, k, mode=mode)
 
 
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid", "rerank"])
+def test_a_query_that_utf8_cannot_encode_is_refused_in_every_mode(docs, embedder, mode):
+    # "café" in Latin-1 on the command line arrives as "caf\udce9" (surrogateescape): it was
+    # searched, or crashed inside the model's tokenizer with a TypeError naming nothing
+    retriever = HybridRetriever(build(docs, embedder), reranker=KeepOrder())
+    with pytest.raises(ConfigError, match="the query holds '\\\\udce9' at position 3"):
+        retriever.search("caf\udce9 cancer", 3, mode=mode)
+
+
 @pytest.mark.parametrize("depth", [0, -2, 2.5, True, "3"])
 def test_rerank_and_candidates_check_their_depth(docs, embedder, depth):
     # rerank passes depth to the unchecked _hybrid stage: 2.5 was a TypeError from a slice,
