@@ -19,7 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from drift.features import FEATURES, TARGET, check_columns
+from drift.features import FEATURES, TARGET, check_columns, check_frame
 
 __all__ = ["DemandModel", "Prediction", "mean_absolute_error"]
 
@@ -55,8 +55,9 @@ class DemandModel:
     """Predict hourly rentals from calendar and weather features.
 
     ``features`` is the list of columns the model uses (the "bad deployment" scenario trains one
-    that forgets ``hr``). Missing or NaN inputs are passed to LightGBM as NaN, never imputed here:
-    spotting them is the data-quality checker's job.
+    that forgets ``hr``). Missing or NaN inputs are passed to LightGBM as NaN, never imputed here,
+    and so is a value that is not a number (a sensor that sent ``"n/a"``): spotting them is the
+    data-quality checker's job (``wrong_type``), and serving must not crash before it can run.
     """
 
     def __init__(self, boosters: dict[str, lgb.Booster], features: tuple[str, ...]) -> None:
@@ -101,8 +102,17 @@ class DemandModel:
         return cls(boosters, features)
 
     def predict(self, frame: pd.DataFrame) -> Prediction:
-        """Predict every row; columns the frame lacks are treated as missing (NaN)."""
-        x = frame.reindex(columns=list(self.features)).astype(float).to_numpy()
+        """Predict every row; columns the frame lacks, and values that are not numbers, are
+        treated as missing (NaN). SchemaError if ``frame`` is not a DataFrame or repeats a column
+        name (which of the two columns is the input?)."""
+        check_frame(frame, name="model input")
+        inputs = frame.reindex(columns=list(self.features))
+        x = np.column_stack(
+            [
+                pd.to_numeric(inputs[f], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                for f in self.features
+            ]
+        )
         out = {
             name: np.expm1(booster.predict(x, num_threads=1))
             for name, booster in self.boosters.items()

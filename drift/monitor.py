@@ -55,7 +55,7 @@ from drift.config import MonitorConfig
 from drift.data_drift import DriftVerdict, detect_drift, empty_verdict
 from drift.errors import SchemaError
 from drift.features import FEATURES, check_columns, check_frame
-from drift.quality import QualityReport, check_output_pair, check_quality
+from drift.quality import QualityFinding, QualityReport, check_output_pair, check_quality
 from drift.sequential import Cusum, PageHinkley
 
 __all__ = ["DETECTORS", "Monitor", "WindowReport"]
@@ -196,6 +196,29 @@ class Monitor:
             alarms=alarms,
             cusum_statistic=state.statistic,
             seconds=self.timer() - start,
+        )
+
+    def malformed(self, window: int, n_rows: int, error: SchemaError) -> WindowReport:
+        """The report of a window whose frame cannot be read at all (it repeats a column name):
+        one ``malformed`` quality finding carrying ``error``'s message, every drift detector
+        False and the CUSUM / Page-Hinkley state untouched, as for a window with no feature.
+
+        :meth:`observe` refuses such a frame with SchemaError (a caller handing the monitor a
+        broken frame has a bug); a loop serving traffic quarantines the window with this report
+        instead and goes on (:func:`drift.timeline.run_scenario`).
+        """
+        columns = ", ".join(error.columns) or "*"
+        finding = QualityFinding("malformed", columns, str(error))
+        alarms = dict.fromkeys(DETECTORS, False)
+        alarms["quality"] = True
+        return WindowReport(
+            window=window,
+            n_rows=n_rows,
+            quality=QualityReport((finding,)),
+            drift=empty_verdict(self.config, self.config.engine),
+            alarms=alarms,
+            cusum_statistic=self.cusum.value,
+            seconds=0.0,
         )
 
     def _check_inputs(

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from drift.config import MonitorConfig
-from drift.errors import WorkdirError
-from drift.features import FEATURES, TARGET, BikeData
+from drift.errors import SchemaError, WorkdirError
+from drift.features import FEATURES, TARGET, BikeData, check_frame
 from drift.model import DemandModel, Prediction, mean_absolute_error
 from drift.monitor import Monitor, WindowReport
 from drift.performance import PerformanceCheck, PerformanceTracker
@@ -272,7 +272,12 @@ def run_scenario(
             serving = registry.serving()
             model = registry.load(serving)
             keys = [f"{w.index}:{i}" for i in range(len(w.features))]
-            prediction = model.predict(w.features)
+            # A frame no model can read (a repeated column name: which one is the input?) gets no
+            # answer from any model, and the monitor reports it as malformed: quarantined, and the
+            # run goes on. Text in a column is read as missing by the model (wrong_type finding).
+            malformed = _malformed(w.features)
+            serve = _no_answer if malformed else DemandModel.predict
+            prediction = serve(model, w.features)
             answered = _log_answered(pred_log, w.index, keys, w.features, prediction, serving)
             for role, version in shadows.items():
                 answered |= _log_answered(
@@ -280,7 +285,7 @@ def run_scenario(
                     w.index,
                     keys,
                     w.features,
-                    registry.load(version).predict(w.features),
+                    serve(registry.load(version), w.features),
                     version,
                     role=f"shadow:{role}",
                 )
@@ -292,13 +297,16 @@ def run_scenario(
             cache_key = (id(w.reference), accepted[-1])
             if cache_key not in ref_preds:
                 ref_preds[cache_key] = registry.load(accepted[-1]).predict(w.reference)
-            report = monitor.observe(
-                w.index,
-                w.reference,
-                w.features,
-                predictions=(ref_preds[cache_key].value, prediction.value),
-                uncertainty=(ref_preds[cache_key].uncertainty, prediction.uncertainty),
-            )
+            if malformed:
+                report = monitor.malformed(w.index, len(w.features), malformed)
+            else:
+                report = monitor.observe(
+                    w.index,
+                    w.reference,
+                    w.features,
+                    predictions=(ref_preds[cache_key].value, prediction.value),
+                    uncertainty=(ref_preds[cache_key].uncertainty, prediction.uncertainty),
+                )
             quality_ok[w.index] = report.quality.ok
 
             performance, scores, labelled = None, {}, w.index - config.label_delay
@@ -381,6 +389,21 @@ def run_scenario(
         workdir / "predictions.sqlite",
         tuple(deployments),
     )
+
+
+def _malformed(features: pd.DataFrame) -> SchemaError | None:
+    """The SchemaError of a window frame no model can read (see :func:`check_frame`), or None."""
+    try:
+        check_frame(features, name="window")
+    except SchemaError as exc:
+        return exc
+    return None
+
+
+def _no_answer(model: DemandModel, features: pd.DataFrame) -> Prediction:
+    """What a model answers to a malformed frame: nothing (NaN) for every row, shape (n,)."""
+    nothing = np.full(len(features), np.nan)
+    return Prediction(nothing, nothing, nothing)
 
 
 def _log_answered(

@@ -1,6 +1,7 @@
 """The demand model: learns the synthetic formula, intervals are ordered, save/load round-trips."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from drift.errors import SchemaError
@@ -39,3 +40,16 @@ def test_save_load_round_trip(tmp_path, models, bike_data):
 def test_training_without_target_is_a_schema_error(bike_data):
     with pytest.raises(SchemaError, match="cnt"):
         DemandModel.train(bike_data.train.drop(columns=["cnt"]))
+
+
+def test_text_is_read_as_missing_and_a_repeated_column_is_a_schema_error(models, bike_data):
+    """Both used to fail inside pandas (found by a review)."""
+    rows = bike_data.holdout.head(20)
+    text = rows.assign(hum=rows["hum"].astype(object))
+    text.loc[text.index[:5], "hum"] = "n/a"
+    missing = rows.assign(hum=rows["hum"].where(rows.index >= rows.index[5]))  # NaN in rows 0..4
+    np.testing.assert_array_equal(
+        models.base.predict(text).value, models.base.predict(missing).value
+    )
+    with pytest.raises(SchemaError, match=r"columns \['hum'\] appear more than once"):
+        models.base.predict(pd.concat([rows, rows[["hum"]]], axis=1))

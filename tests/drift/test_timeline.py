@@ -1,7 +1,10 @@
 """End to end on synthetic data: the loop rolls back a bad deployment, quarantines broken data,
 retrains on concept drift, and observe-only mode never changes the model."""
 
+import dataclasses
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from drift.config import MonitorConfig
@@ -156,3 +159,26 @@ def test_a_bad_deployment_is_rolled_back_when_labels_are_late(bike_data, models,
     rollback = timeline.steps[7].decisions[0]
     assert rollback.evidence["labelled_window"] == 3
     assert rollback.evidence["previous"] == "v0001"
+
+
+def test_a_window_with_text_or_a_repeated_column_is_quarantined_not_a_crash(
+    bike_data, models, tmp_path
+):
+    """The model served the window before the monitor saw it and died inside pandas, on a text
+    value (``wrong_type``) or a repeated column name (found by a review)."""
+    scenario = build_scenario("stationary", bike_data, n_windows=3, window_rows=100)
+    window = scenario.windows[1].features
+    text = window.assign(hum=window["hum"].astype(object))
+    text.loc[text.index[:5], "hum"] = "n/a"  # 5 of 100 rows: a sensor sent text
+    repeated = pd.concat([window, window[["hum"]]], axis=1)
+    for name, features, finding in (
+        ("text", text, ("wrong_type", "hum")),
+        ("repeated", repeated, ("malformed", "hum")),
+    ):
+        windows = list(scenario.windows)
+        windows[1] = dataclasses.replace(windows[1], features=features)
+        broken = dataclasses.replace(scenario, windows=tuple(windows))
+        timeline = run_scenario(broken, models, tmp_path / name)
+        assert timeline.actions() == [(1, "quarantine")]
+        assert _findings(timeline.steps[1]) == {finding}
+        assert [len(s.report.quality.findings) for s in timeline.steps] == [0, 1, 0]
