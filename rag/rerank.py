@@ -117,6 +117,9 @@ class LTRReranker:
 
     @classmethod
     def load(cls, path: str | Path) -> LTRReranker:
+        """Read a model written by :meth:`save`; :class:`~rag.errors.RerankerError` if the file
+        is missing or is anything else (the file sits in the index folder with no checksum, so
+        this is its only check: a damaged file is a clear error, never a stray TypeError)."""
         import lightgbm as lgb
 
         path = Path(path)
@@ -124,17 +127,35 @@ class LTRReranker:
             raise RerankerError(
                 f"no trained reranker at {path}; run `python -m rag train-reranker`"
             )
+        unreadable = f"{path} is not a readable rag-ltr model; run `python -m rag train-reranker`"
         try:
-            payload = json.loads(path.read_text())
-            booster = lgb.Booster(model_str=payload["model"])
-        except (json.JSONDecodeError, KeyError, lgb.basic.LightGBMError) as exc:
-            raise RerankerError(f"{path} is not a readable rag-ltr model: {exc}") from exc
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RerankerError(f"{unreadable} ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(payload, dict):
+            raise RerankerError(f"{unreadable} (it holds a JSON {type(payload).__name__})")
         if payload.get("format") != "rag-ltr" or payload.get("format_version") != 1:
             raise RerankerError(
                 f"{path}: unsupported format {payload.get('format')!r} "
                 f"v{payload.get('format_version')}"
             )
-        return cls(booster, payload["features"], payload.get("meta"))
+        model, features, meta = payload.get("model"), payload.get("features"), payload.get("meta")
+        if not isinstance(model, str):
+            raise RerankerError(f"{unreadable} (its model is a {type(model).__name__})")
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise RerankerError(f"{unreadable} (its features are not a list of names)")
+        if not isinstance(meta, dict | None):
+            raise RerankerError(f"{unreadable} (its meta is a {type(meta).__name__})")
+        try:
+            booster = lgb.Booster(model_str=model)
+        except lgb.basic.LightGBMError as exc:
+            raise RerankerError(f"{unreadable} ({exc})") from exc
+        if booster.num_feature() != len(features):
+            raise RerankerError(
+                f"{unreadable} (the model reads {booster.num_feature()} features, "
+                f"the file names {len(features)})"
+            )
+        return cls(booster, features, meta)
 
 
 def training_groups(

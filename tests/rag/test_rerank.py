@@ -52,6 +52,57 @@ def test_reranker_file_errors(tmp_path):
         LTRReranker.load(tmp_path / "bad.json")
 
 
+HEADER = '"format": "rag-ltr", "format_version": 1'
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b'{"format": "rag-ltr", "mod', id="truncated"),
+        pytest.param(b"[]", id="a-list"),
+        pytest.param(b'"rag-ltr"', id="a-string"),
+        pytest.param(b"\x89PNG\r\n\x1a\n\xff\xfe", id="binary"),
+        pytest.param(f'{{{HEADER}, "features": [], "model": null}}'.encode(), id="model-null"),
+        pytest.param(f'{{{HEADER}, "features": [], "model": 7}}'.encode(), id="model-number"),
+        pytest.param(
+            f'{{{HEADER}, "features": [], "model": "trees"}}'.encode(), id="model-garbage"
+        ),
+        pytest.param(b"{}", id="no-format"),
+    ],
+)
+def test_every_unreadable_reranker_file_is_a_reranker_error(tmp_path, content):
+    # a list, a string, binary bytes or a null model escaped as a TypeError or UnicodeDecodeError,
+    # which the CLI prints as a traceback instead of "error: ... run train-reranker"
+    (tmp_path / "reranker.json").write_bytes(content)
+    with pytest.raises(RerankerError, match=r"reranker\.json"):
+        LTRReranker.load(tmp_path / "reranker.json")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"features": "bm25"},
+        {"features": [1, 2]},
+        {"features": ["bm25"]},  # fewer names than the model reads
+        {"meta": ["threshold", 0.2]},
+    ],
+)
+def test_a_reranker_file_with_damaged_fields_is_a_reranker_error(tmp_path, change):
+    import json
+
+    cands, qrels = synthetic(40)
+    path = train_ltr(cands, qrels, LTRSettings(n_estimators=5)).save(tmp_path / "reranker.json")
+    path.write_text(json.dumps(json.loads(path.read_text()) | change))
+    with pytest.raises(RerankerError, match="not a readable rag-ltr model"):
+        LTRReranker.load(path)
+
+
+def test_a_folder_named_like_the_reranker_file_is_a_reranker_error(tmp_path):
+    (tmp_path / "reranker.json").mkdir()
+    with pytest.raises(RerankerError, match="not a readable rag-ltr model"):
+        LTRReranker.load(tmp_path / "reranker.json")
+
+
 def test_missing_feature_is_a_clear_error():
     cands, qrels = synthetic(40)
     model = train_ltr(cands, qrels, LTRSettings(n_estimators=10))
