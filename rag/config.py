@@ -24,7 +24,8 @@ class RagConfig:
     # --- embedding / dense retrieval -------------------------------------------------------
     model: str = "all-MiniLM-L6-v2"  # name or path; the packaged copy is used when offline
     batch_size: int = 32  # embedding batch size (CPU: larger batches pad more, gain little)
-    encoder: str = "onnx"  # "onnx": onnxruntime, same vectors, ~3x faster queries; "torch": plain
+    # "onnx": onnxruntime, same vectors, faster queries (README, latency table); "torch": plain
+    encoder: str = "onnx"
     # onnxruntime threads for query-sized requests; 0 = one per core (the default). Workers never
     # spin (README, latency): two non-spinning threads took a hybrid query from 13.9 to 11.3 ms
     # p50 vs one thread. Bulk requests go to PyTorch anyway.

@@ -3,8 +3,8 @@
 Why: a hybrid query spends ~80% of its time in one MiniLM forward pass for a ~15-word query,
 and at batch size 1 PyTorch's per-operator dispatch, not arithmetic, dominates that pass.
 onnxruntime runs the same graph with fused kernels and no Python per layer, so the query embeds
-several times faster (README: latency table) with the *same* embeddings: the exported graph is
-the model's own Transformer + Pooling (+ Dense) modules traced once, so the vectors agree with
+faster (README: latency table) with the *same* embeddings: the exported graph is the model's
+own Transformer + Pooling (+ Dense) modules traced once, so the vectors agree with
 sentence-transformers to float32 round-off (~1e-7; ``tests/rag/test_onnx_embedder.py`` holds
 the parity test on real text). No quantisation: int8 was measured at cosine 0.90 to fp32.
 
@@ -67,7 +67,8 @@ class OnnxEmbedder:
     Requests of more than ``bulk_from`` texts (indexing documents) go to the PyTorch model
     instead: the vectors are the same, and at 32 texts x 256 word pieces PyTorch's attention
     kernel was measured faster than the exported graph (README, build table), while at batch 1
-    onnxruntime wins by several times. ``bulk_from=None`` sends everything to onnxruntime.
+    onnxruntime is faster (README, latency table). ``bulk_from=None`` sends everything to
+    onnxruntime.
     """
 
     def __init__(
