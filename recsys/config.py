@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
@@ -17,31 +18,75 @@ DEFAULT_SOURCES = ("popularity", "item_knn", "ease", "rp3beta", "als", "embeddin
 TEMPORAL_SOURCES = tuple(s for s in DEFAULT_SOURCES if s != "multvae")
 # The ranker's training labels for a held-out item (ranker.relevance); unlabelled candidates are 0.
 RANKER_LABELS = ("binary", "graded2", "rating")
-# The valid range of each numeric setting, as text for the error and as a test. Every test is a
-# comparison that a NaN fails, so NaN is refused too; None passes only where the field's comment
-# gives it a meaning.
-_RANGES: dict[str, tuple[str, Callable[[float], bool]]] = {
-    "seed": (">= 0", lambda v: v >= 0),  # numpy refuses negative seeds
-    "candidates_per_source": (">= 1", lambda v: v >= 1),
-    "k": (">= 1", lambda v: v >= 1),
-    "dlae_dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
-    "dlae_l2": (">= 0", lambda v: v >= 0),
-    "ranker_bags": (">= 1", lambda v: v >= 1),
-    "validation_folds": (">= 1", lambda v: v >= 1),
-    "blend_weight": ("finite and >= 0 (0 = the ranker alone)", lambda v: 0 <= v < math.inf),
+# The ranker's LightGBM objectives (ranker.LambdaRanker; config comment on ranker_objective).
+RANKER_OBJECTIVES = ("rank_xendcg", "lambdarank")
+
+
+def _whole(low: int) -> Callable[[object], bool]:
+    """A count: a whole number (an int, not a bool or 2.5) of at least ``low``."""
+    return lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
+
+
+def _real(test: Callable[[float], bool]) -> Callable[[object], bool]:
+    """A real number (not a bool) passing ``test``; every test is a comparison NaN fails."""
+    return lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and test(v)
+
+
+# The valid range of each numeric setting, as text for the error and as a test. A count must
+# be a whole number (2.5 or True used to pass, then failed in numpy, faiss or LightGBM after
+# stage 1 had trained). Every real test is a comparison that a NaN fails, so NaN is refused
+# too; None passes only where the field's comment gives it a meaning.
+_RANGES: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "seed": ("a whole number >= 0", _whole(0)),  # numpy refuses negative seeds
+    "train_ratio": ("in (0, 1)", _real(lambda v: 0 < v < 1)),
+    "candidates_per_source": ("a whole number >= 1", _whole(1)),
+    "k": ("a whole number >= 1", _whole(1)),
+    "dlae_dropout": ("in [0, 1)", _real(lambda v: 0 <= v < 1)),
+    "dlae_l2": ("finite and >= 0", _real(lambda v: 0 <= v < math.inf)),
+    "ranker_bags": ("a whole number >= 1", _whole(1)),
+    "validation_folds": ("a whole number >= 1", _whole(1)),
+    "blend_weight": (
+        "finite and >= 0 (0 = the ranker alone)",
+        _real(lambda v: 0 <= v < math.inf),
+    ),
     "cold_shrinkage": (
         ">= 0 (inf = global popularity), or None to choose it on training users",
-        lambda v: v >= 0,
+        _real(lambda v: v >= 0),
     ),
-    "ease_l2": ("> 0 (EASE inverts the item Gram matrix plus λ·I)", lambda v: v > 0),
-    "knn_neighbours": (">= 1", lambda v: v >= 1),
-    "rp3_neighbours": (">= 1, or None to keep all", lambda v: v >= 1),
-    "als_factors": (">= 1", lambda v: v >= 1),
-    "embedding_dim": (">= 1", lambda v: v >= 1),
-    "ranker_estimators": (">= 1", lambda v: v >= 1),
-    "ranker_leaves": (">= 2 (a tree needs two leaves to split)", lambda v: v >= 2),
-    "negatives_per_user": (">= 1, or None to keep all", lambda v: v >= 1),
-    "new_item_slots": ("a whole number >= 0", lambda v: v >= 0 and v == int(v)),
+    "ease_l2": (
+        "finite and > 0 (EASE inverts the item Gram matrix plus λ·I)",
+        _real(lambda v: 0 < v < math.inf),
+    ),
+    "rp3_alpha": ("finite and > 0 (the walk's exponent)", _real(lambda v: 0 < v < math.inf)),
+    "rp3_beta": ("finite and >= 0 (the popularity discount)", _real(lambda v: 0 <= v < math.inf)),
+    "rp3_neighbours": ("a whole number >= 1, or None to keep all", _whole(1)),
+    "user_knn_neighbours": ("a whole number >= 1", _whole(1)),
+    "user_knn_shrink": ("finite and >= 0", _real(lambda v: 0 <= v < math.inf)),
+    "knn_neighbours": ("a whole number >= 1", _whole(1)),
+    "knn_shrink": ("finite and >= 0", _real(lambda v: 0 <= v < math.inf)),
+    "als_factors": ("a whole number >= 1", _whole(1)),
+    "als_regularization": ("finite and >= 0", _real(lambda v: 0 <= v < math.inf)),
+    "als_alpha": (
+        "finite and > 0 (the weight of an observed interaction)",
+        _real(lambda v: 0 < v < math.inf),
+    ),
+    "als_iterations": ("a whole number >= 1", _whole(1)),
+    "vae_hidden": ("a whole number >= 1", _whole(1)),
+    "vae_latent": ("a whole number >= 1", _whole(1)),
+    "vae_beta": ("finite and >= 0", _real(lambda v: 0 <= v < math.inf)),
+    "vae_epochs": ("a whole number >= 1", _whole(1)),
+    "bpr_factors": ("a whole number >= 1", _whole(1)),
+    "bpr_l2": ("finite and >= 0", _real(lambda v: 0 <= v < math.inf)),
+    "bpr_epochs": ("a whole number >= 1", _whole(1)),
+    "embedding_dim": ("a whole number >= 1", _whole(1)),
+    "ranker_estimators": ("a whole number >= 1", _whole(1)),
+    "ranker_learning_rate": ("finite and > 0", _real(lambda v: 0 < v < math.inf)),
+    "ranker_leaves": ("a whole number >= 2 (a tree needs two leaves to split)", _whole(2)),
+    "ranker_min_child_samples": ("a whole number >= 0", _whole(0)),
+    "ranker_truncation": ("a whole number >= 1", _whole(1)),
+    "negatives_per_user": ("a whole number >= 1, or None to keep all", _whole(1)),
+    "new_item_slots": ("a whole number >= 0", _whole(0)),
+    "mmr_lambda": ("in [0, 1]", _real(lambda v: 0 <= v <= 1)),
 }
 _OPTIONAL = ("cold_shrinkage", "rp3_neighbours", "negatives_per_user")  # None is meaningful
 
@@ -171,26 +216,30 @@ class RecsysConfig:
             raise InvalidArgumentError(
                 f"protocol must be 'stratified' or 'temporal', got {self.protocol!r}"
             )
-        if not 0.0 < self.train_ratio < 1.0:
-            raise InvalidArgumentError(f"train_ratio must be in (0, 1), got {self.train_ratio}")
         missing = [s for s in self.blend_sources if s not in self.sources]
         if missing:
             raise InvalidArgumentError(
                 f"blend_sources {missing} are not among sources {list(self.sources)}"
             )
+        if self.ranker_objective not in RANKER_OBJECTIVES:
+            raise InvalidArgumentError(
+                f"ranker_objective must be one of {list(RANKER_OBJECTIVES)}, "
+                f"got {self.ranker_objective!r}"
+            )
         if self.ranker_labels not in RANKER_LABELS:
             raise InvalidArgumentError(
                 f"ranker_labels must be one of {list(RANKER_LABELS)}, got {self.ranker_labels!r}"
             )
+        for name in ("ranker_monotone", "ranker_blend_features"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidArgumentError(
+                    f"{name} must be True or False, got {getattr(self, name)!r}"
+                )
         for name, (valid, test) in _RANGES.items():
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:
                 continue
-            try:
-                ok = bool(test(value))
-            except TypeError:  # a string or None where a number belongs
-                ok = False
-            if not ok:
+            if not test(value):  # a string or None where a number belongs fails the type test
                 raise InvalidArgumentError(f"{name} must be {valid}, got {value!r}")
 
     def with_protocol(self, protocol: str) -> RecsysConfig:

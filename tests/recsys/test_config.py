@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from recsys.config import PROTOCOL_SETTINGS, RecsysConfig
@@ -57,41 +58,74 @@ def test_a_config_pickled_before_ranker_labels_reads_binary():
     assert old.to_dict()["ranker_labels"] == "binary"
 
 
-@pytest.mark.parametrize(
-    "field, bad",
-    [
-        ("seed", -1),
-        ("validation_folds", 0),
-        ("blend_weight", float("nan")),
-        ("blend_weight", -1.0),
-        ("blend_weight", float("inf")),
-        ("cold_shrinkage", -5.0),
-        ("cold_shrinkage", float("nan")),
-        ("ease_l2", -10.0),
-        ("ease_l2", 0.0),
-        ("ease_l2", float("nan")),
-        ("knn_neighbours", 0),
-        ("rp3_neighbours", 0),
-        ("negatives_per_user", 0),
-        ("als_factors", 0),
-        ("embedding_dim", 0),
-        ("ranker_estimators", 0),
-        ("ranker_leaves", 1),
-        ("dlae_dropout", 1.0),
-        ("dlae_dropout", -0.1),
-        ("dlae_dropout", float("nan")),
-        ("dlae_l2", -1.0),
-        ("dlae_l2", float("nan")),
-        ("candidates_per_source", 0),
-        ("k", 0),
-        ("ranker_bags", 0),
-    ],
-)
+NAN, INF = float("nan"), float("inf")
+
+# Every count: 0 (or its floor minus one), a fraction and a bool are refused. A fraction or True
+# used to pass `v >= 1` and fail minutes later in numpy, faiss or LightGBM (found by a review).
+COUNTS = {
+    "seed": 0,
+    "candidates_per_source": 1,
+    "k": 1,
+    "ranker_bags": 1,
+    "validation_folds": 1,
+    "knn_neighbours": 1,
+    "rp3_neighbours": 1,
+    "user_knn_neighbours": 1,
+    "als_factors": 1,
+    "als_iterations": 1,
+    "vae_hidden": 1,
+    "vae_latent": 1,
+    "vae_epochs": 1,
+    "bpr_factors": 1,
+    "bpr_epochs": 1,
+    "embedding_dim": 1,
+    "ranker_estimators": 1,
+    "ranker_leaves": 2,
+    "ranker_min_child_samples": 0,
+    "ranker_truncation": 1,
+    "negatives_per_user": 1,
+    "new_item_slots": 0,
+}
+# Each real setting with values outside its range (NaN is outside every range).
+REALS = {
+    "train_ratio": (0.0, 1.0, NAN),
+    "blend_weight": (-1.0, INF, NAN),
+    "cold_shrinkage": (-5.0, NAN),
+    "ease_l2": (0.0, -10.0, INF, NAN),
+    "dlae_dropout": (1.0, -0.1, NAN),
+    "dlae_l2": (-1.0, NAN),
+    "rp3_alpha": (0.0, -0.5, INF, NAN),
+    "rp3_beta": (-0.1, INF, NAN),
+    "user_knn_shrink": (-1.0, NAN),
+    "knn_shrink": (-50.0, INF, NAN),
+    "als_regularization": (-1.0, INF, NAN),
+    "als_alpha": (0.0, -1.0, INF, NAN),
+    "vae_beta": (-0.5, NAN),
+    "bpr_l2": (-1e-3, NAN),
+    "ranker_learning_rate": (0.0, -0.05, INF, NAN),
+    "mmr_lambda": (-0.1, 1.5, NAN),
+}
+BAD = [
+    *((field, bad) for field, low in COUNTS.items() for bad in (low - 1, low + 1.5, True, "3")),
+    *((field, bad) for field, values in REALS.items() for bad in (*values, True, "0.5")),
+    ("ranker_objective", "lambdaMART"),
+    ("ranker_objective", "lambda_rank"),
+    ("ranker_monotone", 1),
+    ("ranker_blend_features", "no"),
+]
+
+
+@pytest.mark.parametrize("field, bad", BAD)
 def test_out_of_range_settings_are_refused_naming_the_field_and_range(field, bad):
-    # Each of these used to train silently on nonsense, or fail minutes later inside numpy or
-    # LightGBM once stage 1 had trained.
-    with pytest.raises(InvalidArgumentError, match=rf"^{field} must be .+, got {bad}"):
+    # Each of these used to train silently on nonsense, or fail minutes later inside numpy,
+    # faiss or LightGBM once stage 1 had trained, as a ValueError or TypeError.
+    with pytest.raises(InvalidArgumentError, match=rf"^{field} must be .+, got {bad!r}"):
         RecsysConfig(**{field: bad})
+
+
+def test_the_lowest_value_of_every_count_is_valid():
+    RecsysConfig(**COUNTS)
+    RecsysConfig(**{field: np.int64(low) for field, low in COUNTS.items()})
 
 
 def test_every_default_and_every_meaningful_none_is_valid():
@@ -102,3 +136,5 @@ def test_every_default_and_every_meaningful_none_is_valid():
     RecsysConfig(blend_weight=0.0, cold_shrinkage=float("inf"), seed=0, validation_folds=1)
     RecsysConfig(knn_neighbours=1, rp3_neighbours=1, negatives_per_user=1, ranker_leaves=2)
     RecsysConfig(dlae_dropout=0.0, dlae_l2=0.0, candidates_per_source=1, k=1, ranker_bags=1)
+    RecsysConfig(knn_shrink=0.0, rp3_beta=0.0, als_regularization=0.0, vae_beta=0.0, bpr_l2=0.0)
+    RecsysConfig(ranker_objective="lambdarank", mmr_lambda=1.0, ranker_min_child_samples=0)

@@ -381,3 +381,12 @@ def test_with_ranker_needs_the_kept_data_and_only_ranker_settings(fitted, frames
         kept.with_ranker(k=5)
     with pytest.raises(InvalidArgumentError, match="ranker_leaves"):
         kept.with_ranker(ranker_leaves=1)
+    # refused by RecsysConfig before the ranker trains, not as LightGBM's error after it started
+    for bad in (
+        {"ranker_objective": "lambda_rank"},
+        {"ranker_estimators": 20.5},
+        {"ranker_min_child_samples": -1},
+        {"ranker_learning_rate": float("nan")},
+    ):
+        with pytest.raises(InvalidArgumentError, match=rf"^{next(iter(bad))} must be"):
+            kept.with_ranker(**bad)
