@@ -125,9 +125,13 @@ class SegmentPopularity:
             shape = np.shape(segment) + self.global_share_.shape
             return np.broadcast_to(self.global_share_, shape).astype(np.float64)
         sizes = np.asarray(self.segment_sizes_[name][segment], dtype=np.float64)
-        return (self.segment_counts_[name][segment] + m * self.global_share_) / (
-            sizes[..., None] + m
-        )
+        with np.errstate(invalid="ignore"):  # 0/0 for an empty segment when m = 0
+            shrunk = (self.segment_counts_[name][segment] + m * self.global_share_) / (
+                sizes[..., None] + m
+            )
+        # An empty segment has nothing to learn from; with m > 0 the formula gives it the global
+        # distribution, and with m = 0 (no shrinkage) it would be 0/0, so it gets that directly.
+        return np.where((sizes + m)[..., None] > 0, shrunk, self.global_share_)
 
     def segment_of(self, age: int, gender: str) -> int:
         """The (age band x gender) segment of a new user."""

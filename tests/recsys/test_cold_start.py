@@ -37,6 +37,23 @@ def test_segment_popularity_prefers_the_segments_items(frames, catalog):
     np.testing.assert_allclose(flat[0], flat[1], rtol=1e-6)
 
 
+def test_an_empty_segment_without_shrinkage_gets_global_popularity_not_nan(frames, catalog):
+    # The tiny catalogue has only 25-year-old men and 52-year-old women: a 30-year-old woman's
+    # segment is empty, and with shrinkage 0 its score was 0/0, NaN for every item, served in
+    # item-id order (found by a review). Group B without history: their segments are empty too.
+    ratings = frames[0]
+    x = catalog.matrix(ratings[ratings["user_id"] <= 20])  # group B (users 21-40) has no history
+    seg = SegmentPopularity(catalog, shrinkage=0.0).fit(x)
+    new_user = seg.score_new_user(age=30, gender="F")
+    np.testing.assert_array_equal(new_user, 2 * seg.global_share_)  # both segmentations global
+    catalogue_user = seg.score_users(np.array([39]))[0]  # user 40, a writer: no writer is active
+    np.testing.assert_array_equal(catalogue_user, 2 * seg.global_share_)
+    # an active segment is still its own popularity, unshrunk
+    man = seg.score_users(np.array([0]))[0]
+    np.testing.assert_allclose(man, 2 * seg.segment_counts_["occupation"][0] / 20)
+    assert np.isfinite(man).all()
+
+
 def test_content_scorer_ranks_cold_items_of_the_users_genre_first(frames, catalog):
     ratings = frames[0]
     cold_items = {5, 15}  # one per block, never seen in training
