@@ -140,7 +140,7 @@ class PredictionLog:
                 f"infinite (value, low or high), e.g. rows {bad[:3]}; the log stores finite "
                 "predictions only: leave those rows out"
             )
-        payloads = features.to_json(orient="records", lines=True).splitlines() if n else []
+        payloads = [_json_record(r) for r in features.to_dict(orient="records")] if n else []
         now = self.clock()
         rows = [
             (key, window, role, model_version, float(v), float(lo), float(hi), payload, now)
@@ -311,6 +311,28 @@ def _row_keys(row_keys: Sequence[str]) -> list[str]:
             f'({type(wrong[0]).__name__}); row keys are str, e.g. "3:17" (window:row)'
         )
     return [str(key) for key in keys]  # np.str_ -> str
+
+
+def _json_record(record: dict[Any, Any]) -> str:
+    """One row of inputs as a strict JSON object that reads back exactly.
+
+    ``DataFrame.to_json`` keeps 10 decimals (``double_precision=10``): 1/3 came back as
+    0.3333333333 and 2.5e-11 as 0.0, and a retrain learned from the rounded copy. ``json.dumps``
+    writes a float's shortest repr, which round-trips to the same bits. A missing value (NaN, None,
+    ``pd.NA``) or an infinity is written as ``null``, as ``to_json`` wrote it; a numpy scalar as
+    the Python number it holds; anything else that JSON has no type for (a timestamp) as its str.
+    """
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if value is None or value is pd.NA or value is pd.NaT:
+            return None
+        return value
+
+    return json.dumps({str(k): plain(v) for k, v in record.items()}, default=str, allow_nan=False)
 
 
 def _conflict_message(conflicts: list[str]) -> str:

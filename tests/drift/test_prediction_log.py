@@ -35,7 +35,26 @@ def test_labels_arrive_later_and_join(tmp_path):
         np.testing.assert_array_equal(rows.prediction, [0.0, 1.0, 2.0])
         np.testing.assert_array_equal(rows.label, [1.0, 2.0, 3.0])
         assert list(rows.features.columns) == ["temp", "hr"]
+        # the inputs as received, to the last bit (to_json kept 10 decimals: 1/3 came back as
+        # 0.3333333333; found by a review)
+        pd.testing.assert_frame_equal(rows.features, features.iloc[:3], check_exact=True)
         np.testing.assert_array_equal(log.labelled([0], "v0002").prediction, [10.0, 11.0, 12.0])
+
+
+def test_logged_inputs_round_trip_exactly(tmp_path):
+    """Small and long floats were rounded to 10 decimals (2.5e-11 became 0.0), and a retrain
+    learned from the rounded copy (found by a review)."""
+    features = pd.DataFrame(
+        {"temp": [1 / 3, 0.1 + 0.2, np.nan], "dose": [2.5e-11, 7e-12, 1e300], "hr": [1, 2, 3]}
+    )
+    value = np.array([1.0, 2.0, 3.0])
+    keys = ["0:0", "0:1", "0:2"]
+    with PredictionLog(tmp_path / "log.sqlite") as log:
+        log.log_predictions(0, keys, features, Prediction(value, value, value), model_version="v1")
+        log.log_labels(keys, [1.0, 2.0, 3.0])
+        back = log.labelled([0], "v1", with_features=True).features
+    # NaN is stored as JSON null and read back as NaN
+    pd.testing.assert_frame_equal(back, features, check_exact=True)
 
 
 def test_nothing_lost_across_restart(tmp_path):
