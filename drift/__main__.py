@@ -73,6 +73,18 @@ def _scenario_kwargs(args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+def _seed(text: str) -> int:
+    """``--seed`` as an int >= 0, else argparse's one error line (exit 2) before anything runs:
+    numpy's SeedSequence refuses a negative seed with a traceback, after the workdir exists."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {seed}")
+    return seed
+
+
 def _workdir(args: argparse.Namespace) -> Path | None:
     """``--workdir`` (None if not given), created; refuses one holding a previous run unless
     ``--fresh``."""
@@ -156,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--scenario", choices=SCENARIOS, default="bad_deployment")
         for param, (flag, kind, default) in _SCENARIO_FLAGS.items():
             p.add_argument(flag, dest=param, type=kind, default=None, help=f"default {default}")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=_seed, default=0)
         p.add_argument(
             "--method", choices=("evidently_default", "pvalue"), default="evidently_default"
         )

@@ -64,6 +64,9 @@ def test_uncertainty_detector_sees_wider_intervals(bike_data, models):
         0, reference, window, uncertainty=(ref_out.uncertainty, 2 * cur_out.uncertainty)
     )
     assert loud.alarms["uncertainty"]
+    # The same intervals on both sides: no alarm. This was computed but never asserted, so a
+    # detector alarming on every window passed (found by a review).
+    assert not quiet.alarms["uncertainty"]
     assert not Monitor().observe(0, reference, window).alarms["uncertainty"]
     assert quiet.alarms.keys() == loud.alarms.keys()
 
