@@ -71,7 +71,7 @@ from recsys.errors import (
 )
 from recsys.features import FeatureBuilder
 from recsys.ranker import LambdaRanker, RankerTrainingSet, label_candidates, training_set
-from recsys.splits import validation_split
+from recsys.splits import check_unix_seconds, validation_split
 
 logger = logging.getLogger(__name__)
 
@@ -181,9 +181,13 @@ class TwoStageRecommender:
     def fit(self, train: pd.DataFrame, *, keep_ranker_data: bool = False) -> TwoStageRecommender:
         """Run the training recipe (module docstring) on ``train``.
 
+        ``train`` has the columns ``splits.REQUIRED_COLUMNS``: user_id, item_id, rating and
+        timestamp, in Unix seconds; other units are refused before anything trains.
+
         ``keep_ranker_data`` keeps the ranker's labelled candidates in memory (about 200,000
         rows here, never saved), so that :meth:`with_ranker` can train other rankers on them.
         """
+        check_unix_seconds(train)  # the time features need seconds: refuse ms before training
         cfg = self.config
         self.timings_ = {}
         start = time.perf_counter()

@@ -36,7 +36,12 @@ import pandas as pd
 
 from recsys.errors import InvalidArgumentError
 
+# A ratings frame: one row per interaction. ``timestamp`` is in Unix seconds (MovieLens' unit):
+# the recommender's time features count days of 86,400 and read the last one as a date.
 REQUIRED_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+# Timestamps the recommender accepts: Unix seconds from 1900 to 2200. Milliseconds (1.6e12 for
+# 2020) or microseconds fall far outside, and ``check_unix_seconds`` says which unit it wants.
+SECONDS_RANGE = (-2_208_988_800, 7_258_118_400)
 Protocol = Literal["stratified", "temporal"]
 
 
@@ -65,6 +70,28 @@ def _check_frame(ratings: pd.DataFrame) -> None:
             raise InvalidArgumentError(
                 f"ratings frame has {bad} {column} value(s) that are not finite numbers"
             )
+
+
+def check_unix_seconds(ratings: pd.DataFrame) -> None:
+    """Refuse a ratings frame whose timestamps are not plausible Unix seconds (1900 to 2200).
+
+    The splits only order timestamps, so they take any unit; the recommender does not. Its
+    14-day window features would be 1,000 times too narrow on milliseconds, and reading the
+    latest as a date failed inside pandas after every source had trained (found by a review).
+    """
+    _check_frame(ratings)
+    ts = pd.to_numeric(ratings["timestamp"]).to_numpy(dtype=np.float64)
+    low, high = SECONDS_RANGE
+    outside = (ts < low) | (ts > high)
+    if outside.any():
+        example = ts[outside][0]
+        unit = (
+            " (it looks like milliseconds: divide by 1,000)" if 1e11 < abs(example) < 1e14 else ""
+        )
+        raise InvalidArgumentError(
+            f"ratings frame has {int(outside.sum())} timestamp(s) outside Unix seconds from 1900 "
+            f"to 2200, such as {example:.0f}{unit}; timestamps must be seconds since 1970-01-01"
+        )
 
 
 def _check_ratio(ratio: float) -> None:

@@ -152,6 +152,29 @@ def test_too_little_data_to_train_is_a_clear_error(frames, catalog):
         Recommender(catalog, RecsysConfig(seed=0, **TINY)).fit(one_each)
 
 
+@pytest.mark.parametrize("scale, offset", [(1000, 1.6e12), (1, 1e11), (1, -1e10)])
+def test_timestamps_that_are_not_unix_seconds_are_refused_before_training(
+    frames, catalog, monkeypatch, scale, offset
+):
+    # Milliseconds used to crash inside pandas after every source had trained (found by a
+    # review); had they not, the 14-day window features would have been silently wrong.
+    import recsys.recommender as recommender
+
+    def no_training(config):
+        raise AssertionError("a source was built before the timestamps were checked")
+
+    monkeypatch.setattr(recommender, "build_sources", no_training)
+    ratings = frames[0].assign(timestamp=frames[0]["timestamp"] * scale + offset)
+    with pytest.raises(InvalidArgumentError, match="timestamps must be seconds since 1970"):
+        Recommender(catalog, RecsysConfig(seed=0, **TINY)).fit(ratings)
+
+
+def test_the_milliseconds_error_names_the_unit(frames, catalog):
+    ratings = frames[0].assign(timestamp=frames[0]["timestamp"] * 1000 + 1.6e12)
+    with pytest.raises(InvalidArgumentError, match=r"240 timestamp.+milliseconds: divide by 1,000"):
+        Recommender(catalog, RecsysConfig(seed=0, **TINY)).fit(ratings)
+
+
 def test_save_into_a_file_is_a_model_file_error(fitted, tmp_path):
     (tmp_path / "taken").write_text("x")
     with pytest.raises(ModelFileError, match="is a file"):
