@@ -8,6 +8,8 @@
 
 Every task of one ``AsyncClient`` shares its limiter (FIFO across tasks), cache and stats, and
 identical cacheable calls in flight at once share one request (``singleflight.py``).
+One client may be used from several event loops (``asyncio.run`` twice, or in two threads):
+each loop gets its own connection pool (``connections.py``) and its own flights.
 Only the I/O differs from ``client.py``: ``httpx.AsyncClient``, ``tenacity.AsyncRetrying`` with
 an injected ``async`` sleep, ``RateLimiter.acquire_async``.
 """
@@ -26,6 +28,7 @@ import httpx
 from llm_client import abandoned
 from llm_client.cache import ResponseCache
 from llm_client.config import ClientConfig
+from llm_client.connections import LoopConnections
 from llm_client.errors import APIConnectionError, LLMClientError, ResponseDecodeError
 from llm_client.pipeline import CallCore, PreparedCall, StreamBase
 from llm_client.protocol import HTTPX_ERRORS, decode_event, is_success, transport_error
@@ -64,7 +67,8 @@ class AsyncClient:
             config, clock=clock, wall_clock=wall_clock, seed=seed, limiter=limiter, cache=cache
         )
         self._sleep = sleep
-        self._http = httpx.AsyncClient(
+        # one httpx client (and connection pool) per event loop that calls us: connections.py
+        self._connections = LoopConnections(
             transport=transport,
             timeout=self._core.timeout(None),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
@@ -148,7 +152,8 @@ class AsyncClient:
         return core.coalesced(result) if shared else result
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        """Close the connections of every event loop that used this client, and the cache."""
+        await self._connections.aclose()
         if self._core.cache is not None:
             self._core.cache.close()
 
@@ -214,8 +219,9 @@ class AsyncClient:
         used: int | None = None
         try:
             try:
-                request = core.request(self._http, call, deadline)
-                response = await self._http.send(request, stream=True)
+                http = await self._connections.client()
+                request = core.request(http, call, deadline)
+                response = await http.send(request, stream=True)
                 content = await self._read_body(call, response, deadline)
             except HTTPX_ERRORS as exc:
                 raise transport_error(exc, url=core.url(call)) from exc
@@ -247,8 +253,9 @@ class AsyncClient:
         response = stream = None
         try:
             try:
-                request = core.request(self._http, call, deadline)
-                response = await self._http.send(request, stream=True)
+                http = await self._connections.client()
+                request = core.request(http, call, deadline)
+                response = await http.send(request, stream=True)
                 headers = core.response_headers(response)
                 if not is_success(response.status_code):
                     content = await self._read_body(call, response, deadline)
