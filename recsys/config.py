@@ -134,7 +134,9 @@ class RecsysConfig:
     # The temporal protocol's own carve prefers the old settings: see PROTOCOL_SETTINGS.
     als_factors: int = 64
     als_regularization: float = 100.0
-    als_alpha: float = 30.0  # confidence 1 + α on observed interactions
+    # Weight of an observed interaction: implicit trains the item factors with confidence α,
+    # serving folds users in with 1 + α (Hu et al.; factors.ALS: chosen and measured with that).
+    als_alpha: float = 30.0
     als_iterations: int = 15
     # Mult-VAE (Liang et al. 2018), round 10 of EXPERIMENTS.md: the paper's 600-200 layers,
     # chosen alone on the validation carves (2 per seed, seeds 42-44; 600-200 or 200-64 x

@@ -24,9 +24,10 @@ dlae / edlae   *optional*: EASE's denoising relatives: dropout on the input acts
 multvae        variational autoencoder with a multinomial likelihood, the one non-linear model
                (Liang et al., WWW 2018); scores are its softmax over items
 **factors.py**: users and items as low-dimensional vectors
-als            implicit-feedback matrix factorisation, confidence 1 + α·x (Hu, Koren, Volinsky,
-               ICDM 2008), trained with ``implicit``; users are folded in by the same
-               closed-form least-squares step ALS itself uses, so a new user needs no retrain
+als            implicit-feedback matrix factorisation (Hu, Koren, Volinsky, ICDM 2008), trained
+               with ``implicit`` (confidence α·x); users are folded in by Hu et al.'s closed-form
+               least-squares step with confidence 1 + α·x, so a new user needs no retrain (one
+               more than implicit trained with, on purpose: ``factors.ALS`` says why)
 embedding      PureSVD item embeddings (Cremonesi et al., RecSys 2010) in a FAISS inner-product
                index; a user's query vector is xᵤ·V, so retrieval is one ANN search, the
                production pattern for two-tower retrieval
