@@ -43,6 +43,7 @@ from llm_client.errors import (
 from llm_client.protocol import (
     SSEDecoder,
     chat_body,
+    check_json,
     decode_json,
     is_success,
     lower_headers,
@@ -160,6 +161,8 @@ class CallCore:
             or not all(isinstance(t, str) for t in texts)
         ):
             raise InvalidRequestError("texts must be a str or a non-empty list of str")
+        for i, text in enumerate(texts):
+            check_json(f"texts[{i}]", text)  # UTF-8 must encode it (no lone surrogate)
         name = self.model_for(model)
         body = {"model": name, "input": list(texts)}
         estimate = sum(estimate_tokens(t) for t in texts)

@@ -177,14 +177,25 @@ def check_params(params: Mapping[str, Any]) -> None:
 
 
 def check_json(what: str, value: object) -> None:
-    """``value`` must be plain JSON: no NaN or inf, bytes, sets or other objects.
+    """``value`` must be plain JSON: no NaN or inf, bytes, sets or other objects, and text that
+    UTF-8 can encode.
 
     Checked here because otherwise httpx finds out while sending, as a bare ``ValueError`` or
     ``TypeError`` from inside ``json`` (not an ``LLMClientError``), after the attempt was counted
     and a rate-limit slot taken; with a cache, ``cache_key`` failed the same way even earlier.
+    The text check is the one ``ensure_ascii=True`` hides: a lone UTF-16 surrogate (what
+    ``json.loads`` makes of ``"\\ud83d"``, a browser's string cut inside an emoji) is written
+    as an escape there, but httpx and ``cache_key`` write UTF-8, where it is a bare
+    ``UnicodeEncodeError``.
     """
     try:
-        json.dumps(value, allow_nan=False)
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise InvalidRequestError(
+            f"{what} contains text that is not valid Unicode: a lone surrogate {bad!r} (a string "
+            "cut inside an emoji?), which cannot be sent as UTF-8; repair or drop it first"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"{what} must be JSON values (no NaN or inf): {exc}") from None
 

@@ -498,6 +498,36 @@ def test_a_message_that_is_not_json_fails_before_a_request(fault_server, tmp_pat
     assert client.stats.attempts == 0 and fault_server.report().arrivals == 0
 
 
+HALF_EMOJI = json.loads('"smile \\ud83d"')  # a browser's string cut inside an emoji
+
+
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": HALF_EMOJI},
+        {"role": "user", "content": [{"type": "text", "text": HALF_EMOJI}]},
+        {"role": "user", "content": "hi", "name": HALF_EMOJI},
+    ],
+    ids=["content", "text-part", "other-field"],
+)
+def test_text_utf8_cannot_encode_fails_before_a_request(fault_server, tmp_path, message, cached):
+    # before: a bare UnicodeEncodeError from httpx (after a limiter slot and an attempt) or,
+    # with a cache, from cache_key: json.dumps's default ensure_ascii hid the lone surrogate
+    client = make_client(fault_server, cache_dir=tmp_path if cached else None, rpm=10)
+    with pytest.raises(InvalidRequestError, match=r"messages\[1\] contains text that is not valid"):
+        client.chat([{"role": "system", "content": "be brief"}, message])
+    assert client.stats.attempts == 0 and fault_server.report().arrivals == 0
+    assert client.limiter.usage() == (0, 0)
+
+
+def test_an_embed_text_utf8_cannot_encode_fails_before_a_request(fault_server):
+    client = make_client(fault_server)
+    with pytest.raises(InvalidRequestError, match=r"texts\[1\] contains text that is not valid"):
+        client.embed(["fine", HALF_EMOJI])
+    assert client.stats.attempts == 0 and fault_server.report().arrivals == 0
+
+
 # ---- streams that break, and what a failed call says about itself -------------------------------
 
 
