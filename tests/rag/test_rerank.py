@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -78,6 +80,15 @@ def test_every_unreadable_reranker_file_is_a_reranker_error(tmp_path, content):
         LTRReranker.load(tmp_path / "reranker.json")
 
 
+@pytest.fixture(scope="module")
+def saved_payload(tmp_path_factory):
+    """What a trained reranker's file holds (trained once for the module)."""
+    cands, qrels = synthetic(40)
+    path = tmp_path_factory.mktemp("ltr") / "reranker.json"
+    train_ltr(cands, qrels, LTRSettings(n_estimators=5)).save(path)
+    return json.loads(path.read_text())
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -87,12 +98,9 @@ def test_every_unreadable_reranker_file_is_a_reranker_error(tmp_path, content):
         {"meta": ["threshold", 0.2]},
     ],
 )
-def test_a_reranker_file_with_damaged_fields_is_a_reranker_error(tmp_path, change):
-    import json
-
-    cands, qrels = synthetic(40)
-    path = train_ltr(cands, qrels, LTRSettings(n_estimators=5)).save(tmp_path / "reranker.json")
-    path.write_text(json.dumps(json.loads(path.read_text()) | change))
+def test_a_reranker_file_with_damaged_fields_is_a_reranker_error(tmp_path, saved_payload, change):
+    path = tmp_path / "reranker.json"
+    path.write_text(json.dumps(saved_payload | change))
     with pytest.raises(RerankerError, match="not a readable rag-ltr model"):
         LTRReranker.load(path)
 
