@@ -16,15 +16,30 @@ learnt as (0.67, 0.33, 0), and ``p(offensive)`` keeps the "hate is offensive too
 weights ``w`` are ``FineTuneSettings.class_weights``: all 1 by default (weighting hate 3x was
 adopted once and reverted when the comparison was repeated with reproducible fine-tunes).
 
-**Cost, measured on this machine** (2 shared cores): tweets are short (median 22 word pieces, 99 %
-<= 45, none above 80 after normalisation), so ``max_length=64`` truncates nothing that matters, and
-batches are formed from length-sorted buckets so padding stays near each batch's own length.
+**Long text is read whole.** Tweets are short (MiniLM: median 22 word pieces, 99 % <= 45, one of
+24,783 above 64 after normalisation, at 80; SmolLM2's tokenizer: 13 above 64, at most 95), so
+training truncates at ``max_length=64`` and loses almost nothing. A post may be 5,000 characters,
+though, and an abuser chooses where the abuse goes. So :meth:`FineTunedClassifier.predict_proba`
+never truncates: a longer text is cut into windows of ``max_length`` word pieces overlapping by
+half a window (the tokenizer's own overflow), and each label takes its maximum over the windows::
+
+    p(hate) = max_w p_w(hate),   p(offensive) = max_w [p_w(hate) + p_w(offensive only)]
+
+the multiple-instance rule (a post is abusive if any part of it is); a mean over windows would
+let friendly filler dilute the abuse. Long benign posts get more chances to score high and the
+calibrators saw one-window tweets, so long posts lean towards review: the safe side. A text that
+fits one window is scored bit for bit as before windows existed.
+
+**Cost, measured on this machine** (2 shared cores): batches are formed from length-sorted
+buckets so padding stays near each batch's own length.
 On a CPU another process also uses, ``torch.set_num_threads(2)`` was 3-4x *slower* than one
 thread (the second thread waits on a busy core at every op), so training runs on ``threads=1``
 by default. Training is the slow part (minutes per epoch; the benchmark record has the figure),
 so :func:`fine_tune_cached` stores the weights and every prediction on disk, keyed by the base
 model, a checksum of the training texts and targets, the split seed and the settings: a second
-benchmark run does not retrain.
+benchmark run does not retrain. A list of predictions is keyed by its texts, and also by the window
+scoring when any text in it is longer than one window (files written before windows existed hold
+such a text's first window alone).
 
 Inference is far too slow for the synchronous path's 10 ms budget on this CPU (tens of ms per
 tweet), which is why the fine-tuned model serves the batch path (see ``stacking.py``).
@@ -59,6 +74,9 @@ log = logging.getLogger(__name__)
 
 
 POOLINGS = ("mean", "weighted-mean")
+# How a text longer than ``max_length`` word pieces is scored (FineTunedClassifier.windows);
+# part of the prediction cache's key for any list of texts that holds one.
+WINDOWED_SCORING = "windows of max_length, starts half a window apart; max per label"
 # Settings added after fine-tunes were cached: left out of the key at these values, so adding
 # one does not invalidate (and retrain, for hours) every fine-tune already on disk.
 _KEY_DEFAULTS = {"pooling": "mean"}
@@ -68,7 +86,7 @@ _KEY_DEFAULTS = {"pooling": "mean"}
 class FineTuneSettings:
     """Training settings; every field but the two thread counts is part of the cache key."""
 
-    max_length: int = 64  # word pieces; 99 % of normalised tweets are <= 45
+    max_length: int = 64  # word pieces per window; 99 % of normalised tweets are <= 45
     batch_size: int = 32
     # AdamW, linear warm-up over the first 10 % of steps, then linear decay. 1e-4 replaced 5e-5
     # in session 15: stacked validation weighted F1 0.9162 vs 0.9156, higher on seeds 0 and 2.
@@ -202,12 +220,49 @@ class FineTunedClassifier:
             max_length=self.settings.max_length,
             return_tensors="pt",
         )
+        return self._forward(enc)
+
+    def _forward(self, enc):
+        """Logits ``(batch, 3)`` for tokenised, padded input (``input_ids``, ``attention_mask``)."""
         hidden = self.encoder(**enc).last_hidden_state
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         if self.settings.pooling == "weighted-mean":
             mask = mask.cumsum(1) * mask  # 1, 2, ..., L on the tweet's tokens, 0 on padding
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.head(pooled)
+
+    def windows(self, texts: list[str]) -> list[dict[str, list[int]]]:
+        """The encoder's inputs for ``texts``: one dict of token lists per window, ``"text"`` the
+        index of the text it belongs to, in order.
+
+        A text that fits ``max_length`` word pieces (special tokens included) is one window,
+        tokenised exactly as training tokenised it. A longer one is cut into windows of
+        ``max_length`` by the tokenizer's own overflow (``return_overflowing_tokens``), each
+        overlapping the one before by half a window's word pieces (``stride``), so every stretch
+        of up to half a window lies whole inside some window, wherever in the text it is.
+        """
+        if not texts:
+            return []
+        width = self.settings.max_length - self.tokenizer.num_special_tokens_to_add()
+        enc = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.settings.max_length,
+            stride=width // 2,
+            return_overflowing_tokens=True,
+        )
+        owners = enc.pop("overflow_to_sample_mapping")
+        return [
+            {"text": owner, **{key: values[i] for key, values in enc.items()}}
+            for i, owner in enumerate(owners)
+        ]
+
+    def scoring(self, texts: list[str]) -> str:
+        """How :meth:`predict_proba` scores ``texts``: ``""`` when every text fits one window
+        (scored as before windows existed), else :data:`WINDOWED_SCORING`. Part of the
+        prediction cache's key, so a cached file never serves another scoring's probabilities.
+        """
+        return WINDOWED_SCORING if len(self.windows(texts)) > len(texts) else ""
 
     def _lengths(self, texts: list[str]) -> np.ndarray:
         ids = self.tokenizer(texts, truncation=True, max_length=self.settings.max_length)
@@ -267,25 +322,37 @@ class FineTunedClassifier:
         return self
 
     def predict_proba(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
-        """Class probabilities ``(n, 3)``; texts are scored in length order to limit padding."""
+        """Class probabilities ``(n, 3)`` of the whole of each text, however long.
+
+        A text longer than ``max_length`` word pieces is scored window by window
+        (:meth:`windows`) and keeps, per label, its most abusive window: ``p(hate)`` and
+        ``p(offensive) = p(hate) + p(offensive only)`` are each the maximum over its windows,
+        and the row returned is ``(max p(hate), max p(offensive) - max p(hate),
+        1 - max p(offensive))``, which sums to 1 and gives back those two maxima. Windows are
+        scored in length order to limit padding.
+        """
         import torch
 
         texts = list(texts)
-        out = np.zeros((len(texts), 3), dtype=np.float64)
         if not texts:
-            return out
-        order = np.argsort(self._lengths(texts), kind="stable")
+            return np.zeros((0, 3), dtype=np.float64)
+        windows = self.windows(texts)
+        probs = np.zeros((len(windows), 3), dtype=np.float64)
+        order = np.argsort([len(w["input_ids"]) for w in windows], kind="stable")
         threads = torch.get_num_threads()
         torch.set_num_threads(self.settings.threads)
         try:
             with torch.inference_mode():
                 for i in range(0, len(order), batch_size):
-                    idx = order[i : i + batch_size]
-                    logits = self._logits([texts[j] for j in idx])
-                    out[idx] = torch.softmax(logits, -1).double().numpy()
+                    batch = [windows[j] for j in order[i : i + batch_size]]
+                    inputs = {key: [w[key] for w in batch] for key in batch[0] if key != "text"}
+                    enc = self.tokenizer.pad(inputs, padding=True, return_tensors="pt")
+                    probs[order[i : i + batch_size]] = (
+                        torch.softmax(self._forward(enc), -1).double().numpy()
+                    )
         finally:
             torch.set_num_threads(threads)
-        return out
+        return _most_abusive_window(probs, np.array([w["text"] for w in windows]), len(texts))
 
     def save(self, directory: Path, *, overwrite: bool = True) -> None:
         """Write encoder, tokenizer, head and a ``meta.json`` into ``directory``.
@@ -346,6 +413,22 @@ class FineTunedClassifier:
         return model
 
 
+def _most_abusive_window(probs: np.ndarray, owners: np.ndarray, n_texts: int) -> np.ndarray:
+    """Window probabilities ``(n_windows, 3)``, each window's text (in order) -> ``(n_texts, 3)``.
+
+    Per text, ``p(hate)`` and ``p(offensive) = p(hate) + p(offensive only)`` are each the
+    maximum over its windows. A text of one window keeps its row bit for bit.
+    """
+    counts = np.bincount(owners, minlength=n_texts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = probs[starts].copy()
+    hate = np.maximum.reduceat(probs[:, 0], starts)
+    offensive = np.maximum.reduceat(probs[:, 0] + probs[:, 1], starts)  # hate is offensive too
+    several = counts > 1
+    out[several] = np.stack([hate, offensive - hate, 1.0 - offensive], axis=1)[several]
+    return out
+
+
 def fine_tune_cached(
     base_model: str,
     texts: list[str],
@@ -395,6 +478,10 @@ class CachedPredictions:
         digest = hashlib.sha256()
         for text in texts:
             digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
+        if isinstance(self.inner, FineTunedClassifier) and (scoring := self.inner.scoring(texts)):
+            # a list with a text longer than one window is keyed by how it is scored: files
+            # written before windows existed hold its first 64 word pieces' probabilities
+            digest.update(scoring.encode())
         path = self.directory / f"probs-{digest.hexdigest()[:24]}.npy"
         if path.exists() and (cached := _cached_probabilities(path, len(texts))) is not None:
             return cached

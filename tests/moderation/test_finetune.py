@@ -460,3 +460,109 @@ def test_an_unusable_cached_prediction_file_is_recomputed_and_rewritten(tmp_path
     np.testing.assert_array_equal(np.load(path), [[0.6, 0.3, 0.1]] * 2)  # and rewritten
     cached.predict_proba(["a", "b"])
     assert inner.calls == 2  # a healthy file is a hit
+
+
+def test_the_most_abusive_window_sets_each_label_and_a_lone_window_is_untouched():
+    from moderation.finetune import _most_abusive_window
+
+    probs = np.array(
+        [
+            [0.1, 0.2, 0.7],  # text 0, three windows
+            [0.3, 0.1, 0.6],  # its most hateful window
+            [0.05, 0.6, 0.35],  # its most offensive window: 0.65
+            [0.1, 0.3, 0.6],  # text 1, one window
+        ]
+    )
+    out = _most_abusive_window(probs, np.array([0, 0, 0, 1]), 2)
+    np.testing.assert_allclose(out[0], [0.3, 0.35, 0.35])
+    np.testing.assert_allclose(finetune_scores(out[:1])["offensive"], [0.65])
+    assert out[1].tobytes() == probs[3].tobytes()  # no arithmetic on a text that fits
+
+
+@pytest.fixture(scope="module")
+def narrow():
+    """The real MiniLM (untrained, seeded head) reading 16 word pieces at a time."""
+    import torch
+
+    from moderation.features import default_model_path
+
+    torch.manual_seed(0)
+    return FineTunedClassifier(default_model_path(), FineTuneSettings(max_length=16))
+
+
+FILLER = "see you at the game tonight with everyone " * 3  # 24 word pieces: past one window
+
+
+@pytest.mark.slow
+def test_text_past_the_encoders_window_is_read(narrow):
+    # Found by a review: every fine-tuned member read only the first max_length word pieces,
+    # so abuse after ~60 words of filler was not seen at all.
+    import copy
+
+    import torch
+
+    def pooled(text):
+        with torch.inference_mode():
+            return narrow.encoder(**narrow.tokenizer([text], return_tensors="pt"))[0].mean(1)[0]
+
+    # a head with a known answer: p(hate) rises along the direction from the filler to "zorg"
+    marker, plain = pooled("zorg blarg zorg"), pooled("see you at the game tonight")
+    direction = (marker - plain) / (marker - plain).norm() ** 2 * 8
+    detector = copy.copy(narrow)
+    detector.head = torch.nn.Linear(len(direction), 3)
+    with torch.no_grad():
+        detector.head.weight.zero_()
+        detector.head.bias.zero_()
+        detector.head.weight[0] = direction
+        detector.head.bias[0] = -direction @ (marker + plain) / 2
+    zorg, sunny = FILLER + "zorg blarg zorg", FILLER + "sunny park day"
+    probs = detector.predict_proba([zorg, sunny])
+    assert probs[0, 0] > probs[1, 0] + 0.2  # the marker at the end is seen
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    probs = narrow.predict_proba([zorg])
+
+    # the windows: overlapping by half a window's word pieces, together the whole text
+    windows = narrow.windows([zorg])
+    whole = narrow.tokenizer(zorg, add_special_tokens=False)["input_ids"]
+    pieces = [w["input_ids"][1:-1] for w in windows]  # without [CLS] and [SEP]
+    assert len(windows) > 1 and all(len(w["input_ids"]) <= 16 for w in windows)
+    assert pieces[0] + [t for p in pieces[1:] for t in p[7:]] == whole  # 7 = 14 // 2 shared
+
+    # per label, the text's score is its most abusive window's
+    each = np.concatenate([narrow.predict_proba([narrow.tokenizer.decode(p)]) for p in pieces])
+    assert probs[0, 0] == pytest.approx(each[:, 0].max(), abs=1e-5)
+    assert probs[0, :2].sum() == pytest.approx(each[:, :2].sum(axis=1).max(), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_text_that_fits_one_window_is_scored_as_before_bit_for_bit(narrow):
+    import torch
+
+    texts = ["sunny day", "zorg blarg walk in the park", "a friend"]  # each fits 16
+    assert len(narrow.windows(texts)) == len(texts) and narrow.scoring(texts) == ""
+    assert narrow.windows([]) == [] and narrow.predict_proba([]).shape == (0, 3)
+    order = np.argsort([len(narrow.tokenizer(t)["input_ids"]) for t in texts], kind="stable")
+    with torch.inference_mode():  # the tokenisation training uses, as predicting used to
+        before = torch.softmax(narrow._logits([texts[i] for i in order]), -1).double().numpy()
+    np.testing.assert_array_equal(narrow.predict_proba(texts)[order], before)
+
+
+@pytest.mark.slow
+def test_cached_predictions_of_a_windowed_text_are_keyed_by_the_scoring(narrow, tmp_path):
+    # Files written before windows existed hold the first window's probabilities: a list with a
+    # longer text must not find them; a list where every text fits keeps its key (same scores).
+    def old_key(texts):
+        digest = hashlib.sha256()
+        for text in texts:
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
+        return f"probs-{digest.hexdigest()[:24]}.npy"
+
+    cached = CachedPredictions(narrow, tmp_path)
+    short, long = ["sunny day", "a friend"], ["sunny day", FILLER + "zorg"]
+    cached.predict_proba(short)
+    assert [p.name for p in tmp_path.glob("probs-*.npy")] == [old_key(short)]
+    stale = np.array([[1.0, 0.0, 0.0]] * 2)
+    np.save(tmp_path / old_key(long), stale)  # what the code before windows would have cached
+    fresh = cached.predict_proba(long)
+    np.testing.assert_array_equal(fresh, narrow.predict_proba(long))
+    assert not np.array_equal(fresh, stale)
