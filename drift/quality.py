@@ -53,12 +53,13 @@ UNIT_COLUMNS = ("temp", "atemp", "hum", "windspeed")
 @dataclass(frozen=True)
 class QualityFinding:
     """One data-quality problem: ``kind`` (see module docstring), ``column``, a readable ``detail``
-    and the measured ``value`` (a share or a ratio)."""
+    and the measured ``value`` (a share or a ratio; None for a check that measures nothing, such
+    as ``unexpected_column`` or ``wrong_type``: NaN there made triage.json invalid JSON)."""
 
     kind: str
     column: str
     detail: str
-    value: float = float("nan")
+    value: float | None = None
 
 
 @dataclass(frozen=True)

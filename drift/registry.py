@@ -89,6 +89,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from drift.errors import NoPreviousVersionError, RegistryError
 from drift.model import DemandModel
 
@@ -139,7 +141,11 @@ class ModelRegistry:
         """Save ``model`` as the next version and return its name (e.g. ``"v0003"``).
 
         ``meta`` is stored in the version's ``meta.json`` beside the registry's own keys
-        (:data:`RESERVED_META`); RegistryError if it uses one of them.
+        (:data:`RESERVED_META`); RegistryError if it uses one of them. Its values must be JSON
+        values (numbers, strings, bools, None, lists and dicts of them); a numpy scalar or array
+        is stored as the Python number or list it holds, so :meth:`meta` returns it as a number,
+        and anything else is a RegistryError (``str`` of it was stored before, and read back as a
+        string).
         """
         clash = sorted(RESERVED_META & set(meta or {}))
         if clash:
@@ -147,6 +153,7 @@ class ModelRegistry:
                 f"meta keys {clash} are written by the registry itself (reserved: "
                 f"{sorted(RESERVED_META)}); rename them, e.g. 'source_{clash[0]}'"
             )
+        meta = json.loads(json.dumps(meta or {}, default=_json_value))  # checked before any write
         # The slow part (writing the boosters) runs outside the lock, in a folder no other
         # writer can pick; only numbering and the rename into place are serialised.
         staging = self.root / "versions" / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
@@ -155,8 +162,8 @@ class ModelRegistry:
             with self._locked():
                 existing = self.versions()
                 version = f"v{int(existing[-1][1:]) + 1 if existing else 1:04d}"
-                record = {"version": version, "registered_at": self.clock(), **(meta or {})}
-                (staging / "meta.json").write_text(json.dumps(record, indent=2, default=str))
+                record = {"version": version, "registered_at": self.clock(), **meta}
+                (staging / "meta.json").write_text(json.dumps(record, indent=2))
                 # A power cut keeps only what was fsynced: without this, a pointer written later
                 # could durably name a version whose files are empty or whose rename was lost.
                 for path in sorted(staging.rglob("*")):
@@ -393,3 +400,14 @@ def _fsync(path: Path) -> None:
         os.fsync(handle)
     finally:
         os.close(handle)
+
+
+def _json_value(value: Any) -> Any:
+    """``json.dumps``'s fallback for meta values: a numpy scalar or array as the Python number or
+    list it holds; RegistryError for anything else JSON has no type for."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()  # a numpy scalar's tolist() is its Python number
+    raise RegistryError(
+        f"meta value {value!r} ({type(value).__name__}) is not a JSON value; pass numbers, "
+        "strings, bools, None, or lists and dicts of them"
+    )

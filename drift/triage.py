@@ -12,14 +12,19 @@ rule out the pipeline before blaming the model.
 5. **Action** taken (or recommended) and the reasons and evidence recorded for it.
 
 Written as ``triage.json`` plus Evidently's own interactive HTML drift report of the alert window
-(``evidently_drift.html``) beside it.
+(``evidently_drift.html``) beside it. The JSON is strict (a NaN or infinite number is written as
+``null``), so any JSON reader, an on-call tool's included, can parse it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from drift.data_drift import save_evidently_html
 from drift.prediction_log import PredictionLog
@@ -93,7 +98,7 @@ def write_triage(
         "detector_alarms": step.report.alarms,
     }
     json_path = out_dir / "triage.json"
-    json_path.write_text(json.dumps(summary, indent=2, default=float))
+    json_path.write_text(json.dumps(_strict(summary), indent=2, default=float, allow_nan=False))
     html_path = None
     if html:
         scenario_window = timeline.scenario.windows[
@@ -102,3 +107,16 @@ def write_triage(
         html_path = out_dir / "evidently_drift.html"
         save_evidently_html(scenario_window.reference, scenario_window.features, html_path)
     return TriageReport(json_path, html_path, summary)
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every NaN or infinite number (numpy's included) replaced by None, in nested
+    dicts, lists and tuples: ``json.dumps`` writes them as the tokens NaN and Infinity, which are
+    not JSON."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    return value

@@ -102,6 +102,19 @@ def test_meta_may_not_overwrite_the_registrys_own_keys(registry, models):
     assert registry.meta(v2)["source_version"] == "v0001"
 
 
+def test_meta_keeps_numpy_numbers_as_numbers(registry, models):
+    """``json.dumps(default=str)`` stored np.float32(25.5) as the string "25.5" and an array as
+    "[0 1 2]", so meta() did not return what was registered (found by a review)."""
+    meta = {"mae": np.float32(25.5), "rows": np.int64(3200), "windows": np.arange(3), "n": 1}
+    version = registry.register(models.base, meta)
+    back = registry.meta(version)
+    assert (back["mae"], back["rows"], back["windows"], back["n"]) == (25.5, 3200, [0, 1, 2], 1)
+    assert isinstance(back["mae"], float) and isinstance(back["rows"], int)
+    with pytest.raises(RegistryError, match=r"meta value .* is not a JSON value"):
+        registry.register(models.benign, {"trained_from": Path("/data")})
+    assert registry.versions() == [version]  # nothing registered
+
+
 # ---- the pointer and the event log agree ------------------------------------------------------
 
 

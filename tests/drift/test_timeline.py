@@ -2,6 +2,7 @@
 retrains on concept drift, and observe-only mode never changes the model."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -182,3 +183,24 @@ def test_a_window_with_text_or_a_repeated_column_is_quarantined_not_a_crash(
         assert timeline.actions() == [(1, "quarantine")]
         assert _findings(timeline.steps[1]) == {finding}
         assert [len(s.report.quality.findings) for s in timeline.steps] == [0, 1, 0]
+
+
+def test_triage_json_is_strict_json(bike_data, models, tmp_path):
+    """A quality finding that measures nothing (an unexpected column) had the value NaN, written
+    as the bare token NaN, which strict JSON readers refuse (found by a review)."""
+    scenario = build_scenario("stationary", bike_data, n_windows=3, window_rows=100)
+    windows = list(scenario.windows)
+    windows[1] = dataclasses.replace(windows[1], features=windows[1].features.assign(source="k7"))
+    timeline = run_scenario(dataclasses.replace(scenario, windows=tuple(windows)), models, tmp_path)
+    report = write_triage(timeline, tmp_path / "triage", window=1, html=False)
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    summary = json.loads(report.json_path.read_text(), parse_constant=refuse)
+    finding = summary["1_data_quality"]["findings"][0]
+    assert (finding["kind"], finding["column"], finding["value"]) == (
+        "unexpected_column",
+        "source",
+        None,
+    )
