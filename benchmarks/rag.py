@@ -35,7 +35,7 @@ from evals.stats import bootstrap_ci, paired_test
 from evals.timing import latency_summary
 from rag.bm25 import BM25Index, RankBM25Index, Tokenizer
 from rag.config import RagConfig
-from rag.dense import EmbeddingCache, MemoEmbedder, SentenceTransformerEmbedder
+from rag.dense import EmbeddingCache, MemoEmbedder, SentenceTransformerEmbedder, texts_checksum
 from rag.documents import corpus_checksum, documents_from_beir
 from rag.eval import METRICS, first_stage, fit_on_train, run_queries, tune_dense_weight
 from rag.fusion import fuse
@@ -165,8 +165,9 @@ def run(ctx: BenchContext) -> BenchResult:
     # ---- index ----------------------------------------------------------------------------------
     index = HybridIndex(embedder, build_chunker(config), config)
     corpus_sum = corpus_checksum(docs)
-    key = EmbeddingCache.key(config.model, index.chunker.name, corpus_sum)
-    was_cached = cache.get(key, len(docs)) is not None
+    texts = [c.text for d in docs for c in index.chunker.chunk(d)]  # what upsert will embed
+    key = EmbeddingCache.key(config.model, index.chunker.name, texts_checksum(texts))
+    was_cached = cache.get(key, len(texts)) is not None
     t0 = time.perf_counter()
     index.upsert(docs, cache=cache, progress=ctx.progress)
     timings["index_build_s"] = round(time.perf_counter() - t0, 2)
