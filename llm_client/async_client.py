@@ -208,7 +208,11 @@ class AsyncClient:
         limiter = self._core.limiter
         permit = None
         if limiter is not None:
-            permit = await limiter.acquire_async(call.token_estimate, deadline=deadline)
+            permit = await limiter.acquire_async(
+                call.token_estimate,
+                deadline=deadline,
+                max_server_pause=self._core.config.max_retry_after,
+            )
         self._core.stats.count("attempts")
         return permit
 

@@ -223,7 +223,13 @@ class Client:
 
     def _acquire(self, call: PreparedCall, deadline: float | None) -> Permit | None:
         limiter = self._core.limiter
-        permit = limiter.acquire(call.token_estimate, deadline=deadline) if limiter else None
+        permit = None
+        if limiter is not None:  # a server pause above max_retry_after fails here, at once
+            permit = limiter.acquire(
+                call.token_estimate,
+                deadline=deadline,
+                max_server_pause=self._core.config.max_retry_after,
+            )
         self._core.stats.count("attempts")
         return permit
 

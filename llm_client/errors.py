@@ -23,7 +23,8 @@ The tree (catch a branch to handle everything below it)::
     │   │   └── HostNotFoundError    the host name does not resolve        never retried
     │   ├── ResponseDecodeError      200 with a body that is not the protocol (retried)
     │   └── StreamInterruptedError   a stream broke after its first chunk (.partial_text)
-    ├── RetryAfterTooLongError       the server asked us to wait longer than the cap: we fail now
+    ├── RetryAfterTooLongError       the server asked us to wait (Retry-After, x-ratelimit-reset)
+    │                                longer than the cap: we fail now
     ├── DeadlineExceededError        the total deadline ran out (across all retries)
     ├── RateLimiterTimeoutError      waiting for a client-side rate-limit slot hit the deadline
     └── LocalServerError             the local llama.cpp server did not start (its log tail;
@@ -220,7 +221,13 @@ class _GaveUp(LLMClientError):
 
 
 class RetryAfterTooLongError(_GaveUp):
-    """The server's Retry-After exceeded ``max_retry_after``; failing now beats hanging."""
+    """The server asked us to wait longer than ``max_retry_after``; failing now beats hanging.
+
+    Asked by a ``Retry-After`` (``last_error`` is the response that said it), or by a pause
+    from ``x-ratelimit-remaining-*: 0`` + ``x-ratelimit-reset-*`` on an earlier response, met
+    while waiting for a limiter slot (``last_error`` is None on a first attempt, else the
+    failure retried before it). ``retry_after`` is the wait asked for, ``cap`` the limit.
+    """
 
     def __init__(
         self,
@@ -228,7 +235,7 @@ class RetryAfterTooLongError(_GaveUp):
         *,
         retry_after: float,
         cap: float,
-        last_error: BaseException,
+        last_error: BaseException | None,
         attempts: int,
     ) -> None:
         super().__init__(message, last_error=last_error, attempts=attempts)

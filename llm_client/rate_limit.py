@@ -26,13 +26,20 @@ and no request takes a request slot while waiting for tokens. ``acquire`` (threa
 
 **Server headers.** ``observe_headers`` reads ``x-ratelimit-remaining-requests|tokens`` and
 ``x-ratelimit-reset-*`` (OpenAI's format, e.g. ``6m0s``): when the server says 0 remain, nobody
-is admitted until its reset time.
+is admitted until its reset time, and the pause is logged with the header that set it. A pause
+is a server asking us to wait, like ``Retry-After``, and is capped the same way: a caller whose
+pause is longer than ``max_server_pause`` (the client passes ``max_retry_after``) fails at once
+with ``RetryAfterTooLongError``, and one whose deadline comes before the pause ends fails at once
+with ``RateLimiterTimeoutError``; both name the header. Before, a daily budget's
+``x-ratelimit-reset-requests: 6m0s`` held every later call silently for its whole
+``total_timeout``, then blamed ``rpm=None, tpm=None``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import math
 import re
 import threading
@@ -41,7 +48,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from llm_client.errors import ConfigurationError, InvalidRequestError, RateLimiterTimeoutError
+from llm_client.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    RateLimiterTimeoutError,
+    RetryAfterTooLongError,
+)
+
+logger = logging.getLogger(__name__)
 
 MESSAGE_OVERHEAD_TOKENS = 4  # role + separators per message, as in OpenAI's cookbook count
 REPLY_PRIMING_TOKENS = 3
@@ -127,7 +141,8 @@ class RateLimiter:
         self._seq = 0
         self._count = 0
         self._tokens = 0
-        self._hold_until = -math.inf
+        self._hold_until = -math.inf  # the server's x-ratelimit-reset: no admission before
+        self._hold_reason = ""  # the headers that set it, for the log and the errors
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
 
     # ---- arithmetic ---------------------------------------------------------------------------
@@ -228,10 +243,19 @@ class RateLimiter:
                 continue
             seconds = parse_reset_duration(reset)
             if exhausted and seconds:
-                waits.append(seconds)
+                why = (
+                    f"x-ratelimit-remaining-{kind}: {remaining}, x-ratelimit-reset-{kind}: {reset}"
+                )
+                waits.append((seconds, why))
         if waits:
+            seconds, why = max(waits)
             with self._lock:
-                self._hold_until = max(self._hold_until, self._clock() + max(waits))
+                now = self._clock()
+                if now + seconds <= self._hold_until:
+                    return
+                if now >= self._hold_until:  # a new pause, not a longer one: say so once
+                    logger.info("server rate limit: pausing requests for %.3fs (%s)", seconds, why)
+                self._hold_until, self._hold_reason = now + seconds, why
                 self._notify_locked()
 
     def usage(self) -> tuple[int, int]:
@@ -246,8 +270,16 @@ class RateLimiter:
         for loop, future in self._async_waiters:
             loop.call_soon_threadsafe(_wake, future)
 
-    def acquire(self, tokens: int, *, deadline: float | None = None) -> Permit:
-        """Block the calling thread until admitted. ``deadline`` is absolute, on this clock."""
+    def acquire(
+        self,
+        tokens: int,
+        *,
+        deadline: float | None = None,
+        max_server_pause: float | None = None,
+    ) -> Permit:
+        """Block the calling thread until admitted. ``deadline`` is absolute, on this clock;
+        a server pause (``observe_headers``) longer than ``max_server_pause`` seconds, or past
+        the deadline, raises at once instead of waiting."""
         ticket = self.join(tokens)
         try:
             with self._cond:
@@ -255,13 +287,19 @@ class RateLimiter:
                     delay = self._poll_locked(ticket)
                     if delay == 0.0:
                         return ticket.permit  # type: ignore[return-value]
-                    self._cond.wait(self._timeout(delay, deadline, ticket))
+                    self._cond.wait(self._timeout(delay, deadline, ticket, max_server_pause))
         except BaseException:
             if ticket.permit is None:
                 self.cancel(ticket)
             raise
 
-    async def acquire_async(self, tokens: int, *, deadline: float | None = None) -> Permit:
+    async def acquire_async(
+        self,
+        tokens: int,
+        *,
+        deadline: float | None = None,
+        max_server_pause: float | None = None,
+    ) -> Permit:
         """Like ``acquire`` for asyncio tasks; the queue is shared with threads."""
         loop = asyncio.get_running_loop()
         ticket = self.join(tokens)
@@ -271,7 +309,7 @@ class RateLimiter:
                     delay = self._poll_locked(ticket)
                     if delay == 0.0:
                         return ticket.permit  # type: ignore[return-value]
-                    timeout = self._timeout(delay, deadline, ticket)
+                    timeout = self._timeout(delay, deadline, ticket, max_server_pause)
                     waiter = (loop, loop.create_future())
                     self._async_waiters.append(waiter)
                 try:
@@ -284,20 +322,50 @@ class RateLimiter:
                 self.cancel(ticket)
             raise
 
-    def _timeout(self, delay: float, deadline: float | None, ticket: _Ticket) -> float | None:
-        """Seconds to wait (None: until notified); raise once the deadline has passed."""
-        if deadline is not None:
-            left = deadline - self._clock()
-            if left <= 0:
-                if ticket in self._queue:
-                    self._queue.remove(ticket)
-                self._notify_locked()
+    def _timeout(
+        self,
+        delay: float,
+        deadline: float | None,
+        ticket: _Ticket,
+        max_server_pause: float | None = None,
+    ) -> float | None:
+        """Seconds to wait (None: until notified); raise once the deadline has passed, or at
+        once when the server's pause outlasts ``max_server_pause`` or the deadline (lock held).
+        """
+        now = self._clock()
+        paused = self._hold_until - now  # > 0: the server said 0 remain, until its reset
+        left = None if deadline is None else deadline - now
+        if paused > 0 and max_server_pause is not None and paused > max_server_pause:
+            self._leave_locked(ticket)
+            raise RetryAfterTooLongError(
+                f"not waiting: the server paused requests for {paused:.1f}s more "
+                f"({self._hold_reason}), above the {max_server_pause:.1f}s cap (max_retry_after)",
+                retry_after=paused,
+                cap=max_server_pause,
+                last_error=None,
+                attempts=0,
+            )
+        if left is not None and (left <= 0 or 0 < left < paused):
+            self._leave_locked(ticket)
+            if left > 0:
                 raise RateLimiterTimeoutError(
-                    f"no rate-limit slot within the deadline (rpm={self.rpm}, tpm={self.tpm}, "
-                    f"window={self.window:g}s, {len(self._queue)} still waiting)"
+                    f"no rate-limit slot within the deadline: the server paused requests for "
+                    f"{paused:.1f}s more ({self._hold_reason}), past the deadline ({left:.1f}s "
+                    "left)"
                 )
+            held = f"; the server paused requests ({self._hold_reason})" if paused > 0 else ""
+            raise RateLimiterTimeoutError(
+                f"no rate-limit slot within the deadline (rpm={self.rpm}, tpm={self.tpm}, "
+                f"window={self.window:g}s, {len(self._queue)} still waiting{held})"
+            )
+        if left is not None:
             delay = min(delay, left)
         return None if math.isinf(delay) else delay
+
+    def _leave_locked(self, ticket: _Ticket) -> None:
+        if ticket in self._queue:
+            self._queue.remove(ticket)
+        self._notify_locked()
 
 
 def _wake(future: asyncio.Future) -> None:

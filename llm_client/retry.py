@@ -273,6 +273,15 @@ class RetryController:
                 last_error=previous,
                 attempts=self.attempts - 1,  # the last attempt got no slot, so sent nothing
             )
+        if isinstance(error, RetryAfterTooLongError) and previous is not None:
+            # the limiter's: a server pause above the cap, met waiting for the retry's slot
+            return RetryAfterTooLongError(
+                f"{error}; last error: {previous}",
+                retry_after=error.retry_after,
+                cap=error.cap,
+                last_error=previous,
+                attempts=self.attempts - 1,
+            )
         last = self.last
         if last is None or last.give_up in (None, "not_retryable"):
             return error

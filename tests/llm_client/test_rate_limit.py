@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import threading
@@ -18,6 +19,7 @@ from llm_client import (
     InvalidRequestError,
     RateLimitError,
     RateLimiterTimeoutError,
+    RetryAfterTooLongError,
 )
 from llm_client.fault_server import FaultServer, ServerLimits
 from llm_client.rate_limit import (
@@ -119,6 +121,24 @@ def test_server_ratelimit_headers_pause_admissions():
     )
     clock.now = 360.0
     assert limiter.poll(limiter._queue[0]) == 0.0
+
+
+def test_a_server_pause_above_the_cap_fails_at_once_and_names_the_header():
+    # a pause is the server asking us to wait, as Retry-After is, and is capped the same way;
+    # before, acquire waited it out (6 minutes here), or the caller's whole deadline
+    clock = Clock()
+    limiter = RateLimiter(clock=clock)
+    limiter.observe_headers(
+        {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}
+    )
+    with pytest.raises(RetryAfterTooLongError, match="x-ratelimit-reset-requests: 6m0s") as info:
+        limiter.acquire(1, max_server_pause=60.0)
+    assert info.value.retry_after == pytest.approx(360.0) and info.value.cap == 60.0
+    assert "360.0s more" in str(info.value) and not limiter._queue
+    with pytest.raises(RateLimiterTimeoutError, match=r"past the deadline \(3.0s left\)"):
+        limiter.acquire(1, deadline=clock.now + 3.0, max_server_pause=600.0)
+    clock.now = 350.0  # 10 s to go: under the cap and the deadline, so it would be waited for
+    assert limiter._timeout(10.0, 400.0, limiter.join(1), 60.0) == pytest.approx(10.0)
 
 
 def test_server_token_ratelimit_headers_pause_admissions():
@@ -313,3 +333,49 @@ def test_breaking_out_of_an_async_with_block_frees_the_streams_slot_and_connecti
             return (await client.chat(LONG, max_tokens=4)).text
 
     assert asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("window", "error", "says"),
+    [
+        (120.0, RetryAfterTooLongError, r"above the 60.0s cap"),  # max_retry_after: 60 s
+        (30.0, RateLimiterTimeoutError, r"past the deadline \(\d.\ds left\)"),  # 2 s left
+    ],
+)
+def test_a_server_pause_past_the_cap_or_the_deadline_fails_the_next_call_at_once(
+    window, error, says
+):
+    # the fault server allows 1 request per window and says so (remaining 0, reset in ms).
+    # Before: the next call waited silently for its whole total_timeout, then raised
+    # "no rate-limit slot within the deadline (rpm=None, tpm=None ...)", naming no header
+    with FaultServer(limits=ServerLimits(rpm=1, window=window)) as server:
+        client = Client(server.base_url, model="m", total_timeout=2.0)
+        client.chat([{"role": "user", "content": "one"}], max_tokens=4)
+        with pytest.raises(error, match=says) as info:
+            client.chat([{"role": "user", "content": "two"}], max_tokens=4)
+        assert server.report().arrivals == 1
+    assert "x-ratelimit-remaining-requests: 0, x-ratelimit-reset-requests: " in str(info.value)
+    assert client.stats.errors == {error.__name__: 1}
+
+
+def test_a_server_pause_async_fails_at_once_above_the_cap():
+    async def main(server):
+        async with AsyncClient(server.base_url, model="m", total_timeout=2.0) as client:
+            await client.chat([{"role": "user", "content": "one"}], max_tokens=4)
+            with pytest.raises(RetryAfterTooLongError, match="x-ratelimit-reset-requests"):
+                await client.chat([{"role": "user", "content": "two"}], max_tokens=4)
+
+    with FaultServer(limits=ServerLimits(rpm=1, window=120.0)) as server:
+        asyncio.run(main(server))
+        assert server.report().arrivals == 1
+
+
+def test_a_short_server_pause_is_logged_and_waited_for(caplog):
+    with FaultServer(limits=ServerLimits(rpm=1, window=0.3)) as server:
+        client = Client(server.base_url, model="m")
+        with caplog.at_level(logging.INFO, logger="llm_client.rate_limit"):
+            for i in range(2):
+                client.chat([{"role": "user", "content": f"call {i}"}], max_tokens=4)
+        assert server.report().limit_violations == 0
+    pauses = [r.getMessage() for r in caplog.records if "pausing requests" in r.getMessage()]
+    assert pauses and "x-ratelimit-remaining-requests: 0" in pauses[0]
