@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import logging
 import math
 import re
@@ -59,6 +60,11 @@ logger = logging.getLogger(__name__)
 
 MESSAGE_OVERHEAD_TOKENS = 4  # role + separators per message, as in OpenAI's cookbook count
 REPLY_PRIMING_TOKENS = 3
+#: What one ``image_url`` content part is reserved, whatever its size: a provider bills an image
+#: by its pixels, not its bytes, up to a cap. OpenAI's gpt-4o at high detail charges at most
+#: 85 + 170 x 8 tiles = 1,445 tokens; Anthropic about width x height / 750, at most ~1,600 (its
+#: images are scaled to ~1.15 megapixels). 1,600 covers both; a low-detail image costs 85.
+IMAGE_PART_TOKENS = 1_600
 
 
 def estimate_tokens(text: str) -> int:
@@ -66,11 +72,35 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
+def estimate_content_tokens(content: object) -> int:
+    """A message's ``content``: a str at chars/4, or a list of parts counted part by part.
+
+    A text part counts its text at chars/4, an ``image_url`` part ``IMAGE_PART_TOKENS`` (not its
+    URL: counting a base64 ``data:`` URL as text made a 450 KB photo ~150,000 tokens, so
+    ``tpm=100_000`` refused it before sending), and any other part (audio, a file) the chars/4
+    of its JSON, which over-counts, the safe side for the limiter.
+    """
+    if isinstance(content, str):
+        return estimate_tokens(content)
+    if not isinstance(content, list):  # None: an assistant message that only calls tools
+        return 0
+    total = 0
+    for part in content:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind == "text":
+            total += estimate_tokens(str(part.get("text", "")))  # type: ignore[union-attr]
+        elif kind == "image_url":
+            total += IMAGE_PART_TOKENS
+        else:
+            total += estimate_tokens(json.dumps(part, ensure_ascii=False, default=str))
+    return total
+
+
 def estimate_chat_tokens(messages: Iterable[Mapping[str, object]], max_tokens: int) -> int:
     """Upper-ish estimate of what a chat call costs: prompt estimate plus max_tokens."""
     prompt = REPLY_PRIMING_TOKENS
     for message in messages:
-        prompt += MESSAGE_OVERHEAD_TOKENS + estimate_tokens(str(message.get("content") or ""))
+        prompt += MESSAGE_OVERHEAD_TOKENS + estimate_content_tokens(message.get("content"))
     return prompt + max_tokens
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import random
@@ -23,8 +24,10 @@ from llm_client import (
 )
 from llm_client.fault_server import FaultServer, ServerLimits
 from llm_client.rate_limit import (
+    IMAGE_PART_TOKENS,
     RateLimiter,
     estimate_chat_tokens,
+    estimate_content_tokens,
     estimate_tokens,
     parse_reset_duration,
 )
@@ -175,6 +178,33 @@ def test_token_estimates():
     )
     messages = [{"role": "user", "content": "abcdefgh"}]
     assert estimate_chat_tokens(messages, max_tokens=10) == 3 + 4 + 2 + 10
+
+
+PHOTO = "data:image/jpeg;base64," + "/9j/" * 112_500  # 450 KB of base64: an ordinary photo
+
+
+def test_content_parts_are_estimated_part_by_part_and_an_image_at_a_fixed_allowance():
+    # before: chars/4 of str(parts), base64 included, so this photo was ~112,000 tokens
+    parts = [
+        {"type": "text", "text": "What is in this picture?"},  # 24 chars: 6 tokens
+        {"type": "image_url", "image_url": {"url": PHOTO, "detail": "high"}},
+    ]
+    messages = [{"role": "user", "content": parts}]
+    assert estimate_chat_tokens(messages, max_tokens=16) == 3 + 4 + 6 + IMAGE_PART_TOKENS + 16
+    audio = {"type": "input_audio", "input_audio": {"data": "UklG" * 100, "format": "wav"}}
+    assert estimate_content_tokens([audio]) == math.ceil(len(json.dumps(audio)) / 4)  # over
+    assert estimate_content_tokens(None) == 0 and estimate_content_tokens("abcde") == 2
+
+
+def test_an_image_message_is_sent_under_the_readmes_tpm(fault_server):
+    # before: "request needs ~112,000 tokens but the limit is 100000": refused, nothing sent
+    client = Client(fault_server.base_url, model="m", rpm=600, tpm=100_000)
+    parts = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": PHOTO}},
+    ]
+    client.chat([{"role": "user", "content": parts}], max_tokens=16)
+    assert fault_server.report().arrivals == 1
 
 
 def test_acquire_times_out_at_the_deadline():
