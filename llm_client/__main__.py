@@ -12,14 +12,16 @@ Errors are one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import math
 import signal
 import sys
 
 from llm_client.client import Client
 from llm_client.config import MODEL_ENV, env_base_url, env_model
 from llm_client.errors import ConfigurationError, LLMClientError
-from llm_client.local_server import DEFAULT_MODEL_ALIAS, LocalLLMServer
+from llm_client.local_server import DEFAULT_MODEL_ALIAS, LocalLLMServer, port_taken_error
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -85,7 +87,16 @@ def _serve_fault(args: argparse.Namespace) -> int:
     faults = ChaosFaults(
         seed=args.seed, transient_rate=args.transient_rate, fatal_rate=args.fatal_rate
     )
-    with FaultServer(port=args.port, faults=faults, limits=limits) as server:
+    try:  # the constructor binds: a busy port is one line and exit 2, as for serve-local
+        server = FaultServer(port=args.port, faults=faults, limits=limits)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise port_taken_error(args.port) from None
+        raise ConfigurationError(  # e.g. EACCES: a port below 1024 without root
+            f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; pick another port "
+            "(--port N, or 0 for any free port)"
+        ) from None
+    with server:
         print(f"fault server at {server.base_url} (Ctrl-C to stop)", flush=True)
         try:
             threading.Event().wait()
@@ -103,6 +114,39 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 1..65535 (or 0: any free port), got {port}")
     return port
+
+
+def _share(text: str) -> float:
+    """argparse type for a rate: a number in [0, 1] (a share of requests)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be a share in [0, 1], got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """argparse type for --rpm / --tpm: an int >= 1 (leave the flag out for no limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (leave it out for no limit), got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse type for --window: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,13 +177,15 @@ def main(argv: list[str] | None = None) -> int:
     local.add_argument("--model-alias", default=DEFAULT_MODEL_ALIAS)
     fault = sub.add_parser("serve-fault", help="run the fault-injection server in the foreground")
     fault.add_argument("--port", type=_port, default=8766, help="0: any free port")
-    fault.add_argument("--transient-rate", type=float, default=0.3)
     fault.add_argument(
-        "--fatal-rate", type=float, default=0.02, help="share of requests given a 400/quota"
+        "--transient-rate", type=_share, default=0.3, help="share of attempts faulted, 0..1"
     )
-    fault.add_argument("--rpm", type=int, default=None)
-    fault.add_argument("--tpm", type=int, default=None)
-    fault.add_argument("--window", type=float, default=60.0)
+    fault.add_argument(
+        "--fatal-rate", type=_share, default=0.02, help="share of requests given a 400/quota, 0..1"
+    )
+    fault.add_argument("--rpm", type=_positive_int, default=None, help="default: no limit")
+    fault.add_argument("--tpm", type=_positive_int, default=None, help="default: no limit")
+    fault.add_argument("--window", type=_seconds, default=60.0, help="seconds, > 0")
     fault.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(

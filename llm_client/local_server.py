@@ -73,7 +73,8 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def _port_taken_error(port: int) -> LocalServerError:
+def port_taken_error(port: int) -> LocalServerError:
+    """The one-line error for a port something listens on (``serve-fault`` uses it too)."""
     return LocalServerError(
         f"port {port} is already in use on 127.0.0.1 (another server is listening there): "
         "stop it, or pick another port (--port N, or port=0 for any free port)"
@@ -141,7 +142,7 @@ class LocalLLMServer:
                 "(--port N, or port=0 for any free port)"
             ) from None
         if taken:  # before loading anything: a probe would reach the other server
-            raise _port_taken_error(self.port)
+            raise port_taken_error(self.port)
         model_path = self.model_path or gguf_model_path()
         if importlib.util.find_spec("llama_cpp") is None:
             raise ConfigurationError(
@@ -196,7 +197,7 @@ class LocalLLMServer:
         broken CPU build, whatever the exit code."""
         tail = self.log_tail()
         if "address already in use" in tail.lower():
-            return LocalServerError(f"{_port_taken_error(self.port)}\n{tail}")
+            return LocalServerError(f"{port_taken_error(self.port)}\n{tail}")
         if not generating:
             return LocalServerError(f"llama.cpp server exited with {code}:\n{tail}")
         return LocalServerError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from llm_client.__main__ import main
@@ -59,3 +61,34 @@ def test_help_lists_only_subcommands_that_exist(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "chat|serve-local|serve-fault" in out and "stats" not in out
+
+
+def test_serve_fault_on_a_busy_port_is_one_line_and_exit_2(capsys):
+    # before: FaultServer's bind raised OSError past main(): a 22-line traceback and exit 1
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve-fault", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: port {port} is already in use") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--transient-rate", "2", "must be a share in [0, 1]"),
+        ("--transient-rate", "-1", "must be a share in [0, 1]"),
+        ("--fatal-rate", "nan", "must be a share in [0, 1]"),
+        ("--rpm", "0", "must be >= 1"),
+        ("--tpm", "-5", "must be >= 1"),
+        ("--window", "0", "must be a finite number of seconds > 0"),
+        ("--window", "inf", "must be a finite number of seconds > 0"),
+    ],
+)
+def test_serve_fault_refuses_impossible_settings_before_serving(capsys, flag, value, says):
+    # before: each started a server silently (--rpm 0 answered every request with a 429)
+    with pytest.raises(SystemExit) as info:
+        main(["serve-fault", "--port", "0", flag, value])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and f"argument {flag}: {says}" in err
