@@ -68,7 +68,7 @@ class ClientConfig:
     )
 
     # --- cache -------------------------------------------------------------------------------
-    cache_dir: str | Path | None = None  # diskcache directory; None disables caching
+    cache_dir: str | Path | None = None  # diskcache directory (not ""); None disables caching
     cache_ttl: float | None = 7 * 24 * 3600.0  # entries older than this are misses
     cache_nondeterministic: bool = False  # cache temperature > 0 calls without cache=True
 
@@ -101,6 +101,7 @@ class ClientConfig:
             if value is not None and not isinstance(value, str):
                 raise ConfigurationError(f"{name} must be a str or None, got {value!r}")
         _check_api_key(self.api_key)
+        _check_cache_dir(self.cache_dir)
         for model, prices in self.prices_per_million.items():
             if (
                 not isinstance(prices, tuple | list)
@@ -206,6 +207,23 @@ def _check_base_url(base_url: str) -> None:
         raise ConfigurationError(
             f"base_url {base_url!r} has a query or fragment; the endpoint path is appended to "
             f"base_url, so it must end with the path ({example})"
+        )
+
+
+def _check_cache_dir(cache_dir: object) -> None:
+    """None (no cache) or a path, str or ``os.PathLike``, that is not empty.
+
+    ``""`` is what an unset environment variable reads as (``os.environ.get("X", "")``), and
+    ``Path("")`` is the current directory: it used to cache silently into whatever folder the
+    process ran in. Other types (``123``, bytes) failed later as a bare ``TypeError``.
+    """
+    if cache_dir is None:
+        return
+    path = os.fspath(cache_dir) if isinstance(cache_dir, str | os.PathLike) else None
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigurationError(
+            "cache_dir must be a non-empty path (a str or a pathlib.Path), or None for no "
+            f"cache; got {cache_dir!r}"
         )
 
 

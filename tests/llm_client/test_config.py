@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import pathlib
 
 import pytest
 
-from llm_client import ClientConfig, ConfigurationError
+from llm_client import Client, ClientConfig, ConfigurationError
 
 NAN, INF = math.nan, math.inf
 
@@ -60,6 +61,21 @@ def test_an_impossible_value_names_the_field_and_the_valid_range(field, value, v
 def test_the_edges_of_each_range_are_accepted(overrides):
     config = ClientConfig(**overrides)
     assert all(getattr(config, k) == v for k, v in overrides.items())
+
+
+@pytest.mark.parametrize("cache_dir", ["", "   ", 123, b"/tmp/x", ["a"]])
+def test_a_cache_dir_that_is_no_path_is_refused(cache_dir, tmp_path, monkeypatch):
+    # before: "" (an unset environment variable) cached into the current directory, silently;
+    # 123 and bytes raised a bare TypeError from pathlib when the client was made
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"^cache_dir must be a non-empty path .* or None"):
+        Client("http://127.0.0.1:1/v1", model="m", cache_dir=cache_dir)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cache_dir", [None, "cache", pathlib.Path("cache")])
+def test_a_cache_dir_may_be_none_a_str_or_a_path(cache_dir):
+    assert ClientConfig(cache_dir=cache_dir).cache_dir == cache_dir
 
 
 def test_with_overrides_validates_too():
