@@ -503,22 +503,29 @@ class StreamBase:
     def _end(self, *, completed: bool) -> bool:
         """Mark a live stream ended and settle its books; False if it had already ended.
 
-        Gives back the rate-limit slot (reconciled to the stream's usage if it completed),
-        accounts and caches a completed stream, records the call's latency. It awaits nothing,
-        so no cancellation can cut it short, and the clients close the connection only after it.
-        (An await before the release would let a second cancellation land in it and skip the
-        release: the slot would be gone for good.)
+        Gives back the rate-limit slot, accounts the stream's usage, caches a completed stream,
+        records the call's latency. It awaits nothing, so no cancellation can cut it short, and
+        the clients close the connection only after it. (An await before the release would let
+        a second cancellation land in it and skip the release: the slot would be gone for good.)
+
+        Usage is accounted for every stream that delivered a chunk, however it ended: read to
+        the end, closed early (a "stop generating" button), broken mid-way, or abandoned. The
+        server generated, and bills, the tokens up to that point, so ``stats`` counts them, by
+        the rule a completed stream uses (``StreamState.final_usage``: the server's usage if it
+        sent one, else the prompt estimate plus chars/4 of the text received). Before, only a
+        completed stream added tokens and cost. An incomplete stream still keeps its whole
+        limiter reservation (the server may have generated more than reached us) and is never
+        cached (a fragment is not the answer).
         """
         if self._closed or self._client is None:
             return False
         self._closed = True
         core, state = self._client._core, self._state
+        delivered = completed or state.raw_chunks  # type: ignore[union-attr]
+        usage = state.final_usage() if delivered else None  # type: ignore[union-attr]
+        core.release(self._permit, usage.total_tokens if completed and usage else None)
+        core.account(self._call, usage)  # type: ignore[arg-type]
         if completed:
-            usage = state.final_usage()  # type: ignore[union-attr]
-            core.release(self._permit, usage.total_tokens)
-            core.account(self._call, usage)  # type: ignore[arg-type]
             core.cache_put(self._call, state.raw_chunks)  # type: ignore[arg-type,union-attr]
-        else:
-            core.release(self._permit, None)
         core.stats.latency(core.clock() - self._started)
         return True

@@ -22,6 +22,7 @@ from llm_client import (
     abandoned,
 )
 from llm_client.fault_server import Fault, FaultServer, ServerLimits
+from llm_client.rate_limit import estimate_chat_tokens
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -257,10 +258,13 @@ def test_an_abandoned_stream_frees_its_slot_and_records_its_latency(fault_server
     assert not client.limiter._in_flight and client.stats.latencies_observed == 1
 
 
-def test_an_abandoned_stream_is_neither_cached_nor_accounted_as_completed(fault_server, tmp_path):
+def test_an_abandoned_stream_is_not_cached_and_is_accounted_as_far_as_it_went(
+    fault_server, tmp_path
+):
     # abandoned after its first chunk, a stream's reply is partial: caching it would replay the
-    # fragment as the whole answer, and its tokens were never all delivered (only a completed
-    # stream's usage is accounted). The next identical call goes to the server again.
+    # fragment as the whole answer, so the next identical call goes to the server again. Its
+    # usage is accounted as far as it went (the prompt, and the text it delivered: none here,
+    # the first chunk only names the role), as for a stream closed early or broken
     messages = [{"role": "user", "content": "a b c d"}]
 
     async def main():
@@ -279,7 +283,8 @@ def test_an_abandoned_stream_is_neither_cached_nor_accounted_as_completed(fault_
     stats, cached_entries, again_cached, text = run(main())
     assert stats.latencies_observed == 1  # it did finish, as an abandoned call
     assert cached_entries == 0  # nothing cached
-    assert stats.tokens == {} and stats.cost_usd == 0  # no usage accounted
+    prompt = estimate_chat_tokens(messages, max_tokens=1) - 1  # the server sent no usage yet
+    assert (stats.tokens["m"].prompt_tokens, stats.tokens["m"].completion_tokens) == (prompt, 0)
     assert not again_cached and text == "echo: a b c d"
     assert fault_server.report().arrivals == 2
 
@@ -373,3 +378,23 @@ def test_a_stream_whose_only_event_is_done_ends_empty():
             return chunks, client.stats.errors
 
     assert run(main()) == ([], {})
+
+
+def test_a_stream_closed_early_is_accounted_as_far_as_it_went_async(fault_server):
+    # as test_client.py's: before, a stream left early added no tokens and no cost
+    messages = [{"role": "user", "content": "a b c d e f g h"}]
+
+    async def main():
+        async with AsyncClient(fault_server.base_url, model="m") as client:
+            got = []
+            async with await client.chat(messages, stream=True, max_tokens=64) as stream:
+                async for chunk in stream:
+                    got.append(chunk.delta)
+                    if len(got) == 3:
+                        break
+            return "".join(got), client.stats
+
+    text, stats = run(main())
+    prompt = estimate_chat_tokens(messages, max_tokens=64) - 64
+    assert text == "echo: a " and stats.tokens["m"].prompt_tokens == prompt
+    assert stats.tokens["m"].completion_tokens == 2  # ceil(len("echo: a ") / 4)

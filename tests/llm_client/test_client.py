@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
+import math
 import socket
 import threading
 
@@ -34,6 +36,7 @@ from llm_client import (
 )
 from llm_client.fault_server import Fault
 from llm_client.local_server import free_port
+from llm_client.rate_limit import estimate_chat_tokens
 
 USER = [{"role": "user", "content": "hello"}]
 
@@ -593,6 +596,54 @@ def test_a_stream_that_breaks_midway_counts_as_one_error(fault_server):
     stream.close()
     assert list(stream) == []  # ended: reading or closing it again counts nothing more
     assert client.stats.errors == {"StreamInterruptedError": 1}
+
+
+@pytest.mark.parametrize("ending", ["closed early", "broken midway"])
+def test_a_stream_that_ends_early_is_accounted_as_far_as_it_went(fault_server, tmp_path, ending):
+    # the server generated (and bills) the tokens it sent; before, only a completed stream
+    # added tokens and cost. It keeps its whole limiter reservation and is never cached.
+    if ending == "broken midway":
+        fault_server.script(Fault.stream_cut(3))
+    client = make_client(
+        fault_server, cache_dir=tmp_path, tpm=10_000, prices_per_million={"m": (1.0, 2.0)}
+    )
+    messages = [{"role": "user", "content": "a b c d e f g h"}]
+    got = []
+    stream = client.chat(messages, stream=True, max_tokens=64)
+    with contextlib.suppress(StreamInterruptedError), stream:
+        for chunk in stream:
+            got.append(chunk.delta)
+            if len(got) == 3:
+                break  # a "stop generating" button
+    text = "".join(got)
+    assert text == "echo: a "  # three chunks either way: the role, "echo: ", "a "
+    prompt = estimate_chat_tokens(messages, max_tokens=64) - 64  # no usage: the estimate
+    completion = math.ceil(len(text) / 4)
+    tokens = client.stats.tokens["m"]
+    assert (tokens.prompt_tokens, tokens.completion_tokens) == (prompt, completion)
+    assert client.stats.cost_usd == pytest.approx((prompt * 1.0 + completion * 2.0) / 1e6)
+    assert client.limiter.usage() == (1, prompt + 64)  # the whole reservation, kept
+    assert len(client._core.cache) == 0
+
+
+def test_a_broken_stream_is_accounted_at_the_servers_usage_when_one_came():
+    # the usage chunk arrived, then the connection closed before [DONE]
+    usage = '{"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}'
+    events = [
+        '{"choices": [{"delta": {"content": "hi"}, "finish_reason": null}]}',
+        '{"choices": [], "usage": ' + usage + "}",
+    ]
+    content = "".join(f"data: {event}\n\n" for event in events).encode()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=content, headers={"content-type": "text/event-stream"})
+
+    client = Client("http://test/v1", model="m", transport=httpx.MockTransport(handler))
+    stream = client.chat(USER, stream=True)
+    with pytest.raises(StreamInterruptedError, match="without \\[DONE\\]"), stream:
+        list(stream)
+    tokens = client.stats.tokens["m"]
+    assert (tokens.prompt_tokens, tokens.completion_tokens) == (7, 5)
 
 
 def test_an_abandoned_stream_frees_its_slot_and_records_its_latency(fault_server):
