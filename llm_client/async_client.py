@@ -152,7 +152,9 @@ class AsyncClient:
         return core.coalesced(result) if shared else result
 
     async def aclose(self) -> None:
-        """Close the connections of every event loop that used this client, and the cache."""
+        """Close the connections of every event loop that used this client, and the cache; a
+        later call is a ``ConfigurationError``."""
+        self._core.closed = True
         await self._connections.aclose()
         if self._core.cache is not None:
             self._core.cache.close()

@@ -168,6 +168,8 @@ class Client:
         return core.coalesced(result) if shared else result
 
     def close(self) -> None:
+        """Close the connections and the cache; a later call is a ``ConfigurationError``."""
+        self._core.closed = True
         self._http.close()
         if self._core.cache is not None:
             self._core.cache.close()

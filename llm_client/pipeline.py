@@ -104,8 +104,15 @@ class CallCore:
             cache = ResponseCache(config.cache_dir, ttl=config.cache_ttl, clock=wall_clock)
         self.cache = cache
         self.stats = Stats(config.prices_per_million)
+        self.closed = False  # set by the client's close() / aclose()
 
     # ---- prepare ------------------------------------------------------------------------------
+    def check_open(self) -> None:
+        """A call on a closed client is refused at once: its connections and cache are gone (an
+        async client would otherwise open a new pool behind the caller's back)."""
+        if self.closed:
+            raise ConfigurationError("this client is closed: make a new one to call again")
+
     def model_for(self, model: str | None) -> str:
         chosen = model or self.config.model
         if not chosen:
@@ -125,6 +132,7 @@ class CallCore:
         cache: bool | None,
         params: Mapping[str, Any],
     ) -> PreparedCall:
+        self.check_open()
         checked = validate_messages(messages)
         max_tokens = self.config.default_max_tokens if max_tokens is None else max_tokens
         name = self.model_for(model)
@@ -153,6 +161,7 @@ class CallCore:
     def prepare_embed(
         self, texts: object, *, model: str | None, cache: bool | None
     ) -> PreparedCall:
+        self.check_open()
         if isinstance(texts, str):
             texts = [texts]
         if (

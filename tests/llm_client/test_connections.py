@@ -13,7 +13,9 @@ import threading
 import warnings
 import weakref
 
-from llm_client import AsyncClient
+import pytest
+
+from llm_client import AsyncClient, Client, ConfigurationError
 
 
 def ask(client: AsyncClient, text: str):
@@ -119,3 +121,23 @@ def test_a_loop_closed_by_hand_is_forgotten_at_the_next_loops_first_call(fault_s
     assert len(client._connections) == 1
     assert asyncio.run(ask(client, "b")).text == "echo: b"
     assert len(client._connections) == 0
+
+
+def test_a_call_on_a_closed_client_is_a_configuration_error_in_both_clients(fault_server):
+    # before: the async client opened a new pool behind the caller's back after aclose(), and
+    # the sync one (or the async one on a caller's transport) raised httpx's bare RuntimeError
+    async def close_then_call() -> None:
+        client = AsyncClient(fault_server.base_url, model="m", max_retries=0)
+        assert (await ask(client, "q")).text == "echo: q"
+        await client.aclose()
+        with pytest.raises(ConfigurationError, match="this client is closed"):
+            await ask(client, "again")
+        with pytest.raises(ConfigurationError, match="this client is closed"):
+            await client.embed("again")
+        assert len(client._connections) == 0  # no pool was opened for the refused calls
+
+    asyncio.run(close_then_call())
+    with Client(fault_server.base_url, model="m", max_retries=0) as client:
+        assert client.chat([{"role": "user", "content": "q"}]).text == "echo: q"
+    with pytest.raises(ConfigurationError, match="this client is closed"):
+        client.chat([{"role": "user", "content": "again"}])
