@@ -1,6 +1,7 @@
 """Command line: ``python -m recsys train | recommend USER_ID | add-items CSV | eval``.
 
     python -m recsys train                      # fit on all of MovieLens 100K, save the model
+                                                # (keeping the films add-items put in it)
     python -m recsys recommend 196 -k 5         # top-5 for user 196 from the saved model
     python -m recsys add-items new_films.csv    # films that arrived since, for new-item slots
     python -m recsys eval --protocol temporal   # the issue's table for one split
@@ -28,8 +29,10 @@ from recsys.errors import InvalidArgumentError, RecsysError
 from recsys.recommender import (
     COLD_START_SOURCE,
     TwoStageRecommender,
+    catalog_with_films,
     make_model_folder,
     model_lock,
+    saved_films,
 )
 
 
@@ -46,18 +49,36 @@ def _load(data_dir):
 
 
 def cmd_train(args) -> int:
-    make_model_folder(args.model_dir)  # a bad --model-dir fails now, not after the fit
+    folder = make_model_folder(args.model_dir)  # a bad --model-dir fails now, not after the fit
+    # Films add-items put in the model this train replaces: carried into the new catalogue as
+    # items of their own (new items until ratings of theirs are trained on), never dropped.
+    # Read now, so a model that holds films this train cannot keep fails before the fit.
+    films = saved_films(folder)
     ml, catalog = _load(args.data_dir)
     config = replace(RecsysConfig(), seed=args.seed).with_protocol(args.protocol)
     start = time.perf_counter()
-    model = TwoStageRecommender(catalog, config).fit(ml.ratings)
-    folder = model.save(args.model_dir)
+    model = TwoStageRecommender(catalog_with_films(catalog, films), config)
+    model.kept_ = films  # the next retrain keeps them again
+    model.fit(ml.ratings)
+    # Save under the model's lock, like add-items: films it added during the fit (the lock is
+    # not held that long) join this model as added films, so they are not lost either.
+    with model_lock(folder):
+        late = saved_films(folder).without(films.ids)
+        if len(late):
+            model.add_items(late.frame())
+        model.save(folder)
     print(f"trained on {len(ml.ratings):,} interactions in {time.perf_counter() - start:.1f} s")
     for name, seconds in model.timings_.items():
         print(f"  {name:<24} {seconds:8.2f}")
     print("top ranker features (share of gain):")
     for name, gain in list(model.ranker_.importances().items())[:8]:
         print(f"  {name:<28} {gain:.3f}")
+    if len(films) or len(late):
+        print(
+            f"kept {len(films) + len(late)} films added with add-items to the model this "
+            f"replaces: {len(films)} in the catalogue without ratings (new items, served with "
+            f"--new-item-slots), {len(late)} added during the fit"
+        )
     print(f"saved to {folder}")
     return 0
 

@@ -10,7 +10,7 @@ the final fit.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -87,6 +87,29 @@ class Catalog:
             user_occupation=occupations.cat.codes.to_numpy().astype(np.int32),
             titles=items["title"].astype(str).to_numpy(),
             occupation_names=tuple(str(o) for o in occupations.cat.categories),
+        )
+
+    def with_items(
+        self, item_ids: np.ndarray, titles: np.ndarray, genres: np.ndarray, release_year: np.ndarray
+    ) -> Catalog:
+        """This catalogue plus items of its own, in id order like ``from_frames``.
+
+        ``genres`` is (n, n_genres) flags over ``genre_names``, ``release_year`` (n,) (NaN when
+        unknown). Used to keep films added to a trained model through a retrain
+        (``recommender.catalog_with_films``); an id the catalogue has is an error.
+        """
+        ids = np.concatenate([self.item_ids, np.asarray(item_ids)])
+        if len(pd.unique(ids)) < len(ids):
+            raise InvalidArgumentError("with_items: the catalogue has these item ids already")
+        order = np.argsort(ids, kind="stable")
+        return replace(
+            self,
+            item_ids=ids[order],
+            genres=np.vstack([self.genres, np.asarray(genres, dtype=np.float32)])[order],
+            release_year=np.concatenate(
+                [self.release_year, np.asarray(release_year, dtype=np.float32)]
+            )[order],
+            titles=np.concatenate([self.titles, np.asarray(titles, dtype=str)])[order],
         )
 
     # -- id maps ------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ interaction reached, and films added to a trained model with :meth:`~TwoStageRec
 (no retrain: only their genres and release date are needed). ``new_item_slots`` (off by
 default) gives them the last places of each list, chosen by their content
 (``cold_start.ContentScorer``: genres and release year against the user's history, plus genre
-popularity) until interactions arrive and a retrain makes them warm.
+popularity) until interactions arrive and a retrain makes them warm. Each added film keeps its
+row as given (``FilmRows``), so a retrain can keep it: ``catalog_with_films`` gives it a
+catalogue row of its own, and ``python -m recsys train`` does so for the model it replaces.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import pickle
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,7 +82,8 @@ logger = logging.getLogger(__name__)
 # 3: the sources' classes moved from sources.py into neighbours/autoencoders/factors.py.
 # 4: the model holds its new items and their content scorer (new_item_slots).
 # 5: items added after training (add_items), and the content scorer's catalogue statistics.
-FORMAT_VERSION = 5
+# 6: added films keep their rows as given (genres, date) and a retrain keeps them (kept_).
+FORMAT_VERSION = 6
 COLD_START_SOURCE = "cold_start"
 NEW_ITEM_SOURCE = "new_item"
 NEW_ITEM = -1  # the proposer index top_k_indices gives an item placed in a new-item slot
@@ -118,6 +121,58 @@ def truth_by_user(catalog: Catalog, frame: pd.DataFrame) -> dict[int, set[int]]:
 
 
 @dataclass(frozen=True)
+class FilmRows:
+    """Films as ``add_items`` was given them: what a retrain needs to give them catalogue rows.
+
+    ``frame()`` is the ``add_items`` frame that adds them again. ``python -m recsys train``
+    carries a saved model's films into the new catalogue from these rows (the content vectors
+    alone could not rebuild a film's genres or date).
+    """
+
+    ids: np.ndarray  # (n,) raw ids, the catalogue's id type
+    titles: np.ndarray  # (n,) str
+    genres: np.ndarray  # (n,) str, the catalogue's genre names joined by "|"
+    release_dates: np.ndarray  # (n,) str, the release_date as given ("" when unknown)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        return (self.ids, self.titles, self.genres, self.release_dates)
+
+    def plus(self, more: FilmRows) -> FilmRows:
+        if not len(self):
+            return more
+        if not len(more):
+            return self
+        pairs = zip(self.columns(), more.columns(), strict=True)
+        return FilmRows(*(np.concatenate(pair) for pair in pairs))
+
+    def without(self, ids: np.ndarray) -> FilmRows:
+        """These rows, less the films whose id is in ``ids``."""
+        keep = ~np.isin(self.ids, ids)
+        return FilmRows(*(column[keep] for column in self.columns()))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "item_id": self.ids,
+                "title": self.titles,
+                "genres": self.genres,
+                "release_date": self.release_dates,
+            }
+        )
+
+
+NO_FILMS = FilmRows(
+    np.zeros(0, dtype=np.int64),
+    np.zeros(0, dtype=str),
+    np.zeros(0, dtype=str),
+    np.zeros(0, dtype=str),
+)
+
+
+@dataclass(frozen=True)
 class AddedItems:
     """Films added after training (:meth:`TwoStageRecommender.add_items`), in the order added.
 
@@ -126,20 +181,28 @@ class AddedItems:
     reads one consistent set, and an index it took stays valid in every later set.
     """
 
-    ids: np.ndarray  # (n,) raw ids, the catalogue's id type
-    titles: np.ndarray  # (n,) str
+    rows: FilmRows  # the films as given, for a retrain
     vectors: np.ndarray  # (n, content dims) ContentScorer.content_of's vectors
     prior: np.ndarray  # (n,) its standardised genre-popularity prior
 
+    @property
+    def ids(self) -> np.ndarray:
+        """(n,) raw ids, the catalogue's id type."""
+        return self.rows.ids
+
+    @property
+    def titles(self) -> np.ndarray:
+        """(n,) str."""
+        return self.rows.titles
+
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.rows)
 
     def plus(self, more: AddedItems) -> AddedItems:
         if not len(self):
             return more
         return AddedItems(
-            np.concatenate([self.ids, more.ids]),
-            np.concatenate([self.titles, more.titles]),
+            self.rows.plus(more.rows),
             np.vstack([self.vectors, more.vectors]),
             np.concatenate([self.prior, more.prior]),
         )
@@ -149,10 +212,7 @@ class AddedItems:
 _ADDING = threading.Lock()
 
 NO_ADDED_ITEMS = AddedItems(
-    np.zeros(0, dtype=np.int64),
-    np.zeros(0, dtype=str),
-    np.zeros((0, 0), dtype=np.float32),
-    np.zeros(0, dtype=np.float32),
+    NO_FILMS, np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.float32)
 )
 
 
@@ -160,6 +220,9 @@ class TwoStageRecommender:
     """Candidate sources + LightGBM ranker + cold-start fallback, fitted on one training frame."""
 
     added_: AddedItems = NO_ADDED_ITEMS  # films added after training (add_items)
+    # films added to the model this one retrained (or to its predecessors), carried into this
+    # catalogue by `python -m recsys train` (catalog_with_films): a retrain keeps them again
+    kept_: FilmRows = NO_FILMS
 
     def __init__(self, catalog: Catalog, config: RecsysConfig | None = None) -> None:
         self.catalog = catalog
@@ -551,78 +614,17 @@ class TwoStageRecommender:
         """
         self._check_fitted()
         with _ADDING:  # two threads adding at once: the second checks and extends the first's set
-            ids, titles, genres, years = self._check_new_items(items)
+            known = [*self.catalog.item_ids.tolist(), *self.added_.ids.tolist()]
+            rows, genres, years = read_films(items, self.catalog, known)
             vectors, prior = self.content_.content_of(genres, years)
-            self.added_ = self.added_.plus(AddedItems(ids, titles, vectors, prior))  # one swap
-        logger.info("added films %s; %d since training", ids.tolist(), len(self.added_))
-        return len(ids)
+            self.added_ = self.added_.plus(AddedItems(rows, vectors, prior))  # one swap
+        logger.info("added films %s; %d since training", rows.ids.tolist(), len(self.added_))
+        return len(rows)
 
-    def _check_new_items(
-        self, items: pd.DataFrame
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, titles, genre flags, release years) of an add_items frame, or a clear error."""
-        if not isinstance(items, pd.DataFrame):
-            raise InvalidArgumentError(
-                f"items must be a pandas DataFrame, got {type(items).__name__}"
-            )
-        missing = [c for c in ("item_id", "title", "genres") if c not in items.columns]
-        if missing:
-            raise InvalidArgumentError(
-                f"items lacks the columns {missing}; it needs item_id, title, genres "
-                "(and optionally release_date)"
-            )
-        if items.empty:
-            raise InvalidArgumentError("items is empty; pass at least one film")
-        ids = items["item_id"].to_list()
-        integer = self.catalog.item_ids.dtype.kind in "iu"
-        wrong_type = [i for i in ids if not _is_id(i, integer)]
-        if wrong_type:
-            kind = "whole numbers" if integer else "text"
-            raise InvalidArgumentError(
-                f"item ids are {kind} in this catalogue, got {wrong_type[:5]}"
-            )
-        known = set(self.catalog.item_ids.tolist()) | set(self.added_.ids.tolist())
-        taken = sorted({i for i in ids if i in known})
-        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
-        if taken or repeated:
-            raise InvalidArgumentError(
-                f"item ids already in the model: {taken[:5]}; repeated in items: {repeated[:5]}. "
-                "Each added film needs an id of its own (a known film is warm or already new)"
-            )
-        # a title may be a number (the film "1917"); a missing one is an error
-        titles = ["" if _missing(t) else str(t).strip() for t in items["title"].to_list()]
-        untitled = [i for i, t in zip(ids, titles, strict=True) if not t]
-        if untitled:
-            raise InvalidArgumentError(f"films without a title: {untitled[:5]}")
-        names = self.catalog.genre_names
-        flags = np.zeros((len(ids), len(names)), dtype=np.float32)
-        for row, (item, value) in enumerate(zip(ids, items["genres"].to_list(), strict=True)):
-            named = _genre_names(value)
-            if not named:
-                raise InvalidArgumentError(
-                    f"film {item}: genres must name at least one of {list(names)} "
-                    f'(a list, or "A|B"), got {value!r}'
-                )
-            unknown = [g for g in named if g not in names]
-            if unknown:
-                raise InvalidArgumentError(
-                    f"film {item}: unknown genres {unknown}; the catalogue's are {list(names)}"
-                )
-            flags[row, [names.index(g) for g in named]] = 1.0
-        dates = items["release_date"] if "release_date" in items.columns else [None] * len(ids)
-        years = [_release_year(d) for d in dates]
-        unreadable = [i for i, y in zip(ids, years, strict=True) if y is None]
-        if unreadable:
-            raise InvalidArgumentError(
-                f"films with a release_date that is not a date: {unreadable[:5]} (a date such "
-                "as 2026-11-30, a year from 1800 to 2200, or empty when unknown)"
-            )
-        return (
-            np.asarray(ids),
-            np.asarray(titles, dtype=str),
-            flags,
-            np.asarray(years, dtype=np.float32),
-        )
+    def films_added(self) -> FilmRows:
+        """Every film ``add_items`` gave this model, or a model it retrained and kept them from
+        (``kept_``, now catalogue items): what the next ``python -m recsys train`` keeps."""
+        return self.kept_.plus(self.added_.rows)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -641,6 +643,7 @@ class TwoStageRecommender:
             "n_users": self.catalog.n_users,
             "n_items": self.catalog.n_items,
             "n_added_items": len(self.added_),
+            "n_kept_items": len(self.kept_),
             "n_interactions": int(self.interactions_.nnz),
             "feature_importances": self.ranker_.importances(),
         }
@@ -695,6 +698,7 @@ SAFE_GLOBALS = frozenset(
     {
         ("recsys.recommender", "TwoStageRecommender"),
         ("recsys.recommender", "AddedItems"),
+        ("recsys.recommender", "FilmRows"),
         ("recsys.config", "RecsysConfig"),
         ("recsys.catalog", "Catalog"),
         ("recsys.cold_start", "SegmentPopularity"),
@@ -768,6 +772,136 @@ def model_lock(path: str | Path) -> Iterator[None]:
         return
     with exclusive_lock(folder / "model.lock", f"another process writing the model in {folder}"):
         yield
+
+
+def read_films(
+    items: pd.DataFrame, catalog: Catalog, known: Iterable[object]
+) -> tuple[FilmRows, np.ndarray, np.ndarray]:
+    """(rows as given, (n, n_genres) genre flags, (n,) release years) of an ``add_items`` frame.
+
+    Each film needs an id of the catalogue's type that ``known`` lacks, a title, genres from the
+    catalogue's and a readable date (or none); otherwise an ``InvalidArgumentError`` names the
+    bad rows, and nothing is read.
+    """
+    if not isinstance(items, pd.DataFrame):
+        raise InvalidArgumentError(f"items must be a pandas DataFrame, got {type(items).__name__}")
+    missing = [c for c in ("item_id", "title", "genres") if c not in items.columns]
+    if missing:
+        raise InvalidArgumentError(
+            f"items lacks the columns {missing}; it needs item_id, title, genres "
+            "(and optionally release_date)"
+        )
+    if items.empty:
+        raise InvalidArgumentError("items is empty; pass at least one film")
+    ids = items["item_id"].to_list()
+    integer = catalog.item_ids.dtype.kind in "iu"
+    wrong_type = [i for i in ids if not _is_id(i, integer)]
+    if wrong_type:
+        kind = "whole numbers" if integer else "text"
+        raise InvalidArgumentError(f"item ids are {kind} in this catalogue, got {wrong_type[:5]}")
+    known = set(known)
+    taken = sorted({i for i in ids if i in known})
+    repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if taken or repeated:
+        raise InvalidArgumentError(
+            f"item ids already in the model: {taken[:5]}; repeated in items: {repeated[:5]}. "
+            "Each added film needs an id of its own (a known film is warm or already new)"
+        )
+    # a title may be a number (the film "1917"); a missing one is an error
+    titles = ["" if _missing(t) else str(t).strip() for t in items["title"].to_list()]
+    untitled = [i for i, t in zip(ids, titles, strict=True) if not t]
+    if untitled:
+        raise InvalidArgumentError(f"films without a title: {untitled[:5]}")
+    names = catalog.genre_names
+    flags = np.zeros((len(ids), len(names)), dtype=np.float32)
+    genre_text = []
+    for row, (item, value) in enumerate(zip(ids, items["genres"].to_list(), strict=True)):
+        named = _genre_names(value)
+        if not named:
+            raise InvalidArgumentError(
+                f"film {item}: genres must name at least one of {list(names)} "
+                f'(a list, or "A|B"), got {value!r}'
+            )
+        unknown = [g for g in named if g not in names]
+        if unknown:
+            raise InvalidArgumentError(
+                f"film {item}: unknown genres {unknown}; the catalogue's are {list(names)}"
+            )
+        flags[row, [names.index(g) for g in named]] = 1.0
+        genre_text.append("|".join(named))
+    dates = items["release_date"] if "release_date" in items.columns else [None] * len(ids)
+    dates = list(dates)
+    years = [_release_year(d) for d in dates]
+    unreadable = [i for i, y in zip(ids, years, strict=True) if y is None]
+    if unreadable:
+        raise InvalidArgumentError(
+            f"films with a release_date that is not a date: {unreadable[:5]} (a date such "
+            "as 2026-11-30, a year from 1800 to 2200, or empty when unknown)"
+        )
+    rows = FilmRows(
+        np.asarray(ids),
+        np.asarray(titles, dtype=str),
+        np.asarray(genre_text, dtype=str),
+        np.asarray([_date_text(d) for d in dates], dtype=str),
+    )
+    return rows, flags, np.asarray(years, dtype=np.float32)
+
+
+def catalog_with_films(catalog: Catalog, films: FilmRows) -> Catalog:
+    """``catalog`` plus ``films`` (added to an earlier model) as catalogue items of their own.
+
+    A retrain on this catalogue has them as items: new items (no interaction, served by the
+    new-item slots) until the training ratings hold some of theirs, then warm. A film whose id
+    the catalogue has now, or whose genres it lacks, is an ``InvalidArgumentError``: carrying
+    it is impossible, and dropping it silently would lose it.
+    """
+    if not len(films):
+        return catalog
+    clash = sorted(set(films.ids.tolist()) & set(catalog.item_ids.tolist()))
+    if clash:
+        raise InvalidArgumentError(
+            f"films added with add-items have ids the training catalogue has too: {clash[:5]}; "
+            "a retrain cannot keep both. Train into another --model-dir, or give those films "
+            "new ids there with add-items"
+        )
+    _, genres, years = read_films(films.frame(), catalog, catalog.item_ids.tolist())
+    return catalog.with_items(films.ids, films.titles, genres, years)
+
+
+def saved_films(path: str | Path) -> FilmRows:
+    """The films a saved model holds from ``add_items`` (``films_added``), for a retrain to keep.
+
+    No model in folder ``path``: none. A model that cannot be read is logged and gives none,
+    unless its manifest says it holds added films: then, like a model of an older format that
+    holds some (that format kept no genres or dates to carry them with), it is a
+    ``ModelFileError``, so that a retrain never drops them unsaid.
+    """
+    folder = Path(path)
+    if not (folder / "manifest.json").exists():
+        return NO_FILMS
+    try:
+        manifest = json.loads((folder / "manifest.json").read_bytes())
+        n_films = int(manifest.get("n_added_items", 0)) + int(manifest.get("n_kept_items", 0))
+        found = manifest.get("format_version")
+    except Exception as exc:  # unreadable, not JSON, not a dict: many exception types
+        logger.warning("the model in %s is unreadable (%s): no added films kept", folder, exc)
+        return NO_FILMS
+    if not n_films:
+        return NO_FILMS
+    move = f"move {folder} aside (or pass another --model-dir) to train without them"
+    if found != FORMAT_VERSION:
+        raise ModelFileError(
+            f"the model in {folder} holds {n_films} films added with add-items, in format "
+            f"{found!r}, which kept no genres or dates to carry them into a retrain; {move}, "
+            "then add them again with add-items"
+        )
+    try:
+        return TwoStageRecommender.load(folder).films_added()
+    except (ModelFileError, UnsafeModelError) as exc:
+        raise ModelFileError(
+            f"the model in {folder} holds {n_films} films added with add-items, but cannot be "
+            f"read to keep them ({exc}); {move}"
+        ) from exc
 
 
 def make_model_folder(path: str | Path) -> Path:
@@ -851,6 +985,17 @@ def _release_year(value: object) -> float | None:
     except (ValueError, TypeError, OverflowError):
         return None
     return float(year) if 1800 <= year <= 2200 else None
+
+
+def _date_text(value: object) -> str:
+    """An added film's release_date as text that ``_release_year`` reads back the same."""
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float | np.integer | np.floating):
+        return str(int(value))  # a bare year
+    return pd.Timestamp(value).isoformat()
 
 
 def _is_id(item_id: object, integer: bool) -> bool:

@@ -192,3 +192,134 @@ def test_add_items_waits_for_another_writer_of_the_model(model_dir, tmp_path, ca
     second.join(timeout=60)
     assert codes == [0]
     assert TwoStageRecommender.load(folder).added_.ids.tolist() == [600, 601]
+
+
+# -- train over a folder that holds added films --------------------------------------------------
+
+
+@pytest.fixture
+def tiny_train(frames, catalog, monkeypatch):
+    """`python -m recsys train` on the checkerboard with the tests' small settings (seconds).
+
+    Returns a function that swaps the catalogue the data loader gives (MovieLens' own u.item in
+    real use), so a test can make it hold an id a saved film has.
+    """
+    import recsys.config
+
+    ratings, items, users = frames
+    data = types.SimpleNamespace(ratings=ratings, items=items, users=users, genres=GENRES)
+    fast = dict(TINY, sources=("popularity", "item_knn", "ease"), blend_sources=("ease",))
+    monkeypatch.setattr(cli, "RecsysConfig", lambda: RecsysConfig(**fast, validation_folds=1))
+    monkeypatch.setattr(recsys.config, "PROTOCOL_SETTINGS", {})  # keep TINY's settings
+    monkeypatch.setattr(cli, "_load", lambda data_dir: (data, catalog))
+
+    def with_catalog(other: Catalog) -> None:
+        monkeypatch.setattr(cli, "_load", lambda data_dir: (data, other))
+
+    return with_catalog
+
+
+def _films_csv(path, rows: str):
+    path.write_text("item_id,title,genres,release_date\n" + rows)
+    return str(path)
+
+
+def test_train_keeps_the_films_add_items_added_as_new_items(
+    tiny_train, model_dir, tmp_path, capsys
+):
+    # train used to save a fresh model over the folder, deleting every added film silently
+    # (found by a review): it now carries them into its catalogue, and again at every retrain
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    films = _films_csv(
+        tmp_path / "films.csv",
+        "501,The New One,Action|Drama,2026-11-01\n502,Untitled Sequel,Action,\n",
+    )
+    assert main(["add-items", films, "--model-dir", str(folder)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--model-dir", str(folder)]) == 0
+    assert "kept 2 films added with add-items" in capsys.readouterr().out
+    model = TwoStageRecommender.load(folder)
+    assert model.catalog.item_ids[model.new_items_].tolist() == [501, 502]
+    assert len(model.added_) == 0  # catalogue items now, no longer added on top
+    assert model.catalog.release_year[model.new_items_][0] == 2026
+    args = ["recommend", "3", "-k", "3", "--new-item-slots", "1", "--model-dir", str(folder)]
+    assert main(args) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert ("The New One" in last or "Untitled Sequel" in last) and last.endswith("new_item")
+    # the next retrain keeps them again, with a film added since
+    assert main(["add-items", _films_csv(tmp_path / "more.csv", "503,Third,Drama,1999\n"),
+                 "--model-dir", str(folder)]) == 0  # fmt: skip
+    assert main(["train", "--model-dir", str(folder)]) == 0
+    assert "kept 3 films" in capsys.readouterr().out
+    model = TwoStageRecommender.load(folder)
+    assert model.catalog.item_ids[model.new_items_].tolist() == [501, 502, 503]
+    kept = model.films_added()
+    assert kept.ids.tolist() == [501, 502, 503]
+    assert kept.genres.tolist() == ["Action|Drama", "Action", "Drama"]  # the rows as given
+    assert kept.release_dates.tolist() == ["2026-11-01", "", "1999"]
+
+
+def test_train_keeps_a_film_added_while_it_was_fitting(tiny_train, model_dir, tmp_path, capsys):
+    # train does not hold the model's lock through the fit (minutes); it saves under the lock,
+    # adding what add-items saved meanwhile, so that film is not lost either
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    fit = TwoStageRecommender.fit
+    late = _films_csv(tmp_path / "late.csv", "601,Arrived Mid-Fit,Drama,2001-02-03\n")
+
+    def fit_then_add_items(self, train, **kwargs):
+        fitted = fit(self, train, **kwargs)
+        assert main(["add-items", late, "--model-dir", str(folder)]) == 0  # not blocked
+        return fitted
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TwoStageRecommender, "fit", fit_then_add_items)
+        assert main(["train", "--model-dir", str(folder)]) == 0
+    assert "kept 1 films" in capsys.readouterr().out
+    model = TwoStageRecommender.load(folder)
+    assert model.added_.ids.tolist() == [601]  # served at once, a catalogue item after a retrain
+    assert model.films_added().release_dates.tolist() == ["2001-02-03"]
+
+
+def test_train_refuses_to_drop_a_film_it_cannot_keep(
+    tiny_train, frames, model_dir, tmp_path, capsys
+):
+    import json
+    import shutil
+
+    _, items, users = frames
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    assert main(["add-items", _films_csv(tmp_path / "f.csv", "21,Film 21,Action,\n"),
+                 "--model-dir", str(folder)]) == 0  # fmt: skip
+    saved = (folder / "model.pkl").read_bytes()
+
+    def no_fit(self, train, **kwargs):
+        raise AssertionError("fit ran although the saved films cannot be kept")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TwoStageRecommender, "fit", no_fit)
+        # the data now has a film 21 of its own: the added film 21 cannot join its catalogue
+        bigger = pd.concat([items, items.tail(1).assign(item_id=21, title="Dataset's 21")])
+        tiny_train(Catalog.from_frames(bigger, users, GENRES))
+        assert main(["train", "--model-dir", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert "ids the training catalogue has too: [21]" in err and "--model-dir" in err
+        # a model of the previous format kept no genres or dates to carry its films with
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps({**manifest, "format_version": 5}))
+        assert main(["train", "--model-dir", str(folder)]) == 2
+        assert "holds 1 films added with add-items, in format 5" in capsys.readouterr().err
+    assert (folder / "model.pkl").read_bytes() == saved  # nothing was overwritten
+    # an old model without added films is simply replaced, as before
+    (folder / "manifest.json").write_text(
+        json.dumps({**manifest, "format_version": 5, "n_added_items": 0})
+    )
+    tiny_train(Catalog.from_frames(items, users, GENRES))
+    assert main(["train", "--model-dir", str(folder)]) == 0
+    assert "kept" not in capsys.readouterr().out

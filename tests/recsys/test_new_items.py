@@ -322,6 +322,51 @@ def test_added_films_are_read_in_the_forms_users_write_them(fitted):
     np.testing.assert_array_equal(model.added_.vectors, content)  # 1998 is the year 1998
 
 
+def test_added_films_keep_their_rows_as_given_and_a_retrain_makes_them_items(fitted, catalog):
+    # The model kept only content vectors, so a retrain could not rebuild an added film (found
+    # by a review). Its rows now stay with it: adding them again gives the same content, and
+    # a catalogue built from them has the film as a new item, warm once ratings of it arrive.
+    from recsys.recommender import catalog_with_films
+
+    model = copy.deepcopy(fitted[0])
+    frame = pd.DataFrame(
+        {
+            "item_id": [301, 302, 303],
+            "title": [1917, "Two", "Three"],
+            "genres": [np.array(["Action"]), "Action | Drama", ("Drama",)],
+            "release_date": [1998, "2026-11-01T00:00:00+01:00", None],
+        }
+    )
+    model.add_items(frame)
+    rows = model.films_added()
+    assert rows.frame().to_dict("list") == {
+        "item_id": [301, 302, 303],
+        "title": ["1917", "Two", "Three"],
+        "genres": ["Action", "Action|Drama", "Drama"],
+        "release_date": ["1998", "2026-11-01T00:00:00+01:00", ""],
+    }
+    again = copy.deepcopy(fitted[0])
+    again.add_items(rows.frame())
+    np.testing.assert_array_equal(again.added_.vectors, model.added_.vectors)
+
+    grown = catalog_with_films(catalog, rows)
+    assert grown.item_ids.tolist() == [*catalog.item_ids.tolist(), 301, 302, 303]
+    np.testing.assert_array_equal(grown.release_year[-3:], [1998, 2026, np.nan])
+    np.testing.assert_array_equal(grown.genres[-3:], [[0, 1, 0], [0, 1, 1], [0, 0, 1]])
+    train = symmetric_ratings()
+    action_fans = pd.DataFrame({"user_id": [1, 2, 3, 4], "item_id": 301, "rating": 5,
+                                "timestamp": 10**6})  # fmt: skip
+    fast = replace(
+        model.config, sources=("popularity", "item_knn", "ease"), blend_sources=("ease",)
+    )
+    retrained = Recommender(grown, fast).fit(pd.concat([train, action_fans]))
+    assert grown.item_ids[retrained.new_items_].tolist() == [NEW_ACTION, NEW_DRAMA, 302, 303]
+    ranked = retrained.recommend(5, k=20)  # every candidate stage 1 proposes for user 5
+    assert 301 in ranked.items and "new_item" not in ranked.sources  # warm: a source proposes it
+    with pytest.raises(InvalidArgumentError, match="training catalogue has too: \\[5\\]"):
+        catalog_with_films(catalog, replace(rows, ids=np.array([5, 302, 303])))
+
+
 def test_threads_adding_films_at_once_lose_none(fitted):
     import threading
 
