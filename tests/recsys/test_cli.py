@@ -316,6 +316,11 @@ def test_train_refuses_to_drop_a_film_it_cannot_keep(
         assert main(["train", "--model-dir", str(folder)]) == 2
         assert "holds 1 films added with add-items, in format 5" in capsys.readouterr().err
     assert (folder / "model.pkl").read_bytes() == saved  # nothing was overwritten
+    # a model whose manifest says it holds added films but cannot be read: refused too
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "model.pkl").write_bytes(b"not a pickle")
+    assert main(["train", "--model-dir", str(folder)]) == 2
+    assert "cannot be read to keep them" in capsys.readouterr().err
     # an old model without added films is simply replaced, as before
     (folder / "manifest.json").write_text(
         json.dumps({**manifest, "format_version": 5, "n_added_items": 0})
