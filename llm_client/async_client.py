@@ -225,6 +225,7 @@ class AsyncClient:
         used: int | None = None
         try:
             try:
+                core.check_open()  # closed while this call waited (backoff, rate limiter)
                 http = await self._connections.client()
                 request = core.request(http, call, deadline)
                 response = await http.send(request, stream=True)
@@ -259,6 +260,7 @@ class AsyncClient:
         response = stream = None
         try:
             try:
+                core.check_open()  # closed while this call waited (backoff, rate limiter)
                 http = await self._connections.client()
                 request = core.request(http, call, deadline)
                 response = await http.send(request, stream=True)

@@ -242,6 +242,7 @@ class Client:
         used: int | None = None  # failed attempts keep their full reservation (conservative)
         try:
             try:
+                core.check_open()  # closed while this call waited (backoff, rate limiter)
                 request = core.request(self._http, call, deadline)
                 response = self._http.send(request, stream=True)
                 content = self._read_body(call, response, deadline)
@@ -277,6 +278,7 @@ class Client:
         response = stream = None
         try:
             try:
+                core.check_open()  # closed while this call waited (backoff, rate limiter)
                 request = core.request(self._http, call, deadline)
                 response = self._http.send(request, stream=True)
                 headers = core.response_headers(response)

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from llm_client.errors import ConfigurationError
+
 logger = logging.getLogger(__name__)
 
 
@@ -72,6 +74,7 @@ class LoopConnections:
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
             weakref.WeakKeyDictionary()
         )
+        self._closed = False  # after aclose(), no pool is made again
 
     def __len__(self) -> int:
         """How many loops hold a client now (a caller's transport: always 0)."""
@@ -79,11 +82,19 @@ class LoopConnections:
             return len(self._per_loop)
 
     async def client(self) -> httpx.AsyncClient:
-        """The running loop's client, made (and set to close with the loop) on its first call."""
+        """The running loop's client, made (and set to close with the loop) on its first call.
+
+        ``ConfigurationError`` once ``aclose`` has run: a call that passed its check as another
+        thread closed the client must not open a pool nobody will close.
+        """
+        if self._closed:
+            raise _closed_error()
         if self._shared is not None:
             return self._shared
         loop = asyncio.get_running_loop()
         with self._lock:
+            if self._closed:  # closed by another thread since the check above
+                raise _closed_error()
             entry = self._per_loop.get(loop)
             if entry is not None:
                 return entry.http
@@ -114,6 +125,7 @@ class LoopConnections:
     async def aclose(self) -> None:
         """Close every loop's client: this loop's now; a live other loop's on that loop (not
         waited for: it may be busy or never run again); a closed loop's is only dropped."""
+        self._closed = True
         if self._shared is not None:
             await self._shared.aclose()
             return
@@ -130,6 +142,10 @@ class LoopConnections:
                     asyncio.run_coroutine_threadsafe(closing, loop)
                 except RuntimeError:  # the loop closed in between: nothing left to close on
                     closing.close()
+
+
+def _closed_error() -> ConfigurationError:
+    return ConfigurationError("this client is closed: make a new one to call again")
 
 
 async def _close_on_its_loop(entry: _LoopClient) -> None:

@@ -16,6 +16,7 @@ import weakref
 import pytest
 
 from llm_client import AsyncClient, Client, ConfigurationError
+from llm_client.faults import Fault
 
 
 def ask(client: AsyncClient, text: str):
@@ -141,3 +142,25 @@ def test_a_call_on_a_closed_client_is_a_configuration_error_in_both_clients(faul
         assert client.chat([{"role": "user", "content": "q"}]).text == "echo: q"
     with pytest.raises(ConfigurationError, match="this client is closed"):
         client.chat([{"role": "user", "content": "again"}])
+
+
+def test_a_call_closed_during_its_backoff_sends_no_further_attempt(fault_server):
+    # before: the async retry opened a new pool after aclose() (a socket nobody closed) and got
+    # its answer; the sync retry raised httpx's bare RuntimeError
+    fault_server.script(Fault.status_code(503))
+
+    async def close_during_backoff() -> None:
+        async def backoff(seconds: float) -> None:
+            await client.aclose()  # the application shuts down while this call waits to retry
+
+        client = AsyncClient(fault_server.base_url, model="m", max_retries=2, sleep=backoff)
+        with pytest.raises(ConfigurationError, match="this client is closed"):
+            await ask(client, "q")
+        assert len(client._connections) == 0
+
+    asyncio.run(close_during_backoff())
+    fault_server.script(Fault.status_code(503))
+    client = Client(fault_server.base_url, model="m", max_retries=2, sleep=lambda s: client.close())
+    with pytest.raises(ConfigurationError, match="this client is closed"):
+        client.chat([{"role": "user", "content": "q"}])
+    assert len(fault_server.arrivals) == 2  # one 503 each; no attempt after the close
