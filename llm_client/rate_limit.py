@@ -65,6 +65,11 @@ REPLY_PRIMING_TOKENS = 3
 #: 85 + 170 x 8 tiles = 1,445 tokens; Anthropic about width x height / 750, at most ~1,600 (its
 #: images are scaled to ~1.15 megapixels). 1,600 covers both; a low-detail image costs 85.
 IMAGE_PART_TOKENS = 1_600
+#: An ``input_audio`` part is reserved one token per this many bytes of decoded audio: audio is
+#: billed by its duration (Gemini documents 32 tokens a second), and 250 bytes a token is 32 a
+#: second for any encoding of 64 kbit/s or more (16 kHz 16-bit WAV is 512 kbit/s, MP3 64-320).
+#: Lower bitrates (speech codecs, Opus at 16 kbit/s) can cost more than this reserves.
+AUDIO_BYTES_PER_TOKEN = 250
 
 
 def estimate_tokens(text: str) -> int:
@@ -77,8 +82,9 @@ def estimate_content_tokens(content: object) -> int:
 
     A text part counts its text at chars/4, an ``image_url`` part ``IMAGE_PART_TOKENS`` (not its
     URL: counting a base64 ``data:`` URL as text made a 450 KB photo ~150,000 tokens, so
-    ``tpm=100_000`` refused it before sending), and any other part (audio, a file) the chars/4
-    of its JSON, which over-counts, the safe side for the limiter.
+    ``tpm=100_000`` refused it before sending), an ``input_audio`` part its decoded bytes over
+    ``AUDIO_BYTES_PER_TOKEN`` (14 s of 16 kHz WAV: ~1,800, not ~150,000), and any other part (a
+    file) the chars/4 of its JSON, which over-counts, the safe side for the limiter.
     """
     if isinstance(content, str):
         return estimate_tokens(content)
@@ -91,6 +97,11 @@ def estimate_content_tokens(content: object) -> int:
             total += estimate_tokens(str(part.get("text", "")))  # type: ignore[union-attr]
         elif kind == "image_url":
             total += IMAGE_PART_TOKENS
+        elif kind == "input_audio":
+            audio = part.get("input_audio")  # type: ignore[union-attr]
+            data = audio.get("data") if isinstance(audio, Mapping) else None
+            decoded = len(data) * 3 // 4 if isinstance(data, str) else 0  # base64: 4 chars, 3 bytes
+            total += math.ceil(decoded / AUDIO_BYTES_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
         else:
             total += estimate_tokens(json.dumps(part, ensure_ascii=False, default=str))
     return total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from llm_client import (
 )
 from llm_client.fault_server import FaultServer, ServerLimits
 from llm_client.rate_limit import (
+    AUDIO_BYTES_PER_TOKEN,
     IMAGE_PART_TOKENS,
     RateLimiter,
     estimate_chat_tokens,
@@ -191,8 +193,11 @@ def test_content_parts_are_estimated_part_by_part_and_an_image_at_a_fixed_allowa
     ]
     messages = [{"role": "user", "content": parts}]
     assert estimate_chat_tokens(messages, max_tokens=16) == 3 + 4 + 6 + IMAGE_PART_TOKENS + 16
+    # audio by its decoded bytes (400 base64 chars: 300 bytes), a file by its JSON (over)
     audio = {"type": "input_audio", "input_audio": {"data": "UklG" * 100, "format": "wav"}}
-    assert estimate_content_tokens([audio]) == math.ceil(len(json.dumps(audio)) / 4)  # over
+    assert estimate_content_tokens([audio]) == math.ceil(300 / AUDIO_BYTES_PER_TOKEN) + 4
+    file = {"type": "file", "file": {"filename": "a.pdf", "file_data": "JVBE" * 100}}
+    assert estimate_content_tokens([file]) == math.ceil(len(json.dumps(file)) / 4)
     assert estimate_content_tokens(None) == 0 and estimate_content_tokens("abcde") == 2
 
 
@@ -204,7 +209,11 @@ def test_an_image_message_is_sent_under_the_readmes_tpm(fault_server):
         {"type": "image_url", "image_url": {"url": PHOTO}},
     ]
     client.chat([{"role": "user", "content": parts}], max_tokens=16)
-    assert fault_server.report().arrivals == 1
+    # and 14 s of 16 kHz 16-bit WAV (450 KB of base64), ~150,000 tokens as JSON text before
+    wav = base64.b64encode(bytes(337_500)).decode()
+    audio = {"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}
+    client.chat([{"role": "user", "content": [audio]}], max_tokens=16)
+    assert fault_server.report().arrivals == 2
 
 
 def test_acquire_times_out_at_the_deadline():
