@@ -871,37 +871,44 @@ def catalog_with_films(catalog: Catalog, films: FilmRows) -> Catalog:
 def saved_films(path: str | Path) -> FilmRows:
     """The films a saved model holds from ``add_items`` (``films_added``), for a retrain to keep.
 
-    No model in folder ``path``: none. A model that cannot be read is logged and gives none,
-    unless its manifest says it holds added films: then, like a model of an older format that
-    holds some (that format kept no genres or dates to carry them with), it is a
-    ``ModelFileError``, so that a retrain never drops them unsaid.
+    No model in folder ``path``: none. The films are read from ``model.pkl`` itself, never
+    counted from the manifest: the two files are written one after the other, so a failed second
+    write (a full disk) can leave a manifest that lags the model ``recommend`` serves. A model
+    that cannot be read gives none only if its manifest is readable and says it holds no added
+    films; otherwise (some films, in a format that kept no genres or dates to carry them, or a
+    model that cannot be read, or a manifest that cannot say) it is a ``ModelFileError``, so
+    that a retrain never drops them unsaid.
     """
     folder = Path(path)
-    if not (folder / "manifest.json").exists():
+    if not any((folder / name).exists() for name in ("model.pkl", "manifest.json")):
         return NO_FILMS
     try:
+        return TwoStageRecommender.load(folder).films_added()
+    except (ModelFileError, UnsafeModelError) as exc:
+        unreadable = exc
+    try:  # the model cannot be read: does it hold films? Only its manifest can say.
         manifest = json.loads((folder / "manifest.json").read_bytes())
         n_films = int(manifest.get("n_added_items", 0)) + int(manifest.get("n_kept_items", 0))
         found = manifest.get("format_version")
-    except Exception as exc:  # unreadable, not JSON, not a dict: many exception types
-        logger.warning("the model in %s is unreadable (%s): no added films kept", folder, exc)
-        return NO_FILMS
-    if not n_films:
+    except Exception:  # missing, unreadable, not JSON, not a dict: many exception types
+        n_films, found = None, None
+    if n_films == 0:
+        logger.warning(
+            "the model in %s is unreadable (%s): it held no added films", folder, unreadable
+        )
         return NO_FILMS
     move = f"move {folder} aside (or pass another --model-dir) to train without them"
-    if found != FORMAT_VERSION:
+    if n_films is not None and found != FORMAT_VERSION:
         raise ModelFileError(
             f"the model in {folder} holds {n_films} films added with add-items, in format "
             f"{found!r}, which kept no genres or dates to carry them into a retrain; {move}, "
             "then add them again with add-items"
         )
-    try:
-        return TwoStageRecommender.load(folder).films_added()
-    except (ModelFileError, UnsafeModelError) as exc:
-        raise ModelFileError(
-            f"the model in {folder} holds {n_films} films added with add-items, but cannot be "
-            f"read to keep them ({exc}); {move}"
-        ) from exc
+    held = "an unknown number of" if n_films is None else str(n_films)
+    raise ModelFileError(
+        f"the model in {folder} may hold {held} films added with add-items, but cannot be read "
+        f"to keep them ({unreadable}); {move}"
+    ) from unreadable
 
 
 def make_model_folder(path: str | Path) -> Path:

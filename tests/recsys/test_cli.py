@@ -286,6 +286,32 @@ def test_train_keeps_a_film_added_while_it_was_fitting(tiny_train, model_dir, tm
     assert model.films_added().release_dates.tolist() == ["2001-02-03"]
 
 
+def test_train_reads_the_films_from_the_model_not_from_its_manifest(
+    tiny_train, model_dir, tmp_path, capsys
+):
+    # the manifest is written after model.pkl: a failed second write (a full disk) left it
+    # counting no films while recommend served the one in model.pkl, and train then dropped it
+    import json
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    assert main(["add-items", _films_csv(tmp_path / "f.csv", "501,Film 501,Action,\n"),
+                 "--model-dir", str(folder)]) == 0  # fmt: skip
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "n_added_items": 0}))
+    capsys.readouterr()
+    assert main(["train", "--model-dir", str(folder)]) == 0
+    assert "kept 1 films added with add-items" in capsys.readouterr().out
+    assert 501 in TwoStageRecommender.load(folder).catalog.item_ids
+    # a manifest that cannot be read cannot say whether the model holds films: refused
+    (folder / "manifest.json").write_text("{cut")
+    saved = (folder / "model.pkl").read_bytes()
+    assert main(["train", "--model-dir", str(folder)]) == 2
+    assert "may hold an unknown number of films" in capsys.readouterr().err
+    assert (folder / "model.pkl").read_bytes() == saved
+
+
 def test_train_refuses_to_drop_a_film_it_cannot_keep(
     tiny_train, frames, model_dir, tmp_path, capsys
 ):
@@ -320,7 +346,7 @@ def test_train_refuses_to_drop_a_film_it_cannot_keep(
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (folder / "model.pkl").write_bytes(b"not a pickle")
     assert main(["train", "--model-dir", str(folder)]) == 2
-    assert "cannot be read to keep them" in capsys.readouterr().err
+    assert "may hold 1 films added with add-items, but cannot be read" in capsys.readouterr().err
     # an old model without added films is simply replaced, as before
     (folder / "manifest.json").write_text(
         json.dumps({**manifest, "format_version": 5, "n_added_items": 0})
