@@ -209,7 +209,10 @@ def test_an_image_message_is_sent_under_the_readmes_tpm(fault_server):
         {"type": "image_url", "image_url": {"url": PHOTO}},
     ]
     client.chat([{"role": "user", "content": parts}], max_tokens=16)
-    # and 14 s of 16 kHz 16-bit WAV (450 KB of base64), ~150,000 tokens as JSON text before
+    # and 14 s of 16 kHz 16-bit WAV (450 KB of base64), ~150,000 tokens as JSON text before.
+    # A client of its own: the fault server bills the photo as text, and reconciling to that
+    # bill fills this client's window for 60 s
+    client = Client(fault_server.base_url, model="m", rpm=600, tpm=100_000)
     wav = base64.b64encode(bytes(337_500)).decode()
     audio = {"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}
     client.chat([{"role": "user", "content": [audio]}], max_tokens=16)
