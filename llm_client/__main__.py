@@ -17,6 +17,7 @@ import logging
 import math
 import signal
 import sys
+from collections.abc import Callable
 
 from llm_client.client import Client
 from llm_client.config import MODEL_ENV, env_base_url, env_model
@@ -105,48 +106,27 @@ def _serve_fault(args: argparse.Namespace) -> int:
     return 0
 
 
-def _port(text: str) -> int:
-    """argparse type for --port: 0 (pick a free port) or 1..65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1..65535 (or 0: any free port), got {port}")
-    return port
+def _bounded(convert: Callable[[str], float], ok: Callable[[float], bool], rule: str):
+    """An argparse type: ``convert(text)`` (``int`` or ``float``), kept when ``ok(value)``;
+    anything else is argparse's one error line (exit 2) naming ``rule``, before anything runs."""
+    kind = "an integer" if convert is int else "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        if not ok(value):  # NaN fails every range below
+            raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+        return value
+
+    return parse
 
 
-def _share(text: str) -> float:
-    """argparse type for a rate: a number in [0, 1] (a share of requests)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"must be a share in [0, 1], got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    """argparse type for --rpm / --tpm: an int >= 1 (leave the flag out for no limit)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (leave it out for no limit), got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    """argparse type for --window: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
-    return value
+_port = _bounded(int, lambda v: 0 <= v <= 65535, "port must be 1..65535 (or 0: any free port)")
+_share = _bounded(float, lambda v: 0.0 <= v <= 1.0, "must be a share in [0, 1] (of requests)")
+_positive_int = _bounded(int, lambda v: v >= 1, "must be >= 1 (leave it out for no limit)")
+_seconds = _bounded(float, lambda v: 0.0 < v < math.inf, "must be a finite number of seconds > 0")
 
 
 def main(argv: list[str] | None = None) -> int:
