@@ -57,8 +57,8 @@ def cmd_train(args) -> int:
     ml, catalog = _load(args.data_dir)
     config = replace(RecsysConfig(), seed=args.seed).with_protocol(args.protocol)
     start = time.perf_counter()
-    model = TwoStageRecommender(catalog_with_films(catalog, films), config)
-    model.kept_ = films  # the next retrain keeps them again
+    # kept=: the next retrain keeps them again
+    model = TwoStageRecommender(catalog_with_films(catalog, films), config, kept=films)
     model.fit(ml.ratings)
     # Save under the model's lock, like add-items: films it added during the fit (the lock is
     # not held that long) join this model as added films, so they are not lost either.

@@ -224,9 +224,14 @@ class TwoStageRecommender:
     # catalogue by `python -m recsys train` (catalog_with_films): a retrain keeps them again
     kept_: FilmRows = NO_FILMS
 
-    def __init__(self, catalog: Catalog, config: RecsysConfig | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, config: RecsysConfig | None = None, *, kept: FilmRows = NO_FILMS
+    ) -> None:
+        """``kept``: films added to an earlier model and carried into ``catalog`` with
+        :func:`catalog_with_films`, so that this model's next retrain keeps them too."""
         self.catalog = catalog
         self.config = config or RecsysConfig()
+        self.kept_ = kept
         self.timings_: dict[str, float] = {}
 
     # -- training ---------------------------------------------------------------------------

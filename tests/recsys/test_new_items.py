@@ -359,8 +359,9 @@ def test_added_films_keep_their_rows_as_given_and_a_retrain_makes_them_items(fit
     fast = replace(
         model.config, sources=("popularity", "item_knn", "ease"), blend_sources=("ease",)
     )
-    retrained = Recommender(grown, fast).fit(pd.concat([train, action_fans]))
+    retrained = Recommender(grown, fast, kept=rows).fit(pd.concat([train, action_fans]))
     assert grown.item_ids[retrained.new_items_].tolist() == [NEW_ACTION, NEW_DRAMA, 302, 303]
+    assert retrained.films_added().ids.tolist() == [301, 302, 303]  # the next retrain keeps them
     ranked = retrained.recommend(5, k=20)  # every candidate stage 1 proposes for user 5
     assert 301 in ranked.items and "new_item" not in ranked.sources  # warm: a source proposes it
     with pytest.raises(InvalidArgumentError, match="training catalogue has too: \\[5\\]"):
