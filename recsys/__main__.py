@@ -2,6 +2,7 @@
 
     python -m recsys train                      # fit on all of MovieLens 100K, save the model
                                                 # (keeping the films add-items put in it)
+    python -m recsys train --interactions new.csv  # ... plus ratings since (added films warm up)
     python -m recsys recommend 196 -k 5         # top-5 for user 196 from the saved model
     python -m recsys add-items new_films.csv    # films that arrived since, for new-item slots
     python -m recsys eval --protocol temporal   # the issue's table for one split
@@ -22,10 +23,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
+
 from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
 from recsys.errors import InvalidArgumentError, RecsysError
+from recsys.interactions import check_interactions
 from recsys.recommender import (
     COLD_START_SOURCE,
     TwoStageRecommender,
@@ -55,11 +59,15 @@ def cmd_train(args) -> int:
     # Read now, so a model that holds films this train cannot keep fails before the fit.
     films = saved_films(folder)
     ml, catalog = _load(args.data_dir)
+    catalog = catalog_with_films(catalog, films)
+    ratings = ml.ratings
+    if args.interactions is not None:  # checked before the fit: a bad row costs no training
+        extra = check_interactions(_read_interactions(args.interactions, catalog), catalog, ratings)
+        ratings = pd.concat([ratings, extra], ignore_index=True)
     config = replace(RecsysConfig(), seed=args.seed).with_protocol(args.protocol)
     start = time.perf_counter()
-    # kept=: the next retrain keeps them again
-    model = TwoStageRecommender(catalog_with_films(catalog, films), config, kept=films)
-    model.fit(ml.ratings)
+    model = TwoStageRecommender(catalog, config, kept=films)  # kept=: the next retrain keeps them
+    model.fit(ratings)
     # Save under the model's lock, like add-items: films it added during the fit (the lock is
     # not held that long) join this model as added films, so they are not lost either.
     with model_lock(folder):
@@ -67,20 +75,39 @@ def cmd_train(args) -> int:
         if len(late):
             model.add_items(late.frame())
         model.save(folder)
-    print(f"trained on {len(ml.ratings):,} interactions in {time.perf_counter() - start:.1f} s")
+    source = f" ({len(extra):,} from {args.interactions})" if args.interactions else ""
+    print(
+        f"trained on {len(ratings):,} interactions{source} in {time.perf_counter() - start:.1f} s"
+    )
     for name, seconds in model.timings_.items():
         print(f"  {name:<24} {seconds:8.2f}")
     print("top ranker features (share of gain):")
     for name, gain in list(model.ranker_.importances().items())[:8]:
         print(f"  {name:<28} {gain:.3f}")
     if len(films) or len(late):
+        # a kept film is warm once the training ratings (--interactions) hold some of its own
+        new = set(model.catalog.item_ids[model.new_items_].tolist())
+        cold = sum(item in new for item in films.ids.tolist())
         print(
             f"kept {len(films) + len(late)} films added with add-items to the model this "
-            f"replaces: {len(films)} in the catalogue without ratings (new items, served with "
-            f"--new-item-slots), {len(late)} added during the fit"
+            f"replaces: {len(films) - cold} with ratings to train on (warm: ranked like any "
+            f"film), {cold} without (new items, served with --new-item-slots), {len(late)} "
+            "added during the fit"
         )
     print(f"saved to {folder}")
     return 0
+
+
+def _read_interactions(path: str, catalog: Catalog) -> pd.DataFrame:
+    """The CSV of ``train --interactions``, ids read as the catalogue has them (numbers or text)."""
+    text_ids = {
+        "user_id": str if not catalog.integer_user_ids else None,
+        "item_id": str if catalog.item_ids.dtype.kind not in "iu" else None,
+    }
+    try:
+        return pd.read_csv(path, dtype={k: v for k, v in text_ids.items() if v is not None})
+    except (OSError, ValueError) as exc:  # missing, unreadable, empty, not CSV, not UTF-8
+        raise InvalidArgumentError(f"cannot read {path}: {exc}") from exc
 
 
 def _user_id(text: str, catalog: Catalog) -> object:
@@ -131,8 +158,6 @@ def cmd_recommend(args) -> int:
 
 
 def cmd_add_items(args) -> int:
-    import pandas as pd
-
     try:
         # ids as the catalogue reads them (whole numbers), everything else as text
         items = pd.read_csv(
@@ -191,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         "train", parents=[common, data, model], help="fit on all ratings, save the model"
     )
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument(
+        "--interactions",
+        metavar="CSV",
+        default=None,
+        help="ratings since the dataset to train on too: user_id, item_id, rating, timestamp "
+        "(Unix seconds), e.g. of films added with add-items, which then become warm",
+    )
     train.add_argument(
         "--protocol",
         choices=["stratified", "temporal"],

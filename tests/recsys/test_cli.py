@@ -354,3 +354,61 @@ def test_train_refuses_to_drop_a_film_it_cannot_keep(
     tiny_train(Catalog.from_frames(items, users, GENRES))
     assert main(["train", "--model-dir", str(folder)]) == 0
     assert "kept" not in capsys.readouterr().out
+
+
+def test_train_with_interactions_makes_an_added_film_warm(tiny_train, model_dir, tmp_path, capsys):
+    # an added film stayed a new item at every CLI retrain (MovieLens' ratings never hold it):
+    # --interactions trains on its ratings too, and it is then ranked like any film
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    films = _films_csv(tmp_path / "f.csv", "501,The New One,Action,2026-11-01\n502,Other,Drama,\n")
+    assert main(["add-items", films, "--model-dir", str(folder)]) == 0
+    log = tmp_path / "since.csv"
+    log.write_text(
+        "user_id,item_id,rating,timestamp\n"
+        + "".join(f"{u},501,5,{10**6 + u}\n" for u in range(1, 11))
+    )
+    capsys.readouterr()
+    assert main(["train", "--interactions", str(log), "--model-dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "(10 from " in out and "1 with ratings to train on (warm" in out and "1 without" in out
+    model = TwoStageRecommender.load(folder)
+    assert model.catalog.item_ids[model.new_items_].tolist() == [502]
+    assert model.films_added().ids.tolist() == [501, 502]  # both kept for the next retrain
+    ranked = [model.recommend(u, k=6) for u in range(11, 21)]
+    assert sum(501 in rec.items for rec in ranked) >= 8  # block A's users now see it ranked
+    assert all(
+        rec.sources[rec.items.index(501)] != "new_item" for rec in ranked if 501 in rec.items
+    )
+
+
+def test_train_refuses_bad_interactions_before_fitting(tiny_train, model_dir, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    saved = (folder / "model.pkl").read_bytes()
+    header = "user_id,item_id,rating,timestamp\n"
+    cases = {
+        "unknown.csv": (header + "1,777,4,1000\n", "items not in the catalogue: 777"),
+        "ms.csv": (header + "1,15,4,1700000000000\n", "looks like milliseconds"),
+        "empty.csv": ("", "cannot read"),
+        "columns.csv": ("user,item\n1,2\n", "lack the column(s)"),
+    }
+    cases["nowhere.csv"] = (None, "cannot read")
+
+    def no_fit(self, train, **kwargs):
+        raise AssertionError("fit ran although the interactions are bad")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TwoStageRecommender, "fit", no_fit)
+        for name, (text, message) in cases.items():
+            if text is not None:
+                (tmp_path / name).write_text(text)
+            args = ["train", "--interactions", str(tmp_path / name), "--model-dir", str(folder)]
+            assert main(args) == 2, name
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and message in err, (name, err)
+    assert (folder / "model.pkl").read_bytes() == saved  # nothing was trained or overwritten
