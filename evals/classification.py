@@ -47,7 +47,14 @@ def _labels(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence | None) -> 
             repeated = sorted({label for label in labels if labels.count(label) > 1}, key=str)
             raise MetricError(f"labels repeats {repeated}: each class may be listed once")
         return labels
-    return sorted(set(y_true.tolist()) | set(y_pred.tolist()))
+    found = set(y_true.tolist()) | set(y_pred.tolist())
+    try:
+        return sorted(found)
+    except TypeError:  # labels of mixed types (a None among strings) do not order
+        raise MetricError(
+            f"labels of mixed types cannot be ordered: {sorted(found, key=repr)[:5]}; use one "
+            "type (None is not a class), or pass labels= in the order to report"
+        ) from None
 
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -133,10 +140,22 @@ def _check_binary_labels(y_true: np.ndarray) -> None:
         )
 
 
+def _numbers(values, what: str) -> np.ndarray:
+    """``values`` as floats, or a MetricError saying they must be numbers (not numpy's)."""
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise MetricError(
+            f"{what} must be numbers, got {np.asarray(values).dtype} values"
+        ) from None
+
+
 def _binary(y_true, score) -> tuple[np.ndarray, np.ndarray]:
-    y_true, score = np.asarray(y_true), np.asarray(score, dtype=float)
+    y_true, score = np.asarray(y_true), _numbers(score, "scores")
     if y_true.shape != score.shape or y_true.ndim != 1:
         raise MetricError(f"y_true, score must be 1-D, same length: {y_true.shape}, {score.shape}")
+    if len(y_true) == 0:  # an empty slice of an evaluation: min() below has no identity
+        raise MetricError("y_true and score are empty: the metric needs items of both classes")
     _check_binary_labels(y_true)
     if y_true.min() == y_true.max():
         raise MetricError("y_true holds a single class: the metric is undefined")
@@ -195,7 +214,7 @@ class ReliabilityBin:
 
 def reliability_curve(y_true, prob, n_bins: int = 15) -> list[ReliabilityBin]:
     """Equal-width bins over [0, 1]; bin ``m`` holds ``prob`` in ``(m/n, (m+1)/n]`` (0 in bin 0)."""
-    y_true, prob = np.asarray(y_true, dtype=float), np.asarray(prob, dtype=float)
+    y_true, prob = _numbers(y_true, "y_true (0/1 labels)"), _numbers(prob, "probabilities")
     if y_true.shape != prob.shape or y_true.ndim != 1 or len(y_true) == 0:
         raise MetricError("y_true and prob must be non-empty 1-D arrays of the same length")
     if ((prob < 0) | (prob > 1)).any() or not np.isfinite(prob).all():

@@ -64,8 +64,14 @@ def written_atomically(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield this writer's own temporary name for ``path``; write the file there.
 
     When the block ends normally the file replaces ``path`` in one rename; however it ends, the
-    temporary name is gone afterwards, so a failed write leaves ``path`` as it was.
+    temporary name is gone afterwards, so a failed write leaves ``path`` as it was. A writer
+    killed mid-write cannot remove its file: the next write of ``path`` does, once that
+    writer's process has exited (:func:`remove_abandoned_siblings`).
     """
+    try:
+        remove_abandoned_siblings(path)
+    except OSError as exc:  # a sibling we may not delete: it costs disk, never this write
+        log.warning("could not remove files abandoned beside %s: %s", path, exc)
     tmp = temporary_sibling(path, suffix)
     try:
         yield tmp

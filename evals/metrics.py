@@ -122,7 +122,18 @@ def _check_scores(results: Mapping[str, float]) -> None:
 
 def _metric_names(metrics: Iterable[str] | str) -> list[str]:
     """``"ndcg@10"`` alone means that one metric, not the characters n, d, c, g, ..."""
-    return [metrics] if isinstance(metrics, str) else list(metrics)
+    if isinstance(metrics, str):
+        return [metrics]
+    try:
+        names = list(metrics)
+    except TypeError:
+        raise MetricError(
+            f"metrics must be a metric name or a list of them, such as ['ndcg@10'], got {metrics!r}"
+        ) from None
+    wrong = [m for m in names if not isinstance(m, str)]
+    if wrong:
+        raise MetricError(f"metric names are text such as 'ndcg@10', got {wrong[:5]}")
+    return names
 
 
 def _score_query(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 
 import numpy as np
@@ -23,9 +23,16 @@ from evals.errors import MetricError
 __all__ = ["Stopwatch", "latency_summary", "peak_rss_mb"]
 
 
-def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
-    """p50/p95/p99/mean in milliseconds of a list of durations in seconds (linear interpolation)."""
-    array = np.asarray(seconds, dtype=float)
+def latency_summary(seconds: Iterable[float]) -> dict[str, float]:
+    """p50/p95/p99/mean in milliseconds of durations in seconds (linear interpolation).
+
+    ``seconds`` is any iterable of numbers: a list, an array, ``durations.values()``.
+    """
+    try:  # numpy reads a list or an array, not dict.values() or a generator: list those first
+        listed = seconds if isinstance(seconds, Sequence | np.ndarray) else list(seconds)
+        array = np.asarray(listed, dtype=float)
+    except (TypeError, ValueError):
+        raise MetricError("latency_summary needs durations: numbers of seconds") from None
     if array.ndim != 1 or len(array) == 0:
         raise MetricError("latency_summary needs at least one duration")
     if not (np.isfinite(array) & (array >= 0)).all():  # a clock misread, not a fast request

@@ -64,3 +64,15 @@ def test_exclusive_lock_is_reentrant_one_lock_per_file_and_separates_threads(tmp
         assert not entered.wait(timeout=0.5)
         released.set()
     assert entered.wait(timeout=10) and released.is_set()
+
+
+def test_the_next_write_clears_what_a_killed_writer_left(tmp_path):
+    # a writer killed mid-save cannot remove its temporary file; only fine-tunes used to clear
+    # them, so a recsys model folder kept one per kill (found by a review: 12 after 30 kills)
+    entry = tmp_path / "model.pkl"
+    killed = tmp_path / "model.pkl.99999999.0123456789ab.tmp"  # pid above any pid_max: exited
+    killed.write_bytes(b"half a model")
+    with written_atomically(entry) as tmp:
+        tmp.write_bytes(b"a whole model")
+    assert sorted(tmp_path.iterdir()) == [entry]
+    assert entry.read_bytes() == b"a whole model"
