@@ -64,6 +64,16 @@ class Catalog:
     ) -> Catalog:
         """Build from the MovieLens ``items`` and ``users`` frames (see ``evals.datasets``)."""
         genre_names = tuple(genre_names)
+        for name, frame, needed in (
+            ("items", items, ("item_id", "title", "release_date")),
+            ("users", users, ("user_id", "age", "gender", "occupation")),
+        ):
+            absent = [c for c in needed if c not in frame.columns]
+            if absent:  # a bad column set is named here, not a KeyError from pandas below
+                raise InvalidArgumentError(
+                    f"{name} frame lacks the column(s) {absent}; it needs {list(needed)} "
+                    "(MovieLens' u.item / u.user as evals.datasets loads them)"
+                )
         missing = [g for g in genre_names if g not in items.columns]
         if missing:
             raise InvalidArgumentError(f"items frame lacks genre columns {missing}")

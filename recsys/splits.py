@@ -70,6 +70,14 @@ def _check_frame(ratings: pd.DataFrame) -> None:
             raise InvalidArgumentError(
                 f"ratings frame has {bad} {column} value(s) that are not finite numbers"
             )
+        kind = ratings[column].dtype
+        if not pd.api.types.is_numeric_dtype(kind) or pd.api.types.is_bool_dtype(kind):
+            # the splits order and cut the column itself: text or datetimes fail deep in pandas
+            raise InvalidArgumentError(
+                f"ratings frame's {column} column holds {kind} values; it needs a column of "
+                "numbers (timestamps in Unix seconds, as in MovieLens' u.data). Convert text "
+                "with pd.to_numeric, datetimes with .astype('int64') // 10**9"
+            )
 
 
 def check_unix_seconds(ratings: pd.DataFrame) -> None:
@@ -115,6 +123,9 @@ def stratified_split(
     """
     _check_frame(ratings)
     _check_ratio(ratio)
+    # numpy's legacy generator takes 0 <= seed < 2**32 (a bool would pass as 0 or 1)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise InvalidArgumentError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}")
     if filter_by not in ("user", "item"):
         raise InvalidArgumentError(f"filter_by must be 'user' or 'item', got {filter_by!r}")
     column = "user_id" if filter_by == "user" else "item_id"

@@ -21,3 +21,18 @@ def test_duplicate_ids_in_the_metadata_are_refused_and_named(frames, which):
     kwargs = {"items": items, "users": users, which: doubled}
     with pytest.raises(InvalidArgumentError, match=rf"{which} frame repeats {column} 1, 5"):
         Catalog.from_frames(kwargs["items"], kwargs["users"], GENRES)
+
+
+@pytest.mark.parametrize(
+    "which, column",
+    [("items", "title"), ("items", "release_date"), ("users", "occupation"), ("users", "age")],
+)
+def test_a_metadata_frame_without_a_column_it_needs_is_refused_naming_it(frames, which, column):
+    # it escaped as pandas' KeyError: 'title' (found by a review)
+    _, items, users = frames
+    kwargs = {"items": items, "users": users}
+    kwargs[which] = kwargs[which].drop(columns=column)
+    with pytest.raises(
+        InvalidArgumentError, match=rf"{which} frame lacks the column\(s\) \['{column}'\]"
+    ):
+        Catalog.from_frames(kwargs["items"], kwargs["users"], GENRES)

@@ -115,3 +115,27 @@ def test_ratings_that_are_not_finite_numbers_are_refused(column, bad):
     ):
         with pytest.raises(InvalidArgumentError, match=f"{column} value"):
             split(ratings)
+
+
+@pytest.mark.parametrize(
+    "convert, kind",
+    [
+        (lambda ts: ts.astype(str), "object"),  # a CSV read with dtype=str
+        (lambda ts: pd.to_datetime(ts, unit="s"), "datetime64"),
+        (lambda ts: ts > 0, "bool"),
+    ],
+)
+def test_timestamps_that_are_not_a_column_of_numbers_are_refused(convert, kind):
+    # the check read a numeric copy of the column and the splits then cut the column itself:
+    # text and datetimes passed, then failed inside pandas (found by a review)
+    ratings = _ratings()
+    ratings["timestamp"] = convert(ratings["timestamp"])
+    for split in (lambda r: stratified_split(r, seed=1), temporal_split):
+        with pytest.raises(InvalidArgumentError, match=f"timestamp column holds {kind}"):
+            split(ratings)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "42"])
+def test_a_seed_numpy_cannot_take_is_refused(seed):
+    with pytest.raises(InvalidArgumentError, match="seed must be a whole number from 0"):
+        stratified_split(_ratings(), seed=seed)
