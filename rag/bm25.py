@@ -31,6 +31,8 @@ stop words removed, Snowball English stemmer (PyStemmer).
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -48,6 +50,10 @@ _LUCENE_STOP = (
 )
 STOPWORDS_EN = frozenset(_LUCENE_STOP.split())
 _WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
 class Tokenizer:
@@ -103,8 +109,9 @@ class BM25Index:
     ) -> None:
         if method not in ("lucene", "okapi"):
             raise ConfigError(f"method must be 'lucene' or 'okapi', got {method!r}")
-        if k1 < 0 or not 0 <= b <= 1:
-            raise ConfigError(f"need k1 >= 0 and 0 <= b <= 1, got {k1=}, {b=}")
+        # NaN fails every comparison, so `k1 < 0` alone let a NaN k1 through (BM25 found nothing)
+        if not (_finite(k1) and k1 >= 0 and _finite(b) and 0 <= b <= 1):
+            raise ConfigError(f"need finite k1 >= 0 and 0 <= b <= 1, got {k1=}, {b=}")
         self.tokenizer = tokenizer or Tokenizer()
         self.k1, self.b, self.method, self.epsilon = k1, b, method, epsilon
         self.vocab: dict[str, int] = {}

@@ -17,6 +17,11 @@ CHUNKERS = ("document", "tokens", "sentences", "recursive")
 FUSIONS = ("rrf", "minmax", "zscore")
 BM25_METHODS = ("lucene", "okapi")
 ENCODERS = ("onnx", "torch")
+# counts and sizes, checked to be ints (not bools) before any range check
+INT_FIELDS = ("batch_size", "encoder_threads", "hnsw_m", "hnsw_ef_search", "chunk_tokens")
+INT_FIELDS += ("chunk_overlap", "sentence_chunk_tokens", "rrf_k", "candidates", "rerank_depth")
+INT_FIELDS += ("context_tokens", "answer_tokens", "top_chunks", "source_tokens")
+REAL_FIELDS = ("bm25_k1", "bm25_b", "dense_weight")  # finite numbers; ranges checked after
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,19 @@ class RagConfig:
     abstain_threshold: float | None = None
 
     def __post_init__(self) -> None:
+        # Types first: a comparison below would otherwise raise a bare TypeError for "32", and a
+        # float count (candidates=10.5) or an infinite rrf_k (every RRF score 0.0) would pass.
+        for name in INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ConfigError(f"{name} must be a whole number (an int), got {value!r}")
+        for name in REAL_FIELDS:
+            value = getattr(self, name)
+            # NaN must be refused here: it passes every range check below (`nan < 0` is False),
+            # and a NaN k1 made BM25 score every document NaN, so it silently found nothing
+            real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not real or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
         if self.chunker not in CHUNKERS:
             raise ConfigError(f"chunker must be one of {CHUNKERS}, got {self.chunker!r}")
         if self.fusion not in FUSIONS:
@@ -86,6 +104,10 @@ class RagConfig:
             raise ConfigError(f"dense_index must be 'flat' or 'hnsw', got {self.dense_index!r}")
         if not 0.0 <= self.dense_weight <= 1.0:
             raise ConfigError(f"dense_weight must be in [0, 1], got {self.dense_weight}")
+        if self.bm25_k1 < 0:  # k1 = 0 is valid: binary term frequency
+            raise ConfigError(f"bm25_k1 must be a finite number >= 0, got {self.bm25_k1}")
+        if not 0.0 <= self.bm25_b <= 1.0:
+            raise ConfigError(f"bm25_b must be in [0, 1], got {self.bm25_b}")
         if not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise ConfigError(
                 f"chunk_overlap must be in [0, chunk_tokens={self.chunk_tokens}), "

@@ -102,6 +102,15 @@ def test_search_edge_cases():
         BM25Index(method="bm42")
 
 
+@pytest.mark.parametrize(
+    ("k1", "b"), [(math.nan, 0.75), (1.2, math.nan), (math.inf, 0.75), (-1.0, 0.75), (1.2, 2.0)]
+)
+def test_bm25_parameters_out_of_range_or_nan_are_refused(k1, b):
+    # a NaN k1 passed the old `k1 < 0` check and every document then scored NaN: no hits
+    with pytest.raises(ConfigError, match="need finite k1 >= 0 and 0 <= b <= 1"):
+        BM25Index(k1=k1, b=b)
+
+
 def test_top_k_is_stable_for_ties():
     res = top_k(["a", "b", "c", "d"], np.array([1.0, 2.0, 2.0, 0.0]), 3)
     assert res.ids == ["b", "c", "a"]

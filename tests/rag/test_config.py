@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from rag.config import RagConfig
@@ -28,11 +29,41 @@ def test_the_defaults_are_valid_including_every_newly_checked_field():
         ("hnsw_m", 0, "hnsw_m must be >= 2"),
         ("hnsw_m", 1, "hnsw_m must be >= 2"),  # FAISS's HNSW crashed the process at M = 1
         ("hnsw_ef_search", 0, "hnsw_ef_search must be >= 1"),
+        # BM25's parameters: a NaN k1 was accepted and BM25 then silently found nothing
+        ("bm25_k1", math.nan, "bm25_k1 must be a finite number"),
+        ("bm25_k1", math.inf, "bm25_k1 must be a finite number"),
+        ("bm25_k1", -1.0, "bm25_k1 must be a finite number >= 0"),
+        ("bm25_k1", "1", "bm25_k1 must be a finite number"),
+        ("bm25_b", 2.0, r"bm25_b must be in \[0, 1\]"),
+        ("bm25_b", -0.1, r"bm25_b must be in \[0, 1\]"),
+        ("bm25_b", math.nan, "bm25_b must be a finite number"),
+        ("dense_weight", math.nan, "dense_weight must be a finite number"),
+        # wrong types were a bare TypeError from a comparison, float counts and inf passed
+        ("dense_weight", "0.5", "dense_weight must be a finite number"),
+        ("batch_size", "32", "batch_size must be a whole number"),
+        ("candidates", 10.5, "candidates must be a whole number"),
+        ("top_chunks", 2.5, "top_chunks must be a whole number"),
+        ("hnsw_m", 2.5, "hnsw_m must be a whole number"),
+        ("encoder_threads", 1.5, "encoder_threads must be a whole number"),
+        ("rrf_k", math.inf, "rrf_k must be a whole number"),
+        ("context_tokens", math.nan, "context_tokens must be a whole number"),
+        ("rerank_depth", True, "rerank_depth must be a whole number"),
     ],
 )
 def test_bad_values_are_refused_with_their_field_and_range(field, value, message):
     with pytest.raises(ConfigError, match=message):
         RagConfig(**{field: value})
+
+
+def test_bm25_edges_and_numpy_numbers_are_accepted():
+    config = RagConfig(bm25_k1=0, bm25_b=1, candidates=np.int64(50), dense_weight=np.float32(0.5))
+    assert (config.bm25_k1, config.bm25_b, config.candidates) == (0, 1, 50)
+    assert RagConfig().replace(bm25_k1=1.2, bm25_b=0.0).bm25_k1 == 1.2
+
+
+def test_replace_validates_bm25_fields_too():
+    with pytest.raises(ConfigError, match="bm25_k1 must be a finite number"):
+        RagConfig().replace(bm25_k1=math.nan)
 
 
 def test_a_finite_threshold_and_none_are_accepted():
