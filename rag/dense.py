@@ -16,11 +16,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -113,6 +114,30 @@ def embedding_dimension(model) -> int:
     return int(get())
 
 
+@contextlib.contextmanager
+def quiet_model_load() -> Iterator[None]:
+    """Load a model without transformers' "Loading weights" bar, which a library call must not draw.
+
+    transformers 5 draws that bar on stderr for every load, ``encode(progress=False)`` included.
+    Its switch also flips huggingface_hub's, so both are restored after (hub settings for one
+    named group only are not: enabling the bars again clears them).
+    """
+    from huggingface_hub import utils as hub
+    from transformers.utils import logging as transformers_logging
+
+    if not transformers_logging.is_progress_bar_enabled():  # already quiet: nothing to restore
+        yield
+        return
+    hub_was_disabled = hub.are_progress_bars_disabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.enable_progress_bar()
+        if hub_was_disabled:
+            hub.disable_progress_bars()
+
+
 def encode_normalised(
     model, texts: Sequence[str], batch_size: int, *, progress: bool = False
 ) -> np.ndarray:
@@ -142,7 +167,8 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
 
             try:
-                self._model = SentenceTransformer(self.path, device=self.device)
+                with quiet_model_load():
+                    self._model = SentenceTransformer(self.path, device=self.device)
             except OSError as exc:  # not a folder here, and the hub is unreachable or says no
                 raise ConfigError(
                     f"cannot load embedding model {self.model_id!r}: it is not a local folder "

@@ -40,6 +40,7 @@ from rag.dense import (
     embedding_dimension,
     encode_normalised,
     model_fingerprint,
+    quiet_model_load,
     resolve_model,
 )
 
@@ -86,7 +87,8 @@ class OnnxEmbedder:
         self.model_id = model  # same name as the torch embedder: same caches, same manifests
         self.path = resolve_model(model)
         self.batch_size, self.bulk_from = batch_size, bulk_from
-        st = SentenceTransformer(self.path, device="cpu")
+        with quiet_model_load():  # no "Loading weights" bar from a library call
+            st = SentenceTransformer(self.path, device="cpu")
         self.tokenizer = st.tokenizer
         self.max_tokens = int(st.max_seq_length)
         self.dim = embedding_dimension(st)

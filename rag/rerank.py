@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from evals.files import written_atomically
+from rag.dense import quiet_model_load
 from rag.errors import RerankerError
 from rag.features import FEATURE_NAMES
 from rag.hits import Candidate, Hit
@@ -42,7 +43,8 @@ class CrossEncoderReranker:
     def __init__(self, model: str, *, batch_size: int = 32, max_length: int = 512) -> None:
         from sentence_transformers import CrossEncoder
 
-        self.model = CrossEncoder(model, max_length=max_length, device="cpu")
+        with quiet_model_load():  # no "Loading weights" bar from a library call
+            self.model = CrossEncoder(model, max_length=max_length, device="cpu")
         self.batch_size = batch_size
 
     def rerank(self, query: str, candidates: Sequence[Candidate]) -> list[Hit]:

@@ -69,3 +69,27 @@ def minilm():
     emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
     emb.encode(["warm up"])
     return emb
+
+
+@pytest.fixture
+def bars_on_for_transformers():
+    """transformers' progress bars on and huggingface_hub's off (a caller's own setting), restored.
+
+    A test that asserts "no bar" must start with the bars on, or it would pass whatever the code.
+    """
+    from huggingface_hub import utils as hub
+    from transformers.utils import logging as transformers_logging
+
+    was_on, hub_was_off = (
+        transformers_logging.is_progress_bar_enabled(),
+        hub.are_progress_bars_disabled(),
+    )
+    transformers_logging.enable_progress_bar()
+    hub.disable_progress_bars()
+    yield
+    (
+        transformers_logging.enable_progress_bar
+        if was_on
+        else transformers_logging.disable_progress_bar
+    )()
+    (hub.disable_progress_bars if hub_was_off else hub.enable_progress_bars)()

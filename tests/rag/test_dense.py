@@ -249,3 +249,19 @@ def test_two_writers_filling_one_cache_entry_at_once_leave_one_whole_file(tmp_pa
     vecs = cache.get(key, rows)
     assert vecs is not None and len(np.unique(vecs)) == 1  # all of one writer's array
     assert [p.name for p in tmp_path.iterdir()] == [cache.path(key).name]  # nothing left behind
+
+
+@pytest.mark.slow
+def test_loading_the_model_draws_no_progress_bar_and_keeps_the_callers_setting(
+    bars_on_for_transformers, capfd
+):
+    # transformers 5 drew a "Loading weights" tqdm bar on stderr from encode(progress=False)
+    from huggingface_hub import utils as hub
+    from transformers.utils import logging as transformers_logging
+
+    from rag.dense import SentenceTransformerEmbedder
+
+    assert SentenceTransformerEmbedder().encode(["cats purr"], progress=False).shape == (1, 384)
+    assert capfd.readouterr().err == ""
+    assert transformers_logging.is_progress_bar_enabled()  # the caller's setting is back
+    assert hub.are_progress_bars_disabled()

@@ -57,6 +57,14 @@ def test_export_is_cached_and_identity_kept(onnx_minilm, caplog):
     assert "export cache hit" in caplog.text
 
 
+@pytest.mark.slow
+def test_loading_draws_no_progress_bar(onnx_minilm, bars_on_for_transformers, capfd):
+    capfd.readouterr()  # the fixture's export (once per module) is not what is checked here
+    again = OnnxEmbedder("all-MiniLM-L6-v2", cache_dir=onnx_minilm.onnx_path.parent.parent)
+    assert again.encode(["cats purr"]).shape == (1, 384)
+    assert capfd.readouterr().err == ""  # transformers 5 drew "Loading weights" here
+
+
 def test_falls_back_to_sentence_transformers_without_onnxruntime(monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
     with caplog.at_level(logging.WARNING, logger="rag.onnx_embedder"):
