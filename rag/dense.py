@@ -116,12 +116,9 @@ def embedding_dimension(model) -> int:
 
 @contextlib.contextmanager
 def quiet_model_load() -> Iterator[None]:
-    """Load a model without transformers' "Loading weights" bar, which a library call must not draw.
-
-    transformers 5 draws that bar on stderr for every load, ``encode(progress=False)`` included.
-    Its switch also flips huggingface_hub's, so both are restored after (hub settings for one
-    named group only are not: enabling the bars again clears them).
-    """
+    """Load a model without transformers' "Loading weights" bar (transformers 5 draws it on stderr
+    for every load, ``encode(progress=False)`` included). Its switch also flips huggingface_hub's;
+    both are restored (a hub setting for one named group is not: re-enabling clears those)."""
     from huggingface_hub import utils as hub
     from transformers.utils import logging as transformers_logging
 
@@ -291,11 +288,18 @@ class EmbeddingCache:
         log.warning("embedding cache %s %s; recomputing", path, problem)
         return None
 
-    def put(self, key: str, vecs: np.ndarray) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        # atomic, and safe beside another process filling the same entry: caches are shared
-        with written_atomically(self.path(key), ".tmp.npy") as tmp:
-            np.save(tmp, vecs)
+    def put(self, key: str, vecs: np.ndarray) -> bool:
+        """Store ``vecs`` under ``key``; False and a warning if the cache cannot be written (a
+        folder that is a file, read-only or full costs the cache, not the embedding work)."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # atomic, and safe beside another process filling the same entry: caches are shared
+            with written_atomically(self.path(key), ".tmp.npy") as tmp:
+                np.save(tmp, vecs)
+        except OSError as exc:
+            log.warning("embedding cache %s not written (%s); going on", self.directory, exc)
+            return False
+        return True
 
     def get_or_compute(
         self,

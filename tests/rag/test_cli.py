@@ -143,6 +143,17 @@ def test_a_reranker_needs_qrels_for_this_index(built, capsys):
     assert "built from another corpus" in capsys.readouterr().err
 
 
+def test_index_with_an_unusable_cache_dir_still_saves_the_index(built, tmp_path, capsys):
+    # the embedding cache's write raised FileExistsError after all the embedding work
+    notes = built.parent / "notes"
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("")
+    args = ["index", str(notes), "--index", str(tmp_path / "idx"), "--cache-dir", str(not_a_folder)]
+    assert main([*args, "--encoder", "torch"]) == 0
+    assert (tmp_path / "idx" / "manifest.json").exists()
+    assert "indexed 3 documents" in capsys.readouterr().out
+
+
 def test_index_refuses_to_overwrite_the_folder_it_indexes(built, capsys):
     # `python -m rag index NOTES --index NOTES` deleted the user's notes once the index was saved
     notes = built.parent / "notes"

@@ -216,6 +216,29 @@ def test_a_chunker_that_cuts_elsewhere_under_the_same_name_misses_the_embedding_
     assert embedder.calls == calls  # the same texts again: a hit
 
 
+def test_a_cache_that_cannot_be_written_costs_the_cache_not_the_index(
+    embedder, docs, tmp_path, caplog
+):
+    # put raised FileExistsError out of upsert, after every chunk was embedded: nothing was saved
+    from rag.chunking import DocumentChunker
+    from rag.config import RagConfig
+    from rag.index import HybridIndex
+
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("")
+    cache = EmbeddingCache(not_a_folder)
+    assert (
+        cache.put(EmbeddingCache.key("m", "document", "abc"), np.ones((1, 4), np.float32)) is False
+    )
+    index = HybridIndex(embedder, DocumentChunker(), RagConfig(chunker="document"))
+    with caplog.at_level("WARNING", logger="rag.dense"):
+        index.upsert(docs, cache=cache)
+    assert f"embedding cache {not_a_folder} not written" in caplog.text
+    assert len(index.chunks) == len(docs)
+    index.save(tmp_path / "idx")
+    assert (tmp_path / "idx" / "manifest.json").exists()
+
+
 @pytest.mark.slow
 def test_minilm_embeddings_are_normalised_and_semantic(minilm):
     v = minilm.encode(["A cat sits on the mat.", "A kitten rests on a rug.", "Stock prices fell."])
