@@ -49,8 +49,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from llm_client.config import _count, _number
 from llm_client.errors import (
-    ConfigurationError,
     InvalidRequestError,
     RateLimiterTimeoutError,
     RetryAfterTooLongError,
@@ -156,6 +156,9 @@ class RateLimiter:
 
     ``poll`` is the pure arithmetic (no waiting) and is what unit tests drive with a fake clock;
     ``acquire``/``acquire_async`` wait on it; ``release`` returns the slot's tokens to the truth.
+    ``rpm`` and ``tpm`` are ints >= 1 or None (unlimited), ``window`` a finite number of seconds
+    > 0: ``ClientConfig``'s rules (its ``rate_window`` is this ``window``), checked here too for a
+    limiter built by hand, with the same ``ConfigurationError`` naming the argument.
     """
 
     def __init__(
@@ -166,10 +169,11 @@ class RateLimiter:
         window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if (rpm is not None and rpm <= 0) or (tpm is not None and tpm <= 0):
-            raise ConfigurationError(f"rpm and tpm must be positive or None, got {rpm=}, {tpm=}")
-        if window <= 0:
-            raise ConfigurationError(f"window must be > 0 seconds, got {window}")
+        # ClientConfig's rules: a float rpm below 1 or a NaN never fit, so every call waited out
+        # its whole deadline; a NaN window never let a released slot expire.
+        _count("rpm", rpm, low=1, none="unlimited")
+        _count("tpm", tpm, low=1, none="unlimited")
+        _number("window", window, low=0.0, low_open=True)
         self.rpm, self.tpm, self.window = rpm, tpm, window
         self._clock = clock
         self._lock = threading.Lock()

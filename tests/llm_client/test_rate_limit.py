@@ -105,6 +105,25 @@ def test_a_request_larger_than_tpm_is_rejected_at_the_boundary():
         RateLimiter(rpm=0)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rpm": 0.5}, r"rpm must be an int >= 1, or None \(unlimited\), got 0\.5"),
+        ({"rpm": math.nan}, r"rpm must be an int >= 1, or None \(unlimited\), got nan"),
+        ({"rpm": True}, "rpm must be an int >= 1"),
+        ({"tpm": 10.0}, "tpm must be an int >= 1"),
+        ({"window": math.nan}, r"window must be a finite number > 0, got nan"),
+        ({"window": math.inf}, r"window must be a finite number > 0, got inf"),
+    ],
+)
+def test_a_limiter_built_by_hand_refuses_what_client_config_refuses(kwargs, message):
+    # before: only "<= 0" was checked, so rpm=0.5 or NaN never fit and the first call waited out
+    # its whole total_timeout (300 s by default); a NaN window never let a slot expire
+    with pytest.raises(ConfigurationError, match=message):
+        RateLimiter(**kwargs)
+    assert RateLimiter(rpm=1, tpm=1, window=0.001).rpm == 1  # the smallest valid values
+
+
 def test_cancel_leaves_the_queue_so_the_next_one_can_go():
     clock = Clock()
     limiter = RateLimiter(rpm=1, window=1.0, clock=clock)
