@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.record import Row
+from evals.files import exclusive_lock, written_atomically
 from evals.timing import latency_summary
 from rag.config import RagConfig
 
@@ -88,13 +88,13 @@ class RecordedGenerator:
         seconds = self.clock() - t0
         self.calls.append((seconds, False))
         self.store[key] = {"text": text, "seconds": round(seconds, 3)}
-        # merge with what another run may have recorded meanwhile, then replace atomically;
-        # saved after every answer, so a crash loses at most one
-        self.store = self._read() | self.store
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.store))
-        tmp.replace(self.path)
+        # merge with what another run sharing the cache recorded meanwhile, then replace; saved
+        # after every answer, so a crash loses at most one. The lock spans read to replace:
+        # without it, a run that read before the other's replace overwrote its new answers.
+        with exclusive_lock(self.path.with_suffix(".lock"), f"the answer record {self.path}"):
+            self.store = self._read() | self.store
+            with written_atomically(self.path) as tmp:
+                tmp.write_text(json.dumps(self.store))
         return text
 
 

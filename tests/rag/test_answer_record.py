@@ -1,6 +1,7 @@
 """The rag benchmark's answer record: replay recorded answers with their measured latency."""
 
 import itertools
+import threading
 
 from benchmarks.rag_answers import RecordedGenerator
 
@@ -63,3 +64,28 @@ def test_a_corrupt_record_is_thrown_away_not_fatal(tmp_path):
     gen = RecordedGenerator(EchoGenerator, path, "model-sha")
     assert gen.generate(MESSAGES, max_tokens=1) == "why [1]"
     assert RecordedGenerator(EchoGenerator, path, "model-sha").store  # rewritten, readable
+
+
+def test_two_runs_sharing_the_record_keep_each_others_answers(tmp_path):
+    # Run A reads answers.json to merge, run B records an answer and replaces the file, then A
+    # replaces it with what it read plus its own: B's answer was lost (no lock spanned A's
+    # read-merge-replace). B runs in a thread: the lock is a flock, which separates threads too.
+    path = tmp_path / "answers.json"
+    other = [{"role": "user", "content": "why is the sea"}]
+    run_b = RecordedGenerator(EchoGenerator, path, "model-sha")
+
+    class RunA(RecordedGenerator):
+        def _read(self):
+            seen = super()._read()
+            if self.calls:  # the merge in generate(), not the read in __init__
+                b = threading.Thread(target=run_b.generate, args=(other,), kwargs={"max_tokens": 2})
+                b.start()
+                b.join(timeout=2.0)  # old code: B replaced the file meanwhile; new: B waits
+                self.b = b
+            return seen
+
+    run_a = RunA(EchoGenerator, path, "model-sha")
+    run_a.generate(MESSAGES, max_tokens=2)
+    run_a.b.join()
+    stored = RecordedGenerator(EchoGenerator, path, "model-sha").store
+    assert set(stored) == {run_a.key(MESSAGES, 2), run_b.key(other, 2)}
