@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -44,6 +45,8 @@ from rag.index import HybridIndex, build_bm25, build_chunker
 from rag.onnx_embedder import OnnxEmbedder, make_embedder
 from rag.rerank import LTRReranker, LTRSettings
 from rag.retrieval import HybridRetriever
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = (
     "Hybrid BM25 + MiniLM dense retrieval, z-score/min-max/RRF fusion and a LambdaRank reranker "
@@ -117,7 +120,10 @@ def _ltr(ctx, retriever, train, corpus_sum, config, progress):
         "train_seconds": round(tuned.train_seconds, 1),
         "weight_curve": tuned.weight_curve,
     }
-    tuned.reranker.save(path)
+    try:
+        tuned.reranker.save(path)
+    except OSError as exc:  # a cache, like the embeddings': the next run trains again
+        log.warning("reranker cache %s not written (%s); going on", path, exc)
     return tuned.reranker, False
 
 

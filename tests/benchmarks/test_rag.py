@@ -38,3 +38,37 @@ def test_the_paired_test_skips_a_query_whose_judgments_are_all_grade_zero():
     }
     note = rag_bench.paired_note(results, "hybrid")
     assert note.startswith("Paired test, hybrid vs bm25 on nDCG@10 over 2 queries: diff +0.")
+
+
+def test_a_reranker_cache_that_cannot_be_written_keeps_the_trained_reranker(tmp_path, caplog):
+    # the cached LambdaRank model is saved after training: an unusable cache folder raised
+    # NotADirectoryError there and threw the training away with the whole benchmark run
+    from types import SimpleNamespace
+
+    from rag.chunking import DocumentChunker
+    from rag.config import RagConfig
+    from rag.documents import Document
+    from rag.index import HybridIndex
+    from rag.retrieval import HybridRetriever
+    from tests.rag.conftest import HashingEmbedder
+
+    words = ["cats", "dogs", "fish", "birds", "trees", "rivers", "stars", "clouds", "stones"]
+    docs = [
+        Document(f"d{i}", f"{w} and {words[(i + 1) % len(words)]}, {w} again", title=w)
+        for i, w in enumerate(words)
+    ]
+    index = HybridIndex(HashingEmbedder(), DocumentChunker(), RagConfig())
+    index.upsert(docs)
+    train = SimpleNamespace(
+        queries={f"q{i}": f"what about {w}" for i, w in enumerate(words)},
+        qrels={f"q{i}": {f"d{i}": 1} for i in range(len(words))},
+    )
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("")
+    ctx = SimpleNamespace(seed=0, cache_dir=not_a_folder)
+    with caplog.at_level("WARNING", logger="benchmarks.rag"):
+        model, cached = rag_bench._ltr(
+            ctx, HybridRetriever(index), train, "sum", RagConfig(), False
+        )
+    assert cached is False and model.meta["train_queries"] > 0
+    assert "reranker cache" in caplog.text and "not written" in caplog.text
