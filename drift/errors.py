@@ -3,7 +3,9 @@
 Every error derives from one root, so a caller can catch the whole system with one clause::
 
     DriftError
-    ├── ConfigError          a MonitorConfig field is out of its valid range
+    ├── ConfigError          a MonitorConfig field, a detector's threshold or a seed is out of
+    │                        its valid range
+    ├── ObservationError     a sequential detector was given a NaN or infinite observation
     ├── SchemaError          a window does not match the feature schema (missing column, type)
     ├── RegistryError        the registry is missing, corrupt, or asked for an unknown version
     │   └── NoPreviousVersionError   rollback asked for, but nothing served before the current
@@ -13,8 +15,8 @@ Every error derives from one root, so a caller can catch the whole system with o
     └── WorkdirError         the workdir cannot be created (a file in its path), or already
                              holds another run's registry and log
 
-Errors carry the offending value (``.field``, ``.version``, ``.columns``, ``.workdir``) so a CLI
-can print a specific message without parsing text.
+Errors carry the offending value (``.field``, ``.value``, ``.version``, ``.columns``,
+``.workdir``) so a CLI can print a specific message without parsing text.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "ConfigError",
     "DriftError",
     "NoPreviousVersionError",
+    "ObservationError",
     "PredictionLogError",
     "RegistryError",
     "ScenarioError",
@@ -43,6 +46,14 @@ class ConfigError(DriftError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class ObservationError(DriftError, ValueError):
+    """A sequential detector's ``update`` got a NaN or infinite ``value``; its state is kept."""
+
+    def __init__(self, message: str, value: object = None) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 class SchemaError(DriftError, ValueError):

@@ -21,11 +21,25 @@ added (with the final mean_t instead, m_t would be recomputed in full at every s
 
 After an alarm both detectors reset, so a persisting shift alarms again only after it has
 re-accumulated the evidence (that is the hysteresis built into the statistic).
+
+Bad numbers are refused, not absorbed. A NaN threshold passes ``threshold <= 0`` and then fails
+every ``S_t > h`` test, so the detector could never alarm: the constructors raise ConfigError for
+a threshold that is not a finite number > 0, and for an allowance or delta that is not finite
+(a negative one is allowed: k is a reference level, and on a statistic that is negative when all
+is well it is negative too). A NaN observation would be worse than no observation: CUSUM's
+``max(0, nan)`` is 0, so one NaN silently wipes the accumulated evidence, and Page-Hinkley's
+running mean becomes NaN and never alarms again. ``update`` therefore raises ObservationError for
+a NaN or infinite ``x`` and leaves the state as it was; skipping it quietly would hide the bug
+upstream that produced it (the monitor's own statistics are always finite).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
+
+from drift.errors import ConfigError, ObservationError
 
 __all__ = ["Cusum", "PageHinkley", "SequentialState"]
 
@@ -42,13 +56,13 @@ class Cusum:
     """One-sided upper CUSUM (see module docstring)."""
 
     def __init__(self, allowance: float, threshold: float) -> None:
-        if threshold <= 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
-        self.allowance = allowance
-        self.threshold = threshold
+        self.allowance = _number("allowance", allowance)
+        self.threshold = _number("threshold", threshold, positive=True)
         self.value = 0.0
 
     def update(self, x: float) -> SequentialState:
+        """Add one observation; ObservationError (state unchanged) if it is NaN or infinite."""
+        x = _observation(x)
         self.value = max(0.0, self.value + x - self.allowance)
         alarm = self.value > self.threshold
         state = SequentialState(self.value, alarm)
@@ -64,13 +78,13 @@ class PageHinkley:
     """Page-Hinkley test for an increase in the mean (see module docstring)."""
 
     def __init__(self, delta: float, threshold: float) -> None:
-        if threshold <= 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
-        self.delta = delta
-        self.threshold = threshold
+        self.delta = _number("delta", delta)
+        self.threshold = _number("threshold", threshold, positive=True)
         self.reset()
 
     def update(self, x: float) -> SequentialState:
+        """Add one observation; ObservationError (state unchanged) if it is NaN or infinite."""
+        x = _observation(x)
         self.n += 1
         self.mean += (x - self.mean) / self.n
         self.cumulative += x - self.mean - self.delta
@@ -86,3 +100,25 @@ class PageHinkley:
         self.mean = 0.0
         self.cumulative = 0.0
         self.minimum = 0.0
+
+
+def _number(name: str, value: float, *, positive: bool = False) -> float:
+    """``value`` as a float; ConfigError naming ``name`` unless it is a finite real number (and
+    > 0 if ``positive``). A bool is refused: ``True`` for a threshold is always a mistake."""
+    valid = "a finite number > 0" if positive else "a finite number"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(name, f"must be {valid}, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or (positive and not value > 0):
+        raise ConfigError(name, f"must be {valid}, got {value!r}")
+    return float(value)
+
+
+def _observation(x: float) -> float:
+    """``x`` as a float, or ObservationError if it is not a finite real number."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x):
+        raise ObservationError(
+            f"observation {x!r} is not a finite number; the detector's state is unchanged "
+            "(a NaN would reset CUSUM's evidence and stop Page-Hinkley for good)",
+            value=x,
+        )
+    return float(x)

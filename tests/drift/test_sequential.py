@@ -1,7 +1,11 @@
 """CUSUM and Page-Hinkley against hand-computed sequences."""
 
+import math
+
+import numpy as np
 import pytest
 
+from drift.errors import ConfigError, ObservationError
 from drift.sequential import Cusum, PageHinkley
 
 
@@ -60,8 +64,56 @@ def test_page_hinkley_delta_ignores_a_shift_smaller_than_delta():
     assert all(s.statistic == 0.0 for s in states)
 
 
-def test_invalid_threshold():
-    with pytest.raises(ValueError, match="threshold"):
-        Cusum(0.1, 0.0)
-    with pytest.raises(ValueError, match="threshold"):
-        PageHinkley(0.1, -1.0)
+@pytest.mark.parametrize(
+    ("detector", "names"), [(Cusum, "allowance threshold"), (PageHinkley, "delta threshold")]
+)
+@pytest.mark.parametrize(
+    ("args", "culprit"),
+    [
+        ((0.1, 0.0), 1),
+        ((0.1, -1.0), 1),
+        ((0.1, math.nan), 1),  # passed ``threshold <= 0``, then could never alarm
+        ((0.1, math.inf), 1),
+        ((0.1, "0.3"), 1),
+        ((0.1, True), 1),
+        ((math.nan, 0.3), 0),
+        ((-math.inf, 0.3), 0),
+    ],
+)
+def test_constructor_arguments_are_config_errors_naming_the_field(detector, names, args, culprit):
+    """They were builtin ValueErrors outside the drift tree, and NaN or inf got through (found by
+    a review)."""
+    field = names.split()[culprit]
+    with pytest.raises(ConfigError, match=f"^{field}: must be a finite number") as info:
+        detector(*args)
+    assert info.value.field == field
+
+
+def test_a_negative_allowance_and_numpy_numbers_are_accepted():
+    """k is a reference level: on a statistic that is negative when all is well it is too."""
+    cusum = Cusum(allowance=np.float32(-0.5), threshold=np.int64(1))
+    assert (cusum.allowance, cusum.threshold) == (-0.5, 1.0)
+    assert type(cusum.threshold) is float
+    assert cusum.update(np.float64(-0.2)).statistic == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, np.float64("nan"), None, "0.4"])
+def test_a_non_finite_observation_is_refused_and_leaves_the_evidence_alone(bad):
+    """One NaN reset CUSUM's evidence to 0 (``max(0, nan)`` is 0) and made Page-Hinkley's running
+    mean NaN, so it never alarmed again (found by a review)."""
+    cusum = Cusum(allowance=0.1, threshold=0.5)
+    cusum.update(0.5)  # S = 0.4
+    with pytest.raises(ObservationError, match="not a finite number") as info:
+        cusum.update(bad)
+    assert info.value.value is bad
+    assert cusum.value == pytest.approx(0.4)
+    assert cusum.update(0.5).alarm  # 0.4 + 0.4 > 0.5: the evidence was kept
+
+    ph = PageHinkley(delta=0.0, threshold=1.5)
+    for x in (0.0, 0.0):
+        ph.update(x)
+    with pytest.raises(ObservationError):
+        ph.update(bad)
+    assert (ph.n, ph.mean, ph.cumulative) == (2, 0.0, 0.0)
+    states = [ph.update(x) for x in (2.0, 2.0)]  # as in test_page_hinkley_hand_computed
+    assert states[1].statistic == pytest.approx(7 / 3) and states[1].alarm
