@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from drift.config import MonitorConfig
+from drift.config import SEED_LIMIT, MonitorConfig
 from drift.errors import DriftError, ScenarioError
 from drift.features import split_reference
 from drift.scenarios import PARAMETERS, SCENARIOS, build_scenario
@@ -74,14 +74,16 @@ def _scenario_kwargs(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _seed(text: str) -> int:
-    """``--seed`` as an int >= 0, else argparse's one error line (exit 2) before anything runs:
-    numpy's SeedSequence refuses a negative seed with a traceback, after the workdir exists."""
+    """``--seed`` as an int from 0 to 2**32 - 1, else argparse's one error line (exit 2) before
+    anything runs: the library refuses the same seeds (:func:`drift.config.check_seed`), but only
+    once the data is loaded and the workdir exists."""
+    valid = "must be an integer from 0 to 2**32 - 1"
     try:
         seed = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {seed}")
+        raise argparse.ArgumentTypeError(f"{valid}, got {text!r}") from None
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{valid}, got {seed}")
     return seed
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 
 from drift.errors import ConfigError
 
-__all__ = ["MIN_WINDOW_ROWS", "MonitorConfig"]
+__all__ = ["MIN_WINDOW_ROWS", "SEED_LIMIT", "MonitorConfig", "check_seed"]
 
 # Below this many rows a window is too small to judge. Measured on stationary holdout windows
 # against a 1,000-row reference, the largest per-feature distance is pure noise of about 0.33 at
@@ -23,6 +23,11 @@ __all__ = ["MIN_WINDOW_ROWS", "MonitorConfig"]
 # CUSUM accumulates is mostly sampling noise. 30 keeps the shortest real window (the last, 2-day
 # week of 2012, 48 rows) judgeable.
 MIN_WINDOW_ROWS = 30
+
+# Seeds run from 0 to SEED_LIMIT - 1: numpy's SeedSequence refuses a negative seed, and the
+# legacy RandomState behind ``DataFrame.sample(random_state=...)`` (the retrain subsample) also
+# one of 2**32 or more, which would fail mid-run, at the first large retrain.
+SEED_LIMIT = 2**32
 
 _METHODS = ("evidently_default", "pvalue")
 _CORRECTIONS = ("none", "bonferroni")
@@ -149,6 +154,24 @@ class MonitorConfig:
             raise ConfigError(name, f"must be {what} {valid}, got {value!r}")
         # A frozen dataclass: object.__setattr__ is the way to normalise a field in __post_init__.
         object.__setattr__(self, name, kind(value))
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` as a Python int; ConfigError("seed", ...) unless it is a whole number from 0 to
+    ``SEED_LIMIT - 1`` (numpy integers accepted; a bool or a float such as 1.5 is refused).
+
+    Called where a seed enters the library (``split_reference``, ``build_scenario``,
+    ``train_models``, ``DemandModel.train``, ``run_scenario``), so a bad one fails before any
+    work, not from numpy or LightGBM, or half-way through a run.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ConfigError(
+            "seed",
+            f"must be a whole number from 0 to 2**32 - 1, got {seed!r} ({type(seed).__name__})",
+        )
+    if not 0 <= seed < SEED_LIMIT:
+        raise ConfigError("seed", f"must be a whole number from 0 to 2**32 - 1, got {seed}")
+    return int(seed)
 
 
 @functools.cache

@@ -13,12 +13,14 @@ the 24 correlated hours of a day on one side.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from drift.errors import SchemaError
+from drift.config import check_seed
+from drift.errors import ConfigError, SchemaError
 
 __all__ = [
     "CATEGORICAL",
@@ -75,12 +77,33 @@ class BikeData:
 
 
 def split_reference(frame: pd.DataFrame, *, holdout_share: float = 0.4, seed: int = 0) -> BikeData:
-    """Split hour.csv into 2011 train/holdout days and the 2012 future (see module docstring)."""
+    """Split hour.csv into 2011 train/holdout days and the 2012 future (see module docstring).
+
+    ConfigError if ``holdout_share`` is not a number strictly between 0 and 1, or rounds to no
+    holdout day or no training day, or if ``seed`` is not a valid seed
+    (:func:`drift.config.check_seed`).
+    """
+    if (
+        isinstance(holdout_share, bool)
+        or not isinstance(holdout_share, numbers.Real)
+        or not 0 < holdout_share < 1  # NaN fails this too
+    ):
+        raise ConfigError(
+            "holdout_share", f"must be a number strictly between 0 and 1, got {holdout_share!r}"
+        )
+    seed = check_seed(seed)
     check_columns(frame, (*FEATURES, TARGET, "dteday", "yr"))
     year_2011 = frame[frame["yr"] == 0]
     days = np.array(sorted(year_2011["dteday"].unique()))
     rng = np.random.default_rng(seed)
-    holdout_days = set(rng.choice(days, size=round(len(days) * holdout_share), replace=False))
+    size = round(len(days) * holdout_share)
+    if not 0 < size < len(days):
+        raise ConfigError(
+            "holdout_share",
+            f"{holdout_share!r} of the {len(days)} days of 2011 in the frame is {size} holdout "
+            "days; the holdout and the training part need at least one day each",
+        )
+    holdout_days = set(rng.choice(days, size=size, replace=False))
     in_holdout = year_2011["dteday"].isin(holdout_days)
     keep = [*FEATURES, TARGET, "dteday"]
     return BikeData(

@@ -19,6 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from drift.config import check_seed
 from drift.features import FEATURES, TARGET, check_columns, check_frame
 
 __all__ = ["DemandModel", "Prediction", "mean_absolute_error"]
@@ -74,7 +75,12 @@ class DemandModel:
         seed: int = 0,
         sample_weight: np.ndarray | None = None,
     ) -> DemandModel:
-        """Fit the point and interval boosters on ``frame`` (features + ``cnt``)."""
+        """Fit the point and interval boosters on ``frame`` (features + ``cnt``).
+
+        ConfigError if ``seed`` is not a whole number from 0 to 2**32 - 1 (LightGBM itself
+        refuses a float or a bool only after building its dataset).
+        """
+        seed = check_seed(seed)
         check_columns(frame, (*features, TARGET))
         x = frame[list(features)].astype(float)
         y = np.log1p(frame[TARGET].to_numpy(dtype=float))

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from drift.config import MIN_WINDOW_ROWS
+from drift.config import MIN_WINDOW_ROWS, check_seed
 from drift.errors import ScenarioError
 from drift.features import FEATURES, TARGET, BikeData
 
@@ -126,7 +126,8 @@ def build_scenario(
     """Build scenario ``name`` (one of :data:`SCENARIOS`) from the split data.
 
     A scenario ignores the parameters it does not read (:data:`PARAMETERS`); ``real_2011_2012``
-    reads none of them.
+    reads none of them. ScenarioError for an impossible parameter, ConfigError for a ``seed``
+    that is not a whole number from 0 to 2**32 - 1 (:func:`drift.config.check_seed`).
     """
     if name not in SCENARIOS:
         raise ScenarioError(f"unknown scenario {name!r}; valid: {', '.join(SCENARIOS)}")
@@ -138,7 +139,7 @@ def build_scenario(
         raise ScenarioError(f"onset must be in 1..{n_windows - 1}, got {onset}")
     if window_rows < MIN_WINDOW_ROWS:  # smaller windows are too small for the monitor to judge
         raise ScenarioError(f"window_rows must be >= {MIN_WINDOW_ROWS}, got {window_rows}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     pool = data.holdout
     reference = pool.iloc[rng.integers(0, len(pool), window_rows)][list(FEATURES)]
     reference = reference.reset_index(drop=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from drift.config import MonitorConfig
+from drift.config import SEED_LIMIT, MonitorConfig, check_seed
 from drift.errors import SchemaError, WorkdirError
 from drift.features import FEATURES, TARGET, BikeData, check_frame
 from drift.model import DemandModel, Prediction, mean_absolute_error
@@ -71,9 +71,14 @@ class Models:
 
 
 def train_models(data: BikeData, *, seed: int = 0) -> Models:
-    """Train the initial model, an equivalent retrain (benign) and a bad one (forgets ``hr``)."""
+    """Train the initial model, an equivalent retrain (benign) and a bad one (forgets ``hr``).
+
+    ConfigError if ``seed`` is not a whole number from 0 to 2**32 - 1 (the benign model takes the
+    next seed, wrapping round to 0 after the last).
+    """
+    seed = check_seed(seed)
     base = DemandModel.train(data.train, seed=seed)
-    benign = DemandModel.train(data.train, seed=seed + 1)
+    benign = DemandModel.train(data.train, seed=(seed + 1) % SEED_LIMIT)
     bad = DemandModel.train(data.train, features=tuple(f for f in FEATURES if f != "hr"), seed=seed)
     truth = data.holdout[TARGET].to_numpy(float)
     baseline = {
@@ -217,9 +222,11 @@ def run_scenario(
     """Play ``scenario`` window by window (see module docstring); state lives under ``workdir``.
 
     Raises WorkdirError if ``workdir`` already holds a run's state (see module docstring) or
-    cannot be created.
+    cannot be created, and ConfigError, before anything is created, if ``seed`` is not a whole
+    number from 0 to 2**32 - 1 (a retrain subsamples with it, many windows in).
     """
     config = config or MonitorConfig()
+    seed = check_seed(seed)
     check_workdir(workdir)
     make_workdir(workdir)
     registry = ModelRegistry(workdir / "registry")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from drift.errors import SchemaError
+from drift.errors import ConfigError, SchemaError
 from drift.features import FEATURES
 from drift.model import DemandModel, mean_absolute_error
 
@@ -53,3 +53,11 @@ def test_text_is_read_as_missing_and_a_repeated_column_is_a_schema_error(models,
     )
     with pytest.raises(SchemaError, match=r"columns \['hum'\] appear more than once"):
         models.base.predict(pd.concat([rows, rows[["hum"]]], axis=1))
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
+def test_a_seed_outside_the_package_range_is_refused_before_training(bike_data, seed):
+    """1.5 failed inside LightGBM after building its dataset; -1 trained, although every other
+    entry point refuses it (one seed range for the package: drift.config.check_seed)."""
+    with pytest.raises(ConfigError, match="seed: must be a whole number"):
+        DemandModel.train(bike_data.train, n_estimators=2, seed=seed)

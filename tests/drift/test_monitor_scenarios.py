@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from drift.config import MIN_WINDOW_ROWS, MonitorConfig
-from drift.errors import ScenarioError
+from drift.errors import ConfigError, ScenarioError
 from drift.features import FEATURES
 from drift.monitor import DETECTORS, Monitor
 from drift.scenarios import build_scenario, tilt_weights
@@ -75,3 +75,11 @@ def test_scenario_windows_are_never_below_the_monitors_minimum(bike_data):
     with pytest.raises(ScenarioError, match=f"window_rows must be >= {MIN_WINDOW_ROWS}"):
         build_scenario("stationary", bike_data, window_rows=MIN_WINDOW_ROWS - 1)
     assert len(build_scenario("stationary", bike_data, window_rows=MIN_WINDOW_ROWS).windows) == 16
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 0.5, False])
+def test_a_seed_numpy_cannot_take_is_a_config_error(bike_data, seed):
+    """-1 failed in numpy's SeedSequence with a builtin ValueError (the CLI refused it, the
+    library did not)."""
+    with pytest.raises(ConfigError, match="seed: must be a whole number from 0 to 2\\*\\*32 - 1"):
+        build_scenario("stationary", bike_data, seed=seed)

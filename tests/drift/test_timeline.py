@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from drift.config import MonitorConfig
-from drift.errors import WorkdirError
+from drift.errors import ConfigError, WorkdirError
 from drift.eval import alarms_of, score_actions, score_detection
 from drift.model import DemandModel, Prediction
 from drift.prediction_log import PredictionLog
 from drift.registry import ModelRegistry
 from drift.scenarios import build_scenario
-from drift.timeline import clear_run_state, run_scenario, run_state
+from drift.timeline import clear_run_state, run_scenario, run_state, train_models
 from drift.triage import write_triage
 
 
@@ -204,3 +204,23 @@ def test_triage_json_is_strict_json(bike_data, models, tmp_path):
         "source",
         None,
     )
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5])
+def test_a_bad_seed_is_refused_before_training_or_creating_the_workdir(
+    bike_data, models, tmp_path, seed
+):
+    """train_models(seed=-1) trained (LightGBM takes -1), and run_scenario(seed=2**32) ran until a
+    retrain subsampled with it (pandas' RandomState refuses seeds >= 2**32): refused up front."""
+    with pytest.raises(ConfigError, match="seed: must be a whole number"):
+        train_models(bike_data, seed=seed)
+    scenario = build_scenario("stationary", bike_data, n_windows=2, window_rows=30)
+    with pytest.raises(ConfigError, match="seed: must be a whole number"):
+        run_scenario(scenario, models, tmp_path / "run", seed=seed)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_largest_seed_trains_every_model(bike_data):
+    """The benign retrain takes the next seed, wrapping round to 0 after 2**32 - 1."""
+    models = train_models(bike_data, seed=2**32 - 1)
+    assert set(models.baseline_mae) == {"base", "benign", "bad"}
