@@ -21,6 +21,11 @@ compares the stored values with its own *inside the same transaction*, under SQL
 so no other writer can land between the check and the write: two processes delivering the same
 label at once both succeed (each new label counted once), and two delivering different values
 for one row leave exactly one batch written, whole, while the other raises and writes nothing.
+
+Every SQLite failure is a PredictionLogError naming the file and SQLite's reason: a file that is
+not a SQLite database (refused when the log is opened, and left as it is), or a write that SQLite
+refuses, e.g. another process holding the write lock for longer than the 5 s busy timeout. A
+refused write rolls its whole transaction back, so the error also means nothing was stored.
 """
 
 from __future__ import annotations
@@ -88,13 +93,26 @@ class PredictionLog:
     """SQLite-backed log; ``path=":memory:"`` works for experiments but is not durable."""
 
     def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+        """Open (or create) the log at ``path``. PredictionLogError if the file is not a SQLite
+        database, or SQLite cannot open it or create the tables (a folder, a locked file)."""
         self.path = str(path)
         self.clock = clock
-        self._db = sqlite3.connect(self.path)
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        try:
+            self._db = sqlite3.connect(self.path)
+        except sqlite3.Error as exc:
+            raise PredictionLogError(f"cannot open the prediction log {self.path}: {exc}") from exc
+        try:
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            self._db.commit()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.OperationalError):  # locked, a folder, no permission
+                reason = f"cannot open the prediction log {self.path}: {exc}"
+            else:  # "file is not a database": someone else's file, or a damaged one
+                reason = f"{self.path} is not a prediction log database ({exc}); it was left as is"
+            raise PredictionLogError(reason) from exc
 
     def close(self) -> None:
         self._db.close()
@@ -156,6 +174,8 @@ class PredictionLog:
                 f"duplicate prediction for model {model_version} in window {window}: {exc}; "
                 "a row key is logged once per model version"
             ) from exc
+        except sqlite3.DatabaseError as exc:  # e.g. locked by a writer for the whole timeout
+            raise self._not_written("predictions", exc) from exc
         return n
 
     def log_labels(self, row_keys: Sequence[str], labels: Sequence[float]) -> int:
@@ -209,27 +229,31 @@ class PredictionLog:
                 ]
                 if conflicts:
                     raise PredictionLogError(_conflict_message(conflicts))  # rolls back
-        except sqlite3.OperationalError as exc:  # e.g. locked by a writer for the whole timeout
-            raise PredictionLogError(f"labels not written ({exc}); nothing was stored") from exc
+        except sqlite3.DatabaseError as exc:  # e.g. locked by a writer for the whole timeout
+            raise self._not_written("labels", exc) from exc
         return max(written, 0)
 
     def log_decision(
         self, window: int, rule: str, action: str, reasons: list[str], evidence: dict[str, Any]
     ) -> None:
         """Record a policy decision with its reasons and the numbers it was based on."""
-        with self._db:
-            self._db.execute(
-                "INSERT INTO decisions (window, rule, action, reasons, evidence, decided_at) "
-                "VALUES (?,?,?,?,?,?)",
-                (
-                    _window(window),
-                    rule,
-                    action,
-                    json.dumps(reasons),
-                    json.dumps(evidence, default=float),
-                    self.clock(),
-                ),
-            )
+        row = (
+            _window(window),
+            rule,
+            action,
+            json.dumps(reasons),
+            json.dumps(evidence, default=float),
+            self.clock(),
+        )
+        try:
+            with self._db:
+                self._db.execute(
+                    "INSERT INTO decisions (window, rule, action, reasons, evidence, decided_at) "
+                    "VALUES (?,?,?,?,?,?)",
+                    row,
+                )
+        except sqlite3.DatabaseError as exc:  # e.g. locked by a writer for the whole timeout
+            raise self._not_written("decision", exc) from exc
 
     # ---- reads --------------------------------------------------------------------------------
     def count(self, table: str = "predictions") -> int:
@@ -276,6 +300,10 @@ class PredictionLog:
             }
             for w, r, a, rs, ev, t in cursor.fetchall()
         ]
+
+    def _not_written(self, what: str, exc: sqlite3.DatabaseError) -> PredictionLogError:
+        """The error for a write SQLite refused; its transaction was rolled back whole."""
+        return PredictionLogError(f"{what} not written to {self.path} ({exc}); nothing was stored")
 
     def _lookup(self, select: str, keys: list[str]) -> dict[str, Any]:
         """``{row_key: value}`` from ``select`` (two columns) for the keys in ``keys``."""

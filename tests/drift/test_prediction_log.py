@@ -1,6 +1,7 @@
 """Prediction log on a real SQLite file: late labels, joins, decisions, nothing lost on restart."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -269,3 +270,66 @@ def test_labelled_returns_only_the_requested_windows(tmp_path):
         np.testing.assert_array_equal(rows.prediction, [10.0, 11.0])
         assert log.labelled([0], "v1").row_keys == ["0:0", "0:1"]
         assert log.labelled([0, 1], "v1").row_keys == ["0:0", "0:1", "1:0", "1:1"]
+
+
+# ---- SQLite failures are PredictionLogErrors ---------------------------------------------------
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_as_it_is(tmp_path):
+    """It escaped as a bare sqlite3.DatabaseError (found by a review)."""
+    path = tmp_path / "notes.sqlite"
+    path.write_bytes(b"my own notes, not SQLite\n" * 200)
+    with pytest.raises(
+        PredictionLogError, match=f"{re.escape(str(path))} is not a prediction log database"
+    ):
+        PredictionLog(path)
+    assert path.read_bytes() == b"my own notes, not SQLite\n" * 200
+
+
+def test_a_folder_is_refused_naming_it(tmp_path):
+    with pytest.raises(
+        PredictionLogError, match=f"cannot open the prediction log {re.escape(str(tmp_path))}"
+    ):
+        PredictionLog(tmp_path)
+
+
+_HOLD_LOCK = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")  # SQLite's write lock, held until killed
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_every_write_refused_by_a_lock_is_a_prediction_log_error_storing_nothing(tmp_path):
+    """Another process holds the write lock past the busy timeout. log_labels said so; a
+    prediction or a decision write let sqlite3.OperationalError out bare (found by a review)."""
+    path = tmp_path / "log.sqlite"
+    features, pred = _batch(2)
+    with PredictionLog(path) as log:
+        log.log_predictions(0, ["0:0", "0:1"], features, pred, model_version="v1")
+        # The default 5 s busy timeout, cut so the test does not wait it out three times.
+        log._db.execute("PRAGMA busy_timeout = 50")
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout.readline() == "locked\n"
+            writes = {
+                "predictions": lambda: log.log_predictions(
+                    1, ["1:0", "1:1"], features, pred, model_version="v1"
+                ),
+                "labels": lambda: log.log_labels(["0:0"], [3.0]),
+                "decision": lambda: log.log_decision(1, "rule", "observe", ["why"], {}),
+            }
+            for what, write in writes.items():
+                with pytest.raises(PredictionLogError) as info:
+                    write()
+                assert str(info.value) == (
+                    f"{what} not written to {path} (database is locked); nothing was stored"
+                )
+        finally:
+            holder.kill()
+            holder.wait()
+        assert [log.count(t) for t in ("predictions", "labels", "decisions")] == [2, 0, 0]
