@@ -85,7 +85,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +117,28 @@ class Switch:
     at: float
 
 
+SWITCH_KEYS = frozenset(f.name for f in fields(Switch))  # an event line's (and last_switch's) keys
+
+
 class ModelRegistry:
     """Store model versions under ``root`` and choose which one serves.
 
-    >>> registry = ModelRegistry(tmp_path)              # doctest: +SKIP
+    A tiny model (one feature, two trees) is enough to show the calls:
+
+    >>> import tempfile, pandas as pd
+    >>> frame = pd.DataFrame({"temp": [0.1, 0.5, 0.9] * 10, "cnt": [10, 50, 90] * 10})
+    >>> model = DemandModel.train(frame, features=("temp",), n_estimators=2)
+    >>> root = tempfile.TemporaryDirectory()
+    >>> registry = ModelRegistry(root.name)
     >>> v1 = registry.register(model, {"trained_on": "2011"})
-    >>> registry.activate(v1, reason="first deployment")
+    >>> v1
+    'v0001'
+    >>> switch = registry.activate(v1, reason="first deployment")  # a Switch, also in events()
+    >>> switch.kind, switch.from_version, switch.to_version
+    ('activate', None, 'v0001')
+    >>> registry.serving(), registry.meta(v1)["trained_on"]
+    ('v0001', '2011')
+    >>> root.cleanup()
     """
 
     def __init__(self, root: Path | str, *, clock: Callable[[], float] = time.time) -> None:
@@ -271,13 +287,29 @@ class ModelRegistry:
         return path
 
     def _read_state(self) -> dict[str, Any]:
+        """The ``SERVING`` pointer as a dict; RegistryError naming the file if it is not UTF-8
+        JSON of the shape the registry writes (an object whose ``history`` is a list of version
+        ids, with a ``last_switch`` event or none). The registry itself never writes anything
+        else (see the module docstring), so this is a hand edit or a damaged disk."""
         path = self.root / "SERVING"
         if not path.exists():
             return {"version": None, "history": []}
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:  # only possible if someone edited it by hand
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
             raise RegistryError(f"corrupt serving pointer {path}: {exc}") from exc
+        history = state.get("history") if isinstance(state, dict) else None
+        if not (isinstance(history, list) and all(isinstance(v, str) for v in history)):
+            raise RegistryError(
+                f"corrupt serving pointer {path}: expected a JSON object whose 'history' is a "
+                f"list of version ids, got {_excerpt(state)}"
+            )
+        if state.get("last_switch") is not None and not _is_switch(state["last_switch"]):
+            raise RegistryError(
+                f"corrupt serving pointer {path}: 'last_switch' is not a switch event "
+                f"(keys {sorted(SWITCH_KEYS)}), got {_excerpt(state['last_switch'])}"
+            )
+        return state
 
     def _read_events(self) -> tuple[list[dict[str, Any]], int]:
         """The complete lines of ``events.jsonl`` as dicts, and the byte length they fill.
@@ -293,10 +325,21 @@ class ModelRegistry:
         except OSError as exc:  # a directory, no permission: the log cannot be read or repaired
             raise RegistryError(f"cannot read the event log {path}: {exc}") from exc
         complete = data[: data.rfind(b"\n") + 1]
-        try:
-            return [json.loads(line) for line in complete.splitlines() if line], len(complete)
-        except json.JSONDecodeError as exc:
-            raise RegistryError(f"corrupt event log {path}: {exc}") from exc
+        lines = []
+        for number, line in enumerate(complete.splitlines(), start=1):
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError as exc:  # not JSON, or not UTF-8
+                raise RegistryError(f"corrupt event log {path}, line {number}: {exc}") from exc
+            if not _is_switch(event):
+                raise RegistryError(
+                    f"corrupt event log {path}, line {number}: expected a switch event, a JSON "
+                    f"object with keys {sorted(SWITCH_KEYS)}, got {_excerpt(event)}"
+                )
+            lines.append(event)
+        return lines, len(complete)
 
     def _repair_events(self, state: dict[str, Any]) -> None:
         """Make ``events.jsonl`` complete and durable up to the pointer's ``last_switch``.
@@ -355,6 +398,17 @@ class ModelRegistry:
             )
         log.info("%s %s -> %s: %s", kind, current, target, reason)
         return switch
+
+
+def _is_switch(value: Any) -> bool:
+    """Whether ``value`` is a switch event as the registry writes it: ``asdict(Switch(...))``."""
+    return isinstance(value, dict) and set(value) == SWITCH_KEYS
+
+
+def _excerpt(value: Any) -> str:
+    """``value``'s JSON, cut to 80 characters, for an error message."""
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _missing_switch(lines: list[dict[str, Any]], state: dict[str, Any]) -> dict[str, Any] | None:

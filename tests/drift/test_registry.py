@@ -1,9 +1,11 @@
 """Registry: versions on disk, atomic serving switch, rollback through the serving history."""
 
+import doctest
 import errno
 import json
 import logging
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import drift.registry
 from drift.errors import NoPreviousVersionError, RegistryError
 from drift.registry import ModelRegistry
 
@@ -81,10 +84,65 @@ def test_errors_name_the_version(registry, models):
         registry.rollback(reason="only one")
 
 
-def test_corrupt_pointer_is_reported(registry):
-    (registry.root / "SERVING").write_text("{not json")
-    with pytest.raises(RegistryError, match="corrupt serving pointer"):
-        registry.serving()
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"{not json", "Expecting property name"),
+        (b"\xff\xfe garbage \x00\x81", "can't decode byte 0xff"),  # was a UnicodeDecodeError
+        (b"[]", "expected a JSON object whose 'history' is a list"),  # was a TypeError
+        (b'{"version": "v0001", "history": "v0001"}', "'history' is a list of version ids"),
+        (b'{"history": [1]}', "'history' is a list of version ids"),
+        (b'{"history": ["v0001"], "last_switch": [1]}', "'last_switch' is not a switch event"),
+    ],
+)
+def test_a_corrupt_pointer_is_a_registry_error_naming_the_file(registry, models, content, why):
+    """Binary garbage or JSON of the wrong shape escaped as UnicodeDecodeError / TypeError (found
+    by a review). Nothing is changed: the pointer stays as it was."""
+    version = registry.register(models.base)
+    pointer = registry.root / "SERVING"
+    pointer.write_bytes(content)
+    for call in (
+        registry.serving,
+        registry.previous,
+        registry.events,
+        lambda: registry.activate(version, reason="x"),
+        lambda: registry.rollback(reason="x"),
+    ):
+        with pytest.raises(
+            RegistryError, match=f"corrupt serving pointer {re.escape(str(pointer))}: .*{why}"
+        ):
+            call()
+    assert pointer.read_bytes() == content
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b"\xff\xfe garbage", "Expecting value"),
+        (b'["not", "a", "switch"]', "expected a switch event"),  # was a TypeError
+        (b'{"kind": "activate"}', "expected a switch event"),
+    ],
+)
+def test_a_corrupt_event_line_is_a_registry_error_naming_the_file_and_line(
+    registry, models, line, why
+):
+    v1, v2 = registry.register(models.base), registry.register(models.benign)
+    registry.activate(v1, reason="initial")
+    events = registry.root / "events.jsonl"
+    events.write_bytes(events.read_bytes() + line + b"\n")
+    with pytest.raises(
+        RegistryError, match=f"corrupt event log {re.escape(str(events))}, line 2: {why}"
+    ):
+        registry.events()
+    with pytest.raises(RegistryError, match="corrupt event log"):
+        registry.activate(v2, reason="refused before the switch")
+    assert registry.serving() == v1
+
+
+def test_the_class_docstring_example_runs():
+    """Its ``+SKIP`` covered the first line only, so the rest failed with NameError."""
+    results = doctest.testmod(drift.registry)
+    assert results.attempted > 0 and results.failed == 0
 
 
 def test_meta_may_not_overwrite_the_registrys_own_keys(registry, models):
