@@ -1,12 +1,16 @@
 """Command line: ``python -m rag index|search|ask|eval|train-reranker``.
 
-Examples (offline; the embedding model ships in a pip package)::
+Examples (the embedding model ships in a pip package; SciFact is downloaded if not found)::
 
-    python -m rag index /work/shared/data/scifact --index .rag_index     # or a folder of .md/.txt
-    python -m rag train-reranker --index .rag_index --dataset /work/shared/data/scifact
+    python -m rag index scifact --index .rag_index     # or a BEIR folder, or a folder of .md/.txt
+    python -m rag train-reranker --index .rag_index --dataset scifact
     python -m rag search "vitamin D and cancer risk" --index .rag_index
     python -m rag ask "Does vitamin D lower cancer risk?" --index .rag_index --local
-    python -m rag eval --dataset /work/shared/data/scifact
+    python -m rag eval --dataset scifact
+
+A dataset name (``scifact``) is read from ``--data-dir DIR`` (``DIR/scifact/``) when given;
+without it from ``$AIS_DATA_DIR``, else the download cache, else it is downloaded. Either way its
+files' checksums are verified.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ DEFAULT_CACHE = default_cache_dir()  # $AIS_CACHE_DIR/rag, else ~/.cache/ais/rag
 RERANKER_FILE = "reranker.json"
 
 
-def _load_documents(path: str):
+def _load_documents(path: str, data_dir: str | None = None):
     from evals.sources import DATASETS
     from rag.documents import (
         documents_from_beir,
@@ -43,7 +47,7 @@ def _load_documents(path: str):
     if path in beir_names:  # a registered dataset name ("scifact"): its files are verified
         from evals.datasets import load_beir
 
-        return documents_from_beir(load_beir(path, split="test").corpus)
+        return documents_from_beir(load_beir(path, split="test", data_dir=data_dir).corpus)
     if is_beir_folder(path):  # indexing reads the corpus alone: no queries or qrels needed
         return documents_from_beir(read_beir_corpus(path))
     if not Path(path).is_dir():
@@ -108,7 +112,7 @@ def cmd_index(args) -> int:
 
     check_save_target(args.index)  # before minutes of embedding, not after
     config = RagConfig(model=args.model, chunker=args.chunker)
-    docs = _load_documents(args.path)
+    docs = _load_documents(args.path, args.data_dir)
     index = HybridIndex(_embedder(config, args), build_chunker(config), config)
     report = index.upsert(docs, cache=EmbeddingCache(args.cache_dir), progress=True)
     had_reranker = (index_folder(args.index) / RERANKER_FILE).exists()
@@ -224,7 +228,7 @@ def cmd_eval(args) -> int:
     from rag.retrieval import HybridRetriever
 
     config = RagConfig(model=args.model, chunker=args.chunker, fusion=args.fusion)
-    test = load_beir(args.dataset, split=args.split)
+    test = load_beir(args.dataset, split=args.split, data_dir=args.data_dir)
     index = HybridIndex(_embedder(config, args), build_chunker(config), config)
     index.upsert(
         documents_from_beir(test.corpus), cache=EmbeddingCache(args.cache_dir), progress=True
@@ -232,7 +236,7 @@ def cmd_eval(args) -> int:
     retriever = HybridRetriever(index)
     modes = ["bm25", "dense", "hybrid"]
     try:
-        train = load_beir(args.dataset, split="train")
+        train = load_beir(args.dataset, split="train", data_dir=args.data_dir)
     except DatasetError:  # a dataset without a train split (qrels/train.tsv)
         train = None
         print(
@@ -266,7 +270,7 @@ def cmd_train_reranker(args) -> int:
     # could answer differently if a save was interrupted or recovered since the load.
     retriever, _ = _open(args)
     index = retriever.index
-    train = load_beir(args.dataset, split="train")
+    train = load_beir(args.dataset, split="train", data_dir=args.data_dir)
     tuned = fit_on_train(retriever, train.queries, train.qrels, progress=True)
     # Training takes minutes, and a save in another process swaps a new version into the same
     # folder name: written by name, the reranker would sit beside a version it never saw (maybe
@@ -299,6 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def data_dir(p):
+        p.add_argument(
+            "--data-dir",
+            default=None,
+            help="folder holding <dataset>/ for a dataset name such as scifact (default: "
+            "$AIS_DATA_DIR, else the download cache, else a download)",
+        )
+
     def common(p, index=True):
         if index:
             p.add_argument("--index", default=DEFAULT_INDEX, help="index folder")
@@ -314,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path")
     p.add_argument("--model", default=RagConfig.model)
     p.add_argument("--chunker", default=RagConfig.chunker, choices=CHUNKERS)
+    data_dir(p)
     common(p)
     p.set_defaults(func=cmd_index)
 
@@ -339,11 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=RagConfig.model)
     p.add_argument("--chunker", default=RagConfig.chunker, choices=CHUNKERS)
     p.add_argument("--fusion", default=RagConfig.fusion, choices=FUSIONS)
+    data_dir(p)
     common(p, index=False)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("train-reranker", help="tune fusion, train LambdaRank, calibrate abstention")
     p.add_argument("--dataset", default="scifact", help="BEIR folder with qrels/train.tsv")
+    data_dir(p)
     common(p)
     p.set_defaults(func=cmd_train_reranker)
 

@@ -154,6 +154,26 @@ def test_index_with_an_unusable_cache_dir_still_saves_the_index(built, tmp_path,
     assert "indexed 3 documents" in capsys.readouterr().out
 
 
+def test_data_dir_is_where_a_dataset_name_is_read(built, tmp_path, capsys, monkeypatch):
+    # the missing-dataset advice said "pass --data-dir DIR", which rag's CLI did not accept
+    from evals.sources import resolve
+    from rag.__main__ import _load_documents
+
+    data_dir = resolve("scifact").parent  # wherever this machine keeps SciFact
+    monkeypatch.setenv("AIS_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("AIS_NO_DOWNLOAD", "1")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for command in (
+        ["index", "scifact", "--index", str(tmp_path / "idx")],
+        ["eval", "--dataset", "scifact"],
+        ["train-reranker", "--index", str(built), "--dataset", "scifact"],
+    ):
+        assert main([*command, "--data-dir", str(empty)]) == 2
+        assert str(empty / "scifact") in capsys.readouterr().err  # looked there, nowhere else
+    assert len(_load_documents("scifact", str(data_dir))) == 5183
+
+
 def test_index_refuses_to_overwrite_the_folder_it_indexes(built, capsys):
     # `python -m rag index NOTES --index NOTES` deleted the user's notes once the index was saved
     notes = built.parent / "notes"
