@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from moderation.config import check_seed
+
 __all__ = [
     "CLASS_NAMES",
     "LABELS",
@@ -107,7 +109,10 @@ class Split:
 
 
 def stratified_split(y: np.ndarray, seed: int, test: float = 0.1, val: float = 0.1) -> Split:
-    """Stratified (by ``y``) seeded split into train / validation / test shares."""
+    """Stratified (by ``y``) seeded split into train / validation / test shares.
+
+    ``seed`` is a whole number from 0 to ``config.MAX_SEED`` (ConfigError otherwise)."""
+    seed = check_seed(seed)
     index = np.arange(len(y))
     rest, test_idx = train_test_split(index, test_size=test, stratify=y, random_state=seed)
     train_idx, val_idx = train_test_split(
