@@ -54,6 +54,9 @@ reach, empty, binary, wrongly encoded or over-long text (the checks of
 (:func:`moderation.pipeline.is_blank`), a severity that is not a finite number >= 0, and an
 appeal of an item whose label this queue's severity table does not hold.
 A file that is not a SQLite database is refused with :class:`QueueError` and left untouched.
+So is any later operation on a file SQLite cannot use: one another connection keeps locked past
+``timeout`` (30 s), or one damaged after it was opened (a torn write, a bad copy); the error
+names the file and the cause, and the operation's transaction is rolled back.
 
 **Audit trail.** Every state change appends a row to ``audit_log`` (event, actor, time, details).
 An appeal's creation (``appealed``) and outcome (``upheld`` / ``overturned``) are logged under the
@@ -312,6 +315,8 @@ class ReviewQueue:
     """A review queue in one SQLite file (``":memory:"`` works for throwaway use).
 
     ``severity`` and ``lease_seconds`` default to :class:`~moderation.config.ModerationConfig`'s.
+    ``timeout`` is how long an operation waits for another connection's write lock before it
+    gives up with :class:`QueueError`.
     """
 
     def __init__(
@@ -321,6 +326,7 @@ class ReviewQueue:
         severity: dict[str, float] | None = None,
         lease_seconds: float = _DEFAULTS.lease_seconds,
         max_chars: int = _DEFAULTS.max_chars,
+        timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -333,6 +339,9 @@ class ReviewQueue:
         whole = isinstance(max_chars, int) and not isinstance(max_chars, bool)
         if not (whole and max_chars >= 1):
             raise QueueError(f"max_chars must be a whole number >= 1, got {max_chars!r}")
+        number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+        if not (number and 0 <= timeout < math.inf):  # also refuses nan
+            raise QueueError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
         self.path = str(path)
         if self.path not in ("", ":memory:"):  # "" is SQLite's private temporary database
             # resolved once: a relative path re-read after os.chdir would name another file
@@ -340,6 +349,7 @@ class ReviewQueue:
         self.severity = _severity(severity or _DEFAULTS.severity)
         self.lease_seconds = lease_seconds
         self.max_chars = max_chars
+        self.timeout = timeout
         self.clock = clock
         self.new_id = new_id
         # One connection, shared by the threads that use this object: the lock runs one
@@ -348,7 +358,7 @@ class ReviewQueue:
         self._file: tuple[int, int] | None = None  # (device, inode) of the file we opened
         try:
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+                self.path, isolation_level=None, timeout=timeout, check_same_thread=False
             )
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open review queue {self.path}: {exc}") from None
@@ -446,21 +456,52 @@ class ReviewQueue:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of the block is written, or (on any error) none of it."""
         with self._read():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back already (a damaged file)
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        """One operation at a time, on the file this queue opened (see :meth:`_check_file`)."""
+        """One operation at a time, on the file this queue opened (see :meth:`_check_file`).
+
+        SQLite's own errors become :class:`QueueError` naming the file (:meth:`_unusable`); the
+        IntegrityErrors that ``decide`` and ``appeal`` turn into their own answers, and the
+        ProgrammingError of a closed queue, are left as they are.
+        """
         with self._lock:
             self._check_file()
-            yield self._db
+            try:
+                yield self._db
+            except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+                raise
+            except sqlite3.DatabaseError as exc:  # OperationalError is one too
+                raise self._unusable(exc) from exc
+
+    def _unusable(self, exc: sqlite3.DatabaseError) -> QueueError:
+        """The QueueError for a queue file SQLite cannot use now: locked, damaged, or I/O.
+
+        A write lock held past ``timeout`` (a backup, an admin's ``sqlite3`` shell, a suspended
+        writer) is worth retrying; a damaged file (a torn write, a bad copy) is not. Either way
+        the operation was rolled back, so nothing of it was written.
+        """
+        code = getattr(exc, "sqlite_errorname", "")
+        if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            why = (
+                f"is locked by another connection (waited {self.timeout:g} s); nothing was "
+                "written. Retry, or end the process that holds it"
+            )
+        elif code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            why = f"is damaged ({exc}); nothing was written. Restore it from a backup"
+        else:  # disk full, read-only, an I/O error
+            why = f"cannot be used ({exc}); nothing was written"
+        return QueueError(f"review queue {self.path} {why}")
 
     def _check_file(self) -> None:
         """Refuse to go on if the database file was deleted or replaced under us.

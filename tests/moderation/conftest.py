@@ -6,6 +6,9 @@ offensive text), "blarg" marks offensive. A working model must separate them alm
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -34,6 +37,19 @@ def make_corpus(n: int, seed: int) -> tuple[list[str], dict[str, np.ndarray], np
     y3 = np.array(y3)
     labels = {"hate": (y3 == 0).astype(int), "offensive": (y3 <= 1).astype(int)}
     return texts, labels, y3
+
+
+def damage_sqlite_file(path: Path) -> None:
+    """Overwrite part of every third page after the first two, as a torn write or a bad copy
+    would: the file still opens (its header and schema are intact), reading the rows fails."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file
+    db.close()
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    for offset in range(2 * page, len(data), 3 * page):
+        data[offset : offset + 64] = bytes(range(64, 128))
+    path.write_bytes(bytes(data))
 
 
 @pytest.fixture(scope="session")

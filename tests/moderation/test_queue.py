@@ -22,6 +22,8 @@ from moderation.queue import (
     risk_priority,
 )
 
+from .conftest import damage_sqlite_file
+
 
 class FakeClock:
     def __init__(self, now: float = 1000.0) -> None:
@@ -607,3 +609,47 @@ def test_an_overturn_to_violation_is_exported_as_a_positive_label(queue):
     labels = queue.overturns()
     assert [(x.content_id, x.label, x.value) for x in labels] == [("c1", "hate", 1)]
     assert queue.audit_trail(item)[-1]["event"] == "overturned"
+
+
+def test_a_queue_locked_past_its_timeout_is_a_queue_error_and_nothing_is_written(tmp_path):
+    # found by a review: after open, a lock held past the timeout (a backup, an admin's sqlite3
+    # shell) gave a bare sqlite3.OperationalError from every write
+    path = tmp_path / "q.sqlite"
+    queue = ReviewQueue(path, timeout=0.1)
+    first = queue.enqueue("c0", "first post", "hate", 0.6)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
+    try:
+        with pytest.raises(QueueError, match=rf"review queue {path} is locked .*\(waited 0.1 s\)"):
+            queue.enqueue("c1", "second post", "hate", 0.7)
+        with pytest.raises(QueueError, match="is locked"):
+            queue.claim("alice")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert queue.pending() == 1  # the refused enqueue left nothing behind
+    assert queue.claim("alice").item_id == first  # and the queue works once the lock is gone
+    queue.close()
+
+
+def test_a_queue_file_damaged_after_open_is_a_queue_error_naming_it(tmp_path):
+    # found by a review: it opened, then every call raised a bare sqlite3.DatabaseError
+    path = tmp_path / "q.sqlite"
+    with ReviewQueue(path) as queue:
+        for i in range(300):
+            queue.enqueue(f"c{i}", f"post number {i} " * 20, "hate", 0.6)
+    damage_sqlite_file(path)
+    with ReviewQueue(path) as queue:  # the damage is past the pages that opening reads
+        for call in (
+            queue.pending,
+            lambda: queue.claim("alice"),
+            lambda: queue.enqueue("x", "new post", "hate", 0.5),
+        ):
+            with pytest.raises(QueueError, match=f"review queue {path} is damaged .* backup"):
+                call()
+
+
+@pytest.mark.parametrize("timeout", [-1, math.nan, math.inf, "30", True])
+def test_a_queue_timeout_must_be_a_finite_number_of_seconds(tmp_path, timeout):
+    with pytest.raises(QueueError, match="timeout must be a finite number"):
+        ReviewQueue(tmp_path / "q.sqlite", timeout=timeout)
