@@ -15,8 +15,9 @@ The model file defaults to ``$AIS_MODERATION_MODEL`` or ``~/.cache/ais/moderatio
 queue to ``$AIS_MODERATION_DB`` or ``moderation-queue.sqlite`` in the working directory; the
 queue's severities, lease (``--lease-seconds`` overrides it) and text limit are
 :class:`~moderation.config.ModerationConfig`'s. Output is one JSON object per line on stdout,
-floats rounded to 4 decimals; errors are one line on stderr with exit status 2. ``train`` prints
-aggregate figures only: the training data contains offensive text that has no place in a
+floats rounded to 4 decimals; errors are one line on stderr with exit status 2 (``train`` checks
+``--seed`` and ``--model`` before it loads the data, so neither fails after the fit). ``train``
+prints aggregate figures only: the training data contains offensive text that has no place in a
 terminal log.
 """
 
@@ -59,12 +60,16 @@ def _rounded(obj: object) -> object:
 
 def _train(args: argparse.Namespace) -> None:
     from evals.datasets import load_davidson
+    from moderation.classifier import check_model_path
     from moderation.config import DEPLOYMENT_PRIOR, ModerationConfig
     from moderation.eval import evaluate_seed, train, with_deployment_prior, with_identity_guard
     from moderation.labels import from_davidson
 
-    data = from_davidson(load_davidson(args.data_dir))
+    # the settings and the output path are checked before the data loads and the model fits:
+    # a bad --seed or an unwritable --model fails at once, not after the fit
     config = replace(ModerationConfig(), features=args.features, seed=args.seed)
+    check_model_path(args.model)
+    data = from_davidson(load_davidson(args.data_dir))
     trained = train(data, args.seed, config)
     if args.deployment_prior:  # same heads; probabilities and thresholds moved to the prior
         trained = with_deployment_prior(trained, data, DEPLOYMENT_PRIOR)

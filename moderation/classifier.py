@@ -39,11 +39,25 @@ from evals.files import written_atomically
 from evals.pickles import restricted_load
 from moderation import calibration, prior
 from moderation.config import ModerationConfig
-from moderation.errors import CategoryError, ConfigError, NotTrainedError, UnsafeModelError
+from moderation.errors import (
+    CategoryError,
+    ConfigError,
+    InvalidTextError,
+    ModerationError,
+    NotTrainedError,
+    UnsafeModelError,
+)
 from moderation.features import Embedder, TextFeatures
 from moderation.normalise import normalise
 
-__all__ = ["FORMAT_VERSION", "ModerationModel", "three_class", "tune_hate_threshold"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ModerationModel",
+    "check_model_path",
+    "text_list",
+    "three_class",
+    "tune_hate_threshold",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +87,49 @@ SAFE_GLOBALS = frozenset(
           for name in ("_reconstruct", "scalar")),
     }
 )  # fmt: skip
+
+
+def text_list(texts: object, caller: str, hint: str = "wrap one text in a list") -> list:
+    """``texts`` as a list, or InvalidTextError if it is one text rather than a sequence of them.
+
+    A ``str`` is itself a sequence (of characters), so without this check ``predict_proba("you
+    idiot")`` would return nine scores, one per character, and no error. ``caller`` and ``hint``
+    go into the message. The items themselves are not checked here.
+    """
+    if isinstance(texts, str | bytes | bytearray | memoryview) or texts is None:
+        raise InvalidTextError(
+            f"{caller} takes a sequence of texts, got {type(texts).__name__}; {hint}"
+        )
+    try:
+        return list(texts)
+    except TypeError:  # an int, a float: not iterable at all
+        raise InvalidTextError(
+            f"{caller} takes a sequence of texts, got {type(texts).__name__}; {hint}"
+        ) from None
+
+
+def check_model_path(path: str | Path) -> Path:
+    """Make sure :meth:`ModerationModel.save` can write ``path``: create its folder, or raise.
+
+    ``python -m moderation train`` calls it before loading the data, so a ``--model`` that is a
+    directory, or lies under a file, fails at once instead of after the whole fit. Raises
+    :class:`~moderation.errors.ModerationError` naming the path and what is in the way.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ModerationError(
+            f"cannot save the model to {path}: it is a directory; pass a file path, "
+            f"e.g. {path / 'model.pkl'}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file on the path, a read-only file system, no permission
+        blocker = next((p for p in path.parents if p.is_file()), None)
+        why = f"{blocker} is a file" if blocker else exc.strerror or str(exc)
+        raise ModerationError(
+            f"cannot save the model to {path}: {why}; pass a path in a folder you can write to"
+        ) from exc
+    return path
 
 
 def _fit_head(
@@ -160,12 +217,26 @@ class ModerationModel:
             raise NotTrainedError("ModerationModel is not fitted: call fit() or load()")
 
     def raw_scores(self, texts: list[str], *, prepared: bool = False) -> dict[str, np.ndarray]:
-        """Uncalibrated head outputs ``{label: (n,) array}`` (``prepared``: already normalised)."""
+        """Uncalibrated head outputs ``{label: (n,) array}`` (``prepared``: already normalised).
+
+        ``texts`` is a sequence of texts: one ``str`` is refused (InvalidTextError), and an empty
+        sequence gives an empty ``(0,)`` array per label.
+        """
         self._check()
-        return self._raw(self.features.transform(list(texts) if prepared else self.prepare(texts)))
+        texts = text_list(texts, "ModerationModel.raw_scores")
+        if not texts:  # scikit-learn refuses a 0-row matrix
+            return {label: np.zeros(0) for label in self.heads}
+        return self._raw(self.features.transform(texts if prepared else self.prepare(texts)))
 
     def predict_proba(self, texts: list[str], *, prepared: bool = False) -> dict[str, np.ndarray]:
-        """Calibrated probabilities ``{label: (n,) array in [0, 1]}``."""
+        """Calibrated probabilities ``{label: (n,) array in [0, 1]}``, for ``n`` texts.
+
+        As :meth:`raw_scores`: one ``str`` is refused, no texts give ``(0,)`` arrays.
+        """
+        self._check()
+        texts = text_list(texts, "ModerationModel.predict_proba")
+        if not texts:
+            return {label: np.zeros(0) for label in self.heads}
         return self.calibrate(self.raw_scores(texts, prepared=prepared))
 
     def calibrate(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -213,12 +284,19 @@ class ModerationModel:
         The file appears whole or not at all: it is written under this writer's own temporary
         name and renamed into place, so two runs saving to one path at once both finish (the
         last rename wins) and a failed write leaves the previous file and no temporary one.
+        A path that cannot be written (a directory, under a file, a full disk) raises
+        :class:`~moderation.errors.ModerationError` naming it (:func:`check_model_path`).
         """
         self._check()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with written_atomically(path) as tmp, tmp.open("wb") as fh:
-            pickle.dump({"format": FORMAT_VERSION, "model": self}, fh)
+        path = check_model_path(path)
+        try:
+            with written_atomically(path) as tmp, tmp.open("wb") as fh:
+                pickle.dump({"format": FORMAT_VERSION, "model": self}, fh)
+        except OSError as exc:  # disk full, permission denied, replaced by a folder meanwhile
+            raise ModerationError(
+                f"cannot save the model to {path}: {exc.strerror or exc}; nothing was written "
+                "there (a previous model file is unchanged)"
+            ) from exc
 
     @classmethod
     def load(cls, path: str | Path) -> ModerationModel:

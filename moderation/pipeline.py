@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from moderation.classifier import ModerationModel
+from moderation.classifier import ModerationModel, text_list
 from moderation.errors import (
     BinaryContentError,
     ConfigError,
@@ -288,15 +288,12 @@ class Moderator:
         One verdict per input, in order, whatever the input holds; ``texts`` may be any iterable
         of texts (a single ``str`` is refused: it would be scored character by character).
         """
-        if isinstance(texts, str | bytes | bytearray | memoryview) or texts is None:
-            raise InvalidTextError(
-                f"moderate_batch takes a sequence of texts, got {type(texts).__name__}; "
-                "use moderate() for one text, or wrap it in a list"
-            )
+        texts = text_list(
+            texts, "moderate_batch", hint="use moderate() for one text, or wrap it in a list"
+        )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
         self._check_labels()
-        texts = list(texts)
         out: list[Verdict | None] = [None] * len(texts)
         good: list[tuple[int, str, Normalised]] = []
         for i, raw in enumerate(texts):
@@ -318,10 +315,15 @@ class Moderator:
         return out  # type: ignore[return-value]  # every slot was filled above
 
     def scores(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Calibrated (with the guard: guarded) probabilities; no validation, for evaluation."""
+        """Calibrated (with the guard: guarded) probabilities; no validation, for evaluation.
+
+        ``texts`` is a sequence of texts (one ``str`` is refused: it would be scored character
+        by character); an empty one gives an empty ``(0,)`` array per label.
+        """
         self._check_labels()
+        texts = text_list(texts, "Moderator.scores")
         if not self.identity_guard:
             return self.model.predict_proba(texts)
-        canonical = self.model.prepare(list(texts))
+        canonical = self.model.prepare(texts)
         probs = self.model.predict_proba(canonical, prepared=True)
         return self._guard(canonical, probs, prepared=True)

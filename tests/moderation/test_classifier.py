@@ -1,5 +1,6 @@
 import dataclasses
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,18 @@ from evals.classification import pr_auc
 from moderation.classifier import (
     FORMAT_VERSION,
     ModerationModel,
+    check_model_path,
     three_class,
     tune_hate_threshold,
 )
-from moderation.errors import CategoryError, ConfigError, NotTrainedError, UnsafeModelError
+from moderation.errors import (
+    CategoryError,
+    ConfigError,
+    InvalidTextError,
+    ModerationError,
+    NotTrainedError,
+    UnsafeModelError,
+)
 from moderation.policy import choose_thresholds
 
 from .conftest import make_corpus
@@ -195,7 +204,38 @@ def test_a_failed_save_keeps_the_previous_file_and_leaves_no_temporary_one(
         raise OSError("No space left on device")
 
     monkeypatch.setattr(classifier.pickle, "dump", dump_then_fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ModerationError, match=r"cannot save the model to .*No space left"):
         trained_model.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pkl"]
+
+
+@pytest.mark.parametrize("texts", ["you stupid idiot", b"you stupid idiot", None, 42])
+@pytest.mark.parametrize("method", ["predict_proba", "raw_scores"])
+def test_one_text_is_not_a_batch(trained_model, method, texts):
+    # found by a review: a str was scored one character at a time, one score per letter
+    with pytest.raises(InvalidTextError, match=f"ModerationModel.{method} takes a sequence"):
+        getattr(trained_model, method)(texts)
+
+
+@pytest.mark.parametrize("method", ["predict_proba", "raw_scores"])
+def test_no_texts_give_an_empty_array_per_label(trained_model, method):
+    # found by a review: scikit-learn's "Found array with 0 sample(s)" ValueError escaped
+    for texts in ([], (), iter([])):
+        scores = getattr(trained_model, method)(texts)
+        assert set(scores) == set(trained_model.labels)
+        assert all(v.shape == (0,) for v in scores.values())
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file"])
+def test_a_path_save_cannot_write_is_a_moderation_error_naming_it(trained_model, tmp_path, where):
+    # found by a review: a raw IsADirectoryError / FileExistsError, after the whole fit
+    (tmp_path / "plain").write_text("a file, not a folder")
+    path = tmp_path / "model.pkl" if where == "a folder" else tmp_path / "plain" / "model.pkl"
+    if where == "a folder":
+        path.mkdir()
+    reason = "it is a directory" if where == "a folder" else f"{tmp_path / 'plain'} is a file"
+    with pytest.raises(ModerationError, match=re.escape(f"{path}: {reason}")):
+        trained_model.save(path)
+    with pytest.raises(ModerationError, match=re.escape(reason)):
+        check_model_path(path)  # what `python -m moderation train` checks before the fit

@@ -4,7 +4,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from moderation.__main__ import main
+
+from .conftest import damage_sqlite_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,3 +148,44 @@ def test_next_says_when_the_reviewer_already_holds_the_pending_items(tmp_path, c
     assert "the other 1 are leased to other reviewers" in out["message"]
     code, out = _run(capsys, "queue", "--db", db, "next", "--reviewer", "carol")
     assert "holds live leases" not in out["message"] and "leased to other" in out["message"]
+
+
+def test_a_damaged_queue_file_is_one_error_line(tmp_path, capsys):
+    # found by a review: `queue next` on a queue damaged after its header printed a 15-line
+    # sqlite3.DatabaseError traceback with exit 1
+    db = tmp_path / "q.sqlite"
+    for i in range(300):
+        _run(capsys, "queue", "--db", str(db), "enqueue", f"post number {i} " * 20,
+             "--label", "hate", "--score", "0.6")  # fmt: skip
+    damage_sqlite_file(db)
+    code, out = _run(capsys, "queue", "--db", str(db), "next", "--reviewer", "alice")
+    assert code == 2 and out.startswith(f"error: review queue {db} is damaged")
+    assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file"])
+def test_train_refuses_a_model_path_it_cannot_write_before_loading_the_data(
+    tmp_path, capsys, where
+):
+    # found by a review: the fit and the test evaluation ran first, then the save died with a
+    # traceback. The data folder here does not exist: the model path must be refused before it.
+    (tmp_path / "plain").write_text("a file")
+    model = tmp_path / "models" if where == "a folder" else tmp_path / "plain" / "model.pkl"
+    if where == "a folder":
+        model.mkdir()
+    code, out = _run(capsys, "train", "--data-dir", str(tmp_path / "none"), "--model", str(model))
+    reason = "it is a directory" if where == "a folder" else f"{tmp_path / 'plain'} is a file"
+    assert code == 2 and out == f"error: cannot save the model to {model}: {reason}" + (
+        f"; pass a file path, e.g. {model / 'model.pkl'}\n"
+        if where == "a folder"
+        else "; pass a path in a folder you can write to\n"
+    )
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_train_refuses_a_seed_numpy_cannot_take_before_loading_the_data(tmp_path, capsys, seed):
+    # found by a review: the data loaded, then scikit-learn's InvalidParameterError traceback
+    code, out = _run(capsys, "train", "--data-dir", str(tmp_path / "none"), "--seed", seed,
+                     "--model", str(tmp_path / "m.pkl"))  # fmt: skip
+    assert code == 2
+    assert out == f"error: seed must be a whole number from 0 to 4294967295, got {seed}\n"

@@ -211,6 +211,16 @@ def test_one_text_is_not_a_batch(moderator, texts):
 
     with pytest.raises(InvalidTextError, match="sequence of texts"):
         moderator.moderate_batch(texts)
+    # found by a review: scores() (and the model's predict_proba) scored a str per character
+    with pytest.raises(InvalidTextError, match=r"Moderator\.scores takes a sequence of texts"):
+        moderator.scores(texts)
+
+
+@pytest.mark.parametrize("guard", [False, True])
+def test_scores_of_no_texts_are_empty_arrays(trained_model, guard):
+    scores = Moderator(trained_model, identity_guard=guard).scores([])
+    assert {k: v.shape for k, v in scores.items()} == {k: (0,) for k in trained_model.labels}
+    assert Moderator(trained_model).moderate_batch([]) == []
 
 
 class _RecordingEmbedder:
