@@ -23,8 +23,17 @@ client, on the event loop). This
 module checks an entry's envelope and rough shape; the client then parses the reply inside it
 (``CallCore.cached_reply``), and one that is no reply of its kind (``{"foo": 1}`` as a chat
 completion) is an error and a miss in the same way.
-A ``cache_dir`` that cannot hold a cache at all (a file, an unwritable place) is different: it is
-a configuration mistake, reported once when the cache is opened (``ConfigurationError``).
+diskcache reads the database as it opens it, so a damaged one (not a database at all, a
+malformed page) fails there, before any entry is read. The cache then runs without a store: one
+warning says why and what to do (delete the directory to start a new cache), every lookup is a
+miss counted as an error, every write is skipped, and ``unusable`` holds the reason. Before, that
+open error was a ``ConfigurationError``, and no client could be built on the directory until
+someone deleted it. (A database that another process keeps locked *while it opens* is not
+covered: diskcache retries its opening statements for a fixed 60 s, then it is a
+``ConfigurationError``.)
+A ``cache_dir`` that cannot hold a cache at all (a file, an unwritable place, ``""``) or a ``ttl``
+that is no finite number of seconds > 0 is different: a configuration mistake, reported once when
+the cache is opened (``ConfigurationError``, with ``ClientConfig``'s rules and messages).
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from typing import Any
 
 import diskcache
 
+from llm_client.config import _check_cache_dir, _number
 from llm_client.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -49,6 +59,11 @@ FORMAT_VERSION = 1
 # write holds the lock for milliseconds, so a longer wait means a stuck holder: skip the write.
 LOCK_TIMEOUT = 1.0
 KINDS = frozenset({"chat", "stream", "embeddings"})
+# SQLite's names for a damaged database (prefixes: it may name an extended code, such as
+# SQLITE_CORRUPT_INDEX). Met at open, the cache runs without a store; any other error there (no
+# permission, a parent that is a file, a lock held past diskcache's 60 s) is a ConfigurationError.
+DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+REMEDY = "delete the directory to start a new cache"
 
 
 def cache_key(endpoint: str, body: Mapping[str, Any]) -> str:
@@ -68,6 +83,9 @@ class ResponseCache:
     ``clock`` is the wall clock used for the TTL (injected in tests). diskcache is safe across
     threads and processes; hit/miss/error counters are on the ``Stats`` object of the client.
     ``diskcache_settings`` go to ``diskcache.Cache`` (``timeout`` defaults to ``LOCK_TIMEOUT``).
+    ``ttl`` is a finite number of seconds > 0, or None (never expire). ``unusable`` is None, or
+    why the database could not be opened (every lookup is then an error, see the module
+    docstring).
     """
 
     def __init__(
@@ -78,9 +96,14 @@ class ResponseCache:
         clock: Callable[[], float] = time.time,
         **diskcache_settings: Any,
     ) -> None:
+        # ClientConfig's rules: Path("") is the current directory, and a NaN ttl never expired
+        _check_cache_dir(directory)
+        _number("ttl", ttl, low=0.0, low_open=True, none="never expire")
         self.directory = Path(directory)
         self.ttl = ttl
         self._clock = clock
+        self.unusable: str | None = None
+        self._store: diskcache.Cache | None = None
         if self.directory.exists() and not self.directory.is_dir():
             raise ConfigurationError(
                 f"cache_dir {str(directory)!r} is a file, not a directory; pass a directory "
@@ -89,13 +112,23 @@ class ResponseCache:
         diskcache_settings.setdefault("timeout", LOCK_TIMEOUT)
         try:
             self._store = diskcache.Cache(str(self.directory), **diskcache_settings)
-        except (OSError, sqlite3.Error) as exc:  # e.g. no permission, a parent is a file
-            raise ConfigurationError(
-                f"cannot open a cache in cache_dir {str(directory)!r}: {exc}"
-            ) from exc
+        except (OSError, sqlite3.Error) as exc:
+            if not (getattr(exc, "sqlite_errorname", None) or "").startswith(DAMAGED):
+                raise ConfigurationError(
+                    f"cannot open a cache in cache_dir {str(directory)!r}: {exc}"
+                ) from exc
+            self.unusable = f"the database is damaged ({exc}); {REMEDY}"
+            logger.warning(
+                "cannot open the cache in %s (%s); running without it: every lookup is a miss "
+                "counted as a cache error",
+                self.directory,
+                self.unusable,
+            )
 
     def get(self, key: str, kind: str) -> tuple[str, Any]:
         """("hit", data) | ("miss", None) | ("error", None). Never raises for a bad entry."""
+        if self._store is None:  # logged once, when it failed to open
+            return "error", None
         try:
             raw = self._store.get(key, default=None, retry=False)
         except Exception as exc:  # locked or damaged database, I/O error: a miss, not a crash
@@ -121,6 +154,8 @@ class ResponseCache:
         """Store ``data`` (JSON-serialisable) under ``key``; False (and a log line) if it failed."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+        if self._store is None:
+            return False
         entry = {"v": FORMAT_VERSION, "kind": kind, "stored_at": self._clock(), "data": data}
         try:
             # retry=False: a lock held past the timeout raises diskcache.Timeout instead of
@@ -142,13 +177,18 @@ class ResponseCache:
         return True
 
     def clear(self) -> None:
+        if self._store is None:
+            raise ConfigurationError(
+                f"cannot clear the cache in {str(self.directory)!r}: {self.unusable}"
+            )
         self._store.clear()
 
     def close(self) -> None:
-        self._store.close()
+        if self._store is not None:
+            self._store.close()
 
     def __len__(self) -> int:
-        return len(self._store)
+        return 0 if self._store is None else len(self._store)
 
 
 def _check_shape(kind: str, data: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -232,3 +233,57 @@ def test_a_cache_dir_that_is_a_file_is_a_configuration_error(fault_server, tmp_p
         ResponseCache(not_a_dir)
     with pytest.raises(ConfigurationError, match="cannot open a cache"):
         Client(fault_server.base_url, model="m", cache_dir=not_a_dir / "sub")
+
+
+def test_an_empty_cache_dir_or_a_bad_ttl_is_refused_like_client_config(tmp_path, monkeypatch):
+    # before: ResponseCache("") opened cache.db in the current directory (ClientConfig already
+    # refused cache_dir=""), and a NaN ttl never expired an entry
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="cache_dir must be a non-empty path"):
+        ResponseCache("")
+    assert list(tmp_path.iterdir()) == []
+    for ttl in (float("nan"), float("inf"), 0, -1.0, "60"):
+        with pytest.raises(ConfigurationError, match=r"ttl must be a finite number > 0, or None"):
+            ResponseCache(tmp_path / "c", ttl=ttl)
+    assert ResponseCache(tmp_path / "c", ttl=None).ttl is None  # None: entries never expire
+
+
+def _damage(directory, how):
+    """A cache.db that diskcache cannot open: garbage bytes, or a real one with a page scribbled."""
+    db = directory / "cache.db"
+    if how == "not a database":
+        directory.mkdir()
+        db.write_bytes(b"this is no SQLite file " * 400)
+        return
+    cache = ResponseCache(directory)
+    for i in range(50):
+        cache.set(f"k{i}", "chat", {"i": i, "text": "x" * 200})
+    cache.close()  # the last connection: SQLite folds the WAL into cache.db
+    data = bytearray(db.read_bytes())
+    data[2 * 4096 : 3 * 4096] = b"\xa5" * 4096  # page 3 of 4096 bytes: a table's root
+    db.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["not a database", "a damaged page"])
+def test_a_damaged_database_runs_the_client_uncached_with_a_warning(
+    fault_server, tmp_path, caplog, how
+):
+    # before: diskcache reads the database as it opens it, so Client(...) raised
+    # ConfigurationError ("file is not a database") and no call could be made at all
+    directory = tmp_path / "cache"
+    _damage(directory, how)
+    with caplog.at_level("WARNING", logger="llm_client.cache"):
+        client = Client(fault_server.base_url, model="m", cache_dir=directory)
+    assert "delete the directory to start a new cache" in caplog.text
+    assert "delete the directory" in client._core.cache.unusable
+    assert [client.chat(USER).cached for _ in range(2)] == [False, False]
+    assert fault_server.report().arrivals == 2
+    stats = client.stats
+    assert (stats.cache_errors, stats.cache_misses, stats.cache_hits) == (2, 2, 0)
+    client.close()
+    with pytest.raises(ConfigurationError, match="delete the directory"):
+        ResponseCache(directory).clear()  # an explicit clear cannot pretend it cleared
+    shutil.rmtree(directory)  # the remedy the warning names
+    fresh = Client(fault_server.base_url, model="m", cache_dir=directory)
+    fresh.chat(USER)
+    assert fresh.chat(USER).cached
