@@ -143,8 +143,10 @@ class ScriptedFaults:
 class ChaosFaults:
     """Seeded random faults: each attempt of a request is faulted with ``transient_rate``; a
     ``fatal_rate`` share of requests get a non-retryable fault on their first attempt.
-    Decisions are a pure function of (seed, idempotency key, attempt), so runs are repeatable
-    regardless of thread interleaving."""
+    Decisions are a pure function of (seed, idempotency key, attempt), so a request's faults do
+    not depend on thread interleaving. The client gives every call a new random idempotency key,
+    so two runs with one seed still meet different faults: the chaos record's counts (fatal
+    requests, attempts) move from run to run, and its targets must hold whatever the draw."""
 
     def __init__(
         self,
