@@ -10,7 +10,8 @@ means the same thing as the same figure in another's. Map of the package:
     stats.py           bootstrap confidence intervals, paired randomisation test
     timing.py          latency percentiles, stopwatch, peak memory
     pickles.py         the restricted unpickler the systems read their saved models with
-    files.py           unique temporary names for atomic writes into shared caches
+    files.py           atomic writes into shared caches, locks, a writable-folder check
+    cli.py             how every command line ends: Ctrl-C and a closed pipe without a traceback
     errors.py          the exception tree
 """
 

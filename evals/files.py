@@ -44,6 +44,7 @@ __all__ = [
     "exclusive_lock",
     "remove_abandoned_siblings",
     "temporary_sibling",
+    "writable_folder",
     "written_atomically",
 ]
 
@@ -78,6 +79,23 @@ def written_atomically(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def writable_folder(path: Path) -> Path:
+    """Create folder ``path`` (and its parents) and prove a file can be written in it; return it.
+
+    For a command that saves its work at the end (an index, a model, a record): called before
+    the minutes of work, it turns "the save failed after everything was computed" into an error at
+    once. Checking permissions instead (``os.access``) answers wrongly for root, on read-only
+    mounts and on ``/sys``-like file systems, so a probe file is written and deleted. Raises the
+    ``OSError`` (``strerror`` says why); each system wraps it in its own error.
+    """
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)  # FileExistsError / NotADirectoryError for a file
+    probe = temporary_sibling(folder / ".write-probe")
+    probe.write_bytes(b"")
+    probe.unlink()
+    return folder
 
 
 def remove_abandoned_siblings(path: Path) -> list[Path]:

@@ -1,5 +1,7 @@
 """``temporary_sibling``: each writer's own temporary name beside the entry it will replace."""
 
+from pathlib import Path
+
 import pytest
 
 from evals.files import remove_abandoned_siblings, temporary_sibling, written_atomically
@@ -76,3 +78,25 @@ def test_the_next_write_clears_what_a_killed_writer_left(tmp_path):
         tmp.write_bytes(b"a whole model")
     assert sorted(tmp_path.iterdir()) == [entry]
     assert entry.read_bytes() == b"a whole model"
+
+
+def test_writable_folder_creates_the_folder_and_leaves_nothing_in_it(tmp_path):
+    from evals.files import writable_folder
+
+    folder = writable_folder(tmp_path / "a" / "b")
+    assert folder.is_dir() and list(folder.iterdir()) == []
+
+
+def test_writable_folder_raises_where_nothing_can_be_written(tmp_path):
+    import os
+
+    from evals.files import writable_folder
+
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(OSError):
+        writable_folder(tmp_path / "file")  # a file, not a folder
+    with pytest.raises(OSError):
+        writable_folder(tmp_path / "file" / "under")  # a path under a file
+    if os.path.isdir("/sys/kernel"):  # a folder even root cannot write in (Linux)
+        with pytest.raises(OSError):
+            writable_folder(Path("/sys/kernel"))

@@ -1,0 +1,40 @@
+"""How every command line here ends: a status, and one line for Ctrl-C or a closed pipe.
+
+Each system's ``__main__`` ends with ``sys.exit(run(main))``. ``main(argv)`` itself returns a status
+(0, or 2 with an ``error:`` line for bad input) and is what the tests call. ``run`` adds what only
+a real terminal brings:
+
+* **Ctrl-C** (``KeyboardInterrupt``) prints ``interrupted`` on stderr and returns 130, the shell's
+  code for a SIGINT, instead of a traceback of wherever the work was. The ``with`` blocks it
+  unwinds release their locks and remove their temporary files on the way out; stores are written
+  atomically, so an interrupted save leaves the previous file.
+* **A reader that has gone** (``python -m rag search ... | head -1``): the next print raises
+  ``BrokenPipeError``. Nothing more can be shown, so stdout is pointed at ``os.devnull`` (else the
+  interpreter's final flush raises again) and ``run`` returns 1, as the Python documentation's
+  note on SIGPIPE recommends.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+__all__ = ["run"]
+
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+
+
+def run(main: Callable[[], int]) -> int:
+    """``main()``'s exit status; 130 after Ctrl-C, 1 after a closed stdout; never a traceback."""
+    try:
+        status = main()
+        sys.stdout.flush()  # a closed pipe shows here for output still buffered
+        return status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
