@@ -19,6 +19,7 @@ import signal
 import sys
 from collections.abc import Callable
 
+from evals.cli import run
 from llm_client.client import Client
 from llm_client.config import MODEL_ENV, env_base_url, env_model
 from llm_client.errors import ConfigurationError, LLMClientError
@@ -182,4 +183,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))  # Ctrl-C or a closed pipe: one line, no traceback

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from evals.cli import run
 from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
@@ -276,4 +277,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))  # Ctrl-C or a closed pipe: one line, no traceback

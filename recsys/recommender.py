@@ -48,7 +48,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from evals.errors import RefusedPickleError
-from evals.files import exclusive_lock, written_atomically
+from evals.files import exclusive_lock, writable_folder, written_atomically
 from evals.pickles import restricted_load
 from recsys.candidates import (
     CandidateSet,
@@ -925,11 +925,11 @@ def make_model_folder(path: str | Path) -> Path:
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ModelFileError(f"{folder} is a file; a model is saved into a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
+    try:  # created, and a probe file written: os.access says yes to root on read-only mounts
+        writable_folder(folder)
     except OSError as exc:  # a file on the path, a read-only or virtual file system
         raise ModelFileError(
-            f"cannot create the model folder {folder} ({exc.strerror or exc}); "
+            f"cannot create or write in the model folder {folder} ({exc.strerror or exc}); "
             "choose a folder you can write to"
         ) from exc
     return folder

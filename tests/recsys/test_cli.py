@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -113,6 +114,25 @@ def test_train_refuses_a_model_dir_it_cannot_write_before_fitting(
     assert main(["train", "--model-dir", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(folder) in err
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys")
+def test_train_refuses_an_existing_folder_it_cannot_write_in_before_fitting(
+    frames, catalog, monkeypatch, capsys
+):
+    # mkdir(exist_ok=True) passed an existing folder nobody may write in, and train crashed at
+    # save after the fit (found by a review); /sys/kernel refuses new files even to root
+    ratings, items, users = frames
+    data = types.SimpleNamespace(ratings=ratings, items=items, users=users, genres=GENRES)
+    monkeypatch.setattr(cli, "_load", lambda data_dir: (data, catalog))
+
+    def no_fit(self, train):
+        raise AssertionError("fit ran before the model folder was checked")
+
+    monkeypatch.setattr(TwoStageRecommender, "fit", no_fit)
+    assert main(["train", "--model-dir", "/sys/kernel"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot create or write in the model folder /sys/kernel")
 
 
 def test_new_item_slots_show_new_items_and_say_when_there_are_none(

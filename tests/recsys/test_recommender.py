@@ -183,7 +183,7 @@ def test_save_into_a_file_is_a_model_file_error(fitted, tmp_path):
 
 def test_a_folder_that_cannot_be_created_is_a_model_file_error(fitted, tmp_path):
     (tmp_path / "taken").write_text("x")
-    with pytest.raises(ModelFileError, match="cannot create the model folder"):
+    with pytest.raises(ModelFileError, match="cannot create or write in the model folder"):
         fitted[0].save(tmp_path / "taken" / "model")  # a file as parent: NotADirectoryError
 
 
