@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
 from evals.errors import RefusedPickleError
-from evals.files import written_atomically
+from evals.files import writable_folder, written_atomically
 from evals.pickles import restricted_load
 from moderation import calibration, prior
 from moderation.config import ModerationConfig
@@ -112,7 +112,10 @@ def check_model_path(path: str | Path) -> Path:
     """Make sure :meth:`ModerationModel.save` can write ``path``: create its folder, or raise.
 
     ``python -m moderation train`` calls it before loading the data, so a ``--model`` that is a
-    directory, or lies under a file, fails at once instead of after the whole fit. Raises
+    directory, lies under a file, or sits in a folder no file can be written to fails at once
+    instead of after the whole fit. The folder is proved writable by writing and deleting a probe
+    file in it (:func:`evals.files.writable_folder`): permission bits do not tell, for root
+    (who passes every check) or on ``/sys``-like file systems. Raises
     :class:`~moderation.errors.ModerationError` naming the path and what is in the way.
     """
     path = Path(path)
@@ -122,10 +125,12 @@ def check_model_path(path: str | Path) -> Path:
             f"e.g. {path / 'model.pkl'}"
         )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(path.parent)
     except OSError as exc:  # a file on the path, a read-only file system, no permission
-        blocker = next((p for p in path.parents if p.is_file()), None)
-        why = f"{blocker} is a file" if blocker else exc.strerror or str(exc)
+        if blocker := next((p for p in path.parents if p.is_file()), None):
+            why = f"{blocker} is a file"
+        else:
+            why = f"no file can be written in {path.parent} ({exc.strerror or exc})"
         raise ModerationError(
             f"cannot save the model to {path}: {why}; pass a path in a folder you can write to"
         ) from exc

@@ -239,3 +239,15 @@ def test_a_path_save_cannot_write_is_a_moderation_error_naming_it(trained_model,
         trained_model.save(path)
     with pytest.raises(ModerationError, match=re.escape(reason)):
         check_model_path(path)  # what `python -m moderation train` checks before the fit
+
+
+def test_a_folder_no_file_can_be_written_in_is_refused_by_writing_a_probe(tmp_path):
+    # found by a review: check_model_path only created the folder, so an existing one that
+    # refuses new files (/sys, even to root) passed and the save failed after the fit
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("needs Linux's /sys")
+    with pytest.raises(ModerationError, match=r"no file can be written in /sys/kernel \("):
+        check_model_path("/sys/kernel/model.pkl")
+    path = tmp_path / "new" / "model.pkl"
+    assert check_model_path(path) == path
+    assert list(path.parent.iterdir()) == []  # the probe is gone and nothing else was written
