@@ -16,7 +16,9 @@ queue to ``$AIS_MODERATION_DB`` or ``moderation-queue.sqlite`` in the working di
 queue's severities, lease (``--lease-seconds`` overrides it) and text limit are
 :class:`~moderation.config.ModerationConfig`'s. Output is one JSON object per line on stdout,
 floats rounded to 4 decimals; errors are one line on stderr with exit status 2 (``train`` checks
-``--seed`` and ``--model`` before it loads the data, so neither fails after the fit). ``train``
+``--seed`` and ``--model`` before it loads the data, so neither fails after the fit). Ctrl-C
+prints ``interrupted`` and exits 130, and a reader that goes away (``... overturns | head -1``)
+ends it with status 1, neither with a traceback (:func:`evals.cli.run`). ``train``
 prints aggregate figures only: the training data contains offensive text that has no place in a
 terminal log.
 """
@@ -31,6 +33,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from evals.cli import run
 from evals.errors import DatasetError
 from moderation.errors import ModerationError
 
@@ -237,4 +240,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))  # Ctrl-C: "interrupted", status 130; a closed stdout pipe: status 1

@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -189,3 +191,71 @@ def test_train_refuses_a_seed_numpy_cannot_take_before_loading_the_data(tmp_path
                      "--model", str(tmp_path / "m.pkl"))  # fmt: skip
     assert code == 2
     assert out == f"error: seed must be a whole number from 0 to 4294967295, got {seed}\n"
+
+
+def test_train_refuses_a_folder_no_file_can_be_written_in_before_loading_the_data(tmp_path, capsys):
+    # found by a review: --model /sys/m.pkl passed the check (the folder exists) and the save
+    # failed after ~12 s of training. /sys refuses new files even to root, whom permission
+    # bits let write anywhere; the data folder does not exist, so the check must come first.
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("needs Linux's /sys")
+    code, out = _run(capsys, "train", "--data-dir", str(tmp_path / "none"),
+                     "--model", "/sys/m.pkl")  # fmt: skip
+    assert code == 2 and out.count("\n") == 1
+    assert out.startswith(
+        "error: cannot save the model to /sys/m.pkl: no file can be written in /sys"
+    )
+
+
+def _dataset_present() -> bool:
+    from evals.errors import DatasetError
+    from evals.sources import resolve
+
+    try:
+        resolve("davidson-hate-offensive", download=False)
+    except DatasetError:
+        return False
+    return True
+
+
+@pytest.mark.slow  # reads the real Davidson file
+def test_ctrl_c_during_train_ends_with_one_line_and_status_130(tmp_path):
+    # found by a review: a 30-line KeyboardInterrupt traceback. The model's folder is created
+    # by the path check, after the imports and before the data loads and the model fits (~12 s),
+    # so a SIGINT sent once it exists lands in the work, as a Ctrl-C would.
+    if not _dataset_present():
+        pytest.skip("needs the Davidson dataset (AIS_DATA_DIR or the cache)")
+    model = tmp_path / "models" / "m.pkl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moderation", "train", "--model", str(model)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell's background job ignores SIGINT, and children inherit that: restore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not model.parent.is_dir() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err == "interrupted\n" and out == ""
+    assert not model.exists()
+
+
+def test_a_reader_that_has_gone_ends_with_status_1_and_no_traceback(tmp_path):
+    # found by a review: `... | head -1` ended in a BrokenPipeError traceback. The pipe's read
+    # end is closed before the command starts, so its first output finds no reader.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "moderation", "queue", "--db", str(tmp_path / "q.sqlite"),
+             "next", "--reviewer", "a"],
+            cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1 and result.stderr == ""
