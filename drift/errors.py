@@ -3,14 +3,14 @@
 Every error derives from one root, so a caller can catch the whole system with one clause::
 
     DriftError
-    ├── ConfigError          a MonitorConfig field, a detector's threshold or a seed is out of
-    │                        its valid range
+    ├── ConfigError          a MonitorConfig field, a detector's threshold, a performance
+    │                        baseline or a seed is out of its valid range
     ├── ObservationError     a sequential detector was given a NaN or infinite observation
     ├── SchemaError          a window does not match the feature schema (missing column, type)
     ├── RegistryError        the registry is missing, corrupt, or asked for an unknown version
     │   └── NoPreviousVersionError   rollback asked for, but nothing served before the current
-    ├── PredictionLogError   the SQLite log rejected a write, a label for an unknown row, or a
-    │                        label that contradicts the one already stored
+    ├── PredictionLogError   the SQLite log rejected a write or a read, a label for an unknown
+    │                        row, or a label that contradicts the one already stored
     ├── ScenarioError        an unknown scenario name or impossible scenario parameters
     └── WorkdirError         the workdir cannot be created (a file in its path), or already
                              holds another run's registry and log
@@ -77,7 +77,7 @@ class NoPreviousVersionError(RegistryError):
 
 
 class PredictionLogError(DriftError):
-    """The prediction log could not store or join a record."""
+    """The prediction log could not store, read or join a record."""
 
 
 class ScenarioError(DriftError, ValueError):

@@ -12,9 +12,12 @@ default) is the threshold that triggers investigation. The same ratio feeds a CU
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 from drift.config import MonitorConfig
+from drift.errors import ConfigError
 from drift.sequential import Cusum
 
 __all__ = ["PerformanceCheck", "PerformanceTracker"]
@@ -39,7 +42,11 @@ class PerformanceCheck:
 
 
 class PerformanceTracker:
-    """Compare each labelled window's MAE with the serving model's baseline."""
+    """Compare each labelled window's MAE with the serving model's baseline.
+
+    ``baseline`` (here and in :meth:`rebaseline`) must be a finite number > 0, else ConfigError
+    naming ``baseline``.
+    """
 
     def __init__(self, baseline: float, config: MonitorConfig | None = None) -> None:
         self.config = config or MonitorConfig()
@@ -69,6 +76,12 @@ class PerformanceTracker:
 
     @staticmethod
     def _check(baseline: float) -> float:
-        if not baseline > 0:
-            raise ValueError(f"baseline error must be > 0, got {baseline}")
+        """``baseline`` as a float; ConfigError naming ``baseline`` unless it is a finite number
+        > 0. The ratio divides by it: 0 makes every ratio infinite, a negative one flips the
+        alarms off, and an infinite one makes every ratio 0, so the tracker never alarms."""
+        valid = "must be a finite number > 0 (the serving model's accepted MAE)"
+        if isinstance(baseline, bool) or not isinstance(baseline, numbers.Real):
+            raise ConfigError("baseline", f"{valid}, got {baseline!r} ({type(baseline).__name__})")
+        if not (math.isfinite(baseline) and baseline > 0):
+            raise ConfigError("baseline", f"{valid}, got {baseline!r}")
         return float(baseline)

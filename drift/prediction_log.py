@@ -23,8 +23,9 @@ label at once both succeed (each new label counted once), and two delivering dif
 for one row leave exactly one batch written, whole, while the other raises and writes nothing.
 
 Every SQLite failure is a PredictionLogError naming the file and SQLite's reason: a file that is
-not a SQLite database (refused when the log is opened, and left as it is), or a write that SQLite
-refuses, e.g. another process holding the write lock for longer than the 5 s busy timeout. A
+not a SQLite database (refused when the log is opened, and left as it is), a write that SQLite
+refuses, e.g. another process holding the write lock for longer than the 5 s busy timeout, or a
+read that fails, e.g. a file damaged since it was opened ("database disk image is malformed"). A
 refused write rolls its whole transaction back, so the error also means nothing was stored.
 """
 
@@ -35,7 +36,8 @@ import math
 import numbers
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,7 +205,8 @@ class PredictionLog:
                 conflicts.append(f"{key}: {new[key]:g} then {value:g}")
         if conflicts:
             raise PredictionLogError(_conflict_message(conflicts))
-        known = self._lookup("SELECT DISTINCT row_key, 1 FROM predictions", keys)
+        with self._reading("predictions"):
+            known = self._lookup("SELECT DISTINCT row_key, 1 FROM predictions", keys)
         unknown = [key for key in keys if key not in known]
         if unknown:
             raise PredictionLogError(
@@ -257,9 +260,12 @@ class PredictionLog:
 
     # ---- reads --------------------------------------------------------------------------------
     def count(self, table: str = "predictions") -> int:
+        """Rows in ``table``. Every read raises PredictionLogError if SQLite cannot read the file
+        (a page damaged on disk, a lock held past the busy timeout); it changes nothing."""
         if table not in ("predictions", "labels", "decisions"):
             raise PredictionLogError(f"unknown table {table!r}")
-        return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        with self._reading(table):
+            return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
     def labelled(
         self, windows: Sequence[int], model_version: str, *, with_features: bool = False
@@ -267,13 +273,13 @@ class PredictionLog:
         """Joined (prediction, label) rows of ``model_version`` in ``windows``."""
         windows = [_window(w) for w in windows]
         marks = ",".join("?" * len(windows))
-        cursor = self._db.execute(
-            "SELECT p.row_key, p.prediction, l.label, p.features FROM predictions p "
-            f"JOIN labels l ON l.row_key = p.row_key WHERE p.window IN ({marks}) "
-            "AND p.model_version = ? ORDER BY p.rowid",
-            (*windows, model_version),
-        )
-        rows = cursor.fetchall()
+        with self._reading("labelled predictions"):
+            rows = self._db.execute(
+                "SELECT p.row_key, p.prediction, l.label, p.features FROM predictions p "
+                f"JOIN labels l ON l.row_key = p.row_key WHERE p.window IN ({marks}) "
+                "AND p.model_version = ? ORDER BY p.rowid",
+                (*windows, model_version),
+            ).fetchall()
         features = (
             pd.DataFrame([json.loads(r[3]) for r in rows]) if with_features else pd.DataFrame()
         )
@@ -286,9 +292,11 @@ class PredictionLog:
 
     def decisions(self) -> list[dict[str, Any]]:
         """Every recorded decision, oldest first."""
-        cursor = self._db.execute(
-            "SELECT window, rule, action, reasons, evidence, decided_at FROM decisions ORDER BY id"
-        )
+        with self._reading("decisions"):
+            rows = self._db.execute(
+                "SELECT window, rule, action, reasons, evidence, decided_at FROM decisions "
+                "ORDER BY id"
+            ).fetchall()
         return [
             {
                 "window": w,
@@ -298,12 +306,20 @@ class PredictionLog:
                 "evidence": json.loads(ev),
                 "decided_at": t,
             }
-            for w, r, a, rs, ev, t in cursor.fetchall()
+            for w, r, a, rs, ev, t in rows
         ]
 
     def _not_written(self, what: str, exc: sqlite3.DatabaseError) -> PredictionLogError:
         """The error for a write SQLite refused; its transaction was rolled back whole."""
         return PredictionLogError(f"{what} not written to {self.path} ({exc}); nothing was stored")
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """Turn a read that SQLite refuses (locked, a damaged page) into a PredictionLogError."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise PredictionLogError(f"cannot read {what} from {self.path} ({exc})") from exc
 
     def _lookup(self, select: str, keys: list[str]) -> dict[str, Any]:
         """``{row_key: value}`` from ``select`` (two columns) for the keys in ``keys``."""

@@ -333,3 +333,35 @@ def test_every_write_refused_by_a_lock_is_a_prediction_log_error_storing_nothing
             holder.kill()
             holder.wait()
         assert [log.count(t) for t in ("predictions", "labels", "decisions")] == [2, 0, 0]
+
+
+def test_every_read_of_a_damaged_log_is_a_prediction_log_error(tmp_path):
+    """The file is damaged after its header (the schema still reads, so it opens): count,
+    labelled, decisions and log_labels' check of the predicted rows let sqlite3.DatabaseError
+    out bare, where the writes already said which file (found by a review)."""
+    path = tmp_path / "log.sqlite"
+    features, pred = _batch(300)
+    keys = [f"0:{i}" for i in range(300)]
+    with PredictionLog(path) as log:
+        log.log_predictions(0, keys, features, pred, model_version="v1")
+        log.log_labels(keys, pred.value)
+        log.log_decision(0, "rule", "observe", ["why"], {})
+        log._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every row into the main file
+    data = path.read_bytes()
+    page = 4096  # SQLite's default page size; page 1 holds the header and the schema
+    assert len(data) > 4 * page
+    path.write_bytes(data[:page] + b"\xff" * (len(data) - page))
+    with PredictionLog(path) as log:
+        reads = [
+            ("predictions", lambda: log.count()),
+            ("decisions", lambda: log.count("decisions")),
+            ("labelled predictions", lambda: log.labelled([0], "v1")),
+            ("decisions", lambda: log.decisions()),
+            ("predictions", lambda: log.log_labels(["0:1"], [1.0])),  # which rows were predicted
+        ]
+        for what, read in reads:
+            with pytest.raises(PredictionLogError) as info:
+                read()
+            assert str(info.value) == (
+                f"cannot read {what} from {path} (database disk image is malformed)"
+            )
