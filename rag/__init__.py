@@ -25,6 +25,7 @@ from rag.errors import (
     IndexNotFoundError,
     IndexOverwriteError,
     IndexVersionError,
+    IndexWriteError,
     RagError,
     RerankerError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "IndexNotFoundError",
     "IndexOverwriteError",
     "IndexVersionError",
+    "IndexWriteError",
     "LLMClientGenerator",
     "LTRReranker",
     "PackedPrompt",

@@ -22,6 +22,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from evals.cli import run
 from rag.config import CHUNKERS, ENCODERS, FUSIONS, RagConfig, check_threshold
 from rag.errors import ConfigError, RagError, RerankerError
 from rag.onnx_embedder import default_cache_dir
@@ -47,15 +48,21 @@ def _load_documents(path: str, data_dir: str | None = None):
     if path in beir_names:  # a registered dataset name ("scifact"): its files are verified
         from evals.datasets import load_beir
 
-        return documents_from_beir(load_beir(path, split="test", data_dir=data_dir).corpus)
-    if is_beir_folder(path):  # indexing reads the corpus alone: no queries or qrels needed
-        return documents_from_beir(read_beir_corpus(path))
-    if not Path(path).is_dir():
+        corpus = load_beir(path, split="test", data_dir=data_dir).corpus
+    elif is_beir_folder(path):  # indexing reads the corpus alone: no queries or qrels needed
+        corpus = read_beir_corpus(path)
+    elif Path(path).is_dir():
+        return documents_from_folder(path)  # refuses a folder without a non-empty file itself
+    else:
         raise DocumentError(
             f"{path!r} is neither a folder of .md/.txt files, a BEIR folder, nor a BEIR dataset "
             f"name ({', '.join(beir_names)})"
         )
-    return documents_from_folder(path)
+    docs = documents_from_beir(corpus)
+    if not docs:  # a 0-byte corpus.jsonl saved as an empty index replaced the one at --index
+        found = f"{len(corpus)} records, all blank" if corpus else "no records"
+        raise DocumentError(f"{path} holds no document with a title or text ({found})")
+    return docs
 
 
 def _embedder(config: RagConfig, args):
@@ -110,7 +117,8 @@ def cmd_index(args) -> int:
     from rag.dense import EmbeddingCache
     from rag.index import HybridIndex, build_chunker, check_save_target, index_folder, save_folder
 
-    check_save_target(args.index)  # before minutes of embedding, not after
+    # before minutes of embedding, not after: a file in the way, a folder that cannot be written
+    check_save_target(args.index)
     config = RagConfig(model=args.model, chunker=args.chunker)
     docs = _load_documents(args.path, args.data_dir)
     index = HybridIndex(_embedder(config, args), build_chunker(config), config)
@@ -260,6 +268,7 @@ def cmd_eval(args) -> int:
 
 def cmd_train_reranker(args) -> int:
     from evals.datasets import load_beir
+    from evals.files import writable_folder
     from rag.eval import fit_on_train
     from rag.index import read_manifest, writer_lock
 
@@ -270,6 +279,13 @@ def cmd_train_reranker(args) -> int:
     # could answer differently if a save was interrupted or recovered since the load.
     retriever, _ = _open(args)
     index = retriever.index
+    try:  # before minutes of training, not at the write after them
+        writable_folder(index.loaded_from)
+    except OSError as exc:
+        raise RerankerError(
+            f"cannot write {RERANKER_FILE} into the index folder {index.loaded_from}: "
+            f"{exc.strerror or exc}; train where the index can be written (copy it there)"
+        ) from exc
     train = load_beir(args.dataset, split="train", data_dir=args.data_dir)
     tuned = fit_on_train(retriever, train.queries, train.qrels, progress=True)
     # Training takes minutes, and a save in another process swaps a new version into the same
@@ -379,4 +395,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))  # Ctrl-C: `interrupted`, status 130; `| head`: status 1; no traceback

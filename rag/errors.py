@@ -11,9 +11,11 @@ needed to fix the problem (the path, the expected and found values) in its attri
     │   ├── IndexVersionError    the index was written by another format version
     │   ├── IndexCorruptError    a file is missing, truncated or fails its checksum
     │   ├── IndexMismatchError   the index was built with another model / chunker than requested
-    │   └── IndexOverwriteError  saving would replace something that is not an index
-    ├── RerankerError            the trained reranker file is missing or unreadable, or the
-    │                            index it trained on was replaced before it could be saved
+    │   ├── IndexOverwriteError  saving would replace something that is not an index
+    │   └── IndexWriteError      the folder to save into cannot be created or written
+    ├── RerankerError            the trained reranker file is missing, unreadable or cannot be
+    │                            written, or the index it trained on was replaced before it
+    │                            could be saved
     └── GenerationError          the LLM call failed or returned nothing usable
 
 ``IndexError_`` has a trailing underscore so it does not shadow the builtin ``IndexError``.
@@ -74,8 +76,14 @@ class IndexOverwriteError(IndexError_):
     saving replaces the whole folder, so it would delete whatever is there."""
 
 
+class IndexWriteError(IndexError_):
+    """The folder that would hold the index cannot be created or written: a part of the path is
+    a file, permission is denied, the file system is read-only. Found before the embedding, not
+    at the save after it."""
+
+
 class RerankerError(RagError):
-    """The trained reranker cannot be loaded or used."""
+    """The trained reranker cannot be loaded, used or saved."""
 
 
 class GenerationError(RagError):

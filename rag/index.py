@@ -32,7 +32,8 @@ load reads ``PATH.old`` in place (readers never rename, so a reader cannot break
 swap) and the next save renames it back. A symlinked ``PATH`` keeps its link: the folder it
 points at is swapped. The swap replaces the whole folder, so
 :meth:`HybridIndex.save` refuses a ``PATH`` that is neither empty nor an index
-(:class:`~rag.errors.IndexOverwriteError`) instead of deleting what is in it.
+(:class:`~rag.errors.IndexOverwriteError`) instead of deleting what is in it, and a ``PATH`` whose
+folder cannot be written (:class:`~rag.errors.IndexWriteError`) before it writes anything.
 
 One writer at a time, enforced: every write to an index takes its writer lock (:func:`writer_lock`,
 an ``flock`` on the empty file ``PATH.lock`` beside the folder), so two processes saving to the
@@ -57,7 +58,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from evals.files import exclusive_lock
+from evals.files import exclusive_lock, writable_folder
 from rag.bm25 import BM25Index, Tokenizer
 from rag.chunking import Chunk, Chunker, HFTokenSpans, TokenSpans, make_chunker
 from rag.config import RagConfig
@@ -70,6 +71,7 @@ from rag.errors import (
     IndexNotFoundError,
     IndexOverwriteError,
     IndexVersionError,
+    IndexWriteError,
 )
 
 log = logging.getLogger(__name__)
@@ -274,6 +276,7 @@ class HybridIndex:
         waits for this one to finish.
         """
         folder = save_folder(path)
+        check_save_target(folder)  # an unwritable folder: a clear error, not the lock's OSError
         with writer_lock(folder):
             self._swap_in(folder)
         return Path(path)
@@ -591,12 +594,28 @@ def _is_index(path: Path) -> bool:
 
 
 def check_save_target(path: str | Path) -> None:
-    """Raise :class:`~rag.errors.IndexOverwriteError` unless saving to ``path`` is safe.
+    """Raise :class:`~rag.errors.IndexOverwriteError` unless saving to ``path`` is safe, and
+    :class:`~rag.errors.IndexWriteError` unless it is possible.
 
     Safe: nothing is there, an empty folder, or an index this package wrote. Anything else
     (a file, a folder of notes) would be deleted by the save, which replaces the whole folder.
+    Possible: the folder that holds ``path``, where the save writes ``PATH.tmp``, ``PATH.old``
+    and ``PATH.lock``, can be created (it is, as the save would) and written, proven with a probe
+    file: permission bits answer wrongly for root and on read-only mounts. Cheap, so the CLI calls
+    it before minutes of embedding, which a save that fails afterwards would throw away.
     """
     path = Path(path)
+    parent = save_folder(path).parent
+    try:
+        writable_folder(parent)
+    except OSError as exc:
+        is_file = isinstance(exc, (FileExistsError, NotADirectoryError))
+        raise IndexWriteError(
+            f"cannot save the index to {path}: its folder {parent} cannot be "
+            f"{'created (a part of that path is a file)' if is_file else 'written'}: "
+            f"{exc.strerror or exc}; pass a path in a folder that can be written",
+            path=path,
+        ) from exc
     if not path.exists() and not path.is_symlink():
         return
     if not path.is_dir():

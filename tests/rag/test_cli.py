@@ -1,5 +1,13 @@
 """The CLI end to end on a tiny folder of markdown files, with the real MiniLM model."""
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 
 from rag.__main__ import main
@@ -367,3 +375,127 @@ def test_train_reranker_writes_under_the_index_writer_lock(built, tmp_path, monk
         assert train.is_alive() and not (index / "reranker.json").exists()
     train.join(timeout=60)
     assert codes == [0] and (index / "reranker.json").exists()
+
+
+@pytest.mark.parametrize("corpus", ["", '{"_id": "d1", "title": "", "text": " "}\n'])
+def test_index_of_an_empty_beir_corpus_is_refused_and_keeps_the_index(
+    built, tmp_path, capsys, corpus
+):
+    # a 0-byte corpus.jsonl (or one of blank records) was saved as an empty index over a working
+    # one, with exit 0; every later search printed nothing
+    import shutil
+
+    copy, beir = tmp_path / "idx", tmp_path / "beir"
+    shutil.copytree(built, copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    beir.mkdir()
+    (beir / "corpus.jsonl").write_text(corpus)
+    args = ["index", str(beir), "--index", str(copy), "--cache-dir", str(built.parent / "c")]
+    assert main(args) == 2
+    found = "1 records, all blank" if corpus else "no records"
+    assert f"error: {beir} holds no document with a title or text ({found})" in (
+        capsys.readouterr().err
+    )
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+@pytest.mark.parametrize("where", ["under a file", "in /sys"])
+def test_index_into_a_folder_that_cannot_be_written_fails_before_embedding(
+    built, tmp_path, capsys, where
+):
+    # the only check was "is a file in the way": every document was embedded, then the save
+    # crashed with a traceback (FileExistsError, PermissionError on INDEX.lock)
+    notes, cache = built.parent / "notes", tmp_path / "fresh-cache"
+    target = notes / "tea.md" / "idx" if where == "under a file" else Path("/sys/rag-idx")
+    assert main(["index", str(notes), "--index", str(target), "--cache-dir", str(cache)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot save the index to {target}: its folder {target.parent}")
+    assert "Traceback" not in err
+    assert not cache.exists()  # nothing was embedded (the cache would hold the vectors)
+
+
+@contextmanager
+def unwritable(folder):
+    """``folder`` refuses new files meanwhile, as on a read-only mount: ``chmod`` for a user,
+    ``chattr +i`` for root (whom permission bits do not stop); skipped where neither works."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("root, and chattr +i is not available here to make a folder read-only")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_train_reranker_into_an_index_folder_that_cannot_be_written_fails_before_training(
+    built, tmp_path, capsys, monkeypatch
+):
+    # the reranker trained for minutes, then writing reranker.json crashed with a traceback
+    import rag.eval
+
+    beir, index, cache = tiny_beir(tmp_path / "beir"), tmp_path / "idx", built.parent / "c"
+    args = ["--index", str(index), "--cache-dir", str(cache)]
+    assert main(["index", str(beir), *args]) == 0
+    capsys.readouterr()
+    real_fit, fits = rag.eval.fit_on_train, []
+
+    def counted_fit(*a, **kw):
+        fits.append(1)
+        return real_fit(*a, **kw)
+
+    monkeypatch.setattr(rag.eval, "fit_on_train", counted_fit)
+    with unwritable(index):
+        assert main(["train-reranker", "--dataset", str(beir), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write reranker.json into the index folder {index}")
+    assert fits == []  # refused before the training, not after it
+    assert not (index / "reranker.json").exists()
+
+
+def _rag(*args, **kwargs) -> subprocess.Popen:
+    """``python -m rag ARGS`` as its own process, the way a shell runs it."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "rag", *args], cwd=root, env=env, text=True, **kwargs
+    )
+
+
+def test_ctrl_c_while_waiting_for_the_model_is_one_line_and_status_130(built):
+    # Ctrl-C ended every command in a traceback of wherever the work was (62 lines for search).
+    # The model here is a real socket that accepts the call and never answers, so the signal
+    # arrives while `ask` waits for it, not at a guessed moment.
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(120)
+        proc = _rag(
+            "ask", "What does green tea contain?", "--index", str(built),
+            "--cache-dir", str(built.parent / "c"),
+            "--base-url", f"http://127.0.0.1:{server.getsockname()[1]}/v1", "--llm-model", "any",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            connection, _ = server.accept()
+        except TimeoutError:
+            proc.kill()
+            pytest.fail(f"ask never called the model: {proc.communicate()}")
+        with connection:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.endswith("\ninterrupted\n") and "Traceback" not in err
+
+
+def test_a_reader_that_goes_away_is_status_1_without_a_traceback(built):
+    # `python -m rag search ... | head -1` ended in a BrokenPipeError traceback
+    args = ["search", "tea", "--index", str(built), "--cache-dir", str(built.parent / "c")]
+    proc = _rag(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line: every write finds no one
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 1
+    assert err == ""

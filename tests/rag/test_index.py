@@ -15,6 +15,7 @@ from rag.errors import (
     IndexNotFoundError,
     IndexOverwriteError,
     IndexVersionError,
+    IndexWriteError,
 )
 from rag.hits import Hit
 from rag.index import HybridIndex
@@ -332,6 +333,20 @@ def test_save_refuses_a_folder_that_is_not_an_index(tmp_path, docs, embedder):
     (tmp_path / "empty").mkdir()
     index.save(tmp_path / "empty")  # an empty folder is fine, and so is an index (round trip)
     assert HybridIndex.load(tmp_path / "empty", embedder, tokens=WhitespaceSpans()).documents
+
+
+def test_save_into_a_folder_that_cannot_be_written_is_an_index_write_error(
+    tmp_path, docs, embedder
+):
+    # it raised the OSError of the lock file beside the folder (FileExistsError under a file,
+    # PermissionError in /sys); `/sys` refuses new files even to root
+    index = build(docs, embedder)
+    (tmp_path / "a.md").write_text("# a note\n")
+    with pytest.raises(IndexWriteError, match=r"a\.md cannot be created \(a part of"):
+        index.save(tmp_path / "a.md" / "idx")
+    assert (tmp_path / "a.md").read_text() == "# a note\n"
+    with pytest.raises(IndexWriteError, match="its folder /sys cannot be written"):
+        index.save("/sys/rag-idx")
 
 
 def test_saving_an_updated_index_keeps_the_files_beside_it(saved, embedder):
