@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from benchmarks.record import Row
 from evals.files import exclusive_lock, written_atomically
 from evals.timing import latency_summary
 from rag.config import RagConfig
+
+log = logging.getLogger(__name__)
 
 N_QUESTIONS, N_QUESTIONS_QUICK = 30, 3
 TOP_CHUNKS, ANSWER_TOKENS = 3, 96  # prompt: 3 numbered chunks; the answer is cut at 96 tokens
@@ -49,6 +52,8 @@ class RecordedGenerator:
     ``make_inner()`` builds the live generator (e.g. starts the local server) only on the first
     miss, so a fully recorded run never starts a model. ``calls`` lists ``(seconds, replayed)``
     per call: for a replayed answer ``seconds`` is the latency recorded when it was generated.
+    The record is disposable: one that cannot be read is a miss, one that cannot be written (a
+    cache folder that is a file, read-only, full) is a logged warning, and the run goes on.
     """
 
     def __init__(
@@ -92,10 +97,13 @@ class RecordedGenerator:
         # merge with what another run sharing the cache recorded meanwhile, then replace; saved
         # after every answer, so a crash loses at most one. The lock spans read to replace:
         # without it, a run that read before the other's replace overwrote its new answers.
-        with exclusive_lock(self.path.with_suffix(".lock"), f"the answer record {self.path}"):
-            self.store = self._read() | self.store
-            with written_atomically(self.path) as tmp:
-                tmp.write_text(json.dumps(self.store))
+        try:
+            with exclusive_lock(self.path.with_suffix(".lock"), f"the answer record {self.path}"):
+                self.store = self._read() | self.store
+                with written_atomically(self.path) as tmp:
+                    tmp.write_text(json.dumps(self.store))
+        except OSError as exc:  # a cache, like the embeddings': this run keeps it in memory
+            log.warning("answer record %s not written (%s); going on", self.path, exc)
         return text
 
 

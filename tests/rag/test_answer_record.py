@@ -89,3 +89,17 @@ def test_two_runs_sharing_the_record_keep_each_others_answers(tmp_path):
     run_a.b.join()
     stored = RecordedGenerator(EchoGenerator, path, "model-sha").store
     assert set(stored) == {run_a.key(MESSAGES, 2), run_b.key(other, 2)}
+
+
+def test_a_record_that_cannot_be_written_is_a_warning_not_fatal(tmp_path, caplog):
+    # the write raised after the model had answered (FileExistsError for a cache folder that is
+    # a file), and the benchmark lost the run; the embedding and reranker caches only warn
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("")
+    path = not_a_folder / "rag" / "answers.json"
+    gen = RecordedGenerator(EchoGenerator, path, "model-sha")
+    with caplog.at_level("WARNING", logger="benchmarks.rag_answers"):
+        assert gen.generate(MESSAGES, max_tokens=2) == "why is [1]"
+    assert f"answer record {path} not written" in caplog.text
+    assert gen.generate(MESSAGES, max_tokens=2) == "why is [1]"  # kept for this run
+    assert [replayed for _, replayed in gen.calls] == [False, True]
