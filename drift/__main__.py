@@ -8,9 +8,12 @@ Data comes from ``evals.datasets.load_bike_sharing`` (``--data-dir`` or ``AIS_DA
 
 A ``--workdir`` holds one run: the CLI refuses one that already holds a run's registry or log,
 unless ``--fresh`` asks it to delete those files first, and creates it before the run, so one that
-cannot be created (a file in its path) is refused at once; a ``--out`` that is a file is refused
-before the run too. A scenario flag the chosen scenario does not read (``--onset`` for
-``stationary``, every size flag for ``real_2011_2012``) is an error, not silently ignored.
+cannot be created (a file in its path) is refused at once. ``--out`` is created and proved
+writable before the run too, so a file in its path or a folder without write permission is one
+error line, not a traceback after the run. In a folder reused from an earlier report, that
+report's ``evidently_drift.html`` is deleted, and the CLI says so, when this run has no alert to
+write one for. A scenario flag the chosen scenario does not read (``--onset`` for ``stationary``,
+every size flag for ``real_2011_2012``) is an error, not silently ignored.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from drift.timeline import (
     run_scenario,
     train_models,
 )
-from drift.triage import write_triage
+from drift.triage import report_folder, write_triage
+from evals.cli import run
 from evals.errors import DatasetError
 
 # build_scenario parameter -> (flag, type, default). The flags default to None so that a flag the
@@ -102,18 +106,13 @@ def _workdir(args: argparse.Namespace) -> Path | None:
     return workdir
 
 
-def _file_in_the_way(out: Path) -> Path | None:
-    """The file that would stop ``out`` being created as a directory (``out`` itself or the
-    nearest existing parent), or None."""
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    return None if existing.is_dir() else existing
-
-
-def _timeline(args: argparse.Namespace, act: bool) -> Timeline:
+def _timeline(args: argparse.Namespace, act: bool, out: Path | None = None) -> Timeline:
     from evals.datasets import load_bike_sharing
 
     kwargs = _scenario_kwargs(args)  # check the flags before the slow part
     workdir = _workdir(args)
+    if out is not None:  # the report is written after the whole run: prove now that it can be
+        report_folder(out)
     data = split_reference(load_bike_sharing(args.data_dir), seed=args.seed)
     scenario = build_scenario(args.scenario, data, seed=args.seed, **kwargs)
     models = train_models(data, seed=args.seed)
@@ -188,13 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["simulate"].add_argument(
         "--observe-only", action="store_true", help="decide and record, but never change the model"
     )
-    sub.choices["report"].add_argument("--out", default="drift-report")
+    sub.choices["report"].add_argument(
+        "--out",
+        default="drift-report",
+        help="folder for triage.json and evidently_drift.html, new or existing",
+    )
     args = parser.parse_args(argv)
     if args.fresh and not args.workdir:
         parser.error("--fresh clears a --workdir; without one each run gets a new temp dir")
-    if args.command == "report" and (blocker := _file_in_the_way(Path(args.out))):
-        # Checked before the run, as --workdir is: the report is written after the whole run.
-        parser.error(f"--out {args.out}: {blocker} is a file; pass a directory, new or existing")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -203,11 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "simulate":
             _print_timeline(_timeline(args, act=not args.observe_only))
         else:
-            timeline = _timeline(args, act=True)
+            timeline = _timeline(args, act=True, out=Path(args.out))
             report = write_triage(timeline, Path(args.out))
             print(f"triage summary: {report.json_path}")
             if report.html_path:
                 print(f"evidently drift report: {report.html_path}")
+            if report.removed:
+                print(
+                    f"deleted {report.removed}: an earlier run's report; this run has no alert "
+                    "to report on",
+                    file=sys.stderr,
+                )
     except (DriftError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -215,4 +221,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))  # Ctrl-C: "interrupted", status 130; a closed stdout pipe: status 1

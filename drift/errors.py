@@ -12,11 +12,12 @@ Every error derives from one root, so a caller can catch the whole system with o
     ├── PredictionLogError   the SQLite log rejected a write or a read, a label for an unknown
     │                        row, or a label that contradicts the one already stored
     ├── ScenarioError        an unknown scenario name or impossible scenario parameters
-    └── WorkdirError         the workdir cannot be created (a file in its path), or already
-                             holds another run's registry and log
+    ├── WorkdirError         the workdir cannot be created (a file in its path), or already
+    │                        holds another run's registry and log
+    └── ReportError          the triage report's folder cannot be created or written
 
 Errors carry the offending value (``.field``, ``.value``, ``.version``, ``.columns``,
-``.workdir``) so a CLI can print a specific message without parsing text.
+``.workdir``, ``.folder``) so a CLI can print a specific message without parsing text.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "ObservationError",
     "PredictionLogError",
     "RegistryError",
+    "ReportError",
     "ScenarioError",
     "SchemaError",
     "WorkdirError",
@@ -96,3 +98,12 @@ class WorkdirError(DriftError):
         super().__init__(message)
         self.workdir = workdir
         self.files = files
+
+
+class ReportError(DriftError):
+    """The triage report cannot be written to ``folder``: it (or a parent) is a file, or the
+    operating system refuses to create it or a file in it (no permission, read-only)."""
+
+    def __init__(self, message: str, folder: Path) -> None:
+        super().__init__(message)
+        self.folder = folder

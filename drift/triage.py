@@ -14,6 +14,12 @@ rule out the pipeline before blaming the model.
 Written as ``triage.json`` plus Evidently's own interactive HTML drift report of the alert window
 (``evidently_drift.html``) beside it. The JSON is strict (a NaN or infinite number is written as
 ``null``), so any JSON reader, an on-call tool's included, can parse it.
+
+The folder may be reused from an earlier run. Its ``evidently_drift.html`` is deleted before this
+run's files are written, so the folder holds only this run's report: a run with no alert writes
+``triage.json`` alone, and an earlier incident's HTML left beside it would be read as this run's.
+:attr:`TriageReport.removed` names the file so a caller can say so. :func:`report_folder` checks
+that the folder can be written; a caller with slow work before the report calls it first.
 """
 
 from __future__ import annotations
@@ -27,20 +33,29 @@ from typing import Any
 import numpy as np
 
 from drift.data_drift import save_evidently_html
+from drift.errors import ReportError
 from drift.prediction_log import PredictionLog
 from drift.registry import ModelRegistry
 from drift.timeline import Timeline
+from evals.files import writable_folder
 
-__all__ = ["TriageReport", "alert_window", "write_triage"]
+__all__ = ["HTML_NAME", "TriageReport", "alert_window", "report_folder", "write_triage"]
+
+HTML_NAME = "evidently_drift.html"
 
 
 @dataclass(frozen=True)
 class TriageReport:
-    """Paths of the written files and the JSON ``summary`` itself."""
+    """Paths of the written files and the JSON ``summary`` itself.
+
+    ``removed`` is an earlier run's ``evidently_drift.html`` that this run deleted and did not
+    replace (no alert, or ``html=False``); None if there was none or this run wrote its own.
+    """
 
     json_path: Path
     html_path: Path | None
     summary: dict
+    removed: Path | None = None
 
 
 def alert_window(timeline: Timeline) -> int | None:
@@ -57,8 +72,15 @@ def alert_window(timeline: Timeline) -> int | None:
 def write_triage(
     timeline: Timeline, out_dir: Path, *, window: int | None = None, html: bool = True
 ) -> TriageReport:
-    """Write the triage JSON (and Evidently HTML) for ``window`` (default: the first alert)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the triage JSON (and Evidently HTML) for ``window`` (default: the first alert).
+
+    ``out_dir`` is created if needed (ReportError if it cannot be, see :func:`report_folder`); an
+    earlier run's HTML in it is deleted first (see the module docstring).
+    """
+    report_folder(out_dir)
+    stale_html = out_dir / HTML_NAME
+    removed = stale_html if stale_html.is_file() else None
+    stale_html.unlink(missing_ok=True)  # before triage.json: never this run's JSON, another's HTML
     window = alert_window(timeline) if window is None else window
     steps = {s.window: s for s in timeline.steps}
     if window is None or window not in steps:
@@ -69,7 +91,7 @@ def write_triage(
         }
         path = out_dir / "triage.json"
         path.write_text(json.dumps(summary, indent=2))
-        return TriageReport(path, None, summary)
+        return TriageReport(path, None, summary, removed)
     step = steps[window]
     registry = ModelRegistry(timeline.registry_root)
     with PredictionLog(timeline.log_path) as pred_log:
@@ -104,9 +126,30 @@ def write_triage(
         scenario_window = timeline.scenario.windows[
             [w.index for w in timeline.scenario.windows].index(window)
         ]
-        html_path = out_dir / "evidently_drift.html"
+        html_path = out_dir / HTML_NAME
         save_evidently_html(scenario_window.reference, scenario_window.features, html_path)
-    return TriageReport(json_path, html_path, summary)
+        removed = None  # replaced by this run's
+    return TriageReport(json_path, html_path, summary, removed)
+
+
+def report_folder(out_dir: Path) -> Path:
+    """Create ``out_dir`` (and its parents) and prove a file can be written in it; return it.
+
+    ReportError names the folder and why not: the file in its way (``out_dir`` itself or a
+    parent) or the operating system's reason (permission denied, a read-only file system). A probe
+    file is written and deleted because a permission check answers wrongly for root.
+    """
+    out_dir = Path(out_dir)
+    try:
+        return writable_folder(out_dir)
+    except OSError as exc:
+        blocker = next((p for p in (out_dir, *out_dir.parents) if p.is_file()), None)
+        why = f"{blocker} is a file" if blocker else exc.strerror or str(exc)
+        raise ReportError(
+            f"report folder {out_dir} cannot be written: {why}; pass a directory you can write "
+            "to, new or existing",
+            out_dir,
+        ) from exc
 
 
 def _strict(value: Any) -> Any:

@@ -1,6 +1,12 @@
 """The CLI (`python -m drift`) on synthetic hours: one run per workdir, flag checks, the header."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -102,13 +108,78 @@ def test_an_out_that_is_a_file_is_refused_before_the_run(tmp_path, monkeypatch, 
     def never(*args, **kwargs):
         raise AssertionError("the run started")
 
-    monkeypatch.setattr("drift.__main__.run_scenario", never)
+    monkeypatch.setattr("drift.__main__.train_models", never)
     for out in (notes, notes / "report"):
-        with pytest.raises(SystemExit) as info:
-            main(["report", *SMALL, "--out", str(out)])
+        assert main(["report", *SMALL, "--out", str(out)]) == 2
         err = capsys.readouterr().err
-        assert info.value.code == 2 and f"{notes} is a file; pass a directory" in err
+        assert err == (
+            f"error: report folder {out} cannot be written: {notes} is a file; pass a directory "
+            "you can write to, new or existing\n"
+        )
     assert notes.read_text() == "the user's own file"
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """An existing folder no file can be created in. Root ignores permission bits, so as root
+    it is /sys, where even root cannot create files (skipped where /sys is not like that)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    folder = Path("/sys")
+    try:
+        (folder / "drift-probe").mkdir()
+    except OSError:
+        yield folder
+        return
+    (folder / "drift-probe").rmdir()
+    pytest.skip("/sys is writable here; no folder that root cannot write to")
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_the_run(
+    unwritable_folder, monkeypatch, capsys
+):
+    """--out passed the "is it a file" check, the whole run played, then write_triage's mkdir
+    ended in a PermissionError traceback (exit 1; found by a review). An existing folder that
+    cannot be written is caught too: the check writes and deletes a probe file."""
+
+    def never(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr("drift.__main__.train_models", never)
+    for out in (unwritable_folder, unwritable_folder / "drift-report"):
+        assert main(["report", *SMALL, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert err.startswith(f"error: report folder {out} cannot be written: ")
+        assert err.endswith("; pass a directory you can write to, new or existing\n")
+
+
+def test_a_reused_out_keeps_no_html_of_an_earlier_run(tmp_path, capsys):
+    """A run without an alert wrote only triage.json and left the earlier incident's
+    evidently_drift.html beside it, silently (found by a review)."""
+    out = tmp_path / "report"
+    args = ["--out", str(out), "--window-rows", "200"]
+    assert (
+        main(["report", "--scenario", "bad_deployment", "--windows", "5", "--onset", "2", *args])
+        == 0
+    )
+    assert (out / "evidently_drift.html").is_file()
+    capsys.readouterr()
+
+    assert main(["report", "--scenario", "stationary", "--windows", "3", *args]) == 0
+    captured = capsys.readouterr()
+    assert json.loads((out / "triage.json").read_text())["alert"] is None
+    assert sorted(p.name for p in out.iterdir()) == ["triage.json"]
+    assert captured.out == f"triage summary: {out / 'triage.json'}\n"
+    assert captured.err == (
+        f"deleted {out / 'evidently_drift.html'}: an earlier run's report; this run has no alert "
+        "to report on\n"
+    )
 
 
 def test_a_workdir_under_a_file_is_refused_before_the_run(tmp_path, monkeypatch, capsys):
@@ -141,3 +212,34 @@ def test_a_seed_out_of_range_is_one_error_line_before_the_workdir_exists(tmp_pat
         err = capsys.readouterr().err
         assert f"argument --seed: must be an integer from 0 to 2**32 - 1, got {shown}" in err
     assert not workdir.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_run_is_one_line_and_status_130(tmp_path):
+    """A real SIGINT to a real ``python -m drift simulate`` on the real data, once the run has
+    begun (its workdir exists, the models are about to train). It was a 27-line KeyboardInterrupt
+    traceback and status -2 (found by a review); evals.cli.run makes it one line and 130."""
+    workdir = tmp_path / "run"
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drift", "simulate", "--workdir", str(workdir)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A job started in the background inherits SIGINT ignored; a terminal's Ctrl-C is not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not workdir.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert workdir.exists() and proc.poll() is None, "the run did not start, or ended"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130
+    assert err.endswith("interrupted\n") and "Traceback" not in err
+    assert out == ""  # interrupted before the timeline printed
