@@ -10,8 +10,20 @@
 Each system runs in its own process and writes ``<out>/<system>.json``; then ``<out>/REPORT.md``
 is rendered from every record in ``<out>``. The exit code is non-zero if any benchmark failed.
 A failed system's record from an earlier run is moved to ``<out>/stale/``, so the report never
-shows old figures as if the latest run had produced them. Caches (embeddings, fine-tuned models)
-live in ``--cache-dir``, by default ``results/cache`` for full and quick runs alike.
+shows old figures as if the latest run had produced them. Two failures leave the record where it
+is, because they say nothing about the figures in it: a system that refused its configuration
+before measuring anything (its ``ConfigError``, exit code 3) and a system's process that was
+interrupted on its own; the report's "Failed in the latest run" line still names them. Caches
+(embeddings, fine-tuned models) live in ``--cache-dir``, by default ``results/cache`` for full
+and quick runs alike.
+
+Arguments are checked before the first system starts, as argparse's one ``error:`` line and exit
+code 2: a ``--seed`` outside 0..2**32-1, a ``--data-dir`` that is not a folder, a ``--dataset``
+that is neither a registered name nor a folder, and an ``--out`` or ``--cache-dir`` that cannot
+be created or written (a probe file is written there). A mistyped argument would otherwise cost
+a run of up to hours, or fail every child in its first second and set good records aside.
+Ctrl-C stops the running system's process and ends with one line, ``interrupted``, and exit code
+130: the records already written stay, none is moved, and REPORT.md is not re-rendered.
 """
 
 from __future__ import annotations
@@ -23,7 +35,46 @@ from pathlib import Path
 from benchmarks import report
 from benchmarks.record import BenchContext
 from benchmarks.registry import BENCHMARKS, TAKES_DATASET, TAKES_SEED
-from benchmarks.runner import EXIT_DATASET, describe, run_in_subprocess
+from benchmarks.runner import (
+    EXIT_CONFIG,
+    EXIT_DATASET,
+    describe,
+    record_path,
+    run_in_subprocess,
+)
+from evals.cli import INTERRUPTED, run
+from evals.files import writable_folder
+
+SEED_LIMIT = 2**32  # every system's seeds go to numpy / scikit-learn, which take 0..2**32 - 1
+
+# A child that ended with one of these did not show its system failing, so its record is kept.
+KEEPS_RECORD = {
+    EXIT_CONFIG: "configuration refused before anything was measured",
+    INTERRUPTED: "interrupted",
+}
+
+
+def _seed(text: str) -> int:
+    """``--seed`` as an int from 0 to 2**32 - 1, else argparse's error line before anything runs."""
+    valid = "must be an integer from 0 to 2**32 - 1"
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{valid}, got {text!r}") from None
+    if not 0 <= seed < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{valid}, got {seed}")
+    return seed
+
+
+def _folder_problem(flag: str, folder: Path) -> str | None:
+    """Why records or caches cannot go into ``folder`` (created here if missing), or None."""
+    if folder.exists() and not folder.is_dir():
+        return f"{flag} {folder} is a file; it names a folder"
+    try:
+        writable_folder(folder)
+    except OSError as exc:  # strerror: "Permission denied", "Not a directory", ...
+        return f"{flag} {folder} cannot be created or written: {exc.strerror or exc}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dataset", help="a dataset path for systems that accept one (rag: BEIR folder)"
     )
     parser.add_argument(
-        "--seed", type=int, help="seed for the systems that read one (not recsys); default 0"
+        "--seed", type=_seed, help="seed for the systems that read one (not recsys); default 0"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
@@ -75,14 +126,30 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(ignoring)} would ignore it: name the systems, "
             "e.g. `drift rag --seed 7`"
         )
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        what = "is a file" if args.data_dir.exists() else "does not exist"
+        parser.error(
+            f"--data-dir {args.data_dir} {what}; give the folder holding the datasets, or leave "
+            "it out to use AIS_DATA_DIR, the user cache or a download"
+        )
+    if args.dataset and not Path(args.dataset).expanduser().is_dir():
+        from evals.datasets import DATASETS  # imported here: it loads pandas
+
+        if args.dataset not in DATASETS:
+            parser.error(
+                f"--dataset {args.dataset} is neither a folder nor a registered dataset "
+                f"({', '.join(DATASETS)})"
+            )
     out = args.out or (Path("results/quick") if args.quick else Path("results"))
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out} is a file; records go into a folder")
+    cache_dir = args.cache_dir or Path("results/cache")
+    for flag, folder in (("--out", out), ("--cache-dir", cache_dir)):
+        if problem := _folder_problem(flag, folder):
+            parser.error(problem)
     ctx = BenchContext(
         data_dir=args.data_dir,
         quick=args.quick,
         out_dir=out,
-        cache_dir=args.cache_dir or Path("results/cache"),
+        cache_dir=cache_dir,
         seed=0 if args.seed is None else args.seed,
         dataset=args.dataset,
         progress=not args.no_progress,
@@ -90,13 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     failures = []
     for name in dict.fromkeys(args.systems or BENCHMARKS):  # each system once, in the given order
         print(f"\n=== {name}{' (quick)' if args.quick else ''}: {describe(name)}", flush=True)
-        code, seconds = run_in_subprocess(name, ctx)
-        if code != 0:
+        code, seconds = run_in_subprocess(name, ctx)  # Ctrl-C here stops the child and ends main
+        if code == 0:
+            continue
+        if code in KEEPS_RECORD:
+            why = KEEPS_RECORD[code]
+            if record_path(out, name).is_file():
+                why += "; its earlier record kept"
+        else:
             why = "dataset missing or corrupt" if code == EXIT_DATASET else f"exit code {code}"
             if moved := report.set_aside(out, name):
                 why += f"; its earlier record moved to {moved}"
-            failures.append(f"{name}: {why}")
-            print(f"=== {name} FAILED after {seconds:.0f} s ({why})", flush=True)
+        failures.append(f"{name}: {why}")
+        print(f"=== {name} FAILED after {seconds:.0f} s ({why})", flush=True)
     report_path = report.render_dir(out, failures)
     print(f"\nreport: {report_path}")
     if failures:
@@ -106,4 +179,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

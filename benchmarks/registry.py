@@ -22,3 +22,14 @@ TAKES_DATASET: frozenset[str] = frozenset({"rag"})
 # split seeds (42-44) are fixed by the published protocol it is compared with, so a seed given on
 # the command line would change nothing but the record's "seed" field.
 TAKES_SEED: frozenset[str] = frozenset({"drift", "harness", "llm_client", "moderation", "rag"})
+
+# Each system's error for a setting outside its valid range (a seed, a threshold, a model name),
+# as "module.Class". A child that fails with one exits with runner.EXIT_CONFIG, and its earlier
+# record is kept: nothing was measured, so nothing about that record was contradicted. recsys has
+# none (its InvalidArgumentError also covers bad calls deep inside a fit, which are crashes).
+CONFIG_ERRORS: tuple[str, ...] = (
+    "drift.errors.ConfigError",
+    "llm_client.errors.ConfigurationError",
+    "moderation.errors.ConfigError",
+    "rag.errors.ConfigError",
+)

@@ -5,6 +5,24 @@ benchmark that ran after a hungry one would report the other's peak; and a crash
 thread in one system must not take the others down. The parent only starts children, waits, and
 renders the report at the end.
 
+How a child ends, and what the parent does with its record:
+
+* 0: it wrote its record.
+* 2 (``EXIT_DATASET``): a dataset is missing or corrupt; a message, no traceback. The parent sets
+  the system's earlier record aside, as for any failure.
+* 3 (``EXIT_CONFIG``): the system refused its configuration (one of ``CONFIG_ERRORS``) before
+  measuring anything; one line. The parent keeps the earlier record: the refusal says nothing
+  about those figures, and the parent has already checked the arguments it can (``--seed``,
+  ``--data-dir``), so what reaches here is a rule only the system knows, or a benchmark's own
+  setting that its system no longer accepts (a bug, which the line names; the kept record still
+  says which commit measured it).
+* 130: interrupted (Ctrl-C), silently: the parent prints the one ``interrupted`` line. The
+  parent, interrupted, stops and reaps its child before it exits (:func:`_stop`), so neither a
+  Ctrl-C nor a SIGINT sent to the parent alone leaves a child running. A child killed mid-write
+  leaves at most a uniquely named temporary file, which the next write of that entry removes
+  (:mod:`evals.files`).
+* anything else: it crashed (a traceback); the parent sets the earlier record aside.
+
     parent:  python -m benchmarks rag recsys --quick
     child:   python -m benchmarks.runner rag benchmarks.rag '{"quick": true, ...}'  (one each)
 """
@@ -17,6 +35,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +43,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks import record as rec
-from benchmarks.registry import BENCHMARKS
+from benchmarks.registry import BENCHMARKS, CONFIG_ERRORS
+from evals.cli import INTERRUPTED, run
 from evals.errors import DatasetError
 from evals.timing import peak_rss_mb
 
@@ -33,6 +53,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["describe", "record_path", "run_in_subprocess", "run_one"]
 
 EXIT_DATASET = 2  # a child's exit code when a dataset is missing or corrupt (message, no traceback)
+EXIT_CONFIG = 3  # a child's exit code when its system refused its configuration (one line)
+STOP_GRACE_S = 5.0  # how long an interrupted run waits for its child to unwind before killing it
 
 
 def describe(name: str) -> str:
@@ -83,12 +105,55 @@ def run_one(name: str, ctx: rec.BenchContext, module_name: str | None = None) ->
 
 
 def run_in_subprocess(name: str, ctx: rec.BenchContext) -> tuple[int, float]:
-    """Start ``python -m benchmarks.runner NAME MODULE CTX_JSON``; returns (exit code, seconds)."""
+    """Start ``python -m benchmarks.runner NAME MODULE CTX_JSON``; returns (exit code, seconds).
+
+    Interrupted (Ctrl-C), it stops the child (:func:`_stop`) before raising ``KeyboardInterrupt``.
+    """
     payload = json.dumps(asdict(ctx), default=str)
     start = time.perf_counter()
     command = [sys.executable, "-m", "benchmarks.runner", name, BENCHMARKS[name], payload]
-    completed = subprocess.run(command)
-    return completed.returncode, time.perf_counter() - start
+    child = subprocess.Popen(command)
+    try:
+        code = child.wait()
+    except BaseException:
+        _stop(child)
+        raise
+    return code, time.perf_counter() - start
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """End ``child`` after this process was interrupted, and reap it: nothing outlives the run.
+
+    A terminal's Ctrl-C reaches the child too (one process group), and ``wait`` has already given
+    it a quarter of a second to exit; a SIGINT sent to this process alone has not reached it, so
+    one is passed on. The child then has ``STOP_GRACE_S`` to unwind (its ``with`` blocks remove
+    their temporary files and release their locks) before it is killed; a second Ctrl-C kills it
+    at once. (``subprocess.run`` would kill it after the quarter second and not reap it.)
+    """
+    try:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+            child.wait(timeout=STOP_GRACE_S)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
+    finally:
+        child.kill()  # nothing happens if it has exited
+        child.wait()
+
+
+def _is_config_error(exc: Exception) -> bool:
+    """Whether ``exc`` is a system's configuration error (``CONFIG_ERRORS``).
+
+    Only modules already imported are looked in: an error of a system this child never loaded
+    cannot have been raised, and importing every system here would cost seconds and let one
+    broken system stop the others' benchmarks.
+    """
+    for dotted in CONFIG_ERRORS:
+        module, _, name = dotted.rpartition(".")
+        error = getattr(sys.modules.get(module), name, None)
+        if isinstance(error, type) and isinstance(exc, error):
+            return True
+    return False
 
 
 def _child_main(argv: list[str]) -> int:
@@ -106,6 +171,13 @@ def _child_main(argv: list[str]) -> int:
     except DatasetError as exc:
         print(f"\n[{name}] dataset problem:\n{exc}", file=sys.stderr)
         return EXIT_DATASET
+    except KeyboardInterrupt:
+        return INTERRUPTED  # no line: the parent, interrupted too, prints the one "interrupted"
+    except Exception as exc:
+        if not _is_config_error(exc):
+            raise  # a crash: its traceback is what its author needs
+        print(f"[{name}] configuration refused, nothing measured: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     print(
         f"[{name}] wrote {record_path(ctx.out_dir, name)} "
         f"({record['duration_s']:.1f} s, peak {record['peak_rss_mb']:.0f} MiB)"
@@ -116,4 +188,4 @@ def _child_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1:]))
+    sys.exit(run(lambda: _child_main(sys.argv[1:])))  # run: a closed stdout pipe is no traceback

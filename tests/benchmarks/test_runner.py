@@ -78,7 +78,8 @@ def test_a_failing_benchmark_makes_the_runner_exit_non_zero(tmp_path, monkeypatc
     out = tmp_path / "out"
     out.mkdir()
     (out / "boom.json").write_text(json.dumps(_record("boom")))  # figures from an earlier run
-    assert cli.main(["--out", str(out), "--data-dir", str(tmp_path / "nowhere")]) == 1
+    (tmp_path / "empty").mkdir()  # a --data-dir that does not exist is refused before running
+    assert cli.main(["--out", str(out), "--data-dir", str(tmp_path / "empty")]) == 1
     assert not (out / "boom.json").exists()  # set aside, not shown as the latest figures
     assert json.loads((out / "stale" / "boom.json").read_text())["system"] == "boom"
     text = (out / "REPORT.md").read_text()
