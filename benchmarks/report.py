@@ -5,6 +5,9 @@ A separate step from measuring: tables can be re-rendered at any time from the r
     python -m benchmarks.report results                      # writes results/REPORT.md
     python -m benchmarks.report results --readme README.md   # also refreshes the README's table
 
+A README that cannot take the table (missing, a folder, not UTF-8, no start marker before an end
+marker) is refused with argparse's ``error:`` line and exit code 2 before anything is written.
+
 For each system: one table per ``table`` name of its rows (metrics, then timings, a confidence
 interval beside a metric when the record has one), then the published anchors, each beside the
 row it is compared with and the difference, then the record's notes. The machine and dates head
@@ -20,7 +23,9 @@ import math
 import sys
 from pathlib import Path
 
-__all__ = ["render", "render_dir", "render_summary", "set_aside", "update_readme"]
+from evals.cli import run
+
+__all__ = ["readme_text", "render", "render_dir", "render_summary", "set_aside", "update_readme"]
 
 # What render() reads from every record; a JSON file without them is not a benchmark record.
 REQUIRED = ("system", "quick", "started_at", "duration_s", "peak_rss_mb", "machine", "rows")
@@ -244,15 +249,43 @@ def set_aside(out_dir: Path, system: str) -> Path | None:
     return target
 
 
+def readme_text(readme: Path) -> str:
+    """The README's text if its report section can be replaced, else ValueError saying why.
+
+    It must be a UTF-8 file holding ``README_START`` and, after it, ``README_END``.
+    """
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{readme} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{readme} is a folder, not a markdown file") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{readme} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise ValueError(f"{readme} cannot be read: {exc.strerror or exc}") from None
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < 0:
+        raise ValueError(
+            f"{readme} has no {README_START} / {README_END} markers: put the pair, each on a "
+            "line of its own, where the table goes"
+        )
+    if end < start:
+        raise ValueError(f"{readme} has {README_END} before {README_START}; swap them")
+    return text
+
+
 def update_readme(readme: Path, summary_md: str) -> None:
-    """Replace the text between the README's report markers with ``summary_md``."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise SystemExit(f"{readme} has no {README_START} / {README_END} markers")
-    body = summary_md
+    """Replace the text between the README's report markers with ``summary_md``.
+
+    ValueError (from :func:`readme_text`), with the README unchanged, if it has no such section.
+    """
+    text = readme_text(readme)
     before, rest = text.split(README_START, 1)
     _, after = rest.split(README_END, 1)
-    readme.write_text(f"{before}{README_START}\n{body.strip()}\n{README_END}{after}")
+    readme.write_text(
+        f"{before}{README_START}\n{summary_md.strip()}\n{README_END}{after}", encoding="utf-8"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.out_dir.is_dir():
         parser.error(f"{args.out_dir} is not a folder of benchmark records")
+    if args.readme:
+        try:  # before REPORT.md is written: a refused command writes nothing
+            readme_text(args.readme)
+        except ValueError as exc:
+            parser.error(f"--readme {exc}")
     path = render_dir(args.out_dir)
     if args.readme:
         update_readme(args.readme, render_summary(_load(args.out_dir)[0]))
@@ -270,4 +308,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -1,5 +1,6 @@
-"""`python -m benchmarks` as a user runs it: bad arguments are refused before any system starts,
-a refused configuration or an interrupt keeps the records, and Ctrl-C ends in one line."""
+"""`python -m benchmarks` and `python -m benchmarks.report` as a user runs them: bad arguments are
+refused before any system starts (or anything is written), a refused configuration or an
+interrupt keeps the records, and Ctrl-C ends in one line."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as cli
+from benchmarks import report
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = {
@@ -167,3 +169,40 @@ def test_ctrl_c_stops_the_running_system_and_ends_in_one_line(tmp_path, to_group
     with pytest.raises(ProcessLookupError):  # no child left running in the group
         os.killpg(parent.pid, 0)
     assert sorted(p.name for p in out.iterdir()) == ["harness.json"]  # kept; no report rendered
+
+
+def _readmes(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "folder.md").mkdir()
+    binary = tmp_path / "binary.md"
+    binary.write_bytes(b"\xff\xfe binary\n")
+    swapped = tmp_path / "swapped.md"
+    swapped.write_text(f"{report.README_END}\n{report.README_START}\n")
+    none = tmp_path / "none.md"
+    none.write_text("no markers\n")
+    return {
+        "does not exist": tmp_path / "missing.md",
+        "is a folder, not a markdown file": tmp_path / "folder.md",
+        "is not UTF-8 text (byte 0: invalid start byte)": binary,
+        f"has {report.README_END} before {report.README_START}; swap them": swapped,
+        f"has no {report.README_START} / {report.README_END} markers": none,
+    }
+
+
+def test_a_readme_that_cannot_take_the_table_is_refused_before_anything_is_written(
+    tmp_path, capsys
+):
+    records = tmp_path / "records"
+    records.mkdir()
+    (records / "toy.json").write_text(json.dumps(RECORD))
+    for problem, readme in _readmes(tmp_path).items():
+        before = readme.read_bytes() if readme.is_file() else None
+        with pytest.raises(SystemExit) as info:
+            report.main([str(records), "--readme", str(readme)])
+        assert info.value.code == 2, problem
+        assert f"error: --readme {readme} {problem}" in capsys.readouterr().err
+        assert not (records / "REPORT.md").exists()
+        assert (readme.read_bytes() if readme.is_file() else None) == before
+    good = tmp_path / "good.md"
+    good.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\n", encoding="utf-8")
+    assert report.main([str(records), "--readme", str(good)]) == 0
+    assert (records / "REPORT.md").is_file() and "old" not in good.read_text()
