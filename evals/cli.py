@@ -4,10 +4,15 @@ Each system's ``__main__`` ends with ``sys.exit(run(main))``. ``main(argv)`` its
 (0, or 2 with an ``error:`` line for bad input) and is what the tests call. ``run`` adds what only
 a real terminal brings:
 
-* **Ctrl-C** (``KeyboardInterrupt``) prints ``interrupted`` on stderr and returns 130, the shell's
-  code for a SIGINT, instead of a traceback of wherever the work was. The ``with`` blocks it
-  unwinds release their locks and remove their temporary files on the way out; stores are written
-  atomically, so an interrupted save leaves the previous file.
+* **Ctrl-C** prints ``interrupted`` on stderr and returns 130, the shell's code for a SIGINT,
+  instead of a traceback of wherever the work was. The ``with`` blocks it unwinds release their
+  locks and remove their temporary files on the way out; stores are written atomically, so an
+  interrupted save leaves the previous file. Libraries do not always let the
+  ``KeyboardInterrupt`` through: pandas' C parser, interrupted inside ``read_csv``, raises
+  ``ParserError`` instead, with no trace of the interrupt. So ``run`` notes the SIGINT itself,
+  and a failure that follows one (an exception, or a non-zero status from a caught one) counts
+  as the interrupt. A SIGINT the process ignores (a background job) or handles its own way is
+  left alone.
 * **A reader that has gone** (``python -m rag search ... | head -1``): the next print raises
   ``BrokenPipeError``. Nothing more can be shown, so stdout is pointed at ``os.devnull`` (else the
   interpreter's final flush raises again) and ``run`` returns 1, as the Python documentation's
@@ -17,6 +22,7 @@ a real terminal brings:
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -27,10 +33,21 @@ INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by
 
 def run(main: Callable[[], int]) -> int:
     """``main()``'s exit status; 130 after Ctrl-C, 1 after a closed stdout; never a traceback."""
+    seen = []
+
+    def on_sigint(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:  # not ignored, not the caller's own handler
+        signal.signal(signal.SIGINT, on_sigint)
     try:
         status = main()
         sys.stdout.flush()  # a closed pipe shows here for output still buffered
-        return status
+        if seen and status not in (0, INTERRUPTED):  # an interrupt turned into an error
+            raise KeyboardInterrupt
+        return status  # 130 from a main() that handled the interrupt itself: its own words
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
@@ -38,3 +55,11 @@ def run(main: Callable[[], int]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except Exception:
+        if seen:  # e.g. pandas' ParserError for a read_csv the SIGINT cut short
+            print("interrupted", file=sys.stderr)
+            return INTERRUPTED
+        raise
+    finally:
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)

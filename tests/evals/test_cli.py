@@ -24,6 +24,19 @@ def main():
 sys.exit(run(main))
 """
 
+SWALLOWED = """
+import sys, time
+from evals.cli import run
+def main():
+    try:
+        print("started", flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:  # as pandas' C parser does inside read_csv: another error, no trace
+        raise ValueError("Error tokenizing data. C error: Calling read(nbytes) failed") from None
+    return 0
+sys.exit(run(main))
+"""
+
 CHATTY = """
 import sys
 from evals.cli import run
@@ -37,7 +50,11 @@ sys.exit(run(main))
 
 def _python(code: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-c", code], env=env, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], env=env, text=True, **kwargs,
+        # a background job (CI's, a nohup'd run) ignores SIGINT and children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
 
 
 def test_ctrl_c_is_one_line_and_status_130():
@@ -47,6 +64,25 @@ def test_ctrl_c_is_one_line_and_status_130():
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert err == "interrupted\n"  # no traceback
+
+
+def test_ctrl_c_that_a_library_turned_into_another_error_is_still_an_interrupt():
+    # found while testing the CLIs: a SIGINT inside pandas.read_csv came out as ParserError
+    proc = _python(SWALLOWED, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == "started\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err == "interrupted\n"
+
+
+def test_without_ctrl_c_an_error_is_still_a_traceback():
+    proc = _python(
+        "from evals.cli import run\nimport sys\nsys.exit(run(lambda: 1 / 0))",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "ZeroDivisionError" in err
 
 
 def test_a_reader_that_goes_away_is_status_1_without_a_traceback():

@@ -241,7 +241,7 @@ def test_ctrl_c_during_train_ends_with_one_line_and_status_130(tmp_path):
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130 and err == "interrupted\n" and out == ""
+    assert proc.returncode == 130 and err == "interrupted\n" and out == "", (out, err)
     assert not model.exists()
 
 

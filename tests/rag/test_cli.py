@@ -463,8 +463,10 @@ def _rag(*args, **kwargs) -> subprocess.Popen:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     return subprocess.Popen(
-        [sys.executable, "-m", "rag", *args], cwd=root, env=env, text=True, **kwargs
-    )
+        [sys.executable, "-m", "rag", *args], cwd=root, env=env, text=True, **kwargs,
+        # a background job (CI's, a nohup'd run) ignores SIGINT and children inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
 
 
 def test_ctrl_c_while_waiting_for_the_model_is_one_line_and_status_130(built):
