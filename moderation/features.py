@@ -58,17 +58,24 @@ def _no_loading_bar() -> Iterator[None]:
 
     transformers draws a "Loading weights" tqdm bar on stderr whenever a model loads; a library
     call draws none (bars belong to CLIs and benchmarks). The setting is global, so it is put
-    back as it was rather than switched on.
+    back as it was rather than switched on. transformers' switch also flips huggingface_hub's,
+    so that one is put back too (a hub setting for one named group is not: re-enabling clears
+    those).
     """
+    from huggingface_hub import utils as hub
     from transformers.utils import logging as hf_logging
 
-    was_on = hf_logging.is_progress_bar_enabled()
+    if not hf_logging.is_progress_bar_enabled():  # already quiet: nothing to restore
+        yield
+        return
+    hub_was_off = hub.are_progress_bars_disabled()
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if was_on:
-            hf_logging.enable_progress_bar()
+        hf_logging.enable_progress_bar()
+        if hub_was_off:  # enable_progress_bar turned the hub's bars on as well
+            hub.disable_progress_bars()
 
 
 class MiniLMEmbedder:

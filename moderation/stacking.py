@@ -48,7 +48,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from evals.classification import classification_report
 from moderation import calibration, prior
-from moderation.classifier import ModerationModel, three_class, tune_hate_threshold
+from moderation.classifier import ModerationModel, text_list, three_class, tune_hate_threshold
 from moderation.errors import ConfigError
 from moderation.finetune import (
     CachedPredictions,
@@ -267,6 +267,10 @@ class StackedModel:
         return model
 
     def raw_scores(self, texts: list[str], *, prepared: bool = False) -> dict[str, np.ndarray]:
+        """As :meth:`ModerationModel.raw_scores`: one ``str`` is refused, no texts give ``(0,)``."""
+        texts = text_list(texts, "StackedModel.raw_scores")
+        if not texts:  # the base model's heads and the fine-tune would each refuse 0 rows
+            return {k: np.zeros(0) for k in LABELS}
         raw, ft = self._parts(texts, prepared)
         return {k: _blend(raw[k], ft[k], self.weights[k]) for k in LABELS}
 
@@ -277,4 +281,7 @@ class StackedModel:
         )
 
     def predict_proba(self, texts: list[str], *, prepared: bool = False) -> dict[str, np.ndarray]:
+        texts = text_list(texts, "StackedModel.predict_proba")
+        if not texts:
+            return {k: np.zeros(0) for k in LABELS}
         return self.calibrate(self.raw_scores(texts, prepared=prepared))

@@ -116,3 +116,17 @@ def test_loading_the_model_draws_no_progress_bar_and_keeps_the_setting(capfd, ba
         assert hf_logging.is_progress_bar_enabled() is bars_on  # put back as it was
     finally:
         (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
+
+
+def test_loading_the_model_keeps_the_callers_hub_bars_off():
+    # the switch turned huggingface_hub's bars back on as it restored transformers' (re-read)
+    from huggingface_hub import utils as hub
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    hub.disable_progress_bars()
+    try:
+        MiniLMEmbedder().encode(["a text"])
+        assert hf_logging.is_progress_bar_enabled() and hub.are_progress_bars_disabled()
+    finally:
+        hub.enable_progress_bars()

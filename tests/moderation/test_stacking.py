@@ -16,7 +16,7 @@ from evals.classification import classification_report
 from moderation import eval as ev
 from moderation.errors import ConfigError
 from moderation.finetune import FineTunedEnsemble
-from moderation.labels import LabelledData
+from moderation.labels import LABELS, LabelledData
 from moderation.stacking import (
     PAIR_GRID,
     WEIGHT_GRID,
@@ -230,3 +230,20 @@ def test_train_stacked_on_a_prior_base_weights_its_thresholds_to_the_prior(
     )
     assert stacked.thresholds == weighted  # as with_deployment_prior chooses them
     assert stacked.thresholds != choose_thresholds(stacked.val_probs, va.hard, model.config)
+
+
+def test_a_stacked_model_refuses_one_text_and_scores_no_texts_as_empty(noisy):
+    # StackedModel scored "you idiot" one character at a time after ModerationModel and
+    # Moderator.scores were fixed (found by a re-read); no texts failed inside scikit-learn
+    from moderation.errors import InvalidTextError
+    from moderation.pipeline import Moderator
+
+    data, trained = noisy
+    va = data.subset(trained.split.val)
+    stacked = StackedModel(trained.model, _Markers()).fit(va.texts, va.hard, va.y3, weight=0.5)
+    served = Moderator(stacked, trained.thresholds)
+    for call in (stacked.predict_proba, stacked.raw_scores, served.scores):
+        with pytest.raises(InvalidTextError, match="takes a sequence of texts, got str"):
+            call("blarg team")
+        assert {k: v.shape for k, v in call([]).items()} == {k: (0,) for k in LABELS}
+    assert stacked.predict_proba(["blarg team"])["offensive"].shape == (1,)
