@@ -97,6 +97,10 @@ class ResponseCache:
         **diskcache_settings: Any,
     ) -> None:
         # ClientConfig's rules: Path("") is the current directory, and a NaN ttl never expired
+        if directory is None:  # ClientConfig's None means no cache; a cache needs a folder
+            raise ConfigurationError(
+                "ResponseCache needs a directory; for no cache, give the client cache_dir=None"
+            )
         _check_cache_dir(directory)
         _number("ttl", ttl, low=0.0, low_open=True, none="never expire")
         self.directory = Path(directory)

@@ -9,6 +9,7 @@ one (timeouts, backoff 0.5 s doubling to 8 s, 25 % jitter) and are stricter wher
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -172,7 +173,8 @@ def _count(name: str, value: object, *, low: int, none: str | None = None) -> No
     """An int >= low (not a bool, not 2.5); ``none`` (what None means) when None is allowed."""
     if value is None and none is not None:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+    # numbers.Integral: an int or a numpy integer (np.int64(60) from a config array), not 2.5
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
         also = f", or None ({none})" if none else ""
         raise ConfigurationError(f"{name} must be an int >= {low}{also}, got {value!r}")
 

@@ -246,6 +246,8 @@ def test_an_empty_cache_dir_or_a_bad_ttl_is_refused_like_client_config(tmp_path,
         with pytest.raises(ConfigurationError, match=r"ttl must be a finite number > 0, or None"):
             ResponseCache(tmp_path / "c", ttl=ttl)
     assert ResponseCache(tmp_path / "c", ttl=None).ttl is None  # None: entries never expire
+    with pytest.raises(ConfigurationError, match="ResponseCache needs a directory"):
+        ResponseCache(None)  # was a bare TypeError from Path(None)
 
 
 def _damage(directory, how):

@@ -124,6 +124,18 @@ def test_a_limiter_built_by_hand_refuses_what_client_config_refuses(kwargs, mess
     assert RateLimiter(rpm=1, tpm=1, window=0.001).rpm == 1  # the smallest valid values
 
 
+def test_numpy_integers_are_counts_for_the_limiter_and_the_config():
+    # a value read from a numpy array or a DataFrame: refused after the limiter began sharing
+    # ClientConfig's rule, which had only taken Python ints (found by a re-read)
+    import numpy as np
+
+    from llm_client.config import ClientConfig
+
+    limiter = RateLimiter(rpm=np.int64(60), tpm=np.int32(1000))
+    assert (limiter.rpm, limiter.tpm) == (60, 1000)
+    assert ClientConfig(rpm=np.int64(60)).rpm == 60
+
+
 def test_cancel_leaves_the_queue_so_the_next_one_can_go():
     clock = Clock()
     limiter = RateLimiter(rpm=1, window=1.0, clock=clock)
