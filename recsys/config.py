@@ -37,7 +37,9 @@ def _real(test: Callable[[float], bool]) -> Callable[[object], bool]:
 # stage 1 had trained). Every real test is a comparison that a NaN fails, so NaN is refused
 # too; None passes only where the field's comment gives it a meaning.
 _RANGES: dict[str, tuple[str, Callable[[object], bool]]] = {
-    "seed": ("a whole number >= 0", _whole(0)),  # numpy refuses negative seeds
+    # numpy takes 0 <= seed < 2**32, and fit adds offsets to it (1 + 1000 per validation carve,
+    # one per bagged ranker): 2**31 leaves them room, where 2**32 - 1 failed after 55 s of fit
+    "seed": ("a whole number from 0 to 2**31 - 1", lambda v: _whole(0)(v) and v < 2**31),
     "train_ratio": ("in (0, 1)", _real(lambda v: 0 < v < 1)),
     "candidates_per_source": ("a whole number >= 1", _whole(1)),
     "k": ("a whole number >= 1", _whole(1)),
