@@ -104,7 +104,9 @@ def remove_abandoned_siblings(path: Path) -> list[Path]:
     A writer killed mid-save (a power cut, a ``kill -9``) leaves its temporary file or folder
     behind, and with names unique to each writer no later save reuses it: a fine-tune's is
     0.1-0.5 GB. A sibling whose process id names a live process is left alone (it may be
-    writing now; a recycled id only delays the clean-up).
+    writing now; a recycled id only delays the clean-up). A process id is this machine's: two
+    machines writing one cache folder on a network file system would take each other's live
+    writers for dead, so such a folder is written from one machine at a time.
     """
     path = Path(path)
     pattern = re.compile(re.escape(path.name) + r"\.(\d+)\.[0-9a-f]{12}\..+")
