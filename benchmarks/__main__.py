@@ -42,28 +42,14 @@ from benchmarks.runner import (
     record_path,
     run_in_subprocess,
 )
-from evals.cli import INTERRUPTED, run
+from evals.cli import INTERRUPTED, run, seed
 from evals.files import writable_folder
-
-SEED_LIMIT = 2**32  # every system's seeds go to numpy / scikit-learn, which take 0..2**32 - 1
 
 # A child that ended with one of these did not show its system failing, so its record is kept.
 KEEPS_RECORD = {
     EXIT_CONFIG: "configuration refused before anything was measured",
     INTERRUPTED: "interrupted",
 }
-
-
-def _seed(text: str) -> int:
-    """``--seed`` as an int from 0 to 2**32 - 1, else argparse's error line before anything runs."""
-    valid = "must be an integer from 0 to 2**32 - 1"
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{valid}, got {text!r}") from None
-    if not 0 <= seed < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"{valid}, got {seed}")
-    return seed
 
 
 def _folder_problem(flag: str, folder: Path) -> str | None:
@@ -97,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "--dataset", help="a dataset path for systems that accept one (rag: BEIR folder)"
     )
     parser.add_argument(
-        "--seed", type=_seed, help="seed for the systems that read one (not recsys); default 0"
+        "--seed", type=seed, help="seed for the systems that read one (not recsys); default 0"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)

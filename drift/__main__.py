@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from drift.config import SEED_LIMIT, MonitorConfig
+from drift.config import MonitorConfig
 from drift.errors import DriftError, ScenarioError
 from drift.features import split_reference
 from drift.scenarios import PARAMETERS, SCENARIOS, build_scenario
@@ -38,7 +38,7 @@ from drift.timeline import (
     train_models,
 )
 from drift.triage import report_folder, write_triage
-from evals.cli import run
+from evals.cli import run, seed
 from evals.errors import DatasetError
 
 # build_scenario parameter -> (flag, type, default). The flags default to None so that a flag the
@@ -75,20 +75,6 @@ def _scenario_kwargs(args: argparse.Namespace) -> dict[str, float]:
         for param, (_, _, default) in _SCENARIO_FLAGS.items()
         if param in reads
     }
-
-
-def _seed(text: str) -> int:
-    """``--seed`` as an int from 0 to 2**32 - 1, else argparse's one error line (exit 2) before
-    anything runs: the library refuses the same seeds (:func:`drift.config.check_seed`), but only
-    once the data is loaded and the workdir exists."""
-    valid = "must be an integer from 0 to 2**32 - 1"
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{valid}, got {text!r}") from None
-    if not 0 <= seed < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"{valid}, got {seed}")
-    return seed
 
 
 def _workdir(args: argparse.Namespace) -> Path | None:
@@ -169,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--scenario", choices=SCENARIOS, default="bad_deployment")
         for param, (flag, kind, default) in _SCENARIO_FLAGS.items():
             p.add_argument(flag, dest=param, type=kind, default=None, help=f"default {default}")
-        p.add_argument("--seed", type=_seed, default=0)
+        p.add_argument("--seed", type=seed, default=0)
         p.add_argument(
             "--method", choices=("evidently_default", "pvalue"), default="evidently_default"
         )

@@ -13,6 +13,8 @@ a real terminal brings:
   and a failure that follows one (an exception, or a non-zero status from a caught one) counts
   as the interrupt. A SIGINT the process ignores (a background job) or handles its own way is
   left alone.
+* **A seed** (``--seed``) is read by :func:`seed`, an argparse type: numpy, scikit-learn and
+  LightGBM take 0 to 2**32 - 1, so anything else is argparse's one error line before any work.
 * **A reader that has gone** (``python -m rag search ... | head -1``): the next print raises
   ``BrokenPipeError``. Nothing more can be shown, so stdout is pointed at ``os.devnull`` (else the
   interpreter's final flush raises again) and ``run`` returns 1, as the Python documentation's
@@ -21,14 +23,32 @@ a real terminal brings:
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
 from collections.abc import Callable
 
-__all__ = ["run"]
+__all__ = ["run", "seed"]
 
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+SEED_LIMIT = 2**32  # numpy's seeds are 0 .. 2**32 - 1
+
+
+def seed(text: str) -> int:
+    """``--seed`` as an int from 0 to 2**32 - 1 (argparse ``type=``), else argparse's error line.
+
+    >>> seed("42")
+    42
+    """
+    valid = "must be an integer from 0 to 2**32 - 1"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{valid}, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{valid}, got {value}")
+    return value
 
 
 def run(main: Callable[[], int]) -> int:
