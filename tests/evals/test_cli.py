@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SLOW = """
@@ -57,23 +59,22 @@ def _python(code: str, **kwargs) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def test_ctrl_c_is_one_line_and_status_130():
-    proc = _python(SLOW, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+@pytest.mark.parametrize(
+    "code",
+    [
+        SLOW,
+        # found while testing the CLIs: a SIGINT inside pandas.read_csv came out as ParserError
+        SWALLOWED,
+    ],
+    ids=["interrupt", "interrupt-a-library-turned-into-another-error"],
+)
+def test_ctrl_c_is_one_line_and_status_130(code):
+    proc = _python(code, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline() == "started\n"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert err == "interrupted\n"  # no traceback
-
-
-def test_ctrl_c_that_a_library_turned_into_another_error_is_still_an_interrupt():
-    # found while testing the CLIs: a SIGINT inside pandas.read_csv came out as ParserError
-    proc = _python(SWALLOWED, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout.readline() == "started\n"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert err == "interrupted\n"
 
 
 def test_without_ctrl_c_an_error_is_still_a_traceback():
