@@ -36,8 +36,9 @@ from evals.stats import bootstrap_ci, paired_test
 from evals.timing import latency_summary
 from rag.bm25 import BM25Index, RankBM25Index, Tokenizer
 from rag.config import RagConfig
-from rag.dense import EmbeddingCache, MemoEmbedder, SentenceTransformerEmbedder, texts_checksum
+from rag.dense import MemoEmbedder, SentenceTransformerEmbedder
 from rag.documents import corpus_checksum, documents_from_beir
+from rag.embedding_cache import EmbeddingCache, texts_checksum
 from rag.eval import METRICS, first_stage, fit_on_train, run_queries, tune_dense_weight
 from rag.fusion import fuse
 from rag.hits import best_per_document

@@ -14,8 +14,9 @@ from rag.chunking import (
     make_chunker,
 )
 from rag.config import RagConfig
-from rag.dense import DenseIndex, EmbeddingCache, SentenceTransformerEmbedder
+from rag.dense import DenseIndex, SentenceTransformerEmbedder
 from rag.documents import Document, documents_from_beir, documents_from_folder
+from rag.embedding_cache import EmbeddingCache
 from rag.errors import (
     ConfigError,
     DocumentError,

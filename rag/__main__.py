@@ -114,7 +114,7 @@ def _manifest_model(index_dir: str) -> str:
 
 
 def cmd_index(args) -> int:
-    from rag.dense import EmbeddingCache
+    from rag.embedding_cache import EmbeddingCache
     from rag.index import HybridIndex, build_chunker, check_save_target, index_folder, save_folder
 
     # before minutes of embedding, not after: a file in the way, a folder that cannot be written
@@ -229,8 +229,8 @@ def cmd_ask(args) -> int:
 def cmd_eval(args) -> int:
     from evals.datasets import load_beir
     from evals.errors import DatasetError
-    from rag.dense import EmbeddingCache
     from rag.documents import documents_from_beir
+    from rag.embedding_cache import EmbeddingCache
     from rag.eval import METRICS, fit_on_train, run_queries
     from rag.index import HybridIndex, build_chunker
     from rag.retrieval import HybridRetriever

@@ -233,7 +233,7 @@ def corpus_checksum(documents: Iterable[Document]) -> str:
     """SHA-256 over (id, version, title, text) of every document, in id order.
 
     It names the corpus a benchmark record ran on. The embedding cache is keyed by the chunk
-    texts instead (:func:`rag.dense.texts_checksum`), which also change with the chunker.
+    texts instead (:func:`rag.embedding_cache.texts_checksum`), which also change with the chunker.
     """
     h = hashlib.sha256()
     for doc in sorted(documents, key=lambda d: d.doc_id):

@@ -62,8 +62,9 @@ from evals.files import exclusive_lock, writable_folder
 from rag.bm25 import BM25Index, Tokenizer
 from rag.chunking import Chunk, Chunker, HFTokenSpans, TokenSpans, make_chunker
 from rag.config import RagConfig
-from rag.dense import DenseIndex, Embedder, EmbeddingCache, same_model, texts_checksum
+from rag.dense import DenseIndex, Embedder, same_model
 from rag.documents import Document, check_unique
+from rag.embedding_cache import EmbeddingCache, texts_checksum
 from rag.errors import (
     ConfigError,
     IndexCorruptError,

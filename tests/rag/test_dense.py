@@ -5,7 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from rag.dense import DenseIndex, EmbeddingCache, texts_checksum
+from rag.dense import DenseIndex
+from rag.embedding_cache import EmbeddingCache, texts_checksum
 from rag.errors import ConfigError
 
 
@@ -231,7 +232,7 @@ def test_a_cache_that_cannot_be_written_costs_the_cache_not_the_index(
         cache.put(EmbeddingCache.key("m", "document", "abc"), np.ones((1, 4), np.float32)) is False
     )
     index = HybridIndex(embedder, DocumentChunker(), RagConfig(chunker="document"))
-    with caplog.at_level("WARNING", logger="rag.dense"):
+    with caplog.at_level("WARNING", logger="rag.embedding_cache"):
         index.upsert(docs, cache=cache)
     assert f"embedding cache {not_a_folder} not written" in caplog.text
     assert len(index.chunks) == len(docs)
