@@ -15,13 +15,28 @@ the corpus: :func:`calibrate_threshold` returns the score that a chosen share (d
 exceed, so at most ~5% of answerable questions are refused; off-topic questions score lower and are
 refused. The benchmark measures both rates.
 
-**Citations.** Bracketed numbers in the answer are mapped back to the numbered sources:
-``[2]``, ``[1, 3]``, ``[1; 2]``, ``[1, 2, and 3]``, ``[1 & 2]``, ranges ``[1-3]`` (hyphen,
-en or em dash) and full-width ``【1，2】`` / ``［1；2］`` / ``【1、3】``, with spaces anywhere
-inside. Numbers that name no source are reported as ``invalid_citations``; a range names the
-sources it covers plus each end that lies outside them, so ``[2-7]`` with three sources
-cites 2 and 3 and reports 7. Brackets holding anything else (``[1.5]``, ``[source 2]``) and
-other forms (``(1)``, superscripts) are no citation at all (README, Limitations).
+**Citations.** Citations in the answer are mapped back to the numbered sources. Two families
+are read, both in order of first appearance, repeats dropped:
+
+* *Bracketed numbers*: ``[2]``, ``[1, 3]``, ``[1; 2]``, ``[1, 2, and 3]``, ``[1 & 2]``, ranges
+  ``[1-3]`` (hyphen, en or em dash) and full-width ``【1，2】`` / ``［1；2］`` / ``【1、3】``, with
+  spaces anywhere inside. A number may carry the label the prompt gives its sources (they sit
+  under a "Sources:" heading): ``[Source 2]``, ``[sources 2-3]``, ``[Source 1, Source 3]``, or
+  the short ``[S2]``, ``[s1, s3]``, ``[S1-S3]`` (any case).
+* *Superscripts*: a run of superscript digits right after a word of 3 or more letters or after
+  ``. , ; : ! ?`` or a closing quote (``claim¹``, ``shown.²``). A run is one number
+  (``claim¹²`` cites 12); ``¹,²`` cites 1 and 2 and ``¹⁻³`` (or ``¹–³``) the range 1-3.
+
+Numbers that name no source are reported as ``invalid_citations``, whatever their form; a range
+names the sources it covers plus each end that lies outside them, so ``[2-7]`` with three
+sources cites 2 and 3 and reports 7.
+
+What stays *no citation at all* (README, Limitations) is what a reader could not tell from
+prose or maths: ``(1)`` (enumerations, years, equations), a bare "source 2" outside brackets
+(none of the benchmark's recorded answers writes it; in prose it can be a count or a
+distance), ``[1 2]`` without a separator, ``[1.5]``, ``[doc 2]`` (the prompt never calls its
+sources documents), and superscripts after a digit or a word of one or two letters (``10⁶``,
+``R²``, ``cm²``, ``x²``) or followed by a charge sign (``Fe³⁺``).
 
 The model sits behind the :class:`Generator` seam; :class:`LLMClientGenerator` uses this repo's
 ``llm_client`` against any OpenAI-compatible endpoint (the offline default is the local SmolLM2
@@ -96,12 +111,32 @@ class Answer:
 # full-width "，" "；" "、" of a Chinese or Japanese answer). A
 # separator always holds a non-space character and no two whitespace runs touch, so a text can
 # match in only one way: failing on "[" + "1," * 100_000 costs linear time, not exponential. At
-# most 9 digits: enough for any source list, and int() of a 5000-digit run would raise.
-_ITEM = r"(\d{1,9})(?:\s*[-–—]\s*(\d{1,9}))?"
+# most 9 digits: enough for any source list, and int() of a 5000-digit run would raise. Each
+# number may carry the prompt's label, "source(s)" or "S"; the label begins with a letter, so
+# the whitespace after it never touches a separator's.
+# (?a) inside the label: under a plain IGNORECASE "s" would also match the long s "ſ".
+_LABEL = r"(?:(?ai:sources?)\s*|(?ai:s))"  # Source 2, sources 2, S2, in any case
+_ITEM = rf"{_LABEL}?(\d{{1,9}})(?:\s*[-–—]\s*{_LABEL}?(\d{{1,9}}))?"
 _SEPARATOR = r"(?:\s*[,;，；、]\s*|\s*(?:[,;]\s*)?(?:and|&)\s*)"  # full-width ，；、 too
 _ITEMS = re.compile(_ITEM)
 # The brackets are not paired ("[1】" counts): a model that mixes them still meant a citation.
-_CITATION = re.compile(rf"[\[【［]\s*({_ITEM}(?:{_SEPARATOR}{_ITEM})*)\s*[\]】］]")
+_BRACKETED = rf"[\[【［]\s*(?P<items>{_ITEM}(?:{_SEPARATOR}{_ITEM})*)\s*[\]】］]"
+# A superscript run is one number. It is a citation only directly after a word of 3+ letters or
+# after punctuation, so exponents and units are not read: 10⁶ (a digit), R², cm², x² (1-2
+# letters); and not when a charge sign or another superscript digit follows (Fe³⁺). The
+# lookbehinds are fixed-width and the run holds at most 9 digits: linear time on any text.
+_SUPERSCRIPT_DIGITS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+_SUP = f"[{_SUPERSCRIPT_DIGITS}]"
+# A letter is a word character but not a digit or "_"; super- and subscript digits are word
+# characters that re's \d leaves out (they are not decimal digits), so they are taken out too.
+_LETTER = rf"[^\W\d_{_SUPERSCRIPT_DIGITS}₀-₉]"
+_SUPERSCRIPTED = (
+    rf"(?:(?<={_LETTER}{{3}})|(?<=[.,;:!?\"”’]))"
+    rf"(?P<sup_first>{_SUP}{{1,9}})(?:[⁻–](?P<sup_last>{_SUP}{{1,9}}))?"
+    rf"(?![⁺⁻{_SUPERSCRIPT_DIGITS}])"
+)
+_CITATION = re.compile(f"{_BRACKETED}|{_SUPERSCRIPTED}")
+_FROM_SUPERSCRIPT = str.maketrans(_SUPERSCRIPT_DIGITS, "0123456789")
 
 
 def _cited_numbers(first: int, last: int, n_sources: int) -> list[int]:
@@ -122,14 +157,21 @@ def parse_citations(text: str, n_sources: int) -> tuple[list[int], list[int]]:
     """Citation numbers in ``text``: ``(valid, invalid)``, each in order of first appearance
     without repeats; the recognised forms are in the module docstring.
 
-    >>> parse_citations("See [2-7], [1; 2] and [0].", 3)
+    >>> parse_citations("See [2-7], [Source 1; S2], shown¹ and [0].", 3)
     ([2, 3, 1], [7, 0])
     """
     # dicts keep the first appearance and drop repeats in O(1), even for "[1, 2, ..., 99999]"
     valid: dict[int, None] = {}
     invalid: dict[int, None] = {}
-    for group in _CITATION.finditer(text):
-        for first, last in _ITEMS.findall(group.group(1)):
+    for found in _CITATION.finditer(text):
+        if found.group("items") is not None:
+            items = _ITEMS.findall(found.group("items"))
+        else:
+            first, last = found.group("sup_first", "sup_last")  # "¹²" -> "12"; last may be None
+            items = [
+                (first.translate(_FROM_SUPERSCRIPT), (last or "").translate(_FROM_SUPERSCRIPT))
+            ]
+        for first, last in items:
             for num in _cited_numbers(int(first), int(last or first), n_sources):
                 (valid if 1 <= num <= n_sources else invalid).setdefault(num)
     return list(valid), list(invalid)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from rag.answer import ABSTAIN_TEXT, RagPipeline, calibrate_threshold, parse_citations
@@ -93,7 +95,6 @@ def test_no_sources_makes_every_citation_invalid():
         "[a]",  # letters other than "and"
         "[1.5]",
         "[1a]",
-        "[source 2]",
         "[1 2]",  # numbers need a separator between them
         "[1-2-3]",  # a range has two ends
         "[-1]",
@@ -102,14 +103,138 @@ def test_no_sources_makes_every_citation_invalid():
         "[1 and]",
         "[]",
         "[ ]",
-        "(1)",  # still not recognised (README, Limitations)
-        "¹",
-        "source 2",
+        "(1)",  # enumerations, years, maths: still not a citation (README, Limitations)
+        "source 2",  # outside brackets: prose ("a source 2 km away")
         "[1234567890]",  # more digits than any source list: not a citation
     ],
 )
 def test_other_bracket_contents_are_not_citations(text):
     assert parse_citations(f"See {text}.", 3) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("text", "valid", "invalid"),
+    [
+        # the prompt's own label: sources sit under a "Sources:" heading
+        ("[source 2]", [2], []),
+        ("[Source 2]", [2], []),
+        ("[SOURCE 2]", [2], []),
+        ("[Sources 2-3]", [2, 3], []),
+        ("[source 2, 3]", [2, 3], []),
+        ("[Source 1, Source 3]", [1, 3], []),
+        ("[Source 1; source 2 and Source 3]", [1, 2, 3], []),
+        ("[source1]", [1], []),
+        ("【Source 2】", [2], []),
+        # the short label
+        ("[S2]", [2], []),
+        ("[s2, s3]", [2, 3], []),
+        ("[S1-S3]", [1, 2, 3], []),
+        ("[S1–3]", [1, 2, 3], []),
+        ("[S1, 3]", [1, 3], []),  # the label may be left off a later item
+        # superscripts right after a word of 3+ letters or after punctuation
+        ("claim¹", [1], []),
+        ("claim¹ and more²", [1, 2], []),
+        ("claim¹,³", [1, 3], []),  # a comma between runs separates two numbers
+        ("claim³,¹", [3, 1], []),
+        ("claim¹⁻³", [1, 2, 3], []),  # superscript minus or en dash: a range
+        ("claim¹–²", [1, 2], []),
+        ("shown.²", [2], []),
+        ("shown,³ and", [3], []),
+        ("“quoted”¹", [1], []),
+        ("Kinase³", [3], []),
+    ],
+)
+def test_labelled_and_superscript_citations_are_read(text, valid, invalid):
+    assert parse_citations(f"See {text}.", 3) == (valid, invalid)
+
+
+@pytest.mark.parametrize(
+    ("text", "valid", "invalid"),
+    [
+        ("claim¹²", [], [12]),  # a superscript run is ONE number, never 1 and 2
+        ("claim²³", [], [23]),
+        ("claim⁰", [], [0]),
+        ("claim⁹", [], [9]),
+        ("claim²⁻⁹", [2, 3], [9]),  # a range reports its end past the sources, as [2-9] does
+        ("[Source 7]", [], [7]),
+        ("[S0]", [], [0]),
+        ("[sources 2-9]", [2, 3], [9]),
+        ("[S4, S5]", [], [4, 5]),
+        ("[Source 2020]", [], [2020]),  # a year in a labelled bracket, like [2020]
+    ],
+)
+def test_numbers_that_name_no_source_are_invalid_in_every_form(text, valid, invalid):
+    assert parse_citations(f"See {text}.", 3) == (valid, invalid)
+
+
+def test_new_forms_with_no_sources_are_all_invalid():
+    assert parse_citations("[Source 1] [S2-S3] claim⁴", 0) == ([], [1, 2, 3, 4])
+
+
+def test_mixed_forms_keep_one_order_of_first_appearance_without_repeats():
+    text = "A [Source 3], b.² c [1, S3] d¹ again [S2-S9], e (4) f [s8] g⁹ h⁸."
+    assert parse_citations(text, 3) == ([3, 2, 1], [9, 8])
+
+
+def test_a_huge_range_in_a_new_form_costs_only_the_sources_it_names():
+    assert parse_citations("[S1-S999999999]", 3) == ([1, 2, 3], [999999999])
+    assert parse_citations("claim¹⁻⁹⁹⁹⁹⁹⁹⁹⁹⁹", 3) == ([1, 2, 3], [999999999])
+    assert parse_citations("claim¹⁰⁰⁰⁰⁰⁰⁰⁰⁰", 3) == ([], [])  # 10 digits, like [1234567890]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[doc 2]",  # the prompt never calls its sources documents
+        "[document 2]",
+        "[source]",
+        "[S]",
+        "[s 2]",  # the short label is written against its number
+        "[S1 S2]",  # a separator is still needed
+        "[source s2]",
+        "[ſ2]",  # the long s matches "s" only under a Unicode case fold
+        "[sources 1.5]",
+        "(S1)",
+        "Source 2 says so",
+        "10⁶ cells",  # after a digit: an exponent
+        "R² = 0.8",  # after one or two letters: a variable or a unit
+        "x²",
+        "5 cm²",
+        "mg/m³",
+        "Fe³⁺",  # a charge, not a citation
+        "Ca²⁺",
+        "SO₄²⁻",
+        "claim ¹",  # not directly after the word
+        "(a+b)²",  # after a bracket: maths
+        "[¹]",
+        "claim¹⁻",
+    ],
+)
+def test_ambiguous_forms_are_still_not_citations(text):
+    assert parse_citations(f"See {text}.", 3) == ([], [])
+
+
+def test_random_text_never_makes_the_parser_raise():
+    # property-style, over text drawn from the characters the grammar cares about: the parser
+    # never raises, returns distinct ints on the right side of 1..n, and reads a number the
+    # same with or without the prompt's label in front ("[1" and "[Source 1" mean the same)
+    import random
+
+    rng = random.Random(0)
+    alphabet = list("[]【】［］()0123456789 ,;，；、&-–—.:sSourceand\n") + list("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺ſ")
+    labelled = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        n = rng.randint(0, 5)
+        valid, invalid = parse_citations(text, n)
+        assert all(isinstance(v, int) and 1 <= v <= n for v in valid), text
+        assert all(isinstance(v, int) and not 1 <= v <= n for v in invalid), text
+        assert len(set(valid)) == len(valid) and len(set(invalid)) == len(invalid), text
+        label = rng.choice(["Source ", "sources ", "S", "s"])
+        with_label = re.sub(r"([\[【［])(?=\d)", rf"\g<1>{label}", text)
+        assert parse_citations(with_label, n) == (valid, invalid), (text, with_label)
+        labelled += bool(valid or invalid) and with_label != text
+    assert labelled > 100  # the alphabet makes citations often enough to test the property
 
 
 @pytest.mark.parametrize(
@@ -121,6 +246,11 @@ def test_other_bracket_contents_are_not_citations(text):
         "[1" + "-" * 100_000,
         "[" * 100_000,
         "[" + "9" * 100_000 + "]",
+        "[" + "source " * 100_000,  # the labels of the new forms
+        "[" + "S1, " * 100_000 + "x]",
+        "[S1" + " " * 100_000 + "S2]",
+        "claim" + "¹" * 100_000,  # a superscript run too long to be a source number
+        "claim" + "¹⁻" * 100_000,
     ],
 )
 def test_adversarial_brackets_are_parsed_without_backtracking_blowup(text):
@@ -136,6 +266,13 @@ def test_answer_cites_sources_and_sends_max_tokens(retriever):
     messages, max_tokens = gen.calls[0]
     assert max_tokens == RagConfig().answer_tokens
     assert "[1] Vitamin D and cancer" in messages[1]["content"]
+
+
+def test_the_pipeline_reads_the_new_forms_and_reports_their_invalid_numbers(retriever):
+    gen = RecordingGenerator("Vitamin D deficiency is linked to cancer.¹ See [Source 1; S7].")
+    ans = RagPipeline(retriever, gen, threshold=None).ask("vitamin D cancer")
+    assert [s.number for s in ans.cited] == [1] and ans.cited[0].doc_id == "vitd"
+    assert ans.invalid_citations == [7]
 
 
 def test_abstains_below_threshold_without_calling_the_model(retriever):
