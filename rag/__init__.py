@@ -32,10 +32,11 @@ from rag.errors import (
 )
 from rag.fusion import convex_fusion, reciprocal_rank_fusion
 from rag.hits import Candidate, Hit
-from rag.index import HybridIndex, writer_lock
+from rag.index import HybridIndex
 from rag.prompt import PackedPrompt, PromptBuilder, Source
 from rag.rerank import CrossEncoderReranker, LTRReranker, train_ltr
 from rag.retrieval import HybridRetriever, Reranker, Retriever
+from rag.store import writer_lock
 
 __all__ = [
     "Answer",

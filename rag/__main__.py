@@ -107,7 +107,7 @@ def _open(args) -> tuple:
 
 
 def _manifest_model(index_dir: str) -> str:
-    from rag.index import index_folder, read_manifest
+    from rag.store import index_folder, read_manifest
 
     # read-only: a save killed mid-swap left the index at INDEX.old, read there until the next save
     return read_manifest(index_folder(index_dir))["model"]
@@ -115,7 +115,8 @@ def _manifest_model(index_dir: str) -> str:
 
 def cmd_index(args) -> int:
     from rag.embedding_cache import EmbeddingCache
-    from rag.index import HybridIndex, build_chunker, check_save_target, index_folder, save_folder
+    from rag.index import HybridIndex, build_chunker
+    from rag.store import check_save_target, index_folder, save_folder
 
     # before minutes of embedding, not after: a file in the way, a folder that cannot be written
     check_save_target(args.index)
@@ -270,7 +271,7 @@ def cmd_train_reranker(args) -> int:
     from evals.datasets import load_beir
     from evals.files import writable_folder
     from rag.eval import fit_on_train
-    from rag.index import read_manifest, writer_lock
+    from rag.store import read_manifest, writer_lock
 
     # The reranker goes beside the index it was trained on: the folder the load read, INDEX.old
     # while a save is interrupted (the next save renames that folder back, reranker.json with

@@ -351,7 +351,7 @@ def test_train_reranker_writes_under_the_index_writer_lock(built, tmp_path, monk
     import threading
 
     import rag.eval
-    from rag.index import writer_lock
+    from rag.store import writer_lock
 
     beir, index, cache = tiny_beir(tmp_path / "beir"), tmp_path / "idx", built.parent / "c"
     args = ["--index", str(index), "--cache-dir", str(cache)]

@@ -426,7 +426,7 @@ def test_a_read_modify_write_holds_the_writer_lock_from_load_to_save(saved, embe
     # (a nested flock on a new file description would, forever), and another thread still waits.
     import threading
 
-    from rag.index import writer_lock
+    from rag.store import writer_lock
 
     done, other_done, waited = threading.Event(), threading.Event(), []
 
@@ -460,7 +460,7 @@ def test_the_writer_lock_is_one_lock_however_the_path_is_spelt(saved, spelling):
     # keyed by the path's text, a nested writer_lock on "sub/../idx" waited for itself forever
     import threading
 
-    from rag.index import writer_lock
+    from rag.store import writer_lock
 
     root = saved.parent
     (root / "sub").mkdir(exist_ok=True)
@@ -505,7 +505,7 @@ def test_a_read_modify_write_through_dot_or_dotdot_from_inside_the_index(
 ):
     # `--index .` run from inside the index folder: every write did all its work (embedding,
     # training), then crashed naming PATH.tmp or PATH.lock: "PosixPath('.') has an empty name"
-    from rag.index import writer_lock
+    from rag.store import writer_lock
 
     (saved / inside).mkdir(exist_ok=True)
     monkeypatch.chdir(saved / inside)
@@ -557,7 +557,7 @@ def test_a_save_that_cannot_delete_the_previous_index_says_so(saved, embedder, m
     import shutil
 
     monkeypatch.setattr(shutil, "rmtree", lambda path, ignore_errors=False: None)
-    with caplog.at_level("WARNING", logger="rag.index"):
+    with caplog.at_level("WARNING", logger="rag.store"):
         build([Document("new", "Octopuses have three hearts.")], embedder).save(saved)
     assert (saved.parent / "idx.old").is_dir()
     assert "could not delete the previous one" in caplog.text
@@ -606,7 +606,7 @@ def test_a_reranker_is_not_kept_for_another_model_or_chunker(saved, make_embedde
         emb = make_embedder()
         index = HybridIndex(emb, DocumentChunker(), RagConfig(chunker="document"))
     index.upsert([Document("new", "Octopuses have three hearts.")])
-    with caplog.at_level("WARNING", logger="rag.index"):
+    with caplog.at_level("WARNING", logger="rag.store"):
         index.save(saved)
     assert sorted(p.name for p in saved.iterdir() if p.suffix not in (".jsonl", ".npy")) == [
         "manifest.json",
@@ -665,9 +665,9 @@ def test_a_manifest_that_disagrees_with_the_files_is_corrupt(saved, embedder, ch
 
 def swap_in_after_reading_the_manifest(monkeypatch, swap, times=1):
     """Make ``swap()`` run right after load reads the manifest, as a concurrent writer would."""
-    import rag.index
+    import rag.store
 
-    original, calls = rag.index.read_manifest, []
+    original, calls = rag.store.read_manifest, []
 
     def read_then_swap(path):
         manifest = original(path)
@@ -676,7 +676,7 @@ def swap_in_after_reading_the_manifest(monkeypatch, swap, times=1):
             swap()
         return manifest
 
-    monkeypatch.setattr(rag.index, "read_manifest", read_then_swap)
+    monkeypatch.setattr(rag.store, "read_manifest", read_then_swap)
     return calls
 
 
