@@ -7,7 +7,7 @@ Layout::
       versions/v0002/...
       SERVING            {"version": "v0002", "history": ["v0001", "v0002"], "last_switch": {...}}
       events.jsonl       one line per activate / rollback, with the reason
-      registry.lock      empty; held (``fcntl.flock``) by every register / activate / rollback
+      registry.lock      empty; locked by every register / activate / rollback (and history)
 
 Why it is safe: a version directory is written completely under a temporary name and then
 renamed into place, and the ``SERVING`` pointer is replaced with ``os.replace``, which POSIX makes
@@ -56,12 +56,14 @@ duplicate out of order. So a rolling upgrade stops the old writers before new on
 same registry (readers of either kind are safe: they ignore the key or use it).
 
 Several writers (processes, threads, or registry objects on one folder) are safe too. Every
-read-modify-write holds an exclusive ``flock`` on ``registry.lock``: the next version number is
-allocated under it, and so is the read of ``SERVING`` that an activation extends, so no two
-writers get the same number and no switch is lost. Temporary names carry the pid and a uuid, so
-writers never share a scratch file. ``flock`` is POSIX-only and, on network file systems, only as
-good as the server's lock support. Readers (``serving``, ``load``) take no lock: they rely on the
-atomic renames.
+read-modify-write holds an exclusive lock on ``registry.lock`` (:func:`evals.files.exclusive_lock`:
+``flock`` on POSIX, the ``filelock`` package on Windows): the next version number is allocated
+under it, and so is the read of ``SERVING`` that an activation extends, so no two writers get the
+same number and no switch is lost. Temporary names carry the pid and a uuid, so writers never
+share a scratch file. On a network file system the lock is only as good as the server's lock
+support. ``events`` takes the shared lock (exclusive on Windows), so it never reads a line a
+writer is still appending; ``serving`` and ``load`` take no lock: they rely on the atomic
+renames.
 
 A version id is ``v`` plus at least four digits (``v0001``), and only registered ids are
 accepted: a path such as ``"../other/v0001"`` is refused, not served. ``meta.json`` holds the
@@ -75,7 +77,6 @@ before the current one, not merely to the highest older version number.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -93,6 +94,7 @@ import numpy as np
 
 from drift.errors import NoPreviousVersionError, RegistryError
 from drift.model import DemandModel
+from evals.files import exclusive_lock, shared_lock
 
 __all__ = ["ModelRegistry", "Switch"]
 
@@ -261,14 +263,12 @@ class ModelRegistry:
     # ---- internals ----------------------------------------------------------------------------
     @contextmanager
     def _locked(self, *, shared: bool = False) -> Iterator[None]:
-        """Hold ``registry.lock``. Each call opens its own file description, so the lock also
-        separates threads of one process and two registry objects on the same folder."""
-        with open(self.root / "registry.lock", "a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        """Hold ``registry.lock`` (:func:`evals.files.exclusive_lock`, or its ``shared_lock`` for
+        a read). Each call opens its own file description, so the lock also separates threads of
+        one process and two registry objects on the same folder."""
+        take = shared_lock if shared else exclusive_lock
+        with take(self.root / "registry.lock", f"another writer of the registry at {self.root}"):
+            yield
 
     def _dir(self, version: str) -> Path:
         """The folder of a registered ``version``; RegistryError for anything else (a path, a

@@ -35,7 +35,7 @@ from pathlib import Path
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock (see exclusive_lock)
+except ImportError:  # Windows: no flock; the locks use the filelock package there
     fcntl = None
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "exclusive_lock",
     "remove_abandoned_siblings",
+    "shared_lock",
     "temporary_sibling",
     "writable_folder",
     "written_atomically",
@@ -106,7 +107,8 @@ def remove_abandoned_siblings(path: Path) -> list[Path]:
     0.1-0.5 GB. A sibling whose process id names a live process is left alone (it may be
     writing now; a recycled id only delays the clean-up). A process id is this machine's: two
     machines writing one cache folder on a network file system would take each other's live
-    writers for dead, so such a folder is written from one machine at a time.
+    writers for dead, so such a folder is written from one machine at a time. On Windows nothing
+    is deleted: its ``os.kill(pid, 0)`` does not test a process, it terminates it.
     """
     path = Path(path)
     pattern = re.compile(re.escape(path.name) + r"\.(\d+)\.[0-9a-f]{12}\..+")
@@ -123,7 +125,13 @@ def remove_abandoned_siblings(path: Path) -> list[Path]:
     return removed
 
 
+# Windows' os.kill(pid, 0) calls TerminateProcess(pid): there every writer is taken as alive.
+_CAN_PROBE_PROCESSES = os.name != "nt"
+
+
 def _alive(pid: int) -> bool:
+    if not _CAN_PROBE_PROCESSES:
+        return True
     try:
         os.kill(pid, 0)  # signal 0: checks the process exists, sends nothing
     except ProcessLookupError:
@@ -135,43 +143,94 @@ def _alive(pid: int) -> bool:
 
 @contextmanager
 def exclusive_lock(lock_file: Path, waiting_for: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_file`` (created empty if missing), waiting for it.
+    """Hold an exclusive lock on ``lock_file`` (created empty if missing), waiting for it.
 
     For a read-modify-write of files that another process may change too: a saved index or
     model. Each call opens its own file description, so the lock also separates threads of one
     process; it is re-entrant within a thread (a nested ``flock`` on a new description would
     wait for itself forever), and a lock is known by its file's device and inode, so two
-    spellings of one path (``sub/../x.lock``, a symlinked folder) are one lock. ``flock`` is
-    advisory (it binds the writers that take it, not ``rm``), is released by the kernel if the
-    holder dies, and on network file systems is only as good as the server's lock support.
-    Delete the lock file only when no one can be holding it. Coroutines of one thread share the
-    lock: it does not separate two asyncio tasks. On Windows there is no ``flock``: no lock is
-    taken, and one writer at a time is the caller's rule there. ``waiting_for`` completes the
-    INFO line logged while another holder is waited for ("waiting for ...").
+    spellings of one path (``sub/../x.lock``, a symlinked folder) are one lock. The lock is
+    advisory (it binds the writers that take it, not ``rm``), is released by the operating
+    system if the holder dies, and on network file systems is only as good as the server's lock
+    support. Delete the lock file only when no one can be holding it. Coroutines of one thread
+    share the lock: it does not separate two asyncio tasks. ``waiting_for`` completes the INFO
+    line logged while another holder is waited for ("waiting for ...").
+
+    On POSIX it is ``flock``. Windows has no ``flock``; there the lock is the ``filelock``
+    package's (``msvcrt.locking`` on the file), with the same rules. The tests run that path on
+    Linux too, where ``filelock`` uses ``flock`` itself.
     """
-    if fcntl is None:
+    with _file_lock(lock_file, waiting_for, shared=False):
         yield
-        return
+
+
+@contextmanager
+def shared_lock(lock_file: Path, waiting_for: str) -> Iterator[None]:
+    """Hold a shared lock on ``lock_file``: many readers at once, none while a writer holds
+    :func:`exclusive_lock` on the same file. For a read that must not see a write half done
+    (a log another process appends to). Re-entrant within a thread like the exclusive lock, and
+    a thread that holds either lock may take the shared one again; a thread that holds only the
+    shared lock may not take the exclusive one (``RuntimeError``: the upgrade would deadlock two
+    readers that both tried it). On Windows it is exclusive: readers take turns.
+    """
+    with _file_lock(lock_file, waiting_for, shared=True):
+        yield
+
+
+@contextmanager
+def _file_lock(lock_file: Path, waiting_for: str, *, shared: bool) -> Iterator[None]:
     lock_file = Path(lock_file)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    held = _held_locks.__dict__.setdefault("files", set())
+    held = _held_locks.__dict__.setdefault("files", {})  # (device, inode) -> "shared"/"exclusive"
     with open(lock_file, "a") as handle:
         stat = os.fstat(handle.fileno())
         key = (stat.st_dev, stat.st_ino)
         if key in held:  # this thread holds it already (closing this handle does not free it)
+            if not shared and held[key] == "shared":
+                raise RuntimeError(
+                    f"this thread holds a shared lock on {lock_file} and asked for an exclusive "
+                    "one; release the shared lock first"
+                )
             yield
             return
+        if fcntl is None:
+            handle.close()  # filelock opens the file itself (and on Windows deletes it on release)
+        with _os_lock(handle, lock_file, waiting_for, shared=shared):
+            held[key] = "shared" if shared else "exclusive"
+            try:
+                yield
+            finally:
+                del held[key]
+
+
+@contextmanager
+def _os_lock(handle, lock_file: Path, waiting_for: str, *, shared: bool) -> Iterator[None]:
+    """The operating system's lock on the open ``handle`` (POSIX ``flock``), or ``filelock``'s
+    on ``lock_file`` where there is no ``flock``."""
+    if fcntl is None:
+        import filelock  # imported only where it is used: Windows
+
+        lock = filelock.FileLock(str(lock_file))  # a new lock object per call: separates threads
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
             log.info("waiting for %s", waiting_for)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        held.add(key)
+            lock.acquire()
         try:
             yield
         finally:
-            held.discard(key)
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            lock.release()
+        return
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    try:
+        fcntl.flock(handle.fileno(), mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("waiting for %s", waiting_for)
+        fcntl.flock(handle.fileno(), mode)
+    try:
+        yield
+    finally:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-_held_locks = threading.local()  # (device, inode) of the lock files this thread holds
+_held_locks = threading.local()  # the lock files this thread holds, by (device, inode)

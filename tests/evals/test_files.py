@@ -35,6 +35,18 @@ def test_only_siblings_of_writers_that_have_exited_are_removed(tmp_path):
     assert sorted(tmp_path.iterdir()) == sorted([ours, *others])
 
 
+def test_where_processes_cannot_be_probed_nothing_is_removed(tmp_path, monkeypatch):
+    # Windows: os.kill(pid, 0) there terminates the process instead of testing it
+    import evals.files
+
+    monkeypatch.setattr(evals.files, "_CAN_PROBE_PROCESSES", False)
+    entry = tmp_path / "model.pkl"
+    killed = tmp_path / "model.pkl.99999999.0123456789ab.tmp"
+    killed.write_bytes(b"half a model")
+    assert remove_abandoned_siblings(entry) == []
+    assert killed.exists()
+
+
 def test_a_write_that_fails_leaves_the_entry_as_it_was_and_no_temporary_file(tmp_path):
     entry = tmp_path / "record.json"
     with written_atomically(entry) as tmp:
@@ -47,7 +59,20 @@ def test_a_write_that_fails_leaves_the_entry_as_it_was_and_no_temporary_file(tmp
     assert list(tmp_path.iterdir()) == [entry]
 
 
-def test_exclusive_lock_is_reentrant_one_lock_per_file_and_separates_threads(tmp_path):
+@pytest.fixture(params=["flock", "filelock"])
+def lock_backend(request, monkeypatch):
+    """Both lock back-ends: POSIX ``flock``, and the ``filelock`` package that Windows uses (run
+    here on Linux by hiding ``fcntl``, as on Windows)."""
+    import evals.files
+
+    if request.param == "filelock":
+        monkeypatch.setattr(evals.files, "fcntl", None)
+    return request.param
+
+
+def test_exclusive_lock_is_reentrant_one_lock_per_file_and_separates_threads(
+    tmp_path, lock_backend
+):
     import threading
 
     from evals.files import exclusive_lock
@@ -66,6 +91,108 @@ def test_exclusive_lock_is_reentrant_one_lock_per_file_and_separates_threads(tmp
         assert not entered.wait(timeout=0.5)
         released.set()
     assert entered.wait(timeout=10) and released.is_set()
+
+
+HOLD_THE_LOCK = """
+import sys
+import evals.files
+from evals.files import exclusive_lock, shared_lock
+if sys.argv[2] == "filelock":
+    evals.files.fcntl = None
+take = shared_lock if sys.argv[3] == "shared" else exclusive_lock
+with take(sys.argv[1], "the test"):
+    print("held", flush=True)
+    sys.stdin.readline()  # hold it until the test says
+"""
+
+
+@pytest.mark.parametrize(
+    "theirs, mine", [("exclusive", "exclusive"), ("exclusive", "shared"), ("shared", "exclusive")]
+)
+def test_a_lock_another_process_holds_is_waited_for_and_logged(
+    tmp_path, lock_backend, theirs, mine, caplog
+):
+    import logging
+    import subprocess
+    import sys
+    import threading
+
+    from evals.files import exclusive_lock, shared_lock
+
+    root = Path(__file__).resolve().parents[2]
+    lock = tmp_path / "x.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, str(lock), lock_backend, theirs],
+        cwd=root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        entered = threading.Event()
+
+        def take():
+            with (shared_lock if mine == "shared" else exclusive_lock)(lock, "the holder"):
+                entered.set()
+
+        with caplog.at_level(logging.INFO, logger="evals.files"):
+            thread = threading.Thread(target=take, daemon=True)
+            thread.start()
+            assert not entered.wait(timeout=0.5)  # the other process holds it
+            holder.stdin.write("release\n")
+            holder.stdin.flush()
+            assert entered.wait(timeout=10)
+            thread.join(timeout=10)
+        assert "waiting for the holder" in caplog.text
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_shared_locks_are_held_together_and_an_exclusive_one_waits_for_them(tmp_path):
+    import threading
+
+    from evals.files import exclusive_lock, shared_lock
+
+    lock = tmp_path / "x.lock"
+    two_readers = threading.Barrier(2, timeout=10)
+    writer_in = threading.Event()
+
+    def reader():
+        with shared_lock(lock, "the test"):
+            two_readers.wait()  # breaks (an error) unless both readers hold the lock at once
+
+    def writer():
+        with exclusive_lock(lock, "the readers"):
+            writer_in.set()
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    with shared_lock(lock, "nothing"):
+        for thread in readers:
+            thread.start()
+        for thread in readers:
+            thread.join(timeout=10)
+        assert not two_readers.broken
+        writing = threading.Thread(target=writer, daemon=True)
+        writing.start()
+        assert not writer_in.wait(timeout=0.5)  # this thread still reads
+    assert writer_in.wait(timeout=10)
+
+
+def test_a_shared_lock_cannot_be_upgraded_but_an_exclusive_one_can_be_read_under(
+    tmp_path, lock_backend
+):
+    from evals.files import exclusive_lock, shared_lock
+
+    lock = tmp_path / "x.lock"
+    with exclusive_lock(lock, "nothing"), shared_lock(lock, "itself"):
+        pass  # a writer may read under its own lock
+    upgrade = r"holds a shared lock .* asked for an exclusive"
+    with shared_lock(lock, "nothing"), pytest.raises(RuntimeError, match=upgrade):
+        exclusive_lock(lock, "itself").__enter__()
+    with exclusive_lock(lock, "nothing"):  # and the failed upgrade left nothing held
+        pass
 
 
 def test_the_next_write_clears_what_a_killed_writer_left(tmp_path):
