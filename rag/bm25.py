@@ -234,9 +234,11 @@ def top_k(ids: Sequence[str], scores: np.ndarray, k: int) -> ScoredIds:
         raise ConfigError(f"k must be >= 1, got {k}")
     positive = np.flatnonzero(scores > 0)
     if len(positive) > k:
-        part = np.argpartition(-scores[positive], k - 1)[:k]
-        positive = np.sort(positive[part])
-    order = positive[np.argsort(-scores[positive], kind="stable")]
+        # argpartition keeps an arbitrary subset of the entries tied at the k-th score, so keep
+        # every entry that reaches it and let the stable sort below choose among the ties
+        kth = np.partition(scores[positive], len(positive) - k)[len(positive) - k]
+        positive = positive[scores[positive] >= kth]
+    order = positive[np.argsort(-scores[positive], kind="stable")][:k]
     return ScoredIds([ids[i] for i in order], scores[order].astype(np.float64))
 
 

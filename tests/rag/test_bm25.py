@@ -116,6 +116,19 @@ def test_top_k_is_stable_for_ties():
     assert res.ids == ["b", "c", "a"]
 
 
+def test_top_k_is_the_head_of_a_stable_sort_when_a_tie_falls_at_the_kth_place():
+    # a review found the partition dropped arbitrary tied entries once more than k scored > 0:
+    # the top 3 was not the start of the top 5, and a document could vanish at some k
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 60))
+        scores = rng.integers(0, 4, size=n).astype(float)  # few distinct values: many ties
+        ids = [f"d{i:02d}" for i in range(n)]
+        ranked = [i for i in np.argsort(-scores, kind="stable") if scores[i] > 0]
+        for k in (1, 2, 3, 5, 12, 70):
+            assert top_k(ids, scores, k).ids == [ids[i] for i in ranked[:k]]
+
+
 def test_rank_bm25_backend_ranks_like_okapi():
     docs = {"1": "solar power energy", "2": "wind power", "3": "coal energy plant", "4": "tea"}
     ours = BM25Index(method="okapi")
