@@ -38,6 +38,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import tenacity
@@ -75,7 +76,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now_wall: float) -> float |
     """Seconds the server asked us to wait, or None when it did not say (or said nonsense).
 
     ``retry-after-ms`` (OpenAI / Azure, float milliseconds) wins over ``retry-after``, which is
-    either delta-seconds or an HTTP date; a date is converted with the wall clock ``now_wall``
+    either delta-seconds or an HTTP date in any of RFC 9110's three forms (IMF-fixdate,
+    RFC 850, asctime; all GMT); a date is converted with the wall clock ``now_wall``
     (a date in the past means "now": 0.0). ``headers`` must have lower-case keys.
     """
     raw_ms = headers.get("retry-after-ms")
@@ -99,8 +101,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now_wall: float) -> float |
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:  # RFC 9110 dates are always GMT
-        return None
+    if when.tzinfo is None:  # asctime names no zone; RFC 9110 dates are all GMT
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - now_wall)
 
 

@@ -74,6 +74,16 @@ def test_parse_retry_after_forms(headers, expected):
 
 
 @pytest.mark.parametrize(
+    "date",  # RFC 9110 section 5.6.7's example, in the three forms a recipient MUST accept
+    ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"],
+)
+def test_parse_retry_after_reads_every_http_date_form_as_gmt(date):
+    # asctime names no zone; it used to be dropped, so the client retried before it was told to
+    example = 784_111_777.0  # 1994-11-06 08:49:37 UTC
+    assert parse_retry_after({"retry-after": date}, now_wall=example - 86_400) == 86_400.0
+
+
+@pytest.mark.parametrize(
     ("error", "retryable"),
     [
         (status(BadRequestError, 400), False),
