@@ -13,16 +13,25 @@ version, a kind (``chat``, ``stream``, ``embeddings``), the wall time it was sto
 server's raw JSON; for streams, the list of chunk objects in order, so a hit *replays the stream
 chunk for chunk* (LiteLLM returns a cached stream as one block: BerriAI/litellm#11145).
 
-**Failure is a miss.** An entry that cannot be read or decoded (truncated file, a foreign
-value, a locked or damaged database) is logged, counted as an error, and treated as a miss; a
-failed write is logged and ignored. The cache can make calls faster, never make them fail.
-Nor may it make them hang: while another process holds SQLite's write lock (a suspended writer,
-a long ``clear()``), a write waits at most ``LOCK_TIMEOUT`` seconds, then is skipped. diskcache's
-``retry=True`` would retry forever, after the server has already answered (and, in the async
-client, on the event loop). This
-module checks an entry's envelope and rough shape; the client then parses the reply inside it
-(``CallCore.cached_reply``), and one that is no reply of its kind (``{"foo": 1}`` as a chat
-completion) is an error and a miss in the same way.
+**What is read** is decided by the database, not by what this module wrote: diskcache's stock
+``Disk`` unpickles any row whose ``mode`` column says pickle, and joins a row's ``filename`` to
+the folder (``os.path.join(folder, "/home/me/x")`` is ``/home/me/x``). Anyone who could write the
+folder (a shared or restored cache, ``/tmp``) could run code on the next lookup, and a row naming
+an outside file, once expired, made the next write delete that file (diskcache culls expired rows
+on ``set``). The cache therefore opens the folder with ``ConfinedDisk``: it reads raw, binary and
+text values only, never a pickle, and a value file only where diskcache puts one (``ab/cd/<28 hex
+digits>.val``, resolving inside the folder: no symlink out). Any other row is a miss counted as an
+error, and its file is never read or deleted.
+
+**Failure is a miss.** An entry that cannot be read or decoded (truncated file, a foreign value, a
+row ``ConfinedDisk`` refuses, a locked or damaged database) is logged, counted as an error, and
+treated as a miss; a failed write is logged and ignored. The cache can make calls faster, never
+make them fail. Nor may it make them hang: while another process holds SQLite's write lock (a
+suspended writer, a long ``clear()``), a write waits at most ``LOCK_TIMEOUT`` seconds, then is
+skipped. diskcache's ``retry=True`` would retry forever, after the server has already answered
+(and, in the async client, on the event loop). This module checks an entry's envelope and rough
+shape; the client then parses the reply inside it (``CallCore.cached_reply``), and one that is no
+reply of its kind (``{"foo": 1}`` as a chat completion) is an error and a miss in the same way.
 diskcache reads the database as it opens it, so a damaged one (not a database at all, a
 malformed page) fails there, before any entry is read. The cache then runs without a store: one
 warning says why and what to do (delete the directory to start a new cache), every lookup is a
@@ -41,6 +50,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -48,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import diskcache
+from diskcache.core import MODE_BINARY, MODE_RAW, MODE_TEXT
 
 from llm_client.config import _check_cache_dir, _number
 from llm_client.errors import ConfigurationError
@@ -64,6 +76,9 @@ KINDS = frozenset({"chat", "stream", "embeddings"})
 # permission, a parent that is a file, a lock held past diskcache's 60 s) is a ConfigurationError.
 DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
 REMEDY = "delete the directory to start a new cache"
+# The only value file names diskcache's Disk.filename makes: two hex levels, 28 hex digits, .val
+# (the separator is os.sep where it was written; both are accepted, a copy may cross systems).
+VALUE_FILE = re.compile(r"[0-9a-f]{2}[/\\][0-9a-f]{2}[/\\][0-9a-f]{28}\.val")
 
 
 def cache_key(endpoint: str, body: Mapping[str, Any]) -> str:
@@ -77,12 +92,76 @@ def cache_key(endpoint: str, body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+class RefusedEntry(ValueError):
+    """A row ``ConfinedDisk`` will not read. Not an ``OSError`` on purpose: diskcache turns an
+    ``OSError`` from ``fetch`` into a silent miss, and this one must be counted and logged."""
+
+
+class ConfinedDisk(diskcache.Disk):
+    """diskcache's ``Disk`` for a folder someone else may have written (see the module docstring).
+
+    ``fetch`` reads raw, binary and text values; a pickle (or any other mode) raises
+    ``RefusedEntry``, and so does a value file that is not one of this folder's (``value_path``).
+    ``remove`` (diskcache calls it to cull, expire and clear) leaves such a file alone, with a
+    log line. ``get`` refuses a pickled key (only iteration reads keys back; ours are str).
+
+    Left open: a writer of the folder who swaps a checked sub-folder for a symlink in the
+    microseconds between the check and the open or unlink. Such a race can make a read return
+    an outside file's bytes (parsed as a cache entry, not run); a hostile folder is still not a
+    safe place to keep a cache.
+    """
+
+    def __init__(self, directory: str, min_file_size: int = 0, pickle_protocol: int = 0) -> None:
+        # the same parameters as Disk: diskcache passes the folder's disk_* settings by name
+        super().__init__(directory, min_file_size, pickle_protocol)
+        self._root = os.path.realpath(directory)
+
+    def value_path(self, filename: object) -> str | None:
+        """The full path of ``filename`` if it is a value file of this folder, else None."""
+        if not isinstance(filename, str) or not VALUE_FILE.fullmatch(filename):
+            return None  # absolute, "..", or any name diskcache does not make
+        full = os.path.join(self._directory, filename)
+        real = os.path.realpath(full)  # follows symlinks: a linked file or sub-folder going out
+        return full if os.path.commonpath([real, self._root]) == self._root else None
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode == MODE_RAW:
+            return super().fetch(mode, filename, value, read)
+        if mode not in (MODE_BINARY, MODE_TEXT):
+            raise RefusedEntry(
+                f"the row's value has mode {mode!r}; only raw ({MODE_RAW}), binary "
+                f"({MODE_BINARY}) and text ({MODE_TEXT}) values are read, never a pickle"
+            )
+        if self.value_path(filename) is None:
+            raise RefusedEntry(
+                f"the row names {filename!r} as its value file; only a file diskcache names "
+                "(ab/cd/<28 hex digits>.val) inside the cache folder is read"
+            )
+        return super().fetch(mode, filename, value, read)
+
+    def remove(self, file_path: str) -> None:
+        if self.value_path(file_path) is None:
+            logger.warning(
+                "a cache row names %r as its value file, not a file of %s; not deleting it",
+                file_path,
+                self._root,
+            )
+            return
+        super().remove(file_path)
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise RefusedEntry("the row's key is a pickle; this cache's keys are str")
+        return super().get(key, raw)
+
+
 class ResponseCache:
     """``get(key, kind)`` / ``set(key, kind, data)`` over a diskcache directory, with a TTL.
 
     ``clock`` is the wall clock used for the TTL (injected in tests). diskcache is safe across
     threads and processes; hit/miss/error counters are on the ``Stats`` object of the client.
-    ``diskcache_settings`` go to ``diskcache.Cache`` (``timeout`` defaults to ``LOCK_TIMEOUT``).
+    ``diskcache_settings`` go to ``diskcache.Cache`` (``timeout`` defaults to ``LOCK_TIMEOUT``;
+    the ``disk`` is always ``ConfinedDisk``).
     ``ttl`` is a finite number of seconds > 0, or None (never expire). ``unusable`` is None, or
     why the database could not be opened (every lookup is then an error, see the module
     docstring).
@@ -115,7 +194,9 @@ class ResponseCache:
             )
         diskcache_settings.setdefault("timeout", LOCK_TIMEOUT)
         try:
-            self._store = diskcache.Cache(str(self.directory), **diskcache_settings)
+            self._store = diskcache.Cache(
+                str(self.directory), disk=ConfinedDisk, **diskcache_settings
+            )
         except (OSError, sqlite3.Error) as exc:
             if not (getattr(exc, "sqlite_errorname", None) or "").startswith(DAMAGED):
                 raise ConfigurationError(
@@ -135,6 +216,9 @@ class ResponseCache:
             return "error", None
         try:
             raw = self._store.get(key, default=None, retry=False)
+        except RefusedEntry as exc:  # a foreign or hostile row: nothing was unpickled or opened
+            logger.warning("cache entry %s… refused (%s); treating as a miss", key[:12], exc)
+            return "error", None
         except Exception as exc:  # locked or damaged database, I/O error: a miss, not a crash
             logger.warning("cache read failed for %s…: %r; treating as a miss", key[:12], exc)
             return "error", None

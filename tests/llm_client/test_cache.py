@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
 
+import diskcache
 import pytest
 
 from llm_client import Client, ConfigurationError, InvalidRequestError, ResponseCache, cache_key
@@ -289,3 +294,98 @@ def test_a_damaged_database_runs_the_client_uncached_with_a_warning(
     fresh = Client(fault_server.base_url, model="m", cache_dir=directory)
     fresh.chat(USER)
     assert fresh.chat(USER).cached
+
+
+# ---- a cache folder someone else wrote: rows put in by hand, as an attacker would -------------
+ROW = (
+    "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count, tag, size,"
+    " mode, filename, value) VALUES (?, 1, 0, ?, 0, 0, NULL, 0, ?, ?, ?)"
+)
+
+
+def _insert(directory, key, *, mode, filename=None, value=None, expire_time=None):
+    db = sqlite3.connect(directory / "cache.db")
+    with db:
+        db.execute(ROW, (key, expire_time, mode, filename, value))
+    db.close()
+
+
+class _MakesADirectory:
+    """What an attacker pickles: unpickling it runs ``os.mkdir(marker)`` (stands for any code)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_a_pickled_entry_is_a_miss_that_runs_nothing(fault_server, tmp_path, caplog):
+    # before: diskcache's Disk unpickled any row marked MODE_PICKLE (4): the pickle ran on the
+    # lookup, before any request, and the call went on as an ordinary unreadable entry
+    marker = tmp_path / "code-ran"
+    client = Client(fault_server.base_url, model="m", cache_dir=tmp_path / "cache")
+    key = client._core.prepare_chat(
+        USER, model=None, max_tokens=None, temperature=0.0, stream=False, cache=None, params={}
+    ).cache_key  # sha256 of the request: anyone can compute it
+    _insert(tmp_path / "cache", key, mode=4, value=pickle.dumps(_MakesADirectory(marker)))
+    with caplog.at_level("WARNING", logger="llm_client.cache"):
+        reply = client.chat(USER)
+    assert not marker.exists()
+    assert not reply.cached and reply.text == "echo: hello"
+    assert client.stats.cache_errors == 1 and client.stats.errors == {}
+    assert "refused" in caplog.text and "never a pickle" in caplog.text
+    assert client.chat(USER).cached  # the good answer replaced the hostile row
+
+
+VAL = "0123456789abcdef0123456789ab.val"  # a value file's name as diskcache makes them
+
+
+@pytest.mark.parametrize("route", ["absolute", "dot-dot", "symlinked file", "symlinked folder"])
+def test_a_row_naming_a_file_outside_the_folder_never_reads_or_deletes_it(tmp_path, route):
+    # before: the stock Disk joined the row's filename to the folder (an absolute path, or
+    # "..", or a symlink leads out): a lookup returned the outside file as a hit, and culling an
+    # expired row on the next set(), or clear(), deleted it
+    folder, outside = tmp_path / "cache", tmp_path / "outside"
+    victim = outside / "cd" / VAL
+    victim.parent.mkdir(parents=True)
+    content = json.dumps({"v": 1, "kind": "chat", "stored_at": 0.0, "data": {"stolen": 1}})
+    victim.write_text(content)
+    cache = ResponseCache(folder)
+    inside = os.path.join("ab", "cd", VAL)  # the shape diskcache gives a value file
+    try:
+        if route == "symlinked file":
+            (folder / "ab" / "cd").mkdir(parents=True)
+            (folder / inside).symlink_to(victim)
+        elif route == "symlinked folder":
+            (folder / "ab").symlink_to(outside, target_is_directory=True)
+    except OSError as exc:  # Windows without the symlink privilege
+        pytest.skip(f"cannot make a symlink here: {exc}")
+    filename = {
+        "absolute": str(victim),
+        "dot-dot": os.path.join("..", "outside", "cd", VAL),
+    }.get(route, inside)
+    _insert(folder, "live", mode=2, filename=filename)  # MODE_BINARY: the value is in a file
+    _insert(folder, "expired", mode=2, filename=filename, expire_time=1.0)
+
+    assert cache.get("live", "chat") == ("error", None)  # refused, not read
+    assert cache.set("k" * 64, "chat", {"x": 1})  # culls the expired row
+    assert victim.read_text() == content
+    cache.clear()  # removes the live row
+    assert victim.read_text() == content
+    assert len(cache) == 0
+
+
+@pytest.mark.parametrize("min_file_size", [2**15, 0], ids=["in the database", "in a value file"])
+def test_entries_written_before_the_confined_disk_still_hit(tmp_path, min_file_size):
+    # the previous version opened the folder with diskcache's stock Disk and stored JSON bytes
+    entry = {"v": 1, "kind": "chat", "stored_at": 5.0, "data": {"choices": []}}
+    old = diskcache.Cache(str(tmp_path), disk_min_file_size=min_file_size)
+    old.set("k" * 64, json.dumps(entry).encode())
+    old.close()
+    cache = ResponseCache(tmp_path, disk_min_file_size=min_file_size)
+    assert cache.get("k" * 64, "chat") == ("hit", {"choices": []})
+    assert cache.set("j" * 64, "stream", [{"choices": []}])
+    assert cache.get("j" * 64, "stream") == ("hit", [{"choices": []}])
+    if min_file_size == 0:
+        assert len(list(tmp_path.rglob("*.val"))) == 2  # both really went through value files
