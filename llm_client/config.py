@@ -8,9 +8,11 @@ one (timeouts, backoff 0.5 s doubling to 8 s, 25 % jitter) and are stricter wher
 
 from __future__ import annotations
 
+import base64
 import math
 import numbers
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -35,13 +37,50 @@ def env_model() -> str | None:
     return os.environ.get(MODEL_ENV) or None
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its ``user:password@``, if any, shown as ``***@``: for messages and reprs.
+
+    >>> redact_url("https://alice:s3cret@host.example/v1")
+    'https://***@host.example/v1'
+
+    Done on the string, so a URL httpx cannot parse, or one without its ``http://`` (both quoted
+    in a ``ConfigurationError``), is redacted too.
+    """
+    scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if "@" not in authority:
+        return url
+    return f"{scheme}{sep}***@{authority.rpartition('@')[2]}{rest[len(authority) :]}"
+
+
+def split_credentials(base_url: str) -> tuple[str, str | None]:
+    """(``base_url`` without ``user:password@``, the ``Authorization`` value they stand for).
+
+    httpx turns a URL's userinfo into HTTP Basic auth, as curl does, but keeps it in the
+    request's URL, and so in its own log line (``HTTP Request: POST http://user:pass@...``) and
+    in every error that names the URL. The client therefore requests the bare URL and sends the
+    same ``Basic`` header itself (RFC 7617: base64 of ``user:password``, percent-decoded, UTF-8).
+    The value is None when the URL holds no credentials.
+    """
+    url = httpx.URL(base_url)
+    if not (url.username or url.password):
+        return base_url, None
+    token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode("ascii")
+    return str(url.copy_with(username=None, password=None)), f"Basic {token}"
+
+
+def mask_key(api_key: str) -> str:
+    """``'***'`` and, for a key long enough that they give little away, its last 4 characters."""
+    return "***" + (api_key[-4:] if len(api_key) >= 16 else "")
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     # --- where and who ---------------------------------------------------------------------
     base_url: str | None = (
         None  # includes /v1, like the openai SDK; env AIS_LLM_BASE_URL, OPENAI_BASE_URL
     )
-    api_key: str | None = None  # env OPENAI_API_KEY; a local server needs none
+    api_key: str | None = None  # env OPENAI_API_KEY; a local server needs none; repr masks it
     model: str | None = None  # default model; env AIS_LLM_MODEL; per-call model= overrides
     default_max_tokens: int = (
         256  # always sent: llama.cpp and others otherwise generate to the limit
@@ -113,6 +152,17 @@ class ClientConfig:
                     f"prices_per_million[{model!r}] must be (prompt_usd, completion_usd) per "
                     f"million tokens, two finite numbers >= 0, got {prices!r}"
                 )
+
+    def __repr__(self) -> str:
+        """Every field, and no secret: ``api_key='***cdef'`` (``mask_key``) and ``base_url``
+        without its ``user:password@`` (``redact_url``). The dataclass's own repr showed both
+        in full, in any log line, f-string or error tracker that printed the config."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.api_key is not None:
+            shown["api_key"] = mask_key(self.api_key)
+        if self.base_url is not None:
+            shown["base_url"] = redact_url(self.base_url)
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def resolved(self) -> ClientConfig:
         """Fill base_url / api_key / model from the environment where not given."""
@@ -188,26 +238,27 @@ def _check_base_url(base_url: str) -> None:
     (``/v1?k=1/chat/completions``).
     """
     example = "e.g. http://127.0.0.1:8765/v1"
+    shown = redact_url(base_url)  # the messages never quote a user:password@
     if not base_url.startswith(("http://", "https://")):
         raise ConfigurationError(
-            f"base_url must start with http:// or https://, got {base_url!r} ({example})"
+            f"base_url must start with http:// or https://, got {shown!r} ({example})"
         )
     if any(ch.isspace() or not ch.isprintable() for ch in base_url):
-        raise ConfigurationError(f"base_url {base_url!r} contains whitespace or control characters")
+        raise ConfigurationError(f"base_url {shown!r} contains whitespace or control characters")
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL as exc:
-        raise ConfigurationError(f"base_url {base_url!r} is not a valid URL: {exc}") from None
+        raise ConfigurationError(f"base_url {shown!r} is not a valid URL: {exc}") from None
     if not url.host:
-        raise ConfigurationError(f"base_url {base_url!r} has no host ({example})")
+        raise ConfigurationError(f"base_url {shown!r} has no host ({example})")
     if url.port is not None and not 1 <= url.port <= 65535:
         raise ConfigurationError(
-            f"base_url {base_url!r} has port {url.port}; a port is 1..65535 ({example})"
+            f"base_url {shown!r} has port {url.port}; a port is 1..65535 ({example})"
         )
     # on the raw string: httpx.URL drops an empty "?" or "#", which would still break the path
     if "?" in base_url or "#" in base_url:
         raise ConfigurationError(
-            f"base_url {base_url!r} has a query or fragment; the endpoint path is appended to "
+            f"base_url {shown!r} has a query or fragment; the endpoint path is appended to "
             f"base_url, so it must end with the path ({example})"
         )
 

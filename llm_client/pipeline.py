@@ -30,7 +30,7 @@ import httpx
 
 from llm_client import abandoned
 from llm_client.cache import ResponseCache, cache_key
-from llm_client.config import ClientConfig
+from llm_client.config import ClientConfig, split_credentials
 from llm_client.errors import (
     APIError,
     APITimeoutError,
@@ -94,6 +94,11 @@ class CallCore:
         cache: ResponseCache | None = None,
     ) -> None:
         self.config = config.resolved()
+        # a base_url's user:password@ travels as a Basic header only, never in the requested URL
+        # (httpx logs that URL, and errors quote it): see config.split_credentials
+        self._base_url, self._basic_auth = split_credentials(
+            self.config.base_url  # type: ignore[arg-type]
+        )
         self.clock, self.wall_clock = clock, wall_clock
         self.rng = random.Random(seed)
         if limiter is None and (config.rpm or config.tpm or config.follow_ratelimit_headers):
@@ -190,11 +195,16 @@ class CallCore:
 
     # ---- per attempt --------------------------------------------------------------------------
     def url(self, call: PreparedCall) -> str:
-        return self.config.base_url + call.endpoint  # type: ignore[operator]
+        """The URL requested, without any ``user:password@`` (it is in the headers)."""
+        return self._base_url + call.endpoint
 
     def headers(self, call: PreparedCall) -> dict[str, str]:
+        """Idempotency key, user agent and credentials: the base URL's Basic auth if it held
+        any (it wins over ``api_key``, as when httpx applied it), else ``Bearer <api_key>``."""
         headers = {"Idempotency-Key": call.idempotency_key, "User-Agent": USER_AGENT}
-        if self.config.api_key:
+        if self._basic_auth:
+            headers["Authorization"] = self._basic_auth
+        elif self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         return headers
 

@@ -905,3 +905,54 @@ def test_a_stream_whose_only_event_is_done_ends_empty_and_is_cached(tmp_path):
     with client.chat(USER, stream=True) as replay:
         assert replay.cached and list(replay) == []
     assert len(sent) == 1
+
+
+SECRETS = ("sk-live-0123456789abcdef", "s3cret-pass")  # an api_key, a password in the base_url
+
+
+def test_credentials_never_reach_a_connection_errors_message_nor_a_log_line(fake_time, caplog):
+    # before: "ConnectError: [Errno 111] Connection refused (http://alice:s3cret-pass@127.0.0.1:
+    # PORT/v1/chat/completions, 2 attempts)", which rag copies into its GenerationError
+    port = free_port()  # nothing listens there: connection refused
+    client = Client(
+        f"http://alice:s3cret-pass@127.0.0.1:{port}/v1",
+        api_key=SECRETS[0],
+        model="m",
+        max_retries=1,
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+    )
+    with caplog.at_level("DEBUG"), pytest.raises(APIConnectionError) as info:
+        client.chat(USER)
+    assert info.value.attempts == 2
+    assert info.value.url == f"http://127.0.0.1:{port}/v1/chat/completions"
+    texts = [str(info.value), repr(info.value), caplog.text, repr(client.config)]
+    assert caplog.records and not [t for t in texts for s in SECRETS if s in t]
+
+
+def test_a_base_urls_password_is_sent_as_basic_auth_and_never_logged(fault_server, caplog):
+    # before: httpx requested http://alice:s3cret-pass@.../chat/completions and logged that URL
+    # on every attempt ("HTTP Request: POST http://alice:s3cret-pass@...")
+    fault_server.script(Fault.status_code(503), None)
+    url = fault_server.base_url.replace("http://", "http://alice:s3cret-pass@")
+    client = Client(url, api_key=SECRETS[0], model="m", backoff_base=0.0, max_retries=1)
+    with caplog.at_level("DEBUG"):
+        assert client.chat(USER).attempts == 2
+    assert "HTTP Request: POST" in caplog.text and "retrying" in caplog.text
+    assert not [s for s in SECRETS if s in caplog.text]
+    # what goes on the wire: the bare URL, and the same Basic header httpx built from the URL
+    # (it wins over api_key, as it did when httpx applied it)
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers["authorization"]))
+        return httpx.Response(200, json={"model": "m", "choices": [{"message": {"content": "hi"}}]})
+
+    offline = Client(
+        "http://al%40ice:s3cret-pass@test/v1",
+        api_key=SECRETS[0],
+        model="m",
+        transport=httpx.MockTransport(handler),
+    )
+    offline.chat(USER)
+    assert seen == [("http://test/v1/chat/completions", "Basic YWxAaWNlOnMzY3JldC1wYXNz")]

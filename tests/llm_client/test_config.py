@@ -103,3 +103,22 @@ def test_a_base_url_with_an_impossible_port_a_query_or_a_fragment_is_refused(bas
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:1/v1", "https://h:65535/v1", "http://h/"])
 def test_a_base_url_with_a_port_at_the_edges_or_none_is_accepted(base_url):
     assert ClientConfig(base_url=base_url).resolved().base_url == base_url.rstrip("/")
+
+
+KEY, PASSWORD = "sk-live-0123456789abcdef", "s3cret-pass"
+
+
+def test_the_repr_shows_no_key_and_no_password_of_the_base_url():
+    # before: the dataclass repr printed api_key='sk-live-...' and base_url='http://alice:...@'
+    config = ClientConfig(base_url=f"http://alice:{PASSWORD}@127.0.0.1:9/v1", api_key=KEY)
+    for text in (repr(config), str(config), f"{config}", repr(config.resolved())):
+        assert KEY not in text and PASSWORD not in text
+        assert "api_key='***cdef'" in text and "base_url='http://***@127.0.0.1:9/v1'" in text
+    assert "api_key='***'" in repr(ClientConfig(api_key="sk-short"))  # 4 would be half of it
+    assert "api_key=None" in repr(ClientConfig())
+    assert "max_retries=4" in repr(config)  # every other field is still shown
+
+
+def test_a_refused_base_url_is_quoted_without_its_password():
+    with pytest.raises(ConfigurationError, match=r"base_url 'http://\*\*\*@h:99999/v1' has port"):
+        ClientConfig(base_url=f"http://alice:{PASSWORD}@h:99999/v1").resolved()
