@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import json
 
@@ -176,7 +175,7 @@ def test_a_request_httpx_cannot_build_is_not_retried_async(fault_server, fake_ti
     async def main():
         client = _on_fake_time(fault_server, fake_time)
         # validation refuses such a URL up front; force one past it (see test_client.py)
-        client._core.config = dataclasses.replace(client._core.config, base_url="http://")
+        client._core._base_url = "http://"  # what CallCore.url builds the request URL from
         for stream in (False, True):
             with pytest.raises(ConfigurationError, match="UnsupportedProtocol"):
                 await client.chat(USER, stream=stream)

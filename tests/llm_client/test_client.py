@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import json
 import math
@@ -467,7 +466,7 @@ def test_a_request_httpx_cannot_build_is_a_configuration_error_not_retried(
     # ClientConfig now refuses such URLs up front; force one past it (as a gap in validation
     # would) to pin the second line of defence: UnsupportedProtocol is never retried
     client = make_client(fault_server, fake_time)
-    client._core.config = dataclasses.replace(client._core.config, base_url="http://")
+    client._core._base_url = "http://"  # what CallCore.url builds the request URL from
     with pytest.raises(ConfigurationError, match="UnsupportedProtocol") as info:
         client.chat(USER, stream=stream)
     assert "check base_url" in str(info.value)
