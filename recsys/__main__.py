@@ -30,15 +30,10 @@ from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
 from recsys.errors import InvalidArgumentError, RecsysError
+from recsys.films import catalog_with_films
 from recsys.interactions import check_interactions
-from recsys.recommender import (
-    COLD_START_SOURCE,
-    TwoStageRecommender,
-    catalog_with_films,
-    make_model_folder,
-    model_lock,
-    saved_films,
-)
+from recsys.recommender import COLD_START_SOURCE, TwoStageRecommender
+from recsys.store import make_model_folder, model_lock, saved_films
 
 
 def _default_model_dir() -> Path:

@@ -106,7 +106,7 @@ class Catalog:
 
         ``genres`` is (n, n_genres) flags over ``genre_names``, ``release_year`` (n,) (NaN when
         unknown). Used to keep films added to a trained model through a retrain
-        (``recommender.catalog_with_films``); an id the catalogue has is an error.
+        (``films.catalog_with_films``); an id the catalogue has is an error.
         """
         ids = np.concatenate([self.item_ids, np.asarray(item_ids)])
         if len(pd.unique(ids)) < len(ids):

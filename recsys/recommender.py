@@ -24,22 +24,23 @@ interaction reached, and films added to a trained model with :meth:`~TwoStageRec
 default) gives them the last places of each list, chosen by their content
 (``cold_start.ContentScorer``: genres and release year against the user's history, plus genre
 popularity) until interactions arrive and a retrain makes them warm. Each added film keeps its
-row as given (``FilmRows``), so a retrain can keep it: ``catalog_with_films`` gives it a
-catalogue row of its own, and ``python -m recsys train`` does so for the model it replaces.
+row as given (``films.FilmRows``), so a retrain can keep it: ``films.catalog_with_films``
+gives it a catalogue row of its own, and ``python -m recsys train`` does so for the model it
+replaces.
+
+Two parts live in modules of their own, as neither is the algorithm: ``films.py`` (the films
+added after training: their rows, and the checks of an ``add_items`` frame) and ``store.py``
+(the model folder ``save`` writes and ``load`` reads: the file format, the lock, the safe
+unpickler's allow-list).
 """
 
 from __future__ import annotations
 
 import copy
-import io
-import json
 import logging
-import pickle
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,9 +48,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from evals.errors import RefusedPickleError
-from evals.files import exclusive_lock, writable_folder, written_atomically
-from evals.pickles import restricted_load
+from recsys import store
 from recsys.candidates import (
     CandidateSet,
     blend_scores,
@@ -65,25 +64,17 @@ from recsys.cold_start import (
     choose_shrinkage,
 )
 from recsys.config import RecsysConfig
-from recsys.errors import (
-    InvalidArgumentError,
-    ModelFileError,
-    NotFittedError,
-    UnsafeModelError,
-)
+from recsys.errors import InvalidArgumentError, NotFittedError
 from recsys.features import FeatureBuilder
+
+# Models saved before films.py was split out name FilmRows and AddedItems here, as
+# recsys.recommender.FilmRows: store.SAFE_GLOBALS lets those names resolve, to these imports.
+from recsys.films import NO_ADDED_ITEMS, NO_FILMS, AddedItems, FilmRows, read_films
 from recsys.ranker import LambdaRanker, RankerTrainingSet, label_candidates, training_set
 from recsys.splits import check_unix_seconds, validation_split
 
 logger = logging.getLogger(__name__)
 
-# Bumped when a saved model's object layout changes, so an old file is refused with a clear
-# error instead of failing mid-call. 2: the ranker holds a list of bagged LightGBM models.
-# 3: the sources' classes moved from sources.py into neighbours/autoencoders/factors.py.
-# 4: the model holds its new items and their content scorer (new_item_slots).
-# 5: items added after training (add_items), and the content scorer's catalogue statistics.
-# 6: added films keep their rows as given (genres, date) and a retrain keeps them (kept_).
-FORMAT_VERSION = 6
 COLD_START_SOURCE = "cold_start"
 NEW_ITEM_SOURCE = "new_item"
 NEW_ITEM = -1  # the proposer index top_k_indices gives an item placed in a new-item slot
@@ -120,100 +111,8 @@ def truth_by_user(catalog: Catalog, frame: pd.DataFrame) -> dict[int, set[int]]:
     return {u: set(held) for u, held in ratings_by_user(catalog, frame).items()}
 
 
-@dataclass(frozen=True)
-class FilmRows:
-    """Films as ``add_items`` was given them: what a retrain needs to give them catalogue rows.
-
-    ``frame()`` is the ``add_items`` frame that adds them again. ``python -m recsys train``
-    carries a saved model's films into the new catalogue from these rows (the content vectors
-    alone could not rebuild a film's genres or date).
-    """
-
-    ids: np.ndarray  # (n,) raw ids, the catalogue's id type
-    titles: np.ndarray  # (n,) str
-    genres: np.ndarray  # (n,) str, the catalogue's genre names joined by "|"
-    release_dates: np.ndarray  # (n,) str, the release_date as given ("" when unknown)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        return (self.ids, self.titles, self.genres, self.release_dates)
-
-    def plus(self, more: FilmRows) -> FilmRows:
-        if not len(self):
-            return more
-        if not len(more):
-            return self
-        pairs = zip(self.columns(), more.columns(), strict=True)
-        return FilmRows(*(np.concatenate(pair) for pair in pairs))
-
-    def without(self, ids: np.ndarray) -> FilmRows:
-        """These rows, less the films whose id is in ``ids``."""
-        keep = ~np.isin(self.ids, ids)
-        return FilmRows(*(column[keep] for column in self.columns()))
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            {
-                "item_id": self.ids,
-                "title": self.titles,
-                "genres": self.genres,
-                "release_date": self.release_dates,
-            }
-        )
-
-
-NO_FILMS = FilmRows(
-    np.zeros(0, dtype=np.int64),
-    np.zeros(0, dtype=str),
-    np.zeros(0, dtype=str),
-    np.zeros(0, dtype=str),
-)
-
-
-@dataclass(frozen=True)
-class AddedItems:
-    """Films added after training (:meth:`TwoStageRecommender.add_items`), in the order added.
-
-    Serving gives film ``j`` the item index ``n_items + j``. ``add_items`` replaces the whole
-    object, never changes one in place, and only appends: a thread serving while another adds
-    reads one consistent set, and an index it took stays valid in every later set.
-    """
-
-    rows: FilmRows  # the films as given, for a retrain
-    vectors: np.ndarray  # (n, content dims) ContentScorer.content_of's vectors
-    prior: np.ndarray  # (n,) its standardised genre-popularity prior
-
-    @property
-    def ids(self) -> np.ndarray:
-        """(n,) raw ids, the catalogue's id type."""
-        return self.rows.ids
-
-    @property
-    def titles(self) -> np.ndarray:
-        """(n,) str."""
-        return self.rows.titles
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def plus(self, more: AddedItems) -> AddedItems:
-        if not len(self):
-            return more
-        return AddedItems(
-            self.rows.plus(more.rows),
-            np.vstack([self.vectors, more.vectors]),
-            np.concatenate([self.prior, more.prior]),
-        )
-
-
 # add_items' read-modify-write of ``added_``, one for all models: a model is pickled, a lock is not
 _ADDING = threading.Lock()
-
-NO_ADDED_ITEMS = AddedItems(
-    NO_FILMS, np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.float32)
-)
 
 
 class TwoStageRecommender:
@@ -221,14 +120,15 @@ class TwoStageRecommender:
 
     added_: AddedItems = NO_ADDED_ITEMS  # films added after training (add_items)
     # films added to the model this one retrained (or to its predecessors), carried into this
-    # catalogue by `python -m recsys train` (catalog_with_films): a retrain keeps them again
+    # catalogue by `python -m recsys train` (films.catalog_with_films): a retrain keeps them again
     kept_: FilmRows = NO_FILMS
 
     def __init__(
         self, catalog: Catalog, config: RecsysConfig | None = None, *, kept: FilmRows = NO_FILMS
     ) -> None:
         """``kept``: films added to an earlier model and carried into ``catalog`` with
-        :func:`catalog_with_films`, so that this model's next retrain keeps them too."""
+        :func:`~recsys.films.catalog_with_films`, so that this model's next retrain keeps them
+        too."""
         self.catalog = catalog
         self.config = config or RecsysConfig()
         self.kept_ = kept
@@ -631,110 +531,24 @@ class TwoStageRecommender:
         (``kept_``, now catalogue items): what the next ``python -m recsys train`` keeps."""
         return self.kept_.plus(self.added_.rows)
 
-    # -- persistence ------------------------------------------------------------------------
+    # -- persistence (the model folder: store.py) ---------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write ``model.pkl`` and a human-readable ``manifest.json`` into directory ``path``."""
+        """Write ``model.pkl`` and a human-readable ``manifest.json`` into directory ``path``
+        (:func:`recsys.store.save_model`, under the folder's lock)."""
         self._check_fitted()
-        folder = make_model_folder(path)
-        with model_lock(folder):
-            self._write(folder)
-        return folder
-
-    def _write(self, folder: Path) -> None:
-        """The body of :meth:`save`, under the model's lock."""
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "config": self.config.to_dict(),
-            "n_users": self.catalog.n_users,
-            "n_items": self.catalog.n_items,
-            "n_added_items": len(self.added_),
-            "n_kept_items": len(self.kept_),
-            "n_interactions": int(self.interactions_.nnz),
-            "feature_importances": self.ranker_.importances(),
-        }
-        # each file is written under a temporary name and renamed into place, so a failed write
-        # (a full disk) leaves the previous model whole rather than a truncated one
-        try:
-            with written_atomically(folder / "model.pkl") as tmp, tmp.open("wb") as fh:
-                pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            with written_atomically(folder / "manifest.json") as tmp:
-                tmp.write_text(json.dumps(manifest, indent=2))
-        except OSError as exc:  # a full disk, a read-only folder
-            raise ModelFileError(f"cannot write the model into {folder}: {exc}") from exc
+        return store.save_model(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> TwoStageRecommender:
-        """Load a model written by ``save``.
+        """Load a model written by ``save`` (:func:`recsys.store.load_model`).
 
-        ``model.pkl`` is read by an unpickler that resolves only :data:`SAFE_GLOBALS`: a file
-        naming anything else (``os.system``, ``builtins.eval``), or setting attributes on an allowed
-        class itself, is refused with :class:`~recsys.errors.UnsafeModelError` before that name is
-        looked up or that attribute set.
+        ``model.pkl`` is read by an unpickler that resolves only
+        :data:`~recsys.store.SAFE_GLOBALS`: a file naming anything else (``os.system``,
+        ``builtins.eval``), or setting attributes on an allowed class itself, is refused with
+        :class:`~recsys.errors.UnsafeModelError` before that name is looked up or that attribute
+        set.
         """
-        folder = Path(path)
-        if folder.exists() and not folder.is_dir():
-            raise ModelFileError(
-                f"{folder} is a file; pass the folder `python -m recsys train` saved into"
-            )
-        # The manifest's version is checked before unpickling: an older layout may name
-        # classes this code no longer has, which would fail as a confusing unpickling error.
-        manifest = _read_model_file(folder, "manifest.json", json.loads)
-        found = manifest.get("format_version") if isinstance(manifest, dict) else None
-        if found != FORMAT_VERSION:
-            raise ModelFileError(
-                f"{folder} holds format {found!r}; this code reads format {FORMAT_VERSION}. "
-                "Retrain with `python -m recsys train`."
-            )
-        model = _read_model_file(folder, "model.pkl", _unpickle)
-        if not isinstance(model, cls):
-            raise ModelFileError(
-                f"{folder}/model.pkl holds a {type(model).__name__}, not a recommender. "
-                "Retrain with `python -m recsys train`."
-            )
-        return model
-
-
-# Everything a saved recommender is made of (recorded from models with every source, both
-# protocols, graded labels and the blend features). ``load`` resolves only these names
-# (evals/pickles.py), so model.pkl cannot call ``os.system`` or any other function. numpy 1
-# pickles say ``numpy.core``, numpy 2 ``numpy._core``; faiss names the build it loaded (plain,
-# AVX2 or AVX-512).
-SAFE_GLOBALS = frozenset(
-    {
-        ("recsys.recommender", "TwoStageRecommender"),
-        ("recsys.recommender", "AddedItems"),
-        ("recsys.recommender", "FilmRows"),
-        ("recsys.config", "RecsysConfig"),
-        ("recsys.catalog", "Catalog"),
-        ("recsys.cold_start", "SegmentPopularity"),
-        ("recsys.cold_start", "ContentScorer"),
-        ("recsys.features", "FeatureBuilder"),
-        ("recsys.features", "_Timeline"),
-        ("recsys.ranker", "LambdaRanker"),
-        ("recsys.sources", "Popularity"),
-        ("recsys.neighbours", "ItemKNN"),
-        ("recsys.neighbours", "UserKNN"),
-        ("recsys.neighbours", "RP3beta"),
-        ("recsys.autoencoders", "EASE"),
-        ("recsys.autoencoders", "DLAE"),
-        ("recsys.autoencoders", "EDLAE"),
-        ("recsys.autoencoders", "MultVAE"),
-        ("recsys.factors", "ALS"),
-        ("recsys.factors", "BPR"),
-        ("recsys.factors", "EmbeddingNeighbours"),
-        ("lightgbm.basic", "Booster"),
-        ("lightgbm.sklearn", "LGBMRanker"),
-        ("scipy.sparse._csr", "csr_matrix"),
-        ("collections", "OrderedDict"),
-        ("collections", "defaultdict"),
-        ("numpy", "dtype"),
-        ("numpy", "ndarray"),
-        *((f"numpy.{core}.multiarray", "_reconstruct") for core in ("core", "_core")),
-        *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
-        *((f"faiss.{build}", "IndexFlatIP")
-          for build in ("swigfaiss", "swigfaiss_avx2", "swigfaiss_avx512")),
-    }
-)  # fmt: skip
+        return store.load_model(path, cls)
 
 
 def slot_new_items(
@@ -759,262 +573,6 @@ def slot_new_items(
     fill = [j for j in range(len(head), len(warm)) if warm[j] not in taken][: slots - len(fresh)]
     keep = np.concatenate([np.arange(len(head)), np.array(fill, dtype=np.int64)])
     return keep.astype(np.int64), np.array(fresh, dtype=np.int64)
-
-
-@contextmanager
-def model_lock(path: str | Path) -> Iterator[None]:
-    """Hold the lock of the model saved in folder ``path`` (``model.lock`` in it).
-
-    :meth:`TwoStageRecommender.save` takes it, and a read-modify-write holds it from load to
-    save (``python -m recsys add-items``), so two of them never interleave: the second loads
-    what the first saved, and no added film is lost. It is :func:`evals.files.exclusive_lock`
-    (re-entrant within a thread, POSIX only). A folder that does not exist has nothing to
-    lock: ``save`` creates it first, and ``load`` says it holds no model.
-    """
-    folder = Path(path)
-    if not folder.is_dir():
-        yield
-        return
-    with exclusive_lock(folder / "model.lock", f"another process writing the model in {folder}"):
-        yield
-
-
-def read_films(
-    items: pd.DataFrame, catalog: Catalog, known: Iterable[object]
-) -> tuple[FilmRows, np.ndarray, np.ndarray]:
-    """(rows as given, (n, n_genres) genre flags, (n,) release years) of an ``add_items`` frame.
-
-    Each film needs an id of the catalogue's type that ``known`` lacks, a title, genres from the
-    catalogue's and a readable date (or none); otherwise an ``InvalidArgumentError`` names the
-    bad rows, and nothing is read.
-    """
-    if not isinstance(items, pd.DataFrame):
-        raise InvalidArgumentError(f"items must be a pandas DataFrame, got {type(items).__name__}")
-    missing = [c for c in ("item_id", "title", "genres") if c not in items.columns]
-    if missing:
-        raise InvalidArgumentError(
-            f"items lacks the columns {missing}; it needs item_id, title, genres "
-            "(and optionally release_date)"
-        )
-    if items.empty:
-        raise InvalidArgumentError("items is empty; pass at least one film")
-    ids = items["item_id"].to_list()
-    integer = catalog.item_ids.dtype.kind in "iu"
-    wrong_type = [i for i in ids if not _is_id(i, integer)]
-    if wrong_type:
-        kind = "whole numbers" if integer else "text"
-        raise InvalidArgumentError(f"item ids are {kind} in this catalogue, got {wrong_type[:5]}")
-    known = set(known)
-    taken = sorted({i for i in ids if i in known})
-    repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
-    if taken or repeated:
-        raise InvalidArgumentError(
-            f"item ids already in the model: {taken[:5]}; repeated in items: {repeated[:5]}. "
-            "Each added film needs an id of its own (a known film is warm or already new)"
-        )
-    # a title may be a number (the film "1917"); a missing one is an error
-    titles = ["" if _missing(t) else str(t).strip() for t in items["title"].to_list()]
-    untitled = [i for i, t in zip(ids, titles, strict=True) if not t]
-    if untitled:
-        raise InvalidArgumentError(f"films without a title: {untitled[:5]}")
-    names = catalog.genre_names
-    flags = np.zeros((len(ids), len(names)), dtype=np.float32)
-    genre_text = []
-    for row, (item, value) in enumerate(zip(ids, items["genres"].to_list(), strict=True)):
-        named = _genre_names(value)
-        if not named:
-            raise InvalidArgumentError(
-                f"film {item}: genres must name at least one of {list(names)} "
-                f'(a list, or "A|B"), got {value!r}'
-            )
-        unknown = [g for g in named if g not in names]
-        if unknown:
-            raise InvalidArgumentError(
-                f"film {item}: unknown genres {unknown}; the catalogue's are {list(names)}"
-            )
-        flags[row, [names.index(g) for g in named]] = 1.0
-        genre_text.append("|".join(named))
-    dates = items["release_date"] if "release_date" in items.columns else [None] * len(ids)
-    dates = list(dates)
-    years = [_release_year(d) for d in dates]
-    unreadable = [i for i, y in zip(ids, years, strict=True) if y is None]
-    if unreadable:
-        raise InvalidArgumentError(
-            f"films with a release_date that is not a date: {unreadable[:5]} (a date such "
-            "as 2026-11-30, a year from 1800 to 2200, or empty when unknown)"
-        )
-    rows = FilmRows(
-        np.asarray(ids),
-        np.asarray(titles, dtype=str),
-        np.asarray(genre_text, dtype=str),
-        np.asarray([_date_text(d) for d in dates], dtype=str),
-    )
-    return rows, flags, np.asarray(years, dtype=np.float32)
-
-
-def catalog_with_films(catalog: Catalog, films: FilmRows) -> Catalog:
-    """``catalog`` plus ``films`` (added to an earlier model) as catalogue items of their own.
-
-    A retrain on this catalogue has them as items: new items (no interaction, served by the
-    new-item slots) until the training ratings hold some of theirs, then warm. A film whose id
-    the catalogue has now, or whose genres it lacks, is an ``InvalidArgumentError``: carrying
-    it is impossible, and dropping it silently would lose it.
-    """
-    if not len(films):
-        return catalog
-    clash = sorted(set(films.ids.tolist()) & set(catalog.item_ids.tolist()))
-    if clash:
-        raise InvalidArgumentError(
-            f"films added with add-items have ids the training catalogue has too: {clash[:5]}; "
-            "a retrain cannot keep both. Train into another --model-dir, or give those films "
-            "new ids there with add-items"
-        )
-    _, genres, years = read_films(films.frame(), catalog, catalog.item_ids.tolist())
-    return catalog.with_items(films.ids, films.titles, genres, years)
-
-
-def saved_films(path: str | Path) -> FilmRows:
-    """The films a saved model holds from ``add_items`` (``films_added``), for a retrain to keep.
-
-    No model in folder ``path``: none. The films are read from ``model.pkl`` itself, never
-    counted from the manifest: the two files are written one after the other, so a failed second
-    write (a full disk) can leave a manifest that lags the model ``recommend`` serves. A model
-    that cannot be read gives none only if its manifest is readable and says it holds no added
-    films; otherwise (some films, in a format that kept no genres or dates to carry them, or a
-    model that cannot be read, or a manifest that cannot say) it is a ``ModelFileError``, so
-    that a retrain never drops them unsaid.
-    """
-    folder = Path(path)
-    if not any((folder / name).exists() for name in ("model.pkl", "manifest.json")):
-        return NO_FILMS
-    try:
-        return TwoStageRecommender.load(folder).films_added()
-    except (ModelFileError, UnsafeModelError) as exc:
-        unreadable = exc
-    try:  # the model cannot be read: does it hold films? Only its manifest can say.
-        manifest = json.loads((folder / "manifest.json").read_bytes())
-        n_films = int(manifest.get("n_added_items", 0)) + int(manifest.get("n_kept_items", 0))
-        found = manifest.get("format_version")
-    except Exception:  # missing, unreadable, not JSON, not a dict: many exception types
-        n_films, found = None, None
-    if n_films == 0:
-        logger.warning(
-            "the model in %s is unreadable (%s): it held no added films", folder, unreadable
-        )
-        return NO_FILMS
-    move = f"move {folder} aside (or pass another --model-dir) to train without them"
-    if n_films is not None and found != FORMAT_VERSION:
-        raise ModelFileError(
-            f"the model in {folder} holds {n_films} films added with add-items, in format "
-            f"{found!r}, which kept no genres or dates to carry them into a retrain; {move}, "
-            "then add them again with add-items"
-        )
-    held = "an unknown number of" if n_films is None else str(n_films)
-    raise ModelFileError(
-        f"the model in {folder} may hold {held} films added with add-items, but cannot be read "
-        f"to keep them ({unreadable}); {move}"
-    ) from unreadable
-
-
-def make_model_folder(path: str | Path) -> Path:
-    """Create the folder ``save`` writes into (and its parents); ``ModelFileError`` if it can't.
-
-    ``python -m recsys train`` calls it before fitting, so a bad ``--model-dir`` fails in a
-    moment rather than after minutes of training.
-    """
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise ModelFileError(f"{folder} is a file; a model is saved into a folder")
-    try:  # created, and a probe file written: os.access says yes to root on read-only mounts
-        writable_folder(folder)
-    except OSError as exc:  # a file on the path, a read-only or virtual file system
-        raise ModelFileError(
-            f"cannot create or write in the model folder {folder} ({exc.strerror or exc}); "
-            "choose a folder you can write to"
-        ) from exc
-    return folder
-
-
-def _unpickle(data: bytes) -> object:
-    try:
-        return restricted_load(io.BytesIO(data), SAFE_GLOBALS)
-    except RefusedPickleError as exc:
-        raise UnsafeModelError(
-            f"model.pkl {exc.problem}; it was not loaded (loading could have run that code or "
-            "changed every recommender in this process). Retrain with `python -m recsys train`, "
-            "or load only folders it wrote",
-            name=exc.name,
-        ) from None
-
-
-def _read_model_file(folder: Path, name: str, parse):
-    """``parse(bytes)`` of one file of a saved model; any failure is a ``ModelFileError``."""
-    try:
-        return parse((folder / name).read_bytes())
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"no saved model in {folder}: {exc.filename} is missing") from exc
-    except UnsafeModelError as exc:
-        raise UnsafeModelError(f"{folder}: {exc}", name=exc.name) from None
-    except Exception as exc:  # unreadable, not JSON, not a pickle: many exception types
-        raise ModelFileError(
-            f"saved model in {folder} is corrupt ({type(exc).__name__}: {exc}); "
-            "retrain with `python -m recsys train`"
-        ) from exc
-
-
-def _missing(value: object) -> bool:
-    """None, NaN or NaT: a cell left empty."""
-    return value is None or (
-        not isinstance(value, str | list | tuple | np.ndarray) and pd.isna(value)
-    )
-
-
-def _genre_names(value: object) -> list[str]:
-    """The genre names of one added film: ``"A|B"`` or any sequence of names, each stripped."""
-    if isinstance(value, str):
-        value = value.split("|")
-    elif not isinstance(value, list | tuple | np.ndarray | pd.Series):
-        return []
-    return [str(g).strip() for g in value]
-
-
-def _release_year(value: object) -> float | None:
-    """The release year of one added film: NaN when unknown, None when unreadable.
-
-    A whole number from 1800 to 2200 is a year (pandas would read 1998 as nanoseconds after
-    1970); text is a date in any format pandas reads, or a bare year; offsets are allowed.
-    """
-    if _missing(value) or (isinstance(value, str) and not value.strip()):
-        return float("nan")
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float | np.integer | np.floating):
-        return float(value) if float(value).is_integer() and 1800 <= value <= 2200 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return _release_year(int(value.strip()))
-    try:
-        year = pd.Timestamp(value).year
-    except (ValueError, TypeError, OverflowError):
-        return None
-    return float(year) if 1800 <= year <= 2200 else None
-
-
-def _date_text(value: object) -> str:
-    """An added film's release_date as text that ``_release_year`` reads back the same."""
-    if _missing(value) or (isinstance(value, str) and not value.strip()):
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int | float | np.integer | np.floating):
-        return str(int(value))  # a bare year
-    return pd.Timestamp(value).isoformat()
-
-
-def _is_id(item_id: object, integer: bool) -> bool:
-    """Does ``item_id`` have the catalogue's id type (a whole number, or text)?"""
-    if integer:
-        return isinstance(item_id, int | np.integer) and not isinstance(item_id, bool)
-    return isinstance(item_id, str)
 
 
 def _check_k(k: int) -> None:

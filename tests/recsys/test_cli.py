@@ -180,7 +180,7 @@ def test_add_items_waits_for_another_writer_of_the_model(model_dir, tmp_path, ca
     import shutil
     import threading
 
-    from recsys.recommender import model_lock
+    from recsys.store import model_lock
 
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)

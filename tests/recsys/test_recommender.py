@@ -197,7 +197,7 @@ def test_a_failed_save_leaves_the_previous_model_whole(fitted, tmp_path, monkeyp
         fh.write(b"half a pickle")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("recsys.recommender.pickle.dump", disk_full)
+    monkeypatch.setattr("recsys.store.pickle.dump", disk_full)
     with pytest.raises(ModelFileError, match="cannot write the model"):
         model.save(folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temporary left
@@ -273,7 +273,7 @@ def test_an_older_model_whose_classes_moved_is_refused_by_its_format_not_unpickl
     (folder / "manifest.json").write_text(json.dumps(manifest))
     # A pickle naming a class that is no longer where format 2 put it (GLOBAL, then STOP).
     (folder / "model.pkl").write_bytes(b"crecsys.sources\nEASE\n.")
-    from recsys.recommender import FORMAT_VERSION
+    from recsys.store import FORMAT_VERSION
 
     reads = rf"holds format 2; this code reads format {FORMAT_VERSION}\."
     with pytest.raises(ModelFileError, match=reads):
