@@ -250,6 +250,26 @@ def test_added_films_reach_every_serving_path_and_survive_save_and_load(fitted, 
     assert loaded.item_titles()[102] == "Both"
 
 
+def test_a_model_saved_before_films_py_was_split_out_still_loads(fitted, tmp_path, monkeypatch):
+    # FilmRows and AddedItems lived in recommender.py until films.py was split out, and a pickle
+    # names each object's class by module: every model saved before the split says
+    # recsys.recommender.FilmRows. Saved with those names (as the old code wrote them), it must
+    # load unchanged, or the split would break every saved model.
+    from recsys import films
+
+    grown = added(fitted[0], [(101, "Action film", "Action", "1995-01-01")])
+    for cls in (films.FilmRows, films.AddedItems):
+        monkeypatch.setattr(cls, "__module__", "recsys.recommender")  # the old layout's names
+    folder = grown.save(tmp_path / "m")
+    monkeypatch.undo()
+    pickled = (folder / "model.pkl").read_bytes()
+    assert b"FilmRows" in pickled and b"AddedItems" in pickled and b"recsys.films" not in pickled
+    loaded = Recommender.load(folder)
+    assert type(loaded.added_) is films.AddedItems and type(loaded.kept_) is films.FilmRows
+    assert loaded.films_added().ids.tolist() == [101]
+    assert loaded.recommend(1, k=5, new_item_slots=3) == grown.recommend(1, k=5, new_item_slots=3)
+
+
 def film(**columns):
     """A one-film add_items frame, with ``columns`` replacing the defaults."""
     return pd.DataFrame({"item_id": [101], "title": ["A"], "genres": ["Action"], **columns})
@@ -326,7 +346,7 @@ def test_added_films_keep_their_rows_as_given_and_a_retrain_makes_them_items(fit
     # The model kept only content vectors, so a retrain could not rebuild an added film (found
     # by a review). Its rows now stay with it: adding them again gives the same content, and
     # a catalogue built from them has the film as a new item, warm once ratings of it arrive.
-    from recsys.recommender import catalog_with_films
+    from recsys.films import catalog_with_films
 
     model = copy.deepcopy(fitted[0])
     frame = pd.DataFrame(
