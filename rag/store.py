@@ -230,7 +230,7 @@ def writer_lock(path: str | Path) -> Iterator[None]:
             index.upsert(new_documents)
             index.save(path)
 
-    POSIX only: on Windows no lock is taken, and one writer at a time is the caller's rule.
+    ``flock`` on POSIX; on Windows, the ``filelock`` package's lock (see ``exclusive_lock``).
     """
     folder = save_folder(path)
     with exclusive_lock(_sibling(folder, "lock"), f"another process writing the index at {folder}"):
