@@ -10,14 +10,20 @@ Two sources are supported:
   indexing needs no queries or qrels, and a registered dataset name (``scifact``) goes through
   the shared loader :func:`evals.datasets.load_beir`, which verifies its checksums;
 * a folder of ``.txt`` / ``.md`` files: the path relative to the folder is the id, the first
-  markdown heading (or the file name) the title.
+  markdown heading (or the file name) the title. Only regular files inside the folder are read
+  (:func:`documents_from_folder`): a symlink out of it is skipped with a warning, so a link to
+  ``~/.aws/credentials`` in a cloned repository is never indexed, shown or sent to a model.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
+import logging
+import os
+import stat
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +31,12 @@ from pathlib import Path
 
 from rag.errors import DocumentError
 
+log = logging.getLogger(__name__)
+
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+# Where the platform has them: O_NOFOLLOW makes open fail on a symlink, O_NONBLOCK makes opening
+# a FIFO return at once (it would block until a writer came); the fstat after it decides.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(frozen=True)
@@ -205,23 +216,75 @@ def _markdown_title(text: str) -> str:
 
 
 def documents_from_folder(folder: str | Path) -> list[Document]:
-    """Load every ``.txt``/``.md`` file under ``folder`` (recursively, sorted by path)."""
+    """Load every ``.txt``/``.md``/``.markdown`` file under ``folder`` (recursively, sorted by
+    path), each file once.
+
+    Only regular files inside the folder are read; the name alone decides nothing:
+
+    * a symlink whose target resolves outside the folder is skipped with a warning (a link to
+      ``../secret.env`` was indexed, then shown by ``search`` and sent to the model by ``ask``);
+    * a symlink to a file inside the folder is skipped when that file has a text suffix of its
+      own, since it is read under its own path (one document, not two copies competing for the
+      top k); otherwise (``notes.md -> notes.rst``) the target is read under the link's path;
+    * a directory (a Hugo page bundle ``guide.md/``) or a special file (a named pipe, a device)
+      with a text suffix is skipped, logged at DEBUG (a pipe blocked the load forever, a
+      directory ended it in an ``IsADirectoryError`` traceback).
+
+    The check that decides is made on the opened file (``fstat``, opened without following a
+    symlink), so a file swapped for a link or a pipe after the listing is refused, not read.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise DocumentError(f"{root} is not a folder of .txt/.md files")
+    real_root = root.resolve()
     docs = []
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise DocumentError(f"{path} is not UTF-8 text: {exc}") from exc
-        if not text.strip():
+        text = _read_regular_file(path, real_root)
+        if text is None or not text.strip():
             continue
         title = _markdown_title(text) or path.stem
         docs.append(Document(doc_id=path.relative_to(root).as_posix(), title=title, text=text))
     if not docs:
         raise DocumentError(f"no non-empty {'/'.join(TEXT_SUFFIXES)} files under {root}")
     return docs
+
+
+def _read_regular_file(path: Path, real_root: Path) -> str | None:
+    """The text of ``path`` if it is a regular file inside ``real_root`` (see
+    :func:`documents_from_folder`), else None with the reason logged."""
+    # realpath, unlike Path.resolve, does not raise on a symlink loop (open refuses it below);
+    # checked for every path, so a folder linked in from outside is left out too
+    target = Path(os.path.realpath(path))
+    if not target.is_relative_to(real_root):
+        log.warning("skipping %s: it resolves to %s, outside %s", path, target, real_root)
+        return None
+    if path.is_symlink() and target.suffix.lower() in TEXT_SUFFIXES and target.is_file():
+        log.debug("skipping %s: a symlink to %s, read under its own path", path, target)
+        return None
+    try:
+        fd = os.open(target, _OPEN_FLAGS)  # no link followed: one swapped in is refused
+    except FileNotFoundError:  # a dangling link, or removed since the listing
+        log.warning("skipping %s: it no longer exists", path)
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link: a loop, or one swapped in
+            log.warning("skipping %s: a symlink loop, or made a symlink since the check", path)
+            return None
+        if path.is_dir():  # Windows refuses to open a directory
+            log.debug("skipping %s: a directory", path)
+            return None
+        raise DocumentError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a pipe, a device)"
+        log.debug("skipping %s: %s", path, kind)
+        return None
+    with os.fdopen(fd, encoding="utf-8") as f:  # text mode, as read_text: \r\n reads as \n
+        try:
+            return f.read()
+        except UnicodeDecodeError as exc:
+            raise DocumentError(f"{path} is not UTF-8 text: {exc}") from exc
 
 
 def is_beir_folder(path: str | Path) -> bool:

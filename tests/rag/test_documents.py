@@ -1,11 +1,20 @@
-"""Documents and their loaders: BEIR corpus files, and what a Document refuses."""
+"""Documents and their loaders: BEIR corpus files, folders of text files, and what a Document
+refuses."""
 
 import gzip
+import logging
+import os
+import threading
 
 import pytest
 
 from evals.datasets import load_beir
-from rag.documents import Document, documents_from_beir, read_beir_corpus
+from rag.documents import (
+    Document,
+    documents_from_beir,
+    documents_from_folder,
+    read_beir_corpus,
+)
 from rag.errors import DocumentError
 from tests.beir_folder import write_beir_folder
 
@@ -80,3 +89,61 @@ def test_a_corpus_holding_half_an_emoji_names_the_document(tmp_path):
     )
     with pytest.raises(DocumentError, match="document 'cut': its text holds '\\\\ud83d'"):
         documents_from_beir(read_beir_corpus(tmp_path))
+
+
+@pytest.fixture
+def handbook(tmp_path):
+    """A docs folder beside a private file, as in a cloned repository."""
+    (tmp_path / "secret.env").write_text("DB_PASSWORD=hunter2\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "readme.md").write_text("# Welcome\nOur public handbook.\n")
+    return docs
+
+
+def test_a_symlink_out_of_the_folder_is_skipped_with_a_warning(handbook, caplog):
+    # it was indexed like any document, then shown by search and sent to the model by ask
+    (handbook / "notes.txt").symlink_to("../secret.env")
+    outside = handbook.parent / "elsewhere"
+    outside.mkdir()
+    (outside / "private.md").write_text("# Private\nnot part of the handbook\n")
+    (handbook / "linked").symlink_to(outside, target_is_directory=True)
+    with caplog.at_level(logging.WARNING, logger="rag.documents"):
+        docs = documents_from_folder(handbook)
+    assert [d.doc_id for d in docs] == ["readme.md"]
+    assert not any("hunter2" in d.text for d in docs)
+    assert "notes.txt: it resolves to" in caplog.text and "outside" in caplog.text
+
+
+def test_a_symlink_inside_the_folder_is_read_once(handbook):
+    (handbook / "latest.md").symlink_to("readme.md")  # the file is read under its own path
+    (handbook / "guide.rst").write_text("Read the handbook first.\n")
+    (handbook / "guide.md").symlink_to("guide.rst")  # the only name with a text suffix
+    (handbook / "loop.md").symlink_to("loop.md")  # a loop is skipped (it was an OSError)
+    docs = {d.doc_id: d.text for d in documents_from_folder(handbook)}
+    assert docs == {
+        "guide.md": "Read the handbook first.\n",
+        "readme.md": "# Welcome\nOur public handbook.\n",
+    }
+
+
+def test_a_folder_named_like_a_text_file_is_skipped_and_its_files_read(handbook):
+    # a Hugo page bundle: ended in an IsADirectoryError traceback
+    (handbook / "guide.md").mkdir()
+    (handbook / "guide.md" / "part.txt").write_text("Inside the bundle.")
+    assert [d.doc_id for d in documents_from_folder(handbook)] == ["guide.md/part.txt", "readme.md"]
+
+
+def test_a_named_pipe_is_skipped_not_waited_on(handbook):
+    # opening a FIFO for reading blocked until a writer came: the load hung forever
+    os.mkfifo(handbook / "pipe.txt")
+    found = []
+    worker = threading.Thread(target=lambda: found.extend(documents_from_folder(handbook)))
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():  # unblock the old code so the test run can end
+        with open(handbook / "pipe.txt", "w"):
+            pass
+        worker.join()
+        pytest.fail("documents_from_folder blocked on a named pipe")
+    assert [d.doc_id for d in found] == ["readme.md"]
