@@ -27,9 +27,17 @@ def coverage(runs: dict[int, list[int]], n_items: int) -> float:
     return len(shown) / n_items
 
 
-def novelty(runs: dict[int, list[int]], popularity_share: np.ndarray) -> float:
-    """Mean self-information −log2 p(i) of shown items; p is clipped to 1/n_users-ish floor."""
-    p = np.clip(popularity_share, 1e-6, 1.0)
+def novelty(runs: dict[int, list[int]], popularity_share: np.ndarray, n_users: int) -> float:
+    """Mean self-information −log2 p(i) of shown items, p(i) = the share of ``n_users`` who
+    interacted with item i.
+
+    An item nobody has interacted with yet (a new film) counts as if one user had: p is floored
+    at 1/n_users, the rarest a seen item can be, so it scores as the most novel seen item
+    (log2(943) = 9.9 bits on MovieLens 100K) rather than an arbitrary 19.9 bits from a 1e-6 floor.
+    """
+    if n_users < 1:
+        raise InvalidArgumentError(f"n_users must be >= 1, got {n_users}")
+    p = np.clip(popularity_share, 1.0 / n_users, 1.0)
     values = [-np.log2(p[i]) for items in runs.values() for i in items]
     return float(np.mean(values)) if values else 0.0
 

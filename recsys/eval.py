@@ -511,7 +511,8 @@ def beyond_accuracy(
     assert model is not None
     vectors = content_vectors(catalog)
     x = model.interactions_
-    share = np.asarray(x.sum(axis=0)).ravel() / max(int((np.diff(x.indptr) > 0).sum()), 1)
+    n_users = max(int((np.diff(x.indptr) > 0).sum()), 1)
+    share = np.asarray(x.sum(axis=0)).ravel() / n_users
     runs = {name: result.runs[name] for name in ("popularity", "ease", "blend", "two_stage")}
 
     users = np.array(result.users)
@@ -532,7 +533,7 @@ def beyond_accuracy(
         name: {
             "ndcg@10": means[name]["ndcg@10"],
             "coverage": coverage(run, catalog.n_items),
-            "novelty_bits": novelty(run, share),
+            "novelty_bits": novelty(run, share, n_users),
             "intra_list_diversity": intra_list_diversity(run, vectors),
         }
         for name, run in runs.items()

@@ -164,8 +164,9 @@ def model_lock(path: str | Path) -> Iterator[None]:
     :meth:`TwoStageRecommender.save` takes it, and a read-modify-write holds it from load to
     save (``python -m recsys add-items``), so two of them never interleave: the second loads
     what the first saved, and no added film is lost. It is :func:`evals.files.exclusive_lock`
-    (re-entrant within a thread, POSIX only). A folder that does not exist has nothing to
-    lock: ``save`` creates it first, and ``load`` says it holds no model.
+    (re-entrant within a thread; ``flock`` on POSIX, ``filelock`` on Windows). A folder that
+    does not exist has nothing to lock: ``save`` creates it first, and ``load`` says it holds no
+    model.
     """
     folder = Path(path)
     if not folder.is_dir():

@@ -17,9 +17,18 @@ def test_coverage_novelty_diversity_by_hand():
     runs = {0: [0, 1], 1: [1, 2]}
     assert coverage(runs, 10) == 0.3
     share = np.array([0.5, 0.25, 0.125])
-    assert novelty(runs, share) == pytest.approx((1 + 2 + 2 + 3) / 4)
+    assert novelty(runs, share, n_users=8) == pytest.approx((1 + 2 + 2 + 3) / 4)
     v = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     assert intra_list_diversity(runs, v) == pytest.approx((1.0 + 0.0) / 2)
+
+
+def test_an_item_nobody_has_seen_counts_as_the_rarest_seen_item():
+    # a review found a 1e-6 floor: a new film counted 19.9 bits, twice any seen film's maximum
+    share = np.array([1 / 943, 0.0])  # one film seen by 1 of 943 users, one new film
+    assert novelty({0: [1]}, share, n_users=943) == pytest.approx(math.log2(943))
+    assert novelty({0: [1]}, share, 943) == novelty({0: [0]}, share, 943)
+    with pytest.raises(InvalidArgumentError, match="n_users"):
+        novelty({0: [1]}, share, 0)
 
 
 def test_mmr_trades_relevance_for_diversity():
@@ -56,6 +65,18 @@ def test_gini_extremes():
     assert gini(np.array([5, 5, 5, 5])) == pytest.approx(0.0)
     assert gini(np.array([0, 0, 0, 12])) == pytest.approx(0.75)
     assert gini(np.zeros(3)) == 0.0
+
+
+def test_gini_matches_the_mean_absolute_difference_definition():
+    # G = sum_i sum_j |x_i - x_j| / (2 n^2 mean): the textbook definition, on random counts
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        counts = rng.integers(0, 6, int(rng.integers(1, 50))).astype(float)
+        if counts.sum() == 0:
+            continue
+        n = len(counts)
+        reference = np.abs(counts[:, None] - counts[None, :]).sum() / (2 * n**2 * counts.mean())
+        assert gini(counts) == pytest.approx(reference, abs=1e-12)
 
 
 def _loop_data() -> tuple[sp.csr_matrix, sp.csr_matrix]:

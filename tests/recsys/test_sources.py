@@ -359,3 +359,34 @@ def test_bpr_training_orders_seen_items_above_the_other_block(matrix):
 def test_bpr_rejects_bad_settings(kwargs):
     with pytest.raises(InvalidArgumentError, match="BPR needs"):
         BPR(**kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:Method expects CSR input")  # implicit's own internal copy
+def test_item_knn_matches_cosine_with_shrinkage_and_implicits_cosine_recommender():
+    # parity (STYLE rule 10): sim(i, j) = x_i . x_j / (|x_i| |x_j| + shrink), each item keeping
+    # its k most similar; with shrink 0 and every neighbour, implicit's CosineRecommender
+    from implicit.nearest_neighbours import CosineRecommender
+
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        n_users, n_items = int(rng.integers(2, 30)), int(rng.integers(2, 25))
+        x = sp.csr_matrix((rng.random((n_users, n_items)) < 0.3).astype(np.float32))
+        k, shrink = int(rng.integers(1, n_items + 3)), float(rng.choice([0.0, 10.0]))
+        ours = ItemKNN(k, shrink).fit(x).similarity_.astype(np.float64)
+        dense = x.toarray().astype(np.float64)
+        co = dense.T @ dense
+        norms = np.sqrt(np.diag(co))
+        sim = co / (np.outer(norms, norms) + shrink + 1e-9)
+        np.fill_diagonal(sim, 0.0)
+        kept = min(k, n_items - 1)
+        # ties at the k-th place may keep either item, so compare each column's kept values
+        reference = -np.sort(-sim, axis=0)[:kept]
+        assert np.sort(ours, axis=0)[::-1][:kept] == pytest.approx(reference, abs=1e-6)
+        assert (ours != 0).sum(axis=0).max() <= kept
+        if shrink == 0.0:
+            implicit_model = CosineRecommender(K=n_items + 1)
+            implicit_model.fit(x, show_progress=False)
+            theirs = implicit_model.similarity.toarray().astype(np.float64)
+            np.fill_diagonal(theirs, 0.0)
+            every = ItemKNN(n_items, 0.0).fit(x).similarity_.astype(np.float64)
+            assert every == pytest.approx(theirs, abs=1e-6)
