@@ -308,9 +308,10 @@ class ModerationModel:
         """Load a model written by :meth:`save`.
 
         The file is a pickle, read by an unpickler that resolves only :data:`SAFE_GLOBALS`: a
-        file naming anything else (``os.system``, ``builtins.eval``), or setting attributes on an
-        allowed class itself, is refused with :class:`UnsafeModelError` before that name is
-        looked up or that attribute set.
+        file naming anything else (``os.system``, ``builtins.eval``), setting attributes on an
+        allowed class itself, or building a numpy dtype unlike any numpy makes (one that would
+        read the file's bytes as memory addresses), is refused with :class:`UnsafeModelError`
+        before that name is looked up, that attribute set or an array made of that dtype.
         """
         path = Path(path)
         if not path.exists():
@@ -322,9 +323,9 @@ class ModerationModel:
                 payload = restricted_load(fh, SAFE_GLOBALS)
         except RefusedPickleError as exc:
             raise UnsafeModelError(
-                f"{path}: the model file {exc.problem}; it was not loaded (loading could have run "
-                "that code or changed every model in this process). Retrain, or load only files "
-                "written by `python -m moderation train`",
+                f"{path}: the model file {exc.problem}; it was not loaded (loading it could run "
+                "code, change every model in this process or crash it). Retrain, or load only "
+                "files written by `python -m moderation train`",
                 name=exc.name,
             ) from None
         except Exception as exc:  # pickle raises many types on a file that is not a pickle

@@ -10,7 +10,8 @@ context needed to fix the problem in its attributes and its message says what wo
     │   ├── EncodingError        bytes that are not valid UTF-8
     │   └── TextTooLongError     more characters than ``ModerationConfig.max_chars``
     ├── NotTrainedError          a model is used before ``fit`` (or a model file is missing)
-    │   └── UnsafeModelError     a model file names code no model uses, or alters a class
+    │   └── UnsafeModelError     a model file names code no model uses, alters a class, or
+    │                            builds a numpy dtype numpy would not (a crash on use)
     ├── CategoryError            a new category cannot be added (name taken, too few examples)
     └── QueueError               the human review queue refused an operation
         ├── ItemNotFoundError    no queue item with that id
@@ -71,11 +72,14 @@ class NotTrainedError(ModerationError, RuntimeError):
 
 
 class UnsafeModelError(NotTrainedError):
-    """A model file names a class or function that no moderation model is made of, or sets
-    attributes on an allowed class itself (which would change every model in the process).
+    """A model file names a class or function that no moderation model is made of, sets
+    attributes on an allowed class itself (which would change every model in the process), or
+    builds a numpy dtype unlike any numpy makes (arrays of it would read the file's bytes as
+    memory addresses: a crash, or worse).
 
-    Loading stops at that point, before the name is imported or the attribute set; ``name`` is
-    the class or function. What the file built before that point was built and is dropped."""
+    Loading stops at that point, before the name is imported, the attribute set or an array made
+    of the dtype; ``name`` is the class or function (``numpy.dtype`` for a dtype). What the file
+    built before that point was built and is dropped."""
 
     def __init__(self, message: str, *, name: str) -> None:
         super().__init__(message)

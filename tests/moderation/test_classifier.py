@@ -1,6 +1,8 @@
 import dataclasses
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,8 @@ from moderation.errors import (
 from moderation.policy import choose_thresholds
 
 from .conftest import make_corpus
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_heads_learn_the_marker_words(trained_model):
@@ -164,6 +168,52 @@ def test_a_model_file_that_sets_attributes_on_an_allowed_class_is_refused(tmp_pa
     finally:
         if attr in vars(ModerationModel):  # the unpickler before the fix set it: undo
             delattr(ModerationModel, attr)
+
+
+class _ObjectsHiddenInBytes:
+    """A void dtype whose one field holds Python objects, with flags 0 in its state ("no
+    objects"), as numpy's own pickles make a dtype: REDUCE, then BUILD."""
+
+    def __reduce__(self):
+        state = (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0)
+        return (np.dtype, ("V8", False, True), state)
+
+
+class _PointersFromTheFile(pickle.Pickler):
+    """Pickles a model with one array swapped for an array of that dtype over raw numbers,
+    which numpy then reads as object pointers; the file names only allowed globals."""
+
+    def __init__(self, fh, swapped: np.ndarray) -> None:
+        super().__init__(fh)
+        self.swapped = swapped
+
+    def reducer_override(self, obj):
+        if obj is not self.swapped:
+            return NotImplemented
+        n = len(obj)
+        pointers = b"".join((0x4141414141 + 8 * i).to_bytes(8, "little") for i in range(n))
+        state = (1, (n,), _ObjectsHiddenInBytes(), False, pointers)
+        return (np._core.multiarray._reconstruct, (np.ndarray, (0,), b"b"), state)
+
+
+def test_a_model_file_whose_numpy_dtype_hides_pointers_is_refused_not_a_crash(
+    trained_model, tmp_path
+):
+    # the security review's file: the isotonic calibrator's thresholds became such an array,
+    # and loading the model (the calibrator interpolates on them) died with SIGSEGV, exit 139
+    path = tmp_path / "crafted.pkl"
+    thresholds = trained_model.calibrators["offensive"]._model.X_thresholds_
+    with path.open("wb") as fh:
+        _PointersFromTheFile(fh, thresholds).dump(
+            {"format": FORMAT_VERSION, "model": trained_model}
+        )
+    result = subprocess.run(
+        [sys.executable, "-m", "moderation", "classify", "hello there", "--model", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, (result.returncode, result.stderr)  # was -11 (SIGSEGV)
+    assert result.stderr.startswith(f"error: {path}: the model file builds a numpy dtype")
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_unfitted_and_bad_targets(small_config):
