@@ -311,7 +311,9 @@ class ModerationModel:
         file naming anything else (``os.system``, ``builtins.eval``), setting attributes on an
         allowed class itself, or building a numpy dtype unlike any numpy makes (one that would
         read the file's bytes as memory addresses), is refused with :class:`UnsafeModelError`
-        before that name is looked up, that attribute set or an array made of that dtype.
+        before that name is looked up, that attribute set or an array made of that dtype. A
+        file that unpickles to anything but a ``{"format": FORMAT_VERSION, "model":
+        ModerationModel}`` is a :class:`NotTrainedError` naming what it holds.
         """
         path = Path(path)
         if not path.exists():
@@ -336,7 +338,13 @@ class ModerationModel:
         found = payload.get("format") if isinstance(payload, dict) else None
         if found != FORMAT_VERSION:
             raise NotTrainedError(f"{path} has format {found}, expected {FORMAT_VERSION}: retrain")
-        return payload["model"]
+        model = payload.get("model")
+        if not isinstance(model, cls):
+            raise NotTrainedError(
+                f"{path} holds a {type(model).__name__} under 'model', not a moderation model; "
+                "retrain with `python -m moderation train` or pass the file it wrote"
+            )
+        return model
 
 
 def three_class(p_hate: np.ndarray, p_offensive: np.ndarray, hate_threshold: float) -> np.ndarray:

@@ -24,7 +24,7 @@ from moderation.errors import (
     NotTrainedError,
     UnsafeModelError,
 )
-from moderation.policy import choose_thresholds
+from moderation.policy import LabelThresholds, choose_thresholds
 
 from .conftest import make_corpus
 
@@ -214,6 +214,20 @@ def test_a_model_file_whose_numpy_dtype_hides_pointers_is_refused_not_a_crash(
     assert result.returncode == 2, (result.returncode, result.stderr)  # was -11 (SIGSEGV)
     assert result.stderr.startswith(f"error: {path}: the model file builds a numpy dtype")
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_model_file_holding_another_allowed_object_is_refused_naming_it(tmp_path):
+    # every class in SAFE_GLOBALS unpickles; only a ModerationModel is a model (classify ended
+    # in "AttributeError: 'LabelThresholds' object has no attribute 'thresholds'")
+    path = tmp_path / "thresholds.pkl"
+    path.write_bytes(
+        pickle.dumps({"format": FORMAT_VERSION, "model": LabelThresholds("hate", 0.9, 0.5)})
+    )
+    with pytest.raises(NotTrainedError, match="holds a LabelThresholds under 'model', not a mod"):
+        ModerationModel.load(path)
+    path.write_bytes(pickle.dumps({"format": FORMAT_VERSION}))
+    with pytest.raises(NotTrainedError, match=r"thresholds\.pkl holds a NoneType under 'model'"):
+        ModerationModel.load(path)
 
 
 def test_unfitted_and_bad_targets(small_config):

@@ -1,5 +1,6 @@
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -61,6 +62,9 @@ def test_errors_are_one_line_with_exit_status_2(tmp_path, capsys):
     assert code == 2 and "is not a model file" in out
     code, out = _run(capsys, "classify", "hello", "--model", str(tmp_path))
     assert code == 2 and "is not a file" in out
+    (tmp_path / "other.pkl").write_bytes(pickle.dumps({"format": 1, "model": {"not": "a model"}}))
+    code, out = _run(capsys, "classify", "hello", "--model", str(tmp_path / "other.pkl"))
+    assert code == 2 and out.startswith(f"error: {tmp_path / 'other.pkl'} holds a dict under")
     code, out = _run(capsys, "train", "--data-dir", str(tmp_path / "typo"))
     assert code == 2 and "davidson-hate-offensive" in out and out.startswith("error:")
     code, out = _run(capsys, "queue", "--db", db, "audit", "nope")
