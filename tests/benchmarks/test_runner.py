@@ -39,21 +39,20 @@ def test_list_shows_the_registered_benchmarks():
 
 
 def test_quick_harness_run_writes_a_self_describing_record_and_a_report(tmp_path):
+    out, cache = tmp_path / "out", tmp_path / "cache"  # not the checkout's results/cache
+    quick = ["harness", "--quick", "--out", str(out), "--cache-dir", str(cache)]
     subprocess.run(
-        [sys.executable, "-m", "benchmarks", "harness", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
+        [sys.executable, "-m", "benchmarks", *quick], cwd=ROOT, check=True, capture_output=True
     )
-    record = json.loads((tmp_path / "harness.json").read_text())
+    record = json.loads((out / "harness.json").read_text())
     assert set(record) >= RECORD_KEYS
     assert record["quick"] is True and record["machine"]["cores"] >= 1
     ours = next(r for r in record["rows"] if r["variant"] == "evals.metrics")
     assert ours["metrics"]["max_abs_diff_vs_trec_eval"] < 1e-9
     assert ours["metrics"]["ndcg@10"] > 0.3  # the synthetic retriever ranks judged docs higher
-    text = (tmp_path / "REPORT.md").read_text()
+    text = (out / "REPORT.md").read_text()
     assert "## harness (QUICK" in text and "`evals.metrics`" in text
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["REPORT.md", "harness.json"]  # no temp
+    assert sorted(p.name for p in out.iterdir()) == ["REPORT.md", "harness.json"]  # no temp
 
 
 def test_a_failing_benchmark_makes_the_runner_exit_non_zero(tmp_path, monkeypatch):
