@@ -15,6 +15,9 @@ a real terminal brings:
   left alone.
 * **A seed** (``--seed``) is read by :func:`seed`, an argparse type: numpy, scikit-learn and
   LightGBM take 0 to 2**32 - 1, so anything else is argparse's one error line before any work.
+* **Text from outside** (document titles, file names, a model's answer) is printed through
+  :func:`shown`, which escapes control characters: printed raw, ``ESC[2J`` clears the screen
+  and ``ESC]52;...`` sets the clipboard of terminals that allow it.
 * **A reader that has gone** (``python -m rag search ... | head -1``): the next print raises
   ``BrokenPipeError``. Nothing more can be shown, so stdout is pointed at ``os.devnull`` (else the
   interpreter's final flush raises again) and ``run`` returns 1, as the Python documentation's
@@ -25,14 +28,30 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
 
-__all__ = ["run", "seed"]
+__all__ = ["run", "seed", "shown"]
 
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 SEED_LIMIT = 2**32  # numpy's seeds are 0 .. 2**32 - 1
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0, DEL and C1, but \t and \n
+
+
+def shown(text: str) -> str:
+    r"""``text`` with its control characters but tab and newline printed escaped (``\x1b``).
+
+    For anything a command prints that came from outside the program: titles, chunks and file
+    names from indexed files, answers from a model a document can steer. Each character is
+    escaped on its own, so streamed text can be shown piece by piece: an escape sequence split
+    across two pieces is neutralised all the same.
+
+    >>> shown("title\x1b[2J\tend")
+    'title\\x1b[2J\tend'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def seed(text: str) -> int:

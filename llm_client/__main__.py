@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from evals.cli import run
+from evals.cli import run, shown
 from llm_client.client import Client
 from llm_client.config import MODEL_ENV, env_base_url, env_model
 from llm_client.errors import ConfigurationError, LLMClientError
@@ -44,15 +44,14 @@ def _chat(args: argparse.Namespace) -> int:
         if args.system:
             messages.insert(0, {"role": "system", "content": args.system})
         if args.no_stream:
-            print(
-                client.chat(messages, max_tokens=args.max_tokens, temperature=args.temperature).text
-            )
+            reply = client.chat(messages, max_tokens=args.max_tokens, temperature=args.temperature)
+            print(shown(reply.text))
         else:
             with client.chat(
                 messages, max_tokens=args.max_tokens, temperature=args.temperature, stream=True
             ) as stream:  # Ctrl-C mid-stream closes the connection
                 for chunk in stream:
-                    print(chunk.delta, end="", flush=True)
+                    print(shown(chunk.delta), end="", flush=True)  # escape sequences escaped
             print()
         s = client.stats
         tokens = sum(t.prompt_tokens + t.completion_tokens for t in s.tokens.values())

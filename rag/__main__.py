@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 import textwrap
 from pathlib import Path
 
-from evals.cli import run
+from evals.cli import run, shown
 from rag.config import CHUNKERS, ENCODERS, FUSIONS, RagConfig, check_threshold
 from rag.errors import ConfigError, RagError, RerankerError
 from rag.onnx_embedder import default_cache_dir
@@ -31,16 +30,6 @@ from rag.onnx_embedder import default_cache_dir
 DEFAULT_INDEX = ".rag_index"
 DEFAULT_CACHE = default_cache_dir()  # $AIS_CACHE_DIR/rag, else ~/.cache/ais/rag
 RERANKER_FILE = "reranker.json"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0, DEL and C1, but \t and \n
-
-
-def _shown(text: str) -> str:
-    """``text`` with its control characters but tab and newline printed escaped (``\\x1b``).
-
-    Titles, chunks and file names come from the indexed files, answers from a model a document
-    can steer: printed raw, ``ESC[2J`` would clear the screen and ``ESC]52;...`` set the clipboard.
-    """
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _load_documents(path: str, data_dir: str | None = None):
@@ -165,8 +154,8 @@ def cmd_search(args) -> int:
     print(f"{mode} results for {args.query!r}:")
     for rank, h in enumerate(hits, start=1):
         doc = retriever.index.documents[h.doc_id]
-        snippet = _shown(retriever.index.chunks[h.chunk_id].text.replace("\n", " "))
-        print(f"{rank:>3}. {h.score:8.4f}  {_shown(h.doc_id)}  {_shown(doc.title[:70])}")
+        snippet = shown(retriever.index.chunks[h.chunk_id].text.replace("\n", " "))
+        print(f"{rank:>3}. {h.score:8.4f}  {shown(h.doc_id)}  {shown(doc.title[:70])}")
         print(textwrap.indent(textwrap.shorten(snippet, 160), " " * 15))
     return 0
 
@@ -221,7 +210,7 @@ def cmd_ask(args) -> int:
             ans = answer(server.base_url, server.model)
     else:
         ans = answer(args.base_url, args.llm_model)
-    print(_shown(ans.text))
+    print(shown(ans.text))
     gate = "no threshold" if threshold is None else f"threshold {threshold:.3f}"
     print(
         f"\nconfidence {ans.confidence:.3f} ({gate}), "
@@ -230,7 +219,7 @@ def cmd_ask(args) -> int:
     for s in ans.sources:
         mark = "*" if s in ans.cited else " "
         cut = "  (truncated)" if s.truncated else "  (extract)" if s.condensed else ""
-        print(f" {mark}[{s.number}] {_shown(s.doc_id)}  {_shown(s.title[:70])}{cut}")
+        print(f" {mark}[{s.number}] {shown(s.doc_id)}  {shown(s.title[:70])}{cut}")
     if ans.invalid_citations:
         print(f"invalid citations (no such source): {ans.invalid_citations}")
     if ans.dropped:
@@ -402,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (RagError, DatasetError, LLMClientError) as exc:
-        print(f"error: {_shown(str(exc))}", file=sys.stderr)  # may name a file or quote a server
+        print(f"error: {shown(str(exc))}", file=sys.stderr)  # may name a file or quote a server
         return 2
 
 

@@ -103,3 +103,16 @@ def test_the_status_of_main_is_returned():
 
     assert run(lambda: 0) == 0
     assert run(lambda: 2) == 2
+
+
+def test_shown_escapes_control_characters_but_tab_and_newline():
+    import doctest
+
+    import evals.cli
+    from evals.cli import shown
+
+    assert shown("a\tb\nc") == "a\tb\nc"
+    assert shown("\x00\x1b\x7f\x9b\u202e") == "\\x00\\x1b\\x7f\\x9b\u202e"  # C0, DEL, C1 only
+    pieces = ["title \x1b", "[2J end"]  # a sequence split across two streamed pieces
+    assert "\x1b" not in "".join(shown(p) for p in pieces)
+    assert doctest.testmod(evals.cli).failed == 0

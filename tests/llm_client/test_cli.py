@@ -92,3 +92,15 @@ def test_serve_fault_refuses_impossible_settings_before_serving(capsys, flag, va
         main(["serve-fault", "--port", "0", flag, value])
     err = capsys.readouterr().err
     assert info.value.code == 2 and f"argument {flag}: {says}" in err
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_escape_sequences_in_the_answer_are_printed_escaped(fault_server, capsys, stream):
+    # the echo model repeats the prompt: a model's answer could clear the screen or set the
+    # clipboard (OSC 52) if printed raw (security review)
+    prompt = "hi \x1b[2J\x1b]52;c;Y3VybA==\x07 there"
+    argv = ["chat", prompt, "--base-url", fault_server.base_url, "--model", "m"]
+    assert main(argv if stream else [*argv, "--no-stream"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert out.strip() == "echo: hi \\x1b[2J\\x1b]52;c;Y3VybA==\\x07 there"
