@@ -6,7 +6,8 @@
     │   ├── DatasetIntegrityError   a file is there but its checksum, row count or format is wrong
     │   └── UnknownDatasetError     the name is not in the registry
     ├── MetricError                 a metric name or an input (qrels, run, labels) is malformed
-    └── RefusedPickleError          a saved model names code outside its allow-list (pickles.py)
+    └── RefusedPickleError          a saved model names code outside its allow-list, or
+                                    builds numpy / SciPy state no pickler wrote (pickles.py)
 
 Every error says what is wrong and what would be valid, so a user never has to read a traceback
 from deep inside pandas or numpy to find out that a file is missing.

@@ -30,9 +30,10 @@ with its TF-IDF vocabularies loads in 0.3 s instead of 0.03 s) and about as fast
 arrays (a recommender). The memo lookups of the numpy check add about a fifth to the first.
 
 This closes the usual way a pickle runs code or corrupts memory, not every way: the allowed
-classes still restore their own state (LightGBM and FAISS parse their own bytes; a SciPy sparse
-matrix's index arrays are not checked against its shape), so a model file is as trustworthy as
-its source. ``moderation.classifier`` and ``recsys.recommender`` hold the two allow-lists.
+classes still restore their own state (LightGBM and FAISS parse their own bytes), so a model
+file is as trustworthy as its source. A SciPy sparse matrix's index arrays are checked against
+its shape once it is built (:func:`_check_sparse`). ``moderation.classifier`` and
+``recsys.store`` hold the two allow-lists.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
             self._build_copy(target)
         else:
             super().load_build()
+            if type(target).__module__.startswith("scipy.sparse."):
+                _check_sparse(target)
 
     def _build_copy(self, target: np.dtype | np.ndarray) -> None:
         """BUILD ``target``'s state on a new dtype or array that takes its place (see above)."""
@@ -125,6 +128,33 @@ class _Memo(dict):
         """From now on, read ``copy`` wherever ``target`` was stored."""
         self.objects.append(target)
         self.copies[id(target)] = copy
+
+
+def _check_sparse(matrix: object) -> None:
+    """Refuse a SciPy compressed sparse matrix (CSR / CSC) whose index arrays do not fit its
+    shape. Its C kernels trust ``indptr`` and ``indices``: an index past the last column makes
+    ``matrix @ vector`` read and write outside its arrays. Any other sparse format is refused
+    (saved models hold CSR only)."""
+    name = f"{type(matrix).__module__}.{type(matrix).__qualname__}"
+    check = getattr(matrix, "check_format", None)
+    if check is None:
+        raise RefusedPickleError(name, f"builds a {name}; saved models hold CSR matrices only")
+    try:
+        shape = matrix._shape  # set from the file's state, not checked by SciPy
+        indptr, indices = matrix.indptr, matrix.indices
+        if not (
+            isinstance(shape, tuple)
+            and len(shape) == 2
+            and all(isinstance(n, int | np.integer) and n >= 0 for n in shape)
+        ):
+            raise ValueError(f"shape {shape!r} is not two non-negative whole numbers")
+        if indptr.dtype.kind != "i" or indices.dtype.kind != "i":
+            raise ValueError(f"index arrays of dtype {indptr.dtype} / {indices.dtype}")
+        check(full_check=True)  # indptr size, start, order; every index within the shape
+    except (AttributeError, TypeError, ValueError, IndexError) as exc:
+        raise RefusedPickleError(
+            name, f"builds a {name} whose index arrays do not fit its shape ({exc})"
+        ) from None
 
 
 def _check_dtype(built: np.dtype) -> None:

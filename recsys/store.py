@@ -245,9 +245,9 @@ def _unpickle(data: bytes) -> object:
         return restricted_load(io.BytesIO(data), SAFE_GLOBALS)
     except RefusedPickleError as exc:
         raise UnsafeModelError(
-            f"model.pkl {exc.problem}; it was not loaded (loading could have run that code or "
-            "changed every recommender in this process). Retrain with `python -m recsys train`, "
-            "or load only folders it wrote",
+            f"model.pkl {exc.problem}; it was not loaded (loading could have run code, changed "
+            "every recommender in this process or crashed it). Retrain with `python -m recsys "
+            "train`, or load only folders it wrote",
             name=exc.name,
         ) from None
 

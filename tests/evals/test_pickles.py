@@ -246,3 +246,50 @@ def test_numpy_arrays_and_dtypes_load_as_the_standard_unpickler_loads_them():
         assert (loaded[name].dtype, loaded[name].dtype.flags) == (value.dtype, value.dtype.flags)
         assert loaded[name].flags.f_contiguous == value.flags.f_contiguous
         np.testing.assert_array_equal(loaded[name], value)
+
+
+CRAFTED_CSR = """
+import io, pickle, sys
+import numpy as np, scipy.sparse as sp
+from evals.pickles import restricted_load
+allowed = frozenset({("scipy.sparse._csr", "csr_matrix"), ("numpy", "dtype"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+    ("copyreg", "_reconstructor"), ("builtins", "object")} | {tuple(x.split(":")) for x in
+    sys.argv[2:]})
+m = sp.csr_matrix(np.ones((2, 2)))
+if sys.argv[1] == "crafted":  # an index past the last column, set after SciPy's own check
+    m.indices = np.array([0, 1, 0, 400_000_000], dtype=np.int32)
+out = restricted_load(io.BytesIO(pickle.dumps(m, protocol=5)), allowed)
+print((out @ np.ones(2)).tolist())
+"""
+
+
+@pytest.mark.parametrize("case", ["whole", "crafted"])
+def test_a_sparse_matrix_whose_indices_leave_its_shape_is_refused_not_a_crash(case):
+    # a security review's note: csr_matrix(...) @ v read past its arrays (SIGSEGV) when a file
+    # set indices beyond the shape; SciPy checks them only when it builds the matrix itself
+    import scipy.sparse as sp
+
+    globals_used = _globals_of(pickle.dumps(sp.csr_matrix(np.ones((2, 2))), protocol=5))
+    argv = [sys.executable, "-c", CRAFTED_CSR, case, *[f"{m}:{n}" for m, n in globals_used]]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if case == "whole":
+        assert (result.returncode, result.stdout.strip()) == (0, "[2.0, 2.0]"), result.stderr
+    else:
+        assert result.returncode == 1, (result.returncode, result.stderr)  # -11 was SIGSEGV
+        assert "whose index arrays do not fit its shape (indices must be < 2)" in result.stderr
+
+
+def _globals_of(data: bytes) -> set[tuple[str, str]]:
+    """The (module, name) pairs a pickle resolves (what an allow-list must hold to load it)."""
+    import pickletools
+
+    found, strings = set(), []
+    for opcode, arg, _ in pickletools.genops(data):
+        if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+            strings.append(arg)
+        elif opcode.name == "STACK_GLOBAL":
+            found.add((strings[-2], strings[-1]))
+        elif opcode.name == "GLOBAL":
+            found.add(tuple(arg.split(" ", 1)))
+    return found
