@@ -222,7 +222,9 @@ def run(ctx: BenchContext) -> BenchResult:
                 )
 
     # ---- 2./3. scenarios: detection and actions ------------------------------------------------
-    workroot = Path(tempfile.mkdtemp(prefix="drift-bench-"))
+    # each run's registry and prediction log (50-220 MB in all), deleted once the loop is done
+    scratch = tempfile.TemporaryDirectory(prefix="drift-bench-", ignore_cleanup_errors=True)
+    workroot = Path(scratch.name)
     detection: dict[tuple[str, str], list] = {}
     actions: dict[str, list] = {}
     scenario_seconds: list[float] = []
@@ -254,6 +256,7 @@ def run(ctx: BenchContext) -> BenchResult:
                 triage_s = time.perf_counter() - t
         if ctx.progress:
             print(f"drift: scenario {name} done ({time.perf_counter() - started:.0f}s)", flush=True)
+    scratch.cleanup()  # (an exception before this still deletes it, when scratch is collected)
 
     for (name, detector), scores in detection.items():
         delays = [s.delay for s in scores if s.delay is not None]

@@ -92,7 +92,10 @@ def _workdir(args: argparse.Namespace) -> Path | None:
     return workdir
 
 
-def _timeline(args: argparse.Namespace, act: bool, out: Path | None = None) -> Timeline:
+def _timeline(
+    args: argparse.Namespace, act: bool, scratch: Path, out: Path | None = None
+) -> Timeline:
+    """Play the scenario in ``--workdir``, else in ``scratch`` (a temp dir the caller deletes)."""
     from evals.datasets import load_bike_sharing
 
     kwargs = _scenario_kwargs(args)  # check the flags before the slow part
@@ -103,7 +106,7 @@ def _timeline(args: argparse.Namespace, act: bool, out: Path | None = None) -> T
     scenario = build_scenario(args.scenario, data, seed=args.seed, **kwargs)
     models = train_models(data, seed=args.seed)
     if workdir is None:
-        workdir = Path(tempfile.mkdtemp(prefix="drift-"))
+        workdir = scratch
     elif args.fresh and (removed := clear_run_state(workdir)):
         print(
             f"--fresh: deleted {len(removed)} entries of the previous run in {workdir}",
@@ -113,7 +116,7 @@ def _timeline(args: argparse.Namespace, act: bool, out: Path | None = None) -> T
     return run_scenario(scenario, models, workdir, config=config, act=act, seed=args.seed)
 
 
-def _print_timeline(timeline: Timeline) -> None:
+def _print_timeline(timeline: Timeline, kept: bool) -> None:
     scenario = timeline.scenario
     onset = "no onset" if scenario.onset is None else f"onset {scenario.onset}"
     print(
@@ -141,10 +144,12 @@ def _print_timeline(timeline: Timeline) -> None:
             f"{top}{' | ' + acts if acts else ''}{marker}"
         )
     since = "all windows" if scenario.onset is None else "from onset"
-    print(
-        f"served MAE {since}: {timeline.served_mae(scenario.onset or 0):.1f} "
-        f"(state in {timeline.registry_root.parent})"
+    state = (
+        f"state in {timeline.registry_root.parent}"
+        if kept
+        else "state deleted with its temp dir; --workdir DIR keeps it"
     )
+    print(f"served MAE {since}: {timeline.served_mae(scenario.onset or 0):.1f} ({state})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,11 +190,18 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # without --workdir the run's registry and log live in a temp dir, deleted when it ends
+    with tempfile.TemporaryDirectory(prefix="drift-", ignore_cleanup_errors=True) as scratch:
+        return _command(args, Path(scratch))
+
+
+def _command(args: argparse.Namespace, scratch: Path) -> int:
     try:
         if args.command == "simulate":
-            _print_timeline(_timeline(args, act=not args.observe_only))
+            timeline = _timeline(args, act=not args.observe_only, scratch=scratch)
+            _print_timeline(timeline, kept=bool(args.workdir))
         else:
-            timeline = _timeline(args, act=True, out=Path(args.out))
+            timeline = _timeline(args, act=True, scratch=scratch, out=Path(args.out))
             report = write_triage(timeline, Path(args.out))
             print(f"triage summary: {report.json_path}")
             if report.html_path:

@@ -67,6 +67,22 @@ def test_stationary_header_has_no_onset(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "scenario stationary: 3 windows x 100 rows, seed 0; no onset; acting"
     assert lines[-1].startswith("served MAE all windows:") and "<- onset" not in "".join(lines)
+    assert lines[-1].endswith(f"(state in {tmp_path / 'run'})")
+
+
+@pytest.mark.parametrize("command", ["simulate", "report"])
+def test_without_a_workdir_the_runs_temp_dir_is_deleted(tmp_path, monkeypatch, capsys, command):
+    # a review found 47 /tmp/drift-* folders: every run without --workdir left its registry
+    # and log behind, with nothing pointing to it after `report`
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    out = ["--out", str(tmp_path / "report")] if command == "report" else []
+    assert main([command, "--scenario", "bad_deployment", *SMALL, *out]) == 0
+    assert list(temp.iterdir()) == []
+    if command == "simulate":
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert last.endswith("(state deleted with its temp dir; --workdir DIR keeps it)")
 
 
 def test_a_workdir_that_is_a_file_is_refused(tmp_path, capsys):
