@@ -136,3 +136,79 @@ def test_rank_bm25_backend_ranks_like_okapi():
     for idx in (ours, ref):
         idx.add(list(docs), list(docs.values()))
     assert ours.search("power energy", 4).ids == ref.search("power energy", 4).ids
+
+
+def _churn(seed, n_steps, method):
+    """Random adds, replacements and removals; yields (index, compacting index, live docs)."""
+    rng = np.random.default_rng(seed)
+    pool = [f"w{i}" for i in range(12)]  # common words, always somewhere in the corpus
+    never, often = BM25Index(Split(), method=method), BM25Index(Split(), method=method)
+    never.compact_min_dead, often.compact_min_dead = 10**9, 0
+    live = {}  # same order as the indexes' rows: a replaced id keeps its place
+    for step in range(n_steps):
+        if live and rng.random() < 0.3:
+            gone = [str(d) for d in rng.choice(list(live), size=min(2, len(live)), replace=False)]
+            for idx in (never, often):
+                idx.remove(gone)
+            for d in gone:
+                del live[d]
+        else:
+            doc_id = str(rng.integers(0, 8))
+            words = [*rng.choice(pool, size=rng.integers(1, 6)), f"r{step}", f"s{step}"]
+            live[doc_id] = " ".join(words)
+            for idx in (never, often):
+                idx.add([doc_id], [live[doc_id]])
+        yield never, often, live
+
+
+@pytest.mark.parametrize("method", ["lucene", "okapi"])
+@pytest.mark.parametrize("seed", range(4))
+def test_vocabulary_compaction_changes_no_score_bit_for_bit(method, seed):
+    # a review found the vocabulary kept every term ever indexed; compaction renumbers the live
+    # terms in their old order, so the scores of every query stay exactly as they were
+    queries = ["w0 w1", "w3 w3 w7", "r5 w2", "s40 r41 w11", "r0 s1 r2 w4 w5", "w9 w10 w11 w0"]
+    compacted_steps = 0
+    for never, often, live in _churn(seed, 120, method):
+        compacted_steps += len(often.vocab) < len(never.vocab)
+        fresh = BM25Index(Split(), method=method)
+        fresh.add(list(live), list(live.values()))
+        for q in queries:
+            a, b, c = never.search(q, 5), often.search(q, 5), fresh.search(q, 5)
+            assert a.ids == b.ids == c.ids
+            assert np.array_equal(a.scores, b.scores) and np.array_equal(b.scores, c.scores)
+    assert compacted_steps > 0
+    assert len(often.vocab) == often.weights.shape[1] < len(never.vocab)
+
+
+def test_query_terms_leave_out_terms_no_live_document_holds():
+    # the reranker's coverage and idf features read query_terms: a term whose documents were all
+    # removed counted as a query term (with the idf of df = 0) until the index was reloaded
+    def by_term(idx, query, ids):
+        names = {i: t for t, i in idx.vocab.items()}
+        terms = idx.query_terms(query)
+        presence = idx.term_presence(ids, terms).T.tolist()
+        return {names[i]: (w, p) for i, w, p in zip(terms, idx.idf(terms), presence, strict=True)}
+
+    for never, _, live in _churn(0, 60, "okapi"):
+        fresh = BM25Index(Split(), method="okapi")
+        fresh.add(list(live), list(live.values()))
+        for q in ("w1 r3 s17 w4 r30 s50 w11", "w0 w2 w5 w6 w8", "r58 r59 s59"):
+            assert by_term(never, q, list(live)) == by_term(fresh, q, list(live))
+
+
+def test_vocabulary_stays_bounded_under_many_replacements():
+    # review repro: 5,000 replacements over 200 live documents left 156,000 terms (+35 MB)
+    rng = np.random.default_rng(0)
+    idx = BM25Index()
+    for step in range(3000):  # each text brings 10 terms no other text has
+        doc_id = f"d{rng.integers(50)}"
+        idx.add(
+            [doc_id], ["market price rose report " + " ".join(f"t{step}x{j}" for j in range(10))]
+        )
+    live_terms = 4 + 10 * len(idx)  # 3,000 x 10 + 4 terms were indexed
+    assert len(idx) == 50
+    assert len(idx.vocab) <= live_terms + 4096 + 10  # compact_min_dead, above 2 x live here
+    assert idx.weights.shape == (50, len(idx.vocab))
+    assert len(idx.search("market", 100).ids) == 50
+    assert idx.search("t2999x3", 3).ids == [doc_id]
+    assert idx.search("t0x3", 3).ids == []
