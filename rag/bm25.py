@@ -74,7 +74,14 @@ def _finite(x: object) -> bool:
 
 
 class Tokenizer:
-    """Lowercase -> ``\\b\\w\\w+\\b`` words -> drop stop words -> Snowball stem (memoised)."""
+    """Lowercase -> ``\\b\\w\\w+\\b`` words -> drop stop words -> Snowball stem (memoised).
+
+    The stem memo is emptied when it reaches ``max_cached_words`` (SciFact has 36,000 distinct
+    words): like the vocabulary, it would otherwise keep every word a long-lived index has ever
+    seen (23 MB after the review's 5,000 replacements of 200 documents).
+    """
+
+    max_cached_words: int = 65_536
 
     def __init__(self, stem: bool = True, stopwords: Iterable[str] = STOPWORDS_EN) -> None:
         self.stopwords = frozenset(stopwords)
@@ -93,6 +100,8 @@ class Tokenizer:
         for w in words:
             s = cache.get(w)
             if s is None:
+                if len(cache) >= self.max_cached_words:
+                    cache.clear()
                 s = cache[w] = self._stemmer.stemWord(w)
             out.append(s)
         return out

@@ -212,3 +212,12 @@ def test_vocabulary_stays_bounded_under_many_replacements():
     assert len(idx.search("market", 100).ids) == 50
     assert idx.search("t2999x3", 3).ids == [doc_id]
     assert idx.search("t0x3", 3).ids == []
+
+
+def test_the_stem_memo_stays_bounded_and_stems_the_same():
+    # after the vocabulary fix the review's repro still grew 23 MB: the memo kept every word seen
+    tok, plain = Tokenizer(), Tokenizer()
+    words = [f"running{i}x" for i in range(70_000)]  # more distinct words than the memo holds
+    assert tok(" ".join(words)) == [f"running{i}x" for i in range(70_000)]
+    assert len(tok._cache) <= 65_536
+    assert tok("studies running cats") == plain("studies running cats") == ["studi", "run", "cat"]
