@@ -43,8 +43,6 @@ from drift.performance import PerformanceCheck
 
 __all__ = ["Decision", "Evidence", "PolicyEngine", "ShadowScore"]
 
-MODEL_ACTIONS = ("rollback", "retrain", "promote")
-
 
 @dataclass(frozen=True)
 class ShadowScore:

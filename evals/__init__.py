@@ -11,7 +11,8 @@ means the same thing as the same figure in another's. Map of the package:
     timing.py          latency percentiles, stopwatch, peak memory
     pickles.py         the restricted unpickler the systems read their saved models with
     files.py           atomic writes into shared caches, locks, a writable-folder check
-    cli.py             how every command line ends: Ctrl-C and a closed pipe without a traceback
+    cli.py             what every command line shares: Ctrl-C and a closed pipe without a
+                       traceback, the --seed type, outside text printed escaped
     errors.py          the exception tree
 """
 

@@ -1,4 +1,5 @@
-"""How every command line here ends: a status, and one line for Ctrl-C or a closed pipe.
+"""What every command line here shares: how it ends (a status; one line for Ctrl-C or a closed
+pipe), its ``--seed`` type, and how it prints text from outside (:func:`shown`).
 
 Each system's ``__main__`` ends with ``sys.exit(run(main))``. ``main(argv)`` itself returns a status
 (0, or 2 with an ``error:`` line for bad input) and is what the tests call. ``run`` adds what only

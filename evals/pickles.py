@@ -2,7 +2,7 @@
 
 ``pickle.load`` runs whatever a file names: a global such as ``os.system`` called with the
 file's arguments. :func:`restricted_load` is the standard library's "Restricting Globals" recipe
-(what ``torch.load(weights_only=True)`` does) with two more checks:
+(what ``torch.load(weights_only=True)`` does) with more checks:
 
 * **globals**: only the ``(module, name)`` pairs a system lists as what its models are made of
   resolve; any other name is refused before it is imported;

@@ -114,9 +114,10 @@ class HybridIndex:
         self.bm25 = build_bm25(self.config)
         self.dense: DenseIndex | None = None if dim is None else self._new_dense(dim)
         # Set by load(): the folder it read (``path``, or ``path.old`` while a save is interrupted,
-        # see index_folder) and the manifest found there. A file kept beside the index (the CLI's
-        # reranker.json) is written to that folder, not looked up again by name, and the manifest
-        # tells whether a save has swapped another version in since. None if built in memory.
+        # see rag.store.index_folder) and the manifest found there. A file kept beside the index
+        # (the CLI's reranker.json) is written to that folder, not looked up again by name, and
+        # the manifest tells whether a save has swapped another version in since. None if built
+        # in memory.
         self.loaded_from: Path | None = None
         self.loaded_manifest: dict | None = None
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evals.cli import run
+from evals.cli import run, shown
 from evals.errors import DatasetError
 from recsys.catalog import Catalog
 from recsys.config import RecsysConfig
@@ -149,7 +149,8 @@ def cmd_recommend(args) -> int:
     for rank, (item, score, source) in enumerate(
         zip(rec.items, rec.scores, rec.sources, strict=True), start=1
     ):
-        print(f"{rank:>3}. {titles[item][:48]:<48} item {item:>5}  {score:8.3f}  {source}")
+        title = shown(titles[item][:48])  # a film added with add-items: text from outside
+        print(f"{rank:>3}. {title:<48} item {item:>5}  {score:8.3f}  {source}")
     return 0
 
 

@@ -6,7 +6,8 @@ their genres and release date are needed, since new-item slots score them by con
 because none of it is the two-stage algorithm, only the bookkeeping of a growing catalogue:
 
 * ``read_films`` checks an ``add_items`` frame at the boundary (ids, titles, genres, dates)
-  and reads each film's genre flags and release year, or names every bad row;
+  and reads each film's genre flags and release year, or names the bad rows of the first
+  check that fails (up to five);
 * ``AddedItems`` holds the added films with their content vectors, as the model serves them;
 * ``FilmRows`` keeps each film's row as given, so that a retrain can keep it:
   ``catalog_with_films`` gives it a catalogue row of its own (``python -m recsys train`` does

@@ -514,8 +514,9 @@ class TwoStageRecommender:
         ``"Action|Comedy"``) and, optionally, ``release_date`` (empty: unknown). Only content
         can score such a film, so it is served through ``new_item_slots``, never by a source,
         until a retrain on its first interactions makes it warm. The whole frame is checked
-        before anything is added (``InvalidArgumentError`` naming each bad row); returns the
-        number of films added. Save the model afterwards to keep them.
+        before anything is added (``InvalidArgumentError`` naming the rows of the first check that
+        fails, up to five); returns the number of films added. Save the model afterwards to keep
+        them.
         """
         self._check_fitted()
         with _ADDING:  # two threads adding at once: the second checks and extends the first's set

@@ -156,8 +156,8 @@ def test_add_items_serves_a_film_that_arrived_after_training(model_dir, tmp_path
     shutil.copytree(model_dir, folder)  # the module's model has no new items
     films = tmp_path / "films.csv"
     films.write_text(
-        "item_id,title,genres,release_date\n501,The New One,Action|Drama,2026-11-01\n"
-        "502,Untitled Sequel,Action,\n"
+        "item_id,title,genres,release_date\n501,The New One\x1b[2J,Action|Drama,2026-11-01\n"
+        "502,Untitled Sequel\x1b[2J,Action,\n"  # an escape sequence: printed escaped
     )
     assert main(["add-items", str(films), "--model-dir", str(folder)]) == 0
     assert "added 2 films" in capsys.readouterr().out
@@ -166,6 +166,7 @@ def test_add_items_serves_a_film_that_arrived_after_training(model_dir, tmp_path
     captured = capsys.readouterr()
     last = captured.out.splitlines()[-1]
     assert ("The New One" in last or "Untitled Sequel" in last) and last.endswith("new_item")
+    assert "\\x1b[2J" in last and "\x1b" not in captured.out
     assert "no new items" not in captured.err
     assert main(["add-items", str(films), "--model-dir", str(folder)]) == 2  # the ids are taken
     assert "already in the model: [501, 502]" in capsys.readouterr().err
