@@ -241,7 +241,7 @@ class HybridIndex:
     def save(self, path: str | Path) -> Path:
         """Write the index folder at ``path``, replacing an index already there.
 
-        ``path`` must not exist, be an empty folder, or hold an index this package wrote
+        ``path`` must be new, an empty folder, or a folder holding an index this package wrote
         (otherwise :class:`~rag.errors.IndexOverwriteError`: the folder is replaced as a whole,
         so any other files in it would be deleted). Files in the old index folder that the index
         does not write itself, such as the CLI's ``reranker.json``, are copied into the new one.
