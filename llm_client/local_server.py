@@ -7,6 +7,14 @@ against it. Known behaviour: one request at a time, no ``usage`` in streams, val
 come back as 500, and ``--interrupt_requests False`` is needed so concurrent streams queue
 instead of cancelling each other.
 
+Stopping is quick and leaves nothing behind, however the caller ends: llama.cpp's HTTP server
+(uvicorn), sent SIGTERM or SIGINT mid-generation, keeps generating until the answer is done (up
+to ``max_tokens``: a minute or more on two busy cores), so :meth:`LocalLLMServer.stop` gives it
+``STOP_GRACE_S`` and then kills it; it holds no state worth waiting for. That grace must stay well
+under the benchmark runner's (``benchmarks.runner.STOP_GRACE_S``, 5 s), or an interrupted
+benchmark is killed while still stopping its server. The server's log is an unnamed temporary
+file (deleted as it is created), so not even a ``kill -9`` of the caller leaves one in ``/tmp``.
+
     >>> with LocalLLMServer() as server:                       # doctest: +SKIP
     ...     Client(server.base_url, model=server.model).chat([...], max_tokens=16)
 """
@@ -29,6 +37,7 @@ import httpx
 from llm_client.errors import ConfigurationError, LLMClientError
 
 DEFAULT_MODEL_ALIAS = "smollm2-135m-instruct"
+STOP_GRACE_S = 2.0  # how long stop() lets llama.cpp exit after SIGTERM before killing it
 
 
 class LocalServerError(LLMClientError):
@@ -148,7 +157,9 @@ class LocalLLMServer:
             raise ConfigurationError(
                 "llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'"
             )
-        self._log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)  # noqa: SIM115
+        # unnamed (O_TMPFILE, or unlinked at once): read back through its descriptor, and gone
+        # with the last process holding it open, even one killed with SIGKILL
+        self._log = tempfile.TemporaryFile(prefix="llama-server-", suffix=".log")  # noqa: SIM115
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         cmd = server_command(model_path, self.port, self.model)
         try:
@@ -186,10 +197,15 @@ class LocalLLMServer:
     def _listening(self) -> bool:
         """Has our process bound the port? uvicorn (llama_cpp.server's HTTP server) logs
         ``Uvicorn running on http://127.0.0.1:PORT`` right after it binds."""
+        return f"running on http://127.0.0.1:{self.port}" in self._log_text()
+
+    def _log_text(self) -> str:
+        """Everything the server has logged so far (``pread``: the server's write offset, which
+        it shares with our descriptor, is left where it is)."""
         if self._log is None:
-            return False
-        text = Path(self._log.name).read_text(errors="replace")
-        return f"running on http://127.0.0.1:{self.port}" in text
+            return ""
+        fd = self._log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def _exited_error(self, code: int | None, *, generating: bool) -> LocalServerError:
         """The error for a server process that died (``generating``: during the first
@@ -231,24 +247,28 @@ class LocalLLMServer:
         raise self._exited_error(code, generating=True)
 
     def log_tail(self, lines: int = 20) -> str:
-        if self._log is None:
-            return ""
-        text = Path(self._log.name).read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self._log_text().splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
-        if self._log is not None:
-            self._log.close()
-            Path(self._log.name).unlink(missing_ok=True)
-            self._log = None
+        """Stop the server and drop its log, within about ``STOP_GRACE_S`` (see the module doc).
+
+        SIGTERM first (an idle server exits at once), SIGKILL after ``STOP_GRACE_S``. A second
+        Ctrl-C while it waits skips the rest of the grace: the process is killed and reaped all
+        the same, then the interrupt goes on.
+        """
+        proc, self._proc = self._proc, None
+        try:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=STOP_GRACE_S)
+        finally:
+            if proc is not None:
+                proc.kill()  # nothing happens if it has exited
+                proc.wait()
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def wait(self) -> int:
         """Block until the server exits (foreground ``serve-local``)."""

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -89,6 +90,35 @@ LATE_BIND_FAILURE = textwrap.dedent(
     print(f"ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', {port}):"
           " address already in use", flush=True)
     sys.exit(3)
+    """
+)
+
+# llama.cpp busy generating: uvicorn, sent SIGTERM (or Ctrl-C's SIGINT), waits for the answer to
+# finish before it exits, which can take a minute; this one never does.
+BUSY_SERVER = textwrap.dedent(
+    """
+    import signal, sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    class Handler(BaseHTTPRequestHandler):
+        def _ok(self):
+            body = b'{"object": "list", "data": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _ok
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    print(f"INFO:     Uvicorn running on http://127.0.0.1:{sys.argv[1]}", flush=True)
+    server.serve_forever()
     """
 )
 
@@ -248,3 +278,42 @@ def test_a_port_we_may_not_bind_is_one_line_and_exit_2():
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: cannot listen on 127.0.0.1:1: ")
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def busy_server(monkeypatch, tmp_path):
+    """A started LocalLLMServer running BUSY_SERVER, with the temporary folder ``tmp_path/tmp``;
+    whatever the test does, its process is gone afterwards."""
+    script = tmp_path / "busy_server.py"
+    script.write_text(BUSY_SERVER)
+    use_fake_server(monkeypatch, script)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    server = LocalLLMServer(model_path=tmp_path / "unused.gguf", startup_timeout=30.0).start()
+    yield server
+    if server._proc is not None:  # the test did not stop it: no need to wait out the grace
+        server._proc.kill()
+    server.stop()
+
+
+def test_the_server_log_is_never_a_file_a_killed_caller_could_leave_behind(busy_server, tmp_path):
+    # before: llama-server-*.log in /tmp, deleted by stop() only, so a caller killed before or
+    # during stop() (the benchmark runner's kill after its grace) left it there for good
+    assert "Uvicorn running on" in busy_server.log_tail()  # still read for error messages
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_second_ctrl_c_while_stop_waits_still_kills_and_reaps_the_server(busy_server):
+    # before: the KeyboardInterrupt left stop() mid-wait, and llama.cpp running, orphaned
+    pid = busy_server._proc.pid
+    # (pytest may run as a background job, which ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))  # stop() waits 2 s
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            busy_server.stop()
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
+    assert busy_server._proc is None and not _alive(pid)
