@@ -23,13 +23,20 @@ that is neither a registered name nor a folder, and an ``--out`` or ``--cache-di
 be created or written (a probe file is written there). A mistyped argument would otherwise cost
 a run of up to hours, or fail every child in its first second and set good records aside.
 Ctrl-C stops the running system's process and ends with one line, ``interrupted``, and exit code
-130: the records already written stay, none is moved, and REPORT.md is not re-rendered.
+130: the records already written stay, none is moved, and REPORT.md is not re-rendered. SIGTERM
+(``kill``, ``timeout``, a CI job's cancel) and SIGHUP (the terminal closed) take the same path and
+end with ``terminated (SIGTERM)`` and exit code 143 (128 + 15, what a shell reports for a process
+SIGTERM ended; 129 for SIGHUP), so a script sees which signal stopped the run. Without that, the
+signal would end this process alone and leave the running system's process going to its end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks import report
@@ -50,6 +57,34 @@ KEEPS_RECORD = {
     EXIT_CONFIG: "configuration refused before anything was measured",
     INTERRUPTED: "interrupted",
 }
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the run is so that it unwinds as a Ctrl-C does: a
+    ``KeyboardInterrupt`` is what :func:`benchmarks.runner.run_in_subprocess` stops its child on."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _terminations_as_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise ``_Terminated``; the handlers before are put
+    back after it. A signal the caller ignores (``nohup``) or handles its own way is left alone."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    ours = [s for s, handler in previous.items() if handler is signal.SIG_DFL]
+    for signum in ours:
+        signal.signal(signum, _raise_terminated)
+    try:
+        yield
+    finally:
+        for signum in ours:
+            signal.signal(signum, previous[signum])
 
 
 def _folder_problem(flag: str, folder: Path) -> str | None:
@@ -140,9 +175,26 @@ def main(argv: list[str] | None = None) -> int:
         dataset=args.dataset,
         progress=not args.no_progress,
     )
+    try:
+        with _terminations_as_interrupts():
+            failures = _run_each(args.systems or list(BENCHMARKS), ctx)
+    except _Terminated as stop:  # the child is stopped and reaped by now; no report, as for Ctrl-C
+        print(f"terminated ({signal.Signals(stop.signum).name})", file=sys.stderr)
+        return 128 + stop.signum
+    report_path = report.render_dir(out, failures)
+    print(f"\nreport: {report_path}")
+    if failures:
+        print("failed benchmarks:\n  " + "\n  ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_each(systems: list[str], ctx: BenchContext) -> list[str]:
+    """Run each system once, in the given order; returns one line per failed system."""
+    out = ctx.out_dir
     failures = []
-    for name in dict.fromkeys(args.systems or BENCHMARKS):  # each system once, in the given order
-        print(f"\n=== {name}{' (quick)' if args.quick else ''}: {describe(name)}", flush=True)
+    for name in dict.fromkeys(systems):  # each system once, in the given order
+        print(f"\n=== {name}{' (quick)' if ctx.quick else ''}: {describe(name)}", flush=True)
         code, seconds = run_in_subprocess(name, ctx)  # Ctrl-C here stops the child and ends main
         if code == 0:
             continue
@@ -156,12 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 why += f"; its earlier record moved to {moved}"
         failures.append(f"{name}: {why}")
         print(f"=== {name} FAILED after {seconds:.0f} s ({why})", flush=True)
-    report_path = report.render_dir(out, failures)
-    print(f"\nreport: {report_path}")
-    if failures:
-        print("failed benchmarks:\n  " + "\n  ".join(failures), file=sys.stderr)
-        return 1
-    return 0
+    return failures
 
 
 if __name__ == "__main__":

@@ -18,10 +18,17 @@ How a child ends, and what the parent does with its record:
   says which commit measured it).
 * 130: interrupted (Ctrl-C), silently: the parent prints the one ``interrupted`` line. The
   parent, interrupted, stops and reaps its child before it exits (:func:`_stop`), so neither a
-  Ctrl-C nor a SIGINT sent to the parent alone leaves a child running. A child killed mid-write
+  Ctrl-C, nor a SIGINT sent to the parent alone, nor the SIGTERM or SIGHUP that ``python -m
+  benchmarks`` turns into the same interrupt, leaves a child running. A child killed mid-write
   leaves at most a uniquely named temporary file, which the next write of that entry removes
   (:mod:`evals.files`).
 * anything else: it crashed (a traceback); the parent sets the earlier record aside.
+
+Each child runs in a process group of its own, with whatever it starts (llama.cpp for rag's
+answer check and llm_client's real-server row): a terminal's Ctrl-C reaches the parent only, the
+parent passes it on, and a child that has not unwound in time is killed with its whole group, so
+a server it was still stopping is not left running, orphaned, on both cores. The price: Ctrl-Z
+suspends the parent only, and the running system carries on until ``fg``.
 
     parent:  python -m benchmarks rag recsys --quick
     child:   python -m benchmarks.runner rag benchmarks.rag '{"quick": true, ...}'  (one each)
@@ -30,11 +37,13 @@ How a child ends, and what the parent does with its record:
 from __future__ import annotations
 
 import ast
+import contextlib
 import datetime as dt
 import importlib
 import importlib.util
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -55,6 +64,7 @@ __all__ = ["describe", "record_path", "run_in_subprocess", "run_one"]
 EXIT_DATASET = 2  # a child's exit code when a dataset is missing or corrupt (message, no traceback)
 EXIT_CONFIG = 3  # a child's exit code when its system refused its configuration (one line)
 STOP_GRACE_S = 5.0  # how long an interrupted run waits for its child to unwind before killing it
+# (more than LocalLLMServer's 2 s to stop llama.cpp: an interrupted child stops its server itself)
 
 
 def describe(name: str) -> str:
@@ -108,11 +118,14 @@ def run_in_subprocess(name: str, ctx: rec.BenchContext) -> tuple[int, float]:
     """Start ``python -m benchmarks.runner NAME MODULE CTX_JSON``; returns (exit code, seconds).
 
     Interrupted (Ctrl-C), it stops the child (:func:`_stop`) before raising ``KeyboardInterrupt``.
+    The child leads a process group of its own (the module docstring says why). SIGTERM ends
+    this process outright unless the caller turns it into a ``KeyboardInterrupt`` too, as
+    ``python -m benchmarks`` does.
     """
     payload = json.dumps(asdict(ctx), default=str)
     start = time.perf_counter()
     command = [sys.executable, "-m", "benchmarks.runner", name, BENCHMARKS[name], payload]
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, process_group=0)
     try:
         code = child.wait()
     except BaseException:
@@ -124,11 +137,13 @@ def run_in_subprocess(name: str, ctx: rec.BenchContext) -> tuple[int, float]:
 def _stop(child: subprocess.Popen) -> None:
     """End ``child`` after this process was interrupted, and reap it: nothing outlives the run.
 
-    A terminal's Ctrl-C reaches the child too (one process group), and ``wait`` has already given
-    it a quarter of a second to exit; a SIGINT sent to this process alone has not reached it, so
-    one is passed on. The child then has ``STOP_GRACE_S`` to unwind (its ``with`` blocks remove
-    their temporary files and release their locks) before it is killed; a second Ctrl-C kills it
-    at once. (``subprocess.run`` would kill it after the quarter second and not reap it.)
+    The child is in a process group of its own, so no terminal's Ctrl-C has reached it: the
+    SIGINT is passed on here. The child then has ``STOP_GRACE_S`` to unwind (its ``with`` and
+    ``finally`` blocks stop the servers it started, remove their temporary files and release
+    their locks) before its whole group is killed; a second Ctrl-C kills it at once. Killing the
+    group, not the child alone, matters: a child killed while it waits for a server to stop
+    leaves that server running, orphaned. (``subprocess.run`` would kill the child alone after a
+    quarter of a second and not reap it.)
     """
     try:
         if child.poll() is None:
@@ -137,7 +152,10 @@ def _stop(child: subprocess.Popen) -> None:
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
         pass
     finally:
-        child.kill()  # nothing happens if it has exited
+        # Whatever is left of the group, whether the child unwound or not. The group's id is
+        # not given to a new process while any member lives; none left: ProcessLookupError.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
         child.wait()
 
 
@@ -188,4 +206,7 @@ def _child_main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    # The parent stops this process with SIGINT, so it must hear one even when started from a
+    # job that ignores it (a script's `cmd &`); no terminal sends it one (own process group).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(run(lambda: _child_main(sys.argv[1:])))  # run: a closed stdout pipe is no traceback
