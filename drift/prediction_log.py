@@ -21,6 +21,8 @@ compares the stored values with its own *inside the same transaction*, under SQL
 so no other writer can land between the check and the write: two processes delivering the same
 label at once both succeed (each new label counted once), and two delivering different values
 for one row leave exactly one batch written, whole, while the other raises and writes nothing.
+Threads of one process (a server's request threads) may share one ``PredictionLog``: a lock runs
+one call at a time on its one connection, so each call is still a transaction of its own.
 
 Every SQLite failure is a PredictionLogError naming the file and SQLite's reason: a file that is
 not a SQLite database (refused when the log is opened, and left as it is), a write that SQLite
@@ -35,6 +37,7 @@ import json
 import math
 import numbers
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -92,15 +95,23 @@ class LabelledRows:
 
 
 class PredictionLog:
-    """SQLite-backed log; ``path=":memory:"`` works for experiments but is not durable."""
+    """SQLite-backed log; ``path=":memory:"`` works for experiments but is not durable.
+
+    One ``PredictionLog`` may be shared by threads (a lock runs one call at a time) and closed
+    from any of them; each process opens its own. A call after ``close`` is a PredictionLogError.
+    """
 
     def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
         """Open (or create) the log at ``path``. PredictionLogError if the file is not a SQLite
         database, or SQLite cannot open it or create the tables (a folder, a locked file)."""
         self.path = str(path)
         self.clock = clock
+        # One connection, shared by the threads that use this object: the lock runs one call at
+        # a time, so no transaction takes in another thread's statements. Processes use their own.
+        self._lock = threading.RLock()
+        self._closed = False
         try:
-            self._db = sqlite3.connect(self.path)
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
         except sqlite3.Error as exc:
             raise PredictionLogError(f"cannot open the prediction log {self.path}: {exc}") from exc
         try:
@@ -117,7 +128,10 @@ class PredictionLog:
             raise PredictionLogError(reason) from exc
 
     def close(self) -> None:
-        self._db.close()
+        """Close the log, from any thread; closing it again does nothing."""
+        with self._lock:
+            self._closed = True
+            self._db.close()
 
     def __enter__(self) -> PredictionLog:
         return self
@@ -169,7 +183,7 @@ class PredictionLog:
             )
         ]
         try:
-            with self._db:
+            with self._locked(), self._db:
                 self._db.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?,?)", rows)
         except sqlite3.IntegrityError as exc:  # every value is checked above: a repeated key
             raise PredictionLogError(
@@ -219,7 +233,7 @@ class PredictionLog:
         # a re-delivery (skipped), a different one rolls the whole batch back.
         now = self.clock()
         try:
-            with self._db:
+            with self._locked(), self._db:
                 written = self._db.executemany(
                     "INSERT OR IGNORE INTO labels VALUES (?,?,?)",
                     [(k, v, now) for k, v in new.items()],
@@ -249,7 +263,7 @@ class PredictionLog:
             self.clock(),
         )
         try:
-            with self._db:
+            with self._locked(), self._db:
                 self._db.execute(
                     "INSERT INTO decisions (window, rule, action, reasons, evidence, decided_at) "
                     "VALUES (?,?,?,?,?,?)",
@@ -314,12 +328,21 @@ class PredictionLog:
         return PredictionLogError(f"{what} not written to {self.path} ({exc}); nothing was stored")
 
     @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The connection, to one thread at a time; PredictionLogError once the log is closed."""
+        with self._lock:
+            if self._closed:
+                raise PredictionLogError(f"the prediction log {self.path} is closed; reopen it")
+            yield
+
+    @contextmanager
     def _reading(self, what: str) -> Iterator[None]:
         """Turn a read that SQLite refuses (locked, a damaged page) into a PredictionLogError."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            raise PredictionLogError(f"cannot read {what} from {self.path} ({exc})") from exc
+        with self._locked():
+            try:
+                yield
+            except sqlite3.DatabaseError as exc:
+                raise PredictionLogError(f"cannot read {what} from {self.path} ({exc})") from exc
 
     def _lookup(self, select: str, keys: list[str]) -> dict[str, Any]:
         """``{row_key: value}`` from ``select`` (two columns) for the keys in ``keys``."""

@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -365,3 +366,88 @@ def test_every_read_of_a_damaged_log_is_a_prediction_log_error(tmp_path):
             assert str(info.value) == (
                 f"cannot read {what} from {path} (database disk image is malformed)"
             )
+
+
+def test_one_log_shared_by_threads_logs_every_row_once(tmp_path):
+    """A model server opens the log once and logs from its request threads. Every call from a
+    thread other than the opener raised "predictions not written ... (SQLite objects created in
+    a thread can only be used in that same thread ...)", so nothing was logged (found by a
+    review). Eight threads interleave writes and reads; switching threads every microsecond
+    makes them land inside each other's calls."""
+    threads, calls = 8, 100
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def serve(log: PredictionLog, window: int) -> None:
+        try:
+            start.wait()
+            for j in range(calls):
+                key = f"{window}:{j}"
+                features, pred = _batch(1, offset=float(j))
+                assert log.log_predictions(window, [key], features, pred, model_version="v1") == 1
+                assert log.log_labels([key], [j + 0.5]) == 1
+                rows = log.labelled([window], "v1")  # this thread's window: its rows so far
+                assert rows.row_keys == [f"{window}:{i}" for i in range(j + 1)]
+                np.testing.assert_array_equal(rows.label, np.arange(j + 1) + 0.5)
+                if j % 25 == 0:
+                    log.log_decision(window, "rule", "observe", [key], {"j": j})
+                    assert log.count("predictions") >= j + 1
+        except BaseException as exc:  # collected: an exception in a thread fails nothing
+            errors.append(exc)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with PredictionLog(tmp_path / "log.sqlite") as log:
+            workers = [threading.Thread(target=serve, args=(log, w)) for w in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            assert errors == []
+            rows = log.labelled(range(threads), "v1")
+            expected = [f"{w}:{j}" for w in range(threads) for j in range(calls)]
+            assert sorted(rows.row_keys) == sorted(expected)  # every row once
+            by_key = dict(zip(rows.row_keys, rows.label, strict=True))
+            assert all(by_key[f"{w}:{j}"] == j + 0.5 for w in range(threads) for j in range(calls))
+            counts = [log.count(t) for t in ("predictions", "labels", "decisions")]
+            assert counts == [threads * calls, threads * calls, threads * calls // 25]
+    finally:
+        sys.setswitchinterval(switch)
+
+
+def test_a_log_closes_from_another_thread_and_refuses_calls_after(tmp_path):
+    """A shutdown hook on another thread closes the shared log. close() raised a bare
+    sqlite3.ProgrammingError there, and a call after close() blamed SQLite: "cannot read
+    predictions from PATH (Cannot operate on a closed database.)" (found by a review)."""
+    path = tmp_path / "log.sqlite"
+    log = PredictionLog(path)
+    features, pred = _batch(2)
+    log.log_predictions(0, ["0:0", "0:1"], features, pred, model_version="v1")
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            log.close()
+            log.close()  # a second close does nothing
+        except BaseException as exc:
+            errors.append(exc)
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    closer.join()
+    assert errors == []
+    calls = [
+        lambda: log.count(),
+        lambda: log.labelled([0], "v1"),
+        lambda: log.decisions(),
+        lambda: log.log_predictions(1, ["1:0", "1:1"], features, pred, model_version="v1"),
+        lambda: log.log_labels(["0:0"], [1.0]),
+        lambda: log.log_decision(1, "rule", "observe", ["why"], {}),
+    ]
+    for call in calls:
+        with pytest.raises(PredictionLogError) as info:
+            call()
+        assert str(info.value) == f"the prediction log {path} is closed; reopen it"
+    with PredictionLog(path) as reopened:  # closed, not lost
+        assert reopened.count() == 2
