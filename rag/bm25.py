@@ -38,6 +38,10 @@ each column of ``W`` depends on its own term only, except through Okapi's mean i
 exact sum and so does not depend on the order of the terms either. Vocabulary ids are
 therefore valid until the next ``add`` or ``remove`` only.
 
+Threads: ``add`` and ``remove`` hold the write side of ``BM25Index.lock``, every query its read
+side (:mod:`rag.rwlock`), so queries run side by side and never see half an update; after a
+change, one of them rebuilds ``W`` while the others wait for it.
+
 Tokenizer (shared by indexing and querying, so they can never disagree): lowercase, words of two
 or more letters/digits (``\\b\\w\\w+\\b``, scikit-learn's and bm25s's pattern), Lucene's 33 English
 stop words removed, Snowball English stemmer (PyStemmer).
@@ -49,6 +53,7 @@ import logging
 import math
 import numbers
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,6 +62,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rag.errors import ConfigError
+from rag.rwlock import RWLock, reads, writes
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +141,7 @@ class BM25Index:
         b: float = 0.75,
         method: str = "lucene",
         epsilon: float = 0.25,
+        lock: RWLock | None = None,
     ) -> None:
         if method not in ("lucene", "okapi"):
             raise ConfigError(f"method must be 'lucene' or 'okapi', got {method!r}")
@@ -150,6 +157,10 @@ class BM25Index:
         self._ids: list[str] = []  # row order of the built matrix
         self._row: dict[str, int] = {}
         self._weights: sp.csc_matrix | None = None
+        # changes take the write side, queries the read side; a HybridIndex passes its own lock,
+        # so one lock covers the whole index (see rag.rwlock)
+        self.lock = lock or RWLock()
+        self._building = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -158,6 +169,7 @@ class BM25Index:
         return doc_id in self._counts
 
     # ---- updates -------------------------------------------------------------------------------
+    @writes
     def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
         """Index ``texts`` under ``ids``; an id already present is replaced."""
         if len(ids) != len(texts):
@@ -180,6 +192,7 @@ class BM25Index:
         self._weights = None
         self._compact_if_mostly_dead()
 
+    @writes
     def remove(self, ids: Iterable[str]) -> None:
         """Forget ``ids`` (unknown ids are ignored)."""
         for doc_id in ids:
@@ -243,10 +256,13 @@ class BM25Index:
     @property
     def weights(self) -> sp.csc_matrix:
         if self._weights is None:
-            self._weights = self._build()
+            with self._building:  # readers share the read lock: one builds, the others wait
+                if self._weights is None:
+                    self._weights = self._build()
         return self._weights
 
     # ---- queries -------------------------------------------------------------------------------
+    @reads
     def score_all(self, query: str) -> tuple[list[str], np.ndarray]:
         """Scores of every indexed id: ``(ids, scores)`` with ``scores.shape == (len(ids),)``.
 
@@ -260,6 +276,7 @@ class BM25Index:
         qtf = np.fromiter(counts.values(), np.float64, len(counts))
         return self._ids, np.asarray(w[:, cols] @ qtf).ravel()
 
+    @reads
     def term_presence(self, ids: Sequence[str], term_ids: np.ndarray) -> np.ndarray:
         """Boolean matrix ``(len(ids), len(term_ids))``: does indexed id i contain term j?"""
         w = self.weights
@@ -268,12 +285,14 @@ class BM25Index:
         rows = [self._row[i] for i in ids]
         return (w[:, term_ids].tocsr()[rows] != 0).toarray()
 
+    @reads
     def idf(self, term_ids: np.ndarray) -> np.ndarray:
         """Current idf of the given vocabulary ids (same formula as the scores)."""
         w = self.weights
         df = np.diff(w.indptr).astype(np.float64)
         return self._idf(df, w.shape[0])[term_ids]
 
+    @reads
     def query_terms(self, query: str) -> np.ndarray:
         """Vocabulary ids of the distinct terms of ``query`` that some indexed document holds.
 
@@ -283,12 +302,14 @@ class BM25Index:
         ids = sorted({self.vocab[t] for t in self.tokenizer(query) if t in self.vocab})
         return np.array([i for i in ids if self._df[i] > 0], dtype=np.int64)
 
+    @reads
     def scores_for(self, query: str, ids: Sequence[str]) -> np.ndarray:
         """BM25 scores of the given ids (0 for unknown ids)."""
         _, scores = self.score_all(query)
         rows = [self._row.get(i, -1) for i in ids]
         return np.array([scores[r] if r >= 0 else 0.0 for r in rows])
 
+    @reads
     def search(self, query: str, k: int = 10) -> ScoredIds:
         """Top ``k`` ids by score (ties broken by insertion order); zero-score ids are dropped."""
         ids, scores = self.score_all(query)

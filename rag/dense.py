@@ -20,6 +20,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +29,7 @@ import numpy as np
 
 from rag.bm25 import ScoredIds
 from rag.errors import ConfigError, IndexMismatchError
+from rag.rwlock import RWLock, reads, writes
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +212,15 @@ class MemoEmbedder:
 class DenseIndex:
     """Vectors under string ids, searched with FAISS (exact ``flat`` or approximate ``hnsw``)."""
 
-    def __init__(self, dim: int, kind: str = "flat", *, hnsw_m: int = 32, ef_search: int = 128):
+    def __init__(
+        self,
+        dim: int,
+        kind: str = "flat",
+        *,
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+        lock: RWLock | None = None,
+    ):
         if kind not in ("flat", "hnsw"):
             raise ConfigError(f"dense index kind must be 'flat' or 'hnsw', got {kind!r}")
         self.dim, self.kind, self.hnsw_m, self.ef_search = dim, kind, hnsw_m, ef_search
@@ -218,6 +228,10 @@ class DenseIndex:
         self.vectors = np.zeros((0, dim), np.float32)
         self._row: dict[str, int] = {}
         self._faiss = None
+        # add/remove take the write side, searches the read side (FAISS searches may run side by
+        # side); a HybridIndex passes its own lock, so one lock covers the whole index
+        self.lock = lock or RWLock()
+        self._building = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -225,6 +239,7 @@ class DenseIndex:
     def __contains__(self, doc_id: str) -> bool:
         return doc_id in self._row
 
+    @writes
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Add vectors (an existing id is replaced)."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -242,6 +257,7 @@ class DenseIndex:
         if self._faiss is not None:
             self._faiss.add(vectors)  # FAISS rows stay aligned with self.ids
 
+    @writes
     def remove(self, ids: Sequence[str]) -> None:
         rows = [self._row[i] for i in ids if i in self._row]
         if not rows:
@@ -254,18 +270,20 @@ class DenseIndex:
         self._faiss = None  # rebuilt lazily from the live vectors
 
     def _index(self):
-        if self._faiss is None:
-            import faiss
+        with self._building:  # searches share the read lock: one rebuilds, the others wait
+            if self._faiss is None:
+                import faiss
 
-            if self.kind == "flat":
-                index = faiss.IndexFlatIP(self.dim)
-            else:
-                index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-                index.hnsw.efSearch = self.ef_search
-            index.add(self.vectors)
-            self._faiss = index
-        return self._faiss
+                if self.kind == "flat":
+                    index = faiss.IndexFlatIP(self.dim)
+                else:
+                    index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+                    index.hnsw.efSearch = self.ef_search
+                index.add(self.vectors)
+                self._faiss = index
+            return self._faiss
 
+    @reads
     def search(self, query_vectors: np.ndarray, k: int) -> list[ScoredIds]:
         """Top ``k`` ids per query row; ``query_vectors`` has shape ``(n_queries, dim)``."""
         q = np.ascontiguousarray(np.atleast_2d(query_vectors), dtype=np.float32)
@@ -283,6 +301,7 @@ class DenseIndex:
             out.append(ScoredIds([self.ids[r] for r in rrow[ok]], srow[ok].astype(np.float64)))
         return out
 
+    @reads
     def scores_for(self, query_vector: np.ndarray, ids: Sequence[str]) -> np.ndarray:
         """Exact inner products with the given ids (``-1`` for ids not in the index)."""
         rows = [self._row.get(i, -1) for i in ids]

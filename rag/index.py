@@ -27,6 +27,12 @@ seconds for SciFact), so it can never disagree with it.
 
 The folder's format checks, the crash-safe save (write ``PATH.tmp``, swap it in with two
 renames) and the writer lock that keeps to one writer at a time are in :mod:`rag.store`.
+
+Threads: the index owns a readers-writer lock (:mod:`rag.rwlock`) shared with its BM25 and dense
+parts. ``upsert`` and ``delete`` change the index under its write side, whole and one at a time;
+searches (:class:`~rag.retrieval.HybridRetriever`), ``chunk_to_doc`` and ``save`` hold its read
+side, side by side, each seeing the index before or after a change. An upsert embeds before it
+takes the lock. :func:`~rag.store.writer_lock` is the other lock: for processes and one folder.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from rag.dense import DenseIndex, Embedder, same_model
 from rag.documents import Document, check_unique
 from rag.embedding_cache import EmbeddingCache, texts_checksum
 from rag.errors import ConfigError, IndexCorruptError, IndexMismatchError
+from rag.rwlock import RWLock, reads, writes
 from rag.store import (
     FILES,
     FORMAT,
@@ -87,12 +94,21 @@ def build_chunker(config: RagConfig, tokens: TokenSpans | None = None) -> Chunke
     )
 
 
-def build_bm25(config: RagConfig) -> BM25Index:
-    return BM25Index(Tokenizer(), k1=config.bm25_k1, b=config.bm25_b, method=config.bm25_method)
+def build_bm25(config: RagConfig, lock: RWLock | None = None) -> BM25Index:
+    return BM25Index(
+        Tokenizer(), k1=config.bm25_k1, b=config.bm25_b, method=config.bm25_method, lock=lock
+    )
 
 
 class HybridIndex:
-    """Documents + chunks + BM25 + FAISS, updated together."""
+    """Documents + chunks + BM25 + FAISS, updated together; safe to share between threads.
+
+    Concurrent upserts end as one thread making them in turn would leave the index, and a search
+    sees it before or after each change (module docstring, "Threads"). Code that reads
+    ``documents``, ``chunks`` or ``doc_chunks`` itself while other threads change the index
+    holds ``with index.lock.read():`` around the reads that must agree, and calls no ``upsert``
+    or ``delete`` inside it (a read lock is not upgraded: :mod:`rag.rwlock`).
+    """
 
     def __init__(
         self,
@@ -104,6 +120,7 @@ class HybridIndex:
     ) -> None:
         self.config = config or RagConfig()
         self.embedder, self.chunker = embedder, chunker
+        self.lock = RWLock()  # shared by bm25 and dense: one lock over the whole index
         self.documents: dict[str, Document] = {}
         self.chunks: dict[str, Chunk] = {}
         self.doc_chunks: dict[str, list[str]] = {}
@@ -111,7 +128,7 @@ class HybridIndex:
         # +1 on every upsert and delete: whatever is cached from the index's contents (the
         # chunk -> document map here, a retriever's title terms) is stale once it moves on
         self.generation = 0
-        self.bm25 = build_bm25(self.config)
+        self.bm25 = build_bm25(self.config, self.lock)
         self.dense: DenseIndex | None = None if dim is None else self._new_dense(dim)
         # Set by load(): the folder it read (``path``, or ``path.old`` while a save is interrupted,
         # see rag.store.index_folder) and the manifest found there. A file kept beside the index
@@ -123,12 +140,16 @@ class HybridIndex:
 
     def _new_dense(self, dim: int) -> DenseIndex:
         c = self.config
-        return DenseIndex(dim, c.dense_index, hnsw_m=c.hnsw_m, ef_search=c.hnsw_ef_search)
+        return DenseIndex(
+            dim, c.dense_index, hnsw_m=c.hnsw_m, ef_search=c.hnsw_ef_search, lock=self.lock
+        )
 
     @property
+    @reads
     def chunk_to_doc(self) -> dict[str, str]:
         """Chunk id -> document id. Built once after each change (every query asks for it twice,
-        and rebuilding it for 5,183 chunks took ~0.9 ms, a tenth of a hybrid query)."""
+        and rebuilding it for 5,183 chunks took ~0.9 ms, a tenth of a hybrid query). It agrees
+        with a search's chunk ids if both are read under one ``with index.lock.read():``."""
         if self._chunk_to_doc is None:
             self._chunk_to_doc = {cid: c.doc_id for cid, c in self.chunks.items()}
         return self._chunk_to_doc
@@ -148,29 +169,55 @@ class HybridIndex:
         """Add new documents and replace existing ones (their version goes up by one).
 
         New chunks are embedded first, so if embedding fails nothing already indexed is touched.
+        The embedding, the slow part, runs outside the write lock: searches go on meanwhile,
+        and so does another thread's upsert. The change itself holds the write lock. If another
+        upsert of one of these documents lands while this one embeds, this one is numbered
+        after it (chunk ids name the version), with the vectors already made.
         """
         docs = list(docs)
         check_unique(docs)
-        replaced = [d.doc_id for d in docs if d.doc_id in self.documents]
-        versioned = []
+        with self.lock.read():
+            versioned = self._versioned(docs)
+            dim = None if self.dense is None else self.dense.dim  # a cached entry must fit
+        new_chunks = [c for d in versioned for c in self.chunker.chunk(d)]
+        texts = [c.text for c in new_chunks]
+        vecs = self._embed(texts, cache, dim, progress)
+        with self.lock.write():
+            now = self._versioned(docs)
+            if [d.version for d in now] != [d.version for d in versioned]:
+                versioned = now  # another upsert landed: re-cut the ids for the new versions
+                new_chunks = [c for d in versioned for c in self.chunker.chunk(d)]
+                if [c.text for c in new_chunks] != texts:  # a chunker whose cuts follow versions
+                    texts = [c.text for c in new_chunks]
+                    vecs = self._embed(texts, cache, dim, progress)
+            return self._apply(versioned, new_chunks, texts, vecs)
+
+    def _versioned(self, docs: list[Document]) -> list[Document]:
+        """``docs`` with the version they get now: a document already indexed goes up by one."""
+        out = []
         for d in docs:
             old = self.documents.get(d.doc_id)
             if old is not None and d.version <= old.version:
                 d = Document(d.doc_id, d.text, d.title, old.version + 1, d.metadata)
-            versioned.append(d)
-        new_chunks = [c for d in versioned for c in self.chunker.chunk(d)]
-        texts = [c.text for c in new_chunks]
-        if cache is not None:
-            # keyed by the exact texts embedded: a chunker that cuts elsewhere under the same
-            # name (a new TokenSpans, session 32's word-boundary windows) can never be served
-            # the vectors of the old chunks
-            key = EmbeddingCache.key(
-                self.embedder.model_id, self.chunker.name, texts_checksum(texts)
-            )
-            dim = None if self.dense is None else self.dense.dim  # a cached entry must fit
-            vecs = cache.get_or_compute(key, texts, self.embedder, dim=dim, progress=progress)
-        else:
-            vecs = self.embedder.encode(texts, progress=progress)
+            out.append(d)
+        return out
+
+    def _embed(
+        self, texts: list[str], cache: EmbeddingCache | None, dim: int | None, progress: bool
+    ) -> np.ndarray:
+        if cache is None:
+            return self.embedder.encode(texts, progress=progress)
+        # keyed by the exact texts embedded: a chunker that cuts elsewhere under the same name
+        # (a new TokenSpans, session 32's word-boundary windows) can never be served the vectors
+        # of the old chunks
+        key = EmbeddingCache.key(self.embedder.model_id, self.chunker.name, texts_checksum(texts))
+        return cache.get_or_compute(key, texts, self.embedder, dim=dim, progress=progress)
+
+    def _apply(
+        self, versioned: list[Document], new_chunks: list[Chunk], texts: list[str], vecs: np.ndarray
+    ) -> UpdateReport:
+        """Put embedded documents into every structure; the caller holds the write lock."""
+        replaced = [d.doc_id for d in versioned if d.doc_id in self.documents]
         removed = self._drop(replaced)
         for d in versioned:
             self.documents[d.doc_id] = d
@@ -188,6 +235,7 @@ class HybridIndex:
         return UpdateReport(added, replaced, [], len(new_chunks), removed)
 
     def _drop(self, doc_ids: Iterable[str]) -> int:
+        """Remove documents from every structure; the caller holds the write lock."""
         chunk_ids = [cid for d in doc_ids for cid in self.doc_chunks.pop(d, [])]
         for d in doc_ids:
             self.documents.pop(d, None)
@@ -199,6 +247,7 @@ class HybridIndex:
             self.dense.remove(chunk_ids)
         return len(chunk_ids)
 
+    @writes
     def delete(self, doc_ids: Sequence[str]) -> UpdateReport:
         """Remove documents (and all their chunks) from every structure; unknown ids are ignored.
 
@@ -211,6 +260,7 @@ class HybridIndex:
         return UpdateReport([], [], known, 0, removed)
 
     # ---- persistence ---------------------------------------------------------------------------
+    @reads
     def manifest(self) -> dict:
         c = self.config
         return {
@@ -252,12 +302,14 @@ class HybridIndex:
         fails the previous index stays at ``path``, and if the process dies between them, the
         next :meth:`save` renames ``path.old`` back (:meth:`load` reads it in place meanwhile).
         If ``path`` is a symlink, the folder it points at is swapped and the link kept. The whole
-        save holds the index's writer lock (:func:`~rag.store.writer_lock`): a second save to the
-        same path waits for this one to finish.
+        save holds the folder's writer lock (:func:`~rag.store.writer_lock`): a second save to the
+        same path waits for this one to finish. Inside it, the save holds this index's read lock
+        (:attr:`lock`), so it writes one state of the index: an upsert from another thread waits
+        for the save, and searches go on.
         """
         folder = save_folder(path)
         check_save_target(folder)  # an unwritable folder: a clear error, not the lock's OSError
-        with writer_lock(folder):
+        with writer_lock(folder), self.lock.read():  # the folder's lock first (see rag.rwlock)
             swap_in(folder, self._write, self.manifest())
         return Path(path)
 

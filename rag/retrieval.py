@@ -8,6 +8,11 @@
 
 Every stage returns document-level :class:`~rag.hits.Hit` lists, best first, so each can be
 evaluated on its own (the benchmark's rows are exactly these stages).
+
+Threads: one retriever may serve many threads while others upsert into its index. Each search
+embeds its query first, then holds the index's read lock (:mod:`rag.rwlock`) from its first
+look at the index to its last (both lists of a hybrid search, the reranker's features), so its
+hits come from one state of the index, before or after any upsert, never between.
 """
 
 from __future__ import annotations
@@ -40,7 +45,13 @@ class Reranker(Protocol):
 
 
 class HybridRetriever:
-    """BM25 + dense + fusion + optional reranker over one :class:`~rag.index.HybridIndex`."""
+    """BM25 + dense + fusion + optional reranker over one :class:`~rag.index.HybridIndex`.
+
+    Every method may be called from several threads at once, and while other threads change the
+    index (see the module docstring). A caller that looks the hits up in the index afterwards
+    (``index.documents[hit.doc_id]``) holds ``with index.lock.read():`` around the search and
+    the look-ups, or a delete may land between them.
+    """
 
     def __init__(
         self,
@@ -68,7 +79,8 @@ class HybridRetriever:
         if self._qvecs_of is not self.index.embedder:
             self._qvecs.clear()
             self._qvecs_of = self.index.embedder
-        known = {q: self._qvecs[q] for q in queries if q in self._qvecs}
+        # .get, not `in` then [ ]: another thread may evict an entry between the two
+        known = {q: v for q in queries if (v := self._qvecs.get(q)) is not None}
         missing = [q for q in dict.fromkeys(queries) if q not in known]
         if missing:
             vecs = self.index.embedder.encode(missing, progress=progress)
@@ -86,14 +98,21 @@ class HybridRetriever:
         # that was garbage collected
         index, generation = self._title_terms_of or (None, None)
         if index is not self.index or generation != self.index.generation:
-            self._title_terms.clear()
+            # a new dict, not .clear(): a search in another thread may still be filling the old
+            self._title_terms = {}
             self._title_terms_of = (self.index, self.index.generation)
         return self._title_terms
 
     # ---- single retrievers ----------------------------------------------------------------------
     def _docs(self, search, k: int) -> list[Hit]:
-        """Ask ``search(n_chunks)`` for more chunks until ``k`` distinct documents are covered."""
+        """Ask ``search(n_chunks)`` for more chunks until ``k`` distinct documents are covered.
+
+        The caller holds the index's read lock: the chunk count, the chunk -> document map and
+        the search's chunk ids must all come from one state of the index.
+        """
         n_chunks = len(self.index.chunks)
+        if n_chunks == 0:
+            return []
         want = min(max(k * 2, k + 10), n_chunks)
         c2d = self.index.chunk_to_doc
         while True:
@@ -114,15 +133,17 @@ class HybridRetriever:
         return self._dense(query, k)
 
     def _bm25(self, query: str, k: int) -> list[Hit]:
-        if len(self.index.chunks) == 0:
-            return []
-        return self._docs(lambda n: self.index.bm25.search(query, n), k)
+        with self.index.lock.read():
+            return self._docs(lambda n: self.index.bm25.search(query, n), k)
 
-    def _dense(self, query: str, k: int) -> list[Hit]:
-        if len(self.index.chunks) == 0:
-            return []
-        qv = self.embed([query])
-        return self._docs(lambda n: self.index.dense.search(qv, n)[0], k)
+    def _dense(self, query: str, k: int, qv: np.ndarray | None = None) -> list[Hit]:
+        """``qv``: the query's vector, if the caller embedded it already (outside the lock)."""
+        if qv is None:
+            if len(self.index.chunks) == 0:  # an empty index loads no model
+                return []
+            qv = self.embed([query])  # before the lock: a writer need not wait for the model
+        with self.index.lock.read():
+            return self._docs(lambda n: self.index.dense.search(qv, n)[0], k)
 
     # ---- fusion and reranking --------------------------------------------------------------------
     def hybrid(
@@ -138,20 +159,31 @@ class HybridRetriever:
         return self._hybrid(query, k, method=method, dense_weight=dense_weight)
 
     def _hybrid(
-        self, query: str, k: int, *, method: str | None = None, dense_weight: float | None = None
+        self,
+        query: str,
+        k: int,
+        *,
+        method: str | None = None,
+        dense_weight: float | None = None,
+        qv: np.ndarray | None = None,
     ) -> list[Hit]:
         c = self.config
         w = c.dense_weight if dense_weight is None else dense_weight
         depth = max(k, c.candidates)
-        lists = [self._bm25(query, depth), self._dense(query, depth)]
+        if qv is None and len(self.index.chunks):
+            qv = self.embed([query])  # before the lock, as in _dense
+        with self.index.lock.read():  # both lists from one state of the index
+            lists = [self._bm25(query, depth), self._dense(query, depth, qv)]
         return fuse(lists, method or c.fusion, [1.0 - w, w], rrf_k=c.rrf_k, limit=k)
 
     def candidates(self, query: str, depth: int | None = None) -> list[Candidate]:
         """The top ``depth`` fused hits with every feature a reranker may use."""
         depth = _depth(depth, self.config.rerank_depth)
-        fused = self.hybrid(query, depth)
-        qv = self.embed([query])[0]
-        return candidate_features(self.index, query, qv, fused, self._titles())
+        _check_request(query, depth)
+        qv = self.embed([query])
+        with self.index.lock.read():  # the features describe the index the hits came from
+            fused = self._hybrid(query, depth, qv=qv)
+            return candidate_features(self.index, query, qv[0], fused, self._titles())
 
     def rerank(self, query: str, k: int = 10, *, depth: int | None = None) -> list[Hit]:
         """Rerank the top ``depth`` fused candidates; the rest keep their fused order below them."""
@@ -161,11 +193,11 @@ class HybridRetriever:
             raise ConfigError(
                 "no reranker configured; train one with `python -m rag train-reranker`"
             )
-        fused = self._hybrid(query, max(k, depth))
-        cands = candidate_features(
-            self.index, query, self.embed([query])[0], fused[:depth], self._titles()
-        )
-        head = self.reranker.rerank(query, cands)
+        qv = self.embed([query])
+        with self.index.lock.read():  # the features describe the index the hits came from
+            fused = self._hybrid(query, max(k, depth), qv=qv)
+            cands = candidate_features(self.index, query, qv[0], fused[:depth], self._titles())
+        head = self.reranker.rerank(query, cands)  # reads the candidates, not the index
         return (head + fused[depth:])[:k]
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:

@@ -231,6 +231,12 @@ def writer_lock(path: str | Path) -> Iterator[None]:
             index.save(path)
 
     ``flock`` on POSIX; on Windows, the ``filelock`` package's lock (see ``exclusive_lock``).
+
+    It guards the folder, not an index in memory: threads sharing one ``HybridIndex`` are kept
+    apart by that index's own ``lock`` (:mod:`rag.rwlock`), which ``upsert`` and ``delete`` take
+    themselves. Take this lock first and that one inside it, as ``save`` does: a thread holding
+    ``index.lock.read()`` while it waits here can deadlock with one that holds this lock and
+    upserts into the same index.
     """
     folder = save_folder(path)
     with exclusive_lock(_sibling(folder, "lock"), f"another process writing the index at {folder}"):
