@@ -45,30 +45,33 @@ class RWLock:
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._readers = 0  # read holds, nested ones included, over all threads
-        self._writer: int | None = None  # thread id holding the write lock
+        self._readers = 0  # threads holding the read lock (a nested read is not counted)
+        # the thread id holding the write lock; only that thread sets it to its own id, so a
+        # thread may compare it with its own id without holding the condition
+        self._writer: int | None = None
         self._writers_waiting = 0
         self._mine = threading.local()  # .reads: this thread's read depth
 
     @contextmanager
     def read(self) -> Iterator[None]:
-        if self._writer == threading.get_ident():  # only this thread can set it to its own id
-            yield
-            return
         depth = getattr(self._mine, "reads", 0)
-        with self._cond:
-            if depth == 0:  # a nested read never waits (see "Re-entrant")
+        # a read inside this thread's own read or write hold takes nothing: that hold already
+        # keeps writers out (and waiting for a writer that waits for this thread would deadlock)
+        outer = depth == 0 and self._writer != threading.get_ident()
+        if outer:
+            with self._cond:
                 self._cond.wait_for(lambda: self._writer is None and not self._writers_waiting)
-            self._readers += 1
+                self._readers += 1
         self._mine.reads = depth + 1
         try:
             yield
         finally:
             self._mine.reads = depth
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+            if outer:
+                with self._cond:
+                    self._readers -= 1
+                    if self._readers == 0:
+                        self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
