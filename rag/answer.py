@@ -245,11 +245,12 @@ class RagPipeline:
                 question, ABSTAIN_TEXT, True, conf, self.threshold, latency_s=self.clock() - started
             )
         index = self.retriever.index
-        hits = self.retriever.search(question, self.top_chunks, mode=self.mode)
-        chunks = [
-            (h.doc_id, h.chunk_id, index.documents[h.doc_id].title, index.chunks[h.chunk_id].text)
-            for h in hits
-        ]
+        with index.lock.read():  # no delete between the search and reading the hits' texts
+            hits = self.retriever.search(question, self.top_chunks, mode=self.mode)
+            docs, texts = index.documents, index.chunks
+            chunks = [
+                (h.doc_id, h.chunk_id, docs[h.doc_id].title, texts[h.chunk_id].text) for h in hits
+            ]
         packed = self.builder.build(question, chunks)
         text = self.generator.generate(packed.messages, max_tokens=self.builder.answer_tokens)
         if not text or not text.strip():

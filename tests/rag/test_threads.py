@@ -262,3 +262,36 @@ def test_an_upsert_that_lands_while_another_embeds_is_numbered_before_it(make_em
     assert list(index.chunks) == index.doc_chunks["d7"] == ["d7@2#0"]
     assert set(index.bm25._counts) == set(index.dense.ids) == {"d7@2#0"}
     assert HybridRetriever(index).bm25("purr", 5) == []
+
+
+def test_asking_while_documents_are_deleted_never_meets_a_missing_document(make_embedder):
+    # RagPipeline.ask reads the hits' titles and texts after its search: without the read lock
+    # around both, a delete landing in between raised KeyError (the fix's own review)
+    from rag.answer import RagPipeline
+
+    class Echo:  # the generator seam: a fixed answer citing the first source (no model here)
+        def generate(self, messages, *, max_tokens):
+            return "see [1]"
+
+    embedder = make_embedder()
+    index = new_index(embedder)
+    index.upsert([doc(i, 0) for i in range(20)])
+    pipeline = RagPipeline(HybridRetriever(index), Echo(), threshold=None)
+    done = threading.Event()
+
+    def writer():
+        try:
+            for rev in range(1, 150):
+                index.delete([f"d{rev % 20}"])
+                index.upsert([doc(rev % 20, rev)])
+        finally:
+            done.set()
+
+    def asker():
+        n = 0
+        while not done.is_set() or n < 10:
+            answer = pipeline.ask(queries(1, seed=n)[0])
+            assert answer.cited and answer.cited[0].doc_id.startswith("d")
+            n += 1
+
+    assert run_threads([writer, asker, asker]) == []
