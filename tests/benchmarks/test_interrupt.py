@@ -157,7 +157,7 @@ def _start(tmp_path: Path, bench: str, *, sigint: object = signal.SIG_DFL, **env
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,  # as a terminal's job
-            preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),  # type: ignore[arg-type]
+            preexec_fn=lambda: _as_a_terminal_job(sigint),
         )
     pids_file = tmp_path / "pids"
     for _ in range(600):
@@ -166,6 +166,14 @@ def _start(tmp_path: Path, bench: str, *, sigint: object = signal.SIG_DFL, **env
         time.sleep(0.1)
     assert pids_file.exists(), (tmp_path / "stderr").read_text()
     return runner, [int(p) for p in pids_file.read_text().split()], out
+
+
+def _as_a_terminal_job(sigint: object) -> None:
+    """In the runner before it starts: SIGTERM and SIGHUP as a terminal's job has them (the test
+    run itself may ignore SIGHUP, under ``nohup``, and a child inherits that), SIGINT as asked."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, sigint)  # type: ignore[arg-type]
 
 
 def _signal(tmp_path: Path, runner: subprocess.Popen, signum: int, pids: list[int]):
