@@ -39,33 +39,8 @@ LAUNCHER = textwrap.dedent(
     """
 )
 
-# A llama.cpp server that is busy generating: it answers, and shrugs off SIGTERM and SIGINT.
-BUSY_SERVER = textwrap.dedent(
-    """
-    import signal, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    class Handler(BaseHTTPRequestHandler):
-        def _ok(self):
-            body = b'{"object": "list", "data": []}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _ok
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
-    print(f"INFO:     Uvicorn running on http://127.0.0.1:{sys.argv[1]}", flush=True)
-    server.serve_forever()
-    """
-)
+# llama.cpp busy generating: it answers, and shrugs off SIGTERM and SIGINT.
+BUSY_SERVER = ROOT / "tests" / "llm_client" / "stand_in_server.py"
 
 # Shaped like benchmarks/rag_answers.py's answer check: start the local LLM, wait on an answer,
 # stop the server in `finally`. STUCK: the benchmark ignores the runner's SIGINT and never
@@ -81,7 +56,7 @@ LLM_BENCH = textwrap.dedent(
 
     def run(ctx):
         local_server.server_command = lambda model_path, port, alias: [
-            sys.executable, str(here / "busy_server.py"), str(port)]
+            sys.executable, os.environ["BUSY_SERVER"], str(port), "--busy"]
         server = local_server.LocalLLMServer(model_path=here / "unused.gguf").start()
         (here / "pids.tmp").write_text(f"{os.getpid()} {server._proc.pid}")
         (here / "pids.tmp").rename(here / "pids")  # whole, for the test polling for it
@@ -141,13 +116,13 @@ def _start(tmp_path: Path, bench: str, *, sigint: object = signal.SIG_DFL, **env
     """Start the runner on the toy benchmark ``bench`` with an earlier record in ``out``, and wait
     until the benchmark is running; returns (runner process, pids the benchmark wrote, out)."""
     (tmp_path / "toy_bench.py").write_text(bench)
-    (tmp_path / "busy_server.py").write_text(BUSY_SERVER)
     (tmp_path / "launcher.py").write_text(LAUNCHER)
     (tmp_path / "tmp").mkdir()
     out = tmp_path / "out"
     out.mkdir()
     (out / "toy.json").write_text(json.dumps(RECORD))
     environ = {**os.environ, "PYTHONPATH": f"{tmp_path}:{ROOT}", "TMPDIR": str(tmp_path / "tmp")}
+    environ["BUSY_SERVER"] = str(BUSY_SERVER)
     command = [sys.executable, str(tmp_path / "launcher.py"), "toy", "--out", str(out)]
     with (tmp_path / "stderr").open("w") as stderr:  # not a pipe: an orphan would hold it open
         runner = subprocess.Popen(

@@ -26,28 +26,8 @@ from llm_client.__main__ import main
 from llm_client.errors import ConfigurationError
 from llm_client.local_server import LocalLLMServer, LocalServerError
 
-# Answers every GET and POST with 200: a server that is up, whoever it is.
-ANSWERING_SERVER = textwrap.dedent(
-    """
-    import sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def _ok(self):
-            body = b'{"object": "list", "data": []}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _ok
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-    """
-)
+# A server that is up (whoever it is), or with --busy llama.cpp generating: see the script.
+STAND_IN = Path(__file__).with_name("stand_in_server.py")
 
 # Stands in for a llama.cpp build compiled for kernels the machine cannot run: it starts, lists
 # its model, and segfaults on the first prompt (what session 14's AMX build did).
@@ -90,35 +70,6 @@ LATE_BIND_FAILURE = textwrap.dedent(
     print(f"ERROR:    [Errno 98] error while attempting to bind on address ('127.0.0.1', {port}):"
           " address already in use", flush=True)
     sys.exit(3)
-    """
-)
-
-# llama.cpp busy generating: uvicorn, sent SIGTERM (or Ctrl-C's SIGINT), waits for the answer to
-# finish before it exits, which can take a minute; this one never does.
-BUSY_SERVER = textwrap.dedent(
-    """
-    import signal, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    class Handler(BaseHTTPRequestHandler):
-        def _ok(self):
-            body = b'{"object": "list", "data": []}'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = _ok
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
-    print(f"INFO:     Uvicorn running on http://127.0.0.1:{sys.argv[1]}", flush=True)
-    server.serve_forever()
     """
 )
 
@@ -177,10 +128,9 @@ def test_serve_local_on_a_port_in_use_exits_2_naming_the_port(listening_port, ca
 
 
 def test_a_probe_answered_by_another_server_is_not_taken_for_ours(monkeypatch, tmp_path):
-    script, other, pid_file = tmp_path / "late.py", tmp_path / "other.py", tmp_path / "other.pid"
+    script, pid_file = tmp_path / "late.py", tmp_path / "other.pid"
     script.write_text(LATE_BIND_FAILURE)
-    other.write_text(ANSWERING_SERVER)
-    use_fake_server(monkeypatch, script, other, pid_file)
+    use_fake_server(monkeypatch, script, STAND_IN, pid_file)
     server = LocalLLMServer(model_path=tmp_path / "unused.gguf", startup_timeout=30.0)
     try:
         with pytest.raises(LocalServerError, match="already in use") as info:
@@ -282,11 +232,9 @@ def test_a_port_we_may_not_bind_is_one_line_and_exit_2():
 
 @pytest.fixture
 def busy_server(monkeypatch, tmp_path):
-    """A started LocalLLMServer running BUSY_SERVER, with the temporary folder ``tmp_path/tmp``;
-    whatever the test does, its process is gone afterwards."""
-    script = tmp_path / "busy_server.py"
-    script.write_text(BUSY_SERVER)
-    use_fake_server(monkeypatch, script)
+    """A started LocalLLMServer running the busy stand-in, with the temporary folder
+    ``tmp_path/tmp``; whatever the test does, its process is gone afterwards."""
+    use_fake_server(monkeypatch, STAND_IN, "--busy")
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     server = LocalLLMServer(model_path=tmp_path / "unused.gguf", startup_timeout=30.0).start()
