@@ -224,23 +224,29 @@ class Client:
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _acquire(self, call: PreparedCall, deadline: float | None) -> Permit | None:
+        """A rate-limit slot (None without a limiter). Call it inside the ``try`` that releases
+        it: a Ctrl-C can land on any bytecode, and one between admission and that ``try`` used
+        to keep the slot in flight for the client's life (one less rpm; with rpm=1, every later
+        call timed out). Python-to-Python returns check no signals, so storing the result is
+        safe; ``RateLimiter.acquire`` gives back a slot it admitted but did not return."""
         limiter = self._core.limiter
-        permit = None
-        if limiter is not None:  # a server pause above max_retry_after fails here, at once
-            permit = limiter.acquire(
-                call.token_estimate,
-                deadline=deadline,
-                max_server_pause=self._core.config.max_retry_after,
-            )
-        self._core.stats.count("attempts")
-        return permit
+        if limiter is None:
+            return None
+        # a server pause above max_retry_after fails here, at once
+        return limiter.acquire(
+            call.token_estimate,
+            deadline=deadline,
+            max_server_pause=self._core.config.max_retry_after,
+        )
 
     def _post_json(self, call: PreparedCall, deadline: float | None) -> tuple[dict, Any]:
         """One attempt: send, check the status, decode; returns (the body, its parsed reply)."""
         core = self._core
-        permit = self._acquire(call, deadline)
+        permit = None
         used: int | None = None  # failed attempts keep their full reservation (conservative)
         try:
+            permit = self._acquire(call, deadline)
+            core.stats.count("attempts")
             try:
                 core.check_open()  # closed while this call waited (backoff, rate limiter)
                 request = core.request(self._http, call, deadline)
@@ -274,9 +280,10 @@ class Client:
     ) -> ChatStream:
         """Send the request and read up to the first event; failures so far are retryable."""
         core = self._core
-        permit = self._acquire(call, deadline)
-        response = stream = None
+        permit = response = stream = None
         try:
+            permit = self._acquire(call, deadline)  # in the try: see _acquire
+            core.stats.count("attempts")
             try:
                 core.check_open()  # closed while this call waited (backoff, rate limiter)
                 request = core.request(self._http, call, deadline)

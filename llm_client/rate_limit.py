@@ -24,6 +24,11 @@ budgets are checked and debited under one lock, so a big request is never starve
 and no request takes a request slot while waiting for tokens. ``acquire`` (threads) and
 ``acquire_async`` (asyncio tasks) share one instance and one queue.
 
+**Interruption.** A Ctrl-C can land between any two bytecodes, so nothing is held outside the
+``try`` that gives it back: a caller leaving ``acquire`` by any exception takes its ticket out
+of the queue, or releases the slot it was admitted to but never got. Tickets and wake-ups of an
+event loop closed by hand under waiting tasks (whose cleanup will never run) are dropped.
+
 **Server headers.** ``observe_headers`` reads ``x-ratelimit-remaining-requests|tokens`` and
 ``x-ratelimit-reset-*`` (OpenAI's format, e.g. ``6m0s``): when the server says 0 remain, nobody
 is admitted until its reset time, and the pause is logged with the header that set it. A pause
@@ -38,6 +43,7 @@ with ``RateLimiterTimeoutError``; both name the header. Before, a daily budget's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import json
 import logging
@@ -132,6 +138,7 @@ class _Ticket:
     tokens: int
     permit: Permit | None = None
     waiters: list = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop | None = None  # queued by a task on this loop
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -176,8 +183,13 @@ class RateLimiter:
         _number("window", window, low=0.0, low_open=True)
         self.rpm, self.tpm, self.window = rpm, tpm, window
         self._clock = clock
+        # Only ``with self._lock`` and raw ``Lock.acquire``: both are C, so a Ctrl-C (a
+        # KeyboardInterrupt raised between any two bytecodes) cannot leave the lock held or
+        # released twice. ``threading.Condition`` is Python code and can: interrupted inside
+        # ``wait`` or ``__enter__`` it left this lock held (the next ``cancel`` deadlocked its own
+        # thread) or unlocked ("RuntimeError: release unlocked lock").
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        self._thread_waiters: list[threading.Lock] = []  # each held until a notify releases it
         self._queue: deque[_Ticket] = deque()
         # Held slots: in flight (a set), or released and counting down (a heap by expiry), with
         # running totals so admission is O(1) and pruning O(log n) however high the limits are.
@@ -193,6 +205,13 @@ class RateLimiter:
     # ---- arithmetic ---------------------------------------------------------------------------
     def join(self, tokens: int) -> _Ticket:
         """Take a place in the FIFO queue for a request that will use ``tokens``."""
+        ticket = self._ticket(tokens)
+        with self._lock:
+            self._queue.append(ticket)
+        return ticket
+
+    def _ticket(self, tokens: int) -> _Ticket:
+        """A new ticket for ``tokens``, checked but not yet queued."""
         if tokens < 0:
             raise InvalidRequestError(f"token estimate must be >= 0, got {tokens}")
         if self.tpm is not None and tokens > self.tpm:
@@ -200,10 +219,7 @@ class RateLimiter:
                 f"request needs ~{tokens} tokens but the limit is {self.tpm} per {self.window:g}s; "
                 "lower max_tokens or shorten the prompt"
             )
-        ticket = _Ticket(tokens)
-        with self._lock:
-            self._queue.append(ticket)
-        return ticket
+        return _Ticket(tokens)
 
     def poll(self, ticket: _Ticket) -> float:
         """0.0 if ``ticket`` was just admitted (``ticket.permit`` is set); otherwise how long to
@@ -214,6 +230,8 @@ class RateLimiter:
     def _poll_locked(self, ticket: _Ticket) -> float:
         if ticket.permit is not None:
             return 0.0
+        while self._queue and _dead(self._queue[0]):  # its task can never run again: drop it
+            self._queue.popleft()
         if not self._queue or self._queue[0] is not ticket:
             return math.inf  # not our turn: FIFO
         now = self._clock()
@@ -258,14 +276,17 @@ class RateLimiter:
         with self._lock:
             if permit not in self._in_flight:
                 return  # released twice: ignore
-            self._in_flight.remove(permit)
-            permit.released_at = self._clock()
-            if tokens_used is not None:
-                self._tokens += max(0, tokens_used) - permit.tokens
-                permit.tokens = max(0, tokens_used)
-            self._seq += 1
-            heapq.heappush(self._released, (permit.expires_at(self.window), self._seq, permit))
-            self._notify_locked()
+            self._release_locked(permit, tokens_used)
+
+    def _release_locked(self, permit: Permit, tokens_used: int | None) -> None:
+        self._in_flight.remove(permit)
+        permit.released_at = self._clock()
+        if tokens_used is not None:
+            self._tokens += max(0, tokens_used) - permit.tokens
+            permit.tokens = max(0, tokens_used)
+        self._seq += 1
+        heapq.heappush(self._released, (permit.expires_at(self.window), self._seq, permit))
+        self._notify_locked()
 
     def cancel(self, ticket: _Ticket) -> None:
         """Leave the queue without being admitted (deadline, task cancelled)."""
@@ -311,9 +332,16 @@ class RateLimiter:
 
     # ---- waiting ------------------------------------------------------------------------------
     def _notify_locked(self) -> None:
-        self._cond.notify_all()
+        for waiter in self._thread_waiters:
+            if waiter.locked():
+                waiter.release()
+        # A loop closed by hand (Ctrl-C out of run_until_complete, then loop.close()) never runs
+        # its waiting tasks' cleanup: forget their waiters rather than raise "Event loop is
+        # closed" into whichever caller is notifying; their tickets are dropped by _poll_locked.
+        self._async_waiters[:] = [w for w in self._async_waiters if not w[0].is_closed()]
         for loop, future in self._async_waiters:
-            loop.call_soon_threadsafe(_wake, future)
+            with contextlib.suppress(RuntimeError):  # closed between the check and the call
+                loop.call_soon_threadsafe(_wake, future)
 
     def acquire(
         self,
@@ -324,19 +352,43 @@ class RateLimiter:
     ) -> Permit:
         """Block the calling thread until admitted. ``deadline`` is absolute, on this clock;
         a server pause (``observe_headers``) longer than ``max_server_pause`` seconds, or past
-        the deadline, raises at once instead of waiting."""
-        ticket = self.join(tokens)
+        the deadline, raises at once instead of waiting.
+
+        Safe against a Ctrl-C at any bytecode: the ticket is queued inside the ``try`` that gives
+        it back, a permit admitted but not yet returned is released, and the waiting is on a raw
+        lock of this thread's own, outside the limiter's lock."""
+        ticket = self._ticket(tokens)
+        waiter: threading.Lock | None = None
         try:
-            with self._cond:
-                while True:
+            with self._lock:
+                self._queue.append(ticket)
+            while True:
+                with self._lock:
+                    if waiter is not None:
+                        self._thread_waiters.remove(waiter)
                     delay = self._poll_locked(ticket)
                     if delay == 0.0:
                         return ticket.permit  # type: ignore[return-value]
-                    self._cond.wait(self._timeout(delay, deadline, ticket, max_server_pause))
+                    timeout = self._timeout(delay, deadline, ticket, max_server_pause)
+                    waiter = threading.Lock()
+                    waiter.acquire()  # released by the next _notify_locked
+                    self._thread_waiters.append(waiter)
+                waiter.acquire(timeout=-1 if timeout is None else timeout)
         except BaseException:
-            if ticket.permit is None:
-                self.cancel(ticket)
+            self._abandon(ticket, waiter)
             raise
+
+    def _abandon(self, ticket: _Ticket, waiter: object = None) -> None:
+        """A waiting caller is leaving with an exception: take its ticket out of the queue, or
+        give back the slot it was admitted to but never got (a Ctrl-C on the way out)."""
+        with self._lock:
+            if waiter in self._thread_waiters:
+                self._thread_waiters.remove(waiter)  # type: ignore[arg-type]
+            if ticket in self._queue:
+                self._queue.remove(ticket)
+            if ticket.permit is not None and ticket.permit in self._in_flight:
+                self._release_locked(ticket.permit, None)
+            self._notify_locked()
 
     async def acquire_async(
         self,
@@ -347,8 +399,11 @@ class RateLimiter:
     ) -> Permit:
         """Like ``acquire`` for asyncio tasks; the queue is shared with threads."""
         loop = asyncio.get_running_loop()
-        ticket = self.join(tokens)
+        ticket = self._ticket(tokens)
+        ticket.loop = loop
         try:
+            with self._lock:
+                self._queue.append(ticket)
             while True:
                 with self._lock:
                     delay = self._poll_locked(ticket)
@@ -360,11 +415,11 @@ class RateLimiter:
                 try:
                     await asyncio.wait([waiter[1]], timeout=timeout)
                 finally:
-                    with self._lock:
-                        self._async_waiters.remove(waiter)
+                    with self._lock:  # gone if its loop was closed (_notify_locked)
+                        if waiter in self._async_waiters:
+                            self._async_waiters.remove(waiter)
         except BaseException:
-            if ticket.permit is None:
-                self.cancel(ticket)
+            self._abandon(ticket)
             raise
 
     def _timeout(
@@ -411,6 +466,11 @@ class RateLimiter:
         if ticket in self._queue:
             self._queue.remove(ticket)
         self._notify_locked()
+
+
+def _dead(ticket: _Ticket) -> bool:
+    """A ticket queued from an event loop that has since been closed: no task will poll it."""
+    return ticket.loop is not None and ticket.loop.is_closed()
 
 
 def _wake(future: asyncio.Future) -> None:
