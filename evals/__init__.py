@@ -13,6 +13,7 @@ means the same thing as the same figure in another's. Map of the package:
     files.py           atomic writes into shared caches, locks, a writable-folder check
     cli.py             what every command line shares: Ctrl-C and a closed pipe without a
                        traceback, the --seed type, outside text printed escaped
+    progress.py        a model load without transformers' progress bar (library calls)
     errors.py          the exception tree
 """
 

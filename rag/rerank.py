@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from evals.files import written_atomically
-from rag.dense import quiet_model_load
+from evals.progress import quiet_model_load
 from rag.errors import RerankerError
 from rag.features import FEATURE_NAMES
 from rag.hits import Candidate, Hit
